@@ -1,0 +1,130 @@
+"""The dedup stage: exact and MinHash/LSH near-duplicate removal that keeps the best copy.
+
+Writes ``kept.parquet``, ``dropped.parquet`` (``drop_reason`` like
+``near-duplicate of <id> (J=0.87)`` or ``exact duplicate of <id>``, plus ``duplicate_of`` and
+``duplicate_jaccard`` columns), ``clusters.parquet`` (``cluster, id, kept, jaccard, match,
+kept_id``) and ``stats.json``. See :mod:`thresher.curate.dedup.engine` for the phases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import polars as pl
+
+from thresher.errors import ThresherError
+from thresher.io import read_table, write_table
+from thresher.stage import Stage, StageResult, dropped_frame
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher curate dedup`` (recipe keys are the field names)."""
+
+    on: Literal["conversation", "prompt", "response"] = "conversation"
+    # normalisation steps
+    nfkc: bool = True
+    casefold: bool = True
+    punctuation: bool = True
+    whitespace: bool = True
+    # shingles and MinHash
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = 5
+    num_perm: int = 128
+    threshold: float = 0.8
+    bands: int | None = None          # override the (bands, rows) datasketch would choose
+    rows: int | None = None
+    hash: Literal["fast", "sha1"] = "fast"
+    seed: int = 1
+    # survivors and reference
+    keep_by: str | None = None        # the row with the highest value survives
+    against: str | None = None        # a reference dataset: drop input rows that duplicate it
+    # resources (they do not change the result)
+    memory: str = "2GB"
+    chunk_rows: int = 20000
+    max_bucket: int = 64
+
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows")
+
+    def check(self) -> list[str]:
+        from thresher.curate.dedup.store import parse_size
+
+        p: list[str] = []
+        if not 0 < self.threshold <= 1:
+            p.append(f"threshold: must be in (0, 1], got {self.threshold}")
+        if self.num_perm < 2:
+            p.append(f"num_perm: must be >= 2, got {self.num_perm}")
+        if self.ngram < 1:
+            p.append(f"ngram: must be >= 1, got {self.ngram}")
+        if (self.bands is None) != (self.rows is None):
+            p.append("bands, rows: give both or neither")
+        elif self.bands is not None and self.rows is not None:
+            if self.bands < 1 or self.rows < 1:
+                p.append("bands, rows: must be >= 1")
+            elif self.bands * self.rows > self.num_perm:
+                p.append(f"bands, rows: bands * rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
+        if not 0 <= self.seed < 2**32:
+            p.append("seed: must be in [0, 2**32)")
+        try:
+            if parse_size(self.memory) < (16 << 20):
+                p.append(f"memory: {self.memory!r} is below the 16MB minimum")
+        except ValueError as e:
+            p.append(f"memory: {e}")
+        if self.chunk_rows < 1:
+            p.append("chunk_rows: must be >= 1")
+        if self.max_bucket < 2:
+            p.append("max_bucket: must be >= 2")
+        return p
+
+
+def _check_keep_by(df: pl.DataFrame, column: str | None, source: str) -> None:
+    if column is None:
+        return
+    if column not in df.columns:
+        raise ThresherError(
+            f"{source}: keep_by column {column!r} not found (columns: {', '.join(df.columns)})"
+        )
+    dtype = df[column].dtype
+    if not (dtype.is_numeric() or dtype == pl.Boolean or dtype.is_temporal() or dtype == pl.String):
+        raise ThresherError(f"{source}: keep_by column {column!r} is {dtype}, not sortable")
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        read_options: dict | None = None) -> StageResult:
+    """Deduplicate ``inputs[0]`` into the run folder ``out`` (see the module docstring)."""
+    from thresher.curate.dedup.engine import deduplicate
+    from thresher.curate.dedup.store import remove_spill
+
+    if not inputs:
+        raise ThresherError("dedup: no input given")
+    src = Path(inputs[0])
+    ref_path = Path(config.against) if config.against else None
+    stage_inputs = [src] + ([ref_path] if ref_path else [])
+    if ref_path is not None and not ref_path.exists():
+        raise ThresherError(f"against: reference {ref_path} does not exist")
+    stage = Stage("dedup", out, inputs=stage_inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    opts = dict(read_options or {})
+    df = read_table(src, **opts)
+    _check_keep_by(df, config.keep_by, str(src))
+    ref = read_table(ref_path) if ref_path is not None else None
+    spill = stage.path("spill")
+    try:
+        res = deduplicate(df, config, ref=ref, ref_label=ref_path.name if ref_path else "reference",
+                          spill_dir=spill)
+    finally:
+        remove_spill(spill)
+    keep = pl.Series(res.keep)
+    kept = df.filter(keep)
+    drop_idx = (~keep).arg_true()
+    dropped = df.filter(~keep).with_columns(
+        pl.Series("duplicate_of", [res.duplicate_of[i] for i in drop_idx], dtype=pl.String),
+        pl.Series("duplicate_jaccard", res.jaccard[drop_idx.to_numpy()], dtype=pl.Float32).round(4),
+    )
+    dropped = dropped_frame(dropped, "dedup",
+                            pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String))
+    write_table(res.clusters, stage.path("clusters.parquet"))
+    return stage.finish(kept, dropped, stats=res.stats, rows_in=df.height)

@@ -1,0 +1,113 @@
+"""Cheap per-row response checks; each returns a drop reason or None.
+
+All checks look at the final assistant turn (the response) and, for the echo check, at the
+prompt. Token counts use a Hugging Face tokenizer when one is given, else a simple word and
+punctuation count (``\\w+|[^\\w\\s]``). Language identification uses ``py3langid`` (its model
+ships inside the wheel, so it works offline).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+DEFAULT_REFUSALS: tuple[str, ...] = (
+    "as an ai language model",
+    "as an ai assistant, i",
+    "i'm sorry, but i can't",
+    "i am sorry, but i cannot",
+    "i'm sorry, but i cannot",
+    "i cannot help with that",
+    "i can't help with that",
+    "i can't assist with that",
+    "i cannot assist with that",
+    "i'm unable to help with",
+    "i am unable to provide",
+    "i'm not able to provide",
+    "i cannot fulfill",
+    "i can't fulfill",
+    "i must decline",
+)
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORD = re.compile(r"\w+")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def simple_tokens(text: str) -> list[str]:
+    """Words and punctuation marks: the token count used when no tokenizer is given."""
+    return _TOKEN.findall(text)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text``."""
+    return _WORD.findall(text.lower())
+
+
+def repeated_ngram_ratio(text: str, n: int = 3) -> float:
+    """Share of word n-grams that repeat an earlier n-gram (0 = none, near 1 = a loop)."""
+    w = words(text)
+    grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+    if not grams:
+        return 0.0
+    return 1.0 - len(set(grams)) / len(grams)
+
+
+def echo_ratio(response: str, prompt: str, n: int = 3) -> float:
+    """Share of the response's word n-grams (words, if it is shorter than n) found in the prompt."""
+    r, p = words(response), words(prompt)
+    if not r or not p:
+        return 0.0
+    if len(r) < n:
+        return sum(1 for x in r if x in set(p)) / len(r)
+    rg = [tuple(r[i : i + n]) for i in range(len(r) - n + 1)]
+    pg = {tuple(p[i : i + n]) for i in range(len(p) - n + 1)}
+    return sum(1 for g in rg if g in pg) / len(rg)
+
+
+def refusal_phrase(text: str, phrases: Sequence[str]) -> str | None:
+    """The first configured phrase found in ``text`` (case-insensitive), or None."""
+    low = " ".join(text.lower().replace("\u2019", "'").split())
+    for ph in phrases:
+        if ph.lower() in low:
+            return ph
+    return None
+
+
+class LanguageId:
+    """Language identification with py3langid's bundled model (loaded once, lazily)."""
+
+    def __init__(self, languages: Sequence[str] | None = None):
+        self._ident = None
+        self.languages = tuple(languages) if languages else None
+
+    def __call__(self, text: str) -> tuple[str, float]:
+        """(ISO 639-1 code, probability) of ``text``."""
+        if self._ident is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            self._ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+            if self.languages:
+                self._ident.set_languages(list(self.languages))
+        lang, prob = self._ident.classify(text)
+        return str(lang), float(prob)
+
+
+def letter_count(text: str) -> int:
+    """Number of letters (any script) in ``text``."""
+    return len(_LETTER.findall(text))
+
+
+def make_token_counter(tokenizer: str | None) -> Callable[[str], int]:
+    """Token counter: a Hugging Face tokenizer (folder or name) or the simple word count."""
+    if not tokenizer:
+        return lambda text: len(simple_tokens(text))
+    from transformers import AutoTokenizer
+
+    from thresher.errors import ThresherError
+
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError) as e:
+        raise ThresherError(f"tokenizer {tokenizer}: cannot load ({e})") from None
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])

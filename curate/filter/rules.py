@@ -1,0 +1,158 @@
+"""Score rules: thresholds, top fraction / top k, per-category normalisation, best-of-n.
+
+Every function takes the table, the ``alive`` mask (rows no earlier rule dropped; rules only
+look at those) and returns a list with one drop reason (or None) per row. Reasons name the
+rule first (``score_loglik=-3.1 < -2.5``, ``top_fraction: ...``, ``best_of: ...``) so the
+report can count them. Rows with a null score are dropped with ``<column>=null``: a missing
+score is never treated as good or bad by a number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+
+import polars as pl
+
+NORMALIZE_SUFFIX = {"zscore": "_z", "rank": "_rank"}
+
+
+def fmt(value: float) -> str:
+    """Short, readable number for reasons (4 significant digits)."""
+    return f"{value:.4g}"
+
+
+def threshold(
+    values: Sequence[float | None], alive: Sequence[bool], column: str, limit: float, op: str
+) -> list[str | None]:
+    """Drop rows whose value is below (``op="min"``) or above (``op="max"``) ``limit``."""
+    out: list[str | None] = [None] * len(values)
+    for i, v in enumerate(values):
+        if not alive[i]:
+            continue
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out[i] = f"{column}=null (no score)"
+        elif op == "min" and v < limit:
+            out[i] = f"{column}={fmt(v)} < {fmt(limit)}"
+        elif op == "max" and v > limit:
+            out[i] = f"{column}={fmt(v)} > {fmt(limit)}"
+    return out
+
+
+def normalize(df: pl.DataFrame, column: str, method: str, by: str = "category") -> pl.Series:
+    """Per-group normalised copy of ``column``: z-score, or rank scaled to [0, 1] (1 = best).
+
+    Z-scores use the group's population standard deviation (a constant group gives 0). Ranks
+    average ties and a one-row group gets 1. Nulls stay null and do not count.
+    """
+    col = pl.col(column).cast(pl.Float64)
+    group = pl.col(by).fill_null("\x00(none)") if by in df.columns else pl.lit("all")
+    tmp = df.select(col.alias("v"), group.alias("g"))
+    if method == "zscore":
+        mean = pl.col("v").mean().over("g")
+        std = pl.col("v").std(ddof=0).over("g")
+        expr = pl.when(std > 0).then((pl.col("v") - mean) / std).otherwise(
+            pl.when(pl.col("v").is_not_null()).then(0.0)
+        )
+    elif method == "rank":
+        n = pl.col("v").count().over("g")
+        rank = pl.col("v").rank("average").over("g")
+        expr = pl.when(n > 1).then((rank - 1) / (n - 1)).otherwise(
+            pl.when(pl.col("v").is_not_null()).then(1.0)
+        )
+    else:
+        raise ValueError(f"unknown normalisation {method!r}")
+    return tmp.select(expr.cast(pl.Float64).alias(column + NORMALIZE_SUFFIX[method]))[
+        column + NORMALIZE_SUFFIX[method]
+    ]
+
+
+def keep_count(n: int, fraction: float | None, k: int | None) -> int:
+    """Rows a group keeps: ``round(fraction * n)`` (halves up), or ``min(k, n)``."""
+    if fraction is not None:
+        return min(n, math.floor(fraction * n + 0.5))
+    assert k is not None
+    return min(n, k)
+
+
+def _order(idx: list[int], values: Sequence[float | None]) -> list[int]:
+    """Indices by descending value; ties keep input order (so counts are exact)."""
+    return sorted(idx, key=lambda i: (-values[i], i))  # type: ignore[operator]
+
+
+def top(
+    values: Sequence[float | None],
+    alive: Sequence[bool],
+    column: str,
+    *,
+    fraction: float | None = None,
+    k: int | None = None,
+    groups: Sequence[object] | None = None,
+) -> list[str | None]:
+    """Keep the top ``fraction`` (or ``k``) rows by ``column``, globally or per group."""
+    rule = "top_fraction" if fraction is not None else "top_k"
+    out: list[str | None] = [None] * len(values)
+    buckets: dict[object, list[int]] = defaultdict(list)
+    for i in range(len(values)):
+        if not alive[i]:
+            continue
+        if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
+            out[i] = f"{column}=null (no score)"
+            continue
+        buckets[groups[i] if groups is not None else None].append(i)
+    for g, idx in buckets.items():
+        keep = keep_count(len(idx), fraction, k)
+        where = f" in category {g!r}" if groups is not None else ""
+        for rank, i in enumerate(_order(idx, values), start=1):
+            if rank > keep:
+                out[i] = (
+                    f"{rule}: {column}={fmt(values[i])} ranks {rank} of {len(idx)}{where} "  # type: ignore[arg-type]
+                    f"(keeps {keep})"
+                )
+    return out
+
+
+def best_of(
+    values: Sequence[float | None],
+    alive: Sequence[bool],
+    parents: Sequence[object],
+    column: str,
+    *,
+    k: int = 1,
+    margin: float = 0.0,
+) -> list[str | None]:
+    """Among rows sharing a parent, keep the top ``k`` by ``column``.
+
+    With ``margin > 0`` the group keeps its top ``k`` only when the k-th beats the runner-up
+    (the (k+1)-th) by at least ``margin``; otherwise the whole group is dropped as ambiguous.
+    A row without a parent is its own group.
+    """
+    out: list[str | None] = [None] * len(values)
+    groups: dict[object, list[int]] = defaultdict(list)
+    for i in range(len(values)):
+        if not alive[i]:
+            continue
+        if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
+            out[i] = f"{column}=null (no score)"
+            continue
+        groups[parents[i] if parents[i] is not None else ("\x00row", i)].append(i)
+    for parent, idx in groups.items():
+        ranked = _order(idx, values)
+        label = parent if not isinstance(parent, tuple) else "(none)"
+        for rank, i in enumerate(ranked, start=1):
+            if rank > k:
+                out[i] = (
+                    f"best_of: {column}={fmt(values[i])} ranks {rank} of {len(ranked)} "  # type: ignore[arg-type]
+                    f"for parent {label!r} (keeps {k})"
+                )
+        if margin > 0 and len(ranked) > k:
+            kth, runner = values[ranked[k - 1]], values[ranked[k]]
+            gap = kth - runner  # type: ignore[operator]
+            if gap < margin:
+                for i in ranked[:k]:
+                    out[i] = (
+                        f"best_of_margin: {column}={fmt(values[i])} beats runner-up "  # type: ignore[arg-type]
+                        f"{fmt(runner)} by {fmt(gap)} < {fmt(margin)} for parent {label!r}"  # type: ignore[arg-type]
+                    )
+    return out

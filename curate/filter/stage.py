@@ -1,0 +1,269 @@
+"""The filter stage: keep the good rows and explain every dropped one.
+
+Rules run in this order, each on the rows the previous ones kept, and a dropped row's
+``drop_reason`` names the first rule that dropped it:
+
+1. heuristics on the response: empty, too short / long (characters, tokens), truncated
+   (``finish_reason == "length"``), repeated n-grams, refusal phrases, wrong language,
+   echo of the prompt;
+2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit;
+3. ``top_fraction`` or ``top_k`` by ``top_by``, globally or ``per_category``;
+4. best-of-n: ``best_of`` rows per ``parent_id`` by ``best_by``, with an optional ``margin``.
+
+``normalize: zscore | rank`` first adds per-category normalised copies of the score
+columns (``score_x_z`` or ``score_x_rank``) that any rule may name, so one threshold means
+the same in every category.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from thresher.errors import ConfigError, ThresherError
+from thresher.io import read_table
+from thresher.schema import prompt_messages, response_text
+from thresher.stage import Stage, StageResult, dropped_frame
+
+from . import heuristics as H
+from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher curate filter`` (recipe keys are the field names)."""
+
+    # score rules
+    min_scores: dict[str, float] = field(default_factory=dict)  # column -> keep if >= limit
+    max_scores: dict[str, float] = field(default_factory=dict)  # column -> keep if <= limit
+    normalize: Literal["none", "zscore", "rank"] = "none"
+    top_fraction: float | None = None
+    top_k: int | None = None
+    top_by: str | None = None
+    per_category: bool = False
+    best_of: int | None = None  # keep this many per parent_id
+    best_by: str | None = None
+    margin: float = 0.0
+    # heuristics
+    drop_empty: bool = True
+    drop_truncated: bool = True  # finish_reason == "length"
+    min_chars: int = 0
+    max_chars: int | None = None
+    min_tokens: int = 0
+    max_tokens: int | None = None
+    tokenizer: str | None = None  # HF tokenizer for token counts; default: words + punctuation
+    max_repeat_ratio: float | None = None  # share of repeated word n-grams
+    ngram: int = 3
+    drop_refusals: bool = False
+    refusal_phrases: tuple[str, ...] = H.DEFAULT_REFUSALS
+    language: str | None = None  # ISO 639-1 code the response must be in, e.g. "en"
+    language_min_letters: int = 20  # shorter responses are not language-checked
+    max_echo_ratio: float | None = None  # share of response 3-grams found in the prompt
+
+    def score_columns(self) -> list[str]:
+        """Every column a score rule reads."""
+        cols = list(self.min_scores) + list(self.max_scores)
+        cols += [c for c in (self.top_by, self.best_by) if c]
+        return list(dict.fromkeys(cols))
+
+    def check(self) -> list[str]:
+        p: list[str] = []
+        for key, table in (("min_scores", self.min_scores), ("max_scores", self.max_scores)):
+            for col, v in table.items():
+                if not _is_number(v):
+                    p.append(f"{key}.{col}: threshold {v!r} is not a number")
+        if self.top_fraction is not None and self.top_k is not None:
+            p.append("top_fraction, top_k: give one, not both")
+        if self.top_fraction is not None and not 0 < self.top_fraction <= 1:
+            p.append("top_fraction: must be in (0, 1]")
+        if self.top_k is not None and self.top_k < 1:
+            p.append("top_k: must be >= 1")
+        if (self.top_fraction is not None or self.top_k is not None) and not self.top_by:
+            p.append("top_by: needed with top_fraction / top_k (a score column)")
+        if self.per_category and self.top_fraction is None and self.top_k is None:
+            p.append("per_category: applies to top_fraction / top_k, and neither is set")
+        if self.best_of is not None and self.best_of < 1:
+            p.append("best_of: must be >= 1")
+        if self.best_of is not None and not self.best_by:
+            p.append("best_by: needed with best_of (a score column)")
+        if self.margin < 0:
+            p.append("margin: must be >= 0")
+        if self.margin > 0 and self.best_of is None:
+            p.append("margin: applies to best_of, which is not set")
+        for name in ("min_chars", "min_tokens", "language_min_letters"):
+            if getattr(self, name) < 0:
+                p.append(f"{name}: must be >= 0")
+        for name, lo in (("max_chars", "min_chars"), ("max_tokens", "min_tokens")):
+            hi = getattr(self, name)
+            if hi is not None and hi < max(1, getattr(self, lo)):
+                p.append(f"{name}: must be >= max(1, {lo})")
+        for name in ("max_repeat_ratio", "max_echo_ratio"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 1:
+                p.append(f"{name}: must be in [0, 1]")
+        if self.ngram < 1:
+            p.append("ngram: must be >= 1")
+        if self.language is not None and not (
+            len(self.language) in (2, 3) and self.language.isalpha() and self.language.islower()
+        ):
+            p.append(f"language: {self.language!r} is not an ISO 639-1 code such as 'en'")
+        return p
+
+
+def _check_columns(df, config: Config, source: str) -> None:
+    """Raise a one-line error when a rule names a column the table lacks."""
+    present = set(df.columns)
+    derived = {c + NORMALIZE_SUFFIX[config.normalize]: c for c in present
+               if config.normalize != "none" and c.startswith("score_")}
+    missing = [c for c in config.score_columns() if c not in present and c not in derived]
+    if missing:
+        have = sorted(c for c in present if c.startswith("score_")) or ["none"]
+        hint = ""
+        if config.normalize == "none" and any(c.endswith(("_z", "_rank")) for c in missing):
+            hint = "; normalised columns need normalize: zscore or rank"
+        raise ThresherError(
+            f"{source}: no column {', '.join(repr(c) for c in missing)} to filter on "
+            f"(score columns: {', '.join(have)}); run `thresher curate score` first{hint}"
+        )
+    for c in config.score_columns():
+        base = derived.get(c, c)
+        if c in present and not df[c].dtype.is_numeric():
+            raise ThresherError(f"{source}: column {c!r} is {df[c].dtype}, not numeric")
+        if base != c and not df[base].dtype.is_numeric():
+            raise ThresherError(f"{source}: column {base!r} is {df[base].dtype}, not numeric")
+    if config.best_of is not None and "parent_id" not in present:
+        raise ThresherError(
+            f"{source}: best_of needs a parent_id column (samples of the same prompt)"
+        )
+
+
+def heuristic_reasons(df, config: Config) -> list[str | None]:
+    """First failing heuristic per row (None when the row passes them all)."""
+    msgs = df["messages"].to_list()
+    finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
+    count_tokens = None
+    if config.min_tokens > 0 or config.max_tokens is not None:
+        count_tokens = H.make_token_counter(config.tokenizer)
+    langid = H.LanguageId() if config.language else None
+    out: list[str | None] = []
+    for i, m in enumerate(msgs):
+        resp = response_text(m)
+        out.append(_first_reason(resp, m, finish[i] if finish else None, config, count_tokens, langid))
+    return out
+
+
+def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> str | None:
+    if c.drop_empty and not resp.strip():
+        return "empty: no response text"
+    if c.drop_truncated and finish == "length":
+        return "truncated: finish_reason=length"
+    n = len(resp)
+    if n < c.min_chars:
+        return f"too_short_chars={n} < {c.min_chars}"
+    if c.max_chars is not None and n > c.max_chars:
+        return f"too_long_chars={n} > {c.max_chars}"
+    if count_tokens is not None:
+        t = count_tokens(resp)
+        if t < c.min_tokens:
+            return f"too_short_tokens={t} < {c.min_tokens}"
+        if c.max_tokens is not None and t > c.max_tokens:
+            return f"too_long_tokens={t} > {c.max_tokens}"
+    if c.max_repeat_ratio is not None:
+        r = H.repeated_ngram_ratio(resp, c.ngram)
+        if r > c.max_repeat_ratio:
+            return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
+    if c.drop_refusals:
+        ph = H.refusal_phrase(resp, c.refusal_phrases)
+        if ph is not None:
+            return f"refusal: contains {ph!r}"
+    if langid is not None and H.letter_count(resp) >= c.language_min_letters:
+        lang, prob = langid(resp)
+        if lang != c.language:
+            return f"language={lang} (p={prob:.2f}), expected {c.language}"
+    if c.max_echo_ratio is not None:
+        prompt = "\n".join(x["content"] for x in prompt_messages(messages))
+        e = H.echo_ratio(resp, prompt)
+        if e > c.max_echo_ratio:
+            return f"echo={e:.2f} of the response repeats the prompt > {c.max_echo_ratio:g}"
+    return None
+
+
+def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
+    """Run every rule; return (table with normalised columns, reasons, stats)."""
+    import polars as pl
+
+    if config.normalize != "none":
+        cols = [c for c in df.columns if c.startswith("score_") and df[c].dtype.is_numeric()
+                and not c.endswith(("_z", "_rank"))]
+        df = df.with_columns([normalize(df, c, config.normalize) for c in cols])
+    reasons = heuristic_reasons(df, config)
+    counts: dict[str, int] = {"heuristics": sum(r is not None for r in reasons)}
+
+    def merge(name: str, new: list[str | None]) -> None:
+        n = 0
+        for i, r in enumerate(new):
+            if r is not None and reasons[i] is None:
+                reasons[i] = r
+                n += 1
+        counts[name] = n
+
+    def alive() -> list[bool]:
+        return [r is None for r in reasons]
+
+    for op, table in (("min", config.min_scores), ("max", config.max_scores)):
+        for col, limit in table.items():
+            merge(f"{op}:{col}", threshold(df[col].to_list(), alive(), col, float(limit), op))
+    if config.top_by and (config.top_fraction is not None or config.top_k is not None):
+        groups = None
+        if config.per_category:
+            groups = df["category"].to_list() if "category" in df.columns else [None] * df.height
+        merge("top", top(df[config.top_by].to_list(), alive(), config.top_by,
+                         fraction=config.top_fraction, k=config.top_k, groups=groups))
+    if config.best_of is not None and config.best_by:
+        merge("best_of", best_of(df[config.best_by].to_list(), alive(),
+                                 df["parent_id"].to_list(), config.best_by,
+                                 k=config.best_of, margin=config.margin))
+    stats = {"dropped_by_rule": counts}
+    for col in config.score_columns():
+        vals = df[col].cast(pl.Float64)
+        kept_vals = vals.filter(pl.Series(alive()))
+        stats.setdefault("columns", {})[col] = {
+            "all": _describe(vals),
+            "kept": _describe(kept_vals),
+        }
+    return df, reasons, stats
+
+
+def _describe(s) -> dict:
+    s = s.drop_nulls().drop_nans()
+    if s.len() == 0:
+        return {"n": 0}
+    return {"n": s.len(), "mean": float(s.mean()), "min": float(s.min()), "max": float(s.max())}
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
+    """Filter the rows of ``inputs``; write kept/dropped (with reasons) to ``out``."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems)
+    stage = Stage("filter", out, inputs=inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    import polars as pl
+
+    frames = [read_table(p) for p in inputs]
+    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    _check_columns(df, config, ", ".join(str(p) for p in inputs))
+    df, reasons, stats = apply_rules(df, config)
+    mask = pl.Series([r is None for r in reasons])
+    kept = df.filter(mask)
+    dropped = dropped_frame(
+        df.filter(~mask), "filter", pl.Series([r for r in reasons if r is not None], dtype=pl.String)
+    )
+    return stage.finish(kept, dropped, stats=stats)

@@ -1,0 +1,376 @@
+"""The mix spec: what the final set is made of, parsed into frozen dataclasses.
+
+A spec is a YAML file or a mapping (a recipe embeds it under the mix stage's ``spec`` key)::
+
+    total: 10000               # size of the mix (replay rows come on top)
+    max_repeats: 1             # a row may appear at most this many times (1: no upsampling)
+    on_shortfall: redistribute # redistribute | keep | fail
+    temperature: 2.0           # optional: T-sampling over natural sizes for categories
+                               #   that have no count/weight of their own
+    column: category           # where categories come from (default: category) ...
+    rules:                     # ... or rules, first match wins, on the user turns' text
+      - {category: code, regex: "\\bdef |```"}
+      - {category: math, keywords: [integral, equation]}
+      - {category: chat, source: [chitchat]}   # the row's source name
+    fallback: other            # rows no rule matches (or with a null category column)
+    categories:
+      code: {count: 3000}                # exactly 3000 rows
+      math: {weight: 0.5, min_score: 0.7, max_repeats: 2}
+      chat: {weight: 0.2}                # 20% of total
+
+``count`` is an absolute number of rows and ``weight`` a share of ``total``; the meaning
+never depends on the number's form. With weights and no ``total``, the weights must sum to
+1 and the total is the largest mix that the data supports with exactly these shares.
+
+Every problem is collected and reported at once (:class:`thresher.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thresher.errors import ConfigError, ThresherError
+
+SHORTFALL_MODES = ("redistribute", "keep", "fail")
+TOP_KEYS = (
+    "total",
+    "max_repeats",
+    "on_shortfall",
+    "temperature",
+    "column",
+    "rules",
+    "fallback",
+    "categories",
+)
+CATEGORY_KEYS = ("count", "weight", "max_repeats", "min_score")
+RULE_KEYS = ("category", "regex", "keywords", "source")
+WEIGHT_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Assigns ``category`` to rows whose user text matches ``regex`` and/or one of the
+    ``keywords`` (whole words, any case) and/or whose ``source`` is one of ``sources``;
+    every matcher given must match."""
+
+    category: str
+    regex: str | None = None
+    keywords: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CategorySpec:
+    """One category's target: ``count`` rows, or ``weight`` x total, or (neither) a share
+    from temperature sampling; with its own ``max_repeats`` and ``min_score`` if set."""
+
+    name: str
+    count: int | None = None
+    weight: float | None = None
+    max_repeats: int | None = None
+    min_score: float | None = None
+
+
+@dataclass(frozen=True)
+class MixSpec:
+    """A parsed, validated mix spec (see the module docstring for the YAML form)."""
+
+    categories: tuple[CategorySpec, ...] = ()
+    total: int | None = None
+    max_repeats: int = 1
+    on_shortfall: str = "redistribute"
+    temperature: float | None = None
+    column: str = "category"
+    rules: tuple[Rule, ...] = ()
+    fallback: str | None = None
+
+    def category(self, name: str) -> CategorySpec | None:
+        """The entry for ``name``, or ``None`` when the spec does not list it."""
+        for c in self.categories:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.categories)
+
+    def known_categories(self) -> set[str] | None:
+        """Categories that rules can produce (``None`` when they come from a column)."""
+        if not self.rules:
+            return None
+        known = {r.category for r in self.rules}
+        if self.fallback is not None:
+            known.add(self.fallback)
+        return known
+
+    def unknown_category_problems(self, present: set[str]) -> list[str]:
+        """Problems for spec categories that are not among ``present`` ones."""
+        return [
+            f"categories.{name}: unknown category (not in the data; known: {_names(present)})"
+            for name in self.names
+            if name not in present
+        ]
+
+
+def _names(names: set[str]) -> str:
+    items = sorted(names)
+    if len(items) > 12:
+        return ", ".join(items[:12]) + f", ... ({len(items)} in all)"
+    return ", ".join(items) or "none"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _regex_problem(pattern: str) -> str | None:
+    """Why polars' regex engine rejects ``pattern`` (the engine the rules run on)."""
+    import polars as pl
+
+    try:
+        pl.select(pl.lit("").str.contains(pattern))
+    except Exception as exc:  # polars raises ComputeError with a multi-line message
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        return lines[-1] if lines else "invalid regex"
+    return None
+
+
+def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.append("rules: must be a list of {category, regex|keywords|source}")
+        return ()
+    rules = []
+    for i, item in enumerate(raw, start=1):
+        where = f"rules[{i}]"
+        if not isinstance(item, Mapping):
+            problems.append(f"{where}: must be a mapping with category and regex, keywords or source")
+            continue
+        for key in item:
+            if key not in RULE_KEYS:
+                problems.append(f"{where}: unknown key {key!r} (expected {', '.join(RULE_KEYS)})")
+        cat = item.get("category")
+        if not isinstance(cat, str) or not cat:
+            problems.append(f"{where}.category: required, a non-empty string")
+        regex = item.get("regex")
+        if regex is not None:
+            if not isinstance(regex, str) or not regex:
+                problems.append(f"{where}.regex: must be a non-empty string")
+                regex = None
+            elif (why := _regex_problem(regex)) is not None:
+                problems.append(f"{where}.regex: invalid ({why})")
+        keywords = item.get("keywords", ())
+        if isinstance(keywords, str):
+            keywords = [keywords]
+        if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) and k.strip() for k in keywords):
+            problems.append(f"{where}.keywords: must be a list of non-empty strings")
+            keywords = ()
+        sources = item.get("source", ())
+        if isinstance(sources, str):
+            sources = [sources]
+        if not isinstance(sources, (list, tuple)) or not all(isinstance(s, str) for s in sources):
+            problems.append(f"{where}.source: must be a string or a list of strings")
+            sources = ()
+        if regex is None and not keywords and not sources and "regex" not in item:
+            problems.append(f"{where}: needs at least one of regex, keywords, source")
+        if isinstance(cat, str) and cat:
+            rules.append(Rule(cat, regex, tuple(keywords), tuple(sources)))
+    return tuple(rules)
+
+
+def _parse_category(
+    name: Any, raw: Any, problems: list[str], *, temperature: float | None
+) -> CategorySpec | None:
+    where = f"categories.{name}"
+    if not isinstance(name, str) or not name:
+        problems.append(f"categories: category names must be non-empty strings, got {name!r}")
+        return None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"{where}: must be a mapping such as {{count: 100}} or {{weight: 0.2}}, got {raw!r}"
+        )
+        return None
+    for key in raw:
+        if key not in CATEGORY_KEYS:
+            problems.append(f"{where}: unknown key {key!r} (expected {', '.join(CATEGORY_KEYS)})")
+    count = raw.get("count")
+    weight = raw.get("weight")
+    if count is None and weight is None and temperature is None:
+        problems.append(f"{where}: needs count or weight (or a top-level temperature)")
+    if count is not None and weight is not None:
+        problems.append(f"{where}: give count or weight, not both")
+    if count is not None:
+        if not _is_int(count):
+            problems.append(f"{where}.count: must be a whole number of rows, got {count!r}")
+            count = None
+        elif count < 0:
+            problems.append(f"{where}.count: must be >= 0, got {count}")
+            count = None
+    if weight is not None:
+        if not _is_number(weight):
+            problems.append(f"{where}.weight: must be a number in [0, 1], got {weight!r}")
+            weight = None
+        elif not 0 <= weight <= 1:
+            problems.append(f"{where}.weight: must be in [0, 1], got {weight}")
+            weight = None
+        else:
+            weight = float(weight)
+    max_repeats = raw.get("max_repeats")
+    if max_repeats is not None and (not _is_int(max_repeats) or max_repeats < 1):
+        problems.append(f"{where}.max_repeats: must be a whole number >= 1, got {max_repeats!r}")
+        max_repeats = None
+    min_score = raw.get("min_score")
+    if min_score is not None:
+        if not _is_number(min_score):
+            problems.append(f"{where}.min_score: must be a number, got {min_score!r}")
+            min_score = None
+        else:
+            min_score = float(min_score)
+    return CategorySpec(name, count, weight, max_repeats, min_score)
+
+
+def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
+    """Parse a spec mapping; return the spec (``None`` when unusable) and every problem."""
+    problems: list[str] = []
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return None, [f"the spec must be a mapping, got {type(raw).__name__}"]
+    for key in raw:
+        if key not in TOP_KEYS:
+            problems.append(f"unknown key {key!r} (expected {', '.join(TOP_KEYS)})")
+
+    total = raw.get("total")
+    if total is not None and (not _is_int(total) or total < 1):
+        problems.append(f"total: must be a whole number >= 1, got {total!r}")
+        total = None
+    max_repeats = raw.get("max_repeats", 1)
+    if not _is_int(max_repeats) or max_repeats < 1:
+        problems.append(f"max_repeats: must be a whole number >= 1, got {max_repeats!r}")
+        max_repeats = 1
+    on_shortfall = raw.get("on_shortfall", "redistribute")
+    if on_shortfall not in SHORTFALL_MODES:
+        problems.append(f"on_shortfall: must be one of {', '.join(SHORTFALL_MODES)}, got {on_shortfall!r}")
+        on_shortfall = "redistribute"
+    temperature = raw.get("temperature")
+    if temperature is not None:
+        if not _is_number(temperature) or temperature <= 0:
+            problems.append(f"temperature: must be a number > 0, got {temperature!r}")
+            temperature = None
+        else:
+            temperature = float(temperature)
+    column = raw.get("column", "category")
+    if not isinstance(column, str) or not column:
+        problems.append(f"column: must be a column name, got {column!r}")
+        column = "category"
+    fallback = raw.get("fallback")
+    if fallback is not None and (not isinstance(fallback, str) or not fallback):
+        problems.append(f"fallback: must be a category name, got {fallback!r}")
+        fallback = None
+    rules = _parse_rules(raw.get("rules"), problems)
+    if "column" in raw and rules:
+        problems.append("column and rules: categories come from a column or from rules, not both")
+
+    cats_raw = raw.get("categories", {})
+    categories: list[CategorySpec] = []
+    if cats_raw is None:
+        cats_raw = {}
+    if not isinstance(cats_raw, Mapping):
+        problems.append("categories: must be a mapping of category name to {count|weight, ...}")
+        cats_raw = {}
+    for name, entry in cats_raw.items():
+        parsed = _parse_category(name, entry, problems, temperature=temperature)
+        if parsed is not None:
+            categories.append(parsed)
+
+    if not categories and temperature is None:
+        problems.append("categories: the spec lists no category (give categories or a temperature)")
+
+    counts = [c.count for c in categories if c.count is not None]
+    weights = [c.weight for c in categories if c.weight is not None]
+    wsum = math.fsum(weights)
+    if weights:
+        if total is None:
+            if counts:
+                problems.append("total: required when both counts and weights are given (weights are shares of total)")
+            elif abs(wsum - 1) > WEIGHT_TOLERANCE:
+                problems.append(f"weights: must sum to 1 when no total is given, they sum to {wsum:g}")
+        elif wsum > 1 + WEIGHT_TOLERANCE:
+            problems.append(f"weights: sum to {wsum:g}, more than 1")
+    if total is not None and counts:
+        if sum(counts) + wsum * total > total + WEIGHT_TOLERANCE * total:
+            problems.append(
+                f"total: counts ({sum(counts)}) plus weights x total ({wsum * total:g}) exceed total {total}"
+            )
+    if temperature is not None and total is None and (counts or weights):
+        problems.append("total: required when temperature is combined with counts or weights")
+
+    if rules:
+        known = {r.category for r in rules} | ({fallback} if fallback else set())
+        for c in categories:
+            if c.name not in known:
+                problems.append(
+                    f"categories.{c.name}: unknown category (rules and fallback give: {_names(known)})"
+                )
+    spec = MixSpec(
+        categories=tuple(categories),
+        total=total,
+        max_repeats=max_repeats,
+        on_shortfall=on_shortfall,
+        temperature=temperature,
+        column=column,
+        rules=rules,
+        fallback=fallback,
+    )
+    return spec, problems
+
+
+def read_spec_file(path: Path) -> Any:
+    """The raw mapping in a YAML (or JSON) spec file; a clear error when unreadable."""
+    import yaml
+
+    if not path.is_file():
+        raise ThresherError(f"{path}: mix spec file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ThresherError(f"{path}{line}: {problem}") from None
+
+
+def resolve_spec(spec: Any) -> tuple[Any, str]:
+    """The raw mapping of ``spec`` (a mapping, or a path to a YAML file) and where it came
+    from, for messages."""
+    if isinstance(spec, (str, Path)):
+        path = Path(spec)
+        return read_spec_file(path), str(path)
+    return spec, "mix spec"
+
+
+def load_spec(spec: Any, *, present: set[str] | None = None) -> MixSpec:
+    """Parse and validate ``spec`` (mapping or YAML path); when the data's categories
+    ``present`` are known, spec categories missing from them are problems too.
+
+    Raises :class:`ConfigError` listing every problem.
+    """
+    raw, where = resolve_spec(spec)
+    parsed, problems = spec_problems(raw)
+    if parsed is not None and present is not None and not parsed.rules:
+        problems.extend(parsed.unknown_category_problems(present))
+    if problems or parsed is None:
+        raise ConfigError(problems, where=where)
+    return parsed

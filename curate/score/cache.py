@@ -1,0 +1,125 @@
+"""Per-row score cache: parquet shards keyed by (scorer identity, conversation content).
+
+Layout: ``<root>/<sha256(identity)[:16]>/identity.txt`` plus ``part-*.parquet`` shards with
+columns ``key`` (hash of the conversation), ``score`` and ``error``. Shards are written
+atomically every ``flush_every`` rows while a scorer runs, so a crashed or interrupted run
+loses at most one unflushed chunk; re-running, or running with a second scorer added,
+scores only the rows that have no cached result. Many small shards are merged on load.
+
+The default root is ``$THRESHER_CACHE_DIR/scores`` or ``~/.cache/thresher/scores``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .base import ScoreResult
+
+SCHEMA = {"key": "str", "score": "f64", "error": "str"}
+MERGE_ABOVE = 32  # shards; more are merged into one when the cache is opened
+
+
+def default_cache_root() -> Path:
+    """Where scores are cached when the config names no ``cache_dir``."""
+    env = os.environ.get("THRESHER_CACHE_DIR")
+    base = Path(env) if env else Path.home() / ".cache" / "thresher"
+    return base / "scores"
+
+
+def _frame(keys: Sequence[str], scores: Sequence[float | None], errors: Sequence[str | None]):
+    import polars as pl
+
+    return pl.DataFrame(
+        {"key": list(keys), "score": list(scores), "error": list(errors)},
+        schema={"key": pl.String, "score": pl.Float64, "error": pl.String},
+    )
+
+
+class ScoreCache:
+    """Cached results of one scorer identity."""
+
+    def __init__(self, root: Path | str, identity: str, *, flush_every: int = 256):
+        self.identity = identity
+        digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+        self.dir = Path(root) / digest
+        self.flush_every = flush_every
+        self._known: dict[str, ScoreResult] = {}
+        self._pending: dict[str, ScoreResult] = {}
+        self._load()
+
+    def _shards(self) -> list[Path]:
+        return sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+
+    def _load(self) -> None:
+        import polars as pl
+
+        shards = self._shards()
+        if not shards:
+            return
+        frames = []
+        for s in shards:
+            try:
+                frames.append(pl.read_parquet(s))
+            except Exception:  # noqa: BLE001 - a torn shard from a crash is just ignored
+                continue
+        if not frames:
+            return
+        df = pl.concat(frames).unique("key", keep="last")
+        for key, score, error in df.iter_rows():
+            self._known[key] = ScoreResult(score, error)
+        if len(shards) > MERGE_ABOVE:
+            self._write(df)
+            for s in shards:
+                s.unlink(missing_ok=True)
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._pending)
+
+    def get(self, key: str) -> ScoreResult | None:
+        """The cached result for a conversation key, or None."""
+        return self._pending.get(key) or self._known.get(key)
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, ScoreResult]:
+        """Cached results for those of ``keys`` that have one."""
+        out = {}
+        for k in keys:
+            r = self.get(k)
+            if r is not None:
+                out[k] = r
+        return out
+
+    def add(self, keys: Sequence[str], results: Sequence[ScoreResult]) -> None:
+        """Record results; they reach disk every ``flush_every`` rows and on ``flush()``."""
+        for k, r in zip(keys, results):
+            self._pending[k] = ScoreResult(r.score, r.error)
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def _write(self, df) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        ident = self.dir / "identity.txt"
+        if not ident.exists():
+            ident.write_text(self.identity + "\n", encoding="utf-8")
+        name = f"part-{time.time_ns()}-{os.getpid()}"
+        tmp = self.dir / f".{name}.tmp"
+        df.write_parquet(tmp)
+        os.replace(tmp, self.dir / f"{name}.parquet")
+
+    def flush(self) -> None:
+        """Write pending results as one shard."""
+        if not self._pending:
+            return
+        keys = list(self._pending)
+        self._write(
+            _frame(
+                keys,
+                [self._pending[k].score for k in keys],
+                [self._pending[k].error for k in keys],
+            )
+        )
+        self._known.update(self._pending)
+        self._pending = {}

@@ -1,0 +1,245 @@
+"""Log-likelihood scorer: mean per-token log-probability of the response under a causal LM.
+
+The prompt turns are rendered with the model's chat template plus the generation prompt;
+the response tokens are what the full conversation's rendering adds after that (the answer
+and its end-of-turn marker). The score is the mean log-probability of those tokens given
+everything before them, in nats (higher is better; 0 is the maximum). It works offline with
+SmolLM2 (the default model) and uses the same length-sorted batching as the reward scorer.
+
+To keep memory low the vocabulary projection is applied only at response positions (the
+decoder's hidden states times the output embedding); a self-check at load time compares
+this with the model's own logits and falls back to full logits when they differ (models
+with logit scaling or soft-capping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from thresher.errors import ThresherError
+
+from .base import (
+    BatchCallback,
+    Conversation,
+    ScoreResult,
+    folder_fingerprint,
+    resolve_device,
+    resolve_dtype,
+    split_response,
+)
+from .batching import run_batched
+from .reward import OVERFLOW_CHOICES
+
+
+@dataclass
+class _Prepared:
+    ids: list[int] | None
+    n_prompt: int = 0  # tokens before the first response token
+    error: str | None = None
+
+
+class LoglikScorer:
+    """Mean log-likelihood of the final assistant turn given the prompt."""
+
+    kind = "loglik"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        name: str = "loglik",
+        max_length: int = 2048,
+        overflow: str = "truncate_left",
+        batch_size: int = 8,
+        max_batch_tokens: int | None = 8192,
+        device: str = "auto",
+        dtype: str = "auto",
+        sort: bool = True,
+        trust_remote_code: bool = False,
+    ):
+        if overflow not in OVERFLOW_CHOICES:
+            raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+        self.name = name
+        self.model_name = model
+        self.max_length = max_length
+        self.overflow = overflow
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.sort = sort
+        self.trust_remote_code = trust_remote_code
+        self.device = resolve_device(device)
+        self.dtype_name = dtype
+        self._load()
+
+    def _load(self) -> None:
+        """Resolve the model and load its tokenizer (weights load on first use)."""
+        from transformers import AutoTokenizer
+
+        from thresher.models import resolve_model
+
+        path = str(resolve_model(self.model_name))
+        self.path = path
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            path, trust_remote_code=self.trust_remote_code
+        )
+        self.torch_dtype = resolve_dtype(self.dtype_name, self.device)
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        self.pad_id = int(pad) if pad is not None else 0
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.start_id = int(start) if start is not None else self.pad_id
+        self.model = None
+
+    def _ensure_model(self) -> None:
+        if self.model is not None:
+            return
+        from transformers import AutoModelForCausalLM
+
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=self.torch_dtype, trust_remote_code=self.trust_remote_code
+            ).to(self.device)
+        except (OSError, ValueError) as e:
+            raise ThresherError(f"loglik model {self.model_name or self.path}: cannot load ({e})") from None
+        model.eval()
+        self.model = model
+        self._fast = self._check_fast_path()
+
+    # -- rendering -----------------------------------------------------------------------
+    def _render(self, messages: Conversation) -> tuple[str, str] | None:
+        prompt, response = split_response(messages)
+        if response is None:
+            return None
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            p = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            full = tok.apply_chat_template(prompt + [response], tokenize=False)
+            if full.startswith(p) and len(full) > len(p):
+                return p, full[len(p):].rstrip()
+            return p, response["content"]
+        p = "".join(f"{m['role']}: {m['content']}\n" for m in prompt) + "assistant: "
+        return p, response["content"]
+
+    def prepare(self, conversations: Sequence[Conversation]) -> list[_Prepared]:
+        out = []
+        for conv in conversations:
+            rendered = self._render(conv)
+            if rendered is None:
+                out.append(_Prepared(None, error="no final assistant turn to score"))
+                continue
+            p, r = rendered
+            p_ids = list(self.tokenizer(p, add_special_tokens=False)["input_ids"]) or [
+                self.start_id
+            ]
+            r_ids = list(self.tokenizer(r, add_special_tokens=False)["input_ids"])
+            if not r_ids:
+                out.append(_Prepared(None, error="empty response: nothing to score"))
+                continue
+            total = len(p_ids) + len(r_ids)
+            if total > self.max_length:
+                if self.overflow == "skip":
+                    out.append(
+                        _Prepared(
+                            None, error=f"skipped: {total} tokens > max_length {self.max_length}"
+                        )
+                    )
+                    continue
+                if self.overflow == "truncate_left":
+                    keep_p = max(1, self.max_length - len(r_ids))
+                    p_ids = p_ids[-keep_p:]
+                    r_ids = r_ids[: self.max_length - len(p_ids)]
+                else:  # truncate_right: keep the prompt, cut the end of the response
+                    p_ids = p_ids[: self.max_length - 1]
+                    r_ids = r_ids[: self.max_length - len(p_ids)]
+            out.append(_Prepared(p_ids + r_ids, n_prompt=len(p_ids)))
+        return out
+
+    # -- model ---------------------------------------------------------------------------
+    def _hidden(self, input_ids, mask):
+        return self.model.get_decoder()(input_ids=input_ids, attention_mask=mask).last_hidden_state
+
+    def _check_fast_path(self) -> bool:
+        """True when decoder states x output embedding reproduce the model's logits."""
+        import torch
+
+        try:
+            ids = torch.tensor([[self.start_id, self.pad_id, self.start_id, self.pad_id]])
+            ids = ids.to(self.device)
+            mask = torch.ones_like(ids)
+            with torch.inference_mode():
+                full = self.model(input_ids=ids, attention_mask=mask).logits.float()
+                fast = self.model.get_output_embeddings()(self._hidden(ids, mask)).float()
+            return bool(torch.allclose(full, fast, atol=1e-3, rtol=1e-3))
+        except Exception:  # noqa: BLE001 - any architecture without the pieces: use full logits
+            return False
+
+    def score_batch(self, batch: list[_Prepared]) -> list[float]:
+        """Mean response log-probability for each prepared row of one batch."""
+        import torch
+
+        self._ensure_model()
+        longest = max(len(p.ids) for p in batch)
+        input_ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for i, p in enumerate(batch):
+            input_ids[i, : len(p.ids)] = torch.tensor(p.ids, dtype=torch.long)
+            mask[i, : len(p.ids)] = 1
+        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+        out = []
+        with torch.inference_mode():
+            if self._fast:
+                hidden = self._hidden(input_ids, mask)
+                head = self.model.get_output_embeddings()
+            else:
+                logits_all = self.model(input_ids=input_ids, attention_mask=mask).logits
+            for i, p in enumerate(batch):
+                lo, hi = p.n_prompt - 1, len(p.ids) - 1  # positions predicting response tokens
+                if self._fast:
+                    logits = head(hidden[i, lo:hi]).float()
+                else:
+                    logits = logits_all[i, lo:hi].float()
+                targets = input_ids[i, lo + 1 : hi + 1]
+                logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])
+                out.append(float(logp.mean()))
+        return out
+
+    @property
+    def identity(self) -> str:
+        dtype = str(self.torch_dtype).replace("torch.", "")
+        return (
+            f"loglik|{folder_fingerprint(self.path)}|max_length={self.max_length}"
+            f"|overflow={self.overflow}|dtype={dtype}"
+        )
+
+    def score(
+        self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None
+    ) -> list[ScoreResult]:
+        prepared = self.prepare(conversations)
+        results: list[ScoreResult | None] = [None] * len(prepared)
+        todo = [i for i, p in enumerate(prepared) if p.ids is not None]
+        skipped = [i for i, p in enumerate(prepared) if p.ids is None]
+        for i in skipped:
+            results[i] = ScoreResult(None, prepared[i].error)
+        if skipped and on_batch is not None:
+            on_batch(skipped, [results[i] for i in skipped])
+
+        def _batch(js: list[int]) -> list[ScoreResult]:
+            return [ScoreResult(s, None) for s in self.score_batch([prepared[todo[j]] for j in js])]
+
+        def _done(js: list[int], out) -> None:
+            if on_batch is not None:
+                on_batch([todo[j] for j in js], out)
+
+        scored = run_batched(
+            list(range(len(todo))),
+            [len(prepared[i].ids) for i in todo],
+            _batch,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            sort=self.sort,
+            on_batch=_done,
+        )
+        for i, r in zip(todo, scored):
+            results[i] = r
+        return results  # type: ignore[return-value]

@@ -1,0 +1,223 @@
+"""Reward-model scorer: a sequence classifier with one chosen logit per conversation.
+
+The conversation is rendered with the reward model's own chat template, tokenised, and
+scored in length-sorted, right-padded batches. Models with several labels (multi-objective
+heads) need an explicit ``label`` (index or ``id2label`` name). Rows longer than
+``max_length`` are truncated on the left (keeping the response, the default), on the right,
+or skipped with a reason, as ``overflow`` says. bf16 on a GPU, fp32 on a CPU by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from thresher.errors import ThresherError
+
+from .base import (
+    BatchCallback,
+    Conversation,
+    ScoreResult,
+    folder_fingerprint,
+    resolve_device,
+    resolve_dtype,
+)
+from .batching import run_batched
+
+OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
+
+
+@dataclass
+class _Prepared:
+    ids: list[int] | None
+    error: str | None = None
+
+
+def fit_length(ids: list[int], max_length: int, overflow: str) -> tuple[list[int] | None, str | None]:
+    """Apply the over-length policy: returns (ids or None, skip reason or None)."""
+    if len(ids) <= max_length:
+        return ids, None
+    if overflow == "truncate_left":
+        return ids[-max_length:], None
+    if overflow == "truncate_right":
+        return ids[:max_length], None
+    return None, f"skipped: {len(ids)} tokens > max_length {max_length}"
+
+
+def pick_label(config, label: str | int | None, model_name: str) -> int:
+    """Index of the logit to use; a multi-label model needs ``label`` (index or name)."""
+    n = int(getattr(config, "num_labels", 1) or 1)
+    names = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    if label is None or label == "":
+        if n == 1:
+            return 0
+        shown = ", ".join(f"{i}={names.get(i, i)}" for i in range(n))
+        raise ThresherError(
+            f"reward model {model_name} has {n} labels ({shown}); choose one with --label"
+        )
+    text = str(label)
+    if text.lstrip("-").isdigit():
+        idx = int(text)
+        if not 0 <= idx < n:
+            raise ThresherError(f"--label {idx}: reward model {model_name} has labels 0..{n - 1}")
+        return idx
+    for i, name in names.items():
+        if name == text:
+            return i
+    raise ThresherError(
+        f"--label {text!r}: not a label of reward model {model_name} "
+        f"(labels: {', '.join(names.get(i, str(i)) for i in range(n))})"
+    )
+
+
+class RewardScorer:
+    """Scores conversations with a sequence-classification reward model."""
+
+    kind = "reward"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str = "reward",
+        label: str | int | None = None,
+        max_length: int = 2048,
+        overflow: str = "truncate_left",
+        batch_size: int = 16,
+        max_batch_tokens: int | None = 16384,
+        device: str = "auto",
+        dtype: str = "auto",
+        sort: bool = True,
+        trust_remote_code: bool = False,
+    ):
+        if overflow not in OVERFLOW_CHOICES:
+            raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+        self.name = name
+        self.model_name = model
+        self.label = label
+        self.max_length = max_length
+        self.overflow = overflow
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.sort = sort
+        self.trust_remote_code = trust_remote_code
+        self.device = resolve_device(device)
+        self.dtype_name = dtype
+        self._load()
+
+    def _load(self) -> None:
+        """Resolve the model and read its config and tokenizer (weights load on first use)."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        from thresher.models import resolve_model
+
+        path = str(resolve_model(self.model_name))
+        self.path = path
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+        except (OSError, ValueError) as e:
+            raise ThresherError(f"reward model {self.model_name}: cannot load config ({e})") from None
+        self.label_index = pick_label(config, self.label, self.model_name)
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            path, trust_remote_code=self.trust_remote_code
+        )
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ThresherError(
+                f"reward model {self.model_name}: its tokenizer has no chat template to render "
+                "conversations with"
+            )
+        self.torch_dtype = resolve_dtype(self.dtype_name, self.device)
+        self.model = None
+
+    def _ensure_model(self) -> None:
+        if self.model is not None:
+            return
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            self.path, dtype=self.torch_dtype, trust_remote_code=self.trust_remote_code
+        ).to(self.device)
+        model.eval()
+        tok = self.tokenizer
+        pad = model.config.pad_token_id
+        if pad is None:
+            pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+            if pad is None:
+                raise ThresherError(
+                    f"reward model {self.model_name}: no pad or eos token to pad batches with"
+                )
+            # the classifier head finds each row's last token by the pad id (right padding)
+            model.config.pad_token_id = pad
+            model.config.get_text_config().pad_token_id = pad
+        self.pad_id = int(pad)
+        self.model = model
+
+    @property
+    def identity(self) -> str:
+        dtype = str(self.torch_dtype).replace("torch.", "")
+        return (
+            f"reward|{folder_fingerprint(self.path)}|label={self.label_index}"
+            f"|max_length={self.max_length}|overflow={self.overflow}|dtype={dtype}"
+        )
+
+    def encode(self, messages: Conversation) -> list[int]:
+        """Token ids of a conversation rendered with the model's chat template."""
+        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def prepare(self, conversations: Sequence[Conversation]) -> list[_Prepared]:
+        out = []
+        for conv in conversations:
+            ids, err = fit_length(self.encode(conv), self.max_length, self.overflow)
+            out.append(_Prepared(ids, err))
+        return out
+
+    def score_ids(self, batch: list[list[int]]) -> list[float]:
+        """Score one batch of token-id lists (right-padded to the longest)."""
+        import torch
+
+        self._ensure_model()
+        longest = max(len(x) for x in batch)
+        input_ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for i, ids in enumerate(batch):
+            input_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[i, : len(ids)] = 1
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+            ).logits
+        return logits[:, self.label_index].float().cpu().tolist()
+
+    def score(
+        self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None
+    ) -> list[ScoreResult]:
+        prepared = self.prepare(conversations)
+        results: list[ScoreResult | None] = [None] * len(prepared)
+        todo = [i for i, p in enumerate(prepared) if p.ids is not None]
+        skipped = [i for i, p in enumerate(prepared) if p.ids is None]
+        for i in skipped:
+            results[i] = ScoreResult(None, prepared[i].error)
+        if skipped and on_batch is not None:
+            on_batch(skipped, [results[i] for i in skipped])
+
+        def _batch(items: list[int]) -> list[ScoreResult]:
+            scores = self.score_ids([prepared[i].ids for i in items])
+            return [ScoreResult(float(s), None) for s in scores]
+
+        def _done(batch: list[int], out) -> None:
+            if on_batch is not None:
+                on_batch([todo[j] for j in batch], out)
+
+        scored = run_batched(
+            list(range(len(todo))),
+            [len(prepared[i].ids) for i in todo],
+            lambda js: _batch([todo[j] for j in js]),
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            sort=self.sort,
+            on_batch=_done,
+        )
+        for i, r in zip(todo, scored):
+            results[i] = r
+        return results  # type: ignore[return-value]

@@ -1,0 +1,90 @@
+"""Scorer specs: the ``--scorer`` strings and how they become scorers.
+
+Syntax: ``[NAME=]KIND[:ARGS]``; the scorer writes column ``score_<NAME>`` (NAME defaults to
+KIND) and ``<NAME>_error``.
+
+- ``loglik`` or ``loglik:MODEL``: mean response log-likelihood under a causal LM (default
+  model: SmolLM2-135M-Instruct, offline).
+- ``reward:MODEL``: a sequence-classification reward model (hub name or folder); a model
+  with several labels needs ``label``.
+- ``judge:BACKEND[:MODEL]``: an LLM judge through a distill backend (e.g.
+  ``judge:transformers:smollm2``).
+
+Examples: ``--scorer loglik --scorer rm=reward:/models/skywork --scorer judge:vllm:Qwen/Qwen3-8B``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+KINDS = ("loglik", "reward", "judge")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """A parsed ``--scorer`` value."""
+
+    name: str
+    kind: str
+    model: str | None = None
+    backend: str | None = None
+
+    @property
+    def column(self) -> str:
+        return f"score_{self.name}"
+
+    @property
+    def error_column(self) -> str:
+        return f"{self.name}_error"
+
+
+class SpecError(ValueError):
+    """A malformed scorer spec (message is user-facing)."""
+
+
+def parse_spec(text: str) -> ScorerSpec:
+    """Parse one scorer spec; raise SpecError with a one-line reason."""
+    raw = text.strip()
+    name = None
+    head = raw.split(":", 1)[0]
+    if "=" in head:
+        name, raw = raw.split("=", 1)
+        name = name.strip()
+        if not _NAME.match(name):
+            raise SpecError(f"scorer {text!r}: name {name!r} must be letters, digits and _")
+    kind, _, rest = raw.partition(":")
+    kind = kind.strip().lower()
+    rest = rest.strip()
+    if kind not in KINDS:
+        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
+    name = name or kind
+    if kind == "loglik":
+        return ScorerSpec(name, kind, model=rest or None)
+    if kind == "reward":
+        if not rest:
+            raise SpecError(f"scorer {text!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")
+        return ScorerSpec(name, kind, model=rest)
+    backend, _, model = rest.partition(":")
+    if not backend.strip():
+        raise SpecError(f"scorer {text!r}: judge needs a backend, e.g. judge:transformers:smollm2")
+    return ScorerSpec(name, kind, model=model.strip() or None, backend=backend.strip())
+
+
+def parse_specs(texts: tuple[str, ...] | list[str]) -> tuple[list[ScorerSpec], list[str]]:
+    """Parse every spec; return (specs, problems) with duplicate names reported."""
+    specs, problems, seen = [], [], set()
+    for i, t in enumerate(texts):
+        try:
+            s = parse_spec(str(t))
+        except SpecError as e:
+            problems.append(f"scorers[{i}]: {e}")
+            continue
+        if s.name in seen:
+            problems.append(
+                f"scorers[{i}]: two scorers named {s.name!r}; name one, e.g. {s.name}2={t}"
+            )
+        seen.add(s.name)
+        specs.append(s)
+    return specs, problems

@@ -1,0 +1,231 @@
+"""The score stage: run one or more scorers over a table and add ``score_<name>`` columns.
+
+Each scorer (see :mod:`thresher.curate.score.specs` for the ``scorers`` syntax) adds a
+Float64 column ``score_<name>`` (null when the row has no score) and a String column
+``<name>_error`` (why there is no score: a judge answer that could not be read, a row
+skipped as too long). Results are cached per row and scorer identity (see
+:mod:`thresher.curate.score.cache`), so a re-run after a crash, or with one more scorer,
+only scores what is missing; a scorer whose rows are all cached does not even load its
+model. Scoring drops no rows; ``stats`` holds per-scorer summaries and histograms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from thresher.errors import ConfigError, ThresherError
+from thresher.io import read_table
+from thresher.stage import Stage, StageResult, dropped_frame
+
+from .base import ScoreResult, conversation_key
+from .specs import ScorerSpec, parse_specs
+
+DEFAULT_SCORERS = ("loglik",)
+HIST_BINS = 20
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher curate score`` (recipe keys are the field names)."""
+
+    scorers: tuple[str, ...] = ()  # [NAME=]KIND[:ARGS]; empty means ("loglik",)
+    label: str | None = None  # reward models with several labels: index or id2label name
+    max_length: int = 2048  # tokens per row for reward and loglik scorers
+    overflow: Literal["truncate_left", "truncate_right", "skip"] = "truncate_left"
+    batch_size: int = 16
+    max_batch_tokens: int = 16384  # padded tokens per batch (rows x longest)
+    sort_by_length: bool = True
+    device: str = "auto"  # auto: cuda when available, else cpu
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 GPU, fp32 CPU
+    judge_rubric: Path | None = None  # a text file replacing the default rubric
+    judge_scale: int = 10  # the judge scores from 1 to judge_scale
+    judge_retries: int = 2  # extra attempts for an unreadable judge answer
+    judge_max_tokens: int = 128
+    cache: bool = True
+    cache_dir: Path | None = None  # default: $THRESHER_CACHE_DIR/scores or ~/.cache/thresher/scores
+    trust_remote_code: bool = False
+
+    def specs(self) -> list[ScorerSpec]:
+        """The parsed scorer specs (the default when none are given)."""
+        return parse_specs(self.scorers or DEFAULT_SCORERS)[0]
+
+    def check(self) -> list[str]:
+        problems = parse_specs(self.scorers or DEFAULT_SCORERS)[1]
+        if self.max_length < 8:
+            problems.append("max_length: must be >= 8")
+        if self.batch_size < 1:
+            problems.append("batch_size: must be >= 1")
+        if self.max_batch_tokens < 1:
+            problems.append("max_batch_tokens: must be >= 1")
+        if self.judge_scale < 2:
+            problems.append("judge_scale: must be >= 2")
+        if self.judge_retries < 0:
+            problems.append("judge_retries: must be >= 0")
+        if self.judge_max_tokens < 1:
+            problems.append("judge_max_tokens: must be >= 1")
+        if self.judge_rubric is not None and not Path(self.judge_rubric).is_file():
+            problems.append(f"judge_rubric: no such file {self.judge_rubric}")
+        return problems
+
+
+def build_scorer(spec: ScorerSpec, config: Config):
+    """Instantiate the scorer a spec names (models load lazily, on first scored batch)."""
+    common = dict(
+        name=spec.name,
+        max_length=config.max_length,
+        overflow=config.overflow,
+        batch_size=config.batch_size,
+        max_batch_tokens=config.max_batch_tokens,
+        device=config.device,
+        dtype=config.dtype,
+        sort=config.sort_by_length,
+        trust_remote_code=config.trust_remote_code,
+    )
+    if spec.kind == "reward":
+        from .reward import RewardScorer
+
+        return RewardScorer(spec.model, label=config.label, **common)
+    if spec.kind == "loglik":
+        from .loglik import LoglikScorer
+
+        return LoglikScorer(spec.model, **common)
+    if spec.kind == "judge":
+        from .judge import DEFAULT_RUBRIC, JudgeScorer
+
+        rubric = DEFAULT_RUBRIC
+        if config.judge_rubric is not None:
+            rubric = Path(config.judge_rubric).read_text(encoding="utf-8").strip()
+        return JudgeScorer(
+            _judge_generator(spec, config),
+            model_id=f"{spec.backend}:{spec.model or 'default'}:max_tokens={config.judge_max_tokens}",
+            name=spec.name,
+            rubric=rubric,
+            scale=(1, config.judge_scale),
+            retries=config.judge_retries,
+            batch_size=config.batch_size,
+        )
+    raise ThresherError(f"unknown scorer {spec.kind!r}")
+
+
+def _judge_generator(spec: ScorerSpec, config: Config):
+    """The judge's text generator over a distill backend (built lazily by the core)."""
+    from thresher.backends import make_text_generator
+
+    return make_text_generator(
+        spec.backend,
+        spec.model,
+        temperature=0.0,
+        max_tokens=config.judge_max_tokens,
+        trust_remote_code=config.trust_remote_code,
+    )
+
+
+def histogram(values: list[float], bins: int = HIST_BINS) -> dict:
+    """Equal-width histogram of finite values: {"edges": [...], "counts": [...]}."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return {"edges": [], "counts": []}
+    lo, hi = min(vals), max(vals)
+    if hi == lo:
+        return {"edges": [lo, hi], "counts": [len(vals)]}
+    width = (hi - lo) / bins
+    counts = [0] * bins
+    for v in vals:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    return {"edges": [lo + i * width for i in range(bins)] + [hi], "counts": counts}
+
+
+def summarize(results: list[ScoreResult]) -> dict:
+    """Counts, moments, quantiles and a histogram of one scorer's results."""
+    vals = sorted(r.score for r in results if r.score is not None)
+    errors = [r.error for r in results if r.score is None]
+    out: dict = {"rows": len(results), "scored": len(vals), "errors": len(errors)}
+    if vals:
+        n = len(vals)
+        mean = sum(vals) / n
+        out.update(
+            mean=mean,
+            std=math.sqrt(sum((v - mean) ** 2 for v in vals) / n),
+            min=vals[0],
+            max=vals[-1],
+            quantiles={str(q): vals[min(n - 1, int(q * n))] for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
+        )
+    out["histogram"] = histogram(vals)
+    out["error_examples"] = [e for e in errors[:5] if e]
+    return out
+
+
+def score_rows(
+    conversations: list[list[dict]], scorer, *, cache_root: Path | None
+) -> tuple[list[ScoreResult], int]:
+    """Score conversations with the cache: returns (results in order, rows taken from cache)."""
+    from thresher.progress import progress
+
+    from .cache import ScoreCache
+
+    keys = [conversation_key(c) for c in conversations]
+    cache = ScoreCache(cache_root, scorer.identity) if cache_root is not None else None
+    found = cache.lookup(keys) if cache is not None else {}
+    results: list[ScoreResult | None] = [found.get(k) for k in keys]
+    todo = [i for i, r in enumerate(results) if r is None]
+    # identical conversations are scored once
+    first: dict[str, int] = {}
+    for i in todo:
+        first.setdefault(keys[i], i)
+    unique = list(first.values())
+    if unique:
+        with progress(len(unique), f"score {scorer.name}") as bar:
+
+            def on_batch(positions, out):
+                for p, r in zip(positions, out):
+                    results[unique[p]] = r
+                if cache is not None:
+                    cache.add([keys[unique[p]] for p in positions], out)
+                bar.advance(len(positions))
+
+            try:
+                scorer.score([conversations[i] for i in unique], on_batch=on_batch)
+            finally:
+                if cache is not None:
+                    cache.flush()
+        for i in todo:
+            results[i] = results[first[keys[i]]]
+    return results, len(keys) - len(todo)  # type: ignore[return-value]
+
+
+def run(
+    inputs: list[Path], out: Path, config: Config, *, force: bool = False
+) -> StageResult:
+    """Score every row of ``inputs`` with each configured scorer; write the run dir."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems)
+    stage = Stage("score", out, inputs=inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    import polars as pl
+
+    frames = [read_table(p) for p in inputs]
+    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    conversations = df["messages"].to_list()
+    cache_root = None
+    if config.cache:
+        from .cache import default_cache_root
+
+        cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_root()
+    scorers = [build_scorer(spec, config) for spec in config.specs()]  # fail fast on all
+    stats: dict = {"scorers": {}}
+    for spec, scorer in zip(config.specs(), scorers):
+        results, cached = score_rows(conversations, scorer, cache_root=cache_root)
+        df = df.with_columns(
+            pl.Series(spec.column, [r.score for r in results], dtype=pl.Float64),
+            pl.Series(spec.error_column, [r.error for r in results], dtype=pl.String),
+        )
+        summary = summarize(results)
+        summary.update(kind=spec.kind, identity=scorer.identity, cached=cached)
+        stats["scorers"][spec.name] = summary
+    dropped = dropped_frame(df.clear(), "score", "")
+    return stage.finish(df, dropped, stats=stats)

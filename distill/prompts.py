@@ -1,0 +1,96 @@
+"""Prompts: extraction from rows, system prompts, chat-template rendering.
+
+A prompt is the conversation up to (not including) a final assistant turn: rows that hold
+a full conversation are re-answered, rows read from a prompt column are answered. The last
+turn of a prompt must be the user's; multi-turn prompts are kept whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from thresher.errors import InputError, ThresherError
+from thresher.schema import prompt_messages
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt row: its id, messages (ending with a user turn), category and source."""
+
+    id: str
+    messages: tuple[tuple[str, str], ...]
+    category: str | None = None
+    source: str | None = None
+
+    def as_messages(self) -> list[dict[str, str]]:
+        """The messages as a list of ``{"role", "content"}`` dicts."""
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | None = None) -> list[Prompt]:
+    """Turn a row table into prompts.
+
+    ``system`` is added as a first system turn to prompts that have none. Rows whose prompt
+    part does not end with a user turn raise :class:`InputError` naming ``where`` and the row.
+    Rows with the same id (and so, usually, the same prompt) are answered once.
+    """
+    if "messages" not in df.columns:
+        raise InputError(f"{where}: no messages or prompt column")
+    has_cat = "category" in df.columns
+    has_src = "source" in df.columns
+    out: list[Prompt] = []
+    seen: set[str] = set()
+    for i, row in enumerate(df.iter_rows(named=True), start=1):
+        msgs = row["messages"] or []
+        prompt = prompt_messages(msgs)
+        if not prompt or prompt[-1]["role"] != "user" or not (prompt[-1]["content"] or "").strip():
+            rid = row.get("id")
+            raise InputError(
+                f"{where}: row {i}" + (f" (id {rid})" if rid else "")
+                + ": missing prompt (the last turn before the answer must be a non-empty user turn)"
+            )
+        if system is not None and prompt[0]["role"] != "system":
+            prompt = [{"role": "system", "content": system}, *prompt]
+        pid = str(row["id"])
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append(
+            Prompt(
+                id=pid,
+                messages=tuple((m["role"], m["content"]) for m in prompt),
+                category=row["category"] if has_cat else None,
+                source=row["source"] if has_src else None,
+            )
+        )
+    return out
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], *, model: str = "teacher") -> str:
+    """Render a prompt with the tokenizer's own chat template, ready for the assistant turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ThresherError(f"{model}: the tokenizer has no chat template; use an instruct/chat model")
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as e:  # jinja errors: e.g. templates that reject system turns
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ThresherError(f"{model}: chat template failed on a prompt: {msg}") from None
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end an assistant turn: EOS plus known end-of-turn markers in the vocab."""
+    ids: list[int] = []
+    eos = tokenizer.eos_token_id
+    if isinstance(eos, int):
+        ids.append(eos)
+    elif isinstance(eos, (list, tuple)):
+        ids.extend(int(x) for x in eos)
+    vocab = tokenizer.get_vocab()
+    for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>"):
+        tid = vocab.get(marker)
+        if tid is not None and tid not in ids:
+            ids.append(tid)
+    return ids

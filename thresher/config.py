@@ -1,0 +1,170 @@
+"""Frozen-dataclass configs validated up front.
+
+:func:`from_dict` turns a mapping (a recipe stage, a parsed spec, CLI options) into a frozen
+dataclass, rejecting unknown keys, checking types and calling the dataclass's ``check()``;
+every problem is collected and raised together in one :class:`ConfigError` whose parts name
+their key path (``stages[3].dedup.threshold: must be in (0, 1]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+from thresher.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
+    """Check ``value`` against ``tp`` and return it converted (tuple for lists, Path for paths)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            sub: list[str] = []
+            out = _coerce(value, a, key, sub)
+            if not sub:
+                return out
+        problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin is Literal:
+        if value not in get_args(tp):
+            problems.append(f"{key}: must be one of {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+            return value
+        args = [a for a in get_args(tp) if a is not Ellipsis]
+        item_tp = args[0] if args else Any
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]", problems) for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            problems.append(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            problems.append(f"{key}: expected a mapping, got {value!r}")
+            return value
+        return _build(tp, value, key, problems)
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{key}: expected a number, got {value!r}")
+            return value
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{key}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            problems.append(f"{key}: expected a path, got {value!r}")
+            return value
+        return Path(value)
+    return value
+
+
+def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str]) -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    prefix = f"{where}." if where else ""
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{prefix}{key}: unknown key{hint}")
+            continue
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", problems)
+    for name, f in fields.items():
+        if (
+            name not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        ):
+            problems.append(f"{prefix}{name}: required key missing")
+    before = len(problems)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        if len(problems) == before:
+            problems.append(f"{where or cls.__name__}: {e}")
+        return None  # type: ignore[return-value]
+    check = getattr(obj, "check", None)
+    if callable(check) and len(problems) == before:
+        problems.extend(f"{prefix}{p}" for p in check())
+    return obj
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+    """Build the frozen dataclass ``cls`` from ``data``; raise one ConfigError listing every
+    problem (unknown keys with suggestions, wrong types, failed ``check()``)."""
+    problems: list[str] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError([f"{where or cls.__name__}: expected a mapping, got {data!r}"])
+    obj = _build(cls, data, where, problems)
+    if problems:
+        raise ConfigError(problems)
+    return obj
+
+
+def validate(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> list[str]:
+    """Like :func:`from_dict` but return the list of problems instead of raising."""
+    try:
+        from_dict(cls, data, where)
+    except ConfigError as e:
+        return e.problems
+    return []
+
+
+def to_dict(obj: Any) -> Any:
+    """A JSON/YAML-friendly plain form of a config (for manifests and resolved recipes)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

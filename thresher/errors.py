@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Every error a user can cause (bad input, bad options, missing models) is raised as a
+:class:`ThresherError` with a one-line message naming the file, line, row or key. The CLI
+prints it as ``Error: <message>`` and exits with status 1, without a traceback.
+"""
+
+
+class ThresherError(Exception):
+    """An error caused by the user's input, options or environment (one-line message)."""
+
+
+class InputError(ThresherError):
+    """Malformed or invalid input data."""
+
+
+class ConfigError(ThresherError):
+    """Invalid configuration (CLI options, recipe or spec); the message lists every problem."""
+
+    def __init__(self, problems: list[str] | str, where: str = ""):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        prefix = f"{where}: " if where else ""
+        if len(self.problems) == 1:
+            msg = prefix + self.problems[0]
+        else:
+            msg = prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
+        super().__init__(msg)

@@ -1,0 +1,304 @@
+"""Read any supported input into a validated row table.
+
+Files: JSONL (``.jsonl``/``.ndjson``), JSON arrays (``.json``), Parquet, CSV; a Hugging Face
+``save_to_disk`` folder; or a hub dataset name (``org/name`` or ``org/name:split``) through
+``datasets``. Record shapes are auto-detected or forced (see :mod:`thresher.io.shapes`).
+
+Every problem names the file and line (or row) and the reason. With
+``on_bad_rows="skip"`` bad rows are collected in :attr:`ReadResult.rejects` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from thresher.errors import InputError
+from thresher.io.shapes import ROW_KEYS, SHAPE_KEYS, SHAPES, ShapeError, detect_shape, to_messages
+from thresher.schema import (
+    MESSAGES_DTYPE,
+    clean_messages,
+    conform,
+    content_id,
+    empty_table,
+    table_problems,
+    validate_messages,
+)
+
+__all__ = ["SHAPES", "ReadResult", "read_rows", "read_table"]
+
+JSONL_EXT = {".jsonl", ".ndjson"}
+PARQUET_EXT = {".parquet", ".pq"}
+
+
+@dataclass
+class ReadResult:
+    """Rows read from ``path`` plus the rejected rows (when skipping bad rows)."""
+
+    table: pl.DataFrame
+    path: str
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Collector:
+    def __init__(self, label: str, on_bad_rows: str):
+        self.label = label
+        self.skip = on_bad_rows == "skip"
+        self.rejects: list[dict[str, Any]] = []
+
+    def bad(self, where: str, reason: str, raw: Any = None) -> None:
+        msg = f"{self.label}:{where}: {reason}"
+        if not self.skip:
+            raise InputError(msg)
+        if raw is not None and not isinstance(raw, str):
+            try:
+                raw = json.dumps(raw, ensure_ascii=False, default=str)
+            except (TypeError, ValueError):
+                raw = repr(raw)
+        self.rejects.append({"file": self.label, "where": where, "reason": reason, "raw": raw})
+
+
+def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                col.bad(str(lineno), f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
+                        raw.decode("utf-8", "replace").rstrip("\n"))
+                continue
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except json.JSONDecodeError as e:
+                col.bad(str(lineno), f"malformed JSON ({e.msg} at column {e.colno})", text.rstrip("\n"))
+                continue
+            yield str(lineno), rec
+
+
+def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{col.label}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    if not text.strip():
+        return
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        # a .json file may hold JSON lines
+        if e.msg == "Extra data":
+            yield from _jsonl_records(path, col)
+            return
+        raise InputError(f"{col.label}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if not isinstance(obj, list):
+        raise InputError(f"{col.label}: expected a JSON array of records, got {type(obj).__name__}")
+    for i, rec in enumerate(obj, start=1):
+        yield f"row {i}", rec
+
+
+def _frame_records(df: pl.DataFrame) -> Iterator[tuple[str, Any]]:
+    for i, rec in enumerate(df.iter_rows(named=True), start=1):
+        yield f"row {i}", rec
+
+
+def _csv_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
+    try:
+        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except Exception as e:  # polars raises ComputeError for bad UTF-8 and malformed CSV
+        raise InputError(f"{col.label}: cannot read CSV ({str(e).splitlines()[0]})") from None
+    for i, rec in enumerate(df.iter_rows(named=True), start=2):  # line 1 is the header
+        yield str(i), {k: v for k, v in rec.items() if v is not None}
+
+
+def _hub_frame(name: str, label: str) -> pl.DataFrame:
+    repo, _, split = name.partition(":")
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(repo, split=split or "train")
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(
+            f"{label}: cannot load hub dataset '{repo}' (offline, not found or no access): {first[:200]}"
+        ) from None
+    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+
+
+def _disk_frame(path: Path, label: str) -> pl.DataFrame:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise InputError(f"{label}: not a dataset folder saved with save_to_disk ({str(e).splitlines()[0]})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise InputError(f"{label}: dataset dict has no 'train' split (splits: {', '.join(ds)})")
+        ds = ds["train"]
+    return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
+
+
+def _looks_like_hub(name: str) -> bool:
+    p = name.split(":")[0]
+    return (p.count("/") == 1 and not p.startswith((".", "/", "~")) and Path(p).suffix == ""
+            and all(part for part in p.split("/")))
+
+
+def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFrame | None:
+    """Fast path for canonical tables (our own Parquet): vectorised validation."""
+    if "messages" not in df.columns or df.schema["messages"] != MESSAGES_DTYPE:
+        return None
+    if "id" not in df.columns:
+        ids = [content_id(m) for m in df["messages"].to_list()]
+        df = df.with_columns(pl.Series("id", ids, dtype=pl.String))
+    df = conform(df)
+    problems = table_problems(df)
+    if problems.height:
+        bad_rows = set()
+        for row, reason in problems.iter_rows():
+            col.bad(f"row {row}", reason, df.row(row - 1, named=True))
+            bad_rows.add(row - 1)
+        keep = [i for i in range(df.height) if i not in bad_rows]
+        df = df[keep]
+    return df
+
+
+def read_rows(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    on_bad_rows: str = "error",
+    category: str | None = None,
+    source: str | None = None,
+) -> ReadResult:
+    """Read ``path`` (file, dataset folder or hub name) into validated rows.
+
+    ``fmt`` forces a record shape (one of :data:`SHAPES`); unknown columns are then an
+    error (except for the canonical ``messages`` shape, which keeps provenance columns).
+    ``category``/``source`` fill those columns where the input has none.
+    """
+    if fmt is not None and fmt not in SHAPES:
+        raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(SHAPES)})")
+    if on_bad_rows not in ("error", "skip"):
+        raise InputError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
+    label = str(path)
+    p = Path(path)
+    col = _Collector(label, on_bad_rows)
+    records: Iterator[tuple[str, Any]]
+    if p.is_dir():
+        frame = _disk_frame(p, label)
+        fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
+        records = iter(()) if fast is not None else _frame_records(frame)
+    elif p.is_file():
+        ext = p.suffix.lower()
+        fast = None
+        if p.stat().st_size == 0:
+            raise InputError(f"{label}: empty file (no rows)")
+        if ext in JSONL_EXT:
+            records = _jsonl_records(p, col)
+        elif ext == ".json":
+            records = _json_records(p, col)
+        elif ext in PARQUET_EXT:
+            try:
+                frame = pl.read_parquet(p)
+            except Exception as e:
+                raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+            fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
+            records = iter(()) if fast is not None else _frame_records(frame)
+        elif ext in (".csv", ".tsv"):
+            records = _csv_records(p, col)
+        else:
+            raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
+                             "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")
+    elif _looks_like_hub(label):
+        frame = _hub_frame(label, label)
+        fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
+        records = iter(()) if fast is not None else _frame_records(frame)
+    else:
+        raise InputError(f"{label}: no such file or folder")
+
+    if fast is not None:
+        table = fast
+        if table.height == 0 and not col.rejects:
+            raise InputError(f"{label}: empty file (no rows)")
+        table = _fill(table, category, source)
+        return ReadResult(table, label, col.rejects)
+
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    shape = fmt
+    any_record = False
+    for where, rec in records:
+        any_record = True
+        if not isinstance(rec, Mapping):
+            col.bad(where, f"expected a JSON object, got {type(rec).__name__}", rec)
+            continue
+        if shape is None:
+            shape = detect_shape(rec)
+            if shape is None:
+                raise InputError(
+                    f"{label}:{where}: cannot tell the record format from its keys "
+                    f"({', '.join(map(str, rec)) or 'none'}); expected messages, conversations, "
+                    "instruction/output, prompt/completion or prompt (or pass --format)"
+                )
+        if fmt is not None and fmt != "messages":
+            allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS)
+            unknown = [k for k in rec if k not in allowed]
+            if unknown:
+                col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
+                        f"{fmt} (expected {', '.join(SHAPE_KEYS[fmt] + ROW_KEYS)})", rec)
+                continue
+        try:
+            msgs = to_messages(rec, shape)
+        except ShapeError as e:
+            col.bad(where, str(e), rec)
+            continue
+        why = validate_messages(msgs)
+        if why:
+            col.bad(where, why, rec)
+            continue
+        row = {k: v for k, v in rec.items() if k not in SHAPE_KEYS[shape]}
+        row["messages"] = clean_messages(msgs)
+        rid = row.get("id")
+        row["id"] = content_id(row["messages"]) if rid in (None, "") else str(rid)
+        if row["id"] in seen:
+            col.bad(where, f"duplicate id '{row['id']}' (first seen at {seen[row['id']]})", rec)
+            continue
+        seen[row["id"]] = where
+        rows.append(row)
+    if not any_record:
+        raise InputError(f"{label}: empty file (no rows)")
+    if not rows:
+        return ReadResult(_fill(empty_table(), category, source), label, col.rejects)
+    try:
+        table = conform(pl.DataFrame(rows, infer_schema_length=None))
+    except Exception as e:
+        raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
+    return ReadResult(_fill(table, category, source), label, col.rejects)
+
+
+def _fill(df: pl.DataFrame, category: str | None, source: str | None) -> pl.DataFrame:
+    if category is not None:
+        df = df.with_columns(pl.col("category").fill_null(category))
+    if source is not None:
+        df = df.with_columns(pl.col("source").fill_null(source))
+    return df
+
+
+def read_table(path: str | os.PathLike, fmt: str | None = None, **kwargs: Any) -> pl.DataFrame:
+    """Read ``path`` into a validated row table, raising on the first bad row."""
+    return read_rows(path, fmt, **kwargs).table

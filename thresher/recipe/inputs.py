@@ -1,0 +1,219 @@
+"""The inputs step of a recipe run (``00-inputs``): read, validate and concatenate inputs.
+
+Each recipe input (a local file, a hub dataset or the chatterbot-corpus package) is read
+with the core readers, gets its ``source``/``category`` filled, and all are concatenated.
+Rows whose id repeats an earlier row are dropped. When the recipe asks for held-out
+prompts (``holdout: N``), N prompts are set aside (spread over categories, seeded) into
+``heldout.parquet`` for the ``evaluate`` stage, and every row sharing their prompt text is
+kept out of the training data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from thresher.errors import InputError, ThresherError
+from thresher.recipe.schema import InputSpec
+
+STAGE_NAME = "inputs"
+FOLDER = "00-inputs"
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the inputs step reads: the recipe's inputs, held-out count and seed."""
+
+    inputs: tuple[InputSpec, ...] = ()
+    holdout: int = 0
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        """Range problems (one string each)."""
+        return [] if self.holdout >= 0 else ["holdout: must be >= 0"]
+
+
+# ---------------------------------------------------------------- chatterbot-corpus
+
+
+def chatterbot_dir(language: str) -> Path:
+    """The folder of chatterbot-corpus YAML files for ``language`` (``english`` ...)."""
+    spec = importlib.util.find_spec("chatterbot_corpus")
+    if spec is None or spec.origin is None:
+        raise ThresherError("chatterbot-corpus is not installed (pip install chatterbot-corpus)")
+    root = Path(spec.origin).parent / "data"
+    folder = root / language
+    if not folder.is_dir():
+        known = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise ThresherError(f"no language {language!r} in chatterbot-corpus (known: {', '.join(known)})")
+    return folder
+
+
+def chatterbot_files(language: str, categories: tuple[str, ...] = ()) -> list[Path]:
+    """The YAML files for ``language``, restricted to ``categories`` (file stems) if given."""
+    folder = chatterbot_dir(language)
+    files = {p.stem: p for p in sorted(folder.glob("*.yml"))}
+    missing = [c for c in categories if c not in files]
+    if missing:
+        raise ThresherError(
+            f"unknown categories {', '.join(missing)} (known: {', '.join(files)})"
+        )
+    return [files[c] for c in categories] if categories else list(files.values())
+
+
+def read_chatterbot(language: str, categories: tuple[str, ...] = (), *, responses: bool = False) -> list[dict[str, Any]]:
+    """Read chatterbot-corpus conversations as records with ``messages`` and ``category``.
+
+    With ``responses`` false each conversation gives its opening question as a prompt
+    (repeated questions once); with ``responses`` true the utterances alternate user and
+    assistant turns (the corpus's own, noisy answers). Records are interleaved across
+    categories so that taking the first N stays balanced.
+    """
+    import yaml
+
+    per_cat: list[list[dict[str, Any]]] = []
+    for path in chatterbot_files(language, categories):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: cannot read chatterbot file ({e})") from None
+        seen: set[str] = set()
+        recs: list[dict[str, Any]] = []
+        for conv in data.get("conversations") or []:
+            if not isinstance(conv, list):
+                continue
+            turns = [str(t).strip() for t in conv if t is not None and str(t).strip()]
+            if not turns:
+                continue
+            if responses:
+                if len(turns) < 2:
+                    continue
+                turns = turns[: len(turns) // 2 * 2]
+                msgs = [
+                    {"role": "user" if k % 2 == 0 else "assistant", "content": t}
+                    for k, t in enumerate(turns)
+                ]
+            else:
+                if turns[0] in seen:
+                    continue
+                seen.add(turns[0])
+                msgs = [{"role": "user", "content": turns[0]}]
+            recs.append({"messages": msgs, "category": path.stem})
+        per_cat.append(recs)
+    out: list[dict[str, Any]] = []
+    for k in range(max((len(r) for r in per_cat), default=0)):
+        out.extend(r[k] for r in per_cat if k < len(r))
+    return out
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_input(spec: InputSpec) -> pl.DataFrame:
+    """Read one recipe input into a validated row table with source/category filled."""
+    from thresher.io import read_table
+    from thresher.schema import conform, make_rows
+
+    if spec.kind == "chatterbot":
+        df = make_rows(
+            read_chatterbot(spec.value, spec.categories, responses=spec.responses),
+            source=spec.source or "chatterbot-corpus",
+        )
+    elif spec.kind == "path":
+        if not Path(spec.value).exists():
+            raise InputError(f"{spec.value}: file not found")
+        df = read_table(spec.value, spec.format) if spec.format else read_table(spec.value)
+    else:
+        df = read_table(spec.value)
+    if spec.limit is not None:
+        df = df.head(spec.limit)
+    if spec.source is not None:
+        df = df.with_columns(pl.lit(spec.source, dtype=pl.String).alias("source"))
+    if spec.category is not None:
+        df = df.with_columns(pl.lit(spec.category, dtype=pl.String).alias("category"))
+    return conform(df)
+
+
+def _prompt_key() -> pl.Expr:
+    """Text of the conversation's last user turn before a final assistant turn."""
+    msgs = pl.col("messages")
+    prompt = pl.when(msgs.list.last().struct.field("role") == "assistant").then(
+        msgs.list.head(msgs.list.len() - 1)
+    ).otherwise(msgs)
+    return prompt.list.eval(
+        pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
+    ).list.last()
+
+
+def split_holdout(df: pl.DataFrame, n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Set aside ``n`` distinct prompts spread across categories (seeded); return
+    ``(rest, heldout)``. Rows of ``rest`` never share a prompt text with ``heldout``."""
+    if n <= 0 or df.height == 0:
+        return df, df.head(0)
+    keyed = df.with_columns(_prompt_key().alias("_prompt"))
+    prompts = (
+        keyed.unique("_prompt", keep="first", maintain_order=True)
+        .with_columns(pl.col("_prompt").hash(seed=seed).alias("_h"))
+        .with_columns(pl.col("_h").rank("ordinal").over("category").alias("_r"))
+        .sort(["_r", "_h"])
+    )
+    if n >= prompts.height:
+        raise InputError(
+            f"holdout: {n} held-out prompts asked for but the inputs have only {prompts.height} distinct prompts"
+        )
+    chosen = prompts.head(n)
+    held = chosen.drop("_h", "_r", "_prompt")
+    rest = keyed.filter(~pl.col("_prompt").is_in(chosen["_prompt"].implode())).drop("_prompt")
+    return rest, held
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
+    """Read every recipe input, concatenate, drop repeated ids and set aside held-out prompts."""
+    from thresher.io import write_table
+    from thresher.stage import Stage, dropped_frame
+
+    stage = Stage(STAGE_NAME, out, inputs=inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    frames = [read_input(spec) for spec in config.inputs]
+    extra = sorted({c for f in frames for c in f.columns} - {"id", "messages", "category", "source"})
+    df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if df.height == 0:
+        raise InputError("the recipe's inputs hold no rows")
+    dup = df.filter(~pl.col("id").is_first_distinct())
+    df = df.filter(pl.col("id").is_first_distinct())
+    kept, held = split_holdout(df, config.holdout, config.seed)
+    held_ids = held["id"].implode()
+    held_out_rows = df.filter(pl.col("id").is_in(held_ids) | ~pl.col("id").is_in(kept["id"].implode()))
+    write_table(held, stage.path("heldout.parquet"))
+    dropped = pl.concat(
+        [
+            dropped_frame(dup, STAGE_NAME, "repeated id from an earlier input"),
+            dropped_frame(held_out_rows, STAGE_NAME, "held out for evaluation"),
+        ],
+        how="diagonal_relaxed",
+    )
+    stats = {
+        "inputs": [
+            {"kind": s.kind, "value": s.value, "rows": f.height} for s, f in zip(config.inputs, frames)
+        ],
+        "extra_columns": extra,
+        "repeated_ids": dup.height,
+        "heldout": held.height,
+    }
+    return stage.finish(kept, dropped, stats=stats)
+
+
+def stage_inputs(config: Config) -> list[Path]:
+    """The files the inputs step depends on (for the stage manifest's hash)."""
+    files: list[Path] = []
+    for spec in config.inputs:
+        if spec.kind == "path" and Path(spec.value).exists():
+            files.append(Path(spec.value))
+        elif spec.kind == "chatterbot":
+            files.extend(chatterbot_files(spec.value, spec.categories))
+    return files

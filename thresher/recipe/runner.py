@@ -1,0 +1,206 @@
+"""Run a recipe: the inputs step, then every stage in order, each in its own folder.
+
+``RUN_DIR/00-inputs`` holds the concatenated inputs, ``RUN_DIR/NN-<stage>`` the output of
+the recipe's N-th stage, fed by the previous stage's ``kept.parquet``. Each stage's manifest
+(hash of its inputs and config, see :class:`thresher.stage.Stage`) makes a finished stage
+with the same inputs and config a no-op, so rerunning a killed run continues where it
+stopped and changing one stage's config reruns that stage and those it feeds only.
+The run directory also holds ``recipe.yaml`` (the resolved recipe), ``versions.json`` and
+``summary.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from thresher.recipe.schema import Recipe, StageSpec, _stage_module
+
+#: stages whose kept.parquet is the curated dataset (the last one in a recipe is "the" dataset)
+DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix")
+VERSION_PACKAGES = (
+    "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
+    "accelerate", "vllm", "click", "pyyaml", "matplotlib",
+)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, thresher and its main dependencies (installed ones only)."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            if name == "thresher":
+                import thresher
+
+                out[name] = getattr(thresher, "__version__", "unknown")
+    return out
+
+
+def _write_text(path: Path, text: str) -> None:
+    from thresher.io import write_text_atomic
+
+    write_text_atomic(path, text)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _row_count(path: Path) -> int | None:
+    if not path.exists():
+        return None
+    import polars as pl
+
+    return pl.scan_parquet(path).select(pl.len()).collect().item()
+
+
+def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, prev_kept: Path) -> tuple[list[Path], Any]:
+    """Inputs and config for one stage (the evaluate stage gets the run's context)."""
+    if spec.name != "evaluate":
+        return [prev_kept], spec.config
+    from thresher.config import to_dict
+
+    before = [s for s in recipe.stages if s.index < spec.index]
+    gen = [s for s in before if s.name == "generate"][-1]
+    score = [s for s in before if s.name == "score"][-1]
+    train = [s for s in before if s.name == "train"][-1]
+    train_in = run_dir / recipe.stages[train.index - 1].folder / "kept.parquet" if train.index else run_dir / "00-inputs" / "kept.parquet"
+    config = dataclasses.replace(
+        spec.config,
+        generate_options=to_dict(gen.config),
+        score_options=to_dict(score.config),
+        train_options=to_dict(train.config),
+    )
+    inputs = [
+        train_in,  # the curated set the recipe's student was trained on
+        run_dir / gen.folder / "kept.parquet",  # every generation, before curation
+        run_dir / "00-inputs" / "heldout.parquet",
+        run_dir / train.folder / "manifest.json",  # the trained adapter lives beside it
+    ]
+    return inputs, config
+
+
+def run_recipe(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    force: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``recipe`` into ``run_dir`` and return the summary (also written as summary.json)."""
+    from thresher.recipe import inputs as inputs_step
+
+    if echo is None:
+        from thresher.progress import info as echo
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+    _write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
+    summary: dict[str, Any] = {
+        "recipe": recipe.name,
+        "run_dir": str(run_dir),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "stages": [],
+        "complete": False,
+    }
+    total = len(recipe.stages) + 1
+    t_run = time.monotonic()
+
+    def step(n: int, name: str, folder: Path, runner: Callable[[], Any]) -> None:
+        echo(f"[{n:02d}/{total - 1:02d}] {name} -> {folder}")
+        t0 = time.monotonic()
+        result = runner()
+        reused = bool(getattr(result, "reused", False))
+        stats = _read_json(folder / "stats.json")
+        row = {
+            "stage": name,
+            "folder": folder.name,
+            "status": "reused" if reused else "ran",
+            "rows_in": stats.get("rows_in"),
+            "rows_out": _row_count(folder / "kept.parquet"),
+            "seconds": round(time.monotonic() - t0, 2),
+        }
+        summary["stages"].append(row)
+        echo(
+            f"        {row['status']}: {row['rows_in'] if row['rows_in'] is not None else '?'} rows in, "
+            f"{row['rows_out'] if row['rows_out'] is not None else '?'} kept ({row['seconds']:.1f} s)"
+        )
+        _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+    cfg = inputs_step.Config(inputs=recipe.inputs, holdout=recipe.holdout, seed=recipe.seed)
+    in_dir = run_dir / inputs_step.FOLDER
+    step(0, "inputs", in_dir, lambda: inputs_step.run(inputs_step.stage_inputs(cfg), in_dir, cfg, force=force))
+    prev_kept = in_dir / "kept.parquet"
+    dataset = prev_kept
+    for spec in recipe.stages:
+        module = _stage_module(spec.name)
+        folder = run_dir / spec.folder
+        stage_in, config = _stage_inputs(spec, recipe, run_dir, prev_kept)
+        step(
+            spec.index + 1,
+            spec.name,
+            folder,
+            lambda m=module, i=stage_in, f=folder, c=config: m.run(i, f, c, force=force),
+        )
+        kept = folder / "kept.parquet"
+        if spec.name in DATA_STAGES and kept.exists():
+            dataset = kept
+        if kept.exists() and spec.name not in ("evaluate", "report"):
+            prev_kept = kept
+    summary["complete"] = True
+    summary["seconds"] = round(time.monotonic() - t_run, 1)
+    summary["dataset"] = str(dataset)
+    summary["dataset_rows"] = _row_count(dataset)
+    train = [s for s in recipe.stages if s.name == "train"]
+    if train:
+        adapter = run_dir / train[-1].folder / "adapter"
+        if adapter.exists():
+            summary["adapter"] = str(adapter)
+    for name in ("report.md", "report.html"):
+        if (run_dir / name).exists():
+            summary[name.replace(".", "_")] = str(run_dir / name)
+    ev = [s for s in recipe.stages if s.name == "evaluate"]
+    if ev:
+        payoff = _read_json(run_dir / ev[-1].folder / "stats.json").get("payoff")
+        if payoff:
+            summary["payoff"] = payoff
+    _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_text(run_dir / "summary.md", summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """A short human-readable summary of a run (also printed at the end of ``thresher run``)."""
+    lines = [
+        f"# Run of recipe {summary['recipe']}",
+        "",
+        "| stage | folder | status | rows in | kept | seconds |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for r in summary["stages"]:
+        lines.append(
+            f"| {r['stage']} | {r['folder']} | {r['status']} | {r['rows_in'] if r['rows_in'] is not None else ''} "
+            f"| {r['rows_out'] if r['rows_out'] is not None else ''} | {r['seconds']} |"
+        )
+    lines.append("")
+    for key, label in (("dataset", "dataset"), ("adapter", "adapter"), ("report_md", "report"), ("report_html", "report (HTML)")):
+        if summary.get(key):
+            lines.append(f"- {label}: {summary[key]}")
+    if summary.get("payoff"):
+        p = summary["payoff"]
+        lines.append(
+            f"- curation payoff (mean held-out score): before {p.get('before')}, "
+            f"curated {p.get('curated')}, random {p.get('random')}"
+        )
+    return "\n".join(lines) + "\n"

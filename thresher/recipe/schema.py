@@ -1,0 +1,472 @@
+"""Recipes: one YAML file from prompts and a teacher to a curated set and a trained student.
+
+A recipe looks like::
+
+    name: quickstart
+    seed: 0
+    holdout: 16                 # prompts kept aside for the `evaluate` stage (optional)
+    inputs:
+      - chatterbot: english     # or `path: data.jsonl` / `hub: org/name`
+        categories: [food, science]
+        source: chatterbot-corpus
+    stages:
+      - generate: {n: 4}
+      - score: {...}
+      - dedup: {threshold: 0.8}
+      - train: {base: smollm2}
+      - report: {}
+
+:func:`load_recipe` parses it into frozen dataclasses and validates everything before
+anything runs: each stage's options are built by that stage's own ``Config`` (the stage
+module is imported lazily), and every problem is reported in one :class:`ConfigError` whose
+parts carry their key path (``stages[3].dedup.threshold: must be in (0, 1]``).
+Relative paths in a recipe are relative to the current directory, like CLI options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thresher.errors import ConfigError, ThresherError
+
+#: recipe stage name -> module exposing ``Config`` and ``run`` (the stage contract)
+STAGE_MODULES: dict[str, str] = {
+    "generate": "thresher.distill.stage",
+    "score": "thresher.curate.score.stage",
+    "filter": "thresher.curate.filter.stage",
+    "dedup": "thresher.curate.dedup.stage",
+    "decontam": "thresher.curate.decontam.stage",
+    "mix": "thresher.curate.mix.stage",
+    "train": "thresher.train.stage",
+    "evaluate": "thresher.recipe.evaluate",
+    "report": "thresher.report.stage",
+}
+
+TOP_KEYS = ("name", "seed", "description", "holdout", "inputs", "stages")
+INPUT_KINDS = ("path", "hub", "chatterbot")
+INPUT_KEYS = {
+    "path": ("path", "format", "source", "category", "limit"),
+    "hub": ("hub", "split", "source", "category", "limit"),
+    "chatterbot": ("chatterbot", "categories", "responses", "source", "category", "limit"),
+}
+#: the train stage option naming the student's base model (required in a recipe)
+BASE_KEYS = ("base", "base_model")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One entry of a recipe's ``inputs``.
+
+    ``kind`` is ``path`` (a local file or folder in any format the core reads), ``hub`` (a
+    Hugging Face dataset name) or ``chatterbot`` (the chatterbot-corpus package; ``value``
+    is the language, ``categories`` the YAML file names to take, all when empty).
+    ``source``/``category`` fill those columns; ``limit`` keeps the first N rows.
+    """
+
+    kind: str
+    value: str
+    source: str | None = None
+    category: str | None = None
+    limit: int | None = None
+    format: str | None = None
+    split: str | None = None
+    categories: tuple[str, ...] = ()
+    responses: bool = False
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One validated stage of a recipe: its name, position and built ``Config``."""
+
+    name: str
+    index: int
+    config: Any
+
+    @property
+    def folder(self) -> str:
+        """The stage's folder inside the run directory (``03-dedup``)."""
+        return f"{self.index + 1:02d}-{self.name}"
+
+    @property
+    def where(self) -> str:
+        """The stage's key path in the recipe (``stages[2].dedup``)."""
+        return f"stages[{self.index}].{self.name}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed, validated recipe."""
+
+    name: str
+    seed: int
+    inputs: tuple[InputSpec, ...]
+    stages: tuple[StageSpec, ...]
+    holdout: int = 0
+    description: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    def stage(self, name: str) -> StageSpec | None:
+        """The first stage called ``name`` (None when the recipe has none)."""
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe (every stage option filled with its value) as plain data."""
+        from thresher.config import to_dict
+
+        inputs = []
+        for spec in self.inputs:
+            d: dict[str, Any] = {spec.kind: spec.value}
+            for f in dataclasses.fields(spec):
+                if f.name in ("kind", "value"):
+                    continue
+                v = getattr(spec, f.name)
+                if f.name in INPUT_KEYS[spec.kind] and v not in (None, (), False):
+                    d[f.name] = list(v) if isinstance(v, tuple) else v
+            inputs.append(d)
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            **({"description": self.description} if self.description else {}),
+            "holdout": self.holdout,
+            "inputs": inputs,
+            "stages": [{s.name: to_dict(s.config)} for s in self.stages],
+        }
+
+    def to_yaml(self) -> str:
+        """The resolved recipe as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------- loading and overrides
+
+
+def builtin_recipe(name: str) -> Path | None:
+    """The shipped recipe called ``name`` (``quickstart`` ...), or None."""
+    here = Path(__file__).resolve().parent
+    for folder in (here / "recipes", here.parents[1] / "recipes"):
+        p = folder / f"{name}.yaml"
+        if p.is_file():
+            return p
+    return None
+
+
+def read_recipe_file(path: str | Path) -> dict[str, Any]:
+    """Read a recipe file (or a shipped recipe by name) into plain data."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and builtin_recipe(str(path)):
+        p = builtin_recipe(str(path))  # type: ignore[assignment]
+    if not p.is_file():
+        raise ThresherError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ThresherError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ThresherError(f"{path}{line}: invalid YAML: {problem}") from None
+    if not isinstance(data, Mapping):
+        raise ThresherError(f"{path}: a recipe must be a YAML mapping")
+    return dict(data)
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected KEY=VALUE (for example dedup.threshold=0.9)")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = [p for p in key.strip().split(".")]
+    if not key.strip() or any(not p for p in parts):
+        raise ConfigError(f"--set {item}: bad key {key!r}")
+    return parts, value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set`` items to raw recipe data and return the new data.
+
+    ``KEY=VALUE`` with VALUE parsed as YAML. Keys: a top-level key (``seed=3``), a stage
+    option (``dedup.threshold=0.9``; ``filter#2.min_chars=5`` for the second filter stage,
+    or ``stages[4].key=...``); nested mappings with more dots (``mix.spec.total=200``).
+    """
+    import copy
+    import re
+
+    data = copy.deepcopy(dict(data))
+    problems: list[str] = []
+    for item in overrides:
+        try:
+            parts, value = _parse_override(item)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
+        head = parts[0]
+        if len(parts) == 1:
+            if head not in TOP_KEYS or head in ("inputs", "stages"):
+                problems.append(f"--set {item}: unknown top-level key {head!r}")
+                continue
+            data[head] = value
+            continue
+        stages = data.get("stages")
+        if not isinstance(stages, list):
+            problems.append(f"--set {item}: the recipe has no stages list")
+            continue
+        m_idx = re.fullmatch(r"stages\[(\d+)\]", head)
+        m_nth = re.fullmatch(r"([a-z_]+)#(\d+)", head)
+        entries = [
+            (i, e) for i, e in enumerate(stages) if isinstance(e, Mapping) and len(e) == 1
+        ]
+        if m_idx:
+            i = int(m_idx.group(1))
+            found = [(j, e) for j, e in entries if j == i]
+        else:
+            name = m_nth.group(1) if m_nth else head
+            found = [(j, e) for j, e in entries if next(iter(e)) == name]
+            if m_nth:
+                n = int(m_nth.group(2))
+                found = found[n - 1 : n] if n >= 1 else []
+            elif len(found) > 1:
+                problems.append(
+                    f"--set {item}: the recipe has {len(found)} '{name}' stages; "
+                    f"say which with {name}#1, {name}#2 ..."
+                )
+                continue
+        if not found:
+            problems.append(f"--set {item}: no stage {head!r} in the recipe")
+            continue
+        j, entry = found[0]
+        name = next(iter(entry))
+        opts = entry[name]
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, Mapping):
+            problems.append(f"--set {item}: stages[{j}].{name} is not a mapping")
+            continue
+        opts = dict(opts)
+        target = opts
+        for p in parts[1:-1]:
+            sub = target.get(p)
+            sub = dict(sub) if isinstance(sub, Mapping) else {}
+            target[p] = sub
+            target = sub
+        target[parts[-1]] = value
+        stages[j] = {name: opts}
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), *, check_files: bool = True) -> Recipe:
+    """Read, override and validate a recipe file; raise one ConfigError listing every problem."""
+    data = read_recipe_file(path)
+    data = apply_overrides(data, overrides)
+    p = Path(path)
+    return parse_recipe(data, path=p if p.exists() else builtin_recipe(str(path)), check_files=check_files)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> InputSpec | None:
+    where = f"inputs[{i}]"
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: expected a mapping like {{path: FILE}}, got {raw!r}")
+        return None
+    kinds = [k for k in INPUT_KINDS if k in raw]
+    if len(kinds) != 1:
+        what = "none" if not kinds else ", ".join(kinds)
+        problems.append(f"{where}: needs exactly one of path, hub, chatterbot (got {what})")
+        return None
+    kind = kinds[0]
+    allowed = INPUT_KEYS[kind]
+    before = len(problems)
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}.{key}: unknown key{hint}")
+    value = raw[kind]
+    if not _str(value):
+        problems.append(f"{where}.{kind}: expected a non-empty string, got {value!r}")
+    for key in ("source", "category", "format", "split"):
+        if key in raw and raw[key] is not None and not isinstance(raw[key], str):
+            problems.append(f"{where}.{key}: expected a string, got {raw[key]!r}")
+    limit = raw.get("limit")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        problems.append(f"{where}.limit: expected a positive integer, got {limit!r}")
+    cats = raw.get("categories") or ()
+    if isinstance(cats, str):
+        cats = (cats,)
+    if not isinstance(cats, (list, tuple)) or not all(_str(c) for c in cats):
+        problems.append(f"{where}.categories: expected a list of names, got {cats!r}")
+        cats = ()
+    responses = raw.get("responses", False)
+    if not isinstance(responses, bool):
+        problems.append(f"{where}.responses: expected true or false, got {responses!r}")
+    if len(problems) > before:
+        return None
+    if check_files and kind == "path" and not Path(value).exists():
+        problems.append(f"{where}.path: file not found: {value}")
+    if kind == "chatterbot":
+        from thresher.recipe.inputs import chatterbot_files
+
+        try:
+            chatterbot_files(value, tuple(cats))
+        except ThresherError as e:
+            problems.append(f"{where}.chatterbot: {e}")
+    return InputSpec(
+        kind=kind,
+        value=str(value),
+        source=raw.get("source"),
+        category=raw.get("category"),
+        limit=limit,
+        format=raw.get("format"),
+        split=raw.get("split"),
+        categories=tuple(cats),
+        responses=bool(responses),
+    )
+
+
+def _stage_module(name: str):
+    return importlib.import_module(STAGE_MODULES[name])
+
+
+def _parse_stage(
+    i: int, raw: Any, seed: int, problems: list[str]
+) -> StageSpec | None:
+    from thresher.config import from_dict
+
+    if isinstance(raw, str):
+        raw = {raw: {}}
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        problems.append(f"stages[{i}]: expected one stage name with its options, like {{dedup: {{...}}}}")
+        return None
+    name, opts = next(iter(raw.items()))
+    if name not in STAGE_MODULES:
+        close = difflib.get_close_matches(str(name), list(STAGE_MODULES), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        problems.append(
+            f"stages[{i}]: unknown stage '{name}' ({hint}known: {', '.join(STAGE_MODULES)})"
+        )
+        return None
+    where = f"stages[{i}].{name}"
+    if opts is None:
+        opts = {}
+    if not isinstance(opts, Mapping):
+        problems.append(f"{where}: expected a mapping of options, got {opts!r}")
+        return None
+    try:
+        module = _stage_module(name)
+    except ImportError as e:
+        problems.append(f"{where}: stage module {STAGE_MODULES[name]} is not available ({e})")
+        return None
+    cls = module.Config
+    opts = dict(opts)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if "seed" in fields and "seed" not in opts:
+        opts["seed"] = seed
+    if name == "train":
+        base_keys = [k for k in BASE_KEYS if k in fields]
+        if base_keys and not any(_str(opts.get(k)) for k in base_keys):
+            problems.append(f"{where}.{base_keys[0]}: required (the student's base model)")
+    try:
+        config = from_dict(cls, opts, where)
+    except ConfigError as e:
+        problems.extend(e.problems)
+        return None
+    return StageSpec(name=name, index=i, config=config)
+
+
+def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_files: bool = True) -> Recipe:
+    """Validate raw recipe data and build a :class:`Recipe`; one ConfigError lists every problem."""
+    problems: list[str] = []
+    for key in data:
+        if key not in TOP_KEYS:
+            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{key}: unknown key{hint}")
+    name = data.get("name")
+    if not _str(name):
+        problems.append(f"name: {'required' if name is None else f'expected a non-empty string, got {name!r}'}")
+        name = "recipe"
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        problems.append(f"seed: expected an integer, got {seed!r}")
+        seed = 0
+    holdout = data.get("holdout", 0)
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        problems.append(f"holdout: expected a non-negative integer, got {holdout!r}")
+        holdout = 0
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        problems.append(f"description: expected a string, got {description!r}")
+        description = ""
+
+    raw_inputs = data.get("inputs")
+    inputs: list[InputSpec] = []
+    if raw_inputs is None:
+        problems.append("inputs: required (a list of path, hub or chatterbot entries)")
+    elif not isinstance(raw_inputs, list) or not raw_inputs:
+        problems.append(f"inputs: expected a non-empty list, got {raw_inputs!r}")
+    else:
+        for i, raw in enumerate(raw_inputs):
+            spec = _parse_input(i, raw, problems, check_files)
+            if spec is not None:
+                inputs.append(spec)
+
+    raw_stages = data.get("stages")
+    stages: list[StageSpec] = []
+    if raw_stages is None:
+        problems.append("stages: required (an ordered list of stages)")
+    elif not isinstance(raw_stages, list) or not raw_stages:
+        problems.append(f"stages: expected a non-empty list, got {raw_stages!r}")
+    else:
+        for i, raw in enumerate(raw_stages):
+            spec = _parse_stage(i, raw, seed, problems)
+            if spec is not None:
+                stages.append(spec)
+        problems.extend(_order_problems(raw_stages, holdout))
+    if problems:
+        raise ConfigError(problems)
+    return Recipe(
+        name=str(name),
+        seed=seed,
+        inputs=tuple(inputs),
+        stages=tuple(stages),
+        holdout=holdout,
+        description=description,
+        path=path,
+    )
+
+
+def _order_problems(raw_stages: list, holdout: int) -> list[str]:
+    """Consistency between stages: evaluate needs generate, score and train before it."""
+    names = [next(iter(s)) if isinstance(s, Mapping) and len(s) == 1 else s for s in raw_stages]
+    problems = []
+    for i, name in enumerate(names):
+        if name != "evaluate":
+            continue
+        before = names[:i]
+        for needed in ("generate", "score", "train"):
+            if needed not in before:
+                problems.append(f"stages[{i}].evaluate: needs a {needed} stage before it")
+        if holdout < 1:
+            problems.append(f"stages[{i}].evaluate: needs held-out prompts (set holdout: N at the top)")
+    return problems

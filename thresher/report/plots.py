@@ -1,0 +1,148 @@
+"""Matplotlib plots for the run report; each function returns PNG bytes.
+
+Only imported when a report is written (matplotlib is heavy); uses the Agg backend.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = ("#3b6ea8", "#e07b39", "#4d9a5b", "#b5473c", "#7e5aa8", "#8c6d46", "#d16fae", "#7f7f7f")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def funnel(stages: Sequence[str], kept: Sequence[int]) -> bytes:
+    """Rows kept after every stage (bar chart)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bars = ax.bar(range(len(stages)), kept, color=COLORS[0])
+    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+    ax.set_ylabel("rows kept")
+    ax.set_title("Rows kept after each stage")
+    for b, v in zip(bars, kept):
+        ax.annotate(str(v), (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    return _png(fig)
+
+
+def funnel_by_category(stages: Sequence[str], counts: Mapping[str, Sequence[int]]) -> bytes:
+    """Rows kept after every stage, one line per category."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for k, (cat, values) in enumerate(sorted(counts.items())):
+        ax.plot(range(len(stages)), values, marker="o", label=cat, color=COLORS[k % len(COLORS)],
+                linestyle="-" if k < len(COLORS) else "--")
+    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+    ax.set_ylabel("rows kept")
+    ax.set_title("Rows kept after each stage, by category")
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    return _png(fig)
+
+
+def score_hist(name: str, values: Sequence[float], thresholds: Sequence[float] = (),
+               kept: Sequence[float] | None = None) -> bytes:
+    """Histogram of a score column with thresholds marked as vertical lines."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(values, bins=30, color=COLORS[0], alpha=0.6, label="scored")
+    if kept is not None and len(kept):
+        ax.hist(kept, bins=30, color=COLORS[2], alpha=0.6, label="in final set")
+    for t in thresholds:
+        ax.axvline(t, color=COLORS[3], linestyle="--", label=f"threshold {t:g}")
+    ax.set_xlabel(name)
+    ax.set_ylabel("rows")
+    ax.set_title(f"Distribution of {name}")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def length_hist(before: Sequence[int], after: Sequence[int], unit: str = "characters") -> bytes:
+    """Response length distributions before and after curation."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    top = max([*before, *after, 1])
+    bins = [top * i / 30 for i in range(31)]
+    ax.hist(before, bins=bins, color=COLORS[1], alpha=0.55, label=f"before ({len(before)})")
+    ax.hist(after, bins=bins, color=COLORS[0], alpha=0.55, label=f"after ({len(after)})")
+    ax.set_xlabel(f"response length ({unit})")
+    ax.set_ylabel("rows")
+    ax.set_title("Response lengths before and after curation")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def cluster_sizes(sizes: Mapping[int, int]) -> bytes:
+    """Number of duplicate clusters by cluster size."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    xs = sorted(sizes)
+    ax.bar([str(x) for x in xs], [sizes[x] for x in xs], color=COLORS[4])
+    ax.set_xlabel("cluster size (rows)")
+    ax.set_ylabel("clusters")
+    ax.set_title("Duplicate cluster sizes")
+    return _png(fig)
+
+
+def barh(title: str, counts: Mapping[str, float], xlabel: str = "rows") -> bytes:
+    """Horizontal bar chart of named counts (contamination hits per benchmark ...)."""
+    fig, ax = plt.subplots(figsize=(6, 0.4 * max(len(counts), 3) + 1))
+    names = list(counts)
+    ax.barh(names, [counts[n] for n in names], color=COLORS[3])
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    return _png(fig)
+
+
+def mix(categories: Sequence[str], wanted: Sequence[float], taken: Sequence[float],
+        available: Sequence[float] | None = None) -> bytes:
+    """Category mix: wanted vs taken (and available) rows per category."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    x = list(range(len(categories)))
+    w = 0.27 if available is not None else 0.4
+    ax.bar([i - w for i in x] if available is not None else [i - w / 2 for i in x], wanted, w,
+           label="wanted", color=COLORS[0])
+    ax.bar([i for i in x] if available is not None else [i + w / 2 for i in x], taken, w,
+           label="taken", color=COLORS[2])
+    if available is not None:
+        ax.bar([i + w for i in x], available, w, label="available", color=COLORS[7], alpha=0.6)
+    ax.set_xticks(x, categories, rotation=30, ha="right")
+    ax.set_ylabel("rows")
+    ax.set_title("Category mix: wanted vs taken")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def loss_curves(train: Sequence[tuple[float, float]], val: Sequence[tuple[float, float]]) -> bytes:
+    """Training and validation loss against optimiser step."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if train:
+        ax.plot([s for s, _ in train], [v for _, v in train], label="train", color=COLORS[0])
+    if val:
+        ax.plot([s for s, _ in val], [v for _, v in val], label="validation", color=COLORS[1], marker="o")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Training and validation loss")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def grouped(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], ylabel: str) -> bytes:
+    """Grouped bars: one group per label, one bar per series (label bias before/after ...)."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    n = max(len(series), 1)
+    w = 0.8 / n
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar([i - 0.4 + w * (k + 0.5) for i in range(len(labels))], values, w, label=name,
+               color=COLORS[k % len(COLORS)])
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return _png(fig)

@@ -1,0 +1,168 @@
+"""The run report: ``report.md`` (a data card with Hugging Face dataset-card front matter)
+and ``report.html`` (the same content with matplotlib plots embedded as base64 PNGs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from thresher.report.run import Run, load_run
+from thresher.report.sections import BUILDERS, Section
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "n>10M"
+
+
+def front_matter(run: Run, out_dir: Path) -> dict[str, Any]:
+    """YAML front matter usable as a Hugging Face dataset card's metadata."""
+    final = run.final
+    rows = int(final.stats.get("rows_out", 0) or 0) if final else 0
+    meta: dict[str, Any] = {
+        "pretty_name": f"{run.recipe.get('name') or run.path.name} (thresher)",
+        "language": ["en"],
+        "license": "other",
+        "task_categories": ["text-generation"],
+        "tags": ["thresher", "sft", "synthetic", "distillation"],
+        "size_categories": [_size_category(rows)],
+    }
+    gen = run.by_name("generate")
+    if gen:
+        teacher = gen[-1].config.get("teacher") or gen[-1].stats.get("teacher")
+        if teacher:
+            meta["tags"].append(f"teacher:{teacher}")
+    if final is not None:
+        rel = os.path.relpath(final.kept_path, out_dir)
+        meta["configs"] = [{"config_name": "default", "data_files": [{"split": "train", "path": rel}]}]
+    return meta
+
+
+def _overview(run: Run) -> Section:
+    sec = Section("Overview")
+    final = run.final
+    rec = run.recipe
+    desc = rec.get("description")
+    if desc:
+        sec.text(str(desc).strip())
+    facts: list[list[Any]] = [["recipe", rec.get("name", "(separate stage commands)")], ["run directory", str(run.path)]]
+    if rec.get("seed") is not None:
+        facts.append(["seed", rec.get("seed")])
+    inputs = run.by_name("inputs")
+    if inputs:
+        facts.append(["input rows", inputs[0].stats.get("rows_in")])
+    if final is not None:
+        facts.append(["final rows", final.stats.get("rows_out")])
+        facts.append(["final dataset", str(final.kept_path)])
+        cats = final.stats.get("kept_by_category") or {}
+        if cats:
+            facts.append(["categories", ", ".join(f"{k} ({v})" for k, v in cats.items())])
+    for name, key in (("generate", "teacher"), ("train", "base")):
+        st = run.by_name(name)
+        if st and st[-1].config.get(key):
+            facts.append([f"{name} {key}", st[-1].config[key]])
+    if run.summary.get("seconds") is not None:
+        facts.append(["run time (s)", run.summary["seconds"]])
+    sec.table(["", ""], facts)
+    stages = [[s.folder, "finished" if s.finished else "not finished", s.stats.get("seconds", "")] for s in run.stages]
+    sec.text("Stages:")
+    sec.table(["stage", "status", "seconds"], stages)
+    return sec
+
+
+def _reproduce(run: Run) -> Section:
+    sec = Section("How to reproduce")
+    name = run.recipe.get("name")
+    if name:
+        sec.text(f"`thresher run {run.path / 'recipe.yaml'} --out {run.path}` (the resolved recipe is saved in the run "
+                 "directory; finished stages are reused).")
+    if run.versions:
+        sec.table(["package", "version"], [[k, v] for k, v in run.versions.items()])
+    return sec
+
+
+def build(run: Run) -> list[Section]:
+    """All sections for ``run`` (sections with no data are left out)."""
+    sections = [_overview(run)]
+    for builder in BUILDERS:
+        sec = builder(run)
+        if sec is not None:
+            sections.append(sec)
+    sections.append(_reproduce(run))
+    return sections
+
+
+def _cell_md(v: Any) -> str:
+    return str(v if v is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(run: Run, sections: list[Section], out_dir: Path) -> str:
+    """``report.md``: YAML front matter, then every section's text and tables."""
+    import yaml
+
+    parts = ["---", yaml.safe_dump(front_matter(run, out_dir), sort_keys=False).rstrip(), "---", ""]
+    parts.append(f"# Dataset card: {run.recipe.get('name') or run.path.name}")
+    parts.append("")
+    parts.append("Made with thresher. Plots of every section are in `report.html` beside this file.")
+    for sec in sections:
+        parts += ["", f"## {sec.title}", ""]
+        for kind, payload in sec.blocks:
+            if kind == "text":
+                parts += [payload, ""]
+            elif kind == "table":
+                header, rows = payload
+                parts.append("| " + " | ".join(_cell_md(h) for h in header) + " |")
+                parts.append("|" + "---|" * len(header))
+                parts += ["| " + " | ".join(_cell_md(c) for c in r) + " |" for r in rows]
+                parts.append("")
+    return "\n".join(parts).rstrip() + "\n"
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#f3f3f3}img{max-width:100%;display:block;margin:.6em 0}h2{border-bottom:1px solid #ddd}"""
+
+
+def render_html(run: Run, sections: list[Section]) -> str:
+    """``report.html``: every section with its tables and plots embedded as base64 PNGs."""
+    e = html.escape
+    title = f"thresher report: {run.recipe.get('name') or run.path.name}"
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
+           f"<h1>{e(title)}</h1>"]
+    for sec in sections:
+        out.append(f"<h2>{e(sec.title)}</h2>")
+        for kind, payload in sec.blocks:
+            if kind == "text":
+                out.append(f"<p>{e(payload)}</p>")
+            elif kind == "table":
+                header, rows = payload
+                out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
+                out += ["<tr>" + "".join(f"<td>{e(str(c if c is not None else ''))}</td>" for c in r) + "</tr>" for r in rows]
+                out.append("</table>")
+            elif kind == "plot":
+                png, caption = payload
+                data = base64.b64encode(png).decode("ascii")
+                out.append(f"<img alt='{e(caption)}' src='data:image/png;base64,{data}'>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for the run in ``run_dir`` (into ``out_dir``,
+    default the run directory); return their paths."""
+    from thresher.io import write_text_atomic
+
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.path
+    out.mkdir(parents=True, exist_ok=True)
+    sections = build(run)
+    md, page = out / "report.md", out / "report.html"
+    write_text_atomic(md, render_markdown(run, sections, out))
+    write_text_atomic(page, render_html(run, sections))
+    return md, page

@@ -1,0 +1,147 @@
+"""Reading a run directory: its stage folders, their stats, tables and extra artefacts.
+
+Works on a recipe run (``recipe.yaml`` lists the stages) and on any folder of stage
+folders (``NN-<stage>`` holding ``stats.json``) made by separate CLI commands.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from thresher.errors import ThresherError
+
+STAGE_DIR = re.compile(r"^(\d{2})-([a-z_]+)$")
+DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix")
+
+
+@dataclass
+class StageDir:
+    """One stage folder of a run."""
+
+    name: str
+    path: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return self.path.name
+
+    @property
+    def kept_path(self) -> Path:
+        return self.path / "kept.parquet"
+
+    @property
+    def dropped_path(self) -> Path:
+        return self.path / "dropped.parquet"
+
+    @property
+    def finished(self) -> bool:
+        try:
+            return json.loads((self.path / "manifest.json").read_text()).get("status") == "done"
+        except (OSError, ValueError):
+            return False
+
+    def kept(self) -> pl.DataFrame | None:
+        return pl.read_parquet(self.kept_path) if self.kept_path.exists() else None
+
+    def dropped(self) -> pl.DataFrame | None:
+        return pl.read_parquet(self.dropped_path) if self.dropped_path.exists() else None
+
+
+@dataclass
+class Run:
+    """A run directory with its stages in order."""
+
+    path: Path
+    stages: list[StageDir]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> list[StageDir]:
+        return [s for s in self.stages if s.name == name]
+
+    @property
+    def data_stages(self) -> list[StageDir]:
+        """Finished stages whose kept.parquet is (a version of) the dataset."""
+        return [s for s in self.stages if s.name in DATA_STAGES and s.kept_path.exists()]
+
+    @property
+    def final(self) -> StageDir | None:
+        """The stage holding the final curated dataset."""
+        data = self.data_stages
+        return data[-1] if data else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory; raise a one-line error when it is not one."""
+    import yaml
+
+    root = Path(path)
+    if not root.is_dir():
+        raise ThresherError(f"{path}: run directory not found")
+    recipe: dict[str, Any] = {}
+    if (root / "recipe.yaml").exists():
+        try:
+            recipe = yaml.safe_load((root / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError:
+            recipe = {}
+    stages: list[StageDir] = []
+    if recipe.get("stages"):
+        folders = [("inputs", root / "00-inputs", {})]
+        for i, entry in enumerate(recipe["stages"]):
+            name, opts = next(iter(entry.items()))
+            folders.append((name, root / f"{i + 1:02d}-{name}", opts or {}))
+        for name, folder, opts in folders:
+            if folder.is_dir():
+                stages.append(StageDir(name, folder, _read_json(folder / "stats.json"), opts))
+    else:
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and STAGE_DIR.match(p.name)):
+            if (folder / "stats.json").exists() or (folder / "manifest.json").exists():
+                name = STAGE_DIR.match(folder.name).group(2)  # type: ignore[union-attr]
+                stages.append(StageDir(name, folder, _read_json(folder / "stats.json")))
+    if not stages:
+        raise ThresherError(f"{path}: not a run directory (no stage folders like 01-generate)")
+    return Run(root, stages, recipe, _read_json(root / "versions.json"), _read_json(root / "summary.json"))
+
+
+def response_lengths(df: pl.DataFrame) -> pl.Series:
+    """Character length of each row's final assistant turn (0 when it has none)."""
+    last = pl.col("messages").list.last()
+    return df.select(
+        pl.when(last.struct.field("role") == "assistant")
+        .then(last.struct.field("content").str.len_chars())
+        .otherwise(0)
+        .alias("len")
+    )["len"]
+
+
+def has_responses(df: pl.DataFrame) -> bool:
+    """True when some row ends with an assistant turn."""
+    if df.height == 0:
+        return False
+    return bool(df.select((pl.col("messages").list.last().struct.field("role") == "assistant").any()).item())
+
+
+def responses(df: pl.DataFrame) -> pl.Series:
+    """The final assistant turn's text of each row ("" when none)."""
+    last = pl.col("messages").list.last()
+    return df.select(
+        pl.when(last.struct.field("role") == "assistant").then(last.struct.field("content")).otherwise(pl.lit(""))
+        .alias("r")
+    )["r"]

@@ -1,0 +1,159 @@
+"""Atomic, resumable checkpoints: adapter, optimiser, scheduler, RNG states and data position.
+
+Layout under the run's ``checkpoints/`` folder::
+
+    step-00000040/   adapter.safetensors  optimizer.pt  scheduler.pt  rng.pt  state.json
+    latest           the name of the newest complete checkpoint folder
+    best/            adapter.safetensors + state.json of the best validation loss so far
+
+A checkpoint folder is written under a temporary name and renamed when complete, and
+``latest`` is replaced atomically afterwards, so a process killed at any moment leaves either
+the previous or the new checkpoint, never a half-written one. The data position is the
+optimiser step (see ``loop``: the order is a pure function of seed, epoch and step).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from thresher.errors import ThresherError
+from thresher.io.atomic import atomic_path, write_text_atomic
+
+LATEST = "latest"
+BEST = "best"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states (python, numpy, torch CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    st: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
+                          "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict[str, Any]) -> None:
+    """Restore states saved by :func:`rng_state`."""
+    import numpy as np
+    import torch
+
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, scheduler: Any,
+         rngs: list[dict[str, Any]], state: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``step-<step>/`` atomically, point ``latest`` at it and prune older checkpoints.
+
+    ``rngs`` holds one RNG state per process (index = rank); ``state`` is JSON (loop state,
+    config fingerprint, world size).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    ckdir.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:08d}"
+    with atomic_path(ckdir / name, is_dir=True) as tmp:
+        tmp.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(rngs, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
+    write_text_atomic(ckdir / LATEST, name)
+    old = sorted(p for p in ckdir.glob("step-*") if p.is_dir() and p.name != name)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return ckdir / name
+
+
+def latest(ckdir: Path) -> Path | None:
+    """The newest complete checkpoint folder, or None."""
+    try:
+        name = (ckdir / LATEST).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    path = ckdir / name
+    return path if (path / "state.json").exists() else None
+
+
+def load(path: Path, *, rank: int = 0) -> dict[str, Any]:
+    """Read a checkpoint: ``adapter``, ``optimizer``, ``scheduler``, ``rng`` (this rank's), ``state``."""
+    import torch
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        rngs = torch.load(path / "rng.pt", weights_only=False)
+        return {
+            "adapter": load_file(str(path / "adapter.safetensors")),
+            "optimizer": torch.load(path / "optimizer.pt", weights_only=False),
+            "scheduler": torch.load(path / "scheduler.pt", weights_only=False),
+            "rng": rngs[rank] if rank < len(rngs) else None,
+            "state": state,
+        }
+    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise ThresherError(f"{path}: unreadable checkpoint ({exc}); delete it or use --force") from None
+
+
+def check_compatible(state: dict[str, Any], *, fingerprint: str, world_size: int, path: Path) -> None:
+    """Refuse to resume a checkpoint written with other training options or process count."""
+    if state.get("fingerprint") != fingerprint:
+        raise ThresherError(
+            f"{path}: checkpoint was written with different training options or data; "
+            "use --force to start over")
+    if int(state.get("world_size", 1)) != world_size:
+        raise ThresherError(
+            f"{path}: checkpoint was written by {state.get('world_size')} processes, "
+            f"now {world_size}; rerun with the same --nproc-per-node or use --force")
+
+
+def save_best(ckdir: Path, adapter: dict[str, Any], info: dict[str, Any]) -> None:
+    """Keep the adapter with the best validation loss so far (atomically)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(ckdir / BEST, is_dir=True) as tmp:
+        tmp.mkdir(parents=True)
+        save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(info, default=_json_default), encoding="utf-8")
+
+
+def load_best(ckdir: Path) -> dict[str, Any] | None:
+    """The best adapter tensors, or None when no evaluation has run."""
+    from safetensors.torch import load_file
+
+    f = ckdir / BEST / "adapter.safetensors"
+    return load_file(str(f)) if f.exists() else None
+
+
+def clear(ckdir: Path) -> None:
+    """Remove every checkpoint (``--force`` starts over)."""
+    shutil.rmtree(ckdir, ignore_errors=True)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float):
+        return o
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)

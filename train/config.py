@@ -1,0 +1,212 @@
+"""TrainConfig: every option of ``thresher train lora`` (and the recipe ``train`` stage).
+
+A frozen dataclass; every field has a default and the recipe keys are the field names.
+:meth:`TrainConfig.check` returns every range/consistency problem at once (the core's
+``thresher.config.from_dict`` raises them together); :func:`environment_problems` adds the
+problems that depend on the machine (QLoRA without CUDA, FSDP without several GPUs, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Options that change what is computed (and therefore whether a checkpoint can be resumed).
+# Options outside this set (save_every, log_every, merge, ...) may change between reruns.
+_RESUME_IRRELEVANT = frozenset(
+    {"save_every", "keep_checkpoints", "log_every", "merge", "export_atol", "allow_lint_failures"}
+)
+
+SCHEDULES = ("cosine", "linear", "constant")
+TRAIN_ON = ("all", "last")
+OVERLONG = ("drop", "truncate")
+BF16 = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options of the LoRA/DoRA trainer.
+
+    Model and template
+        ``base``: base model (folder, ``.gguf`` file, or a name ``resolve_model`` knows;
+        ``None`` = SmolLM2-135M-Instruct). ``chat_template``: a Jinja file or literal string that
+        replaces (or supplies) the student's template. ``attn_implementation``: transformers
+        attention backend (``sdpa``, ``eager``, ``flash_attention_2``, ...).
+    Adapter
+        ``r``, ``alpha``, ``dropout``; ``target_modules`` (``None`` = every linear layer of the
+        attention and MLP blocks); ``dora``; ``rslora``; ``qlora`` (4-bit base, CUDA only).
+    Optimisation
+        ``lr``, ``weight_decay``, ``warmup`` (a fraction of the steps when < 1, else a step
+        count), ``schedule`` (cosine | linear | constant after warmup), ``grad_clip`` (0 = off),
+        ``batch_size`` (sequences per micro-batch and process), ``grad_accum``,
+        ``grad_checkpointing``, ``bf16`` (auto = on where the device supports bf16 autocast
+        well, i.e. CUDA), ``seed``, ``max_steps`` (0 = use ``epochs``), ``epochs``.
+    Data
+        ``max_length``, ``overlong`` (drop | truncate rows longer than ``max_length``),
+        ``train_on`` (all assistant turns | the last one), ``packing``,
+        ``allow_lint_failures`` (skip and list failing rows instead of refusing to start).
+    Validation and checkpoints
+        ``val_fraction`` or ``val_file``; ``eval_every`` (0 = only at the end); ``patience``
+        (early stopping on validation loss, 0 = off; the best adapter is kept);
+        ``save_every`` (checkpoint every N optimiser steps), ``keep_checkpoints``.
+    Export
+        ``merge`` (also write a merged model), ``export_atol`` (largest allowed logit
+        difference between the merged and the adapter model on the probe prompts).
+    Several processes
+        ``fsdp``: shard the base with FSDP when run under torchrun on CUDA (default: DDP).
+    """
+
+    base: str | None = None
+    chat_template: str | None = None
+    attn_implementation: str = "sdpa"
+    # adapter
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    target_modules: list[str] | None = None
+    dora: bool = False
+    rslora: bool = False
+    qlora: bool = False
+    # optimisation
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup: float = 0.03
+    schedule: str = "cosine"
+    grad_clip: float = 1.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    grad_checkpointing: bool = False
+    bf16: str = "auto"
+    seed: int = 0
+    max_steps: int = 0
+    epochs: float = 1.0
+    # data
+    max_length: int = 1024
+    overlong: str = "drop"
+    train_on: str = "all"
+    packing: bool = False
+    allow_lint_failures: bool = False
+    # validation and checkpoints
+    val_fraction: float = 0.0
+    val_file: str | None = None
+    eval_every: int = 0
+    patience: int = 0
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    # export
+    merge: bool = False
+    export_atol: float = 1e-3
+    # several processes
+    fsdp: bool = False
+
+    def check(self) -> list[str]:
+        """Every range/consistency problem, one string each (empty when the config is valid)."""
+        p: list[str] = []
+
+        def positive(name: str) -> None:
+            if getattr(self, name) <= 0:
+                p.append(f"{name}: must be > 0, got {getattr(self, name)}")
+
+        def non_negative(name: str) -> None:
+            if getattr(self, name) < 0:
+                p.append(f"{name}: must be >= 0, got {getattr(self, name)}")
+
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            if getattr(self, name) not in options:
+                p.append(f"{name}: must be one of {', '.join(options)}, got {getattr(self, name)!r}")
+
+        for name in ("r", "alpha", "lr", "batch_size", "grad_accum", "max_length", "epochs",
+                     "save_every", "keep_checkpoints", "log_every", "export_atol"):
+            positive(name)
+        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience"):
+            non_negative(name)
+        if not 0.0 <= self.dropout < 1.0:
+            p.append(f"dropout: must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            p.append(f"val_fraction: must be in [0, 1), got {self.val_fraction}")
+        if self.val_fraction > 0 and self.val_file:
+            p.append("val_fraction and val_file: give one or the other, not both")
+        if self.patience > 0 and not (self.val_fraction > 0 or self.val_file):
+            p.append("patience: early stopping needs validation data (val_fraction or val_file)")
+        if self.eval_every > 0 and not (self.val_fraction > 0 or self.val_file):
+            p.append("eval_every: evaluation needs validation data (val_fraction or val_file)")
+        if self.warmup >= 1 and self.warmup != int(self.warmup):
+            p.append(f"warmup: a step count (>= 1) must be a whole number, got {self.warmup}")
+        choice("schedule", SCHEDULES)
+        choice("train_on", TRAIN_ON)
+        choice("overlong", OVERLONG)
+        choice("bf16", BF16)
+        if self.target_modules is not None and not self.target_modules:
+            p.append("target_modules: must name at least one module (or be null for all linear)")
+        if self.fsdp and self.qlora:
+            p.append("fsdp and qlora: not supported together")
+        if 0 < self.max_length < 8:
+            p.append(f"max_length: must be >= 8, got {self.max_length}")
+        return p
+
+    def fingerprint(self) -> str:
+        """Hash of the options that change the computation (a checkpoint resumes only when equal)."""
+        data = {k: v for k, v in to_plain(self).items() if k not in _RESUME_IRRELEVANT}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def warmup_steps(self, total_steps: int) -> int:
+        """Warmup length in optimiser steps for a run of ``total_steps``."""
+        if self.warmup < 1:
+            return int(round(self.warmup * total_steps))
+        return min(int(self.warmup), total_steps)
+
+    def use_bf16(self) -> bool:
+        """Whether to autocast to bf16 (``auto``: only on CUDA devices that support bf16)."""
+        if self.bf16 == "off":
+            return False
+        import torch
+
+        supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if self.bf16 == "on":
+            return supported or _cpu_bf16_ok()
+        return supported
+
+
+def _cpu_bf16_ok() -> bool:
+    import torch
+
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.ones(2, 2) @ torch.ones(2, 2)
+        return True
+    except RuntimeError:
+        return False
+
+
+def to_plain(cfg: Any) -> dict[str, Any]:
+    """The config as a JSON-friendly dict (lists for tuples)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def environment_problems(cfg: TrainConfig) -> list[str]:
+    """Problems that depend on this machine: QLoRA/FSDP without CUDA, bf16 forced but unsupported."""
+    import importlib.util
+
+    import torch
+
+    p: list[str] = []
+    if cfg.qlora:
+        if not torch.cuda.is_available():
+            p.append("qlora: 4-bit QLoRA needs a CUDA GPU (none found); train a plain LoRA instead")
+        elif importlib.util.find_spec("bitsandbytes") is None:
+            p.append("qlora: needs the bitsandbytes package (pip install bitsandbytes)")
+    if cfg.fsdp:
+        if not torch.cuda.is_available():
+            p.append("fsdp: needs CUDA GPUs; on CPU, torchrun runs plain data-parallel (DDP)")
+    if cfg.bf16 == "on" and not cfg.use_bf16():
+        p.append("bf16: this device does not support bf16 autocast")
+    return p

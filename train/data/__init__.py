@@ -1,0 +1,49 @@
+"""thresher.train.data: conversations to tokens, loss masks, mask lint and packing.
+
+Public API (stable; the trainer imports only these names)::
+
+    from thresher.train.data import (
+        load_tokenizer, load_chat_template, require_chat_template,   # templates.py
+        Example, LintIssue, encode_conversation, generation_mask,    # masks.py
+        LintReport, lint_rows, render_token_view, FAILURE_KINDS,      # lint.py
+        pack_examples, collate, packing_stats, padding_fraction,      # packing.py
+        check_attn_implementation,
+    )
+
+Heavy imports (torch, transformers) happen inside functions, so importing this package is
+cheap. See ``train/README-internal.md`` for how the trainer side uses it.
+"""
+
+from thresher.train.data.lint import FAILURE_KINDS, LINT_KINDS, LintReport, lint_rows, render_token_view
+from thresher.train.data.masks import IGNORE_INDEX, Example, LintIssue, encode_conversation, generation_mask
+from thresher.train.data.packing import (
+    PACKING_ATTN,
+    check_attn_implementation,
+    collate,
+    pack_examples,
+    packing_stats,
+    padding_fraction,
+)
+from thresher.train.data.templates import load_chat_template, load_tokenizer, require_chat_template
+
+__all__ = [
+    "FAILURE_KINDS",
+    "IGNORE_INDEX",
+    "LINT_KINDS",
+    "PACKING_ATTN",
+    "Example",
+    "LintIssue",
+    "LintReport",
+    "check_attn_implementation",
+    "collate",
+    "encode_conversation",
+    "generation_mask",
+    "lint_rows",
+    "load_chat_template",
+    "load_tokenizer",
+    "pack_examples",
+    "packing_stats",
+    "padding_fraction",
+    "render_token_view",
+    "require_chat_template",
+]

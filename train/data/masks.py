@@ -1,0 +1,285 @@
+"""Render a conversation with the student's chat template and build its loss mask.
+
+Labels are set only on assistant content plus the end-of-turn token(s) that close it
+(``<|im_end|>``, ``<|eot_id|>``, ``</s>`` ...); system and user text, template scaffolding
+and anything after the end-of-turn token (a trailing newline) are ``-100``.
+
+Assistant spans are found by rendering prefixes turn by turn, so any template works, with or
+without ``{% generation %}`` markers:
+
+- ``prefix``  = render(messages[:i], add_generation_prompt=True)   (ends with the assistant header)
+- ``upto``    = render(messages[:i+1])                              (ends after turn i's closing text)
+- ``empty``   = render(messages[:i] + [assistant ""])               (gives the closing text alone)
+
+The content is ``upto[len(prefix):len(upto)-len(tail)]`` with ``tail = empty[len(prefix):]``;
+in the tail, tokens up to and including the last special (added) token are trained. The whole
+conversation is tokenized once (``add_special_tokens=False``, as ``apply_chat_template`` does)
+and characters are mapped to tokens through the offsets, so BPE merges cannot shift a span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+IGNORE_INDEX = -100
+
+TrainOn = Literal["all", "last"]
+Overlong = Literal["drop", "truncate"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenized conversation: ``labels`` is ``-100`` wherever the token is not trained.
+
+    ``cut`` is True when ``overlong="truncate"`` cut through an assistant response (its
+    end-of-turn token is lost); ``n_full`` is the length before truncation.
+    """
+
+    input_ids: list[int]
+    labels: list[int]
+    row_id: str = ""
+    cut: bool = False
+    n_full: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_trained(self) -> int:
+        """How many tokens carry a label."""
+        return sum(1 for x in self.labels if x != IGNORE_INDEX)
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    """Why a row cannot be used as is. ``kind`` is one of ``lint.LINT_KINDS``.
+
+    ``example`` holds the tokens and labels computed so far (for the token view) when there are
+    some.
+    """
+
+    row_id: str
+    kind: str
+    message: str
+    example: Example | None = field(default=None, repr=False)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _render(tokenizer: Any, messages: Sequence[Mapping[str, str]], gen: bool) -> str:
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=gen)
+
+
+def _special_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of added/special tokens (the candidates for end-of-turn tokens), cached per tokenizer."""
+    cached = getattr(tokenizer, "_thresher_special_ids", None)
+    if cached is not None:
+        return cached
+    ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    ids.update(int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    result = frozenset(ids)
+    try:
+        tokenizer._thresher_special_ids = result
+    except AttributeError:  # pragma: no cover - slotted tokenizer
+        pass
+    return result
+
+
+def _clean(messages: Any) -> list[dict[str, str]]:
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+
+
+@dataclass
+class _Span:
+    turn: int  # index of the assistant message
+    start: int  # char where the assistant content starts (after the header)
+    content_end: int  # char where the content ends (start of the closing text)
+    end: int  # char where this turn's rendering ends
+    tail_found: bool
+
+
+def _assistant_spans(
+    tokenizer: Any, msgs: list[dict[str, str]], full: str, turns: list[int]
+) -> tuple[list[_Span], str | None]:
+    """Char spans of the assistant turns ``turns`` inside ``full``, or (partial, why not)."""
+    spans: list[_Span] = []
+    for i in turns:
+        prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_empty_prefix(tokenizer)
+        upto = full if i == len(msgs) - 1 else _render(tokenizer, msgs[: i + 1], False)
+        if not upto.startswith(prefix) or not full.startswith(upto):
+            return spans, (
+                f"turn {i + 1}: the template renders earlier turns differently once later turns "
+                "are added, so the assistant text cannot be located by prefix renders"
+            )
+        try:
+            empty = _render(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
+        except Exception:  # noqa: BLE001 - a template may reject empty content
+            empty = None
+        tail = empty[len(prefix):] if empty is not None and empty.startswith(prefix) else None
+        content_end = len(upto)
+        tail_found = False
+        if tail is not None and upto.endswith(tail) and len(upto) - len(tail) >= len(prefix):
+            content_end = len(upto) - len(tail)
+            tail_found = True
+        spans.append(_Span(i, len(prefix), content_end, len(upto), tail_found))
+    return spans, None
+
+
+def _render_empty_prefix(tokenizer: Any) -> str:
+    try:
+        return _render(tokenizer, [], True)
+    except Exception:  # noqa: BLE001 - many templates fail on an empty list
+        return ""
+
+
+def encode_conversation(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    max_length: int,
+    train_on: TrainOn = "all",
+    overlong: Overlong = "drop",
+    row_id: str = "",
+) -> Example | LintIssue:
+    """Tokenize ``messages`` with the tokenizer's chat template and mask the labels.
+
+    ``train_on="all"`` trains every assistant turn, ``"last"`` only the final one. A rendering
+    longer than ``max_length`` tokens is dropped (``overlong="drop"``: a ``response_cut``
+    issue) or truncated (``"truncate"``: an :class:`Example` with ``cut=True`` when an
+    assistant response lost its end). Returns a :class:`LintIssue` when the row cannot be
+    trained on (``render_error``, ``span_mismatch``, ``no_trainable_token``,
+    ``eot_not_trained``, ``non_assistant_trained``, ``response_cut``).
+    """
+    if train_on not in ("all", "last"):
+        raise ValueError(f"train_on must be 'all' or 'last', got {train_on!r}")
+    if overlong not in ("drop", "truncate"):
+        raise ValueError(f"overlong must be 'drop' or 'truncate', got {overlong!r}")
+    msgs = _clean(messages)
+    turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
+    if train_on == "last":
+        turns = turns[-1:]
+    try:
+        full = _render(tokenizer, msgs, False)
+        if not turns:
+            return LintIssue(row_id, "no_trainable_token", "the conversation has no assistant turn")
+        spans, why = _assistant_spans(tokenizer, msgs, full, turns)
+    except Exception as exc:  # noqa: BLE001 - jinja errors and raise_exception() in templates
+        return LintIssue(row_id, "render_error", f"the chat template fails on this row: {_first_line(exc)}")
+
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(enc["input_ids"])
+    offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
+    labels = [IGNORE_INDEX] * len(ids)
+    if why is not None:
+        return LintIssue(row_id, "span_mismatch", why, Example(ids, labels, row_id, n_full=len(ids)))
+
+    special = _special_ids(tokenizer)
+    problems: list[tuple[str, str]] = []
+    for span in spans:
+        trained = _label_span(full, ids, offsets, span, special, labels)
+        if trained is not None:
+            problems.append(trained)
+
+    example = Example(ids, labels, row_id, n_full=len(ids))
+    if problems:
+        kind, message = problems[0]
+        return LintIssue(row_id, kind, message, example)
+    if example.n_trained == 0:
+        return LintIssue(row_id, "no_trainable_token", "no token is trained (empty assistant text?)", example)
+
+    if len(ids) > max_length:
+        if overlong == "drop":
+            return LintIssue(
+                row_id,
+                "response_cut",
+                f"{len(ids)} tokens > --max-length {max_length} (row dropped; use --overlong truncate to keep it)",
+                example,
+            )
+        cut_ids, cut_labels = ids[:max_length], labels[:max_length]
+        # a response is cut when a trained token (its end-of-turn) lies beyond max_length
+        cut = any(x != IGNORE_INDEX for x in labels[max_length:])
+        truncated = Example(cut_ids, cut_labels, row_id, cut=cut, n_full=len(ids))
+        if truncated.n_trained == 0:
+            return LintIssue(
+                row_id,
+                "no_trainable_token",
+                f"no trained token left after truncating {len(ids)} tokens to --max-length {max_length}",
+                truncated,
+            )
+        return truncated
+    return example
+
+
+def _label_span(
+    text: str,
+    ids: list[int],
+    offsets: list[tuple[int, int]],
+    span: _Span,
+    special: frozenset[int],
+    labels: list[int],
+) -> tuple[str, str] | None:
+    """Set labels for one assistant turn; return (kind, message) when something is wrong."""
+    turn = span.turn + 1
+    content: list[int] = []
+    tail: list[int] = []
+    for t, (s, e) in enumerate(offsets):
+        if e <= span.start or s >= span.end:
+            continue
+        if s < span.content_end and e > span.start:
+            content.append(t)
+            if s < span.start or (span.tail_found and e > span.content_end):
+                return (
+                    "non_assistant_trained",
+                    f"turn {turn}: token {t} straddles the assistant text and the template text around it",
+                )
+        elif s >= span.content_end:
+            tail.append(t)
+    if not span.tail_found:
+        # the closing text is unknown: trailing special tokens of the span (minus whitespace
+        # after them) are its end-of-turn
+        while content and ids[content[-1]] not in special and not _token_text(text, offsets, content[-1]).strip():
+            tail.insert(0, content.pop())
+        trailing = []
+        while content and ids[content[-1]] in special:
+            trailing.insert(0, content.pop())
+        tail = trailing + tail
+    eot = [t for t in tail if ids[t] in special]
+    for t in content:
+        labels[t] = ids[t]
+    if not eot:
+        return (
+            "eot_not_trained",
+            f"turn {turn}: no end-of-turn token follows the assistant text, so the model would not learn to stop",
+        )
+    last = eot[-1]
+    for t in tail:
+        if t <= last:
+            labels[t] = ids[t]
+    return None
+
+
+def _token_text(text: str, offsets: list[tuple[int, int]], t: int) -> str:
+    s, e = offsets[t]
+    return text[s:e]
+
+
+def generation_mask(tokenizer: Any, messages: Sequence[Mapping[str, Any]]) -> list[int] | None:
+    """The assistant mask from the template's ``{% generation %}`` markers, or None without them.
+
+    Uses ``apply_chat_template(return_assistant_tokens_mask=True)``; a 0/1 list aligned with the
+    tokens that :func:`encode_conversation` produces.
+    """
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "generation" not in template or "endgeneration" not in template:
+        return None
+    out = tokenizer.apply_chat_template(
+        _clean(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    return [int(x) for x in out["assistant_masks"]]

@@ -1,0 +1,125 @@
+"""Export: the adapter (peft / vLLM LoRA format) and, with ``merge``, a checked merged model.
+
+The adapter folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (what
+``peft.PeftModel.from_pretrained`` and vLLM's LoRA support load) and the tokenizer with its
+chat template. The merged folder is a plain transformers model (base weights + adapter,
+dequantised first for QLoRA) with the tokenizer, chat template and a generation config whose
+``eos_token_id`` lists the EOS and end-of-turn ids, so generation stops at the end of a turn.
+
+The merged model is checked before it is published: it is reloaded from disk with plain
+transformers and its logits on a few probe conversations must match the adapter model's
+(base + adapter loaded from the exported folder) within ``atol``; otherwise the export fails
+and no merged folder is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from thresher.errors import ThresherError
+
+
+def end_of_turn_ids(tokenizer: Any) -> list[int]:
+    """EOS plus the special tokens that close an assistant turn in the chat template."""
+    from thresher.train.data import Example, encode_conversation
+
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    probe = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    ex = encode_conversation(tokenizer, probe, max_length=1 << 16)
+    if isinstance(ex, Example):
+        special = set(getattr(tokenizer, "all_special_ids", []) or [])
+        special.update(int(i) for i in (getattr(tokenizer, "added_tokens_decoder", {}) or {}))
+        for tok, lab in zip(ex.input_ids, ex.labels):
+            if lab != -100 and tok in special and tok not in ids:
+                ids.append(int(tok))
+    return ids
+
+
+def save_adapter(model: Any, tokenizer: Any, out: Path) -> Path:
+    """Write the adapter and tokenizer to ``out`` (atomically)."""
+    from thresher.io.atomic import atomic_path
+
+    inner = getattr(model, "module", model)
+    with atomic_path(out, is_dir=True) as tmp:
+        inner.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+    return out
+
+
+def probe_logits(model: Any, probes: Sequence[Sequence[int]]) -> list[Any]:
+    """fp32 logits of ``model`` on each probe token sequence (one at a time, no padding)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for ids in probes:
+            x = torch.tensor([list(ids)], device=next(model.parameters()).device)
+            out.append(model(input_ids=x).logits[0].float().cpu())
+    return out
+
+
+def check_logits(reference: Sequence[Any], candidate: Sequence[Any], atol: float) -> float:
+    """Largest absolute logit difference; raises ThresherError when above ``atol``."""
+    worst = 0.0
+    for a, b in zip(reference, candidate, strict=True):
+        if a.shape != b.shape:
+            raise ThresherError(f"export check failed: merged logits have shape {tuple(b.shape)}, "
+                                f"adapter logits {tuple(a.shape)}")
+        worst = max(worst, float((a - b).abs().max()))
+    if not worst <= atol:  # also catches NaN
+        raise ThresherError(f"export check failed: merged model logits differ from the adapter model's "
+                            f"by {worst:.3g} > {atol:g} on the probe prompts; merged model not written")
+    return worst
+
+
+def _load_reference(base_loader: Any, adapter_dir: Path) -> Any:
+    from peft import PeftModel
+
+    base = base_loader()
+    return PeftModel.from_pretrained(base, str(adapter_dir))
+
+
+def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Path,
+                    probes: Sequence[Sequence[int]], *, atol: float = 1e-3) -> dict[str, Any]:
+    """Merge the adapter in ``adapter_dir`` into a fresh full-precision base and publish ``out``.
+
+    ``base_loader()`` returns the base model in full precision (for QLoRA: not quantised).
+    Returns ``{"max_logit_diff": ..., "eos_token_id": [...]}``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from thresher.io.atomic import atomic_path
+
+    reference = _load_reference(base_loader, adapter_dir)
+    ref_logits = probe_logits(reference, probes)
+    merged = reference.merge_and_unload()
+    eos = end_of_turn_ids(tokenizer)
+    with atomic_path(out, is_dir=True) as tmp:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            gen = GenerationConfig.from_pretrained(str(tmp))
+        except OSError:
+            gen = GenerationConfig()
+        gen.eos_token_id = eos if len(eos) > 1 else (eos[0] if eos else None)
+        if tokenizer.pad_token_id is not None:
+            gen.pad_token_id = int(tokenizer.pad_token_id)
+        if tokenizer.bos_token_id is not None:
+            gen.bos_token_id = int(tokenizer.bos_token_id)
+        gen.save_pretrained(str(tmp))
+        reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
+        worst = check_logits(ref_logits, probe_logits(reloaded, probes), atol)
+        del reloaded
+    del merged, reference
+    return {"max_logit_diff": worst, "eos_token_id": eos}
+
+
+def probe_sequences(examples: Sequence[Any], n: int = 3, max_tokens: int = 96) -> list[list[int]]:
+    """Token sequences of a few training examples (cut to ``max_tokens``) to probe the export."""
+    return [list(ex.input_ids[:max_tokens]) for ex in list(examples)[:n] if len(ex.input_ids) > 0]
