@@ -211,7 +211,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     tj[near_i] = near_j
     # exact members follow their representative's fate
     rep_target = target[ex_rep]
-    keep[ex_i] = keep[ex_rep]
+    keep[ex_i] = False
     target[ex_i] = np.where(rep_target == -1, ex_rep, rep_target)
     tj[ex_i] = np.where(rep_target == -1, 1.0, tj[ex_rep])
     exact_kind = np.zeros(n, dtype=bool)

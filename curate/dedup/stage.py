@@ -68,8 +68,8 @@ class Config:
         if not 0 <= self.seed < 2**32:
             p.append("seed: must be in [0, 2**32)")
         try:
-            if parse_size(self.memory) < (16 << 20):
-                p.append(f"memory: {self.memory!r} is below the 16MB minimum")
+            if parse_size(self.memory) <= 0:
+                p.append(f"memory: must be > 0, got {self.memory!r}")
         except ValueError as e:
             p.append(f"memory: {e}")
         if self.chunk_rows < 1:

@@ -6,7 +6,7 @@ atomically every ``flush_every`` rows while a scorer runs, so a crashed or inter
 loses at most one unflushed chunk; re-running, or running with a second scorer added,
 scores only the rows that have no cached result. Many small shards are merged on load.
 
-The default root is ``$THRESHER_CACHE_DIR/scores`` or ``~/.cache/thresher/scores``.
+The default root is ``$THRESHER_CACHE/scores`` or ``~/.cache/thresher/scores``.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from pathlib import Path
 
 from .base import ScoreResult
 
-SCHEMA = {"key": "str", "score": "f64", "error": "str"}
 MERGE_ABOVE = 32  # shards; more are merged into one when the cache is opened
 
 
 def default_cache_root() -> Path:
-    """Where scores are cached when the config names no ``cache_dir``."""
-    env = os.environ.get("THRESHER_CACHE_DIR")
-    base = Path(env) if env else Path.home() / ".cache" / "thresher"
-    return base / "scores"
+    """Where scores are cached when the config names no ``cache_dir``: ``<thresher cache>/scores``
+    (``$THRESHER_CACHE`` or ``~/.cache/thresher``)."""
+    from thresher.models import cache_dir
+
+    return cache_dir() / "scores"
 
 
 def _frame(keys: Sequence[str], scores: Sequence[float | None], errors: Sequence[str | None]):

@@ -50,7 +50,7 @@ def stage_input(path: str) -> Path:
               help="Extra attempts when a judge answer has no readable score.")
 @click.option("--judge-max-tokens", type=int, default=128, show_default=True)
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Score cache folder (default $THRESHER_CACHE_DIR/scores or ~/.cache/thresher/scores).")
+              help="Score cache folder (default $THRESHER_CACHE/scores or ~/.cache/thresher/scores).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the score cache.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow model repositories' own code.")
 @out_option

@@ -45,7 +45,7 @@ class Config:
     judge_retries: int = 2  # extra attempts for an unreadable judge answer
     judge_max_tokens: int = 128
     cache: bool = True
-    cache_dir: Path | None = None  # default: $THRESHER_CACHE_DIR/scores or ~/.cache/thresher/scores
+    cache_dir: Path | None = None  # default: $THRESHER_CACHE/scores or ~/.cache/thresher/scores
     trust_remote_code: bool = False
 
     def specs(self) -> list[ScorerSpec]:

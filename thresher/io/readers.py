@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import InputError
-from thresher.io.shapes import ROW_KEYS, SHAPE_KEYS, SHAPES, ShapeError, detect_shape, to_messages
+from thresher.io.shapes import ROW_KEYS, SHAPE_KEYS, SHAPES, ShapeError, decode_cells, detect_shape, to_messages
 from thresher.schema import (
     MESSAGES_DTYPE,
     clean_messages,
@@ -122,6 +122,14 @@ def _csv_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
         yield str(i), {k: v for k, v in rec.items() if v is not None}
 
 
+def _decoded(records: Iterator[tuple[str, Any]], col: _Collector) -> Iterator[tuple[str, Any]]:
+    for where, rec in records:
+        try:
+            yield where, decode_cells(rec)
+        except ShapeError as e:
+            col.bad(where, str(e), rec)
+
+
 def _hub_frame(name: str, label: str) -> pl.DataFrame:
     repo, _, split = name.partition(":")
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
@@ -220,7 +228,7 @@ def read_rows(
             fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
             records = iter(()) if fast is not None else _frame_records(frame)
         elif ext in (".csv", ".tsv"):
-            records = _csv_records(p, col)
+            records = _decoded(_csv_records(p, col), col)
         else:
             raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
                              "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")

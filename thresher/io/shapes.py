@@ -55,13 +55,33 @@ def detect_shape(record: Mapping[str, Any]) -> str | None:
     return None
 
 
+def decode_cells(record: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells hold nested values as JSON text: decode the columns that may be nested.
+
+    ``messages``/``conversations`` must decode; ``prompt``/``completion`` are decoded only
+    when they hold a JSON list of message objects (otherwise they stay plain text).
+    """
+    out = dict(record)
+    for key in ("messages", "conversations"):
+        value = out.get(key)
+        if isinstance(value, str):
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError as e:
+                raise ShapeError(f"'{key}': malformed JSON in cell ({e.msg} at column {e.colno})") from None
+    for key in ("prompt", "completion"):
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("[{"):
+            try:
+                parsed = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(parsed, list) and all(isinstance(m, dict) for m in parsed):
+                out[key] = parsed
+    return out
+
+
 def _maybe_json(value: Any, key: str) -> Any:
-    """CSV cells hold nested values as JSON text."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ShapeError(f"{key}: malformed JSON in cell ({e.msg})") from None
     return value
 
 

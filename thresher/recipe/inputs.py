@@ -128,7 +128,8 @@ def read_input(spec: InputSpec) -> pl.DataFrame:
             raise InputError(f"{spec.value}: file not found")
         df = read_table(spec.value, spec.format) if spec.format else read_table(spec.value)
     else:
-        df = read_table(spec.value)
+        name = f"{spec.value}:{spec.split}" if spec.split else spec.value
+        df = read_table(name, spec.format) if spec.format else read_table(name)
     if spec.limit is not None:
         df = df.head(spec.limit)
     if spec.source is not None:

@@ -65,22 +65,23 @@ def _row_count(path: Path) -> int | None:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
-def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, prev_kept: Path) -> tuple[list[Path], Any]:
+def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int, Path]) -> tuple[list[Path], Any]:
     """Inputs and config for one stage (the evaluate stage gets the run's context)."""
     if spec.name != "evaluate":
-        return [prev_kept], spec.config
+        return [fed[spec.index]], spec.config
     from thresher.config import to_dict
 
     before = [s for s in recipe.stages if s.index < spec.index]
     gen = [s for s in before if s.name == "generate"][-1]
     score = [s for s in before if s.name == "score"][-1]
     train = [s for s in before if s.name == "train"][-1]
-    train_in = run_dir / recipe.stages[train.index - 1].folder / "kept.parquet" if train.index else run_dir / "00-inputs" / "kept.parquet"
+    train_in = fed[train.index]
+    ev = spec.config
     config = dataclasses.replace(
-        spec.config,
-        generate_options=to_dict(gen.config),
-        score_options=to_dict(score.config),
-        train_options=to_dict(train.config),
+        ev,
+        generate={**to_dict(gen.config), **dict(ev.generate)},
+        score={**to_dict(score.config), **dict(ev.score)},
+        train={**to_dict(train.config), **dict(ev.train)},
     )
     inputs = [
         train_in,  # the curated set the recipe's student was trained on
@@ -143,10 +144,12 @@ def run_recipe(
     step(0, "inputs", in_dir, lambda: inputs_step.run(inputs_step.stage_inputs(cfg), in_dir, cfg, force=force))
     prev_kept = in_dir / "kept.parquet"
     dataset = prev_kept
+    fed: dict[int, Path] = {}
     for spec in recipe.stages:
         module = _stage_module(spec.name)
         folder = run_dir / spec.folder
-        stage_in, config = _stage_inputs(spec, recipe, run_dir, prev_kept)
+        fed[spec.index] = prev_kept
+        stage_in, config = _stage_inputs(spec, recipe, run_dir, fed)
         step(
             spec.index + 1,
             spec.name,
@@ -154,18 +157,18 @@ def run_recipe(
             lambda m=module, i=stage_in, f=folder, c=config: m.run(i, f, c, force=force),
         )
         kept = folder / "kept.parquet"
-        if spec.name in DATA_STAGES and kept.exists():
-            dataset = kept
-        if kept.exists() and spec.name not in ("evaluate", "report"):
-            prev_kept = kept
+        if kept.exists() and spec.name in DATA_STAGES:
+            prev_kept = dataset = kept
     summary["complete"] = True
     summary["seconds"] = round(time.monotonic() - t_run, 1)
     summary["dataset"] = str(dataset)
     summary["dataset_rows"] = _row_count(dataset)
     train = [s for s in recipe.stages if s.name == "train"]
     if train:
-        adapter = run_dir / train[-1].folder / "adapter"
-        if adapter.exists():
+        from thresher.recipe.evaluate import find_model_dirs
+
+        adapter, _ = find_model_dirs(run_dir / train[-1].folder)
+        if adapter is not None:
             summary["adapter"] = str(adapter)
     for name in ("report.md", "report.html"):
         if (run_dir / name).exists():

@@ -54,7 +54,7 @@ TOP_KEYS = ("name", "seed", "description", "holdout", "inputs", "stages")
 INPUT_KINDS = ("path", "hub", "chatterbot")
 INPUT_KEYS = {
     "path": ("path", "format", "source", "category", "limit"),
-    "hub": ("hub", "split", "source", "category", "limit"),
+    "hub": ("hub", "split", "format", "source", "category", "limit"),
     "chatterbot": ("chatterbot", "categories", "responses", "source", "category", "limit"),
 }
 #: the train stage option naming the student's base model (required in a recipe)

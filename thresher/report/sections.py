@@ -101,6 +101,12 @@ def thresholds(run: Run) -> dict[str, list[float]]:
     """Score thresholds used by the run: from stats (``thresholds``) and drop reasons."""
     out: dict[str, set[float]] = {}
     for s in run.stages:
+        for key in ("min_scores", "max_scores"):
+            table = s.config.get(key)
+            if isinstance(table, dict):
+                for col, v in table.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        out.setdefault(col, set()).add(float(v))
         th = s.stats.get("thresholds")
         if isinstance(th, dict):
             for k, v in th.items():

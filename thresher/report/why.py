@@ -51,7 +51,7 @@ def _describe(row: dict[str, Any]) -> list[str]:
     return lines
 
 
-def explain_row(run: Run, row_id: str) -> list[str] | None:
+def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | None:
     """Lines explaining one row's fate, or None when no stage has seen ``row_id``."""
     for s in run.data_stages:
         hit = _match(s.dropped(), row_id)
@@ -70,6 +70,8 @@ def explain_row(run: Run, row_id: str) -> list[str] | None:
             row = hit.row(0, named=True)
             lines = [f"row {row['id']} survived every stage: it is in the final dataset ({final.kept_path})"]
             return lines + _describe(row)
+    if not fallback:
+        return None
     for s in reversed(run.data_stages):  # seen but neither dropped nor final: the run stopped early
         hit = _match(s.kept(), row_id)
         if hit.height == 1:
@@ -103,9 +105,11 @@ def why(run_dir: str, row_id: str) -> str:
     if not row_id:
         raise ThresherError("ROW_ID must not be empty")
     run = load_run(run_dir)
-    lines = explain_row(run, row_id)
+    lines = explain_row(run, row_id, fallback=False)
     if lines is None:
         lines = explain_prompt(run, row_id)
+    if lines is None:
+        lines = explain_row(run, row_id)
     if lines is None:
         raise ThresherError(f"row {row_id} is not in any stage of {run_dir}")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 Public API (stable; the trainer imports only these names)::
 
     from thresher.train.data import (
-        load_tokenizer, load_chat_template, require_chat_template,   # templates.py
+        load_tokenizer, load_chat_template, require_chat_template, locate_base,  # templates.py
         Example, LintIssue, encode_conversation, generation_mask,    # masks.py
         LintReport, lint_rows, render_token_view, FAILURE_KINDS,      # lint.py
         pack_examples, collate, packing_stats, padding_fraction,      # packing.py
@@ -24,7 +24,7 @@ from thresher.train.data.packing import (
     packing_stats,
     padding_fraction,
 )
-from thresher.train.data.templates import load_chat_template, load_tokenizer, require_chat_template
+from thresher.train.data.templates import load_chat_template, load_tokenizer, locate_base, require_chat_template
 
 __all__ = [
     "FAILURE_KINDS",
@@ -41,6 +41,7 @@ __all__ = [
     "lint_rows",
     "load_chat_template",
     "load_tokenizer",
+    "locate_base",
     "pack_examples",
     "packing_stats",
     "padding_fraction",

@@ -36,8 +36,11 @@ def load_chat_template(value: str | Path) -> str:
     return template
 
 
-def _locate(base: str | Path | None) -> tuple[Path, str | None]:
-    """(folder, gguf_file or None) for a base model given as a folder, a .gguf file or a name."""
+def locate_base(base: str | Path | None) -> tuple[Path, str | None]:
+    """(folder, gguf_file or None) for a base model given as a folder, a .gguf file or a name.
+
+    Raises :class:`ThresherError` ("base model not found: ...") for a missing local path.
+    """
     if base is not None:
         path = Path(str(base)).expanduser()
         if path.is_file() and path.suffix == ".gguf":
@@ -58,6 +61,9 @@ def _locate(base: str | Path | None) -> tuple[Path, str | None]:
     return resolved, None
 
 
+_locate = locate_base  # old private name, kept for callers
+
+
 def load_tokenizer(
     base: str | Path | None,
     *,
@@ -72,7 +78,7 @@ def load_tokenizer(
     """
     from transformers import AutoTokenizer
 
-    folder, gguf_file = _locate(base)
+    folder, gguf_file = locate_base(base)
     try:
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
         tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)

@@ -1,0 +1,318 @@
+"""The ``train`` stage (recipe) and ``thresher train lora`` (CLI): the same code.
+
+``run(inputs, out, config)`` reads conversation rows, lints their loss masks, trains a peft
+adapter on the student (resuming from ``out/checkpoints`` when a previous run was
+interrupted), writes the adapter to ``out/adapter`` (and with ``merge`` a checked merged
+model to ``out/merged``), ``metrics.jsonl``, ``loss_curves.png`` and the usual
+``kept.parquet`` (the rows trained on and validated on, with a ``split`` column),
+``dropped.parquet`` (rows the lint rejected, with reasons) and ``stats.json`` (losses,
+throughput, padding, lint counts, export check) for the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thresher.errors import ConfigError, ThresherError
+from thresher.train.config import TrainConfig, environment_problems
+
+Config = TrainConfig
+NAME = "train"
+
+
+@dataclass
+class Prepared:
+    """Rows and examples ready for training."""
+
+    tokenizer: Any
+    train_df: Any
+    val_df: Any
+    dropped_df: Any
+    train_examples: list[Any]
+    val_examples: list[Any]
+    lint: Any
+    units: list[list[Any]]
+
+
+def split_validation(df: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(train, val): a seeded random ``fraction`` of the rows (at least one) for validation."""
+    import polars as pl
+
+    if fraction <= 0 or df.height < 2:
+        return df, df.clear()
+    n_val = min(df.height - 1, max(1, round(df.height * fraction)))
+    keys = [hashlib.blake2b(f"{seed}:{i}".encode(), digest_size=8).hexdigest() for i in df["id"].to_list()]
+    order = sorted(range(df.height), key=lambda k: keys[k])
+    val_idx = set(order[:n_val])
+    mask = pl.Series([i in val_idx for i in range(df.height)])
+    return df.filter(~mask), df.filter(mask)
+
+
+def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> Prepared:
+    """Read, split, tokenize and lint the rows; refuse to start on lint failures (unless allowed)."""
+    import polars as pl
+
+    from thresher.io import read_table
+    from thresher.progress import info
+    from thresher.stage import dropped_frame
+    from thresher.train.data import check_attn_implementation, lint_rows, load_tokenizer, pack_examples
+
+    if not inputs:
+        raise ThresherError("train: no input rows given")
+    if config.packing:
+        check_attn_implementation(config.attn_implementation)
+    tokenizer = load_tokenizer(config.base, chat_template=config.chat_template)
+    df = read_table(inputs[0])
+    if df.height == 0:
+        raise ThresherError(f"{inputs[0]}: no rows to train on")
+    if config.val_file:
+        train_df, val_df = df, read_table(config.val_file)
+    else:
+        train_df, val_df = split_validation(df, config.val_fraction, config.seed)
+    kw = dict(max_length=config.max_length, train_on=config.train_on, overlong=config.overlong)
+    lint = lint_rows(tokenizer, train_df, **kw)
+    if not quiet:
+        info(f"mask lint: {lint.summary()}")
+    lint.check(allow_failures=config.allow_lint_failures)
+    vlint = lint_rows(tokenizer, val_df, **kw) if val_df.height else None
+    val_examples = vlint.examples if vlint is not None else []
+    bad = {i.row_id: f"{i.kind}: {i.message}" for i in lint.issues
+           if i.kind in _failure_kinds() or (i.kind == "response_cut" and config.overlong == "drop")}
+    ids = train_df["id"].cast(pl.String)
+    dropped = dropped_frame(train_df.filter(ids.is_in(list(bad))), NAME,
+                            pl.col("id").cast(pl.String).replace_strict(bad, default="lint"))
+    train_df = train_df.filter(~ids.is_in(list(bad)))
+    examples = lint.examples
+    if config.packing:
+        bins = pack_examples(examples, config.max_length)
+        units = [[examples[i] for i in b] for b in bins]
+    else:
+        units = [[e] for e in examples]
+    return Prepared(tokenizer, train_df, val_df, dropped, examples, val_examples, lint, units)
+
+
+def _failure_kinds() -> frozenset[str]:
+    from thresher.train.data import FAILURE_KINDS
+
+    return FAILURE_KINDS
+
+
+def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = False) -> Any:
+    """Train (or resume, or reuse a finished run) and export; returns the StageResult."""
+    from thresher.stage import Stage, StageResult
+    from thresher.train import ddp
+
+    problems = config.check() + environment_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    dist, device = ddp.init()
+    try:
+        stage = Stage(NAME, out, inputs=inputs, config=config, force=force, quiet=not dist.main)
+        done = ddp.broadcast(stage.done if dist.main else None)
+        if done:
+            return stage.result()
+        return _train(stage, inputs, Path(out), config, force, dist, device)
+    finally:
+        ddp.destroy()
+
+
+def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force: bool, dist: Any,
+           device: Any) -> Any:
+    import polars as pl
+    import torch
+
+    from thresher.progress import info, progress
+    from thresher.stage import StageResult
+    from thresher.train import checkpoint as ck
+    from thresher.train import ddp
+    from thresher.train.data import collate, packing_stats
+    from thresher.train.loop import Hooks, LoopState, lr_lambda, run_loop, total_steps
+    from thresher.train.metrics import CURVES, MetricsWriter, plot_losses, read_metrics
+    from thresher.train.model import add_adapter, load_base, load_trainable_state
+
+    t_start = time.time()
+    prep = prepare(inputs, config, quiet=not dist.main)
+    tok = prep.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+    def collate_fn(units: list[list[Any]]) -> dict[str, Any]:
+        b = collate(units, pad_id, packing=config.packing, attn_implementation=config.attn_implementation)
+        return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}
+
+    ck.seed_everything(config.seed)
+    base = load_base(config, device=device)
+    model = add_adapter(base, config)
+    if not config.qlora:
+        model.to(device)
+    model = ddp.wrap(model, fsdp=config.fsdp, device=device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    steps = total_steps(config, len(prep.units), dist.world_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
+    val_batches = _val_batches(prep.val_examples, config, dist, collate_fn)
+    has_val = len(prep.val_examples) > 0
+
+    ckdir = stage.path("checkpoints")
+    metrics = MetricsWriter(out, enabled=dist.main)
+    fingerprint = _fingerprint(config, stage)
+    state = LoopState()
+    if force and dist.main:
+        ck.clear(ckdir)
+    ddp.barrier()
+    last = ck.latest(ckdir)
+    if last is not None:
+        data = ck.load(last, rank=dist.rank)
+        ck.check_compatible(data["state"], fingerprint=fingerprint, world_size=dist.world_size, path=last)
+        load_trainable_state(model, data["adapter"])
+        optimizer.load_state_dict(data["optimizer"])
+        scheduler.load_state_dict(data["scheduler"])
+        if data["rng"] is not None:
+            ck.set_rng_state(data["rng"])
+        state = LoopState.from_json(data["state"]["loop"])
+        metrics.truncate_after(state.step)
+        if dist.main:
+            info(f"train: resuming from {last} (step {state.step} of {steps})")
+    else:
+        metrics.reset()
+    ddp.barrier()
+
+    autocast = _autocast(config, device)
+    bar_ctx = progress(steps, "train", unit="steps", extra="{task.fields[tok_s]:.0f} tok/s") if dist.main \
+        else _null_bar()
+
+    with bar_ctx as bar:
+        bar.advance(state.step)
+
+        def on_step(rec: dict[str, Any]) -> None:
+            metrics.log(rec)
+            bar.advance(1, tok_s=rec["tokens_per_s"] or 0.0)
+
+        def save_checkpoint(st: LoopState) -> None:
+            adapter = ddp.full_trainable_state(model)
+            rngs = ddp.gather_objects(ck.rng_state())
+            if dist.main:
+                ck.save(ckdir, step=st.step, adapter=adapter, optimizer=optimizer, scheduler=scheduler,
+                        rngs=rngs, keep=config.keep_checkpoints,
+                        state={"loop": st.to_json(), "fingerprint": fingerprint,
+                               "world_size": dist.world_size})
+            ddp.barrier()
+
+        def save_best(st: LoopState) -> None:
+            adapter = ddp.full_trainable_state(model)
+            if dist.main:
+                ck.save_best(ckdir, adapter, {"step": st.best_step, "val_loss": st.best_val})
+
+        hooks = Hooks(on_step=on_step, on_eval=metrics.log, save_checkpoint=save_checkpoint,
+                      save_best=save_best)
+        state = run_loop(config, model, optimizer, scheduler, prep.units, collate_fn,
+                         lambda u: sum(len(e) for e in u), state=state, steps=steps,
+                         val_batches=val_batches, has_val=has_val, dist=dist, hooks=hooks,
+                         autocast=autocast, trainable=trainable)
+    metrics.close()
+
+    best = ck.load_best(ckdir) if has_val else None
+    if best is not None and state.best_step != state.step:
+        load_trainable_state(model, best)
+    export_stats = _export(model, prep, config, stage, dist) if dist.main else {}
+    ddp.barrier()
+    if not dist.main:
+        return StageResult(NAME, out, {}, reused=False)
+
+    records = read_metrics(out / "metrics.jsonl")
+    curves = plot_losses(records, out / CURVES)
+    stats = _stats(records, state, prep, config, steps, dist, export_stats, curves, time.time() - t_start)
+    stats["packing"] = packing_stats([len(e) for e in prep.train_examples], max_length=config.max_length,
+                                     batch_size=config.batch_size)
+    kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
+                      prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \
+        if prep.val_df.height else prep.train_df.with_columns(pl.lit("train").alias("split"))
+    return stage.finish(kept, prep.dropped_df, stats, rows_in=prep.train_df.height + prep.dropped_df.height
+                        + prep.val_df.height)
+
+
+class _null_bar:
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *a: Any) -> None:
+        return None
+
+    def advance(self, n: float = 1, **fields: Any) -> None:
+        return None
+
+
+def _val_batches(examples: list[Any], config: TrainConfig, dist: Any, collate_fn: Any) -> list[Any]:
+    """This process's validation batches (every ``world_size``-th example, unpacked)."""
+    mine = examples[dist.rank::dist.world_size]
+    mine = sorted(mine, key=len)  # similar lengths together: less padding
+    step = config.batch_size
+    return [collate_fn([[e] for e in mine[i:i + step]]) for i in range(0, len(mine), step)]
+
+
+def _autocast(config: TrainConfig, device: Any) -> Any:
+    if not config.use_bf16():
+        return None
+    import torch
+
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def _fingerprint(config: TrainConfig, stage: Any) -> str:
+    inputs = json.dumps(stage.fingerprint.get("inputs"), sort_keys=True)
+    return hashlib.blake2b((config.fingerprint() + inputs).encode(), digest_size=12).hexdigest()
+
+
+def _export(model: Any, prep: Prepared, config: TrainConfig, stage: Any, dist: Any) -> dict[str, Any]:
+    from thresher.progress import info
+    from thresher.train.export import merge_and_check, probe_sequences, save_adapter
+    from thresher.train.model import load_base
+
+    adapter_dir = save_adapter(model, prep.tokenizer, stage.path("adapter"))
+    out: dict[str, Any] = {"adapter": str(adapter_dir)}
+    if config.merge:
+        import dataclasses
+
+        full = dataclasses.replace(config, qlora=False)  # dequantised base for the merge
+        res = merge_and_check(lambda: load_base(full), adapter_dir, prep.tokenizer, stage.path("merged"),
+                              probe_sequences(prep.train_examples), atol=config.export_atol)
+        out.update(merged=str(stage.path("merged")), **res)
+        info(f"train: merged model written, logits match the adapter's within {res['max_logit_diff']:.2g}")
+    return out
+
+
+def _stats(records: list[dict[str, Any]], state: Any, prep: Prepared, config: TrainConfig, steps: int,
+           dist: Any, export_stats: dict[str, Any], curves: Any, seconds: float) -> dict[str, Any]:
+    train = [[r["step"], r["loss"]] for r in records if "loss" in r]
+    val = [[r["step"], r["val_loss"]] for r in records if "val_loss" in r]
+    tps = [r["tokens_per_s"] for r in records if r.get("tokens_per_s")]
+    finite = [x for _, x in train if isinstance(x, float) and math.isfinite(x)]
+    return {
+        "base": config.base or "smollm2",
+        "steps": state.step,
+        "planned_steps": steps,
+        "stopped_early": state.stopped_early,
+        "processes": dist.world_size,
+        "train_rows": len(prep.train_examples),
+        "val_rows": len(prep.val_examples),
+        "units": len(prep.units),
+        "tokens_seen": state.tokens,
+        "trainable_tokens_seen": state.trained_tokens,
+        "tokens_per_s": round(sum(tps) / len(tps), 1) if tps else None,
+        "first_loss": finite[0] if finite else None,
+        "final_loss": finite[-1] if finite else None,
+        "losses": train,
+        "val_losses": val,
+        "best_val_loss": state.best_val,
+        "best_step": state.best_step,
+        "lint": prep.lint.to_stats(),
+        "export": export_stats,
+        "loss_curves": str(curves) if curves else None,
+        "train_seconds": round(seconds, 2),
+        "config": {k: v for k, v in json.loads(json.dumps(config.__dict__, default=list)).items()},
+    }
