@@ -1,0 +1,303 @@
+"""The ``generate`` stage: prompt rows in, one row per teacher sample out; resumable.
+
+Rows out hold the prompt messages plus the assistant turn, ``parent_id`` (the prompt row's
+id), ``sample_index``, ``teacher`` (name and revision hash), ``gen_params`` (JSON of every
+sampling parameter, ``n`` and the backend), ``finish_reason``, ``prompt_tokens``,
+``completion_tokens`` and, with ``reasoning="keep"``, ``reasoning``. A row's ``id`` is its
+resume key (see :mod:`thresher.distill.shards`), so reruns and resumed runs give the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from thresher.config import from_dict
+from thresher.errors import ConfigError, ThresherError
+from thresher.io import read_table
+from thresher.progress import info, progress
+from thresher.schema import conform, empty_table
+from thresher.stage import Stage, StageResult, dropped_frame
+
+from .backends import BACKENDS, default_backend, make_backend
+from .backends.base import SamplingParams
+from .prompts import Prompt, extract_prompts
+from .shards import ShardStore, row_key
+
+NAME = "generate"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher distill generate`` (and of the recipe stage ``generate``)."""
+
+    teacher: str | None = None
+    backend: str = "auto"
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    max_tokens: int = 512
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
+    system: str | None = None
+    reasoning: str = "keep"
+    drop_truncated: bool = False
+    batch_size: int = 0
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    max_model_len: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool = False
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 5
+
+    # options that change how fast rows come, never what they are
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
+        "batch_size", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
+        "concurrency", "timeout", "max_retries", "api_key_env",
+    )
+
+    def check(self) -> list[str]:
+        """Range and consistency problems, one string each."""
+        problems = list(self.sampling().check())
+        if self.backend not in ("auto", *BACKENDS):
+            problems.append(f"backend: unknown backend {self.backend!r} (expected auto, {', '.join(BACKENDS)})")
+        if self.n < 1:
+            problems.append(f"n: must be >= 1 (got {self.n})")
+        if self.reasoning not in ("keep", "strip"):
+            problems.append(f"reasoning: must be 'keep' or 'strip' (got {self.reasoning!r})")
+        if self.batch_size < 0:
+            problems.append("batch_size: must be >= 0 (0 = the backend's default)")
+        if self.tensor_parallel_size < 1:
+            problems.append("tensor_parallel_size: must be >= 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            problems.append("gpu_memory_utilization: must be in (0, 1]")
+        if self.max_model_len is not None and self.max_model_len < 16:
+            problems.append("max_model_len: must be >= 16")
+        if self.concurrency < 1:
+            problems.append("concurrency: must be >= 1")
+        if self.timeout <= 0:
+            problems.append("timeout: must be > 0")
+        if self.max_retries < 0:
+            problems.append("max_retries: must be >= 0")
+        if self.backend == "openai" and not self.base_url:
+            problems.append("base_url: required with backend openai (e.g. http://127.0.0.1:8000/v1)")
+        return problems
+
+    def sampling(self) -> SamplingParams:
+        """The sampling parameters (part of every row's key)."""
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              max_tokens=self.max_tokens, seed=self.seed, stop=tuple(self.stop),
+                              repetition_penalty=self.repetition_penalty)
+
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`make_backend` (each backend ignores the others')."""
+        return dict(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+                    batch_size=self.batch_size, max_model_len=self.max_model_len,
+                    tensor_parallel_size=self.tensor_parallel_size,
+                    gpu_memory_utilization=self.gpu_memory_utilization,
+                    enforce_eager=self.enforce_eager, seed=self.seed, base_url=self.base_url,
+                    api_key_env=self.api_key_env, concurrency=self.concurrency,
+                    timeout=self.timeout, max_retries=self.max_retries)
+
+
+def make_config(**options: Any) -> Config:
+    """A validated Config from keyword options (raises one ConfigError listing all problems)."""
+    return from_dict(Config, options)
+
+
+def teacher_identity(backend: str, config: Config) -> tuple[str, str | None, str | None, Any]:
+    """``(name, revision, chat_template, backend_or_None)`` of the teacher.
+
+    Local backends read only the tokenizer (no weights), so a run whose samples are all
+    stored does not load the model. The openai backend is created here (it is cheap).
+    """
+    if backend == "openai":
+        be = make_backend("openai", config.teacher, **config.backend_options())
+        return be.model, be.revision, be.chat_template, be
+    from transformers import AutoTokenizer
+
+    from thresher.models import resolve_model
+
+    from .backends.base import model_fingerprint
+
+    path = resolve_model(config.teacher)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    except (OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ThresherError(f"{config.teacher or 'smollm2'}: cannot load the tokenizer from {path}: {first}") from None
+    name = config.teacher if config.teacher and config.teacher.lower() not in ("smollm2", "default") else Path(path).name
+    return name, model_fingerprint(path), tok.chat_template, None
+
+
+def _prompt_len(p: Prompt) -> int:
+    return sum(len(c) for _, c in p.messages)
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        backend_factory: Any = None) -> StageResult:
+    """Generate ``config.n`` teacher samples for every prompt of ``inputs`` into ``out``.
+
+    Finished samples are stored in ``out/shards`` as they come; an interrupted run resumes
+    from them and a rerun with changed sampling options regenerates only affected rows.
+    ``backend_factory(name, model, **options)`` replaces :func:`make_backend` (tests).
+    """
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems)
+    if not inputs:
+        raise ThresherError("generate: no input given")
+    stage = Stage(NAME, out, inputs=inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    frames = [read_table(p) for p in inputs]
+    df = pl.concat([conform(f) for f in frames], how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    prompts = extract_prompts(df, where=str(inputs[0]), system=config.system)
+    if not prompts:
+        raise ThresherError(f"{inputs[0]}: no prompts")
+
+    backend_name = config.backend if config.backend != "auto" else default_backend()
+    factory = backend_factory or make_backend
+    if backend_factory is None:
+        teacher, revision, template, backend = teacher_identity(backend_name, config)
+    else:
+        backend = factory(backend_name, config.teacher, **config.backend_options())
+        teacher, revision, template = backend.model, backend.revision, backend.chat_template
+    params = config.sampling()
+    pdict = params.as_dict()
+    tid = revision or teacher
+    keys = {p.id: [row_key(p.messages, teacher=tid, revision=None, params=pdict, chat_template=template,
+                           sample_index=s) for s in range(config.n)] for p in prompts}
+
+    store = ShardStore(stage.path("shards"))
+    stored = store.load()
+    todo: list[tuple[Prompt, list[int]]] = []
+    for p in prompts:
+        missing = [s for s, k in enumerate(keys[p.id]) if k not in stored]
+        if missing:
+            todo.append((p, missing))
+    total = len(prompts) * config.n
+    reused = total - sum(len(m) for _, m in todo)
+    if reused:
+        info(f"generate: reusing {reused} of {total} samples already generated in {store.folder}")
+
+    generated_tokens = 0
+    gen_seconds = 0.0
+    if todo:
+        if backend is None:
+            backend = factory(backend_name, config.teacher, **config.backend_options())
+        try:
+            generated_tokens, gen_seconds = _generate(backend, todo, keys, params, config, store, stored)
+        finally:
+            backend.close()
+    elif backend is not None:
+        backend.close()
+
+    kept, dropped = _assemble(prompts, keys, stored, config, teacher, revision, backend_name, pdict)
+    stats = {
+        "backend": backend_name,
+        "teacher": teacher,
+        "teacher_revision": revision,
+        "prompts": len(prompts),
+        "n": config.n,
+        "samples": total,
+        "reused": reused,
+        "generated": total - reused,
+        "generated_tokens": generated_tokens,
+        "generation_seconds": round(gen_seconds, 3),
+        "tokens_per_second": round(generated_tokens / gen_seconds, 2) if gen_seconds > 0 else None,
+        "finish_reasons": {str(r): int(c) for r, c in
+                           kept["finish_reason"].value_counts(sort=True).iter_rows()} if kept.height else {},
+        "completion_tokens": kept["completion_tokens"].to_list() if kept.height else [],
+    }
+    return stage.finish(kept, dropped, stats, rows_in=len(prompts))
+
+
+def _generate(backend: Any, todo: list[tuple[Prompt, list[int]]], keys: dict[str, list[str]],
+              params: SamplingParams, config: Config, store: ShardStore,
+              stored: dict[str, dict[str, Any]]) -> tuple[int, float]:
+    """Generate the missing samples chunk by chunk, writing one shard per chunk."""
+    batch = config.batch_size or getattr(backend, "batch_size", 16) or 16
+    # group by how many samples are missing (normally all n), longest prompts first so the
+    # ETA is pessimistic early and padding stays low within a chunk
+    groups: dict[int, list[tuple[Prompt, list[int]]]] = {}
+    for item in todo:
+        groups.setdefault(len(item[1]), []).append(item)
+    tokens = 0
+    seconds = 0.0
+    with progress(len(todo), "generate", unit="prompts", extra="{task.fields[tok_s]:.1f} tok/s") as bar:
+        for k, items in sorted(groups.items(), reverse=True):
+            items.sort(key=lambda it: _prompt_len(it[0]), reverse=True)
+            for start in range(0, len(items), batch):
+                chunk = items[start:start + batch]
+                t0 = time.perf_counter()
+                outs = backend.generate([p.as_messages() for p, _ in chunk], n=k, params=params)
+                seconds += time.perf_counter() - t0
+                records = []
+                for (p, missing), comps in zip(chunk, outs):
+                    for s, c in zip(missing, comps):
+                        key = keys[p.id][s]
+                        rec = {"key": key, "parent_id": p.id, "sample_index": s, "text": c.text,
+                               "reasoning": c.reasoning, "finish_reason": c.finish_reason,
+                               "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
+                        records.append(rec)
+                        stored[key] = rec
+                        tokens += c.completion_tokens
+                store.write(records)
+                bar.advance(len(chunk), tok_s=tokens / seconds if seconds else 0.0)
+    return tokens, seconds
+
+
+def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[str, dict[str, Any]],
+              config: Config, teacher: str, revision: str | None, backend_name: str,
+              pdict: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Kept and dropped row tables, in prompt order then sample order."""
+    teacher_col = f"{teacher}@{revision}" if revision else teacher
+    gen_params = json.dumps({**pdict, "n": config.n, "backend": backend_name}, sort_keys=True)
+    rows: list[dict[str, Any]] = []
+    for p in prompts:
+        for s, key in enumerate(keys[p.id]):
+            rec = stored[key]
+            row = {
+                "id": key,
+                "messages": [*p.as_messages(), {"role": "assistant", "content": rec["text"] or ""}],
+                "category": p.category,
+                "source": p.source,
+                "parent_id": p.id,
+                "sample_index": s,
+                "teacher": teacher_col,
+                "gen_params": gen_params,
+                "finish_reason": rec["finish_reason"],
+                "prompt_tokens": rec["prompt_tokens"],
+                "completion_tokens": rec["completion_tokens"],
+            }
+            if config.reasoning == "keep":
+                row["reasoning"] = rec["reasoning"]
+            rows.append(row)
+    extra = {"parent_id": pl.String, "sample_index": pl.Int64, "teacher": pl.String, "gen_params": pl.String,
+             "finish_reason": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64}
+    if config.reasoning == "keep":
+        extra["reasoning"] = pl.String
+    schema = empty_table(extra).schema
+    df = pl.DataFrame(rows, schema=schema) if rows else empty_table(extra)
+    empty = pl.col("messages").list.last().struct.field("content").str.strip_chars().str.len_chars() == 0
+    bad = empty
+    reason = pl.when(empty).then(pl.lit("empty response"))
+    if config.drop_truncated:
+        bad = bad | (pl.col("finish_reason") == "length")
+        reason = reason.when(pl.col("finish_reason") == "length").then(pl.lit("truncated at max_tokens"))
+    kept = df.filter(~bad)
+    dropped = dropped_frame(df.filter(bad), NAME, reason.otherwise(pl.lit("")))
+    return kept, dropped
