@@ -137,6 +137,7 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
     from thresher.train.model import add_adapter, load_base, load_trainable_state
 
     t_start = time.time()
+    _quiet_libraries()
     prep = prepare(inputs, config, quiet=not dist.main)
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -234,6 +235,17 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
         if prep.val_df.height else prep.train_df.with_columns(pl.lit("train").alias("split"))
     return stage.finish(kept, prep.dropped_df, stats, rows_in=prep.train_df.height + prep.dropped_df.height
                         + prep.val_df.height)
+
+
+def _quiet_libraries() -> None:
+    """No per-file "Loading weights" bars or deprecation chatter from transformers/peft."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 class _null_bar:

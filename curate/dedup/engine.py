@@ -71,10 +71,13 @@ def _fmt_j(j: float) -> str:
     return f"{j:.2f}"
 
 
-def _survivor_order(n: int, keyval: np.ndarray | None) -> np.ndarray:
-    """Rank of each row under the survivor rule (0 = best): highest keep_by, then first seen."""
+def _survivor_order(n: int, keyval: pl.Series | None) -> np.ndarray:
+    """Rank of each row under the survivor rule (0 = best): highest keep_by (null and NaN
+    lowest), then first seen."""
     if keyval is None:
         return np.arange(n, dtype=np.int64)
+    if keyval.dtype.is_float():
+        keyval = keyval.fill_nan(None)
     frame = pl.DataFrame({"v": keyval, "i": np.arange(n, dtype=np.int64)})
     order = frame.with_row_index("pos").sort(["v", "i"], descending=[True, False], nulls_last=True)["pos"]
     rank = np.empty(n, dtype=np.int64)
@@ -127,7 +130,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
 
     # 2. exact duplicates
     t = time.perf_counter()
-    keyval = df[cfg.keep_by].to_numpy() if cfg.keep_by else None
+    keyval = df[cfg.keep_by] if cfg.keep_by else None
     rank = _survivor_order(n, keyval)
     keep = np.ones(n, dtype=bool)
     target = np.full(n, -1, dtype=np.int64)      # survivor (input) index, or -2 - ref index

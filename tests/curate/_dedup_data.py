@@ -51,6 +51,8 @@ def planted_rows(n_distinct: int = 60) -> tuple[list[dict], dict[str, str]]:
     Variants: ``e*`` differ only in case, punctuation and spacing (exact after normalisation);
     ``n*`` change the last word; ``b*`` add a boilerplate sentence at the end.
     """
+    if n_distinct < 15:
+        raise ValueError("planted_rows needs n_distinct >= 15")
     paras = paragraphs()[:n_distinct]
     rows = [conv(f"p{i}", "Explain this part of the Python docs.", t) for i, t in enumerate(paras)]
     truth: dict[str, str] = {}

@@ -164,6 +164,6 @@ def test_all_config_problems_are_listed_together():
 
 
 def test_missing_keep_by_column_is_a_clear_error(tmp_path):
-    rows, _ = planted_rows(5)
+    rows, _ = planted_rows(15)
     with pytest.raises(ThresherError, match=r"keep_by column 'reward' not found \(columns: id, messages"):
         _run(tmp_path, rows, keep_by="reward")

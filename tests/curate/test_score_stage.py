@@ -191,7 +191,8 @@ def test_bad_options_listed_together(data, tmp_path):
 def test_missing_reward_model_folder(data, tmp_path):
     res = _invoke(data, "-s", f"reward:{tmp_path / 'nope'}", "--out", tmp_path / "run",
                   "--no-cache")
-    assert res.exit_code == 1 and "Error:" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert f"Error: model '{tmp_path / 'nope'}' not found" in res.output
 
 
 @pytest.mark.slow

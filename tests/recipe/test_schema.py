@@ -94,8 +94,8 @@ def test_set_overrides(fake_stages, write_recipe):
     # overridden values are validated like the file's
     with pytest.raises(ConfigError) as info:
         load_recipe(path, ["dedup.threshold=2", "generate.n=[1]"])
-    assert info.value.problems == ["stages[3].dedup.threshold: must be in (0, 1]",
-                                   "stages[0].generate.n: expected an integer, got [1]"]
+    assert info.value.problems == ["stages[0].generate.n: expected an integer, got [1]",
+                                   "stages[3].dedup.threshold: must be in (0, 1]"]
 
 
 def test_set_override_errors(fake_stages):

@@ -348,11 +348,7 @@ def _stage_module(name: str):
     return importlib.import_module(STAGE_MODULES[name])
 
 
-def _parse_stage(
-    i: int, raw: Any, seed: int, problems: list[str]
-) -> StageSpec | None:
-    from thresher.config import from_dict
-
+def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec | None:
     if isinstance(raw, str):
         raw = {raw: {}}
     if not isinstance(raw, Mapping) or len(raw) != 1:
@@ -387,11 +383,29 @@ def _parse_stage(
         if base_keys and not any(_str(opts.get(k)) for k in base_keys):
             problems.append(f"{where}.{base_keys[0]}: required (the student's base model)")
     try:
-        config = from_dict(cls, opts, where)
+        config = _from_dict_safe(cls, opts, where)
     except ConfigError as e:
         problems.extend(e.problems)
         return None
     return StageSpec(name=name, index=i, config=config)
+
+
+def _from_dict_safe(cls: type, opts: dict[str, Any], where: str) -> Any:
+    """``from_dict``, but a ``check()`` that crashes on a wrongly typed value (it runs even
+    when a type problem was found) yields the type problems instead of a traceback."""
+    from thresher.config import from_dict
+
+    try:
+        return from_dict(cls, opts, where)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a stage's check() tripping over a bad type
+        unchecked = type(cls.__name__, (cls,), {"check": lambda self: []})
+        try:
+            from_dict(unchecked, opts, where)
+        except ConfigError as ce:
+            raise ConfigError(ce.problems) from None
+        raise ConfigError(f"{where}: invalid options ({type(e).__name__}: {e})") from None
 
 
 def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_files: bool = True) -> Recipe:
