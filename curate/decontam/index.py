@@ -42,7 +42,7 @@ class BenchmarkIndex:
         # items: item_idx, benchmark, item, ngrams (distinct n-grams of that item)
         self.items = items
         self._words = words
-        self.keys = np.unique(entries["hash"].to_numpy())
+        self.keys = entries["hash"].unique().sort().to_numpy()
         self.bitmap = np.zeros(1 << _BITMAP_BITS, dtype=np.bool_)
         self.bitmap[(self.keys >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)] = True
 

@@ -75,8 +75,7 @@ def word_shingle_hashes(cps, offsets, ngram):
     maxw = 0
     for d in range(ndoc):
         w = _count_words(cps, offsets[d], offsets[d + 1])
-        if w > maxw:
-            maxw = w
+        maxw = max(maxw, w)
         if w >= ngram:
             counts[d] = w - ngram + 1
         elif w > 0:
@@ -106,7 +105,7 @@ def word_shingle_hashes(cps, offsets, ngram):
             wh[w] = _fmix64(h)
             w += 1
         k = out_off[d]
-        span = ngram if w >= ngram else w
+        span = min(ngram, w)
         for s in range(counts[d]):
             g = np.uint64(ngram)
             for j in range(span):
@@ -131,7 +130,7 @@ def char_shingle_hashes(cps, offsets, ngram):
     for d in range(ndoc):
         start = offsets[d]
         L = offsets[d + 1] - start
-        span = ngram if L >= ngram else L
+        span = min(ngram, L)
         k = out_off[d]
         for s in range(out_off[d + 1] - k):
             h = _FNV_OFFSET
@@ -157,8 +156,7 @@ def signatures_affine32(hashes, offsets, a, b, out):
             x = _fmix32(hashes[i])
             for k in range(P):
                 v = np.uint32(a[k] * x + b[k])
-                if v < row[k]:
-                    row[k] = v
+                row[k] = min(row[k], v)
 
 
 @njit(cache=True, nogil=True)

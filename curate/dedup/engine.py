@@ -29,8 +29,14 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
-from thresher.curate.dedup.lsh import band_key_frame, candidate_pairs, components, optimal_params, pair_jaccard, verify
+from thresher.curate.dedup.lsh import (
+    band_key_frame,
+    candidate_pairs,
+    components,
+    optimal_params,
+    pair_jaccard,
+    verify,
+)
 from thresher.curate.dedup.minhash import signatures
 from thresher.curate.dedup.normalize import NormalizeOptions, normalize, text_column
 from thresher.curate.dedup.shingles import shingle_hashes
@@ -288,7 +294,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         "near_duplicates": kinds["near"],
         "against_exact": kinds["against_exact"],
         "against_near": kinds["against_near"],
-        "clusters": int(len(sizes)),
+        "clusters": len(sizes),
         "largest_cluster": int(sizes.max()) if len(sizes) else 0,
         "cluster_sizes": {(f"{k}" if k < 10 else "10+"): int(v) for k, v in enumerate(hist) if v},
         "candidate_pairs": int(n_cand),

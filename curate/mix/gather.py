@@ -102,5 +102,7 @@ def gather(sources: list[Source], wanted: pl.DataFrame) -> pl.DataFrame:
                 raise InputError(f"{src.path}: row {int(rows[LOCAL][row - 1]) + 1}: {reason}")
         frames.append(rows.with_columns(pl.lit(i, dtype=pl.Int32).alias(INPUT)))
     if not frames:
-        return pl.DataFrame(schema={INPUT: pl.Int32, LOCAL: pl.Int64})
+        return sources[0].frame.head(0).collect().with_columns(
+            pl.lit(0, dtype=pl.Int32).alias(INPUT), pl.lit(0, dtype=pl.Int64).alias(LOCAL)
+        )
     return pl.concat(frames, how="diagonal_relaxed")

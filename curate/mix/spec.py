@@ -211,6 +211,7 @@ def _parse_category(
         problems.append(f"{where}: needs count or weight (or a top-level temperature)")
     if count is not None and weight is not None:
         problems.append(f"{where}: give count or weight, not both")
+        count = None  # so that the totals below are checked once, on the weights
     if count is not None:
         if not _is_int(count):
             problems.append(f"{where}.count: must be a whole number of rows, got {count!r}")

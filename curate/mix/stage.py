@@ -78,16 +78,28 @@ class Config:
         return problems
 
 
-def _load(config: Config, present: set[str] | None) -> MixSpec:
-    """The spec, with every problem (options, structure, unknown categories) in one error."""
+def _read(config: Config, inputs: list[Path]) -> tuple[MixSpec, list[Source], pl.DataFrame]:
+    """The spec, the opened inputs and their narrow frame; every problem of the options and
+    the spec (structure and categories missing from the data) is raised in one error."""
     problems = config.check()
     raw, where = resolve_spec(config.spec) if config.spec is not None else (None, "mix")
     parsed, _ = spec_problems(raw) if config.spec is not None else (None, [])
-    if parsed is not None and present is not None and not parsed.rules:
+    where = "mix" if where == "mix spec" else where
+    if parsed is None:
+        raise ConfigError(problems or ["spec: unusable"], where=where)
+    try:
+        sources = [open_input(Path(p)) for p in inputs]
+        df = _narrow_frame(sources, parsed, config.rank_by)
+    except ThresherError:
+        if problems:  # the spec's own problems come first: they may be the cause
+            raise ConfigError(problems, where=where) from None
+        raise
+    if not parsed.rules:
+        present = set(df[sel.CAT].drop_nulls().unique().to_list())
         problems.extend(f"spec.{p}" for p in parsed.unknown_category_problems(present))
-    if problems or parsed is None:
-        raise ConfigError(problems or ["spec: unusable"], where=where if where != "mix spec" else "mix")
-    return parsed
+    if problems:
+        raise ConfigError(problems, where=where)
+    return parsed, sources, df
 
 
 def _narrow_frame(sources: list[Source], spec: MixSpec, rank_by: str | None) -> pl.DataFrame:
@@ -177,13 +189,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     stage = Stage(NAME, out, inputs=stage_inputs, config=replace(config, spec=raw), force=force)
     if stage.done:
         return stage.result()
-    _load(config, None)  # options and structure first, before reading any data
-    sources = [open_input(Path(p)) for p in inputs]
-    spec0, _ = spec_problems(raw)
-    assert spec0 is not None
-    df = _narrow_frame(sources, spec0, config.rank_by)
+    spec, sources, df = _read(config, list(inputs))
     present = set(df[sel.CAT].drop_nulls().unique().to_list())
-    spec = _load(config, present)
 
     # reasons for rows that cannot take part
     dup = ~pl.col("id").is_first_distinct()
@@ -273,4 +280,4 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
             "replay": replay_stats,
         }
     }
-    return stage.finish(kept, dropped, stats, rows_in=df.height + (replay_stats or {}).get("available", 0) * 0 + 0 if False else df.height)
+    return stage.finish(kept, dropped, stats, rows_in=df.height)

@@ -29,7 +29,7 @@ def test_cli_dedups_and_prints_a_summary(tmp_path, corpus):
 
 
 def test_cli_against_and_switches(tmp_path, corpus):
-    src, truth = corpus
+    src, _ = corpus
     ref = write_jsonl(tmp_path / "ref.jsonl", planted_rows(30)[0][:3])
     out = tmp_path / "run"
     r = CliRunner().invoke(cli, ["curate", "dedup", str(src), "-o", str(out), "--against", str(ref),
@@ -52,7 +52,7 @@ def test_cli_bad_options_give_one_line_errors(tmp_path, corpus, args, message):
     src, _ = corpus
     r = CliRunner().invoke(cli, ["curate", "dedup", str(src), "--out", str(tmp_path / "o"), *args])
     assert r.exit_code == 1, r.output
-    assert f"Error: " in r.output and message in r.output
+    assert "Error: " in r.output and message in r.output
     assert "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
 

@@ -6,7 +6,6 @@ import numpy as np
 import polars as pl
 import pytest
 from datasketch.lsh import _optimal_param
-
 from thresher.curate.dedup.lsh import (
     KEY_SCHEMA,
     band_key_frame,

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 import pytest
+from thresher.curate.dedup.stage import Config, run
 
 from thresher.config import from_dict
-from thresher.curate.dedup.stage import Config, run
 from thresher.errors import ConfigError, ThresherError
 
 from ._dedup_data import conv, paragraphs, planted_rows, write_jsonl
@@ -118,7 +118,7 @@ def test_rows_with_empty_text_are_never_duplicates(tmp_path):
 
 
 def test_spilling_to_disk_gives_the_same_result(tmp_path):
-    rows, truth = planted_rows(120)
+    rows, _ = planted_rows(120)
     mem = _run(tmp_path, rows, name="mem")
     disk = _run(tmp_path, rows, name="disk", memory="64KB", chunk_rows=16)
     assert disk.stats["spilled"] and not mem.stats["spilled"]

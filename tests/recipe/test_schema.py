@@ -85,7 +85,8 @@ def test_input_problems(fake_stages, tmp_path):
 def test_set_overrides(fake_stages, write_recipe):
     path = write_recipe(fake_recipe())
     rec = load_recipe(path, ["dedup.threshold=0.5", "generate.n=2", "seed=9", "train.base=other",
-                             "stages[2].min_len=0", "evaluate.train.max_steps=1"])
+                             "stages[2].min_len=0", "evaluate.train.max_steps=1", "inputs[0].limit=7"])
+    assert rec.inputs[0].limit == 7
     assert rec.stage("dedup").config.threshold == 0.5
     assert rec.stage("generate").config.n == 2 and rec.seed == 9
     assert rec.stage("train").config.base == "other"

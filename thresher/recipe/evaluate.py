@@ -87,15 +87,20 @@ def find_model_dirs(train_dir: Path) -> tuple[Path | None, Path | None]:
     return adapter, merged
 
 
-def _student_model(train_dir: Path, base: str | None, dest: Path) -> Path:
-    """A plain model folder for the student trained in ``train_dir`` (merging the adapter
-    into the base with peft when the train stage did not write a merged model)."""
+def _student_model(train_dir: Path, base: str | None, out: Path, name: str) -> Path:
+    """A plain model folder for the student trained in ``train_dir``, named after a hash of
+    its weights (so a retrained student is never mistaken for the previous one): a link to
+    the train stage's merged model, or the adapter merged into the base with peft."""
+    from thresher.stage import file_fingerprint
+
     adapter, merged = find_model_dirs(train_dir)
-    if merged is not None:
-        return merged
-    if adapter is None:
+    if adapter is None and merged is None:
         raise ThresherError(f"{train_dir}: the train stage left no adapter to evaluate")
-    if (dest / "config.json").exists():
+    dest = out / f"student-{name}-{file_fingerprint(adapter or merged)[:12]}"
+    if dest.exists():
+        return dest
+    if merged is not None:
+        dest.symlink_to(merged.resolve(), target_is_directory=True)
         return dest
     import torch
     from peft import PeftModel
@@ -158,7 +163,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     write_table(prompts, prompts_path)
 
     students: dict[str, Path | str | None] = {"before": str(base) if base else None}
-    students["curated"] = _student_model(train_dir, base, stage.path("student-curated"))
+    students["curated"] = _student_model(train_dir, base, out, "curated")
     train_rows = curated.height
     if config.baseline:
         n = min(curated.height, generations.height)
@@ -167,7 +172,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         write_table(subset, subset_path)
         cfg = _build(train_mod, train_opts, f"{STAGE_NAME}.train", merge=True)
         train_mod.run([subset_path], stage.path("train-random"), cfg, force=force)
-        students["random"] = _student_model(stage.path("train-random"), base, stage.path("student-random"))
+        students["random"] = _student_model(stage.path("train-random"), base, out, "random")
 
     scored = []
     means: dict[str, float | None] = {}

@@ -198,7 +198,8 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
 
     ``KEY=VALUE`` with VALUE parsed as YAML. Keys: a top-level key (``seed=3``), a stage
     option (``dedup.threshold=0.9``; ``filter#2.min_chars=5`` for the second filter stage,
-    or ``stages[4].key=...``); nested mappings with more dots (``mix.spec.total=200``).
+    or ``stages[4].key=...``); nested mappings with more dots (``mix.spec.total=200``); an
+    input's key (``inputs[0].limit=10``).
     """
     import copy
     import re
@@ -217,6 +218,17 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
                 problems.append(f"--set {item}: unknown top-level key {head!r}")
                 continue
             data[head] = value
+            continue
+        m_in = re.fullmatch(r"inputs\[(\d+)\]", head)
+        if m_in:
+            inputs = data.get("inputs")
+            i = int(m_in.group(1))
+            if not isinstance(inputs, list) or i >= len(inputs) or not isinstance(inputs[i], Mapping):
+                problems.append(f"--set {item}: the recipe has no inputs[{i}] mapping")
+            elif len(parts) != 2:
+                problems.append(f"--set {item}: inputs take one key (inputs[{i}].limit=10)")
+            else:
+                inputs[i] = {**inputs[i], parts[1]: value}
             continue
         stages = data.get("stages")
         if not isinstance(stages, list):
@@ -374,7 +386,8 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
         problems.append(f"{where}: stage module {STAGE_MODULES[name]} is not available ({e})")
         return None
     cls = module.Config
-    opts = dict(opts)
+    # YAML 1.1 reads a bare `on:` / `off:` key as a boolean; mean the word
+    opts = {({True: "on", False: "off"}[k] if isinstance(k, bool) else k): v for k, v in opts.items()}
     fields = {f.name for f in dataclasses.fields(cls)}
     if "seed" in fields and "seed" not in opts:
         opts["seed"] = seed

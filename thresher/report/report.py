@@ -153,16 +153,20 @@ def render_html(run: Run, sections: list[Section]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` for the run in ``run_dir`` (into ``out_dir``,
-    default the run directory); return their paths."""
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
+                 also: tuple[str | Path, ...] = ()) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` for the run in ``run_dir`` into ``out_dir``
+    (default: the run directory) and into every folder of ``also``; return the first pair."""
     from thresher.io import write_text_atomic
 
     run = load_run(run_dir)
-    out = Path(out_dir) if out_dir is not None else run.path
-    out.mkdir(parents=True, exist_ok=True)
     sections = build(run)
-    md, page = out / "report.md", out / "report.html"
-    write_text_atomic(md, render_markdown(run, sections, out))
-    write_text_atomic(page, render_html(run, sections))
-    return md, page
+    page = render_html(run, sections)
+    written: list[tuple[Path, Path]] = []
+    for folder in (Path(out_dir) if out_dir is not None else run.path, *map(Path, also)):
+        folder.mkdir(parents=True, exist_ok=True)
+        md, html_path = folder / "report.md", folder / "report.html"
+        write_text_atomic(md, render_markdown(run, sections, folder))  # data paths relative to it
+        write_text_atomic(html_path, page)
+        written.append((md, html_path))
+    return written[0]

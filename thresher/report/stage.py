@@ -43,9 +43,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     stage = Stage(STAGE_NAME, out, inputs=[*inputs, *_upstream(out)], config=config, force=force)
     if stage.done:
         return stage.result()
-    md, page = write_report(out.parent, out)
-    if config.copy_to_run_dir:
-        write_report(out.parent, out.parent)  # links in the card are relative to where it lies
+    md, page = write_report(out.parent, out, also=(out.parent,) if config.copy_to_run_dir else ())
     kept = pl.read_parquet(inputs[0]) if inputs and Path(inputs[0]).exists() else None
     if kept is None:
         from thresher.schema import empty_table

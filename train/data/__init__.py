@@ -4,7 +4,7 @@ Public API (stable; the trainer imports only these names)::
 
     from thresher.train.data import (
         load_tokenizer, load_chat_template, require_chat_template, locate_base,  # templates.py
-        Example, LintIssue, encode_conversation, generation_mask,    # masks.py
+        Example, LintIssue, encode_conversation, generation_mask, end_of_turn_ids,  # masks.py
         LintReport, lint_rows, render_token_view, FAILURE_KINDS,      # lint.py
         pack_examples, collate, packing_stats, padding_fraction,      # packing.py
         check_attn_implementation,
@@ -15,7 +15,14 @@ cheap. See ``train/README-internal.md`` for how the trainer side uses it.
 """
 
 from thresher.train.data.lint import FAILURE_KINDS, LINT_KINDS, LintReport, lint_rows, render_token_view
-from thresher.train.data.masks import IGNORE_INDEX, Example, LintIssue, encode_conversation, generation_mask
+from thresher.train.data.masks import (
+    IGNORE_INDEX,
+    Example,
+    LintIssue,
+    encode_conversation,
+    end_of_turn_ids,
+    generation_mask,
+)
 from thresher.train.data.packing import (
     PACKING_ATTN,
     check_attn_implementation,
@@ -37,6 +44,7 @@ __all__ = [
     "check_attn_implementation",
     "collate",
     "encode_conversation",
+    "end_of_turn_ids",
     "generation_mask",
     "lint_rows",
     "load_chat_template",

@@ -78,6 +78,7 @@ def load_tokenizer(
     """
     from transformers import AutoTokenizer
 
+    template = load_chat_template(chat_template) if chat_template is not None else None
     folder, gguf_file = locate_base(base)
     try:
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
@@ -85,8 +86,8 @@ def load_tokenizer(
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ThresherError(f"cannot load a tokenizer from {base}: {first}") from None
-    if chat_template is not None:
-        tok.chat_template = load_chat_template(chat_template)
+    if template is not None:
+        tok.chat_template = template
     if tok.pad_token_id is None and tok.eos_token is not None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"

@@ -1,4 +1,5 @@
-"""Fake dedup: exact duplicates of the prompt text; writes clusters.parquet."""
+"""Fake dedup: rows of one category with the same response word count are duplicates;
+writes clusters.parquet."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         return stage.result()
     count("dedup")
     df = read_table(inputs[0])
-    key = pl.col("messages").list.first().struct.field("content")
+    words = pl.col("messages").list.last().struct.field("content").str.split(" ").list.len()
+    key = pl.format("{}/{}", pl.col("category"), words)
     df = df.with_columns(key.alias("_k"))
     first = pl.col("_k").is_first_distinct()
     kept, dup = df.filter(first).drop("_k"), df.filter(~first)

@@ -30,7 +30,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         return stage.result()
     count("generate")
     df = read_table(inputs[0])
-    teacher = Path(config.teacher).name if config.teacher else "default"
+    teacher = Path(config.teacher).resolve().name if config.teacher else "default"
     recs = []
     for row in df.iter_rows(named=True):
         p = prompt_messages(row["messages"])

@@ -30,6 +30,6 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     words = [len(response_text(m).split()) * config.scale for m in df["messages"].to_list()]
     teachers = df["teacher"].to_list() if "teacher" in df.columns else [""] * df.height
     bonus = [3.0 if t and "curated" in t else (1.0 if t and "random" in t else 0.0) for t in teachers]
-    df = df.with_columns(pl.Series("score_len", words, dtype=pl.Float64),
-                         pl.Series("score_fake", bonus, dtype=pl.Float64))
+    df = df.with_columns(pl.Series("score_fake", bonus, dtype=pl.Float64),
+                         pl.Series("score_len", words, dtype=pl.Float64))
     return stage.finish(df, None)

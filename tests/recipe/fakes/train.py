@@ -27,11 +27,12 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         return stage.result()
     count("train")
     df = read_table(inputs[0])
-    (stage.path("adapter") / "adapter_config.json").write_text("{}")
+    stage.path("adapter").mkdir(exist_ok=True)
+    (stage.path("adapter") / "adapter_config.json").write_text(json.dumps({"rows": df.height, "steps": config.max_steps}))
     merged = stage.path("merged")
     kind = "random" if "train-random" in str(out) else "curated"
     (merged / f"{kind}-student").mkdir(parents=True, exist_ok=True)
-    (merged / f"{kind}-student" / "config.json").write_text("{}")
+    (merged / f"{kind}-student" / "config.json").write_text(json.dumps({"steps": config.max_steps}))
     with open(stage.path("metrics.jsonl"), "w") as fh:
         for step in range(1, config.max_steps + 1):
             fh.write(json.dumps({"step": step, "loss": 2.0 / step}) + "\n")

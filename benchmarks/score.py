@@ -1,0 +1,127 @@
+"""Benchmark: reward-model scoring in input order versus thresher's length-sorted batching.
+
+Scores the same N conversations (lognormal token lengths, mean about 200 tokens, built from
+CPython's English prose) with a random sequence-classification reward model on the CPU, once
+with batches cut in input order and once with thresher's length-sorted batches (same batch
+size, no token budget, so only the order differs). Prints tokens per second, padding
+fraction and the ratio, and checks that both orders give the same scores.
+
+    python benchmarks/score.py                 # 2,000 conversations
+    python benchmarks/score.py --size 300      # quick run
+
+The tokenizer is SmolLM2's (real, with its chat template; converted once and cached);
+the model is a random Llama-style classifier (``--hidden``/``--layers``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+
+def build_model(out: Path, hidden: int, layers: int) -> Path:
+    """A random one-label reward model with SmolLM2's tokenizer in ``out``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig
+
+    from thresher.models import resolve_model
+
+    src = Path(resolve_model(None))
+    for f in src.iterdir():
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy(f, out / f.name)
+    tok = AutoTokenizer.from_pretrained(out)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 2,
+        num_hidden_layers=layers, num_attention_heads=max(1, hidden // 32),
+        num_key_value_heads=max(1, hidden // 64), max_position_embeddings=4096,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+        num_labels=1, tie_word_embeddings=False,
+    )
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(out)
+    return out
+
+
+def make_conversations(n: int, mean_tokens: float, sigma: float, seed: int = 0) -> list:
+    """Conversations whose lengths are lognormal with the given mean (in rough tokens)."""
+    import pydoc_data.topics as topics
+
+    words = " ".join(topics.topics.values()).split()
+    rng = random.Random(seed)
+    mu = math.log(mean_tokens) - sigma**2 / 2
+    out = []
+    for _ in range(n):
+        total = max(8, int(rng.lognormvariate(mu, sigma) * 0.75))  # ~1.33 tokens per word
+        q = max(3, total // 5)
+        a = rng.randrange(0, len(words) - total - 1)
+        out.append([
+            {"role": "user", "content": " ".join(words[a : a + q])},
+            {"role": "assistant", "content": " ".join(words[a + q : a + total])},
+        ])
+    return out
+
+
+def timed(scorer, convs) -> tuple[float, list]:
+    t = time.perf_counter()
+    res = scorer.score(convs)
+    return time.perf_counter() - t, res
+
+
+@click.command()
+@click.option("--size", "-n", type=int, default=2000, show_default=True, help="Conversations.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--mean-tokens", type=float, default=200, show_default=True)
+@click.option("--sigma", type=float, default=0.8, show_default=True, help="Lognormal sigma.")
+@click.option("--hidden", type=int, default=128, show_default=True)
+@click.option("--layers", type=int, default=2, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
+def main(size, batch_size, mean_tokens, sigma, hidden, layers, threads):
+    import torch
+
+    from thresher.curate.score.batching import make_batches, padding_stats
+    from thresher.curate.score.reward import RewardScorer
+
+    if threads:
+        torch.set_num_threads(threads)
+    tmp = Path(tempfile.mkdtemp(prefix="thresher-bench-"))
+    try:
+        path = build_model(tmp, hidden, layers)
+        convs = make_conversations(size, mean_tokens, sigma)
+        kw = dict(batch_size=batch_size, max_batch_tokens=None, max_length=4096,
+                  device="cpu", dtype="float32")
+        plain = RewardScorer(str(path), sort=False, **kw)
+        sorted_ = RewardScorer(str(path), sort=True, **kw)
+        lengths = [len(p.ids) for p in plain.prepare(convs)]
+        plain.score(convs[:batch_size])  # warm up (model load, kernels)
+        sorted_.score(convs[:batch_size])
+        rows = []
+        results = {}
+        for label, scorer, sort in (("input order", plain, False), ("length-sorted", sorted_, True)):
+            secs, res = timed(scorer, convs)
+            pad = padding_stats(lengths, make_batches(lengths, batch_size, sort=sort))
+            rows.append((label, secs, pad.real_tokens / secs, pad.padding_fraction, pad.batches))
+            results[label] = [r.score for r in res]
+        diff = max(abs(a - b) for a, b in zip(results["input order"], results["length-sorted"]))
+        mean_len = sum(lengths) / len(lengths)
+        print(f"\n{size} conversations, {sum(lengths):,} tokens (mean {mean_len:.0f}, "
+              f"max {max(lengths)}), batch {batch_size}, random reward model hidden {hidden} x "
+              f"{layers} layers, {torch.get_num_threads()} threads, CPU fp32")
+        print(f"{'batching':<15}{'seconds':>10}{'tokens/s':>12}{'padding':>10}{'batches':>9}")
+        for label, secs, tps, padf, nb in rows:
+            print(f"{label:<15}{secs:>10.2f}{tps:>12,.0f}{padf:>9.1%}{nb:>9}")
+        ratio = rows[1][2] / rows[0][2]
+        print(f"{'ratio':<15}{rows[0][1] / rows[1][1]:>10.2f}x{ratio:>11.2f}x   (target >= 2x)")
+        print(f"max |score difference| between the two orders: {diff:.2e}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

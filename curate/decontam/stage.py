@@ -1,0 +1,169 @@
+"""The ``decontam`` stage: drop rows whose text overlaps benchmark data.
+
+Every message of a row (prompt and response) is normalised and cut into word n-grams
+(default 13, as in GPT-3 and Tulu 3 decontamination); a row is contaminated when it shares at
+least ``min_overlap`` distinct n-grams with one benchmark item (and, if set, at least
+``min_fraction`` of that item's n-grams). Dropped rows carry ``benchmark``,
+``benchmark_item``, ``matched_ngram`` (one shared n-gram, normalised) and ``overlap``.
+
+The scan is linear in the data: rows are processed in batches against a sorted index of the
+benchmark n-gram hashes (see :mod:`.index`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from thresher.curate.decontam.benchmarks import BUILTIN, load_benchmarks
+from thresher.curate.decontam.index import BenchmarkIndex, Overlap
+from thresher.curate.decontam.ngrams import MAX_N
+from thresher.errors import ConfigError, InputError
+from thresher.io import read_table
+from thresher.progress import progress
+from thresher.stage import Stage, StageResult, dropped_frame
+
+NAME = "decontam"
+MATCH_COLUMNS = ("benchmark", "benchmark_item", "matched_ngram", "overlap")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of the decontam stage (the recipe keys are the field names).
+
+    ``against``: built-in benchmark names (``humaneval``, ``mmlu``) or files (JSONL, JSON,
+    Parquet) whose ``text_fields`` hold the texts and ``id_field`` the item ids; ``n``: words
+    per n-gram; ``min_overlap``: distinct shared n-grams with one item to drop a row;
+    ``min_fraction``: optionally, also that share of the item's n-grams; ``batch_rows``: rows
+    hashed at a time (memory bound).
+    """
+
+    against: tuple[str, ...] = BUILTIN
+    n: int = 13
+    min_overlap: int = 1
+    min_fraction: float | None = None
+    text_fields: tuple[str, ...] = ("text",)
+    id_field: str | None = "id"
+    batch_rows: int = 20_000
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.against:
+            problems.append("against: give at least one benchmark (humaneval, mmlu or a file)")
+        for name in self.against:
+            if str(name).lower() not in BUILTIN and not Path(name).exists():
+                problems.append(
+                    f"against: {name!r} is neither a built-in benchmark ({', '.join(BUILTIN)}) nor an existing file"
+                )
+        if not 1 <= self.n <= MAX_N:
+            problems.append(f"n: must be in [1, {MAX_N}], got {self.n}")
+        if self.min_overlap < 1:
+            problems.append(f"min_overlap: must be >= 1, got {self.min_overlap}")
+        if self.min_fraction is not None and not 0 < self.min_fraction <= 1:
+            problems.append(f"min_fraction: must be in (0, 1], got {self.min_fraction}")
+        if not self.text_fields:
+            problems.append("text_fields: give at least one field name")
+        if self.batch_rows < 1:
+            problems.append(f"batch_rows: must be >= 1, got {self.batch_rows}")
+        return problems
+
+    def files(self) -> list[Path]:
+        """The user benchmark files among ``against`` (part of the stage fingerprint)."""
+        return [Path(a) for a in self.against if str(a).lower() not in BUILTIN]
+
+
+_INDEX_CACHE: dict[tuple, BenchmarkIndex] = {}
+
+
+def build_index(config: Config) -> BenchmarkIndex:
+    """The benchmark index for ``config``, cached in the process by the benchmark names,
+    the options and the contents of user files (building MMLU's takes a second or two)."""
+    from thresher.stage import file_fingerprint
+
+    key = (
+        tuple(str(a).lower() if str(a).lower() in BUILTIN else f"{a}:{file_fingerprint(a)}" for a in config.against),
+        config.n,
+        config.text_fields,
+        config.id_field,
+    )
+    if key not in _INDEX_CACHE:
+        bench = load_benchmarks(config.against, text_fields=config.text_fields, id_field=config.id_field)
+        if len(_INDEX_CACHE) >= 4:
+            _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = BenchmarkIndex.build(bench, config.n)
+    return _INDEX_CACHE[key]
+
+
+def segments(df: pl.DataFrame, offset: int = 0) -> pl.DataFrame:
+    """One line per message: ``row`` (``offset`` + position in ``df``) and ``text``."""
+    return (
+        df.select(pl.int_range(offset, offset + pl.len(), dtype=pl.Int64).alias("row"), pl.col("messages"))
+        .explode("messages")
+        .select("row", pl.col("messages").struct.field("content").alias("text"))
+        .filter(pl.col("text").is_not_null())
+    )
+
+
+def scan(df: pl.DataFrame, index: BenchmarkIndex, overlap: Overlap, batch_rows: int) -> pl.DataFrame:
+    """Matches (see :meth:`BenchmarkIndex.match`) for every row of ``df``, in batches."""
+    found = []
+    with progress(df.height, "decontam: scanning") as bar:
+        for start in range(0, df.height, batch_rows):
+            part = df.slice(start, batch_rows)
+            found.append(index.match(segments(part, start), overlap))
+            bar.advance(part.height)
+    return pl.concat(found) if found else index.match(pl.DataFrame({"row": [], "text": []}), overlap)
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
+    """Remove from ``inputs[0]`` the rows that overlap the benchmarks of ``config``."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems, where=NAME)
+    if len(inputs) != 1:
+        raise InputError(f"decontam: expected one input, got {len(inputs)}")
+    stage = Stage(NAME, out, inputs=[inputs[0], *config.files()], config=config, force=force)
+    if stage.done:
+        return stage.result()
+    df = read_table(inputs[0])
+    t0 = time.perf_counter()
+    index = build_index(config)
+    t_index = time.perf_counter() - t0
+    overlap = Overlap(config.n, config.min_overlap, config.min_fraction)
+    t1 = time.perf_counter()
+    hits = scan(df, index, overlap, config.batch_rows)
+    t_scan = time.perf_counter() - t1
+
+    numbered = df.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
+    kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop("__row")
+    bad = numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner").sort("__row").drop("__row")
+    reason = pl.format(
+        "contaminated: {} item {} ({} shared {}-grams, e.g. '{}')",
+        "benchmark",
+        "benchmark_item",
+        "overlap",
+        pl.lit(config.n),
+        "matched_ngram",
+    )
+    dropped = dropped_frame(bad, NAME, reason)
+    per_bench = {str(b): int(c) for b, c in bad["benchmark"].value_counts(sort=True).iter_rows()} if bad.height else {}
+    items = index.items.group_by("benchmark").agg(pl.len().alias("items"), (pl.col("ngrams") == 0).sum().alias("unmatchable"))
+    stats = {
+        "decontam": {
+            "n": config.n,
+            "min_overlap": config.min_overlap,
+            "min_fraction": config.min_fraction,
+            "benchmarks": {
+                str(b): {"items": int(i), "items_shorter_than_n": int(u), "rows_dropped": per_bench.get(str(b), 0)}
+                for b, i, u in items.sort("benchmark").iter_rows()
+            },
+            "ngrams_indexed": len(index),
+            "index_seconds": round(t_index, 3),
+            "scan_seconds": round(t_scan, 3),
+            "rows_per_second": round(df.height / t_scan, 1) if t_scan > 0 else None,
+        }
+    }
+    return stage.finish(kept, dropped, stats, rows_in=df.height)

@@ -1,0 +1,108 @@
+"""report.md / report.html and `thresher why` on a run made with the fake stages."""
+
+from __future__ import annotations
+
+import base64
+
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.recipe.conftest import fake_recipe
+from thresher.cli.main import cli
+
+
+@pytest.fixture
+def run_dir(fake_stages, write_recipe, tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["run", str(write_recipe(fake_recipe())), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_report_stage_writes_card_and_html(run_dir):
+    md = (run_dir / "report.md").read_text()
+    meta = _front_matter(md)
+    # usable as a Hugging Face dataset card: standard metadata keys, data files that exist
+    assert meta["task_categories"] == ["text-generation"] and meta["size_categories"] == ["n<1K"]
+    assert meta["language"] == ["en"] and "license" in meta and "thresher" in meta["tags"]
+    data = meta["configs"][0]["data_files"][0]
+    assert data["split"] == "train" and (run_dir / data["path"]).exists()
+    assert pl.read_parquet(run_dir / data["path"]).height == pl.read_parquet(run_dir / "04-dedup/kept.parquet").height
+    for section in ("## Overview", "## Funnel: rows kept after every stage", "## Score distributions",
+                    "## Response lengths before and after curation", "## Duplicates", "## Training",
+                    "## Did curation pay off?", "## Label-bias indicators", "## How to reproduce"):
+        assert section in md, section
+    # the three payoff numbers (fake students: untrained 0, curated 3, random 1)
+    assert "| student before training | 0 |" in md
+    assert "| trained on the curated set | 3 |" in md and "| trained on a random same-size subset | 1 |" in md
+    # funnel per category and label bias numbers come from the data
+    assert "| history | 7 | 21 | 21 | 7 | 6 |" in md
+    assert "| opens by agreeing | 33.3% | 0.0% |" in md and "| truncated | 33.3% | 100.0% |" in md
+    html = (run_dir / "report.html").read_text()
+    pngs = html.split("data:image/png;base64,")[1:]
+    assert len(pngs) >= 8  # funnel x2, scores x2, lengths, clusters, loss, payoff, bias
+    assert base64.b64decode(pngs[0].split("'")[0])[:4] == b"\x89PNG"
+    assert (run_dir / "07-report/report.md").exists()  # the stage folder holds a copy
+    # the stage folder's card points at the same data from where it lies
+    assert (run_dir / "07-report" / _front_matter((run_dir / "07-report/report.md").read_text())
+            ["configs"][0]["data_files"][0]["path"]).exists()
+
+
+def test_report_command_on_partial_run_and_thresholds(run_dir, tmp_path):
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(run_dir, partial)
+    for f in ("recipe.yaml", "05-train", "06-evaluate", "07-report"):
+        shutil.rmtree(partial / f) if (partial / f).is_dir() else (partial / f).unlink()
+    # a threshold named in drop reasons is marked in the score table
+    d = pl.read_parquet(partial / "03-filter/dropped.parquet")
+    d = d.with_columns(pl.lit("score_len=5 < 7.5").alias("drop_reason"))
+    d.write_parquet(partial / "03-filter/dropped.parquet")
+    out = tmp_path / "rep"
+    res = CliRunner().invoke(cli, ["report", str(partial), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    md = (out / "report.md").read_text()
+    assert "## Funnel" in md and "## Training" not in md and "## Did curation pay off?" not in md
+    assert "| score_len | 60 |" in md and md.split("| score_len | 60 |")[1].split("\n")[0].rstrip().endswith("| 7.5 |")
+
+
+def test_report_errors(tmp_path):
+    res = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
+    assert res.exit_code == 1 and "run directory not found" in res.output
+    res = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert res.exit_code == 1 and "not a run directory" in res.output
+
+
+def test_why_dropped_survived_prompt_and_unknown(run_dir):
+    def why(row_id):
+        return CliRunner().invoke(cli, ["why", str(run_dir), row_id])
+
+    dropped = pl.read_parquet(run_dir / "04-dedup/dropped.parquet").row(0, named=True)
+    res = why(dropped["id"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"row {dropped['id']} was dropped by stage 04-dedup: near-duplicate (J=1.00)")
+    assert "score_len=" in res.output
+    best = pl.read_parquet(run_dir / "03-filter/dropped.parquet").row(0, named=True)
+    res = why(best["id"][:10])  # a unique prefix is enough
+    assert "dropped by stage 03-filter: best_of: not among the best" in res.output
+    final = pl.read_parquet(run_dir / "04-dedup/kept.parquet").row(0, named=True)
+    res = why(final["id"])
+    assert res.output.startswith(f"row {final['id']} survived every stage")
+    assert "score_len=" in res.output and f"category={final['category']}" in res.output
+    res = why(final["parent_id"])
+    assert res.output.startswith(f"prompt {final['parent_id']} has 3 generated samples:")
+    assert res.output.count("survived every stage") == 1
+    held = pl.read_parquet(run_dir / "00-inputs/heldout.parquet")["id"][0]
+    assert "dropped by stage 00-inputs: held out for evaluation" in why(held).output
+    res = why("zzzz")
+    assert res.exit_code == 1 and res.output == f"Error: row zzzz is not in any stage of {run_dir}\n"
+    res = why("")
+    assert res.exit_code == 1 and "must not be empty" in res.output
