@@ -69,7 +69,7 @@ def _evals_records() -> Iterator[tuple[str, int, dict]]:
     if d is None:
         return
     for f in sorted(d.rglob("*.jsonl")):
-        name = str(f.relative_to(d).parent)
+        name = str(f.relative_to(d))
         with open(f, encoding="utf-8", errors="replace") as fh:
             for i, line in enumerate(fh):
                 try:
@@ -316,7 +316,7 @@ def build_scale_parquet(rows: int, path: Path) -> int:
     for name, i, rec in _evals_records():
         m = _messages(rec)
         if m:
-            ids.append(f"{name}/{i}")
+            ids.append(f"{name}:{i + 1}")
             msgs.append(m)
             cats.append(name.split("/")[0])
             if len(ids) >= rows:
@@ -332,7 +332,7 @@ def build_scale_parquet(rows: int, path: Path) -> int:
     return df.height
 
 
-def run_scale(rows: int, memory: str, cache: Path) -> dict:
+def run_scale(rows: int, memory: str, cache: Path, cluster: str = "components") -> dict:
     import psutil
 
     data = cache / f"evals-{rows}.parquet"
@@ -343,7 +343,7 @@ def run_scale(rows: int, memory: str, cache: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS")}
     env["THRESHER_PROGRESS"] = "0"
     cmd = [sys.executable, "-m", "thresher.cli.main", "curate", "dedup", str(data), "--out", str(out),
-           "--memory", memory, "--force"]
+           "--memory", memory, "--cluster", cluster, "--force"]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
@@ -375,6 +375,8 @@ def main() -> None:
     ap.add_argument("--scale", action="store_true", help="also run the end-to-end scale benchmark")
     ap.add_argument("--scale-rows", type=int, default=1_000_000)
     ap.add_argument("--memory", default="4GB", help="--memory for the scale run")
+    ap.add_argument("--cluster", default="components", choices=["components", "star"],
+                    help="--cluster for the scale run")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "thresher-bench-dedup")
     args = ap.parse_args()
     if args.size > 0:
@@ -457,10 +459,10 @@ def compare(args: argparse.Namespace) -> None:
 
 def scale(args: argparse.Namespace) -> None:
     """Part 4: the end-to-end run on real conversations."""
-    s = run_scale(args.scale_rows, args.memory, args.cache)
+    s = run_scale(args.scale_rows, args.memory, args.cache, args.cluster)
     st = s["stats"]
     print(f"\n4. Scale: thresher curate dedup on {s['rows']:,} real conversations (evals registry), "
-          f"{os.cpu_count()} cores, --memory {args.memory}")
+          f"{os.cpu_count()} cores, --memory {args.memory} --cluster {args.cluster}")
     print(f"{'wall time':34} {s['wall_s']:10.1f} s  (target < 600)")
     print(f"{'peak RSS (sampled)':34} {s['peak_rss_gb']:10.2f} GB (target < 6)")
     print(f"{'peak RSS (getrusage in process)':34} {s['child_maxrss_gb']:10.2f} GB")
@@ -469,6 +471,11 @@ def scale(args: argparse.Namespace) -> None:
           f"in {st['clusters']:,} clusters (largest {st['largest_cluster']:,})")
     print(f"{'candidate / verified pairs':34} {st['candidate_pairs']:,} / {st['verified_pairs']:,}")
     print(f"{'phase seconds':34} {st['phase_seconds']}")
+    cl = pl.read_parquet(args.cache / f"run-{args.scale_rows}" / "clusters.parquet")
+    near = cl.filter(pl.col("match") == "near")["jaccard"]
+    if len(near):
+        print(f"{'near drops with J < threshold':34} {(near < THRESHOLD).mean():10.1%} "
+              f"(J to survivor: median {near.median():.2f})")
 
 
 if __name__ == "__main__":

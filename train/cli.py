@@ -69,6 +69,7 @@ _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--keep-checkpoints",), "keep_checkpoints", dict(type=int, help="Checkpoints kept (default 2).")),
     (("--merge/--no-merge",), "merge", dict(default=None, help="Also write a merged model (checked against the adapter).")),
     (("--export-atol",), "export_atol", dict(type=float, help="Largest merged-vs-adapter logit difference allowed (default 1e-3).")),
+    (("--threads",), "threads", dict(type=int, help="CPU threads per process (default 0: torch's default).")),
     (("--fsdp/--no-fsdp",), "fsdp", dict(default=None, help="Shard the base with FSDP under torchrun (CUDA).")),
 ]
 

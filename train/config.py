@@ -17,7 +17,8 @@ from typing import Any
 # Options that change what is computed (and therefore whether a checkpoint can be resumed).
 # Options outside this set (save_every, log_every, merge, ...) may change between reruns.
 _RESUME_IRRELEVANT = frozenset(
-    {"save_every", "keep_checkpoints", "log_every", "merge", "export_atol", "allow_lint_failures"}
+    {"save_every", "keep_checkpoints", "log_every", "merge", "export_atol", "allow_lint_failures",
+     "threads"}
 )
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -57,6 +58,7 @@ class TrainConfig:
         difference between the merged and the adapter model on the probe prompts).
     Several processes
         ``fsdp``: shard the base with FSDP when run under torchrun on CUDA (default: DDP).
+        ``threads``: CPU threads per process (0 = torch's default).
     """
 
     base: str | None = None
@@ -100,8 +102,9 @@ class TrainConfig:
     # export
     merge: bool = False
     export_atol: float = 1e-3
-    # several processes
+    # several processes / threads
     fsdp: bool = False
+    threads: int = 0
 
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
@@ -122,7 +125,7 @@ class TrainConfig:
         for name in ("r", "alpha", "lr", "batch_size", "grad_accum", "max_length", "epochs",
                      "save_every", "keep_checkpoints", "log_every", "export_atol"):
             positive(name)
-        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience"):
+        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience", "threads"):
             non_negative(name)
         if not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")

@@ -138,6 +138,8 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
 
     t_start = time.time()
     _quiet_libraries()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     prep = prepare(inputs, config, quiet=not dist.main)
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0

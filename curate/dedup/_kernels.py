@@ -209,3 +209,39 @@ def connected_components(n, ia, ib):
     for x in range(n):
         parent[x] = _find(parent, x)
     return parent
+
+
+@njit(cache=True, nogil=True)
+def star_survivors(n, order, ia, ib):
+    """Greedy star clustering over verified edges ``(ia, ib)``.
+
+    Visits nodes in ``order`` (best first); an undecided node survives and claims every
+    undecided neighbour. Returns ``target`` (-1 for survivors and untouched nodes, else the
+    survivor the node is a direct near-duplicate of).
+    """
+    deg = np.zeros(n + 1, np.int64)
+    for p in range(ia.shape[0]):
+        deg[ia[p] + 1] += 1
+        deg[ib[p] + 1] += 1
+    for i in range(n):
+        deg[i + 1] += deg[i]
+    fill = deg[:n].copy()
+    nbr = np.empty(deg[n], np.int64)
+    for p in range(ia.shape[0]):
+        nbr[fill[ia[p]]] = ib[p]
+        fill[ia[p]] += 1
+        nbr[fill[ib[p]]] = ia[p]
+        fill[ib[p]] += 1
+    state = np.zeros(n, np.int8)  # 0 undecided, 1 kept, 2 dropped
+    target = np.full(n, -1, np.int64)
+    for k in range(order.shape[0]):
+        v = order[k]
+        if state[v] != 0:
+            continue
+        state[v] = 1
+        for q in range(deg[v], deg[v + 1]):
+            u = nbr[q]
+            if state[u] == 0:
+                state[u] = 2
+                target[u] = v
+    return target

@@ -28,6 +28,9 @@ from thresher.cli.options import force_option, input_options, out_option
 @click.option("--seed", type=int, default=1, show_default=True, help="MinHash permutation seed (as datasketch).")
 @click.option("--keep-by", default=None, metavar="COLUMN",
               help="Keep the copy with the highest value of this column (ties: first seen).")
+@click.option("--cluster", type=click.Choice(["components", "star"]), default="components", show_default=True,
+              help="components: one survivor per connected component of verified pairs; star: drop only "
+                   "rows that are direct near-duplicates of a survivor.")
 @click.option("--against", type=click.Path(exists=True), default=None, metavar="REF",
               help="Also drop rows that duplicate rows of REF (REF itself is not deduplicated).")
 @click.option("--memory", default="2GB", show_default=True,
@@ -40,7 +43,7 @@ from thresher.cli.options import force_option, input_options, out_option
 @force_option
 def dedup(input_path: str, out: str, on: str, threshold: float, num_perm: int, ngram: int, shingle: str,
           bands: int | None, rows_per_band: int | None, hash_mode: str, seed: int, keep_by: str | None,
-          against: str | None, memory: str, no_nfkc: bool, no_casefold: bool, no_punctuation: bool,
+          cluster: str, against: str | None, memory: str, no_nfkc: bool, no_casefold: bool, no_punctuation: bool,
           no_whitespace: bool, fmt: str | None, on_bad_rows: str, force: bool) -> None:
     """Remove exact and near-duplicate rows of IN, keeping the best copy of each cluster.
 
@@ -54,7 +57,7 @@ def dedup(input_path: str, out: str, on: str, threshold: float, num_perm: int, n
     options = {
         "on": on, "threshold": threshold, "num_perm": num_perm, "ngram": ngram, "shingle": shingle,
         "bands": bands, "rows": rows_per_band, "hash": hash_mode, "seed": seed, "keep_by": keep_by,
-        "against": against, "memory": memory, "nfkc": not no_nfkc, "casefold": not no_casefold,
+        "cluster": cluster, "against": against, "memory": memory, "nfkc": not no_nfkc, "casefold": not no_casefold,
         "punctuation": not no_punctuation, "whitespace": not no_whitespace,
     }
     config = from_dict(Config, options)

@@ -12,7 +12,8 @@ Phases (each with a progress bar):
 4. **candidates / verify** -- polars ``group_by`` on ``(band, key)`` gives candidate pairs;
    only pairs whose estimated Jaccard reaches the threshold are kept. Pairs with a reference
    row drop the input row; input-input pairs are joined into clusters (union-find).
-5. **survivors** -- in each cluster the row with the highest ``keep_by`` value survives
+5. **survivors** -- (``cluster="star"``: greedily, best row first, each survivor claims its
+   direct verified neighbours) in each cluster the row with the highest ``keep_by`` value survives
    (nulls lowest; ties go to the row seen first); every other row is dropped with
    ``exact duplicate of <id>`` or ``near-duplicate of <id> (J=0.87)``, naming the survivor.
 
@@ -207,13 +208,24 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     t = time.perf_counter()
     sa = self_ok["a"].to_numpy().astype(np.int64)
     sb = self_ok["b"].to_numpy().astype(np.int64)
-    root = components(n, sa, sb)
     members = np.unique(np.concatenate([sa, sb]))
-    comp = pl.DataFrame({"i": members, "root": root[members], "rank": rank[members]})
-    surv = comp.sort("rank").group_by("root", maintain_order=True).agg(pl.col("i").first().alias("s"), pl.col("i"))
-    pairs_near = surv.explode("i").filter(pl.col("i") != pl.col("s"))
-    near_i = pairs_near["i"].to_numpy()
-    near_s = pairs_near["s"].to_numpy()
+    if cfg.cluster == "star":
+        # every dropped row is a direct, verified near-duplicate of its survivor
+        from thresher.curate.dedup._kernels import star_survivors
+
+        order = members[np.argsort(rank[members], kind="stable")]
+        tgt = star_survivors(n, order, sa, sb)
+        near_i = np.flatnonzero(tgt >= 0)
+        near_s = tgt[near_i]
+    else:
+        # connected components: one survivor per component
+        root = components(n, sa, sb)
+        comp = pl.DataFrame({"i": members, "root": root[members], "rank": rank[members]})
+        surv = (comp.sort("rank").group_by("root", maintain_order=True)
+                .agg(pl.col("i").first().alias("s"), pl.col("i")))
+        pairs_near = surv.explode("i").filter(pl.col("i") != pl.col("s"))
+        near_i = pairs_near["i"].to_numpy()
+        near_s = pairs_near["s"].to_numpy()
     near_j = pair_jaccard(sig, near_i, near_s) if len(near_i) else np.zeros(0, np.float32)
     keep[near_i] = False
     target[near_i] = near_s
@@ -287,6 +299,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         "bands": bands,
         "rows": rows,
         "keep_by": cfg.keep_by,
+        "cluster": cfg.cluster,
         "against": ref_label if ref is not None else None,
         "reference_rows": m,
         "empty_text_rows": int((~in_nonempty).sum()),

@@ -40,6 +40,7 @@ class Config:
     seed: int = 1
     # survivors and reference
     keep_by: str | None = None        # the row with the highest value survives
+    cluster: Literal["components", "star"] = "components"  # star: drop only direct near-duplicates
     against: str | None = None        # a reference dataset: drop input rows that duplicate it
     # resources (they do not change the result)
     memory: str = "2GB"
@@ -127,4 +128,10 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
     dropped = dropped_frame(dropped, "dedup",
                             pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String))
     write_table(res.clusters, stage.path("clusters.parquet"))
-    return stage.finish(kept, dropped, stats=res.stats, rows_in=df.height)
+    st = res.stats
+    # One entry per kind (the generic breakdown would make one per survivor id).
+    kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],
+             "exact duplicate of reference": st["against_exact"],
+             "near-duplicate of reference": st["against_near"]}
+    stats = {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
+    return stage.finish(kept, dropped, stats=stats, rows_in=df.height)

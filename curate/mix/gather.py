@@ -1,9 +1,9 @@
-"""The mix's inputs: narrow columns for the selection, full rows only for what is needed.
+"""The mix's inputs: narrow columns for the selection, conversations only for kept rows.
 
 Canonical Parquet inputs (our own stage outputs) are scanned lazily: the selection reads
-``id``, the category and score columns, and the conversations are read afterwards for the
-selected rows only (and validated then). Other formats are read with
-:func:`thresher.io.read_table` (validated in full) and kept in memory.
+every column except ``messages``, and the conversations are read afterwards for the selected
+rows only (and validated then). Other formats are read with :func:`thresher.io.read_table`
+(validated in full) and kept in memory.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from thresher.errors import InputError
@@ -19,17 +20,22 @@ from thresher.schema import MESSAGES_DTYPE, table_problems
 
 INPUT = "__input"
 LOCAL = "__local"
+ROW = "__row"
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input: its path, a lazy view of its rows and their number."""
+    """One input: its path, a lazy view of its rows, their number and columns."""
 
     path: Path
     frame: pl.LazyFrame
     height: int
-    columns: tuple[str, ...]
+    schema: dict[str, pl.DataType]
     lazy: bool  # True when rows are validated only when gathered
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.schema)
 
 
 def _canonical_parquet(path: Path) -> dict[str, pl.DataType] | None:
@@ -56,53 +62,51 @@ def open_input(path: Path) -> Source:
         height = lf.select(pl.len()).collect().item()
         if height == 0:
             raise InputError(f"{path}: empty file (no rows)")
-        return Source(path, lf, height, tuple(schema), lazy=True)
+        return Source(path, lf, height, schema, lazy=True)
     df = read_table(path)
-    return Source(path, df.lazy(), df.height, tuple(df.columns), lazy=False)
+    return Source(path, df.lazy(), df.height, dict(df.schema), lazy=False)
 
 
-def narrow(sources: list[Source], columns: list[str], extra: list[pl.Expr] | None = None) -> pl.DataFrame:
-    """One frame of ``columns`` (plus ``extra`` expressions) over all inputs, with the input
-    number (``__input``), the row number in that input (``__local``) and a global row
-    number (``__row``)."""
+def narrow(sources: list[Source], extra: list[pl.Expr] | None = None) -> pl.DataFrame:
+    """Every column except ``messages`` (plus ``extra`` expressions, which may read it)
+    over all inputs, with the input number (``__input``), the row number in that input
+    (``__local``) and a global row number (``__row``, 0..n-1)."""
     parts = []
     for i, src in enumerate(sources):
+        cols = [c for c in src.columns if c != "messages"]
         parts.append(
             src.frame.select(
                 pl.lit(i, dtype=pl.Int32).alias(INPUT),
                 pl.int_range(pl.len(), dtype=pl.Int64).alias(LOCAL),
-                *[pl.col(c) for c in columns],
+                *[pl.col(c) for c in cols],
                 *(extra or []),
-            )
+            ).collect()
         )
-    df = pl.concat([p.collect() for p in parts], how="vertical_relaxed")
-    return df.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
+    df = pl.concat(parts, how="diagonal_relaxed")
+    return df.with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
-def gather(sources: list[Source], wanted: pl.DataFrame) -> pl.DataFrame:
-    """Full rows for the distinct ``(__input, __local)`` pairs of ``wanted``, with those two
-    columns; rows of lazily opened inputs are validated here (one-line error on the first
-    bad row, naming the file and row)."""
-    frames = []
+def messages_for(sources: list[Source], df: pl.DataFrame, rows: np.ndarray) -> pl.Series:
+    """The ``messages`` of the global rows ``rows`` (sorted, unique) of ``df``, in that
+    order; rows of lazily opened inputs are validated (one-line error naming file and row)."""
+    picked = df[rows].select(INPUT, LOCAL, "id")
+    parts = []
     for i, src in enumerate(sources):
-        local = wanted.filter(pl.col(INPUT) == i)[LOCAL].unique().sort()
-        if local.len() == 0:
+        mine = picked.filter(pl.col(INPUT) == i)
+        if mine.height == 0:
             continue
-        rows = (
-            src.frame.with_row_index(LOCAL)
-            .with_columns(pl.col(LOCAL).cast(pl.Int64))
-            .join(pl.LazyFrame({LOCAL: local}), on=LOCAL, how="semi")
-            .collect()
+        local = mine[LOCAL]
+        msgs = (
+            src.frame.select("messages")
+            .with_row_index(LOCAL)
+            .filter(pl.col(LOCAL).cast(pl.Int64).is_in(local.implode()))
+            .collect()["messages"]
         )
         if src.lazy:
-            bad = table_problems(rows.drop(LOCAL))
+            bad = table_problems(pl.DataFrame({"id": mine["id"], "messages": msgs}))
             bad = bad.filter(~pl.col("reason").str.starts_with("duplicate id"))
             if bad.height:
                 row, reason = bad.row(0)
-                raise InputError(f"{src.path}: row {int(rows[LOCAL][row - 1]) + 1}: {reason}")
-        frames.append(rows.with_columns(pl.lit(i, dtype=pl.Int32).alias(INPUT)))
-    if not frames:
-        return sources[0].frame.head(0).collect().with_columns(
-            pl.lit(0, dtype=pl.Int32).alias(INPUT), pl.lit(0, dtype=pl.Int64).alias(LOCAL)
-        )
-    return pl.concat(frames, how="diagonal_relaxed")
+                raise InputError(f"{src.path}: row {int(local[row - 1]) + 1}: {reason}")
+        parts.append(msgs)
+    return pl.concat(parts) if parts else pl.Series("messages", [], dtype=MESSAGES_DTYPE)

@@ -80,18 +80,11 @@ def random_keys(n: int, seed: int, stream: int = 0) -> pl.Series:
 def eligible(frame: pl.DataFrame, spec: MixSpec, names: Sequence[str]) -> pl.DataFrame:
     """Rows of the categories ``names`` that pass their ``min_score`` (on ``__score``)."""
     mins = {c.name: c.min_score for c in spec.categories if c.min_score is not None}
-    lf = frame.filter(pl.col(CAT).is_in(list(names)))
+    keep = pl.col(CAT).is_in(list(names))
     if mins:
-        table = pl.DataFrame(
-            {CAT: list(mins), "__min": list(mins.values())},
-            schema={CAT: pl.String, "__min": pl.Float64},
-        )
-        lf = (
-            lf.join(table, on=CAT, how="left", maintain_order="left")
-            .filter(pl.col("__min").is_null() | (pl.col(SCORE) >= pl.col("__min")).fill_null(False))
-            .drop("__min")
-        )
-    return lf
+        low = pl.col(CAT).replace_strict(list(mins), list(mins.values()), default=None, return_dtype=pl.Float64)
+        keep = keep & (low.is_null() | (pl.col(SCORE) >= low).fill_null(False))
+    return frame.filter(keep)
 
 
 def select(frame: pl.DataFrame, plan: Sequence[CategoryPlan], *, ranked: bool) -> pl.DataFrame:
@@ -101,40 +94,41 @@ def select(frame: pl.DataFrame, plan: Sequence[CategoryPlan], *, ranked: bool) -
     Returns ``__row``, ``__cat`` and ``__copy`` (1-based copy number), one line per output
     row, in a canonical order (by rank, then category, then copy).
     """
-    names = [p.name for p in plan if p.taken > 0]
-    targets = pl.DataFrame(
-        {
-            CAT: names,
-            "__take": [p.taken for p in plan if p.taken > 0],
-            "__avail": [p.available for p in plan if p.taken > 0],
-        },
-        schema={CAT: pl.String, "__take": pl.Int64, "__avail": pl.Int64},
-    ).with_row_index("__code")
+    active = [p for p in plan if p.taken > 0]
+    names = [p.name for p in active]
+    take = np.array([p.taken for p in active], dtype=np.int64)
+    avail = np.array([max(p.available, 1) for p in active], dtype=np.int64)
+    code = (
+        pl.col(CAT)
+        .replace_strict(names, list(range(len(names))), default=None, return_dtype=pl.Int64)
+        .alias("__code")
+    )
+    cols = [pl.col(ROW), code, pl.col(KEY)]
+    if ranked:
+        # missing scores become -inf so that they sort last without the (slow) nulls_last
+        cols.append(pl.col(SCORE).cast(pl.Float64).fill_nan(None).fill_null(float("-inf")).alias(SCORE))
+    coded = frame.select(cols).filter(pl.col("__code").is_not_null())
     # Eager on purpose: sorting on one or two float keys and then numbering rows within each
     # category in that order is several times faster than a sort led by the category, and
-    # much faster than the same plan run lazily (measured with polars 2.1). Missing scores
-    # become -inf so that they sort last without the (slow) nulls_last option.
-    cols = [ROW, "__code", "__take", "__avail", KEY]
-    if ranked:
-        cols.append(pl.col(SCORE).cast(pl.Float64).fill_nan(None).fill_null(float("-inf")).alias(SCORE))
-    joined = frame.join(targets, on=CAT, how="inner").select(cols)
+    # than the same plan run lazily (measured with polars 2.1).
     by = [SCORE, KEY] if ranked else [KEY]
-    order = joined.select(pl.arg_sort_by(by, descending=[True, False][: len(by)])).to_series()
-    ordered = joined[order]
-    full = pl.col("__take") // pl.col("__avail")
-    extra = (pl.col("__rank") < (pl.col("__take") % pl.col("__avail"))).cast(pl.Int64)
-    chosen = (
-        ordered.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over("__code").alias("__rank"))
-        .with_columns((full + extra).alias("__copies"))
-        .filter(pl.col("__copies") > 0)
-        .select(
-            ROW,
-            pl.col("__code").replace_strict(list(range(len(names))), names, return_dtype=pl.String).alias(CAT),
-            pl.int_ranges(1, pl.col("__copies") + 1, dtype=pl.Int64).alias(COPY),
-        )
-        .explode(COPY)
+    order = coded.select(pl.arg_sort_by(by, descending=[True, False][: len(by)])).to_series()
+    ordered = coded.select(ROW, "__code")[order]
+    rank = ordered.select(pl.int_range(pl.len(), dtype=pl.Int64).over("__code")).to_series().to_numpy()
+    codes = ordered["__code"].to_numpy()
+    copies = take[codes] // avail[codes] + (rank < take[codes] % avail[codes])
+    picked = copies > 0
+    label = pl.Series(names, dtype=pl.String)
+    chosen = pl.DataFrame(
+        {
+            ROW: ordered[ROW].to_numpy()[picked],
+            CAT: label.gather(codes[picked]) if len(names) else pl.Series([], dtype=pl.String),
+            "__copies": copies[picked],
+        }
     )
-    return chosen
+    return chosen.select(
+        ROW, CAT, pl.int_ranges(1, pl.col("__copies") + 1, dtype=pl.Int64).alias(COPY)
+    ).explode(COPY)
 
 
 def shuffle(df: pl.DataFrame, seed: int, stream: int = 1) -> pl.DataFrame:

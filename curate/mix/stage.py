@@ -3,23 +3,30 @@
 Output (``kept.parquet``): the selected rows in a seeded random order, with ``category`` (as
 the spec assigned it), ``source`` (``replay`` for replayed rows) and ``mix_copy`` (1 for a
 row's first appearance, 2.. for upsampled copies, whose ids get a ``#<copy>`` suffix so ids
-stay unique). ``dropped.parquet`` holds every input row that is not in the mix, with the
+stay unique). ``dropped.parquet`` names every input row that is not in the mix, with the
 reason (duplicate id, no category, category not in the spec, below min_score, not
-selected). ``stats.json`` has, per category, the wanted, available and taken counts.
+selected) and all its columns except ``messages``: unselected rows are not bad rows, their
+conversations stay unchanged in the input, and leaving them out keeps a 10M-row mix fast.
+``stats.json`` has, per category, the wanted, available and taken counts.
+
+Only narrow columns (ids, categories, scores) are read for the selection; conversations are
+read for the selected rows only (see :mod:`.gather`).
 
 Same inputs, spec and seed give the same ids in the same order.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from thresher.curate.mix import select as sel
-from thresher.curate.mix.gather import INPUT, LOCAL, Source, gather, narrow, open_input
+from thresher.curate.mix.gather import INPUT, LOCAL, Source, messages_for, narrow, open_input
 from thresher.curate.mix.plan import CategoryPlan, make_plan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
 from thresher.errors import ConfigError, InputError, ThresherError
@@ -28,6 +35,7 @@ from thresher.progress import info
 from thresher.stage import Stage, StageResult, dropped_frame
 
 NAME = "mix"
+CORE = ("id", "messages", "category", "source")
 REPLAY_SOURCE = "replay"
 
 
@@ -117,12 +125,10 @@ def _narrow_frame(sources: list[Source], spec: MixSpec, rank_by: str | None) -> 
             raise InputError(
                 f"{src.path}: {what} {', '.join(missing)} not found (columns: {', '.join(src.columns)})"
             )
-        if rank_by and not src.frame.collect_schema()[rank_by].is_numeric():
+        if rank_by and not src.schema[rank_by].is_numeric():
             raise InputError(f"{src.path}: rank_by column {rank_by} is not numeric")
     extra = [sel.user_text().alias("__text")] if spec.rules else []
-    cols = ["id", "source"] + ([spec.column] if not spec.rules else []) + ([rank_by] if rank_by and rank_by not in ("id", "source") else [])
-    cols = list(dict.fromkeys(cols))
-    df = narrow(sources, cols, extra)
+    df = narrow(sources, extra)
     df = df.with_columns(sel.category_expr(spec).alias(sel.CAT))
     if rank_by:
         df = df.with_columns(pl.col(rank_by).cast(pl.Float64).alias(sel.SCORE))
@@ -148,7 +154,7 @@ def _replay(config: Config, spec: MixSpec, main_n: int, main_ids: pl.Series) -> 
         {sel.ROW: pl.int_range(avail, dtype=pl.Int64, eager=True), sel.CAT: [REPLAY_SOURCE] * avail}
     ).with_columns(sel.random_keys(avail, config.seed, stream=2))
     plan = [CategoryPlan(REPLAY_SOURCE, "replay", wanted, avail, repeats, taken)]
-    chosen = sel.select(frame, plan, ranked=False) if taken else frame.head(0).drop(sel.KEY).with_columns(pl.lit(1, dtype=pl.Int64).alias(sel.COPY))
+    chosen = sel.select(frame, plan, ranked=False)
     rows = (
         df.with_row_index(sel.ROW)
         .with_columns(pl.col(sel.ROW).cast(pl.Int64))
@@ -172,6 +178,14 @@ def _with_copies(df: pl.DataFrame) -> pl.DataFrame:
     ).rename({sel.COPY: "mix_copy"})
 
 
+def _lookup(expr: pl.Expr, mapping: dict[str, str]) -> pl.Expr:
+    """``mapping[expr]``, null when absent. (Per-category strings rather than pl.format over
+    literals: polars 2.1 panics formatting scalars inside when/then on some frames.)"""
+    if not mapping:
+        return pl.lit(None, dtype=pl.String)
+    return expr.replace_strict(list(mapping), list(mapping.values()), default=None, return_dtype=pl.String)
+
+
 def _report(plan: list[CategoryPlan]) -> None:
     for p in plan:
         if p.taken < p.wanted:
@@ -189,7 +203,16 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     stage = Stage(NAME, out, inputs=stage_inputs, config=replace(config, spec=raw), force=force)
     if stage.done:
         return stage.result()
+    clock = [time.perf_counter()]
+    seconds: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        seconds[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     spec, sources, df = _read(config, list(inputs))
+    lap("read")
     present = set(df[sel.CAT].drop_nulls().unique().to_list())
 
     # reasons for rows that cannot take part
@@ -204,58 +227,61 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias("__why")
     )
-    candidates = df.filter(pl.col("__why").is_null())
+    # the selection works on row numbers, categories and scores only
+    narrow_cols = [sel.ROW, sel.CAT, *([sel.SCORE] if config.rank_by else [])]
+    candidates = df.select(*narrow_cols, "__why").filter(pl.col("__why").is_null()).drop("__why")
     candidates = candidates.with_columns(sel.random_keys(candidates.height, config.seed, stream=0))
     ok = sel.eligible(candidates, spec, names)
     available = dict(ok.group_by(sel.CAT).len().iter_rows())
     plan = make_plan(spec, available)
     _report(plan)
     chosen = sel.select(ok, plan, ranked=config.rank_by is not None)
+    lap("select")
 
-    # map the selection back to input rows and gather their full content
-    chosen = chosen.join(df.select(sel.ROW, INPUT, LOCAL), on=sel.ROW, how="left")
-    full = gather(sources, chosen)
-    kept = (
-        chosen.join(full, on=[INPUT, LOCAL], how="left")
-        .with_columns(pl.col(sel.CAT).alias("category"))
+    # the kept rows: narrow columns by position, conversations read for these rows only
+    rows = np.unique(chosen[sel.ROW].to_numpy())
+    base = df[rows].with_columns(messages_for(sources, df, rows).alias("messages"))
+    kept = base[np.searchsorted(rows, chosen[sel.ROW].to_numpy())].with_columns(
+        chosen[sel.CAT].alias("category"), chosen[sel.COPY]
     )
     replay_stats = None
     if config.replay:
         replay_rows, replay_stats = _replay(config, spec, kept.height, df["id"])
         kept = pl.concat([kept, replay_rows], how="diagonal_relaxed")
-    kept = sel.shuffle(kept.sort(sel.ROW, sel.COPY, nulls_last=True, maintain_order=True), config.seed)
-    kept = _with_copies(kept).drop(sel.ROW, sel.CAT, INPUT, LOCAL, strict=False)
-    kept = kept.select(["id", "messages", "category", "source", *[c for c in kept.columns if c not in ("id", "messages", "category", "source")]])
+    kept = _with_copies(sel.shuffle(kept, config.seed))
+    internal = [sel.ROW, sel.CAT, sel.SCORE, sel.KEY, INPUT, LOCAL, "__why"]
+    kept = kept.drop(internal, strict=False)
+    kept = kept.select(["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]])
 
-    # dropped: every input row that is not in the mix
-    selected = chosen.select(sel.ROW).unique()
-    mins = {c.name: c.min_score for c in spec.categories if c.min_score is not None}
-    taken = {p.name: (p.taken, p.available) for p in plan}
-    why = df.join(selected, on=sel.ROW, how="anti").with_columns(
-        pl.coalesce(
-            pl.col("__why"),
-            pl.when(~pl.col(sel.ROW).is_in(ok[sel.ROW].implode())).then(
-                pl.format(
-                    "below min_score: {} < {}",
-                    pl.lit(config.rank_by or ""),
-                    pl.col(sel.CAT).replace_strict(list(mins), [str(v) for v in mins.values()], default=""),
-                )
-            ),
-            pl.format(
-                "not selected (category {}: {} of {} rows taken)",
-                pl.col(sel.CAT),
-                pl.col(sel.CAT).replace_strict(list(taken), [str(t) for t, _ in taken.values()], default="0"),
-                pl.col(sel.CAT).replace_strict(list(taken), [str(a) for _, a in taken.values()], default="0"),
-            ),
-        ).alias("__reason")
+    lap("gather")
+
+    # dropped: every input row that is not in the mix, without its conversation (it is
+    # unchanged in the input; rows are named by id, with the reason)
+    in_mix = np.zeros(df.height, dtype=np.bool_)
+    in_mix[rows] = True
+    eligible = np.zeros(df.height, dtype=np.bool_)
+    eligible[ok[sel.ROW].to_numpy()] = True
+    below = {
+        c.name: f"below min_score: {config.rank_by} < {c.min_score}"
+        for c in spec.categories
+        if c.min_score is not None
+    }
+    unpicked = {p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)" for p in plan}
+    cat = pl.col(sel.CAT)
+    reason = pl.coalesce(
+        pl.col("__why"),
+        pl.when(~pl.col("__eligible")).then(_lookup(cat, below)),
+        _lookup(cat, unpicked),
     )
-    dropped_full = gather(sources, why).join(why.select(INPUT, LOCAL, "__reason", sel.CAT), on=[INPUT, LOCAL])
-    dropped = dropped_frame(
-        dropped_full.with_columns(pl.col(sel.CAT).fill_null(pl.col("category")).alias("category")),
-        NAME,
-        pl.col("__reason"),
-    ).drop("__reason", sel.CAT, INPUT, LOCAL, strict=False)
+    dropped = (
+        df.with_columns(pl.Series("__eligible", eligible))
+        .filter(pl.Series(~in_mix))
+        .with_columns(reason.alias("__reason"), cat.fill_null(pl.col("category")).alias("category"))
+    )
+    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop([*internal, "__eligible", "__reason"], strict=False)
+    dropped = dropped.select(["id", "category", "source", *[c for c in dropped.columns if c not in CORE]])
 
+    lap("dropped")
     stats = {
         "mix": {
             "seed": config.seed,
@@ -278,6 +304,10 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
             ],
             "shortfall": [p.name for p in plan if p.taken < p.wanted],
             "replay": replay_stats,
+            "seconds": seconds,
         }
     }
-    return stage.finish(kept, dropped, stats, rows_in=df.height)
+    result = stage.finish(kept, dropped, stats, rows_in=df.height)
+    lap("write")
+    result.stats["mix"]["seconds"] = seconds
+    return result

@@ -56,7 +56,7 @@ def conversation_key(messages: Sequence[dict]) -> str:
 
 def split_response(messages: Sequence[dict]) -> tuple[list[dict], dict | None]:
     """Split a conversation into (prompt turns, final assistant turn or None)."""
-    msgs = [dict(role=m["role"], content=m["content"]) for m in messages]
+    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
     if msgs and msgs[-1]["role"] == "assistant":
         return msgs[:-1], msgs[-1]
     return msgs, None

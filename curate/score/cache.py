@@ -64,7 +64,7 @@ class ScoreCache:
         for s in shards:
             try:
                 frames.append(pl.read_parquet(s))
-            except Exception:  # noqa: BLE001 - a torn shard from a crash is just ignored
+            except Exception:  # noqa: BLE001, S112 - a torn shard from a crash is ignored
                 continue
         if not frames:
             return

@@ -39,6 +39,10 @@ def stage_input(path: str) -> Path:
               help="Padded tokens per batch (rows x longest row).")
 @click.option("--no-sort", is_flag=True,
               help="Batch rows in input order instead of by length (slower; for comparison).")
+@click.option("--engine", type=click.Choice(["auto", "transformers", "vllm"]), default="auto",
+              show_default=True,
+              help="Reward-model engine: vllm's pooling runner, transformers, or auto (vllm when "
+                   "installed and a GPU is visible).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
               default="auto", show_default=True, help="auto: bfloat16 on GPU, float32 on CPU.")
@@ -56,7 +60,8 @@ def stage_input(path: str) -> Path:
 @out_option
 @force_option
 def score(inputs: tuple[str, ...], scorers: tuple[str, ...], label: str | None, max_length: int,
-          overflow: str, batch_size: int, max_batch_tokens: int, no_sort: bool, device: str,
+          overflow: str, batch_size: int, max_batch_tokens: int, no_sort: bool, engine: str,
+          device: str,
           dtype: str, judge_rubric: str | None, judge_scale: int, judge_retries: int,
           judge_max_tokens: int, cache_dir: str | None, no_cache: bool, trust_remote_code: bool,
           out: str, force: bool) -> None:
@@ -82,6 +87,7 @@ def score(inputs: tuple[str, ...], scorers: tuple[str, ...], label: str | None, 
         "batch_size": batch_size,
         "max_batch_tokens": max_batch_tokens,
         "sort_by_length": not no_sort,
+        "engine": engine,
         "device": device,
         "dtype": dtype,
         "judge_rubric": judge_rubric,

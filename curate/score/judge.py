@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 
@@ -81,7 +82,7 @@ def parse_judge_answer(text: str | None, lo: float, hi: float) -> tuple[float | 
         denominator = float(m.group(2)) if m.group(2) else None
     if denominator is not None and denominator != hi:
         return None, f"score {value:g}/{denominator:g} is not on the {lo:g}-{hi:g} scale"
-    if value != value or not lo <= value <= hi:  # NaN or out of range
+    if math.isnan(value) or not lo <= value <= hi:
         return None, f"score {value:g} outside {lo:g}-{hi:g}"
     return value, None
 

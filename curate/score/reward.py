@@ -25,6 +25,7 @@ from .base import (
 from .batching import run_batched
 
 OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
+ENGINES = ("auto", "transformers", "vllm")
 
 
 @dataclass
@@ -89,9 +90,19 @@ class RewardScorer:
         dtype: str = "auto",
         sort: bool = True,
         trust_remote_code: bool = False,
+        engine: str = "auto",
     ):
+        """``engine``: ``transformers``, ``vllm`` (pooling runner) or ``auto`` (vllm when it
+        is installed and a GPU is visible, else transformers)."""
         if overflow not in OVERFLOW_CHOICES:
             raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+        if engine not in ENGINES:
+            raise ThresherError(f"engine: must be one of {', '.join(ENGINES)}")
+        if engine == "auto":
+            from .vllm_reward import vllm_usable
+
+            engine = "vllm" if vllm_usable() else "transformers"
+        self.engine = engine
         self.name = name
         self.model_name = model
         self.label = label
@@ -132,6 +143,13 @@ class RewardScorer:
     def _ensure_model(self) -> None:
         if self.model is not None:
             return
+        if self.engine == "vllm":
+            from .vllm_reward import VllmRewardRunner
+
+            dtype = str(self.torch_dtype).replace("torch.", "")
+            self.model = VllmRewardRunner(self.path, dtype=dtype, max_length=self.max_length,
+                                          trust_remote_code=self.trust_remote_code)
+            return
         from transformers import AutoModelForSequenceClassification
 
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -155,9 +173,10 @@ class RewardScorer:
     @property
     def identity(self) -> str:
         dtype = str(self.torch_dtype).replace("torch.", "")
+        engine = "|engine=vllm" if self.engine == "vllm" else ""
         return (
             f"reward|{folder_fingerprint(self.path)}|label={self.label_index}"
-            f"|max_length={self.max_length}|overflow={self.overflow}|dtype={dtype}"
+            f"|max_length={self.max_length}|overflow={self.overflow}|dtype={dtype}{engine}"
         )
 
     def encode(self, messages: Conversation) -> list[int]:
@@ -177,6 +196,8 @@ class RewardScorer:
         import torch
 
         self._ensure_model()
+        if self.engine == "vllm":
+            return [row[self.label_index] for row in self.model.logits(batch)]
         longest = max(len(x) for x in batch)
         input_ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -209,12 +230,15 @@ class RewardScorer:
             if on_batch is not None:
                 on_batch([todo[j] for j in batch], out)
 
+        batch_size, budget = self.batch_size, self.max_batch_tokens
+        if self.engine == "vllm":  # vLLM schedules its own batches: hand it large chunks
+            batch_size, budget = max(batch_size, 256), None
         scored = run_batched(
             list(range(len(todo))),
             [len(prepared[i].ids) for i in todo],
             lambda js: _batch([todo[j] for j in js]),
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
+            batch_size=batch_size,
+            max_batch_tokens=budget,
             sort=self.sort,
             on_batch=_done,
         )

@@ -38,6 +38,7 @@ class Config:
     batch_size: int = 16
     max_batch_tokens: int = 16384  # padded tokens per batch (rows x longest)
     sort_by_length: bool = True
+    engine: Literal["auto", "transformers", "vllm"] = "auto"  # reward models; auto: vllm on GPU
     device: str = "auto"  # auto: cuda when available, else cpu
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 GPU, fp32 CPU
     judge_rubric: Path | None = None  # a text file replacing the default rubric
@@ -73,21 +74,21 @@ class Config:
 
 def build_scorer(spec: ScorerSpec, config: Config):
     """Instantiate the scorer a spec names (models load lazily, on first scored batch)."""
-    common = dict(
-        name=spec.name,
-        max_length=config.max_length,
-        overflow=config.overflow,
-        batch_size=config.batch_size,
-        max_batch_tokens=config.max_batch_tokens,
-        device=config.device,
-        dtype=config.dtype,
-        sort=config.sort_by_length,
-        trust_remote_code=config.trust_remote_code,
-    )
+    common = {
+        "name": spec.name,
+        "max_length": config.max_length,
+        "overflow": config.overflow,
+        "batch_size": config.batch_size,
+        "max_batch_tokens": config.max_batch_tokens,
+        "device": config.device,
+        "dtype": config.dtype,
+        "sort": config.sort_by_length,
+        "trust_remote_code": config.trust_remote_code,
+    }
     if spec.kind == "reward":
         from .reward import RewardScorer
 
-        return RewardScorer(spec.model, label=config.label, **common)
+        return RewardScorer(spec.model, label=config.label, engine=config.engine, **common)
     if spec.kind == "loglik":
         from .loglik import LoglikScorer
 

@@ -88,6 +88,11 @@ class TransformersBackend:
                  params: SamplingParams) -> list[list[Completion]]:
         """``n`` completions per conversation, in input order."""
         check_generate_args(conversations, n, params)
+        if params.temperature == 0 and n > 1:  # greedy: every sample is the same
+            import dataclasses
+
+            once = self.generate(conversations, n=1, params=params)
+            return [[dataclasses.replace(c[0]) for _ in range(n)] for c in once]
         texts = [self.render(c) for c in conversations]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))

@@ -41,6 +41,7 @@ def test_planted_duplicates_found_and_distinct_rows_kept(tmp_path):
     assert dict(zip(d["id"], d["duplicate_of"])) == truth
     s = json.loads(res.stats_path.read_text())
     assert (s["exact_duplicates"], s["near_duplicates"], s["rows_out"]) == (5, 10, 60)
+    assert s["drop_reasons"] == {"exact duplicate": 5, "near-duplicate": 10}
     assert (s["bands"], s["rows"]) == (9, 13)
 
 
@@ -167,3 +168,29 @@ def test_missing_keep_by_column_is_a_clear_error(tmp_path):
     rows, _ = planted_rows(15)
     with pytest.raises(ThresherError, match=r"keep_by column 'reward' not found \(columns: id, messages"):
         _run(tmp_path, rows, keep_by="reward")
+
+
+def _chain(words: list[str]) -> list[str]:
+    """A -> B -> C -> D, each step rewrites 10 different words (J ~ 0.87 per step, A-D ~ 0.70)."""
+    out = [list(words)]
+    for start in (0, 95, 190):
+        w = list(out[-1])
+        w[start:start + 10] = [f"new{start}x{k}" for k in range(10)]
+        out.append(w)
+    return [" ".join(w) for w in out]
+
+
+def test_star_clusters_only_drop_direct_near_duplicates(tmp_path):
+    words = " ".join(paragraphs()[40:48]).split()[:200]
+    assert len(words) == 200
+    rows = [conv(x, "q", t) for x, t in zip("ABCD", _chain(words))]
+    comp = _run(tmp_path, rows, name="comp", num_perm=512)
+    d = pl.read_parquet(comp.dropped_path)
+    assert set(pl.read_parquet(comp.kept_path)["id"]) == {"A"}
+    assert d.filter(pl.col("id") == "D")["duplicate_jaccard"][0] < 0.8    # chained, far from A
+    star = _run(tmp_path, rows, name="star", num_perm=512, cluster="star")
+    kept = set(pl.read_parquet(star.kept_path)["id"])
+    d = pl.read_parquet(star.dropped_path)
+    assert "A" in kept and "B" not in kept and len(kept) >= 2
+    assert (d["duplicate_jaccard"] >= 0.8).all()
+    assert set(d["duplicate_of"]) <= kept

@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 WORDS = ("the cat sat on a mat while dogs ran over green hills and blue rivers under bright "
          "skies every morning before small birds sang quiet songs").split()
 
@@ -53,3 +55,15 @@ def encode(tok, rows: list[dict], max_length: int = 256):
     out = [encode_conversation(tok, r["messages"], max_length=max_length, row_id=r["id"]) for r in rows]
     assert all(isinstance(e, Example) for e in out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and CI's cores are shared): import this fixture
+    into a test module to apply it there."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

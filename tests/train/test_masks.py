@@ -5,8 +5,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-
-from thresher.errors import ThresherError
 from thresher.train.data import (
     IGNORE_INDEX,
     Example,
@@ -17,7 +15,9 @@ from thresher.train.data import (
     lint_rows,
     load_tokenizer,
 )
+
 from tests.train.conftest import TEMPLATES
+from thresher.errors import ThresherError
 
 EOT = {"llama3": "<|eot_id|>", "qwen2": "<|im_end|>", "smollm2": "<|im_end|>"}
 CHAT = [
@@ -62,14 +62,18 @@ def test_all_assistant_turns_and_their_end_of_turn_are_trained(chat_tokenizers, 
     ex = encode_conversation(tok, CHAT, max_length=1024, row_id="r1")
     assert isinstance(ex, Example), ex
     # same tokens as the template's own tokenization
-    assert ex.input_ids == tok.apply_chat_template(CHAT, tokenize=True, return_dict=True)["input_ids"]
+    assert (
+        ex.input_ids == tok.apply_chat_template(CHAT, tokenize=True, return_dict=True)["input_ids"]
+    )
     runs = [tok.decode(r) for r in trained_runs(ex)]
     assert runs == [
         "Paris is the capital of France." + EOT[name],
         "Rome.\nIt has been the capital since 1871." + EOT[name],
     ]
     # nothing after the end-of-turn (e.g. the "\n" of ChatML) and no system/user text is trained
-    text_untrained = tok.decode([t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX])
+    text_untrained = tok.decode(
+        [t for t, lab in zip(ex.input_ids, ex.labels) if lab == IGNORE_INDEX]
+    )
     assert "SYSTEMSECRET" in text_untrained and "USERSECRET" in text_untrained
     assert ex.labels[-1] == IGNORE_INDEX or tok.decode(ex.input_ids[-1:]) == EOT[name]
     eot_id = tok.convert_tokens_to_ids(EOT[name])
@@ -81,12 +85,17 @@ def test_train_on_last_trains_only_the_final_answer(chat_tokenizers, name):
     tok = chat_tokenizers[name]
     ex = encode_conversation(tok, CHAT, max_length=1024, train_on="last")
     assert isinstance(ex, Example)
-    assert [tok.decode(r) for r in trained_runs(ex)] == ["Rome.\nIt has been the capital since 1871." + EOT[name]]
+    assert [tok.decode(r) for r in trained_runs(ex)] == [
+        "Rome.\nIt has been the capital since 1871." + EOT[name]
+    ]
 
 
 def test_llama3_trims_content_and_mask_follows_the_rendering(chat_tokenizers):
     tok = chat_tokenizers["llama3"]
-    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  padded answer \n"}]
+    msgs = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "  padded answer \n"},
+    ]
     ex = encode_conversation(tok, msgs, max_length=256)
     assert isinstance(ex, Example)
     assert [tok.decode(r) for r in trained_runs(ex)] == ["padded answer<|eot_id|>"]
@@ -109,22 +118,39 @@ GEN_CHATS = [
 ]
 
 
-@pytest.mark.parametrize("msgs", GEN_CHATS)
-def test_generation_markers_agree_with_prefix_renders(chat_tokenizers, msgs):
-    with templated(chat_tokenizers["qwen2"], (TEMPLATES / "qwen2_5_generation.jinja").read_text()) as tok:
-        ex = encode_conversation(tok, msgs, max_length=1024)
-        gen = generation_mask(tok, msgs)
-        report = lint_rows(tok, [{"id": "g", "messages": msgs}], max_length=1024)
-    assert gen is not None and sum(gen) > 0
-    assert gen == [int(lab != IGNORE_INDEX) for lab in ex.labels]
+GEN_TEMPLATES = {
+    "smollm2": "smollm2_generation.jinja",
+    "llama3": "llama3_generation.jinja",
+    "qwen2": "qwen2_5_generation.jinja",
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generation_markers_agree_with_prefix_renders(chat_tokenizers, name):
+    """Each real template with {% generation %} markers added (the rendering is unchanged):
+    the marker mask from apply_chat_template equals the prefix-render mask."""
+    tok = chat_tokenizers[name]
+    plain = [tok.apply_chat_template(m, tokenize=False) for m in GEN_CHATS]
+    with templated(tok, (TEMPLATES / GEN_TEMPLATES[name]).read_text()) as tok:
+        assert [tok.apply_chat_template(m, tokenize=False) for m in GEN_CHATS] == plain
+        for msgs in GEN_CHATS:
+            ex = encode_conversation(tok, msgs, max_length=1024)
+            gen = generation_mask(tok, msgs)
+            assert gen is not None and sum(gen) > 0
+            assert gen == [int(lab != IGNORE_INDEX) for lab in ex.labels]
+        report = lint_rows(
+            tok, [{"id": str(i), "messages": m} for i, m in enumerate(GEN_CHATS)], max_length=1024
+        )
     assert report.ok and report.counts == {}
 
 
 def test_generation_marker_disagreement_is_reported(chat_tokenizers):
     # markers that leave the end-of-turn token outside: the two masks differ, lint says so
     text = (TEMPLATES / "qwen2_5_generation.jinja").read_text()
-    text = text.replace("{{- message.content + '<|im_end|>' }}\n        {%- endgeneration %}",
-                        "{{- message.content }}\n        {%- endgeneration %}\n        {{- '<|im_end|>' }}")
+    text = text.replace(
+        "{{- message.content + '<|im_end|>' }}\n        {%- endgeneration %}",
+        "{{- message.content }}\n        {%- endgeneration %}\n        {{- '<|im_end|>' }}",
+    )
     with templated(chat_tokenizers["qwen2"], text) as tok:
         report = lint_rows(tok, [{"id": "g", "messages": CHAT}], max_length=1024)
     assert report.counts == {"mask_mismatch": 1}
@@ -140,7 +166,11 @@ def test_overlong_rows_are_dropped_or_truncated(chat_tokenizers):
     full = encode_conversation(tok, CHAT, max_length=1024)
     n = len(full)
     dropped = encode_conversation(tok, CHAT, max_length=n - 3, row_id="long")
-    assert isinstance(dropped, LintIssue) and dropped.kind == "response_cut" and dropped.row_id == "long"
+    assert (
+        isinstance(dropped, LintIssue)
+        and dropped.kind == "response_cut"
+        and dropped.row_id == "long"
+    )
     assert "dropped" in dropped.message
     cut = encode_conversation(tok, CHAT, max_length=n - 3, overlong="truncate")
     assert isinstance(cut, Example) and cut.cut and len(cut) == n - 3 and cut.n_full == n
@@ -161,7 +191,10 @@ def test_template_without_end_of_turn_is_caught(chat_tokenizers):
         "{% else %}### {{ m['role'] }}: {{ m['content'] }}\n{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}### Assistant:\n{% endif %}"
     )
-    msgs = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}]
+    msgs = [
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+    ]
     with templated(chat_tokenizers["llama3"], template) as tok:
         out = encode_conversation(tok, msgs, max_length=512)
     assert isinstance(out, LintIssue) and out.kind == "eot_not_trained"
@@ -197,11 +230,18 @@ def test_template_error_is_a_render_error(chat_tokenizers):
     bad = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
     saved = tok.chat_template
     try:
-        tok.chat_template = saved + "{% if messages|length > 1 %}{{ raise_exception('roles must alternate') }}{% endif %}"
+        tok.chat_template = (
+            saved
+            + "{% if messages|length > 1 %}{{ raise_exception('roles must alternate') }}{% endif %}"
+        )
         out = encode_conversation(tok, bad, max_length=64)
     finally:
         tok.chat_template = saved
-    assert isinstance(out, LintIssue) and out.kind == "render_error" and "roles must alternate" in out.message
+    assert (
+        isinstance(out, LintIssue)
+        and out.kind == "render_error"
+        and "roles must alternate" in out.message
+    )
 
 
 def test_missing_template_is_a_clear_error(chat_tokenizers, tmp_path):
@@ -220,3 +260,23 @@ def test_missing_template_is_a_clear_error(chat_tokenizers, tmp_path):
         load_tokenizer(tmp_path / "notemplate", chat_template=tmp_path / "nope.jinja")
     with pytest.raises(ThresherError, match="base model not found"):
         load_tokenizer(tmp_path / "missing-model")
+
+
+TOOL_CHAT = [
+    {"role": "system", "content": "You can call tools."},
+    {"role": "user", "content": "Weather in Oslo?"},
+    {"role": "assistant", "content": "Let me check."},
+    {"role": "tool", "content": "TOOLOUTPUT: 3 degrees"},
+    {"role": "assistant", "content": "It is 3 degrees in Oslo."},
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tool_results_are_not_trained(chat_tokenizers, name):
+    tok = chat_tokenizers[name]
+    ex = encode_conversation(tok, TOOL_CHAT, max_length=1024)
+    assert isinstance(ex, Example), ex
+    assert [tok.decode(r) for r in trained_runs(ex)] == [
+        "Let me check." + EOT[name],
+        "It is 3 degrees in Oslo." + EOT[name],
+    ]

@@ -13,10 +13,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests.train._trainer_helpers import make_rows, write_rows
+from tests.train._trainer_helpers import one_thread, make_rows, write_rows  # noqa: F401 (autouse fixture)
 from thresher.cli.main import cli
 
-STEPS = 40
+STEPS = 24
 
 
 def _args(data, base, out):
@@ -41,7 +41,7 @@ def test_sigkill_then_rerun_resumes_and_reproduces(tmp_path, tiny_lm_dir):
     assert r.exit_code == 0, r.output
 
     run = tmp_path / "killed"
-    env = {**os.environ, "THRESHER_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "THRESHER_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "thresher.cli.main", *_args(data, tiny_lm_dir, run)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = run / "checkpoints" / "latest"

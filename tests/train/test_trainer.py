@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.train._trainer_helpers import encode, make_rows, tiny_lora
+from tests.train._trainer_helpers import one_thread, encode, make_rows, tiny_lora  # noqa: F401 (autouse fixture)
 from thresher.train.data import collate
 from thresher.train.loop import (
     Hooks,

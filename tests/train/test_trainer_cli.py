@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from tests.train._trainer_helpers import make_rows, write_rows
+from tests.train._trainer_helpers import one_thread, make_rows, write_rows  # noqa: F401 (autouse fixture)
 from thresher.cli.main import cli
 
 

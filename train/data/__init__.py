@@ -14,7 +14,13 @@ Heavy imports (torch, transformers) happen inside functions, so importing this p
 cheap. See ``train/README-internal.md`` for how the trainer side uses it.
 """
 
-from thresher.train.data.lint import FAILURE_KINDS, LINT_KINDS, LintReport, lint_rows, render_token_view
+from thresher.train.data.lint import (
+    FAILURE_KINDS,
+    LINT_KINDS,
+    LintReport,
+    lint_rows,
+    render_token_view,
+)
 from thresher.train.data.masks import (
     IGNORE_INDEX,
     Example,
@@ -31,7 +37,12 @@ from thresher.train.data.packing import (
     packing_stats,
     padding_fraction,
 )
-from thresher.train.data.templates import load_chat_template, load_tokenizer, locate_base, require_chat_template
+from thresher.train.data.templates import (
+    load_chat_template,
+    load_tokenizer,
+    locate_base,
+    require_chat_template,
+)
 
 __all__ = [
     "FAILURE_KINDS",

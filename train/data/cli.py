@@ -10,19 +10,54 @@ from thresher.errors import ThresherError
 
 @click.command("lint-masks")
 @click.argument("data", metavar="DATA")
-@click.option("--base", default=None, help="Student model: folder, .gguf file or known name (default: SmolLM2).")
-@click.option("--chat-template", default=None, help="Jinja chat template file replacing the model's own.")
-@click.option("--max-length", type=click.IntRange(min=8), default=1024, show_default=True,
-              help="Longest rendered conversation in tokens.")
-@click.option("--train-on", type=click.Choice(["all", "last"]), default="all", show_default=True,
-              help="Train every assistant turn, or only the last one.")
-@click.option("--overlong", type=click.Choice(["drop", "truncate"]), default="drop", show_default=True,
-              help="Rows longer than --max-length: drop them (listed) or truncate them.")
-@click.option("--show", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Rows to print as a coloured token view (failing rows first).")
+@click.option(
+    "--base",
+    default=None,
+    help="Student model: folder, .gguf file or known name (default: SmolLM2).",
+)
+@click.option(
+    "--chat-template", default=None, help="Jinja chat template file replacing the model's own."
+)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=8),
+    default=1024,
+    show_default=True,
+    help="Longest rendered conversation in tokens.",
+)
+@click.option(
+    "--train-on",
+    type=click.Choice(["all", "last"]),
+    default="all",
+    show_default=True,
+    help="Train every assistant turn, or only the last one.",
+)
+@click.option(
+    "--overlong",
+    type=click.Choice(["drop", "truncate"]),
+    default="drop",
+    show_default=True,
+    help="Rows longer than --max-length: drop them (listed) or truncate them.",
+)
+@click.option(
+    "--show",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Rows to print as a coloured token view (failing rows first).",
+)
 @input_options
-def lint_masks(data: str, base: str | None, chat_template: str | None, max_length: int, train_on: str,
-               overlong: str, show: int, fmt: str | None, on_bad_rows: str) -> None:
+def lint_masks(
+    data: str,
+    base: str | None,
+    chat_template: str | None,
+    max_length: int,
+    train_on: str,
+    overlong: str,
+    show: int,
+    fmt: str | None,
+    on_bad_rows: str,
+) -> None:
     """Check the loss mask of every row of DATA for the student's chat template.
 
     Checks: template missing, no trainable token, response cut by --max-length, end-of-turn
@@ -32,10 +67,10 @@ def lint_masks(data: str, base: str | None, chat_template: str | None, max_lengt
     Example: thresher train lint-masks data.parquet --base smollm2 --max-length 2048
     """
     from rich.console import Console
-
-    from thresher.io import read_rows
     from thresher.train.data.lint import lint_rows, print_report
     from thresher.train.data.templates import load_tokenizer
+
+    from thresher.io import read_rows
 
     tokenizer = load_tokenizer(base, chat_template=chat_template)
     rows = read_rows(data, fmt, on_bad_rows=on_bad_rows).table
@@ -44,4 +79,6 @@ def lint_masks(data: str, base: str | None, chat_template: str | None, max_lengt
     click.echo(f"lint-masks: {report.summary()}")
     if not report.ok:
         kinds = sorted({i.kind for i in report.failures})
-        raise ThresherError(f"{len(report.failures)} of {report.rows} rows fail the mask lint ({', '.join(kinds)})")
+        raise ThresherError(
+            f"{len(report.failures)} of {report.rows} rows fail the mask lint ({', '.join(kinds)})"
+        )

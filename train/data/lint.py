@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from thresher.errors import ThresherError
 from thresher.train.data.masks import (
     IGNORE_INDEX,
     Example,
@@ -24,6 +23,8 @@ from thresher.train.data.masks import (
     generation_mask,
 )
 from thresher.train.data.templates import require_chat_template
+
+from thresher.errors import ThresherError
 
 #: every lint kind and what it means (in report order)
 LINT_KINDS: dict[str, str] = {
@@ -94,7 +95,9 @@ class LintReport:
             "trainable_rows": len(self.examples),
             "trained_tokens": sum(e.n_trained for e in self.examples),
             "counts": self.counts,
-            "issues": [{"id": i.row_id, "kind": i.kind, "message": i.message} for i in self.issues[:limit]],
+            "issues": [
+                {"id": i.row_id, "kind": i.kind, "message": i.message} for i in self.issues[:limit]
+            ],
         }
 
 
@@ -126,7 +129,9 @@ def _untrusted_runs(tokenizer: Any, ex: Example, contents: list[str]) -> str | N
             run.append(tok)
             continue
         if run:
-            text = _norm(tokenizer.decode(run, skip_special_tokens=True, clean_up_tokenization_spaces=False))
+            text = _norm(
+                tokenizer.decode(run, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+            )
             if text and not any(text in c for c in normed):
                 return f"trained text {text[:60]!r} is not part of any assistant message"
             run = []
@@ -170,7 +175,12 @@ def lint_rows(
     for row_id, messages in _iter_rows(rows):
         report.rows += 1
         out = encode_conversation(
-            tokenizer, messages, max_length=max_length, train_on=train_on, overlong=overlong, row_id=row_id
+            tokenizer,
+            messages,
+            max_length=max_length,
+            train_on=train_on,
+            overlong=overlong,
+            row_id=row_id,
         )
         if isinstance(out, LintIssue):
             report.issues.append(out)
@@ -198,29 +208,41 @@ def lint_rows(
     return report
 
 
-def render_token_view(tokenizer: Any, example: Example, *, max_tokens: int = 300) -> Any:
+def render_token_view(
+    tokenizer: Any, example: Example, *, max_tokens: int = 300, marks: bool = False
+) -> Any:
     """A rich ``Text`` of the row's tokens: trained tokens highlighted green, others dim.
 
-    Newlines show as ``\\n`` followed by a real line break; special tokens are bold.
+    Newlines show as ``\\n`` followed by a real line break; special tokens are bold. With
+    ``marks`` (for output without colours) trained runs are also wrapped in ``«`` ``»``.
     """
     from rich.text import Text
 
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     special.update(int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {})
     text = Text()
+    prev = False
     for tok, lab in list(zip(example.input_ids, example.labels))[:max_tokens]:
+        trained = lab != IGNORE_INDEX
+        if marks and trained != prev:
+            text.append("«" if trained else "»", style="bold")
+        prev = trained
         piece = tokenizer.decode([tok], clean_up_tokenization_spaces=False)
         piece = piece.replace("\n", "\\n\n")
-        style = "bold black on green" if lab != IGNORE_INDEX else "dim"
+        style = "bold black on green" if trained else "dim"
         if tok in special:
             style += " bold"
         text.append(piece, style=style)
+    if marks and prev:
+        text.append("»", style="bold")
     if len(example) > max_tokens:
         text.append(f" … ({len(example) - max_tokens} more tokens)", style="italic")
     return text
 
 
-def print_report(report: LintReport, tokenizer: Any, console: Any, *, show: int = 3, list_issues: int = 20) -> None:
+def print_report(
+    report: LintReport, tokenizer: Any, console: Any, *, show: int = 3, list_issues: int = 20
+) -> None:
     """Print counts, the first issues and a token view of a few rows (failing ones first)."""
     from rich.table import Table
 
@@ -237,11 +259,13 @@ def print_report(report: LintReport, tokenizer: Any, console: Any, *, show: int 
         table.add_row(kind, f"[{style}]{n}[/{style}]" if style else str(n))
     console.print(table)
     for issue in report.issues[:list_issues]:
-        console.print(f"row {issue.row_id}: {issue.kind}: {issue.message}", markup=False, highlight=False)
+        console.print(
+            f"row {issue.row_id}: {issue.kind}: {issue.message}", markup=False, highlight=False
+        )
     if len(report.issues) > list_issues:
         console.print(f"... and {len(report.issues) - list_issues} more issues")
     views = [(i.row_id, i.kind, i.example) for i in report.issues if i.example is not None][:show]
     views += [(e.row_id, "ok", e) for e in report.examples[: max(0, show - len(views))]]
     for row_id, kind, ex in views:
         console.rule(f"row {row_id} ({kind}): {ex.n_trained} of {len(ex)} tokens trained")
-        console.print(render_token_view(tokenizer, ex))
+        console.print(render_token_view(tokenizer, ex, marks=not console.is_terminal))

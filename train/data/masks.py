@@ -122,7 +122,7 @@ def _assistant_spans(
             empty = _render(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
         except Exception:  # noqa: BLE001 - a template may reject empty content
             empty = None
-        tail = empty[len(prefix):] if empty is not None and empty.startswith(prefix) else None
+        tail = empty[len(prefix) :] if empty is not None and empty.startswith(prefix) else None
         content_end = len(upto)
         tail_found = False
         if tail is not None and upto.endswith(tail) and len(upto) - len(tail) >= len(prefix):
@@ -171,14 +171,18 @@ def encode_conversation(
             return LintIssue(row_id, "no_trainable_token", "the conversation has no assistant turn")
         spans, why = _assistant_spans(tokenizer, msgs, full, turns)
     except Exception as exc:  # noqa: BLE001 - jinja errors and raise_exception() in templates
-        return LintIssue(row_id, "render_error", f"the chat template fails on this row: {_first_line(exc)}")
+        return LintIssue(
+            row_id, "render_error", f"the chat template fails on this row: {_first_line(exc)}"
+        )
 
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids: list[int] = list(enc["input_ids"])
     offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
     labels = [IGNORE_INDEX] * len(ids)
     if why is not None:
-        return LintIssue(row_id, "span_mismatch", why, Example(ids, labels, row_id, n_full=len(ids)))
+        return LintIssue(
+            row_id, "span_mismatch", why, Example(ids, labels, row_id, n_full=len(ids))
+        )
 
     special = _special_ids(tokenizer)
     problems: list[tuple[str, str]] = []
@@ -192,7 +196,9 @@ def encode_conversation(
         kind, message = problems[0]
         return LintIssue(row_id, kind, message, example)
     if example.n_trained == 0:
-        return LintIssue(row_id, "no_trainable_token", "no token is trained (empty assistant text?)", example)
+        return LintIssue(
+            row_id, "no_trainable_token", "no token is trained (empty assistant text?)", example
+        )
 
     if len(ids) > max_length:
         if overlong == "drop":
@@ -229,23 +235,31 @@ def _label_span(
     turn = span.turn + 1
     content: list[int] = []
     tail: list[int] = []
+    straddle: tuple[str, str] | None = None
     for t, (s, e) in enumerate(offsets):
         if e <= span.start or s >= span.end:
             continue
         if s < span.content_end and e > span.start:
             content.append(t)
-            if s < span.start or (span.tail_found and e > span.content_end):
-                return (
+            if straddle is None and (s < span.start or (span.tail_found and e > span.content_end)):
+                straddle = (
                     "non_assistant_trained",
-                    f"turn {turn}: token {t} ({text[s:e]!r}) spans both template text and the "
-                    "assistant text (whitespace at the edge of the response or of the assistant header?)",
+                    (
+                        f"turn {turn}: token {t} ({text[s:e]!r}) spans both template text and the "
+                        "assistant text (whitespace at the edge of the response or of the assistant "
+                        "header?)"
+                    ),
                 )
         elif s >= span.content_end:
             tail.append(t)
     if not span.tail_found:
         # the closing text is unknown: trailing special tokens of the span (minus whitespace
         # after them) are its end-of-turn
-        while content and ids[content[-1]] not in special and not _token_text(text, offsets, content[-1]).strip():
+        while (
+            content
+            and ids[content[-1]] not in special
+            and not _token_text(text, offsets, content[-1]).strip()
+        ):
             tail.insert(0, content.pop())
         trailing = []
         while content and ids[content[-1]] in special:
@@ -254,15 +268,16 @@ def _label_span(
     eot = [t for t in tail if ids[t] in special]
     for t in content:
         labels[t] = ids[t]
+    for t in tail:
+        if eot and t <= eot[-1]:
+            labels[t] = ids[t]
+    if straddle is not None:
+        return straddle
     if not eot:
         return (
             "eot_not_trained",
             f"turn {turn}: no end-of-turn token follows the assistant text, so the model would not learn to stop",
         )
-    last = eot[-1]
-    for t in tail:
-        if t <= last:
-            labels[t] = ids[t]
     return None
 
 
@@ -292,7 +307,10 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
     Found by encoding a probe conversation (``<|im_end|>``, ``<|eot_id|>``, ``</s>`` ...); the
     EOS id is appended when different. For the export's generation config (stop tokens).
     """
-    probe = [{"role": "user", "content": "Probe question?"}, {"role": "assistant", "content": "Probe answer."}]
+    probe = [
+        {"role": "user", "content": "Probe question?"},
+        {"role": "assistant", "content": "Probe answer."},
+    ]
     out = encode_conversation(tokenizer, probe, max_length=10**9)
     ids: list[int] = []
     if isinstance(out, Example):

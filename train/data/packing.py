@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from thresher.errors import ThresherError
 from thresher.train.data.masks import IGNORE_INDEX, Example
+
+from thresher.errors import ThresherError
 
 #: attention implementations that keep packed conversations apart, and how
 PACKING_ATTN: dict[str, str] = {
@@ -31,10 +32,15 @@ PACKING_ATTN: dict[str, str] = {
 }
 
 
-def check_attn_implementation(attn_implementation: str | None) -> str:
+def check_attn_implementation(
+    attn_implementation: str | None, *, config: Any = None, max_length: int | None = None
+) -> str:
     """The packing mode for ``attn_implementation`` (``"4d-float"``, ``"4d-bool"``, ``"varlen"``).
 
-    Raises :class:`ThresherError` for a backend that cannot isolate packed sequences.
+    Raises :class:`ThresherError` for a backend that cannot isolate packed sequences. With the
+    model ``config`` and ``max_length``, also refuses the 4D-mask modes for a model with
+    sliding-window layers whose window is shorter than ``max_length``: transformers uses a
+    custom 4D mask as is, so the window would silently be lost.
     """
     name = attn_implementation or "sdpa"
     mode = PACKING_ATTN.get(name)
@@ -43,7 +49,30 @@ def check_attn_implementation(attn_implementation: str | None) -> str:
             f"--packing needs an attention backend that keeps packed conversations apart "
             f"({', '.join(PACKING_ATTN)}); {name!r} cannot: choose another or drop --packing"
         )
+    window = _sliding_window(config)
+    if mode != "varlen" and window is not None and max_length is not None and max_length > window:
+        raise ThresherError(
+            f"--packing with {name} attention would drop this model's sliding window ({window} "
+            f"tokens < --max-length {max_length}); use flash_attention_2, --max-length {window}, "
+            "or no --packing"
+        )
     return mode
+
+
+def _sliding_window(config: Any) -> int | None:
+    """The sliding window of a model config when some layer uses it, else None."""
+    if config is None:
+        return None
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(cfg, "sliding_window", None)
+    if not isinstance(window, int) or window <= 0:
+        return None
+    layer_types = getattr(cfg, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    if getattr(cfg, "use_sliding_window", True) is False:
+        return None
+    return window
 
 
 def _length(x: Example | int) -> int:
@@ -62,7 +91,9 @@ def pack_examples(examples: Sequence[Example | int], max_length: int) -> list[li
     lengths = [_length(x) for x in examples]
     for i, n in enumerate(lengths):
         if n > max_length:
-            raise ThresherError(f"example {i} has {n} tokens > max_length {max_length}; drop or truncate it first")
+            raise ThresherError(
+                f"example {i} has {n} tokens > max_length {max_length}; drop or truncate it first"
+            )
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     # segment tree over bins' free space, to find the first bin with room in O(log n)
     size = 1
@@ -111,6 +142,7 @@ def packing_stats(lengths: Sequence[int], *, max_length: int, batch_size: int) -
     Without packing a batch is ``batch_size`` consecutive conversations padded to the longest;
     with packing it is ``batch_size`` consecutive FFD bins padded to the longest bin.
     """
+
     def frac(rows: list[list[int]]) -> float:
         real = pad = 0
         for s in range(0, len(rows), batch_size):
@@ -194,7 +226,12 @@ def collate(
     else:
         dt = dtype or torch.float32
         mask = torch.zeros(allowed.shape, dtype=dt).masked_fill_(~allowed, torch.finfo(dt).min)
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "position_ids": position_ids,
+        "attention_mask": mask,
+    }
 
 
 def _collate_plain(examples: list[Example], pad_id: int, multiple: int | None) -> dict[str, Any]:
@@ -213,7 +250,12 @@ def _collate_plain(examples: list[Example], pad_id: int, multiple: int | None) -
         labels[b, :m] = torch.tensor(ex.labels, dtype=torch.long)
         attention_mask[b, :m] = 1
     position_ids = torch.arange(width).expand(n, width).clone()
-    return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": attention_mask}
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "position_ids": position_ids,
+        "attention_mask": attention_mask,
+    }
 
 
 def _collate_varlen(examples: list[Example]) -> dict[str, Any]:

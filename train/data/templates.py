@@ -46,7 +46,10 @@ def locate_base(base: str | Path | None) -> tuple[Path, str | None]:
         if path.is_file() and path.suffix == ".gguf":
             return path.parent, path.name
         if path.is_dir():
-            has_hf = any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "config.json"))
+            has_hf = any(
+                (path / f).exists()
+                for f in ("tokenizer.json", "tokenizer_config.json", "config.json")
+            )
             ggufs = sorted(path.glob("*.gguf"))
             if not has_hf and len(ggufs) == 1:
                 return path, ggufs[0].name
@@ -111,11 +114,15 @@ def require_chat_template(tokenizer: Any, *, name: str = "the base model") -> No
     for probe in (_PROBE, _PROBE[1:]):
         try:
             text = tokenizer.apply_chat_template(probe, tokenize=False)
-        except Exception as exc:  # jinja2 errors, raise_exception() in the template
+        except Exception as exc:  # noqa: BLE001 - jinja2 errors, raise_exception() in the template
             last_error = exc
             continue
         if "Probe answer." not in text:
             raise ThresherError(f"the chat template of {name} drops the assistant's text")
         return
-    msg = str(last_error).strip().splitlines()[0] if last_error and str(last_error).strip() else "error"
+    msg = (
+        str(last_error).strip().splitlines()[0]
+        if last_error and str(last_error).strip()
+        else "error"
+    )
     raise ThresherError(f"the chat template of {name} fails to render a conversation: {msg}")
