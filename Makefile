@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/python tests/train/fetch_tokenizers.py
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -42,8 +42,11 @@ class VllmRewardRunner:
         try:
             import torch
 
-            if not torch.cuda.is_available():  # CPU builds of vLLM: no CUDA graphs
+            if not torch.cuda.is_available():
+                # CPU builds of vLLM: no CUDA graphs, and the "GPU" memory share is a share of
+                # host memory reserved up front; a pooling model needs little of it
                 kwargs["enforce_eager"] = True
+                kwargs["gpu_memory_utilization"] = 0.1
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
         try:

@@ -70,7 +70,8 @@ def _overview(run: Run) -> Section:
     if run.summary.get("seconds") is not None:
         facts.append(["run time (s)", run.summary["seconds"]])
     sec.table(["", ""], facts)
-    stages = [[s.folder, "finished" if s.finished else "not finished", s.stats.get("seconds", "")] for s in run.stages]
+    stages = [[s.folder, "finished" if s.finished else ("writing this report" if s.name == "report" else "not finished"),
+               s.stats.get("seconds", "")] for s in run.stages]
     sec.text("Stages:")
     sec.table(["stage", "status", "seconds"], stages)
     return sec
