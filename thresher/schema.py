@@ -214,8 +214,9 @@ def table_problems(df: pl.DataFrame) -> pl.DataFrame:
             & (pl.col("content").str.strip_chars().str.len_chars() == 0)
         ).select("row", pl.format("message {} ({}): empty content", "turn", "role").alias("reason"))
     )
-    dup = base.filter(pl.col("id").is_duplicated() & ~pl.col("id").is_first_distinct()).select(
-        "row", pl.format("duplicate id '{}'", pl.col("id")).alias("reason")
+    first = base.select("row", "id").with_columns(pl.col("row").min().over("id").alias("first"))
+    dup = first.filter(pl.col("id").is_not_null() & (pl.col("row") != pl.col("first"))).select(
+        "row", pl.format("duplicate id '{}' (first seen at row {})", pl.col("id"), pl.col("first")).alias("reason")
     )
     reasons.append(dup)
     nulls = base.filter(pl.col("id").is_null()).select("row", pl.lit("missing id").alias("reason"))

@@ -203,9 +203,11 @@ class Stage:
         n_in = rows_in if rows_in is not None else kept.height + dropped.height
         reasons: dict[str, int] = {}
         if dropped.height:
-            rule = dropped["drop_reason"].cast(pl.String).str.extract(r"^([^=<>:(]+)", 1).str.strip_chars()
-            for r, n in rule.value_counts(sort=True).iter_rows():
-                reasons[str(r)] = int(n)
+            # count by rule: the reason up to its first value, id or detail
+            rule = (dropped["drop_reason"].cast(pl.String).fill_null("(no reason)")
+                    .str.replace(r"\s+of\s.*$|[=<>:(\[].*$", "").str.strip_chars())
+            for r, n in rule.value_counts(sort=True).head(50).iter_rows():
+                reasons[str(r) or "(no reason)"] = int(n)
         full = {
             "stage": self.name,
             "rows_in": n_in,

@@ -29,8 +29,9 @@ def decontam(input_path: Path, against: tuple[str, ...], n: int, min_overlap: in
 
     Each dropped row records the benchmark, the item id and a matched n-gram.
     """
-    from thresher.config import from_dict
     from thresher.curate.decontam.stage import Config, run
+
+    from thresher.config import from_dict
 
     options = {"n": n, "min_overlap": min_overlap, "min_fraction": min_fraction, "id_field": id_field}
     if against:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-
 from thresher.curate.decontam.ngrams import Words, ngram_hashes, segment_words
 
 _BITMAP_BITS = 24
@@ -47,7 +46,7 @@ class BenchmarkIndex:
         self.bitmap[(self.keys >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)] = True
 
     @classmethod
-    def build(cls, bench: pl.DataFrame, n: int = 13) -> "BenchmarkIndex":
+    def build(cls, bench: pl.DataFrame, n: int = 13) -> BenchmarkIndex:
         """Index the texts of ``bench`` (columns benchmark, item, text) for word n-grams."""
         items = (
             bench.select("benchmark", "item")

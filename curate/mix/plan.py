@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from thresher.curate.mix.spec import MixSpec
+
 from thresher.errors import ThresherError
 
 

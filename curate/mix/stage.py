@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
 from thresher.curate.mix import select as sel
 from thresher.curate.mix.gather import INPUT, LOCAL, Source, messages_for, narrow, open_input
 from thresher.curate.mix.plan import CategoryPlan, make_plan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
+
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io import read_table
 from thresher.progress import info
@@ -86,9 +86,10 @@ class Config:
         return problems
 
 
-def _read(config: Config, inputs: list[Path]) -> tuple[MixSpec, list[Source], pl.DataFrame]:
-    """The spec, the opened inputs and their narrow frame; every problem of the options and
-    the spec (structure and categories missing from the data) is raised in one error."""
+def _read(config: Config, inputs: list[Path]) -> tuple[MixSpec, list[Source], pl.DataFrame, set[str]]:
+    """The spec, the opened inputs, their narrow frame and the categories present; every
+    problem of the options and the spec (structure and categories missing from the data)
+    is raised in one error."""
     problems = config.check()
     raw, where = resolve_spec(config.spec) if config.spec is not None else (None, "mix")
     parsed, _ = spec_problems(raw) if config.spec is not None else (None, [])
@@ -102,12 +103,12 @@ def _read(config: Config, inputs: list[Path]) -> tuple[MixSpec, list[Source], pl
         if problems:  # the spec's own problems come first: they may be the cause
             raise ConfigError(problems, where=where) from None
         raise
+    present = set(df[sel.CAT].drop_nulls().unique().to_list())
     if not parsed.rules:
-        present = set(df[sel.CAT].drop_nulls().unique().to_list())
         problems.extend(f"spec.{p}" for p in parsed.unknown_category_problems(present))
     if problems:
         raise ConfigError(problems, where=where)
-    return parsed, sources, df
+    return parsed, sources, df, present
 
 
 def _narrow_frame(sources: list[Source], spec: MixSpec, rank_by: str | None) -> pl.DataFrame:
@@ -211,9 +212,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         seconds[name] = round(now - clock[0], 3)
         clock[0] = now
 
-    spec, sources, df = _read(config, list(inputs))
+    spec, sources, df, present = _read(config, list(inputs))
     lap("read")
-    present = set(df[sel.CAT].drop_nulls().unique().to_list())
 
     # reasons for rows that cannot take part
     dup = ~pl.col("id").is_first_distinct()
@@ -239,9 +239,13 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     lap("select")
 
     # the kept rows: narrow columns by position, conversations read for these rows only
-    rows = np.unique(chosen[sel.ROW].to_numpy())
+    picked = chosen[sel.ROW].to_numpy()
+    in_mix = np.zeros(df.height, dtype=np.bool_)
+    in_mix[picked] = True
+    rows = np.flatnonzero(in_mix)  # sorted, unique
+    position = np.cumsum(in_mix) - 1  # row -> its index in ``rows``
     base = df[rows].with_columns(messages_for(sources, df, rows).alias("messages"))
-    kept = base[np.searchsorted(rows, chosen[sel.ROW].to_numpy())].with_columns(
+    kept = base[position[picked]].with_columns(
         chosen[sel.CAT].alias("category"), chosen[sel.COPY]
     )
     replay_stats = None
@@ -257,8 +261,6 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
 
     # dropped: every input row that is not in the mix, without its conversation (it is
     # unchanged in the input; rows are named by id, with the reason)
-    in_mix = np.zeros(df.height, dtype=np.bool_)
-    in_mix[rows] = True
     eligible = np.zeros(df.height, dtype=np.bool_)
     eligible[ok[sel.ROW].to_numpy()] = True
     below = {

@@ -128,6 +128,12 @@ class RewardScorer:
             config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code)
         except (OSError, ValueError) as e:
             raise ThresherError(f"reward model {self.model_name}: cannot load config ({e})") from None
+        archs = [a for a in (getattr(config, "architectures", None) or []) if a]
+        if archs and not any(a.endswith(("ForSequenceClassification", "RewardModel")) for a in archs):
+            raise ThresherError(
+                f"reward model {self.model_name}: {archs[0]} is not a sequence classifier "
+                "(a reward model loads with AutoModelForSequenceClassification)"
+            )
         self.label_index = pick_label(config, self.label, self.model_name)
         self.tokenizer = AutoTokenizer.from_pretrained(
             path, trust_remote_code=self.trust_remote_code

@@ -188,6 +188,12 @@ def test_bad_options_listed_together(data, tmp_path):
         assert part in res.output
 
 
+def test_causal_lm_is_not_a_reward_model(data, tmp_path, tiny_lm_dir):
+    res = _invoke(data, "-s", f"reward:{tiny_lm_dir}", "--out", tmp_path / "run", "--no-cache")
+    assert res.exit_code == 1
+    assert "LlamaForCausalLM is not a sequence classifier" in res.output
+
+
 def test_missing_reward_model_folder(data, tmp_path):
     res = _invoke(data, "-s", f"reward:{tmp_path / 'nope'}", "--out", tmp_path / "run",
                   "--no-cache")

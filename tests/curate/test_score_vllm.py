@@ -8,7 +8,27 @@ import pytest
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 
-def test_vllm_reward_engine_matches_transformers(tiny_reward_dir):
+@pytest.fixture(scope="module")
+def rm_dir(tmp_path_factory, tiny_reward_dir):
+    """The tiny reward model reshaped to head_dim 64 (vLLM's CPU attention needs >= 32)."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    out = tmp_path_factory.mktemp("rm_hd64")
+    for f in tiny_reward_dir.iterdir():
+        if not f.name.startswith(("config", "model")):
+            shutil.copy(f, out / f.name)
+    cfg = AutoConfig.from_pretrained(tiny_reward_dir)
+    cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads = 128, 2, 2
+    cfg.head_dim = 64
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(cfg).save_pretrained(out)
+    return out
+
+
+def test_vllm_reward_engine_matches_transformers(rm_dir):
     pytest.importorskip("vllm")
     from thresher.curate.score.reward import RewardScorer
 
@@ -17,9 +37,9 @@ def test_vllm_reward_engine_matches_transformers(tiny_reward_dir):
          {"role": "assistant", "content": "Paris is the capital. " * (3 * i + 1)}]
         for i in range(6)
     ]
-    ref = RewardScorer(str(tiny_reward_dir), engine="transformers", device="cpu",
+    ref = RewardScorer(str(rm_dir), engine="transformers", device="cpu",
                        dtype="float32", max_length=256).score(convs)
-    via = RewardScorer(str(tiny_reward_dir), engine="vllm", device="cpu", dtype="float32",
+    via = RewardScorer(str(rm_dir), engine="vllm", device="cpu", dtype="float32",
                        max_length=256)
     assert "engine=vllm" in via.identity
     got = via.score(convs)

@@ -23,6 +23,7 @@ REDUCED = [
     "inputs[0].limit=12", "holdout=3", "generate.n=2", "generate.max_tokens=16",
     "train.max_steps=2", "train.eval_every=1", "train.save_every=1", "evaluate.generate.max_tokens=12",
 ]
+SET_REDUCED = [arg for s in REDUCED for arg in ("--set", s)]
 
 
 def _env() -> dict[str, str]:
@@ -32,14 +33,14 @@ def _env() -> dict[str, str]:
 
 
 def _run(args, timeout=900):
-    return subprocess.run([*THRESHER, *args], capture_output=True, text=True, timeout=timeout, env=_env(), cwd=ROOT)
+    return subprocess.run([*THRESHER, *args], capture_output=True, text=True, timeout=timeout, env=_env(), cwd=ROOT, check=False)
 
 
 @pytest.mark.slow
 def test_reduced_quickstart_end_to_end(tmp_path):
     out = tmp_path / "qs"
     t0 = time.monotonic()
-    res = _run(["run", "recipes/quickstart.yaml", "--out", str(out), *sum((["--set", s] for s in REDUCED), [])])
+    res = _run(["run", "recipes/quickstart.yaml", "--out", str(out), *SET_REDUCED])
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and [s["stage"] for s in summary["stages"]] == [
@@ -56,7 +57,7 @@ def test_reduced_quickstart_end_to_end(tmp_path):
     assert "report.md" in res.stdout and "adapter" in res.stdout
     print(f"reduced quickstart: {time.monotonic() - t0:.0f} s, payoff {payoff}")
     # a second run reuses every stage
-    res = _run(["run", "recipes/quickstart.yaml", "--out", str(out), *sum((["--set", s] for s in REDUCED), [])])
+    res = _run(["run", "recipes/quickstart.yaml", "--out", str(out), *SET_REDUCED])
     assert res.returncode == 0
     assert {s["status"] for s in json.loads((out / "summary.json").read_text())["stages"]} == {"reused"}
 
@@ -136,7 +137,7 @@ def test_kill_mid_generation_and_mid_training_then_rerun(tmp_path, tiny_lm_dir):
     proc.wait(timeout=60)
     assert proc.returncode != 0 and not (out / "05-train/kept.parquet").exists(), "killed too late: training finished"
     # 3. rerun to the end
-    res = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900)
+    res = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming from" in res.stderr  # training continued from its checkpoint
     stats = json.loads((gen / "stats.json").read_text())

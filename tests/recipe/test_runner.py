@@ -35,7 +35,7 @@ def fake_run(fake_stages, write_recipe, tmp_path):
 
 
 def test_run_writes_every_stage_folder_and_run_files(fake_run):
-    recipe, out, summary, calls = fake_run
+    _, out, summary, calls = fake_run
     assert [r["folder"] for r in summary["stages"]] == FOLDERS
     assert set(_status(summary).values()) == {"ran"}
     for f in FOLDERS:

@@ -174,7 +174,12 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFra
         ids = [content_id(m) for m in df["messages"].to_list()]
         df = df.with_columns(pl.Series("id", ids, dtype=pl.String))
     df = conform(df)
-    problems = table_problems(df)
+    try:
+        problems = table_problems(df)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # polars panics are BaseExceptions
+        raise InputError(f"{label}: cannot validate rows ({str(e).splitlines()[0][:200]})") from None
     if problems.height:
         bad_rows = set()
         for row, reason in problems.iter_rows():

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLORS = ("#3b6ea8", "#e07b39", "#4d9a5b", "#b5473c", "#7e5aa8", "#8c6d46", "#d16fae", "#7f7f7f")
 

@@ -46,7 +46,7 @@ class Section:
     def plot(self, make: Callable[[], bytes], caption: str) -> Section:
         try:
             self.blocks.append(("plot", (make(), caption)))
-        except Exception as e:  # a plot must never break the report
+        except Exception as e:  # noqa: BLE001 - a plot must never break the report
             self.blocks.append(("text", f"(plot '{caption}' failed: {e})"))
         return self
 
@@ -145,7 +145,8 @@ def scores(run: Run) -> Section | None:
     plots = _lazy_plots()
     for col, vals in seen.items():
         kv = fin[col].cast(pl.Float64, strict=False).drop_nulls().to_list() if fin is not None and col in fin.columns else None
-        sec.plot(lambda c=col, v=vals.to_list(), k=kv: plots.score_hist(c, v, th.get(c, []), k), f"{col} distribution")
+        values = vals.to_list()
+        sec.plot(lambda c=col, v=values, k=kv: plots.score_hist(c, v, th.get(c, []), k), f"{col} distribution")
     return sec
 
 

@@ -76,8 +76,9 @@ def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | 
         hit = _match(s.kept(), row_id)
         if hit.height == 1:
             row = hit.row(0, named=True)
-            return [f"row {row['id']} was kept by {s.folder}, the last finished stage that saw it "
-                    "(the run has not finished the stages after it)", *_describe(row)]
+            first = (f"row {row['id']} was kept by {s.folder}, the last finished stage that saw it "
+                     "(the run has not finished the stages after it)")
+            return [first, *_describe(row)]
     return None
 
 

@@ -3,8 +3,6 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-import polars as pl
-
 from thresher.io import read_table
 from thresher.schema import make_rows, prompt_messages, prompt_text
 from thresher.stage import Stage

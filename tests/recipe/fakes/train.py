@@ -34,7 +34,6 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     (merged / f"{kind}-student").mkdir(parents=True, exist_ok=True)
     (merged / f"{kind}-student" / "config.json").write_text(json.dumps({"steps": config.max_steps}))
     with open(stage.path("metrics.jsonl"), "w") as fh:
-        for step in range(1, config.max_steps + 1):
-            fh.write(json.dumps({"step": step, "loss": 2.0 / step}) + "\n")
+        fh.writelines(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in range(1, config.max_steps + 1))
         fh.write(json.dumps({"step": config.max_steps, "val_loss": 1.5}) + "\n")
     return stage.finish(df, None, stats={"steps": config.max_steps})
