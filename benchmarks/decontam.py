@@ -61,10 +61,15 @@ def make_rows(n: int, seed: int = 0, plant_every: int = 10_000) -> tuple[pl.Data
     def text(k_min: int, k_max: int) -> pl.Series:
         k = rng.integers(k_min, k_max + 1, n)
         parts = [pool[rng.integers(0, pool.len(), n)] for _ in range(k_max)]
-        frame = pl.DataFrame({f"p{j}": parts[j] for j in range(k_max)}).with_columns(pl.Series("k", k))
+        frame = pl.DataFrame({f"p{j}": parts[j] for j in range(k_max)}).with_columns(
+            pl.Series("k", k)
+        )
         return frame.select(
-            pl.concat_str([pl.when(pl.col("k") > j).then(pl.col(f"p{j}")) for j in range(k_max)],
-                          separator=" ", ignore_nulls=True)
+            pl.concat_str(
+                [pl.when(pl.col("k") > j).then(pl.col(f"p{j}")) for j in range(k_max)],
+                separator=" ",
+                ignore_nulls=True,
+            )
         ).to_series()
 
     user, assistant = text(1, 3), text(2, 5)
@@ -75,13 +80,17 @@ def make_rows(n: int, seed: int = 0, plant_every: int = 10_000) -> tuple[pl.Data
     reformatted = ("Q:  " + questions.str.to_uppercase().str.replace_all(r"\n", " | ")).to_list()
     user = user.scatter(planted, reformatted)
     df = pl.DataFrame({"id": [f"r{i}" for i in range(n)]}).with_columns(
-        _messages(user, assistant), pl.lit(None, dtype=pl.String).alias("category"), pl.lit("bench").alias("source")
+        _messages(user, assistant),
+        pl.lit(None, dtype=pl.String).alias("category"),
+        pl.lit("bench").alias("source"),
     )
     return df, len(planted)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--against", nargs="+", default=["mmlu", "humaneval"])
     ap.add_argument("-n", type=int, default=13)
@@ -92,17 +101,24 @@ def main() -> None:
     t = time.perf_counter()
     df, planted = make_rows(args.rows)
     words = df.select(
-        pl.col("messages").list.eval(pl.element().struct.field("content").str.split(" ").list.len()).list.sum().sum()
+        pl.col("messages")
+        .list.eval(pl.element().struct.field("content").str.split(" ").list.len())
+        .list.sum()
+        .sum()
     ).item()
     gen = time.perf_counter() - t
-    print(f"built {args.rows:,} rows ({words:,} words, {planted} planted MMLU questions) in {gen:.1f} s")
+    print(
+        f"built {args.rows:,} rows ({words:,} words, {planted} planted MMLU questions) in {gen:.1f} s"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "rows.parquet"
         df.write_parquet(src)
         del df
-        t0 = time.perf_counter()
-        result = run([src], Path(tmp) / "decontam", Config(against=tuple(args.against), n=args.n), force=True)
-        total = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = run(
+            [src], Path(tmp) / "decontam", Config(against=tuple(args.against), n=args.n), force=True
+        )
+        total, cpu = time.perf_counter() - t0, time.process_time() - c0
         dropped = pl.read_parquet(Path(tmp) / "decontam" / "dropped.parquet")
     st = result.stats["decontam"]
     caught = dropped.filter(pl.col("id").str.slice(1).cast(pl.Int64) % 10_000 == 0).height
@@ -110,10 +126,18 @@ def main() -> None:
     print(f"{'step':<36} {'seconds':>9} {'rows/s':>12}")
     print(f"{'index (' + '+'.join(args.against) + ')':<36} {st['index_seconds']:>9.2f} {'':>12}")
     print(f"{'scan':<36} {st['scan_seconds']:>9.2f} {args.rows / st['scan_seconds']:>12,.0f}")
-    print(f"{'whole stage (read, index, scan, write)':<36} {total:>9.2f} {args.rows / total:>12,.0f}")
+    print(
+        f"{'whole stage (read, index, scan, write)':<36} {total:>9.2f} {args.rows / total:>12,.0f}"
+    )
+    print(
+        f"whole stage CPU time (all threads): {cpu:.1f} s; {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} (wall times on a shared machine are noisy)"
+    )
     print()
-    print(f"n-grams indexed: {st['ngrams_indexed']:,}; rows dropped: {dropped.height:,}; "
-          f"planted caught: {caught} of {planted}; other rows dropped: {dropped.height - caught}")
+    print(
+        f"n-grams indexed: {st['ngrams_indexed']:,}; rows dropped: {dropped.height:,}; "
+        f"planted caught: {caught} of {planted}; other rows dropped: {dropped.height - caught}"
+    )
 
 
 if __name__ == "__main__":

@@ -41,14 +41,18 @@ def _messages(s: pl.Series) -> pl.Series:
     return pl.Series("messages", pa.ListArray.from_arrays(offsets, structs))
 
 
-def _chunk(start: int, n: int, edges: np.ndarray, names: list[str], rng: np.random.Generator) -> pl.DataFrame:
+def _chunk(
+    start: int, n: int, edges: np.ndarray, names: list[str], rng: np.random.Generator
+) -> pl.DataFrame:
     code = np.searchsorted(edges, rng.random(n), side="right").astype(np.uint32)
     df = pl.DataFrame({"i": np.arange(start, start + n), "code": code, "score_q": rng.random(n)})
     df = df.with_columns(pl.col("i").cast(pl.String).alias("s"))
     return df.select(
         (pl.lit("row-") + pl.col("s")).alias("id"),
         _messages(df["s"]).cast(MESSAGES_DTYPE),
-        pl.col("code").replace_strict(list(range(len(names))), names, return_dtype=pl.String).alias("category"),
+        pl.col("code")
+        .replace_strict(list(range(len(names))), names, return_dtype=pl.String)
+        .alias("category"),
         pl.lit("bench").alias("source"),
         "score_q",
     )
@@ -76,7 +80,9 @@ def write_rows(path: Path, n: int, cats: int, seed: int = 0, chunk: int = 1_000_
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--categories", type=int, default=50)
     ap.add_argument("--total", type=int, default=None, help="mix size (default: rows / 10)")
@@ -95,7 +101,8 @@ def main() -> None:
     raw = {
         "total": total,
         "max_repeats": args.max_repeats,
-        "categories": {c: {"weight": share} for c in names[:-1]} | {names[-1]: {"weight": 1 - share * (len(names) - 1)}},
+        "categories": {c: {"weight": share} for c in names[:-1]}
+        | {names[-1]: {"weight": 1 - share * (len(names) - 1)}},
     }
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "rows.parquet"
@@ -105,7 +112,7 @@ def main() -> None:
 
         # (1) selection on narrow columns in memory
         df = pl.read_parquet(src, columns=["id", "category", "score_q"])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         spec = load_spec(raw, present=set(names))
         narrow = df.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias(sel.ROW),
@@ -115,25 +122,31 @@ def main() -> None:
         ok = sel.eligible(narrow, spec, spec.names)
         plan = make_plan(spec, dict(ok.group_by(sel.CAT).len().iter_rows()))
         chosen = sel.shuffle(sel.select(ok, plan, ranked=True), 0)
-        t_select = time.perf_counter() - t0
-        print(f"wrote {args.rows:,} rows x {args.categories} categories in {gen:.1f} s; mix of {chosen.height:,} rows")
+        t_select, c_select = time.perf_counter() - t0, time.process_time() - c0
+        print(
+            f"wrote {args.rows:,} rows x {args.categories} categories in {gen:.1f} s; mix of {chosen.height:,} rows"
+        )
         del df, narrow, ok, chosen
 
-        results = [("selection (narrow columns, in memory)", t_select)]
+        results = [("selection (narrow columns, in memory)", t_select, c_select)]
         if not args.skip_stage:
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             result = run([src], Path(tmp) / "mix", Config(spec=raw, rank_by="score_q"), force=True)
-            t_stage = time.perf_counter() - t1
+            t_stage, c_stage = time.perf_counter() - t1, time.process_time() - c1
             assert result.stats["rows_out"] == total
-            results.append(("whole stage (Parquet in, kept/dropped out)", t_stage))
+            results.append(("whole stage (Parquet in, kept/dropped out)", t_stage, c_stage))
             phases = result.stats["mix"]["seconds"]
 
     print()
     if not args.skip_stage:
         print("stage phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
-    print(f"{'step':<44} {'rows':>12} {'seconds':>9} {'rows/s':>14}")
-    for name, secs in results:
-        print(f"{name:<44} {args.rows:>12,} {secs:>9.2f} {args.rows / secs:>14,.0f}")
+    print(f"{'step':<44} {'rows':>12} {'seconds':>9} {'cpu s':>7} {'rows/s':>14}")
+    for name, secs, cpu in results:
+        print(f"{name:<44} {args.rows:>12,} {secs:>9.2f} {cpu:>7.2f} {args.rows / secs:>14,.0f}")
+    print(
+        f"(cpu s: process CPU time over all threads; {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}: wall times on a shared machine are noisy)"
+    )
 
 
 if __name__ == "__main__":

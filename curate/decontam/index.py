@@ -49,28 +49,25 @@ class BenchmarkIndex:
     def build(cls, bench: pl.DataFrame, n: int = 13) -> BenchmarkIndex:
         """Index the texts of ``bench`` (columns benchmark, item, text) for word n-grams."""
         items = (
-            bench.select("benchmark", "item")
-            .unique(maintain_order=True)
-            .with_row_index("item_idx")
+            bench.select("benchmark", "item").unique(maintain_order=True).with_row_index("item_idx")
         )
         rows = bench.join(items, on=["benchmark", "item"], how="left", maintain_order="left")
         words = segment_words(rows["text"], keep_words=True)
         hashes, starts = ngram_hashes(words, n)
         seg_item = rows["item_idx"].to_numpy()
-        entries = (
-            pl.DataFrame(
-                {
-                    "hash": hashes,
-                    "item_idx": seg_item[words.seg[starts]].astype(np.uint32),
-                    "start": starts,
-                }
-            )
-            .unique(["hash", "item_idx"], keep="first", maintain_order=True)
-        )
+        entries = pl.DataFrame(
+            {
+                "hash": hashes,
+                "item_idx": seg_item[words.seg[starts]].astype(np.uint32),
+                "start": starts,
+            }
+        ).unique(["hash", "item_idx"], keep="first", maintain_order=True)
         counts = entries.group_by("item_idx").agg(pl.len().cast(pl.Int64).alias("ngrams"))
-        items = items.join(counts, on="item_idx", how="left").with_columns(
-            pl.col("ngrams").fill_null(0)
-        ).with_columns(pl.col("item_idx").cast(pl.UInt32))
+        items = (
+            items.join(counts, on="item_idx", how="left")
+            .with_columns(pl.col("ngrams").fill_null(0))
+            .with_columns(pl.col("item_idx").cast(pl.UInt32))
+        )
         return cls(n, entries, items, words.words or [])
 
     def __len__(self) -> int:
@@ -112,9 +109,9 @@ class BenchmarkIndex:
         if not hit.any():
             return _empty_match()
         seg_row = texts["row"].to_numpy()
-        hits = pl.DataFrame(
-            {"row": seg_row[words.seg[starts[hit]]], "hash": hashes[hit]}
-        ).unique(maintain_order=True)
+        hits = pl.DataFrame({"row": seg_row[words.seg[starts[hit]]], "hash": hashes[hit]}).unique(
+            maintain_order=True
+        )
         per_item = (
             hits.join(self.entries, on="hash", how="inner")
             .group_by("row", "item_idx")
@@ -123,18 +120,17 @@ class BenchmarkIndex:
             .filter(pl.col("overlap") >= overlap.min_count)
         )
         if overlap.min_fraction is not None:
-            per_item = per_item.filter(
-                pl.col("overlap") >= overlap.min_fraction * pl.col("ngrams")
-            )
-        best = (
-            per_item.sort(["row", "overlap", "item_idx"], descending=[False, True, False])
-            .unique("row", keep="first", maintain_order=True)
-        )
+            per_item = per_item.filter(pl.col("overlap") >= overlap.min_fraction * pl.col("ngrams"))
+        best = per_item.sort(
+            ["row", "overlap", "item_idx"], descending=[False, True, False]
+        ).unique("row", keep="first", maintain_order=True)
         return best.select(
             pl.col("row"),
             pl.col("benchmark"),
             pl.col("item").alias("benchmark_item"),
-            pl.col("start").map_elements(self.ngram_text, return_dtype=pl.String).alias("matched_ngram"),
+            pl.col("start")
+            .map_elements(self.ngram_text, return_dtype=pl.String)
+            .alias("matched_ngram"),
             pl.col("overlap").cast(pl.Int64),
         )
 

@@ -21,7 +21,9 @@ WORD_SEED = 0x7468726573686572  # "thresher"
 _NONWORD = r"[^\p{L}\p{N}]+"
 
 # Fixed odd 64-bit multipliers, one per position in the n-gram (n up to 64).
-_MULTIPLIERS = np.random.default_rng(13).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_MULTIPLIERS = np.random.default_rng(13).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(
+    2
+) + np.uint64(1)
 MAX_N = len(_MULTIPLIERS)
 
 

@@ -84,13 +84,18 @@ def build_index(config: Config) -> BenchmarkIndex:
     from thresher.stage import file_fingerprint
 
     key = (
-        tuple(str(a).lower() if str(a).lower() in BUILTIN else f"{a}:{file_fingerprint(a)}" for a in config.against),
+        tuple(
+            str(a).lower() if str(a).lower() in BUILTIN else f"{a}:{file_fingerprint(a)}"
+            for a in config.against
+        ),
         config.n,
         config.text_fields,
         config.id_field,
     )
     if key not in _INDEX_CACHE:
-        bench = load_benchmarks(config.against, text_fields=config.text_fields, id_field=config.id_field)
+        bench = load_benchmarks(
+            config.against, text_fields=config.text_fields, id_field=config.id_field
+        )
         if len(_INDEX_CACHE) >= 4:
             _INDEX_CACHE.clear()
         _INDEX_CACHE[key] = BenchmarkIndex.build(bench, config.n)
@@ -100,14 +105,18 @@ def build_index(config: Config) -> BenchmarkIndex:
 def segments(df: pl.DataFrame, offset: int = 0) -> pl.DataFrame:
     """One line per message: ``row`` (``offset`` + position in ``df``) and ``text``."""
     return (
-        df.select(pl.int_range(offset, offset + pl.len(), dtype=pl.Int64).alias("row"), pl.col("messages"))
+        df.select(
+            pl.int_range(offset, offset + pl.len(), dtype=pl.Int64).alias("row"), pl.col("messages")
+        )
         .explode("messages")
         .select("row", pl.col("messages").struct.field("content").alias("text"))
         .filter(pl.col("text").is_not_null())
     )
 
 
-def scan(df: pl.DataFrame, index: BenchmarkIndex, overlap: Overlap, batch_rows: int) -> pl.DataFrame:
+def scan(
+    df: pl.DataFrame, index: BenchmarkIndex, overlap: Overlap, batch_rows: int
+) -> pl.DataFrame:
     """Matches (see :meth:`BenchmarkIndex.match`) for every row of ``df``, in batches."""
     found = []
     with progress(df.height, "decontam: scanning") as bar:
@@ -115,7 +124,10 @@ def scan(df: pl.DataFrame, index: BenchmarkIndex, overlap: Overlap, batch_rows: 
             part = df.slice(start, batch_rows)
             found.append(index.match(segments(part, start), overlap))
             bar.advance(part.height)
-    return pl.concat(found) if found else index.match(pl.DataFrame({"row": [], "text": []}), overlap)
+    if not found:
+        empty = pl.DataFrame(schema={"row": pl.Int64, "text": pl.String})
+        return index.match(empty, overlap)
+    return pl.concat(found)
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
@@ -138,26 +150,41 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     t_scan = time.perf_counter() - t1
 
     numbered = df.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
-    kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop("__row")
-    bad = numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner").sort("__row").drop("__row")
+    kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop(
+        "__row"
+    )
+    bad = (
+        numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner")
+        .sort("__row")
+        .drop("__row")
+    )
     reason = pl.format(
-        "contaminated: {} item {} ({} shared {}-grams, e.g. '{}')",
+        f"contaminated: {{}} item {{}} ({{}} shared {config.n}-grams, e.g. '{{}}')",
         "benchmark",
         "benchmark_item",
         "overlap",
-        pl.lit(config.n),
         "matched_ngram",
     )
     dropped = dropped_frame(bad, NAME, reason)
-    per_bench = {str(b): int(c) for b, c in bad["benchmark"].value_counts(sort=True).iter_rows()} if bad.height else {}
-    items = index.items.group_by("benchmark").agg(pl.len().alias("items"), (pl.col("ngrams") == 0).sum().alias("unmatchable"))
+    per_bench = (
+        {str(b): int(c) for b, c in bad["benchmark"].value_counts(sort=True).iter_rows()}
+        if bad.height
+        else {}
+    )
+    items = index.items.group_by("benchmark").agg(
+        pl.len().alias("items"), (pl.col("ngrams") == 0).sum().alias("unmatchable")
+    )
     stats = {
         "decontam": {
             "n": config.n,
             "min_overlap": config.min_overlap,
             "min_fraction": config.min_fraction,
             "benchmarks": {
-                str(b): {"items": int(i), "items_shorter_than_n": int(u), "rows_dropped": per_bench.get(str(b), 0)}
+                str(b): {
+                    "items": int(i),
+                    "items_shorter_than_n": int(u),
+                    "rows_dropped": per_bench.get(str(b), 0),
+                }
                 for b, i, u in items.sort("benchmark").iter_rows()
             },
             "ngrams_indexed": len(index),

@@ -29,6 +29,17 @@ DEFAULT_REFUSALS: tuple[str, ...] = (
     "i must decline",
 )
 
+#: languages the identifier chooses among by default: widely written ones. Restricting the
+#: choice keeps short English snippets (names, titles) from being labelled as minor languages
+#: that share their spelling. Measured on chatterbot-corpus answers (644 English, 60 Spanish
+#: or German, at least 12 letters each) with a 0.5 probability floor: all 142 languages
+#: wrongly dropped 4 English rows and caught 49 others; this list dropped 3 (one of them
+#: French) and caught 54.
+COMMON_LANGUAGES: tuple[str, ...] = (
+    "en", "es", "fr", "de", "it", "pt", "nl", "ru", "zh", "ja", "ko", "ar", "hi", "tr", "pl",
+    "sv", "da", "no", "fi", "cs", "el", "he", "id", "vi", "th", "uk", "hu", "ro", "fa",
+)
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORD = re.compile(r"\w+")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -75,7 +86,8 @@ def refusal_phrase(text: str, phrases: Sequence[str]) -> str | None:
 
 
 class LanguageId:
-    """Language identification with py3langid's bundled model (loaded once, lazily)."""
+    """Language identification with py3langid's bundled model (loaded once, lazily), choosing
+    among ``languages`` (ISO 639 codes; None means all 142 the model knows)."""
 
     def __init__(self, languages: Sequence[str] | None = None):
         self._ident = None
@@ -88,7 +100,12 @@ class LanguageId:
 
             self._ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
             if self.languages:
-                self._ident.set_languages(list(self.languages))
+                try:
+                    self._ident.set_languages(list(self.languages))
+                except ValueError as e:
+                    from thresher.errors import ThresherError
+
+                    raise ThresherError(f"language identification: {e}") from None
         lang, prob = self._ident.classify(text)
         return str(lang), float(prob)
 

@@ -31,6 +31,10 @@ from . import heuristics as H
 from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
 
 
+def _iso(code: Any) -> bool:
+    return isinstance(code, str) and len(code) in (2, 3) and code.isalpha() and code.islower()
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -64,6 +68,8 @@ class Config:
     refusal_phrases: tuple[str, ...] = H.DEFAULT_REFUSALS
     language: str | None = None  # ISO 639-1 code the response must be in, e.g. "en"
     language_min_letters: int = 20  # shorter responses are not language-checked
+    language_min_prob: float = 0.5  # drop only when another language is at least this likely
+    language_candidates: tuple[str, ...] = H.COMMON_LANGUAGES  # () means all 142 known
     max_echo_ratio: float | None = None  # share of response 3-grams found in the prompt
 
     def score_columns(self) -> list[str]:
@@ -107,11 +113,14 @@ class Config:
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 p.append(f"{name}: must be in [0, 1]")
+        if not 0 <= self.language_min_prob <= 1:
+            p.append("language_min_prob: must be in [0, 1]")
+        bad = [x for x in self.language_candidates if not _iso(x)]
+        if bad:
+            p.append(f"language_candidates: not ISO 639 codes: {', '.join(map(repr, bad))}")
         if self.ngram < 1:
             p.append("ngram: must be >= 1")
-        if self.language is not None and not (
-            len(self.language) in (2, 3) and self.language.isalpha() and self.language.islower()
-        ):
+        if self.language is not None and not _iso(self.language):
             p.append(f"language: {self.language!r} is not an ISO 639-1 code such as 'en'")
         return p
 
@@ -150,7 +159,10 @@ def heuristic_reasons(df, config: Config) -> list[str | None]:
     count_tokens = None
     if config.min_tokens > 0 or config.max_tokens is not None:
         count_tokens = H.make_token_counter(config.tokenizer)
-    langid = H.LanguageId() if config.language else None
+    langid = None
+    if config.language:
+        cands = config.language_candidates
+        langid = H.LanguageId(tuple(dict.fromkeys((config.language, *cands))) if cands else None)
     out: list[str | None] = []
     for i, m in enumerate(msgs):
         resp = response_text(m)
@@ -184,7 +196,7 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
             return f"refusal: contains {ph!r}"
     if langid is not None and H.letter_count(resp) >= c.language_min_letters:
         lang, prob = langid(resp)
-        if lang != c.language:
+        if lang != c.language and prob >= c.language_min_prob:
             return f"language={lang} (p={prob:.2f}), expected {c.language}"
     if c.max_echo_ratio is not None:
         prompt = "\n".join(x["content"] for x in prompt_messages(messages))

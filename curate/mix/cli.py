@@ -12,18 +12,46 @@ from thresher.errors import ThresherError
 
 @click.command(name="mix")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--spec", "spec", required=True, type=click.Path(path_type=Path),
-              help="Mix spec YAML: per category count or weight, total, max_repeats, on_shortfall.")
-@click.option("--rank-by", default=None, metavar="COLUMN",
-              help="Score column: take the top-scored rows of each category first (default: seeded random).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling and output order.")
-@click.option("--replay", default=None, type=click.Path(path_type=Path),
-              help="General rows to mix back in (marked source=replay) against forgetting.")
-@click.option("--replay-fraction", default=0.0, show_default=True, type=float,
-              help="Share of the output made of replay rows, e.g. 0.1.")
+@click.option(
+    "--spec",
+    "spec",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Mix spec YAML: per category count or weight, total, max_repeats, on_shortfall.",
+)
+@click.option(
+    "--rank-by",
+    default=None,
+    metavar="COLUMN",
+    help="Score column: take the top-scored rows of each category first (default: seeded random).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, type=int, help="Seed for sampling and output order."
+)
+@click.option(
+    "--replay",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="General rows to mix back in (marked source=replay) against forgetting.",
+)
+@click.option(
+    "--replay-fraction",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Share of the output made of replay rows, e.g. 0.1.",
+)
 @stage_options
-def mix(inputs: tuple[Path, ...], spec: Path, rank_by: str | None, seed: int, replay: Path | None,
-        replay_fraction: float, out: str, force: bool) -> None:
+def mix(
+    inputs: tuple[Path, ...],
+    spec: Path,
+    rank_by: str | None,
+    seed: int,
+    replay: Path | None,
+    replay_fraction: float,
+    out: str,
+    force: bool,
+) -> None:
     """Mix categories of one or more INPUTS into a balanced, quality-first set.
 
     Every problem of the spec is reported at once; categories that cannot fill their

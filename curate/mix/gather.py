@@ -43,7 +43,7 @@ def _canonical_parquet(path: Path) -> dict[str, pl.DataType] | None:
         return None
     try:
         schema = pl.read_parquet_schema(path)
-    except Exception:
+    except (OSError, pl.exceptions.PolarsError):
         return None
     if schema.get("messages") != MESSAGES_DTYPE or schema.get("id") not in (pl.String, pl.Utf8):
         return None

@@ -103,7 +103,9 @@ def make_plan(spec: MixSpec, available: dict[str, int]) -> list[CategoryPlan]:
         if total is None:
             total = _weight_total(weights, capacity)
         wsum = math.fsum(weights.values())
-        wanted.update(largest_remainder({k: w * total for k, w in weights.items()}, round(wsum * total)))
+        wanted.update(
+            largest_remainder({k: w * total for k, w in weights.items()}, round(wsum * total))
+        )
     temp = [k for k, kind in kinds.items() if kind == "temperature"]
     if temp:
         assert spec.temperature is not None
@@ -123,12 +125,13 @@ def make_plan(spec: MixSpec, available: dict[str, int]) -> list[CategoryPlan]:
             f"{k} (wanted {wanted[k]}, available {avail[k]}, max_repeats {repeats[k]}, can take {taken[k]})"
             for k in sorted(short)
         ]
-        raise ThresherError("mix: categories cannot fill their targets (on_shortfall: fail): " + "; ".join(parts))
+        raise ThresherError(
+            "mix: categories cannot fill their targets (on_shortfall: fail): " + "; ".join(parts)
+        )
     if short and spec.on_shortfall == "redistribute":
         _redistribute(sum(short.values()), kinds, wanted, capacity, taken)
     return [
-        CategoryPlan(k, kinds[k], wanted[k], avail[k], repeats[k], taken[k])
-        for k in sorted(kinds)
+        CategoryPlan(k, kinds[k], wanted[k], avail[k], repeats[k], taken[k]) for k in sorted(kinds)
     ]
 
 

@@ -32,9 +32,7 @@ def user_text() -> pl.Expr:
     return (
         pl.col("messages")
         .list.eval(
-            pl.element()
-            .filter(pl.element().struct.field("role") == "user")
-            .struct.field("content")
+            pl.element().filter(pl.element().struct.field("role") == "user").struct.field("content")
         )
         .list.join("\n")
     )
@@ -81,8 +79,12 @@ def eligible(frame: pl.DataFrame, spec: MixSpec, names: Sequence[str]) -> pl.Dat
     mins = {c.name: c.min_score for c in spec.categories if c.min_score is not None}
     keep = pl.col(CAT).is_in(list(names))
     if mins:
-        low = pl.col(CAT).replace_strict(list(mins), list(mins.values()), default=None, return_dtype=pl.Float64)
-        keep = keep & (low.is_null() | (pl.col(SCORE) >= low).fill_null(False))
+        low = pl.col(CAT).replace_strict(
+            list(mins), list(mins.values()), default=None, return_dtype=pl.Float64
+        )
+        # a NaN score is a missing score (polars orders NaN above every number)
+        score = pl.col(SCORE).fill_nan(None)
+        keep = keep & (low.is_null() | (score >= low).fill_null(False))
     return frame.filter(keep)
 
 
@@ -105,7 +107,9 @@ def select(frame: pl.DataFrame, plan: Sequence[CategoryPlan], *, ranked: bool) -
     cols = [pl.col(ROW), code, pl.col(KEY)]
     if ranked:
         # missing scores become -inf so that they sort last without the (slow) nulls_last
-        cols.append(pl.col(SCORE).cast(pl.Float64).fill_nan(None).fill_null(float("-inf")).alias(SCORE))
+        cols.append(
+            pl.col(SCORE).cast(pl.Float64).fill_nan(None).fill_null(float("-inf")).alias(SCORE)
+        )
     coded = frame.select(cols).filter(pl.col("__code").is_not_null())
     # Eager on purpose: sorting on one or two float keys and then numbering rows within each
     # category in that order is several times faster than a sort led by the category, and
@@ -113,7 +117,9 @@ def select(frame: pl.DataFrame, plan: Sequence[CategoryPlan], *, ranked: bool) -
     by = [SCORE, KEY] if ranked else [KEY]
     order = coded.select(pl.arg_sort_by(by, descending=[True, False][: len(by)])).to_series()
     ordered = coded.select(ROW, "__code")[order]
-    rank = ordered.select(pl.int_range(pl.len(), dtype=pl.Int64).over("__code")).to_series().to_numpy()
+    rank = (
+        ordered.select(pl.int_range(pl.len(), dtype=pl.Int64).over("__code")).to_series().to_numpy()
+    )
     codes = ordered["__code"].to_numpy()
     copies = take[codes] // avail[codes] + (rank < take[codes] % avail[codes])
     picked = copies > 0
@@ -130,7 +136,11 @@ def select(frame: pl.DataFrame, plan: Sequence[CategoryPlan], *, ranked: bool) -
     ).explode(COPY)
 
 
+def shuffle_order(n: int, seed: int, stream: int = 1) -> np.ndarray:
+    """A seeded random permutation of ``range(n)`` (the output order)."""
+    return np.random.default_rng([seed, stream]).permutation(n)
+
+
 def shuffle(df: pl.DataFrame, seed: int, stream: int = 1) -> pl.DataFrame:
     """``df`` in a seeded random order."""
-    rng = np.random.default_rng([seed, stream])
-    return df[rng.permutation(df.height)]
+    return df[shuffle_order(df.height, seed, stream)]

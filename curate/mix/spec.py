@@ -20,7 +20,14 @@ A spec is a YAML file or a mapping (a recipe embeds it under the mix stage's ``s
 
 ``count`` is an absolute number of rows and ``weight`` a share of ``total``; the meaning
 never depends on the number's form. With weights and no ``total``, the weights must sum to
-1 and the total is the largest mix that the data supports with exactly these shares.
+1 and the total is the largest mix that the data supports with exactly these shares. With
+``temperature``, the data's categories that have no count or weight share what is left of
+``total`` (all rows when there is no total) in proportion to ``size ** (1 / T)``.
+
+A category that cannot fill its target (fewer than ``target / max_repeats`` rows) is
+reported; ``on_shortfall: redistribute`` gives the missing rows to weight/temperature
+categories with room, in proportion to their targets (``count`` categories always get
+exactly their count); ``keep`` leaves the mix short; ``fail`` stops with the numbers.
 
 Every problem is collected and reported at once (:class:`thresher.errors.ConfigError`).
 """
@@ -138,7 +145,7 @@ def _regex_problem(pattern: str) -> str | None:
 
     try:
         pl.select(pl.lit("").str.contains(pattern))
-    except Exception as exc:  # polars raises ComputeError with a multi-line message
+    except pl.exceptions.PolarsError as exc:  # ComputeError, with a multi-line message
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         return lines[-1] if lines else "invalid regex"
     return None
@@ -154,7 +161,9 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
     for i, item in enumerate(raw, start=1):
         where = f"rules[{i}]"
         if not isinstance(item, Mapping):
-            problems.append(f"{where}: must be a mapping with category and regex, keywords or source")
+            problems.append(
+                f"{where}: must be a mapping with category and regex, keywords or source"
+            )
             continue
         for key in item:
             if key not in RULE_KEYS:
@@ -172,7 +181,9 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
         keywords = item.get("keywords", ())
         if isinstance(keywords, str):
             keywords = [keywords]
-        if not isinstance(keywords, (list, tuple)) or not all(isinstance(k, str) and k.strip() for k in keywords):
+        if not isinstance(keywords, (list, tuple)) or not all(
+            isinstance(k, str) and k.strip() for k in keywords
+        ):
             problems.append(f"{where}.keywords: must be a list of non-empty strings")
             keywords = ()
         sources = item.get("source", ())
@@ -263,7 +274,9 @@ def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
         max_repeats = 1
     on_shortfall = raw.get("on_shortfall", "redistribute")
     if on_shortfall not in SHORTFALL_MODES:
-        problems.append(f"on_shortfall: must be one of {', '.join(SHORTFALL_MODES)}, got {on_shortfall!r}")
+        problems.append(
+            f"on_shortfall: must be one of {', '.join(SHORTFALL_MODES)}, got {on_shortfall!r}"
+        )
         on_shortfall = "redistribute"
     temperature = raw.get("temperature")
     if temperature is not None:
@@ -305,16 +318,19 @@ def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
     if weights:
         if total is None:
             if counts:
-                problems.append("total: required when both counts and weights are given (weights are shares of total)")
+                problems.append(
+                    "total: required when both counts and weights are given (weights are shares of total)"
+                )
             elif abs(wsum - 1) > WEIGHT_TOLERANCE:
-                problems.append(f"weights: must sum to 1 when no total is given, they sum to {wsum:g}")
+                problems.append(
+                    f"weights: must sum to 1 when no total is given, they sum to {wsum:g}"
+                )
         elif wsum > 1 + WEIGHT_TOLERANCE:
             problems.append(f"weights: sum to {wsum:g}, more than 1")
-    if total is not None and counts:
-        if sum(counts) + wsum * total > total + WEIGHT_TOLERANCE * total:
-            problems.append(
-                f"total: counts ({sum(counts)}) plus weights x total ({wsum * total:g}) exceed total {total}"
-            )
+    if total is not None and counts and sum(counts) + wsum * total > total * (1 + WEIGHT_TOLERANCE):
+        problems.append(
+            f"total: counts ({sum(counts)}) plus weights x total ({wsum * total:g}) exceed total {total}"
+        )
     if temperature is not None and total is None and (counts or weights):
         problems.append("total: required when temperature is combined with counts or weights")
 

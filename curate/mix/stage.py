@@ -68,11 +68,15 @@ class Config:
                 problems.append(f"spec: {exc}")
             else:
                 parsed, spec_probs = spec_problems(raw)
-                problems.extend(f"spec.{p}" if not p.startswith("the spec") else p for p in spec_probs)
+                problems.extend(
+                    f"spec.{p}" if not p.startswith("the spec") else p for p in spec_probs
+                )
                 if parsed is not None and self.rank_by is None:
                     for c in parsed.categories:
                         if c.min_score is not None:
-                            problems.append(f"spec.categories.{c.name}.min_score: needs rank_by (the score column)")
+                            problems.append(
+                                f"spec.categories.{c.name}.min_score: needs rank_by (the score column)"
+                            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             problems.append(f"seed: must be a whole number >= 0, got {self.seed!r}")
         if not 0 <= self.replay_fraction < 1:
@@ -86,7 +90,9 @@ class Config:
         return problems
 
 
-def _read(config: Config, inputs: list[Path]) -> tuple[MixSpec, list[Source], pl.DataFrame, set[str]]:
+def _read(
+    config: Config, inputs: list[Path]
+) -> tuple[MixSpec, list[Source], pl.DataFrame, set[str]]:
     """The spec, the opened inputs, their narrow frame and the categories present; every
     problem of the options and the spec (structure and categories missing from the data)
     is raised in one error."""
@@ -136,7 +142,9 @@ def _narrow_frame(sources: list[Source], spec: MixSpec, rank_by: str | None) -> 
     return df.drop("__text", strict=False)
 
 
-def _replay(config: Config, spec: MixSpec, main_n: int, main_ids: pl.Series) -> tuple[pl.DataFrame, dict[str, Any]]:
+def _replay(
+    config: Config, spec: MixSpec, main_n: int, main_ids: pl.Series
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Replay rows (full) to make up ``replay_fraction`` of the output, and their stats."""
     frac = config.replay_fraction
     wanted = round(frac * main_n / (1 - frac))
@@ -145,7 +153,13 @@ def _replay(config: Config, spec: MixSpec, main_n: int, main_ids: pl.Series) -> 
     avail = df.height
     repeats = spec.max_repeats
     taken = min(wanted, avail * repeats)
-    stats = {"file": str(config.replay), "fraction": frac, "wanted": wanted, "available": avail, "taken": taken}
+    stats = {
+        "file": str(config.replay),
+        "fraction": frac,
+        "wanted": wanted,
+        "available": avail,
+        "taken": taken,
+    }
     if taken < wanted:
         msg = f"replay: wanted {wanted} rows, {avail} available (max_repeats {repeats}), can take {taken}"
         if spec.on_shortfall == "fail":
@@ -179,19 +193,35 @@ def _with_copies(df: pl.DataFrame) -> pl.DataFrame:
     ).rename({sel.COPY: "mix_copy"})
 
 
+def _duplicate_ids(ids: pl.Series) -> pl.Series:
+    """True for each id already seen in an earlier row. Exact, and fast when there are no
+    duplicates (the usual case): 64-bit hashes first, strings only where hashes repeat."""
+    hashes = ids.hash(seed=7)
+    if hashes.n_unique() == ids.len():
+        return pl.repeat(False, ids.len(), eager=True)
+    suspect = hashes.is_duplicated()
+    flags = pl.repeat(False, ids.len(), eager=True)
+    where = suspect.arg_true()
+    return flags.scatter(where, ~ids.gather(where).is_first_distinct())
+
+
 def _lookup(expr: pl.Expr, mapping: dict[str, str]) -> pl.Expr:
     """``mapping[expr]``, null when absent. (Per-category strings rather than pl.format over
     literals: polars 2.1 panics formatting scalars inside when/then on some frames.)"""
     if not mapping:
         return pl.lit(None, dtype=pl.String)
-    return expr.replace_strict(list(mapping), list(mapping.values()), default=None, return_dtype=pl.String)
+    return expr.replace_strict(
+        list(mapping), list(mapping.values()), default=None, return_dtype=pl.String
+    )
 
 
 def _report(plan: list[CategoryPlan]) -> None:
     for p in plan:
         if p.taken < p.wanted:
-            info(f"mix: category {p.name}: wanted {p.wanted}, available {p.available} "
-                 f"(max_repeats {p.max_repeats}), taken {p.taken}")
+            info(
+                f"mix: category {p.name}: wanted {p.wanted}, available {p.available} "
+                f"(max_repeats {p.max_repeats}), taken {p.taken}"
+            )
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
@@ -216,14 +246,17 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     lap("read")
 
     # reasons for rows that cannot take part
-    dup = ~pl.col("id").is_first_distinct()
+    dup = _duplicate_ids(df["id"])
     no_cat = pl.col(sel.CAT).is_null()
     names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
     outside = ~pl.col(sel.CAT).is_in(names)
     df = df.with_columns(
-        pl.when(dup).then(pl.lit("duplicate id (already in an earlier row or input)"))
-        .when(no_cat).then(pl.lit("no category"))
-        .when(outside).then(pl.format("category not in spec: {}", pl.col(sel.CAT)))
+        pl.when(dup)
+        .then(pl.lit("duplicate id (already in an earlier row or input)"))
+        .when(no_cat)
+        .then(pl.lit("no category"))
+        .when(outside)
+        .then(pl.format("category not in spec: {}", pl.col(sel.CAT)))
         .otherwise(pl.lit(None, dtype=pl.String))
         .alias("__why")
     )
@@ -245,17 +278,21 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     rows = np.flatnonzero(in_mix)  # sorted, unique
     position = np.cumsum(in_mix) - 1  # row -> its index in ``rows``
     base = df[rows].with_columns(messages_for(sources, df, rows).alias("messages"))
-    kept = base[position[picked]].with_columns(
-        chosen[sel.CAT].alias("category"), chosen[sel.COPY]
-    )
+    labels = chosen.select(pl.col(sel.CAT).alias("category"), sel.COPY)
     replay_stats = None
     if config.replay:
-        replay_rows, replay_stats = _replay(config, spec, kept.height, df["id"])
-        kept = pl.concat([kept, replay_rows], how="diagonal_relaxed")
-    kept = _with_copies(sel.shuffle(kept, config.seed))
+        replay_rows, replay_stats = _replay(config, spec, chosen.height, df["id"])
+        kept = base[position[picked]].with_columns(labels)
+        kept = sel.shuffle(pl.concat([kept, replay_rows], how="diagonal_relaxed"), config.seed)
+    else:  # the same order as above, with a single gather of the conversations
+        order = sel.shuffle_order(chosen.height, config.seed)
+        kept = base[position[picked][order]].with_columns(labels[order])
+    kept = _with_copies(kept)
     internal = [sel.ROW, sel.CAT, sel.SCORE, sel.KEY, INPUT, LOCAL, "__why"]
     kept = kept.drop(internal, strict=False)
-    kept = kept.select(["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]])
+    kept = kept.select(
+        ["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]]
+    )
 
     lap("gather")
 
@@ -268,7 +305,10 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         for c in spec.categories
         if c.min_score is not None
     }
-    unpicked = {p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)" for p in plan}
+    unpicked = {
+        p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)"
+        for p in plan
+    }
     cat = pl.col(sel.CAT)
     reason = pl.coalesce(
         pl.col("__why"),
@@ -280,8 +320,12 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         .filter(pl.Series(~in_mix))
         .with_columns(reason.alias("__reason"), cat.fill_null(pl.col("category")).alias("category"))
     )
-    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop([*internal, "__eligible", "__reason"], strict=False)
-    dropped = dropped.select(["id", "category", "source", *[c for c in dropped.columns if c not in CORE]])
+    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop(
+        [*internal, "__eligible", "__reason"], strict=False
+    )
+    dropped = dropped.select(
+        ["id", "category", "source", *[c for c in dropped.columns if c not in CORE]]
+    )
 
     lap("dropped")
     stats = {

@@ -10,7 +10,9 @@ from thresher.io import write_table
 from thresher.schema import make_rows
 
 
-def rows(sizes: dict[str, int], *, prefix: str = "", source: str | None = "data", scores: bool = True) -> pl.DataFrame:
+def rows(
+    sizes: dict[str, int], *, prefix: str = "", source: str | None = "data", scores: bool = True
+) -> pl.DataFrame:
     """``sizes[c]`` rows per category ``c``; row ``i`` of ``c`` has id ``<prefix><c>-<i>``
     and ``score_q = i / size`` (so the top-scored rows are the last ones)."""
     recs = []

@@ -24,7 +24,13 @@ from thresher.schema import make_rows
 
 
 def convo(rid: str, user: str, assistant: str = "Sure.") -> dict:
-    return {"id": rid, "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+    return {
+        "id": rid,
+        "messages": [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": assistant},
+        ],
+    }
 
 
 def prose(k: int) -> list[str]:
@@ -53,7 +59,17 @@ def giraffes() -> dict:
 
 
 def test_normalize_ignores_case_punctuation_and_spacing():
-    assert normalize("Hello,  WORLD!\n\tIt's  x_y-z (2+2)") == ["hello", "world", "it", "s", "x", "y", "z", "2", "2"]
+    assert normalize("Hello,  WORLD!\n\tIt's  x_y-z (2+2)") == [
+        "hello",
+        "world",
+        "it",
+        "s",
+        "x",
+        "y",
+        "z",
+        "2",
+        "2",
+    ]
     assert normalize("ﬁne Ｆｕｌｌ") == ["fine", "full"]  # NFKC ligature and full-width letters
     assert normalize("  ... ") == []
 
@@ -68,9 +84,13 @@ def test_ngrams_match_across_texts_but_never_cross_segments():
 
 def test_index_lookup_agrees_with_a_python_set():
     texts = prose(60)
-    bench = pl.DataFrame({"benchmark": "b", "item": [str(i) for i in range(30)], "text": texts[:30]})
+    bench = pl.DataFrame(
+        {"benchmark": "b", "item": [str(i) for i in range(30)], "text": texts[:30]}
+    )
     index = BenchmarkIndex.build(bench, n=5)
-    expected = {tuple(normalize(t)[i : i + 5]) for t in texts[:30] for i in range(len(normalize(t)) - 4)}
+    expected = {
+        tuple(normalize(t)[i : i + 5]) for t in texts[:30] for i in range(len(normalize(t)) - 4)
+    }
     data = segment_words(pl.Series(texts), keep_words=True)
     hashes, starts = ngram_hashes(data, 5)
     grams = [tuple(data.words[s : s + 5]) for s in starts]
@@ -78,10 +98,14 @@ def test_index_lookup_agrees_with_a_python_set():
     assert len(index) == len(expected)
 
 
-def test_planted_mmlu_question_lightly_reformatted_is_caught_and_clean_rows_kept(tmp_path, giraffes):
+def test_planted_mmlu_question_lightly_reformatted_is_caught_and_clean_rows_kept(
+    tmp_path, giraffes
+):
     q = giraffes["question"]
     planted = (
-        "Question:  " + q.upper().replace(". ", " ;  ").replace(",", " ,") + "\n"
+        "Question:  "
+        + q.upper().replace(". ", " ;  ").replace(",", " ,")
+        + "\n"
         + "\n".join(f"({k}) {giraffes['answer_' + k.lower()]}" for k in "ABCD")
     )
     # the same question with every 8th word changed: no 13 words in a row in common
@@ -103,26 +127,40 @@ def test_planted_mmlu_question_lightly_reformatted_is_caught_and_clean_rows_kept
     assert row["drop_reason"].startswith(f"contaminated: mmlu item {giraffes['item']} (")
     assert row["drop_stage"] == "decontam"
     assert set(kept["id"]) == {f"clean-{i}" for i in range(20)} | {"near"}
-    assert result.stats["decontam"]["benchmarks"]["mmlu"] == {"items": 14044, "items_shorter_than_n": 233, "rows_dropped": 1}
+    assert result.stats["decontam"]["benchmarks"]["mmlu"] == {
+        "items": 14044,
+        "items_shorter_than_n": 233,
+        "rows_dropped": 1,
+    }
 
 
 def test_humaneval_prompt_in_a_response_is_caught(tmp_path):
     he = load_humaneval()
     assert he["item"].n_unique() == 164
     prompt = he.filter(pl.col("item") == "HumanEval/0")["text"][0]
-    recs = [convo("leak", "Write the function please.", "Here it is:\n```python\n" + prompt + "    pass\n```"),
-            convo("ok", "Write a function that adds two numbers.", "def add(a, b):\n    return a + b")]
+    recs = [
+        convo(
+            "leak",
+            "Write the function please.",
+            "Here it is:\n```python\n" + prompt + "    pass\n```",
+        ),
+        convo("ok", "Write a function that adds two numbers.", "def add(a, b):\n    return a + b"),
+    ]
     src = tmp_path / "rows.parquet"
     write_table(make_rows(recs), src)
     run([src], tmp_path / "out", Config(against=("humaneval",)))
     dropped = pl.read_parquet(tmp_path / "out" / "dropped.parquet")
-    assert dropped.select("id", "benchmark", "benchmark_item").rows() == [("leak", "humaneval", "HumanEval/0")]
+    assert dropped.select("id", "benchmark", "benchmark_item").rows() == [
+        ("leak", "humaneval", "HumanEval/0")
+    ]
 
 
 def test_user_benchmark_file_with_field_options(tmp_path):
     texts = prose(4)
     bench = tmp_path / "mybench.jsonl"
-    bench.write_text("\n".join(json.dumps({"qid": f"Q{i}", "body": t}) for i, t in enumerate(texts[:2])) + "\n")
+    bench.write_text(
+        "\n".join(json.dumps({"qid": f"Q{i}", "body": t}) for i, t in enumerate(texts[:2])) + "\n"
+    )
     five = " ".join(texts[1].split()[10:15])  # exactly 5 words of Q1
     recs = [convo("hit", f"as they say, {five} - indeed"), convo("miss", texts[3])]
     src = tmp_path / "rows.jsonl"
@@ -133,7 +171,10 @@ def test_user_benchmark_file_with_field_options(tmp_path):
     assert dropped.select("id", "benchmark", "benchmark_item", "matched_ngram").rows() == [
         ("hit", "mybench", "Q1", " ".join(normalize(five)))
     ]
-    with pytest.raises(ThresherError, match=r"mybench\.jsonl: text field\(s\) question not found \(fields: qid, body\)"):
+    with pytest.raises(
+        ThresherError,
+        match=r"mybench\.jsonl: text field\(s\) question not found \(fields: qid, body\)",
+    ):
         run([src], tmp_path / "out2", Config(against=(str(bench),), text_fields=("question",)))
 
 
@@ -152,7 +193,9 @@ def test_min_overlap_and_min_fraction_thresholds(tmp_path, giraffes):
     assert index.match(texts, Overlap(13, 1, min_fraction=0.99))["row"].to_list() == []
     # a shorter n finds the one-13-gram row many times over
     assert index.match(texts.head(1), Overlap(13, 1))["overlap"].to_list() == [1]
-    assert BenchmarkIndex.build(bench, 8).match(texts.head(1), Overlap(8, 1))["overlap"].to_list() == [6]
+    assert BenchmarkIndex.build(bench, 8).match(texts.head(1), Overlap(8, 1))[
+        "overlap"
+    ].to_list() == [6]
 
 
 def test_config_problems_are_reported_together():

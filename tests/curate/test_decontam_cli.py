@@ -14,8 +14,20 @@ from thresher.schema import make_rows
 def _rows(tmp_path):
     prompt = load_humaneval().filter(pl.col("item") == "HumanEval/2")["text"][0]
     recs = [
-        {"id": "leak", "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "x"}]},
-        {"id": "ok", "messages": [{"role": "user", "content": "Tell me a joke."}, {"role": "assistant", "content": "No."}]},
+        {
+            "id": "leak",
+            "messages": [
+                {"role": "user", "content": prompt},
+                {"role": "assistant", "content": "x"},
+            ],
+        },
+        {
+            "id": "ok",
+            "messages": [
+                {"role": "user", "content": "Tell me a joke."},
+                {"role": "assistant", "content": "No."},
+            ],
+        },
     ]
     path = tmp_path / "rows.parquet"
     write_table(make_rows(recs), path)
@@ -24,7 +36,10 @@ def _rows(tmp_path):
 
 def test_decontam_cli_drops_the_leak(tmp_path):
     out = tmp_path / "dc"
-    res = CliRunner().invoke(cli, ["curate", "decontam", str(_rows(tmp_path)), "--against", "humaneval", "--out", str(out)])
+    res = CliRunner().invoke(
+        cli,
+        ["curate", "decontam", str(_rows(tmp_path)), "--against", "humaneval", "--out", str(out)],
+    )
     assert res.exit_code == 0, res.output
     assert "decontam: 1 of 2 rows dropped" in res.output
     assert pl.read_parquet(out / "kept.parquet")["id"].to_list() == ["ok"]
@@ -35,13 +50,26 @@ def test_decontam_cli_drops_the_leak(tmp_path):
 def test_decontam_cli_bad_options_one_line_error(tmp_path):
     res = CliRunner().invoke(
         cli,
-        ["curate", "decontam", str(_rows(tmp_path)), "--against", "gsm8k", "-n", "0", "--out", str(tmp_path / "o")],
+        [
+            "curate",
+            "decontam",
+            str(_rows(tmp_path)),
+            "--against",
+            "gsm8k",
+            "-n",
+            "0",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert res.exit_code == 1
     assert "Traceback" not in res.output
     errors = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1
-    assert "against: 'gsm8k' is neither a built-in benchmark (humaneval, mmlu) nor an existing file" in errors[0]
+    assert (
+        "against: 'gsm8k' is neither a built-in benchmark (humaneval, mmlu) nor an existing file"
+        in errors[0]
+    )
     assert "n: must be in [1, 64], got 0" in errors[0]
 
 
@@ -49,7 +77,16 @@ def test_decontam_cli_unreadable_benchmark_file(tmp_path):
     bench = tmp_path / "bench.jsonl"
     bench.write_text('{"text": "fine"}\n{not json\n')
     res = CliRunner().invoke(
-        cli, ["curate", "decontam", str(_rows(tmp_path)), "--against", str(bench), "--out", str(tmp_path / "o")]
+        cli,
+        [
+            "curate",
+            "decontam",
+            str(_rows(tmp_path)),
+            "--against",
+            str(bench),
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert res.exit_code == 1
     assert f"Error: {bench}: cannot read benchmark file" in res.output

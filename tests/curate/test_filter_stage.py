@@ -34,6 +34,32 @@ def test_refusals_and_language():
     assert lid("Le temps est magnifique aujourd'hui et les enfants jouent dehors.")[0] == "fr"
 
 
+def test_language_check_spares_short_english_and_names():
+    rows = make_rows([
+        _row("Hi", "As soon as i get enough money for my robot body.", id="en"),
+        _row("Who?", "Margaret Thatcher", id="name"),
+        _row("Hi", "Ich schaue lieber Filme. Dort gibt es eine Haupthandlung.", id="de"),
+        _row("Hi", "Bueno, tal vez, o tal vez no.", id="es_unsure"),
+    ])
+    _, reasons, _ = apply_rules(rows, Config(language="en", language_min_letters=12))
+    got = dict(zip(rows["id"].to_list(), reasons))
+    assert got["en"] is None and got["name"] is None
+    assert got["de"].startswith("language=de (p=")
+    assert got["es_unsure"] is None  # below the 0.5 probability floor: kept
+    # with every language the model knows and no floor, the English row is misjudged
+    _, loose, _ = apply_rules(rows, Config(language="en", language_min_letters=12,
+                                           language_candidates=(), language_min_prob=0.0))
+    assert loose[0] is not None and loose[0].startswith("language=")
+
+
+def test_unknown_language_code_is_a_clear_error(tmp_path):
+    path = tmp_path / "x.parquet"
+    make_rows([_row("q", "A long enough English answer for the check.")]).write_parquet(path)
+    res = _filter(path, "--language", "xx", "--out", tmp_path / "f")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "language identification: Unknown language code(s): {'xx'}" in res.output
+
+
 def test_token_counter_with_a_real_tokenizer(tiny_tokenizer_dir):
     count = H.make_token_counter(str(tiny_tokenizer_dir))
     assert count("hello world") >= 2

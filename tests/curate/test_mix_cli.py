@@ -13,12 +13,29 @@ def test_mix_cli_writes_the_mix_and_reports(tmp_path):
     data = write(rows({"code": 50, "math": 30}), tmp_path / "in.parquet")
     replay = write(rows({"general": 40}, prefix="r-"), tmp_path / "replay.jsonl")
     spec = tmp_path / "mix.yaml"
-    spec.write_text("total: 40\non_shortfall: keep\ncategories:\n  code: {weight: 0.5}\n  math: {weight: 0.5, max_repeats: 1}\n")
+    spec.write_text(
+        "total: 40\non_shortfall: keep\ncategories:\n  code: {weight: 0.5}\n  math: {weight: 0.5, max_repeats: 1}\n"
+    )
     out = tmp_path / "run" / "mix"
     res = CliRunner().invoke(
         cli,
-        ["curate", "mix", str(data), "--spec", str(spec), "--out", str(out), "--rank-by", "score_q",
-         "--seed", "3", "--replay", str(replay), "--replay-fraction", "0.2"],
+        [
+            "curate",
+            "mix",
+            str(data),
+            "--spec",
+            str(spec),
+            "--out",
+            str(out),
+            "--rank-by",
+            "score_q",
+            "--seed",
+            "3",
+            "--replay",
+            str(replay),
+            "--replay-fraction",
+            "0.2",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "mix: 50 rows (40 from categories, 10 replay)" in res.output
@@ -37,7 +54,9 @@ def test_mix_cli_bad_spec_lists_every_problem_without_traceback(tmp_path):
         "  math: {weight: 0.6}\n"
         "  poetry: {count: -2}\n"
     )
-    res = CliRunner().invoke(cli, ["curate", "mix", str(data), "--spec", str(spec), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        cli, ["curate", "mix", str(data), "--spec", str(spec), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 1
     assert "Traceback" not in res.output
     line = [ln for ln in res.output.splitlines() if ln.startswith("Error:")]
@@ -54,9 +73,25 @@ def test_mix_cli_shortfall_fail_and_missing_input_exit_1(tmp_path):
     data = write(rows({"code": 5}), tmp_path / "in.parquet")
     spec = tmp_path / "mix.yaml"
     spec.write_text("on_shortfall: fail\ncategories:\n  code: {count: 9}\n")
-    res = CliRunner().invoke(cli, ["curate", "mix", str(data), "--spec", str(spec), "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        cli, ["curate", "mix", str(data), "--spec", str(spec), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 1
-    assert "Error: mix: categories cannot fill their targets (on_shortfall: fail): code (wanted 9, available 5" in res.output
-    res = CliRunner().invoke(cli, ["curate", "mix", str(tmp_path / "nope.jsonl"), "--spec", str(spec), "--out", str(tmp_path / "o2")])
+    assert (
+        "Error: mix: categories cannot fill their targets (on_shortfall: fail): code (wanted 9, available 5"
+        in res.output
+    )
+    res = CliRunner().invoke(
+        cli,
+        [
+            "curate",
+            "mix",
+            str(tmp_path / "nope.jsonl"),
+            "--spec",
+            str(spec),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+    )
     assert res.exit_code == 1 and "nope.jsonl: no such file or folder" in res.output
     assert "Traceback" not in res.output

@@ -18,7 +18,10 @@ def test_valid_spec_parses_into_frozen_dataclasses():
             "total": 100,
             "max_repeats": 2,
             "on_shortfall": "keep",
-            "categories": {"code": {"count": 40}, "math": {"weight": 0.6, "min_score": 0.5, "max_repeats": 3}},
+            "categories": {
+                "code": {"count": 40},
+                "math": {"weight": 0.6, "min_score": 0.5, "max_repeats": 3},
+            },
         }
     )
     assert isinstance(spec, MixSpec)
@@ -70,12 +73,27 @@ def test_weights_summing_to_one_need_no_total_and_counts_are_never_inferred():
     ("raw", "expected"),
     [
         ({"total": 10, "categories": {"a": {"count": 8}, "b": {"weight": 0.5}}}, "exceed total 10"),
-        ({"categories": {"a": {"count": 8}, "b": {"weight": 1.0}}}, "total: required when both counts and weights"),
-        ({"total": 10, "categories": {"a": {"weight": 0.7}, "b": {"weight": 0.6}}}, "weights: sum to 1.3, more than 1"),
+        (
+            {"categories": {"a": {"count": 8}, "b": {"weight": 1.0}}},
+            "total: required when both counts and weights",
+        ),
+        (
+            {"total": 10, "categories": {"a": {"weight": 0.7}, "b": {"weight": 0.6}}},
+            "weights: sum to 1.3, more than 1",
+        ),
         ({"categories": {"a": {}}}, "categories.a: needs count or weight"),
-        ({"on_shortfall": "drop", "categories": {"a": {"count": 1}}}, "on_shortfall: must be one of"),
-        ({"max_repeats": 0, "categories": {"a": {"count": 1}}}, "max_repeats: must be a whole number >= 1"),
-        ({"temperature": -1, "categories": {"a": {"count": 1}}}, "temperature: must be a number > 0"),
+        (
+            {"on_shortfall": "drop", "categories": {"a": {"count": 1}}},
+            "on_shortfall: must be one of",
+        ),
+        (
+            {"max_repeats": 0, "categories": {"a": {"count": 1}}},
+            "max_repeats: must be a whole number >= 1",
+        ),
+        (
+            {"temperature": -1, "categories": {"a": {"count": 1}}},
+            "temperature: must be a number > 0",
+        ),
         ({"categories": {}}, "the spec lists no category"),
         ("just text", "the spec must be a mapping"),
     ],
@@ -93,13 +111,23 @@ def test_rules_check_their_categories_and_regexes_up_front():
             {"regex": "x"},  # no category
         ],
         "fallback": "other",
-        "categories": {"code": {"count": 1}, "math": {"count": 1}, "other": {"count": 1}, "poetry": {"count": 1}},
+        "categories": {
+            "code": {"count": 1},
+            "math": {"count": 1},
+            "other": {"count": 1},
+            "poetry": {"count": 1},
+        },
     }
     _, problems = spec_problems(raw)
     assert any(p.startswith("rules[1].regex: invalid") for p in problems), problems
     assert "rules[2]: unknown key 'colour' (expected category, regex, keywords, source)" in problems
     assert "rules[3].category: required, a non-empty string" in problems
-    assert any(p.startswith("categories.poetry: unknown category (rules and fallback give: code, math, other)") for p in problems)
+    assert any(
+        p.startswith(
+            "categories.poetry: unknown category (rules and fallback give: code, math, other)"
+        )
+        for p in problems
+    )
 
 
 def test_yaml_file_errors_name_the_file_and_line(tmp_path):
@@ -113,12 +141,22 @@ def test_yaml_file_errors_name_the_file_and_line(tmp_path):
 
 def test_stage_config_rejects_unknown_keys_and_checks_the_spec_up_front():
     with pytest.raises(ConfigError) as err:
-        from_dict(Config, {"spec": {"categories": {"a": {"count": -1}}}, "rank_by": None, "replay_fraction": 1.5, "sed": 1})
+        from_dict(
+            Config,
+            {
+                "spec": {"categories": {"a": {"count": -1}}},
+                "rank_by": None,
+                "replay_fraction": 1.5,
+                "sed": 1,
+            },
+        )
     msg = str(err.value)
     assert "sed: unknown key (did you mean 'seed'?)" in msg
     cfg = from_dict(Config, {"spec": {"categories": {"a": {"count": 1}}}, "seed": 3})
     assert cfg.seed == 3 and cfg.check() == []
-    problems = Config(spec={"categories": {"a": {"count": -1, "min_score": 0.5}}}, replay_fraction=1.5).check()
+    problems = Config(
+        spec={"categories": {"a": {"count": -1, "min_score": 0.5}}}, replay_fraction=1.5
+    ).check()
     assert "spec.categories.a.count: must be >= 0, got -1" in problems
     assert "spec.categories.a.min_score: needs rank_by (the score column)" in problems
     assert "replay_fraction: must be in [0, 1), got 1.5" in problems

@@ -88,7 +88,7 @@ def test_reward_scores_do_not_depend_on_batching(tiny_reward_dir):
         return RewardScorer(str(tiny_reward_dir), batch_size=batch_size, sort=sort,
                             device="cpu", dtype="float32")
 
-    _check_invariant(make, _convs())
+    _check_invariant(make, _convs(24))
 
 
 def test_loglik_scores_do_not_depend_on_batching(tiny_lm_dir):
@@ -98,8 +98,8 @@ def test_loglik_scores_do_not_depend_on_batching(tiny_lm_dir):
         return LoglikScorer(str(tiny_lm_dir), batch_size=batch_size, sort=sort,
                             device="cpu", dtype="float32")
 
-    convs = _convs(24)
+    convs = _convs(16)
     _check_invariant(make, convs)
-    # mean log-probabilities: negative, and around -log(vocab) for a random model
+    # mean log-probabilities: negative, and near -log(vocab) = -6.2 for a random model
     s = make(8, True).score(convs)
-    assert all(-12 < r.score < 0 for r in s)
+    assert all(-9 < r.score < -3 for r in s)

@@ -94,7 +94,7 @@ def _wait_for(proc, cond, what, timeout=600):
 
 def _shard_rows(folder: Path) -> dict[str, str]:
     rows = {}
-    for f in sorted((folder / "shards").glob("*")):
+    for f in sorted((folder / "shards").glob("shard-*")):
         if f.suffix == ".parquet":
             for r in pl.read_parquet(f).select("key", "text").iter_rows():
                 rows[r[0]] = r[1]
@@ -142,8 +142,9 @@ def test_kill_mid_generation_and_mid_training_then_rerun(tmp_path, tiny_lm_dir):
     assert "resuming from" in res.stderr  # training continued from its checkpoint
     stats = json.loads((gen / "stats.json").read_text())
     assert stats["reused"] >= len(before) and stats["reused"] + stats["generated"] == stats["samples"] == 80
-    final_gen = pl.read_parquet(gen / "kept.parquet")
-    assert final_gen["id"].n_unique() == final_gen.height == 80  # no duplicates
+    final_gen = pl.concat([pl.read_parquet(gen / "kept.parquet").select("id"),
+                           pl.read_parquet(gen / "dropped.parquet").select("id")])
+    assert final_gen["id"].n_unique() == final_gen.height == 80, final_gen.height  # no duplicates
     after = _shard_rows(gen)
     assert all(after[k] == v for k, v in before.items()), "a finished row was regenerated"
     assert sorted(pl.read_parquet(out / "04-dedup/kept.parquet")["id"].to_list()) == ref_ids
