@@ -8,7 +8,8 @@ Setup, identical for every contender:
   at lr 2e-4 with a cosine schedule, no warmup, no gradient clipping differences that matter;
 - the same rows: single-turn conversations (system, user, assistant) whose user and
   assistant word counts are lognormal, from real English words (CPython's pydoc topics);
-- the same number of optimiser steps, ``--threads`` torch threads (default 2), fp32 on CPU;
+- the same number of optimiser steps, ``--threads`` torch threads (default 2), fp32 on CPU,
+  no gradient checkpointing (TRL's default of True is turned off to match);
 - each contender in its own subprocess, so peak RSS (``ru_maxrss``) is its own.
 
 Contenders: thresher without packing (``--batch`` rows per step, padded), thresher with
@@ -147,7 +148,8 @@ def worker_trl(args: argparse.Namespace) -> dict:
                      lr_scheduler_type="cosine", warmup_steps=0, logging_steps=1, save_strategy="no",
                      report_to=[], use_cpu=True, bf16=False, fp16=False, max_length=args.pack_length,
                      completion_only_loss=True, seed=0, dataloader_num_workers=0, max_grad_norm=1.0,
-                     disable_tqdm=True, include_num_input_tokens_seen="non_padding")
+                     disable_tqdm=True, include_num_input_tokens_seen="non_padding",
+                     gradient_checkpointing=False)  # TRL defaults to True; thresher to False
 
     times: list[float] = []
     tokens: list[int] = []

@@ -37,6 +37,8 @@ def cli() -> None:
 @click.option("--batch-size", type=int, default=0, show_default=True,
               help="Prompts per backend call and per resume shard (0: the backend's default).")
 @click.option("--dtype", default="auto", show_default=True, help="Weights dtype (transformers, vllm).")
+@click.option("--threads", type=int, default=0, show_default=True,
+              help="transformers: CPU threads (0: torch's default).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the teacher's own code (off by default).")
 @click.option("--max-model-len", type=int, default=None, help="vllm: context length.")
 @click.option("--tensor-parallel-size", type=int, default=1, show_default=True, help="vllm: GPUs per model.")

@@ -51,6 +51,7 @@ class Config:
     drop_truncated: bool = False
     batch_size: int = 0
     dtype: str = "auto"
+    threads: int = 0
     trust_remote_code: bool = False
     max_model_len: int | None = None
     tensor_parallel_size: int = 1
@@ -64,7 +65,7 @@ class Config:
 
     # options that change how fast rows come, never what they are
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
-        "batch_size", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
+        "batch_size", "threads", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
         "concurrency", "timeout", "max_retries", "api_key_env",
     )
 
@@ -77,6 +78,8 @@ class Config:
             problems.append(f"n: must be >= 1 (got {self.n})")
         if self.reasoning not in ("keep", "strip"):
             problems.append(f"reasoning: must be 'keep' or 'strip' (got {self.reasoning!r})")
+        if self.threads < 0:
+            problems.append("threads: must be >= 0 (0 = torch's default)")
         if self.batch_size < 0:
             problems.append("batch_size: must be >= 0 (0 = the backend's default)")
         if self.tensor_parallel_size < 1:
@@ -103,7 +106,7 @@ class Config:
 
     def backend_options(self) -> dict[str, Any]:
         """Keyword options for :func:`make_backend` (each backend ignores the others')."""
-        return dict(dtype=self.dtype, trust_remote_code=self.trust_remote_code,
+        return dict(dtype=self.dtype, threads=self.threads, trust_remote_code=self.trust_remote_code,
                     batch_size=self.batch_size, max_model_len=self.max_model_len,
                     tensor_parallel_size=self.tensor_parallel_size,
                     gpu_memory_utilization=self.gpu_memory_utilization,

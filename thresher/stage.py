@@ -204,9 +204,11 @@ class Stage:
         reasons: dict[str, int] = {}
         if dropped.height:
             # count by rule: the reason up to its first value, id or detail
-            rule = (dropped["drop_reason"].cast(pl.String).fill_null("(no reason)")
-                    .str.replace(r"\s+of\s.*$|[=<>:(\[].*$", "").str.strip_chars())
-            for r, n in rule.value_counts(sort=True).head(50).iter_rows():
+            distinct = dropped.group_by(pl.col("drop_reason").cast(pl.String).fill_null("(no reason)")).len()
+            rules = (distinct.with_columns(pl.col("drop_reason")
+                                           .str.replace(r"\s+of\s.*$|[=<>:(\[].*$", "").str.strip_chars())
+                     .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
+            for r, n in rules.head(50).iter_rows():
                 reasons[str(r) or "(no reason)"] = int(n)
         full = {
             "stage": self.name,

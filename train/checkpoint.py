@@ -65,7 +65,8 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
          rngs: list[dict[str, Any]], state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``step-<step>/`` atomically, point ``latest`` at it and prune older checkpoints.
 
-    ``rngs`` holds one RNG state per process (index = rank); ``state`` is JSON (loop state,
+    ``optimizer`` is an optimiser or its (full) state dict; ``rngs`` holds one RNG state per
+    process (index = rank); ``state`` is JSON (loop state,
     config fingerprint, world size).
     """
     import torch
@@ -76,7 +77,8 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
     with atomic_path(ckdir / name, is_dir=True) as tmp:
         tmp.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        opt_state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
+        torch.save(opt_state, tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rngs, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")

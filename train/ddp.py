@@ -127,6 +127,27 @@ def full_trainable_state(model: Any) -> dict[str, Any]:
     return out
 
 
+def optimizer_state(model: Any, optimizer: Any, *, fsdp: bool) -> dict[str, Any]:
+    """The optimiser state to checkpoint (FSDP: the full, unsharded state, collective)."""
+    if not fsdp:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_optimizer_state(model: Any, optimizer: Any, state: dict[str, Any], *, fsdp: bool) -> None:
+    """Restore a state from :func:`optimizer_state` (every process reads the same file)."""
+    if not fsdp:
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=state,
+                             options=StateDictOptions(full_state_dict=True))
+
+
 def destroy() -> None:
     """Leave the process group (at the end of a torchrun run)."""
     if world_size() > 1:

@@ -68,7 +68,7 @@ def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> to
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = targets_mask
     targets = labels[:, 1:][targets_mask]
-    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+    inputs = {k: v for k, v in batch.items() if k != "labels"}  # incl. cu_seq_lens_* for varlen
     if _accepts_bool_logits_to_keep(model):
         logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
         logits = logits.reshape(-1, logits.shape[-1])

@@ -99,6 +99,14 @@ def load_trainable_state(model: Any, state: dict[str, Any]) -> None:
     missing = [n for n, p in params.items() if p.requires_grad and n not in state]
     if missing:
         raise ThresherError(f"checkpoint does not match the adapter (missing {missing[0]})")
+    try:
+        from torch.distributed.tensor import DTensor, distribute_tensor
+    except ImportError:  # pragma: no cover - old torch
+        DTensor = None  # type: ignore[assignment,misc]
     with torch.no_grad():
         for n, t in state.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
+            p = params[n]
+            t = t.to(p.device if DTensor is None or not isinstance(p, DTensor) else "cpu", p.dtype)
+            if DTensor is not None and isinstance(p, DTensor):  # FSDP: shard the full tensor like p
+                t = distribute_tensor(t.to(p.device_mesh.device_type), p.device_mesh, p.placements)
+            p.copy_(t)

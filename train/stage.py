@@ -173,7 +173,7 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
         data = ck.load(last, rank=dist.rank)
         ck.check_compatible(data["state"], fingerprint=fingerprint, world_size=dist.world_size, path=last)
         load_trainable_state(model, data["adapter"])
-        optimizer.load_state_dict(data["optimizer"])
+        ddp.load_optimizer_state(model, optimizer, data["optimizer"], fsdp=config.fsdp)
         scheduler.load_state_dict(data["scheduler"])
         if data["rng"] is not None:
             ck.set_rng_state(data["rng"])
@@ -198,9 +198,10 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
 
         def save_checkpoint(st: LoopState) -> None:
             adapter = ddp.full_trainable_state(model)
+            opt_state = ddp.optimizer_state(model, optimizer, fsdp=config.fsdp)
             rngs = ddp.gather_objects(ck.rng_state())
             if dist.main:
-                ck.save(ckdir, step=st.step, adapter=adapter, optimizer=optimizer, scheduler=scheduler,
+                ck.save(ckdir, step=st.step, adapter=adapter, optimizer=opt_state, scheduler=scheduler,
                         rngs=rngs, keep=config.keep_checkpoints,
                         state={"loop": st.to_json(), "fingerprint": fingerprint,
                                "world_size": dist.world_size})
@@ -222,16 +223,20 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
     best = ck.load_best(ckdir) if has_val else None
     if best is not None and state.best_step != state.step:
         load_trainable_state(model, best)
-    export_stats = _export(model, prep, config, stage, dist) if dist.main else {}
+    final_adapter = ddp.full_trainable_state(model)  # collective under FSDP
+    export_stats = _export(model, final_adapter, prep, config, stage) if dist.main else {}
     ddp.barrier()
     if not dist.main:
         return StageResult(NAME, out, {}, reused=False)
 
+    pack = packing_stats([len(e) for e in prep.train_examples], max_length=config.max_length,
+                         batch_size=config.batch_size)
+    info(f"train: padding {pack['padding_fraction_unpacked']:.1%} without packing, "
+         f"{pack['padding_fraction_packed']:.1%} with packing ({'on' if config.packing else 'off'})")
     records = read_metrics(out / "metrics.jsonl")
     curves = plot_losses(records, out / CURVES)
     stats = _stats(records, state, prep, config, steps, dist, export_stats, curves, time.time() - t_start)
-    stats["packing"] = packing_stats([len(e) for e in prep.train_examples], max_length=config.max_length,
-                                     batch_size=config.batch_size)
+    stats["packing"] = pack
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
                       prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \
         if prep.val_df.height else prep.train_df.with_columns(pl.lit("train").alias("split"))
@@ -282,11 +287,16 @@ def _fingerprint(config: TrainConfig, stage: Any) -> str:
     return hashlib.blake2b((config.fingerprint() + inputs).encode(), digest_size=12).hexdigest()
 
 
-def _export(model: Any, prep: Prepared, config: TrainConfig, stage: Any, dist: Any) -> dict[str, Any]:
+def _export(model: Any, adapter: dict[str, Any], prep: Prepared, config: TrainConfig, stage: Any) -> dict[str, Any]:
     from thresher.progress import info
     from thresher.train.export import merge_and_check, probe_sequences, save_adapter
-    from thresher.train.model import load_base
+    from thresher.train.model import add_adapter, load_base, load_trainable_state
 
+    if config.fsdp:  # sharded parameters: export from a fresh CPU copy holding the gathered adapter
+        import dataclasses
+
+        model = add_adapter(load_base(dataclasses.replace(config, qlora=False, grad_checkpointing=False)), config)
+        load_trainable_state(model, adapter)
     adapter_dir = save_adapter(model, prep.tokenizer, stage.path("adapter"))
     out: dict[str, Any] = {"adapter": str(adapter_dir)}
     if config.merge:

@@ -22,7 +22,7 @@ hash when known), ``chat_template`` and ``batch_size`` (prompts per call that ke
 
 Backends and their options (all keyword arguments of :func:`make_backend`):
 
-- ``"transformers"``: ``dtype`` ("auto"), ``device``, ``trust_remote_code`` (False),
+- ``"transformers"``: ``dtype`` ("auto"), ``device``, ``threads``, ``trust_remote_code`` (False),
   ``max_batch_sequences`` (sequences decoded together), ``batch_size``.
 - ``"vllm"``: ``dtype``, ``max_model_len``, ``tensor_parallel_size``,
   ``gpu_memory_utilization``, ``enforce_eager``, ``seed``, ``trust_remote_code``, ``batch_size``.

@@ -53,15 +53,20 @@ class TransformersBackend:
     """Batched generation with transformers (see module docstring).
 
     ``max_batch_sequences`` bounds the sequences (prompts x n) decoded together; ``batch_size``
-    is the number of prompts the stage hands over per call (one shard each).
+    is the number of prompts the stage hands over per call (one shard each); ``threads`` sets
+    torch's CPU threads (0: torch's default; on a busy shared CPU, 1 or
+    ``OMP_WAIT_POLICY=PASSIVE`` is often much faster).
     """
 
     name = "transformers"
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", device: str | None = None,
                  trust_remote_code: bool = False, max_batch_sequences: int = 0,
-                 batch_size: int = 0, **unused: Any) -> None:
+                 batch_size: int = 0, threads: int = 0, **unused: Any) -> None:
         import torch
+
+        if threads:
+            torch.set_num_threads(threads)
 
         self.path, self.tokenizer, self.lm = load_causal_lm(
             model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)

@@ -37,7 +37,7 @@ def test_refusals_and_language():
 def test_language_check_spares_short_english_and_names():
     rows = make_rows([
         _row("Hi", "As soon as i get enough money for my robot body.", id="en"),
-        _row("Who?", "Margaret Thatcher", id="name"),
+        _row("Who?", "The Hobbit was written by J.R.R. Tolkein.", id="name"),
         _row("Hi", "Ich schaue lieber Filme. Dort gibt es eine Haupthandlung.", id="de"),
         _row("Hi", "Bueno, tal vez, o tal vez no.", id="es_unsure"),
     ])

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from tests.curate._mix_data import rows, write
@@ -95,3 +100,41 @@ def test_mix_cli_shortfall_fail_and_missing_input_exit_1(tmp_path):
     )
     assert res.exit_code == 1 and "nope.jsonl: no such file or folder" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_ids_in_the_same_order_across_processes(tmp_path):
+    data = write(rows({"code": 300, "math": 200, "chat": 100}), tmp_path / "in.parquet")
+    spec = tmp_path / "mix.yaml"
+    spec.write_text(
+        "total: 400\nmax_repeats: 2\ncategories:\n  code: {weight: 0.25}\n  math: {weight: 0.25}\n  chat: {weight: 0.5}\n"
+    )
+    outs = []
+    for k, seed in enumerate(["5", "5", "6"]):
+        out = tmp_path / f"o{k}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "thresher.cli.main",
+            "curate",
+            "mix",
+            str(data),
+            "--spec",
+            str(spec),
+            "--seed",
+            seed,
+            "--out",
+            str(out),
+        ]
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "THRESHER_PROGRESS": "0"},
+        )
+        assert proc.returncode == 0, proc.stderr
+        outs.append(pl.read_parquet(out / "kept.parquet")["id"].to_list())
+    assert len(outs[0]) == 400
+    assert outs[0] == outs[1]
+    assert outs[0] != outs[2]

@@ -78,7 +78,11 @@ def test_duplicate_ids_flags_every_later_occurrence_exactly():
 def test_missing_and_nan_scores_fail_min_score_and_rank_last():
     spec = load_spec({"categories": {"a": {"count": 3, "min_score": 0.1}}})
     frame = pl.DataFrame(
-        {sel.ROW: [0, 1, 2, 3, 4], sel.CAT: ["a"] * 5, sel.SCORE: [0.5, None, float("nan"), 0.05, 0.2]}
+        {
+            sel.ROW: [0, 1, 2, 3, 4],
+            sel.CAT: ["a"] * 5,
+            sel.SCORE: [0.5, None, float("nan"), 0.05, 0.2],
+        }
     ).with_columns(sel.random_keys(5, 0))
     assert sel.eligible(frame, spec, ["a"])[sel.ROW].to_list() == [0, 4]
     spec = load_spec({"categories": {"a": {"count": 3}}})
