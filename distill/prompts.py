@@ -75,7 +75,7 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]], *, model: str = 
         raise ThresherError(f"{model}: the tokenizer has no chat template; use an instruct/chat model")
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    except Exception as e:  # jinja errors: e.g. templates that reject system turns
+    except Exception as e:  # noqa: BLE001 - jinja errors: e.g. templates that reject system turns
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ThresherError(f"{model}: chat template failed on a prompt: {msg}") from None
 

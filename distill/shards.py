@@ -61,7 +61,7 @@ class ShardStore:
         for shard in sorted(self.folder.glob("shard-*.parquet")):
             try:
                 df = pl.read_parquet(shard)
-            except Exception:  # a truncated file can only come from outside our atomic writes
+            except Exception:  # noqa: BLE001, S112 - a truncated file can only come from outside our atomic writes
                 continue
             for rec in df.iter_rows(named=True):
                 found.setdefault(rec["key"], rec)

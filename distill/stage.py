@@ -106,13 +106,13 @@ class Config:
 
     def backend_options(self) -> dict[str, Any]:
         """Keyword options for :func:`make_backend` (each backend ignores the others')."""
-        return dict(dtype=self.dtype, threads=self.threads, trust_remote_code=self.trust_remote_code,
-                    batch_size=self.batch_size, max_model_len=self.max_model_len,
-                    tensor_parallel_size=self.tensor_parallel_size,
-                    gpu_memory_utilization=self.gpu_memory_utilization,
-                    enforce_eager=self.enforce_eager, seed=self.seed, base_url=self.base_url,
-                    api_key_env=self.api_key_env, concurrency=self.concurrency,
-                    timeout=self.timeout, max_retries=self.max_retries)
+        return {"dtype": self.dtype, "threads": self.threads, "trust_remote_code": self.trust_remote_code,
+                    "batch_size": self.batch_size, "max_model_len": self.max_model_len,
+                    "tensor_parallel_size": self.tensor_parallel_size,
+                    "gpu_memory_utilization": self.gpu_memory_utilization,
+                    "enforce_eager": self.enforce_eager, "seed": self.seed, "base_url": self.base_url,
+                    "api_key_env": self.api_key_env, "concurrency": self.concurrency,
+                    "timeout": self.timeout, "max_retries": self.max_retries}
 
 
 def make_config(**options: Any) -> Config:

@@ -160,7 +160,7 @@ class TrainConfig:
     def warmup_steps(self, total_steps: int) -> int:
         """Warmup length in optimiser steps for a run of ``total_steps``."""
         if self.warmup < 1:
-            return int(round(self.warmup * total_steps))
+            return round(self.warmup * total_steps)
         return min(int(self.warmup), total_steps)
 
     def use_bf16(self) -> bool:
@@ -198,6 +198,7 @@ def to_plain(cfg: Any) -> dict[str, Any]:
 def environment_problems(cfg: TrainConfig) -> list[str]:
     """Problems that depend on this machine: QLoRA/FSDP without CUDA, bf16 forced but unsupported."""
     import importlib.util
+    import os
 
     import torch
 
@@ -207,9 +208,10 @@ def environment_problems(cfg: TrainConfig) -> list[str]:
             p.append("qlora: 4-bit QLoRA needs a CUDA GPU (none found); train a plain LoRA instead")
         elif importlib.util.find_spec("bitsandbytes") is None:
             p.append("qlora: needs the bitsandbytes package (pip install bitsandbytes)")
-    if cfg.fsdp:
-        if not torch.cuda.is_available():
-            p.append("fsdp: needs CUDA GPUs; on CPU, torchrun runs plain data-parallel (DDP)")
+    if cfg.fsdp and not torch.cuda.is_available():
+        p.append("fsdp: needs CUDA GPUs; on CPU, torchrun runs plain data-parallel (DDP)")
+    elif cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        p.append("fsdp: run under torchrun --nproc-per-node N (N >= 2)")
     if cfg.bf16 == "on" and not cfg.use_bf16():
         p.append("bf16: this device does not support bf16 autocast")
     return p

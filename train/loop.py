@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-
 from thresher.train.config import TrainConfig
 
 IGNORE_INDEX = -100
@@ -108,7 +107,7 @@ def accumulate_step(
             with autocast() if autocast is not None else contextlib.nullcontext():
                 s = token_loss_sum(model, mb)
             (s * (world_size / total)).backward()
-        loss_sum += s.detach().double()
+        loss_sum += s.detach().double().cpu()
     if all_reduce is not None:
         loss_sum = all_reduce(loss_sum.reshape(1)).reshape(())
     return float(loss_sum / total), total
@@ -130,7 +129,7 @@ def evaluate(
     acc = torch.zeros(2, dtype=torch.float64)
     for b in batches:
         with autocast() if autocast is not None else contextlib.nullcontext():
-            acc[0] += token_loss_sum(model, b).double()
+            acc[0] += token_loss_sum(model, b).detach().double().cpu()
         acc[1] += count_trainable(b)
     if all_reduce is not None:
         acc = all_reduce(acc)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from thresher.errors import ThresherError
 from thresher.train.config import TrainConfig
+
+from thresher.errors import ThresherError
 
 _BLOCK_WORDS = ("attn", "attention", "mlp", "feed_forward", "ffn")
 

@@ -56,6 +56,10 @@ def _limits(option: str, items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--refusal-phrase", "refusal_phrases", multiple=True,
               help="Refusal/boilerplate phrase (repeatable; replaces the built-in list).")
 @click.option("--language", default=None, help="Drop responses not in this language (ISO 639-1).")
+@click.option("--language-min-prob", type=float, default=0.5, show_default=True,
+              help="--language drops a response only when another language is this likely.")
+@click.option("--language-min-letters", type=int, default=20, show_default=True,
+              help="Shorter responses are not language-checked.")
 @click.option("--max-echo-ratio", type=float, default=None,
               help="Drop responses whose 3-grams repeat the prompt above this share (e.g. 0.8).")
 @out_option
@@ -67,6 +71,7 @@ def filter_cmd(inputs: tuple[str, ...], mins: tuple[str, ...], maxs: tuple[str, 
                min_chars: int, max_chars: int | None, min_tokens: int, max_tokens: int | None,
                tokenizer: str | None, max_repeat_ratio: float | None, ngram: int,
                drop_refusals: bool, refusal_phrases: tuple[str, ...], language: str | None,
+               language_min_prob: float, language_min_letters: int,
                max_echo_ratio: float | None, out: str, force: bool) -> None:
     """Filter IN (a data file or a stage run folder) into OUT/kept.parquet; dropped rows go
     to OUT/dropped.parquet with drop_reason (e.g. "score_loglik=-3.1 < -2.5").
@@ -105,6 +110,8 @@ def filter_cmd(inputs: tuple[str, ...], mins: tuple[str, ...], maxs: tuple[str, 
         "ngram": ngram,
         "drop_refusals": drop_refusals or bool(refusal_phrases),
         "language": language,
+        "language_min_prob": language_min_prob,
+        "language_min_letters": language_min_letters,
         "max_echo_ratio": max_echo_ratio,
     }
     if refusal_phrases:

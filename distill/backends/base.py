@@ -171,7 +171,7 @@ def make_completion(raw: str, *, finish_reason: str, prompt_tokens: int, complet
 
 
 
-def model_fingerprint(folder: "str | Any") -> str:
+def model_fingerprint(folder: str | Any) -> str:
     """A short content hash of a local model folder (config, tokenizer, weight headers).
 
     Cheap even for large checkpoints: weights contribute their size, their safetensors

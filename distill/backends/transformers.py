@@ -12,8 +12,14 @@ from typing import Any
 
 from thresher.errors import ThresherError
 
-from .base import Completion, SamplingParams, check_generate_args, make_completion, model_fingerprint
 from ..prompts import end_of_turn_ids, render_chat
+from .base import (
+    Completion,
+    SamplingParams,
+    check_generate_args,
+    make_completion,
+    model_fingerprint,
+)
 
 
 def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None = None,
@@ -113,13 +119,13 @@ class TransformersBackend:
     def _generation_config(self, n: int, params: SamplingParams) -> Any:
         from transformers import GenerationConfig
 
-        kw: dict[str, Any] = dict(
-            max_new_tokens=params.max_tokens,
-            num_return_sequences=n,
-            eos_token_id=self.stop_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            do_sample=params.temperature > 0,
-        )
+        kw: dict[str, Any] = {
+            "max_new_tokens": params.max_tokens,
+            "num_return_sequences": n,
+            "eos_token_id": self.stop_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": params.temperature > 0,
+        }
         if params.temperature > 0:
             kw.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
         if params.repetition_penalty != 1.0:

@@ -13,8 +13,14 @@ from typing import Any
 
 from thresher.errors import ThresherError
 
-from .base import Completion, SamplingParams, check_generate_args, make_completion, model_fingerprint
 from ..prompts import end_of_turn_ids, render_chat
+from .base import (
+    Completion,
+    SamplingParams,
+    check_generate_args,
+    make_completion,
+    model_fingerprint,
+)
 
 
 class VLLMBackend:
@@ -47,17 +53,17 @@ class VLLMBackend:
             from vllm import LLM
         except ImportError as e:
             raise ThresherError(f"backend vllm: cannot import vllm ({e})") from None
-        kw: dict[str, Any] = dict(
-            model=str(self.path), tokenizer=str(self.path), dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager, seed=seed if seed is not None else 0,
-            trust_remote_code=trust_remote_code,
-        )
+        kw: dict[str, Any] = {
+            "model": str(self.path), "tokenizer": str(self.path), "dtype": dtype,
+            "tensor_parallel_size": tensor_parallel_size, "gpu_memory_utilization": gpu_memory_utilization,
+            "enforce_eager": enforce_eager, "seed": seed if seed is not None else 0,
+            "trust_remote_code": trust_remote_code,
+        }
         if max_model_len is not None:
             kw["max_model_len"] = max_model_len
         try:
             self.llm = LLM(**kw)
-        except Exception as e:  # engine start failures: out of memory, unsupported model ...
+        except Exception as e:  # noqa: BLE001 - engine start failures: out of memory, unsupported model ...
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise ThresherError(f"backend vllm: cannot start the engine for {self.model}: {first}") from None
         if self.max_model_len is None:
@@ -80,6 +86,11 @@ class VLLMBackend:
                  params: SamplingParams) -> list[list[Completion]]:
         """``n`` completions per conversation, in input order."""
         check_generate_args(conversations, n, params)
+        if params.temperature == 0 and n > 1:  # vLLM refuses n > 1 when greedy: samples are equal
+            import dataclasses
+
+            once = self.generate(conversations, n=1, params=params)
+            return [[dataclasses.replace(c[0]) for _ in range(n)] for c in once]
         ids = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
         fits = [i for i, x in enumerate(ids) if len(x) < self.max_model_len]
         results: list[list[Completion]] = [
@@ -106,7 +117,7 @@ class VLLMBackend:
         if llm is not None:
             try:
                 llm.llm_engine.engine_core.shutdown()
-            except Exception:
+            except Exception:  # noqa: BLE001, S110 - best effort: the engine may be gone already
                 pass
             del llm
         import gc

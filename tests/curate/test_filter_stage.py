@@ -66,6 +66,12 @@ def test_token_counter_with_a_real_tokenizer(tiny_tokenizer_dir):
     assert H.make_token_counter(None)("Hello, world!") == 4
 
 
+@pytest.mark.slow
+def test_token_counter_resolves_the_default_model(smollm2_dir):
+    # SmolLM2's BPE: Hello | world | , | how | are | you | ?
+    assert H.make_token_counter("smollm2")("Hello world, how are you?") == 7
+
+
 def _row(q, a, **extra):
     return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}],
             **extra}

@@ -24,9 +24,8 @@ def write_prompts(path: Path, prompts: list[str] | None = None, *, category: str
     """A JSONL file of single-turn user prompts in the messages shape."""
     prompts = PROMPTS if prompts is None else prompts
     with open(path, "w") as f:
-        for i, p in enumerate(prompts):
-            f.write(json.dumps({"messages": [{"role": "user", "content": p}],
-                                "category": category if i % 2 == 0 else "other"}) + "\n")
+        f.writelines(json.dumps({"messages": [{"role": "user", "content": p}],
+                                "category": category if i % 2 == 0 else "other"}) + "\n" for i, p in enumerate(prompts))
     return path
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from thresher.distill.backends import SamplingParams, make_backend
+
 from thresher.errors import ThresherError
 from thresher.io import read_table
 
@@ -30,8 +30,8 @@ def server_factory(monkeypatch):
 
 
 def _backend(server, **kw):
-    opts = dict(base_url=server.base_url, api_key_env="THRESHER_TEST_KEY", concurrency=3, max_retries=2,
-                backoff=0.01, timeout=10)
+    opts = {"base_url": server.base_url, "api_key_env": "THRESHER_TEST_KEY", "concurrency": 3, "max_retries": 2,
+                "backoff": 0.01, "timeout": 10}
     opts.update(kw)
     return make_backend("openai", kw.pop("model", "m"), **opts)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import polars as pl
-
+import pytest
 from thresher.distill.backends import Completion
 from thresher.distill.stage import Config, run
+
 from thresher.io import read_table
 
 from .conftest import PROMPTS, write_prompts
@@ -133,3 +134,24 @@ def test_drop_truncated(tmp_path):
     res = run([inp], tmp_path / "o", Config(drop_truncated=True), backend_factory=lambda *a, **k: Cut([]))
     assert res.stats["rows_out"] == 0
     assert set(pl.read_parquet(res.dropped_path)["drop_reason"]) == {"truncated at max_tokens"}
+
+
+def test_progress_shows_prompts_and_tokens_per_second(cli_run, tmp_path, tiny_lm_dir, prompts_file):
+    r = cli_run("distill", "generate", prompts_file, "--out", tmp_path / "o", "--teacher", tiny_lm_dir,
+                "--max-tokens", "4", env={"THRESHER_PROGRESS": "1"})
+    assert r.exit_code == 0, r.output
+    assert "generate" in r.output and "8/8" in r.output and "tok/s" in r.output and "prompts" in r.output
+
+
+@pytest.mark.slow
+def test_default_teacher_smollm2_end_to_end(cli_run, tmp_path, smollm2_dir):
+    """The acceptance command: no --teacher, the embedded SmolLM2, n samples per prompt."""
+    inp = write_prompts(tmp_path / "p.jsonl", ["What is the capital of France?", "Name a colour."])
+    r = cli_run("distill", "generate", inp, "--out", tmp_path / "x", "-n", "2", "--max-tokens", "24",
+                "--threads", "1")
+    assert r.exit_code == 0, r.output
+    kept = read_table(tmp_path / "x" / "kept.parquet")
+    assert kept.height == 4
+    assert set(kept["teacher"].str.split("@").list.first()) == {"SmolLM2-135M-Instruct"}
+    answers = kept["messages"].list.last().struct.field("content")
+    assert "paris" in " ".join(answers[:2]).lower()

@@ -139,7 +139,8 @@ def test_kill_mid_generation_and_mid_training_then_rerun(tmp_path, tiny_lm_dir):
     # 3. rerun to the end
     res = subprocess.run(args, capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=900, check=False)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "resuming from" in res.stderr  # training continued from its checkpoint
+    log = " ".join(res.stderr.split())
+    assert "train: resuming from" in log, log[-3000:]  # training continued from its checkpoint
     stats = json.loads((gen / "stats.json").read_text())
     assert stats["reused"] >= len(before) and stats["reused"] + stats["generated"] == stats["samples"] == 80
     final_gen = pl.concat([pl.read_parquet(gen / "kept.parquet").select("id"),

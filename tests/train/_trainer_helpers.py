@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-WORDS = ("the cat sat on a mat while dogs ran over green hills and blue rivers under bright "
-         "skies every morning before small birds sang quiet songs").split()
+WORDS = ["the", "cat", "sat", "on", "a", "mat", "while", "dogs", "ran", "over", "green", "hills", "and", "blue", "rivers", "under", "bright", "skies", "every", "morning", "before", "small", "birds", "sang", "quiet", "songs"]
 
 
 def make_rows(n: int, seed: int = 0, *, multi_turn: bool = True) -> list[dict]:
@@ -38,7 +37,6 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def tiny_lora(model_dir: Path, *, dropout: float = 0.0, seed: int = 0, **cfg):
     """(peft model, tokenizer, TrainConfig) on the tiny Llama."""
     import torch
-
     from thresher.train.config import TrainConfig
     from thresher.train.data import load_tokenizer
     from thresher.train.model import add_adapter, load_base

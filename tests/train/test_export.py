@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from thresher.train.export import (
+    check_logits,
+    merge_and_check,
+    probe_logits,
+    probe_sequences,
+    save_adapter,
+)
 
-from tests.train._trainer_helpers import one_thread, encode, make_rows, tiny_lora  # noqa: F401 (autouse fixture)
+from tests.train._trainer_helpers import encode, make_rows, one_thread, tiny_lora  # noqa: F401 (autouse fixture)
 from thresher.errors import ThresherError
-from thresher.train.export import check_logits, merge_and_check, probe_logits, probe_sequences, save_adapter
 
 
 def _trained_like(tiny_lm_dir):

@@ -13,7 +13,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tests.train._trainer_helpers import one_thread, make_rows, write_rows  # noqa: F401 (autouse fixture)
+from tests.train._trainer_helpers import make_rows, one_thread, write_rows  # noqa: F401 (autouse fixture)
 from thresher.cli.main import cli
 
 STEPS = 24
@@ -59,7 +59,7 @@ def test_sigkill_then_rerun_resumes_and_reproduces(tmp_path, tiny_lm_dir):
 
     r = CliRunner().invoke(cli, _args(data, tiny_lm_dir, run))
     assert r.exit_code == 0, r.output
-    assert f"resuming from" in r.output and f"step {killed_at} of {STEPS}" in r.output
+    assert "resuming from" in r.output and f"step {killed_at} of {STEPS}" in r.output
     want, got = _losses(ref), _losses(run)
     assert sorted(got) == list(range(1, STEPS + 1))
     for step in range(killed_at + 1, STEPS + 1):

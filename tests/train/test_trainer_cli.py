@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from tests.train._trainer_helpers import one_thread, make_rows, write_rows  # noqa: F401 (autouse fixture)
+from tests.train._trainer_helpers import make_rows, one_thread, write_rows  # noqa: F401 (autouse fixture)
 from thresher.cli.main import cli
 
 
@@ -105,10 +105,37 @@ def test_config_problems_listed_together(tmp_path, tiny_lm_dir, data):
     assert "lr" in r.output and "batch_size" in r.output and "patience" in r.output
 
 
-def test_qlora_needs_cuda(tmp_path, tiny_lm_dir, data):
+def test_qlora_and_fsdp_need_cuda(tmp_path, tiny_lm_dir, data):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--qlora")
     assert r.exit_code == 1 and "qlora" in r.output and "CUDA" in r.output
+    r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--fsdp", "--qlora")
+    assert r.exit_code == 1 and "fsdp" in r.output and "qlora" in r.output
+
+
+def test_train_on_last_and_truncate_reach_the_encoder(tmp_path, tiny_lm_dir, data):
+    out = tmp_path / "run"
+    r = _run(data, "--base", tiny_lm_dir, "--out", out, "--max-steps", 1, "--train-on", "last",
+             "--overlong", "truncate", "--max-length", 120, "--allow-lint-failures")
+    assert r.exit_code == 0, r.output
+    stats = json.loads((out / "stats.json").read_text())
+    # truncated rows are kept (listed as response_cut); rows whose last turn is cut away are dropped
+    assert stats["lint"]["counts"].get("response_cut", 0) > 0
+    assert stats["train_rows"] + stats["rows_dropped"] == 40 and stats["train_rows"] > 20
+    # --train-on last trains fewer tokens than all turns
+    r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "all", "--max-steps", 1, "--overlong", "truncate",
+             "--max-length", 120, "--allow-lint-failures")
+    assert r.exit_code == 0, r.output
+    all_stats = json.loads((tmp_path / "all" / "stats.json").read_text())
+    assert stats["lint"]["trained_tokens"] < all_stats["lint"]["trained_tokens"]
+
+
+def test_train_group_lists_and_runs_lint_masks(tmp_path, tiny_lm_dir, data):
+    r = CliRunner().invoke(cli, ["train", "--help"])
+    assert r.exit_code == 0 and "lora" in r.output and "lint-masks" in r.output
+    r = CliRunner().invoke(cli, ["train", "lint-masks", str(data), "--base", str(tiny_lm_dir), "--max-length", "256"])
+    assert r.exit_code == 0, r.output
+    assert "trainable" in r.output
