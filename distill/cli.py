@@ -20,6 +20,7 @@ def cli() -> None:
 @click.option("--teacher", "-t", default=None,
               help="Teacher: a local model folder, a .gguf file, a hub name, or the model name a server "
                    "serves (openai). Default: the embedded SmolLM2-135M-Instruct.")
+@click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the teacher.")
 @click.option("--backend", "-b", default="auto", show_default=True,
               help="auto | vllm | openai | transformers (auto: vllm when installed with a GPU, else transformers).")
 @click.option("-n", "n", type=int, default=1, show_default=True, help="Samples per prompt.")

@@ -37,6 +37,7 @@ class Config:
     """Options of ``thresher distill generate`` (and of the recipe stage ``generate``)."""
 
     teacher: str | None = None
+    revision: str | None = None
     backend: str = "auto"
     n: int = 1
     temperature: float = 0.7
@@ -106,13 +107,10 @@ class Config:
 
     def backend_options(self) -> dict[str, Any]:
         """Keyword options for :func:`make_backend` (each backend ignores the others')."""
-        return {"dtype": self.dtype, "threads": self.threads, "trust_remote_code": self.trust_remote_code,
-                    "batch_size": self.batch_size, "max_model_len": self.max_model_len,
-                    "tensor_parallel_size": self.tensor_parallel_size,
-                    "gpu_memory_utilization": self.gpu_memory_utilization,
-                    "enforce_eager": self.enforce_eager, "seed": self.seed, "base_url": self.base_url,
-                    "api_key_env": self.api_key_env, "concurrency": self.concurrency,
-                    "timeout": self.timeout, "max_retries": self.max_retries}
+        names = ("revision", "dtype", "threads", "trust_remote_code", "batch_size", "max_model_len",
+                 "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager", "seed", "base_url",
+                 "api_key_env", "concurrency", "timeout", "max_retries")
+        return {k: getattr(self, k) for k in names}
 
 
 def make_config(**options: Any) -> Config:
@@ -135,7 +133,7 @@ def teacher_identity(backend: str, config: Config) -> tuple[str, str | None, str
 
     from .backends.base import model_fingerprint
 
-    path = resolve_model(config.teacher)
+    path = resolve_model(config.teacher, revision=config.revision)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as e:

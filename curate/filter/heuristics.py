@@ -120,12 +120,12 @@ def make_token_counter(tokenizer: str | None) -> Callable[[str], int]:
     none is given, the simple word-and-punctuation count."""
     if not tokenizer:
         return lambda text: len(simple_tokens(text))
+    from pathlib import Path
+
     from transformers import AutoTokenizer
 
     from thresher.errors import ThresherError
     from thresher.models import resolve_model
-
-    from pathlib import Path
 
     # a tokenizer folder as is; else "smollm2", a model folder or a cached hub name
     path = Path(tokenizer) if Path(tokenizer).is_dir() else resolve_model(tokenizer)

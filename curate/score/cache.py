@@ -2,9 +2,11 @@
 
 Layout: ``<root>/<sha256(identity)[:16]>/identity.txt`` plus ``part-*.parquet`` shards with
 columns ``key`` (hash of the conversation), ``score`` and ``error``. Shards are written
-atomically every ``flush_every`` rows while a scorer runs, so a crashed or interrupted run
-loses at most one unflushed chunk; re-running, or running with a second scorer added,
-scores only the rows that have no cached result. Many small shards are merged on load.
+atomically every ``flush_every`` rows or ``flush_seconds`` while a scorer runs, so a crashed
+or interrupted run loses at most one unflushed chunk; re-running, or running with a second
+scorer added, scores only the rows that have no cached result. Many small shards are merged
+when the cache is opened; a torn shard (a crash mid-write never leaves one, but a full disk
+might) is ignored.
 
 The default root is ``$THRESHER_CACHE/scores`` or ``~/.cache/thresher/scores``.
 """
@@ -42,11 +44,14 @@ def _frame(keys: Sequence[str], scores: Sequence[float | None], errors: Sequence
 class ScoreCache:
     """Cached results of one scorer identity."""
 
-    def __init__(self, root: Path | str, identity: str, *, flush_every: int = 256):
+    def __init__(self, root: Path | str, identity: str, *, flush_every: int = 256,
+                 flush_seconds: float = 60.0):
         self.identity = identity
         digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
         self.dir = Path(root) / digest
         self.flush_every = flush_every
+        self.flush_seconds = flush_seconds
+        self._last_flush = time.monotonic()
         self._known: dict[str, ScoreResult] = {}
         self._pending: dict[str, ScoreResult] = {}
         self._load()
@@ -93,10 +98,12 @@ class ScoreCache:
         return out
 
     def add(self, keys: Sequence[str], results: Sequence[ScoreResult]) -> None:
-        """Record results; they reach disk every ``flush_every`` rows and on ``flush()``."""
+        """Record results; they reach disk every ``flush_every`` rows or ``flush_seconds``
+        seconds (whichever comes first) and on ``flush()``."""
         for k, r in zip(keys, results):
             self._pending[k] = ScoreResult(r.score, r.error)
-        if len(self._pending) >= self.flush_every:
+        if (len(self._pending) >= self.flush_every
+                or time.monotonic() - self._last_flush >= self.flush_seconds):
             self.flush()
 
     def _write(self, df) -> None:
@@ -111,6 +118,7 @@ class ScoreCache:
 
     def flush(self) -> None:
         """Write pending results as one shard."""
+        self._last_flush = time.monotonic()
         if not self._pending:
             return
         keys = list(self._pending)

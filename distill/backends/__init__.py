@@ -22,9 +22,9 @@ hash when known), ``chat_template`` and ``batch_size`` (prompts per call that ke
 
 Backends and their options (all keyword arguments of :func:`make_backend`):
 
-- ``"transformers"``: ``dtype`` ("auto"), ``device``, ``threads``, ``trust_remote_code`` (False),
+- ``"transformers"``: ``revision`` (hub teachers), ``dtype`` ("auto"), ``device``, ``threads``, ``trust_remote_code`` (False),
   ``max_batch_sequences`` (sequences decoded together), ``batch_size``.
-- ``"vllm"``: ``dtype``, ``max_model_len``, ``tensor_parallel_size``,
+- ``"vllm"``: ``revision``, ``dtype``, ``max_model_len``, ``tensor_parallel_size``,
   ``gpu_memory_utilization``, ``enforce_eager``, ``seed``, ``trust_remote_code``, ``batch_size``.
 - ``"openai"``: ``base_url`` (required), ``api_key_env`` (name of the environment variable
   holding the key; the key itself is never logged or stored), ``concurrency``, ``timeout``,

@@ -23,7 +23,7 @@ from .base import (
 
 
 def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None = None,
-                   trust_remote_code: bool = False) -> tuple[Any, Any, Any]:
+                   trust_remote_code: bool = False, revision: str | None = None) -> tuple[Any, Any, Any]:
     """Resolve ``model`` (None/"smollm2", a folder or a hub name) and load tokenizer + model.
 
     Returns ``(path, tokenizer, model)``; errors are one-line :class:`ThresherError`.
@@ -33,7 +33,7 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
 
     from thresher.models import resolve_model
 
-    path = resolve_model(model)
+    path = resolve_model(model, revision=revision)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
@@ -68,14 +68,15 @@ class TransformersBackend:
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", device: str | None = None,
                  trust_remote_code: bool = False, max_batch_sequences: int = 0,
-                 batch_size: int = 0, threads: int = 0, **unused: Any) -> None:
+                 batch_size: int = 0, threads: int = 0, revision: str | None = None,
+                 **unused: Any) -> None:
         import torch
 
         if threads:
             torch.set_num_threads(threads)
 
         self.path, self.tokenizer, self.lm = load_causal_lm(
-            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+            model, dtype=dtype, device=device, trust_remote_code=trust_remote_code, revision=revision)
         self.device = self.lm.device
         self.model = model or "smollm2"
         self.revision = model_fingerprint(self.path)

@@ -31,12 +31,12 @@ class VLLMBackend:
     def __init__(self, model: str | None = None, *, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  enforce_eager: bool = False, seed: int | None = 0, trust_remote_code: bool = False,
-                 batch_size: int = 0, **unused: Any) -> None:
+                 batch_size: int = 0, revision: str | None = None, **unused: Any) -> None:
         from transformers import AutoTokenizer
 
         from thresher.models import resolve_model
 
-        self.path = resolve_model(model)
+        self.path = resolve_model(model, revision=revision)
         self.model = model or "smollm2"
         self.revision = model_fingerprint(self.path)
         try:

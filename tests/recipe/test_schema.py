@@ -149,3 +149,9 @@ def test_every_shipped_recipe_validates(path):
 
 def test_shipped_recipes_exist():
     assert {p.name for p in SHIPPED} >= {"quickstart.yaml", "filter-noisy.yaml", "distill-vllm.yaml"}
+
+
+def test_shipped_recipe_by_name():
+    res = CliRunner().invoke(cli, ["recipe", "validate", "quickstart"])
+    assert res.exit_code == 0, res.output
+    assert "ok: recipe 'quickstart'" in res.output

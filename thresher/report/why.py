@@ -37,7 +37,7 @@ def _scores(row: dict[str, Any]) -> str:
 
 def _describe(row: dict[str, Any]) -> list[str]:
     msgs = row.get("messages") or []
-    lines = [f"  prompt:   {_short(prompt_text(msgs))!r}"]
+    lines = [f"  prompt:   {_short(prompt_text(msgs))!r}"] if prompt_text(msgs) else []
     resp = response_text(msgs)
     if resp:
         lines.append(f"  response: {_short(resp)!r}")
@@ -92,7 +92,8 @@ def explain_prompt(run: Run, prompt_id: str) -> list[str] | None:
                 samples.setdefault(row["id"], row)
     if not samples:
         return None
-    lines = [f"prompt {prompt_id} has {len(samples)} generated samples:"]
+    parent = next(iter(samples.values()))["parent_id"]
+    lines = [f"prompt {parent} has {len(samples)} generated samples:"]
     for sid in samples:
         sub = explain_row(run, sid) or [f"row {sid}: not found"]
         lines.append("- " + sub[0])
