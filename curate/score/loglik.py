@@ -204,6 +204,13 @@ class LoglikScorer:
                 out.append(float(logp.mean()))
         return out
 
+    def release(self) -> None:
+        """Drop the loaded model (it loads again on the next ``score``)."""
+        self.model = None
+        import gc
+
+        gc.collect()
+
     @property
     def identity(self) -> str:
         dtype = str(self.torch_dtype).replace("torch.", "")

@@ -176,6 +176,13 @@ class RewardScorer:
         self.pad_id = int(pad)
         self.model = model
 
+    def release(self) -> None:
+        """Drop the loaded model (it loads again on the next ``score``)."""
+        self.model = None
+        import gc
+
+        gc.collect()
+
     @property
     def identity(self) -> str:
         dtype = str(self.torch_dtype).replace("torch.", "")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
 from thresher.io import read_table
@@ -31,6 +31,10 @@ HIST_BINS = 20
 class Config:
     """Options of ``thresher curate score`` (recipe keys are the field names)."""
 
+    #: options that do not change any score: a finished stage is reused across them
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
+        "batch_size", "max_batch_tokens", "sort_by_length", "cache", "cache_dir",
+    )
     scorers: tuple[str, ...] = ()  # [NAME=]KIND[:ARGS]; empty means ("loglik",)
     label: str | None = None  # reward models with several labels: index or id2label name
     max_length: int = 2048  # tokens per row for reward and loglik scorers
@@ -228,5 +232,8 @@ def run(
         summary = summarize(results)
         summary.update(kind=spec.kind, identity=scorer.identity, cached=cached)
         stats["scorers"][spec.name] = summary
+        release = getattr(scorer, "release", None)
+        if release is not None:  # free one model before the next loads
+            release()
     dropped = dropped_frame(df.clear(), "score", "")
     return stage.finish(df, dropped, stats=stats)

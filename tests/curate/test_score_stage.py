@@ -78,6 +78,19 @@ def test_cache_second_scorer_and_rerun_do_no_finished_work(data, tmp_path, tiny_
     assert other.stats["scorers"]["reward"]["cached"] == 0
 
 
+def test_finished_stage_is_reused_unless_scores_would_change(data, tmp_path, tiny_reward_dir):
+    from thresher.curate.score.stage import Config, run
+
+    spec = (f"reward:{tiny_reward_dir}",)
+    out = tmp_path / "run"
+    assert not run([data], out, Config(scorers=spec, cache=False, batch_size=2)).reused
+    # batching and cache options do not change scores: the finished stage is reused
+    assert run([data], out, Config(scorers=spec, cache=False, batch_size=32,
+                                   sort_by_length=False)).reused
+    # max_length does
+    assert not run([data], out, Config(scorers=spec, cache=False, max_length=16)).reused
+
+
 def test_crash_midway_keeps_finished_rows(tmp_path, tiny_reward_dir):
     from thresher.curate.score.cache import ScoreCache
     from thresher.curate.score.reward import RewardScorer
