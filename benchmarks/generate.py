@@ -7,6 +7,9 @@ transformers backend vs our vLLM backend, on the same prompts and model.
 The vLLM run uses the separate vLLM environment (``make vllm-env``; ``--vllm-python`` points
 at its interpreter) in a subprocess; its engine start-up is reported apart from tokens/s.
 Target on CPU: the transformers backend at least 3x the naive loop.
+
+All methods run in one process with the same torch threads; ``OMP_WAIT_POLICY=PASSIVE`` (what
+``thresher.distill`` sets when unset) applies to the naive loop too, so the comparison is fair.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see thresher/distill
 
 PROMPTS = [
     "What is the capital of France?",
@@ -141,6 +146,7 @@ def main() -> None:
     base_rate = base["tokens"] / base["seconds"] if base else None
     print(f"\n{args.prompts} prompts, max {args.max_tokens} new tokens, model {args.teacher or 'SmolLM2-135M-Instruct'}, "
           f"torch threads {args.threads or torch.get_num_threads()}, cpus {os.cpu_count()}, "
+          f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}, "
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'method':34s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>8s} {'vs naive':>9s} {'startup s':>10s}")
     for name, r in results.items():

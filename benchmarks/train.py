@@ -46,7 +46,7 @@ import tempfile
 import time
 from pathlib import Path
 
-LORA = dict(r=16, alpha=32.0, dropout=0.0)
+LORA = {"r": 16, "alpha": 32.0, "dropout": 0.0}
 LR = 2e-4
 SYSTEM = "You are a helpful assistant."
 
@@ -59,7 +59,6 @@ def build_model(folder: Path) -> Path:
     """Tiny random Llama (hidden 256, 4 layers) + the SmolLM2 tokenizer, saved to ``folder``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
     from transformers.utils import logging as hf_logging
 
     from thresher.models import resolve_model

@@ -221,9 +221,20 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         "tokens_per_second": round(generated_tokens / gen_seconds, 2) if gen_seconds > 0 else None,
         "finish_reasons": {str(r): int(c) for r, c in
                            kept["finish_reason"].value_counts(sort=True).iter_rows()} if kept.height else {},
-        "completion_tokens": kept["completion_tokens"].to_list() if kept.height else [],
+        "completion_tokens": _token_summary(kept["completion_tokens"]) if kept.height else {},
     }
     return stage.finish(kept, dropped, stats, rows_in=len(prompts))
+
+
+def _token_summary(tokens: pl.Series, bins: int = 20) -> dict[str, Any]:
+    """Mean, percentiles and a histogram (``edges`` and ``counts`` lists) of token counts."""
+    import numpy as np
+
+    values = tokens.drop_nulls().to_numpy()
+    counts, edges = np.histogram(values, bins=min(bins, max(1, len(np.unique(values)))))
+    return {"mean": round(float(values.mean()), 2), "p50": float(np.percentile(values, 50)),
+            "p90": float(np.percentile(values, 90)), "max": int(values.max()),
+            "histogram": {"edges": [round(float(e), 2) for e in edges], "counts": counts.tolist()}}
 
 
 def _generate(backend: Any, todo: list[tuple[Prompt, list[int]]], keys: dict[str, list[str]],

@@ -34,43 +34,43 @@ def _csv(_ctx: Any, _param: Any, value: str | None) -> list[str] | None:
 
 # (option declarations, config field, click kwargs)
 _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
-    (("--base",), "base", dict(help="Base model: folder, .gguf file or known name (default: SmolLM2-135M-Instruct).")),
-    (("--chat-template",), "chat_template", dict(help="Jinja chat template (file or literal) replacing/adding the student's.")),
-    (("--attn-implementation",), "attn_implementation", dict(help="transformers attention backend (default sdpa).")),
-    (("-r", "--rank"), "r", dict(type=int, help="LoRA rank (default 16).")),
-    (("--alpha",), "alpha", dict(type=float, help="LoRA alpha (default 32).")),
-    (("--dropout",), "dropout", dict(type=float, help="LoRA dropout (default 0.05).")),
-    (("--target-modules",), "target_modules", dict(callback=_csv, help="Comma-separated module names (default: every linear layer of attention and MLP).")),
-    (("--dora/--no-dora",), "dora", dict(default=None, help="DoRA (weight-decomposed LoRA).")),
-    (("--rslora/--no-rslora",), "rslora", dict(default=None, help="Rank-stabilised LoRA scaling.")),
-    (("--qlora/--no-qlora",), "qlora", dict(default=None, help="4-bit base (bitsandbytes; CUDA only).")),
-    (("--lr",), "lr", dict(type=float, help="Peak learning rate (default 2e-4).")),
-    (("--weight-decay",), "weight_decay", dict(type=float, help="AdamW weight decay (default 0).")),
-    (("--warmup",), "warmup", dict(type=float, help="Warmup: a fraction of the steps (<1) or a step count (default 0.03).")),
-    (("--schedule",), "schedule", dict(type=click.Choice(["cosine", "linear", "constant"]), help="Decay after warmup (default cosine).")),
-    (("--grad-clip",), "grad_clip", dict(type=float, help="Gradient-norm clipping, 0 = off (default 1.0).")),
-    (("--batch-size",), "batch_size", dict(type=int, help="Sequences per micro-batch and process (default 4).")),
-    (("--grad-accum",), "grad_accum", dict(type=int, help="Micro-batches per optimiser step (default 1).")),
-    (("--grad-checkpointing/--no-grad-checkpointing",), "grad_checkpointing", dict(default=None, help="Recompute activations in the backward pass.")),
-    (("--bf16",), "bf16", dict(type=click.Choice(["auto", "on", "off"]), help="bf16 autocast (auto: where the device supports it).")),
-    (("--seed",), "seed", dict(type=int, help="Random seed (default 0).")),
-    (("--max-steps",), "max_steps", dict(type=int, help="Optimiser steps (default 0: use --epochs).")),
-    (("--epochs",), "epochs", dict(type=float, help="Epochs over the training rows (default 1).")),
-    (("--max-length",), "max_length", dict(type=int, help="Longest sequence in tokens (default 1024).")),
-    (("--overlong",), "overlong", dict(type=click.Choice(["drop", "truncate"]), help="Rows longer than --max-length (default drop, listed).")),
-    (("--train-on",), "train_on", dict(type=click.Choice(["all", "last"]), help="Train on all assistant turns or the last (default all).")),
-    (("--packing/--no-packing",), "packing", dict(default=None, help="Pack conversations into --max-length sequences (isolated attention).")),
-    (("--allow-lint-failures",), "allow_lint_failures", dict(is_flag=True, default=None, help="Skip (and list) rows that fail the mask lint instead of stopping.")),
-    (("--val-fraction",), "val_fraction", dict(type=float, help="Share of rows held out for validation (default 0).")),
-    (("--val-file",), "val_file", dict(type=click.Path(dir_okay=True), help="Validation rows (instead of --val-fraction).")),
-    (("--eval-every",), "eval_every", dict(type=int, help="Validate every N steps (default 0: at the end).")),
-    (("--patience",), "patience", dict(type=int, help="Stop after N evaluations without improvement (default 0: off).")),
-    (("--save-every",), "save_every", dict(type=int, help="Checkpoint every N steps (default 50).")),
-    (("--keep-checkpoints",), "keep_checkpoints", dict(type=int, help="Checkpoints kept (default 2).")),
-    (("--merge/--no-merge",), "merge", dict(default=None, help="Also write a merged model (checked against the adapter).")),
-    (("--export-atol",), "export_atol", dict(type=float, help="Largest merged-vs-adapter logit difference allowed (default 1e-3).")),
-    (("--threads",), "threads", dict(type=int, help="CPU threads per process (default 0: torch's default).")),
-    (("--fsdp/--no-fsdp",), "fsdp", dict(default=None, help="Shard the base with FSDP under torchrun (CUDA).")),
+    (("--base",), "base", {"help": "Base model: folder, .gguf file or known name (default: SmolLM2-135M-Instruct)."}),
+    (("--chat-template",), "chat_template", {"help": "Jinja chat template (file or literal) replacing/adding the student's."}),
+    (("--attn-implementation",), "attn_implementation", {"help": "transformers attention backend (default sdpa)."}),
+    (("-r", "--rank"), "r", {"type": int, "help": "LoRA rank (default 16)."}),
+    (("--alpha",), "alpha", {"type": float, "help": "LoRA alpha (default 32)."}),
+    (("--dropout",), "dropout", {"type": float, "help": "LoRA dropout (default 0.05)."}),
+    (("--target-modules",), "target_modules", {"callback": _csv, "help": "Comma-separated module names (default: every linear layer of attention and MLP)."}),
+    (("--dora/--no-dora",), "dora", {"default": None, "help": "DoRA (weight-decomposed LoRA)."}),
+    (("--rslora/--no-rslora",), "rslora", {"default": None, "help": "Rank-stabilised LoRA scaling."}),
+    (("--qlora/--no-qlora",), "qlora", {"default": None, "help": "4-bit base (bitsandbytes; CUDA only)."}),
+    (("--lr",), "lr", {"type": float, "help": "Peak learning rate (default 2e-4)."}),
+    (("--weight-decay",), "weight_decay", {"type": float, "help": "AdamW weight decay (default 0)."}),
+    (("--warmup",), "warmup", {"type": float, "help": "Warmup: a fraction of the steps (<1) or a step count (default 0.03)."}),
+    (("--schedule",), "schedule", {"type": click.Choice(["cosine", "linear", "constant"]), "help": "Decay after warmup (default cosine)."}),
+    (("--grad-clip",), "grad_clip", {"type": float, "help": "Gradient-norm clipping, 0 = off (default 1.0)."}),
+    (("--batch-size",), "batch_size", {"type": int, "help": "Sequences per micro-batch and process (default 4)."}),
+    (("--grad-accum",), "grad_accum", {"type": int, "help": "Micro-batches per optimiser step (default 1)."}),
+    (("--grad-checkpointing/--no-grad-checkpointing",), "grad_checkpointing", {"default": None, "help": "Recompute activations in the backward pass."}),
+    (("--bf16",), "bf16", {"type": click.Choice(["auto", "on", "off"]), "help": "bf16 autocast (auto: where the device supports it)."}),
+    (("--seed",), "seed", {"type": int, "help": "Random seed (default 0)."}),
+    (("--max-steps",), "max_steps", {"type": int, "help": "Optimiser steps (default 0: use --epochs)."}),
+    (("--epochs",), "epochs", {"type": float, "help": "Epochs over the training rows (default 1)."}),
+    (("--max-length",), "max_length", {"type": int, "help": "Longest sequence in tokens (default 1024)."}),
+    (("--overlong",), "overlong", {"type": click.Choice(["drop", "truncate"]), "help": "Rows longer than --max-length (default drop, listed)."}),
+    (("--train-on",), "train_on", {"type": click.Choice(["all", "last"]), "help": "Train on all assistant turns or the last (default all)."}),
+    (("--packing/--no-packing",), "packing", {"default": None, "help": "Pack conversations into --max-length sequences (isolated attention)."}),
+    (("--allow-lint-failures",), "allow_lint_failures", {"is_flag": True, "default": None, "help": "Skip (and list) rows that fail the mask lint instead of stopping."}),
+    (("--val-fraction",), "val_fraction", {"type": float, "help": "Share of rows held out for validation (default 0)."}),
+    (("--val-file",), "val_file", {"type": click.Path(dir_okay=True), "help": "Validation rows (instead of --val-fraction)."}),
+    (("--eval-every",), "eval_every", {"type": int, "help": "Validate every N steps (default 0: at the end)."}),
+    (("--patience",), "patience", {"type": int, "help": "Stop after N evaluations without improvement (default 0: off)."}),
+    (("--save-every",), "save_every", {"type": int, "help": "Checkpoint every N steps (default 50)."}),
+    (("--keep-checkpoints",), "keep_checkpoints", {"type": int, "help": "Checkpoints kept (default 2)."}),
+    (("--merge/--no-merge",), "merge", {"default": None, "help": "Also write a merged model (checked against the adapter)."}),
+    (("--export-atol",), "export_atol", {"type": float, "help": "Largest merged-vs-adapter logit difference allowed (default 1e-3)."}),
+    (("--threads",), "threads", {"type": int, "help": "CPU threads per process (default 0: torch's default)."}),
+    (("--fsdp/--no-fsdp",), "fsdp", {"default": None, "help": "Shard the base with FSDP under torchrun (CUDA)."}),
 ]
 
 
@@ -81,11 +81,11 @@ def _config_options(fn: Any) -> Any:
 
 
 @cli.command("lora")
-@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.argument("data", type=click.Path())
 @out_option
 @force_option
 @_config_options
-def lora(data: tuple[str, ...], out: str, force: bool, **options: Any) -> None:
+def lora(data: str, out: str, force: bool, **options: Any) -> None:
     """Fine-tune a student with a LoRA/DoRA adapter on conversation rows DATA.
 
     Lints every row's loss mask first (see `thresher train lint-masks`), resumes from the last
@@ -100,14 +100,11 @@ def lora(data: tuple[str, ...], out: str, force: bool, **options: Any) -> None:
 
     values = {k: v for k, v in options.items() if v is not None}
     config = from_dict(TrainConfig, values)
-    missing = [d for d in data if not Path(d).exists()]
-    if missing:
-        raise ThresherError(f"input not found: {missing[0]}")
-    if len(data) > 1:
-        raise ThresherError("train lora: give one DATA file (concatenate rows first, e.g. with `thresher convert`)")
+    if not Path(data).exists():
+        raise ThresherError(f"input not found: {data}")
     from thresher.train.stage import run
 
-    result = run([Path(d) for d in data], Path(out), config, force=force)
+    result = run([Path(data)], Path(out), config, force=force)
     s = result.stats
     if s and not result.reused:
         from thresher.progress import info

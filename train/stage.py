@@ -81,7 +81,7 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> 
         train_df, val_df = df, read_table(config.val_file)
     else:
         train_df, val_df = split_validation(df, config.val_fraction, config.seed)
-    kw = dict(max_length=config.max_length, train_on=config.train_on, overlong=config.overlong)
+    kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong}
     lint = lint_rows(tokenizer, train_df, **kw)
     if not quiet:
         info(f"mask lint: {lint.summary()}")

@@ -80,3 +80,20 @@ def test_unreachable_server(cli_run, prompts_file, tmp_path):
 def test_openai_needs_base_url(cli_run, prompts_file, tmp_path):
     r = cli_run("distill", "generate", prompts_file, "--out", tmp_path / "o", "--backend", "openai")
     _one_line_error(r, "base_url: required")
+
+
+def test_vllm_backend_without_vllm(cli_run, prompts_file, tmp_path, tiny_lm_dir):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here")
+    r = cli_run("distill", "generate", prompts_file, "--out", tmp_path / "o", "--backend", "vllm",
+                "--teacher", tiny_lm_dir)
+    _one_line_error(r, "vllm package is not installed")
+
+
+def test_help_lists_the_options(cli_run):
+    r = cli_run("distill", "generate", "--help")
+    assert r.exit_code == 0
+    for opt in ("--teacher", "--backend", "-n", "--base-url", "--api-key-env", "--system", "--reasoning"):
+        assert opt in r.output

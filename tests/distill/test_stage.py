@@ -38,6 +38,10 @@ def test_generate_rows_valid_and_resumable(cli_run, tmp_path, tiny_lm_dir, promp
     assert gp["n"] == 2 and gp["max_tokens"] == 8 and gp["seed"] == 0 and gp["backend"] == "transformers"
     assert set(kept["finish_reason"].to_list()) <= {"stop", "length"}
     assert (kept["completion_tokens"] <= 8).all() and (kept["prompt_tokens"] > 0).all()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["prompts"] == 8 and stats["generated"] == 16 and stats["generated_tokens"] > 0
+    assert sum(stats["completion_tokens"]["histogram"]["counts"]) == 16
+    assert stats["tokens_per_second"] > 0 and stats["backend"] == "transformers"
     shards = sorted((out / "shards").glob("shard-*.parquet"))
     assert len(shards) == 3  # 8 prompts in batches of 3, one shard per batch
 

@@ -141,3 +141,35 @@ def test_early_stopping_with_patience(tiny_lm_dir):
                      val_batches=[col([[e] for e in val])], hooks=Hooks(save_best=lambda s: best.append(s.step)))
     # the loss cannot improve at lr 1e-12: best at the first evaluation, stop after 2 more
     assert state.stopped_early and state.step == 3 and best == [1] and state.best_step == 1
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_lm_dir):
+    exs = encode(tiny_lora(tiny_lm_dir)[1], make_rows(4))
+    out = []
+    for gc in (False, True):
+        model, tok, _ = tiny_lora(tiny_lm_dir, grad_checkpointing=gc)
+        _perturb_lora_b(model)
+        model.train()
+        loss, _ = accumulate_step(model, [_collate(tok)([[e] for e in exs])])
+        out.append((loss, _grads(model)))
+    assert out[0][0] == pytest.approx(out[1][0], abs=1e-6)
+    for name, g in out[0][1].items():
+        torch.testing.assert_close(g, out[1][1][name], atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("variant", [{"dora": True}, {"rslora": True}])
+def test_dora_and_rslora_train_and_merge(tmp_path, tiny_lm_dir, variant):
+    from thresher.train.export import merge_and_check, probe_sequences, save_adapter
+    from thresher.train.model import load_base
+
+    model, tok, config = tiny_lora(tiny_lm_dir, lr=1e-2, **variant)
+    units = [[e] for e in encode(tok, make_rows(8))]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    run_loop(config, model, opt, sched, units, _collate(tok), lambda u: 1, state=LoopState(), steps=2)
+    if variant.get("dora"):
+        assert any("lora_magnitude_vector" in n for n, p in model.named_parameters() if p.requires_grad)
+    save_adapter(model, tok, tmp_path / "adapter")
+    res = merge_and_check(lambda: load_base(config), tmp_path / "adapter", tok, tmp_path / "merged",
+                          probe_sequences([u[0] for u in units]))
+    assert res["max_logit_diff"] < 1e-3
