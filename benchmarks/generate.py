@@ -56,6 +56,7 @@ def prompts(k: int) -> list[list[dict]]:
 def bench_naive(model: str | None, convs: list[list[dict]], max_tokens: int, threads: int) -> dict:
     """One prompt at a time through ``model.generate`` (batch 1), stopping at end of turn."""
     import torch
+
     from thresher.distill.backends.transformers import load_causal_lm
     from thresher.distill.prompts import end_of_turn_ids
 

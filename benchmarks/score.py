@@ -88,6 +88,7 @@ def timed(fn, *args) -> tuple[float, float, object]:
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
 def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads):
     import torch
+
     from thresher.curate.score.batching import make_batches, padding_stats
     from thresher.curate.score.reward import RewardScorer
 

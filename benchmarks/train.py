@@ -105,6 +105,7 @@ def _peak_rss_mb() -> float:
 
 def worker_thresher(args: argparse.Namespace, packed: bool) -> dict:
     import torch
+
     from thresher.train.config import TrainConfig
     from thresher.train.metrics import read_metrics
     from thresher.train.stage import run
@@ -130,10 +131,11 @@ def worker_trl(args: argparse.Namespace) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from thresher.train.loop import count_trainable, token_loss_sum
-    from thresher.train.model import default_target_modules
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+
+    from thresher.train.loop import count_trainable, token_loss_sum
+    from thresher.train.model import default_target_modules
 
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(str(args.model))

@@ -93,10 +93,9 @@ def lora(data: str, out: str, force: bool, **options: Any) -> None:
     metrics.jsonl and loss_curves.png. Run under `torchrun --nproc-per-node N` for
     data-parallel training.
     """
-    from thresher.train.config import TrainConfig
-
     from thresher.config import from_dict
     from thresher.errors import ThresherError
+    from thresher.train.config import TrainConfig
 
     values = {k: v for k, v in options.items() if v is not None}
     config = from_dict(TrainConfig, values)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from thresher.train.config import TrainConfig
 
 IGNORE_INDEX = -100

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from thresher.train.config import TrainConfig
-
 from thresher.errors import ThresherError
+from thresher.train.config import TrainConfig
 
 _BLOCK_WORDS = ("attn", "attention", "mlp", "feed_forward", "ffn")
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thresher.train.config import TrainConfig, environment_problems
-
 from thresher.errors import ConfigError, ThresherError
+from thresher.train.config import TrainConfig, environment_problems
 
 Config = TrainConfig
 NAME = "train"
@@ -58,16 +57,16 @@ def split_validation(df: Any, fraction: float, seed: int) -> tuple[Any, Any]:
 def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> Prepared:
     """Read, split, tokenize and lint the rows; refuse to start on lint failures (unless allowed)."""
     import polars as pl
+
+    from thresher.io import read_table
+    from thresher.progress import info
+    from thresher.stage import dropped_frame
     from thresher.train.data import (
         check_attn_implementation,
         lint_rows,
         load_tokenizer,
         pack_examples,
     )
-
-    from thresher.io import read_table
-    from thresher.progress import info
-    from thresher.stage import dropped_frame
 
     if not inputs:
         raise ThresherError("train: no input rows given")
@@ -111,9 +110,8 @@ def _failure_kinds() -> frozenset[str]:
 
 def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = False) -> Any:
     """Train (or resume, or reuse a finished run) and export; returns the StageResult."""
-    from thresher.train import ddp
-
     from thresher.stage import Stage
+    from thresher.train import ddp
 
     problems = config.check() + environment_problems(config)
     if problems:
@@ -133,15 +131,15 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
            device: Any) -> Any:
     import polars as pl
     import torch
+
+    from thresher.progress import info, progress
+    from thresher.stage import StageResult
     from thresher.train import checkpoint as ck
     from thresher.train import ddp
     from thresher.train.data import collate, packing_stats
     from thresher.train.loop import Hooks, LoopState, lr_lambda, run_loop, total_steps
     from thresher.train.metrics import CURVES, MetricsWriter, plot_losses, read_metrics
     from thresher.train.model import add_adapter, load_base, load_trainable_state
-
-    from thresher.progress import info, progress
-    from thresher.stage import StageResult
 
     t_start = time.time()
     _quiet_libraries()
@@ -295,10 +293,9 @@ def _fingerprint(config: TrainConfig, stage: Any) -> str:
 
 
 def _export(model: Any, adapter: dict[str, Any], prep: Prepared, config: TrainConfig, stage: Any) -> dict[str, Any]:
+    from thresher.progress import info
     from thresher.train.export import merge_and_check, probe_sequences, save_adapter
     from thresher.train.model import add_adapter, load_base, load_trainable_state
-
-    from thresher.progress import info
 
     if config.fsdp:  # sharded parameters: export from a fresh CPU copy holding the gathered adapter
         import dataclasses

@@ -61,9 +61,8 @@ def decontam(
 
     Each dropped row records the benchmark, the item id and a matched n-gram.
     """
-    from thresher.curate.decontam.stage import Config, run
-
     from thresher.config import from_dict
+    from thresher.curate.decontam.stage import Config, run
 
     options = {
         "n": n,

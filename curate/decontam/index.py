@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+
 from thresher.curate.decontam.ngrams import Words, ngram_hashes, segment_words
 
 _BITMAP_BITS = 24

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+
 from thresher.curate.decontam.benchmarks import BUILTIN, load_benchmarks
 from thresher.curate.decontam.index import BenchmarkIndex, Overlap
 from thresher.curate.decontam.ngrams import MAX_N
-
 from thresher.errors import ConfigError, InputError
 from thresher.io import read_table
 from thresher.progress import progress

@@ -50,9 +50,8 @@ def dedup(input_path: str, out: str, on: str, threshold: float, num_perm: int, n
     Writes kept.parquet, dropped.parquet (reason per row), clusters.parquet and stats.json
     under --out.
     """
-    from thresher.curate.dedup.stage import Config, run
-
     from thresher.config import from_dict
+    from thresher.curate.dedup.stage import Config, run
 
     options = {
         "on": on, "threshold": threshold, "num_perm": num_perm, "ngram": ngram, "shingle": shingle,

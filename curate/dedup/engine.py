@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
 from thresher.curate.dedup.lsh import (
     band_key_frame,
     candidate_pairs,

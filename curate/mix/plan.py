@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass
 
 from thresher.curate.mix.spec import MixSpec
-
 from thresher.errors import ThresherError
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+
 from thresher.curate.mix.plan import CategoryPlan
 from thresher.curate.mix.spec import MixSpec, Rule
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
 from thresher.curate.mix import select as sel
 from thresher.curate.mix.gather import INPUT, LOCAL, Source, messages_for, narrow, open_input
 from thresher.curate.mix.plan import CategoryPlan, make_plan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
-
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io import read_table
 from thresher.progress import info

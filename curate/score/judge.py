@@ -158,7 +158,7 @@ class JudgeScorer:
         pending = list(range(len(base)))
         prompts = list(base)
         last: dict[int, tuple[str | None, str]] = {}
-        for attempt in range(self.retries + 1):
+        for _attempt in range(self.retries + 1):
             answers = self._ask([prompts[i] for i in pending])
             still = []
             for i, ans in zip(pending, answers):

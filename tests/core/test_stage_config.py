@@ -1,5 +1,6 @@
 """Run directories (reuse, recompute, interrupted runs) and config validation."""
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Literal
@@ -91,5 +92,5 @@ def test_from_dict_builds_frozen_config():
     cfg = from_dict(Cfg, {"threshold": 1, "columns": ["a", "b"], "limit": None})
     assert cfg == Cfg(threshold=1.0, columns=("a", "b"))
     assert to_dict(cfg) == {"threshold": 1.0, "mode": "a", "columns": ["a", "b"], "limit": None}
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.threshold = 2  # type: ignore[misc]

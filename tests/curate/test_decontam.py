@@ -8,6 +8,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+
 from thresher.curate.decontam.benchmarks import (
     load_benchmarks,
     load_humaneval,
@@ -17,7 +18,6 @@ from thresher.curate.decontam.benchmarks import (
 from thresher.curate.decontam.index import BenchmarkIndex, Overlap
 from thresher.curate.decontam.ngrams import ngram_hashes, normalize, segment_words
 from thresher.curate.decontam.stage import Config, run
-
 from thresher.errors import ConfigError, ThresherError
 from thresher.io import write_table
 from thresher.schema import make_rows

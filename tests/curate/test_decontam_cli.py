@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 from click.testing import CliRunner
-from thresher.curate.decontam.benchmarks import load_humaneval
 
 from thresher.cli.main import cli
+from thresher.curate.decontam.benchmarks import load_humaneval
 from thresher.io import write_table
 from thresher.schema import make_rows
 

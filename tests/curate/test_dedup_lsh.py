@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 from datasketch.lsh import _optimal_param
+
 from thresher.curate.dedup.lsh import (
     KEY_SCHEMA,
     band_key_frame,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+
 from thresher.curate.dedup.minhash import jaccard, permutations, signatures, text_signatures
 from thresher.curate.dedup.shingles import shingle_hashes, shingle_texts
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from thresher.curate.dedup.normalize import NormalizeOptions, normalize, normalize_text, text_column
 
+from thresher.curate.dedup.normalize import NormalizeOptions, normalize, normalize_text, text_column
 from thresher.schema import MESSAGES_DTYPE, conversation_text, prompt_text, response_text
 
 CONVS = [

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 import pytest
-from thresher.curate.dedup.stage import Config, run
 
 from thresher.config import from_dict
+from thresher.curate.dedup.stage import Config, run
 from thresher.errors import ConfigError, ThresherError
 
 from ._dedup_data import conv, paragraphs, planted_rows, write_jsonl

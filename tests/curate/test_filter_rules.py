@@ -7,6 +7,7 @@ import random
 
 import polars as pl
 import pytest
+
 from thresher.curate.filter.rules import best_of, keep_count, normalize, threshold, top
 
 

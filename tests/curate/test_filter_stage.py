@@ -8,10 +8,10 @@ import json
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from thresher.curate.filter import heuristics as H
-from thresher.curate.filter.stage import Config, apply_rules
 
 from thresher.cli.main import cli
+from thresher.curate.filter import heuristics as H
+from thresher.curate.filter.stage import Config, apply_rules
 from thresher.schema import make_rows
 
 

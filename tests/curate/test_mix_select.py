@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+
 from thresher.curate.mix import select as sel
 from thresher.curate.mix.plan import largest_remainder, make_plan
 from thresher.curate.mix.spec import load_spec

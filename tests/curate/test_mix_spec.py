@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from thresher.curate.mix.spec import CategorySpec, MixSpec, load_spec, spec_problems
-from thresher.curate.mix.stage import Config
 
 from thresher.config import from_dict
+from thresher.curate.mix.spec import CategorySpec, MixSpec, load_spec, spec_problems
+from thresher.curate.mix.stage import Config
 from thresher.errors import ConfigError, ThresherError
 
 

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 import pytest
-from thresher.curate.mix.stage import Config, run
 
 from tests.curate._mix_data import origin, rows, write
+from thresher.curate.mix.stage import Config, run
 from thresher.errors import ConfigError, InputError, ThresherError
 
 SIZES = {"code": 50, "math": 30, "chat": 20}

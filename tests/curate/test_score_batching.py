@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from thresher.curate.score.batching import make_batches, padding_stats, run_batched
 
 
@@ -64,7 +65,7 @@ def _convs(n=40, seed=1):
     words = " ".join(list(topics.topics.values())[:5]).split()
     rng = random.Random(seed)
     out = []
-    for i in range(n):
+    for _ in range(n):
         a = rng.randrange(0, len(words) - 200)
         q = " ".join(words[a : a + rng.randint(2, 20)])
         r = " ".join(words[a + 20 : a + 20 + rng.choice([1, 3, 10, 40, 120])])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from thresher.curate.score.judge import JudgeScorer, parse_judge_answer
 
 CONV = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}]

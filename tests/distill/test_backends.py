@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from thresher.distill.backends import SamplingParams, default_backend, make_backend, split_reasoning
 from thresher.distill.backends.base import make_completion, model_fingerprint, trim_at_stop
-
 from thresher.errors import ThresherError
 
 

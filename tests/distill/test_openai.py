@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from thresher.distill.backends import SamplingParams, make_backend
 
+from thresher.distill.backends import SamplingParams, make_backend
 from thresher.errors import ThresherError
 from thresher.io import read_table
 

@@ -10,8 +10,8 @@ import time
 
 import polars as pl
 import pytest
-from thresher.distill.shards import ShardStore
 
+from thresher.distill.shards import ShardStore
 from thresher.io import read_table
 
 from .conftest import write_prompts

@@ -6,9 +6,9 @@ import json
 
 import polars as pl
 import pytest
+
 from thresher.distill.backends import Completion
 from thresher.distill.stage import Config, run
-
 from thresher.io import read_table
 
 from .conftest import PROMPTS, write_prompts

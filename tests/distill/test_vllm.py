@@ -15,12 +15,11 @@ pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB: keep the shared machine's memory
 
-from thresher.distill.backends import SamplingParams, make_backend
-from thresher.distill.stage import Config, run, teacher_identity
+from thresher.distill.backends import SamplingParams, make_backend  # noqa: E402
+from thresher.distill.stage import Config, run, teacher_identity  # noqa: E402
+from thresher.io import read_table  # noqa: E402
 
-from thresher.io import read_table
-
-from .conftest import write_prompts
+from .conftest import write_prompts  # noqa: E402
 
 ENGINE = {"max_model_len": 512, "enforce_eager": True, "dtype": "bfloat16", "gpu_memory_utilization": 0.5}
 

@@ -17,9 +17,9 @@ import pytest
 pytest.importorskip("vllm")
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-from thresher.io import read_table
+from thresher.io import read_table  # noqa: E402
 
-from .conftest import write_prompts
+from .conftest import write_prompts  # noqa: E402
 
 
 def _free_port() -> int:

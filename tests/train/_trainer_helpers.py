@@ -37,6 +37,7 @@ def write_rows(path: Path, rows: list[dict]) -> Path:
 def tiny_lora(model_dir: Path, *, dropout: float = 0.0, seed: int = 0, **cfg):
     """(peft model, tokenizer, TrainConfig) on the tiny Llama."""
     import torch
+
     from thresher.train.config import TrainConfig
     from thresher.train.data import load_tokenizer
     from thresher.train.model import add_adapter, load_base

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from tests.train._trainer_helpers import encode, make_rows, one_thread, tiny_lora  # noqa: F401 (autouse fixture)
+from thresher.errors import ThresherError
 from thresher.train.export import (
     check_logits,
     merge_and_check,
@@ -12,9 +15,6 @@ from thresher.train.export import (
     probe_sequences,
     save_adapter,
 )
-
-from tests.train._trainer_helpers import encode, make_rows, one_thread, tiny_lora  # noqa: F401 (autouse fixture)
-from thresher.errors import ThresherError
 
 
 def _trained_like(tiny_lm_dir):

@@ -7,11 +7,11 @@ import json
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
-from thresher.train.data import FAILURE_KINDS, lint_rows, render_token_view
 
 from tests.train.conftest import TEMPLATES
 from thresher.cli.main import cli
 from thresher.errors import ThresherError
+from thresher.train.data import FAILURE_KINDS, lint_rows, render_token_view
 
 GOOD = [
     {"role": "system", "content": "Be brief."},

@@ -5,6 +5,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+
+from tests.train.conftest import TEMPLATES
+from thresher.errors import ThresherError
 from thresher.train.data import (
     IGNORE_INDEX,
     Example,
@@ -15,9 +18,6 @@ from thresher.train.data import (
     lint_rows,
     load_tokenizer,
 )
-
-from tests.train.conftest import TEMPLATES
-from thresher.errors import ThresherError
 
 EOT = {"llama3": "<|eot_id|>", "qwen2": "<|im_end|>", "smollm2": "<|im_end|>"}
 CHAT = [

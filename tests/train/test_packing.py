@@ -6,6 +6,8 @@ import random
 
 import pytest
 import torch
+
+from thresher.errors import ThresherError
 from thresher.train.data import (
     IGNORE_INDEX,
     Example,
@@ -16,8 +18,6 @@ from thresher.train.data import (
     packing_stats,
     padding_fraction,
 )
-
-from thresher.errors import ThresherError
 
 VOCAB = 256
 

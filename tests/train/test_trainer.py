@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from tests.train._trainer_helpers import encode, make_rows, one_thread, tiny_lora  # noqa: F401 (autouse fixture)
 from thresher.train.data import collate
 from thresher.train.loop import (
     Hooks,
@@ -15,8 +17,6 @@ from thresher.train.loop import (
     step_units,
     token_loss_sum,
 )
-
-from tests.train._trainer_helpers import encode, make_rows, one_thread, tiny_lora  # noqa: F401 (autouse fixture)
 
 
 def _collate(tok, packing=False, attn="sdpa"):

@@ -20,7 +20,15 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import InputError
-from thresher.io.shapes import ROW_KEYS, SHAPE_KEYS, SHAPES, ShapeError, decode_cells, detect_shape, to_messages
+from thresher.io.shapes import (
+    ROW_KEYS,
+    SHAPE_KEYS,
+    SHAPES,
+    ShapeError,
+    decode_cells,
+    detect_shape,
+    to_messages,
+)
 from thresher.schema import (
     MESSAGES_DTYPE,
     clean_messages,

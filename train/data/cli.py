@@ -67,10 +67,10 @@ def lint_masks(
     Example: thresher train lint-masks data.parquet --base smollm2 --max-length 2048
     """
     from rich.console import Console
-    from thresher.train.data.lint import lint_rows, print_report
-    from thresher.train.data.templates import load_tokenizer
 
     from thresher.io import read_rows
+    from thresher.train.data.lint import lint_rows, print_report
+    from thresher.train.data.templates import load_tokenizer
 
     tokenizer = load_tokenizer(base, chat_template=chat_template)
     rows = read_rows(data, fmt, on_bad_rows=on_bad_rows).table

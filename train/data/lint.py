@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from thresher.errors import ThresherError
 from thresher.train.data.masks import (
     IGNORE_INDEX,
     Example,
@@ -23,8 +24,6 @@ from thresher.train.data.masks import (
     generation_mask,
 )
 from thresher.train.data.templates import require_chat_template
-
-from thresher.errors import ThresherError
 
 #: every lint kind and what it means (in report order)
 LINT_KINDS: dict[str, str] = {

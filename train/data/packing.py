@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from thresher.train.data.masks import IGNORE_INDEX, Example
-
 from thresher.errors import ThresherError
+from thresher.train.data.masks import IGNORE_INDEX, Example
 
 #: attention implementations that keep packed conversations apart, and how
 PACKING_ATTN: dict[str, str] = {
