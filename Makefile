@@ -9,6 +9,8 @@ export THRESHER_CACHE ?= $(CURDIR)/.cache/thresher
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
+# torch threads spin-wait by default; passive waiting keeps small CPU jobs from starving each other
+export OMP_WAIT_POLICY ?= PASSIVE
 PYTEST_ARGS ?=
 # the vLLM tests run in their own environment (vllm pins its own torch/transformers); VLLM=0 skips them
 VLLM ?= 1

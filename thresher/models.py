@@ -92,6 +92,14 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def _convert(gguf: Path, target: Path) -> None:
+    try:
+        convert_gguf(gguf, target)
+    except (ImportError, ValueError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ThresherError(f"{gguf}: cannot convert the GGUF model ({first})") from None
+
+
 def _is_model_dir(p: Path) -> bool:
     return (p / "config.json").exists()
 
@@ -107,7 +115,7 @@ def resolve_model(name: str | os.PathLike | None = None, *, revision: str | None
             return target
         with _lock(models_dir() / f".{folder}.lock"):
             if not _is_model_dir(target):
-                convert_gguf(embedded_gguf(key), target)
+                _convert(embedded_gguf(key), target)
         return target
     p = Path(key).expanduser()
     if p.is_dir():
@@ -118,7 +126,7 @@ def resolve_model(name: str | os.PathLike | None = None, *, revision: str | None
         target = models_dir() / p.stem
         with _lock(models_dir() / f".{p.stem}.lock"):
             if not _is_model_dir(target):
-                convert_gguf(p, target)
+                _convert(p, target)
         return target
     if p.exists() or key.startswith((".", "/", "~")) or key.count("/") != 1:
         raise ThresherError(f"model '{key}' not found (not a model folder, a .gguf file or a hub name 'org/name')")
