@@ -106,3 +106,16 @@ def test_why_dropped_survived_prompt_and_unknown(run_dir):
     assert res.exit_code == 1 and res.output == f"Error: row zzzz is not in any stage of {run_dir}\n"
     res = why("")
     assert res.exit_code == 1 and "must not be empty" in res.output
+
+
+def test_label_bias_indicators():
+    from thresher.report.sections import bias_indicators
+    from thresher.schema import make_rows
+
+    answers = ["Yes, you're right: Paris.", "You're absolutely right!", "I'm sorry, but I can't help with that.",
+               "As an AI, I have no opinion.", "I'm sorry for the confusion, here it is: 4.", "The answer is 4."]
+    df = make_rows([{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": a}],
+                     "finish_reason": "length" if i < 3 else "stop"} for i, a in enumerate(answers)])
+    got = bias_indicators(df)
+    assert got == {"agree": 2 / 6, "refusal": 2 / 6, "truncated": 0.5}
+    assert bias_indicators(df.drop("finish_reason"))["truncated"] is None

@@ -155,3 +155,26 @@ def test_shipped_recipe_by_name():
     res = CliRunner().invoke(cli, ["recipe", "validate", "quickstart"])
     assert res.exit_code == 0, res.output
     assert "ok: recipe 'quickstart'" in res.output
+
+
+def test_bad_recipe_with_the_real_stages(write_recipe, tmp_path):
+    data = {
+        "name": "bad",
+        "inputs": [{"path": str(tmp_path / "missing.jsonl")}],
+        "stages": [
+            {"generate": {"n": "four", "temprature": 0.5}},
+            {"score": {"scorers": ["loglik"]}},
+            {"dedupe": {}},
+            {"dedup": {"threshold": 1.5}},
+            {"train": {"max_steps": "ten"}},
+            {"report": {}},
+        ],
+    }
+    res = CliRunner().invoke(cli, ["recipe", "validate", str(write_recipe(data))])
+    assert res.exit_code == 1 and res.output.count("\n") == 1 and "Traceback" not in res.output
+    for part in ("inputs[0].path: file not found", "stages[0].generate.n: expected an integer, got 'four'",
+                 "stages[0].generate.temprature: unknown key (did you mean 'temperature'?)",
+                 "stages[2]: unknown stage 'dedupe'", "stages[3].dedup.threshold:",
+                 "stages[4].train.base: required (the student's base model)",
+                 "stages[4].train.max_steps: expected an integer, got 'ten'"):
+        assert part in res.output, (part, res.output)

@@ -139,8 +139,9 @@ def grouped(title: str, labels: Sequence[str], series: Mapping[str, Sequence[flo
     n = max(len(series), 1)
     w = 0.8 / n
     for k, (name, values) in enumerate(series.items()):
-        ax.bar([i - 0.4 + w * (k + 0.5) for i in range(len(labels))], values, w, label=name,
-               color=COLORS[k % len(COLORS)])
+        bars = ax.bar([i - 0.4 + w * (k + 0.5) for i in range(len(labels))], values, w, label=name,
+                      color=COLORS[k % len(COLORS)])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

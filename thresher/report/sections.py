@@ -22,8 +22,8 @@ AGREE_RE = (
     r"(great|good|excellent) (question|point)|i (completely |totally |fully )?agree)\b"
 )
 REFUSAL_RE = (
-    r"(?i)\b(i('m| am) sorry|i apologi[sz]e|i can('|no)?t (help|assist|provide|do)|i cannot|"
-    r"i('m| am) (unable|not able)|as an ai|i won't|i will not)\b"
+    r"(?i)\b(i('m| am) sorry,? but|i apologi[sz]e,? but|i can('|no)?t (help|assist|provide|answer|do that)|"
+    r"i cannot|i('m| am) (unable|not able) to|as an ai\b|i won't be able|i will not)"
 )
 THRESHOLD_RE = re.compile(r"(score_\w+)\s*=\s*(-?[\d.]+(?:e-?\d+)?)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:e-?\d+)?)")
 
