@@ -120,9 +120,11 @@ def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = Fal
     try:
         stage = Stage(NAME, out, inputs=inputs, config=config, force=force, quiet=not dist.main)
         done = ddp.broadcast(stage.done if dist.main else None)
-        if done:
-            return stage.result()
-        return _train(stage, inputs, Path(out), config, force, dist, device)
+        result = stage.result() if done else _train(stage, inputs, Path(out), config, force, dist, device)
+        # every process leaves together: a gloo group torn down while a peer still
+        # finishes its files can abort ("terminate called without an active exception")
+        ddp.barrier()
+        return result
     finally:
         ddp.destroy()
 
