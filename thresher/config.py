@@ -107,6 +107,7 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{where}." if where else ""
     kwargs: dict[str, Any] = {}
+    before = len(problems)
     for key, value in data.items():
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
@@ -121,7 +122,8 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
             and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ):
             problems.append(f"{prefix}{name}: required key missing")
-    before = len(problems)
+    if len(problems) > before:  # check() only sees well-typed values
+        return None  # type: ignore[return-value]
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
