@@ -107,14 +107,15 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{where}." if where else ""
     kwargs: dict[str, Any] = {}
-    before = len(problems)
+    typing_problems: list[str] = []
     for key, value in data.items():
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             problems.append(f"{prefix}{key}: unknown key{hint}")
             continue
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", problems)
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", typing_problems)
+    problems.extend(typing_problems)
     for name, f in fields.items():
         if (
             name not in kwargs
@@ -122,16 +123,15 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
             and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ):
             problems.append(f"{prefix}{name}: required key missing")
-    if len(problems) > before:  # check() only sees well-typed values
-        return None  # type: ignore[return-value]
+    if typing_problems or any(p.endswith("required key missing") for p in problems):
+        return None  # type: ignore[return-value]  # check() only sees well-typed values
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
-        if len(problems) == before:
-            problems.append(f"{where or cls.__name__}: {e}")
+        problems.append(f"{where or cls.__name__}: {e}")
         return None  # type: ignore[return-value]
     check = getattr(obj, "check", None)
-    if callable(check) and len(problems) == before:
+    if callable(check):
         problems.extend(f"{prefix}{p}" for p in check())
     return obj
 

@@ -94,3 +94,12 @@ def test_from_dict_builds_frozen_config():
     assert to_dict(cfg) == {"threshold": 1.0, "mode": "a", "columns": ["a", "b"], "limit": None}
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.threshold = 2  # type: ignore[misc]
+
+
+def test_check_runs_with_unknown_keys_but_not_on_wrong_types():
+    with pytest.raises(ConfigError) as e:
+        from_dict(Cfg, {"threshold": 2, "nope": 1})
+    assert e.value.problems == ["nope: unknown key", "threshold: must be in (0, 1]"]
+    with pytest.raises(ConfigError) as e:
+        from_dict(Cfg, {"threshold": "high"})
+    assert e.value.problems == ["threshold: expected a number, got 'high'"]
