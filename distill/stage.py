@@ -19,9 +19,9 @@ import polars as pl
 
 from thresher.config import from_dict
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_table
+from thresher.io import read_tables
 from thresher.progress import info, progress
-from thresher.schema import conform, empty_table
+from thresher.schema import empty_table
 from thresher.stage import Stage, StageResult, dropped_frame
 
 from .backends import BACKENDS, default_backend, make_backend
@@ -163,8 +163,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
     stage = Stage(NAME, out, inputs=inputs, config=config, force=force)
     if stage.done:
         return stage.result()
-    frames = [read_table(p) for p in inputs]
-    df = pl.concat([conform(f) for f in frames], how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    df = read_tables(inputs)
     prompts = extract_prompts(df, where=str(inputs[0]), system=config.system)
     if not prompts:
         raise ThresherError(f"{inputs[0]}: no prompts")

@@ -26,6 +26,7 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 def build_tiny_tokenizer(out: Path, vocab_size: int = 512) -> Path:
     """A byte-level BPE trained on CPython's prose plus a ChatML chat template."""
     import pydoc_data.topics as topics
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -60,48 +61,38 @@ def tiny_tokenizer_dir(tmp_path_factory) -> Path:
     return build_tiny_tokenizer(tmp_path_factory.mktemp("tiny_tok"))
 
 
-@pytest.fixture(scope="session")
-def tiny_lm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
-    """A tiny random Llama causal LM (hidden 64, 2 layers) with the tiny tokenizer."""
+def build_tiny_model(out: Path, tokenizer_dir: Path, auto_cls: str = "AutoModelForCausalLM", **config) -> Path:
+    """Save a tiny random Llama (``tiny_llama_config`` plus ``config``) with the tokenizer of
+    ``tokenizer_dir`` into ``out``; ``auto_cls`` names the transformers Auto class."""
     import shutil
 
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    import transformers
+    from transformers import AutoTokenizer, GenerationConfig
 
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny_lm")
-    for f in tiny_tokenizer_dir.iterdir():
+    for f in tokenizer_dir.iterdir():
         shutil.copy(f, out / f.name)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    cfg = tiny_llama_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(cfg)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = getattr(transformers, auto_cls).from_config(tiny_llama_config(len(tok), **ids, **config))
     model.save_pretrained(str(out))
-    GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     pad_token_id=tok.pad_token_id).save_pretrained(str(out))
+    if auto_cls == "AutoModelForCausalLM":
+        GenerationConfig(**ids).save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
+    """A tiny random Llama causal LM (hidden 64, 2 layers) with the tiny tokenizer."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_lm"), tiny_tokenizer_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_reward_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     """A tiny random sequence classifier with one label: a reward model for the scoring path."""
-    import shutil
-
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny_rm")
-    for f in tiny_tokenizer_dir.iterdir():
-        shutil.copy(f, out / f.name)
-    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    cfg = tiny_llama_config(len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                            pad_token_id=tok.pad_token_id, num_labels=1)
-    model = AutoModelForSequenceClassification.from_config(cfg)
-    model.save_pretrained(str(out))
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_rm"), tiny_tokenizer_dir,
+                            "AutoModelForSequenceClassification", num_labels=1)
 
 
 @pytest.fixture(scope="session")

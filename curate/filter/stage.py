@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_table
+from thresher.io import read_tables
 from thresher.schema import prompt_messages, response_text
 from thresher.stage import Stage, StageResult, dropped_frame
 
@@ -269,8 +269,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         return stage.result()
     import polars as pl
 
-    frames = [read_table(p) for p in inputs]
-    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    df = read_tables(inputs)
     _check_columns(df, config, ", ".join(str(p) for p in inputs))
     df, reasons, stats = apply_rules(df, config)
     mask = pl.Series([r is None for r in reasons])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -112,4 +112,44 @@ def run_batched(
             results[i] = r
         if on_batch is not None:
             on_batch(batch, out)
+    return results
+
+
+def score_prepared(
+    prepared: Sequence[Any],
+    score_batch: Callable[[list[Any]], list[float]],
+    *,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    sort: bool,
+    on_batch: Callable[[list[int], list[Any]], None] | None = None,
+) -> list[Any]:
+    """Score prepared rows (objects with ``ids`` and ``error``) in length-sorted batches.
+
+    Rows without ids become ``ScoreResult(None, error)``; the others are scored by
+    ``score_batch`` on lists of prepared rows. ``on_batch(row_indices, results)`` sees
+    every finished batch (skipped rows first), e.g. to write the score cache.
+    """
+    from .base import ScoreResult
+
+    results: list[Any] = [None] * len(prepared)
+    todo = [i for i, p in enumerate(prepared) if p.ids is not None]
+    skipped = [i for i, p in enumerate(prepared) if p.ids is None]
+    for i in skipped:
+        results[i] = ScoreResult(None, prepared[i].error)
+    if skipped and on_batch is not None:
+        on_batch(skipped, [results[i] for i in skipped])
+
+    def _batch(js: list[int]) -> list[Any]:
+        return [ScoreResult(float(s), None) for s in score_batch([prepared[todo[j]] for j in js])]
+
+    def _done(js: list[int], out: list[Any]) -> None:
+        if on_batch is not None:
+            on_batch([todo[j] for j in js], out)
+
+    scored = run_batched(list(range(len(todo))), [len(prepared[i].ids) for i in todo], _batch,
+                         batch_size=batch_size, max_batch_tokens=max_batch_tokens, sort=sort,
+                         on_batch=_done)
+    for i, r in zip(todo, scored):
+        results[i] = r
     return results

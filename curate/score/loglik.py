@@ -28,7 +28,7 @@ from .base import (
     resolve_dtype,
     split_response,
 )
-from .batching import run_batched
+from .batching import score_prepared
 from .reward import OVERFLOW_CHOICES
 
 
@@ -222,31 +222,5 @@ class LoglikScorer:
     def score(
         self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None
     ) -> list[ScoreResult]:
-        prepared = self.prepare(conversations)
-        results: list[ScoreResult | None] = [None] * len(prepared)
-        todo = [i for i, p in enumerate(prepared) if p.ids is not None]
-        skipped = [i for i, p in enumerate(prepared) if p.ids is None]
-        for i in skipped:
-            results[i] = ScoreResult(None, prepared[i].error)
-        if skipped and on_batch is not None:
-            on_batch(skipped, [results[i] for i in skipped])
-
-        def _batch(js: list[int]) -> list[ScoreResult]:
-            return [ScoreResult(s, None) for s in self.score_batch([prepared[todo[j]] for j in js])]
-
-        def _done(js: list[int], out) -> None:
-            if on_batch is not None:
-                on_batch([todo[j] for j in js], out)
-
-        scored = run_batched(
-            list(range(len(todo))),
-            [len(prepared[i].ids) for i in todo],
-            _batch,
-            batch_size=self.batch_size,
-            max_batch_tokens=self.max_batch_tokens,
-            sort=self.sort,
-            on_batch=_done,
-        )
-        for i, r in zip(todo, scored):
-            results[i] = r
-        return results  # type: ignore[return-value]
+        return score_prepared(self.prepare(conversations), self.score_batch, batch_size=self.batch_size,
+                              max_batch_tokens=self.max_batch_tokens, sort=self.sort, on_batch=on_batch)

@@ -22,7 +22,7 @@ from .base import (
     resolve_device,
     resolve_dtype,
 )
-from .batching import run_batched
+from .batching import score_prepared
 
 OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
 ENGINES = ("auto", "transformers", "vllm")
@@ -226,35 +226,9 @@ class RewardScorer:
     def score(
         self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None
     ) -> list[ScoreResult]:
-        prepared = self.prepare(conversations)
-        results: list[ScoreResult | None] = [None] * len(prepared)
-        todo = [i for i, p in enumerate(prepared) if p.ids is not None]
-        skipped = [i for i, p in enumerate(prepared) if p.ids is None]
-        for i in skipped:
-            results[i] = ScoreResult(None, prepared[i].error)
-        if skipped and on_batch is not None:
-            on_batch(skipped, [results[i] for i in skipped])
-
-        def _batch(items: list[int]) -> list[ScoreResult]:
-            scores = self.score_ids([prepared[i].ids for i in items])
-            return [ScoreResult(float(s), None) for s in scores]
-
-        def _done(batch: list[int], out) -> None:
-            if on_batch is not None:
-                on_batch([todo[j] for j in batch], out)
-
         batch_size, budget = self.batch_size, self.max_batch_tokens
         if self.engine == "vllm":  # vLLM schedules its own batches: hand it large chunks
             batch_size, budget = max(batch_size, 256), None
-        scored = run_batched(
-            list(range(len(todo))),
-            [len(prepared[i].ids) for i in todo],
-            lambda js: _batch([todo[j] for j in js]),
-            batch_size=batch_size,
-            max_batch_tokens=budget,
-            sort=self.sort,
-            on_batch=_done,
-        )
-        for i, r in zip(todo, scored):
-            results[i] = r
-        return results  # type: ignore[return-value]
+        return score_prepared(self.prepare(conversations), lambda b: self.score_ids([p.ids for p in b]),
+                              batch_size=batch_size, max_batch_tokens=budget, sort=self.sort,
+                              on_batch=on_batch)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_table
+from thresher.io import read_tables
 from thresher.stage import Stage, StageResult, dropped_frame
 
 from .base import ScoreResult, conversation_key
@@ -213,8 +213,7 @@ def run(
         return stage.result()
     import polars as pl
 
-    frames = [read_table(p) for p in inputs]
-    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    df = read_tables(inputs)
     conversations = df["messages"].to_list()
     cache_root = None
     if config.cache:

@@ -60,20 +60,7 @@ def _one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_vllm_dir(tmp_path_factory, tiny_tokenizer_dir) -> Path:
     """A tiny random Llama whose head size (64) vLLM's CPU attention supports."""
-    import shutil
+    from tests.conftest import build_tiny_model
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tests.conftest import tiny_llama_config
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny_vllm")
-    for f in tiny_tokenizer_dir.iterdir():
-        shutil.copy(f, out / f.name)
-    tok = AutoTokenizer.from_pretrained(str(tiny_tokenizer_dir))
-    cfg = tiny_llama_config(len(tok), hidden_size=128, intermediate_size=256, num_attention_heads=2,
-                            num_key_value_heads=1, bos_token_id=tok.bos_token_id,
-                            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(str(out))
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_vllm"), tiny_tokenizer_dir, hidden_size=128,
+                            intermediate_size=256, num_attention_heads=2, num_key_value_heads=1)

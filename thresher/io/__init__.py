@@ -5,7 +5,7 @@ path)`` writes Parquet (canonical), JSONL/JSON or a Hugging Face dataset folder,
 """
 
 from thresher.io.atomic import atomic_path, write_text_atomic
-from thresher.io.readers import SHAPES, ReadResult, read_rows, read_table
+from thresher.io.readers import SHAPES, ReadResult, read_rows, read_table, read_tables
 from thresher.io.writers import write_rejects, write_table
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "atomic_path",
     "read_rows",
     "read_table",
+    "read_tables",
     "write_rejects",
     "write_table",
     "write_text_atomic",

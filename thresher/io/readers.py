@@ -39,7 +39,7 @@ from thresher.schema import (
     validate_messages,
 )
 
-__all__ = ["SHAPES", "ReadResult", "read_rows", "read_table"]
+__all__ = ["SHAPES", "ReadResult", "read_rows", "read_table", "read_tables"]
 
 JSONL_EXT = {".jsonl", ".ndjson"}
 PARQUET_EXT = {".parquet", ".pq"}
@@ -323,3 +323,11 @@ def _fill(df: pl.DataFrame, category: str | None, source: str | None) -> pl.Data
 def read_table(path: str | os.PathLike, fmt: str | None = None, **kwargs: Any) -> pl.DataFrame:
     """Read ``path`` into a validated row table, raising on the first bad row."""
     return read_rows(path, fmt, **kwargs).table
+
+
+def read_tables(paths: list[str | os.PathLike] | tuple, fmt: str | None = None, **kwargs: Any) -> pl.DataFrame:
+    """Read several inputs into one row table (columns missing from some inputs are null)."""
+    frames = [read_table(p, fmt, **kwargs) for p in paths]
+    if not frames:
+        raise InputError("no input given")
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
