@@ -127,15 +127,13 @@ def teacher_identity(backend: str, config: Config) -> tuple[str, str | None, str
     if backend == "openai":
         be = make_backend("openai", config.teacher, **config.backend_options())
         return be.model, be.revision, be.chat_template, be
-    from transformers import AutoTokenizer
-
-    from thresher.models import resolve_model
+    from thresher.models import load_tokenizer, resolve_model
 
     from .backends.base import model_fingerprint
 
     path = resolve_model(config.teacher, revision=config.revision)
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+        tok = load_tokenizer(path, trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ThresherError(f"{config.teacher or 'smollm2'}: cannot load the tokenizer from {path}: {first}") from None

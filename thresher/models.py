@@ -16,6 +16,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from thresher.errors import ThresherError
 
@@ -68,13 +69,12 @@ def embedded_gguf(name: str = DEFAULT_MODEL) -> Path:
 def convert_gguf(gguf: Path, target: Path) -> Path:
     """Convert a GGUF checkpoint to a safetensors folder (dequantised to fp32)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from thresher.progress import info
 
     info(f"converting {gguf.name} to a safetensors folder in {target} (once)")
-    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    tok = load_tokenizer(gguf.parent, gguf_file=gguf.name)
+    model = load_model(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # GGUF-loaded models are flagged as quantised although the weights are plain fp32 now.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -158,3 +158,68 @@ def cached_models() -> list[tuple[str, Path, int]]:
             size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
             out.append((d.name, d, size))
     return out
+
+
+# -- every transformers load goes through these three (trust_remote_code is always explicit) --
+
+_MODEL_CLASSES = {
+    "causal-lm": "AutoModelForCausalLM",
+    "sequence-classification": "AutoModelForSequenceClassification",
+}
+
+
+def _remote_code_error(path: Any, exc: Exception) -> ThresherError | None:
+    text = str(exc)
+    if "trust_remote_code" in text or "custom code" in text:
+        return ThresherError(
+            f"{path}: the model folder needs its own Python code (auto_map); "
+            "pass --trust-remote-code to run it (only for a model you trust)")
+    return None
+
+
+def load_tokenizer(path: str | os.PathLike, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """``AutoTokenizer.from_pretrained`` with ``trust_remote_code`` passed explicitly.
+
+    Without ``trust_remote_code`` a folder whose tokenizer needs custom code (``auto_map``) is
+    refused with a :class:`ThresherError`; transformers never asks on stdin.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as e:
+        err = _remote_code_error(path, e)
+        if err is not None:
+            raise err from None
+        raise
+
+
+def load_config(path: str | os.PathLike, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """``AutoConfig.from_pretrained`` with ``trust_remote_code`` passed explicitly."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as e:
+        err = _remote_code_error(path, e)
+        if err is not None:
+            raise err from None
+        raise
+
+
+def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote_code: bool = False,
+               **kwargs: Any) -> Any:
+    """``AutoModelFor<kind>.from_pretrained`` with ``trust_remote_code`` passed explicitly.
+
+    ``kind`` is ``"causal-lm"`` or ``"sequence-classification"``.
+    """
+    import transformers
+
+    cls = getattr(transformers, _MODEL_CLASSES[kind])
+    try:
+        return cls.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as e:
+        err = _remote_code_error(path, e)
+        if err is not None:
+            raise err from None
+        raise

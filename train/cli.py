@@ -36,6 +36,7 @@ def _csv(_ctx: Any, _param: Any, value: str | None) -> list[str] | None:
 _OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any]]] = [
     (("--base",), "base", {"help": "Base model: folder, .gguf file or known name (default: SmolLM2-135M-Instruct)."}),
     (("--chat-template",), "chat_template", {"help": "Jinja chat template (file or literal) replacing/adding the student's."}),
+    (("--trust-remote-code",), "trust_remote_code", {"is_flag": True, "default": None, "help": "Run the model folder's own Python code (auto_map); only for models you trust."}),
     (("--attn-implementation",), "attn_implementation", {"help": "transformers attention backend (default sdpa)."}),
     (("-r", "--rank"), "r", {"type": int, "help": "LoRA rank (default 16)."}),
     (("--alpha",), "alpha", {"type": float, "help": "LoRA alpha (default 32)."}),

@@ -18,7 +18,7 @@ from typing import Any
 # Options outside this set (save_every, log_every, merge, ...) may change between reruns.
 _RESUME_IRRELEVANT = frozenset(
     {"save_every", "keep_checkpoints", "log_every", "merge", "export_atol", "allow_lint_failures",
-     "threads"}
+     "threads", "trust_remote_code"}
 )
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -36,6 +36,8 @@ class TrainConfig:
         ``None`` = SmolLM2-135M-Instruct). ``chat_template``: a Jinja file or literal string that
         replaces (or supplies) the student's template. ``attn_implementation``: transformers
         attention backend (``sdpa``, ``eager``, ``flash_attention_2``, ...).
+        ``trust_remote_code``: run the model folder's own Python code (``auto_map``); off by
+        default, a folder that needs it is refused.
     Adapter
         ``r``, ``alpha``, ``dropout``; ``target_modules`` (``None`` = every linear layer of the
         attention and MLP blocks); ``dora``; ``rslora``; ``qlora`` (4-bit base, CUDA only).
@@ -64,6 +66,7 @@ class TrainConfig:
     base: str | None = None
     chat_template: str | None = None
     attn_implementation: str = "sdpa"
+    trust_remote_code: bool = False
     # adapter
     r: int = 16
     alpha: float = 32.0

@@ -92,7 +92,9 @@ def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Pa
     Returns ``{"max_logit_diff": ..., "eos_token_id": [...]}``.
     """
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    from transformers import GenerationConfig
+
+    from thresher.models import load_model
 
     from thresher.io.atomic import atomic_path
 
@@ -113,7 +115,7 @@ def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Pa
         if tokenizer.bos_token_id is not None:
             gen.bos_token_id = int(tokenizer.bos_token_id)
         gen.save_pretrained(str(tmp))
-        reloaded = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
+        reloaded = load_model(tmp, dtype=torch.float32)
         worst = check_logits(ref_logits, probe_logits(reloaded, probes), atol)
         del reloaded
     del merged, reference

@@ -21,7 +21,8 @@ def base_folder(base: str | None) -> tuple[Path, str | None]:
 def load_base(cfg: TrainConfig, *, device: Any = None) -> Any:
     """The base causal LM in fp32 (4-bit NF4 with ``qlora``), with ``cfg.attn_implementation``."""
     import torch
-    from transformers import AutoModelForCausalLM
+
+    from thresher.models import load_model
 
     folder, gguf = base_folder(cfg.base)
     kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": cfg.attn_implementation}
@@ -35,7 +36,7 @@ def load_base(cfg: TrainConfig, *, device: Any = None) -> Any:
             bnb_4bit_compute_dtype=torch.bfloat16)
         kwargs["device_map"] = {"": device if device is not None else 0}
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
+        model = load_model(folder, trust_remote_code=cfg.trust_remote_code, **kwargs)
     except (OSError, ValueError, ImportError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ThresherError(f"cannot load base model {cfg.base or folder}: {first}") from None

@@ -49,6 +49,8 @@ def _limits(option: str, items: tuple[str, ...]) -> dict[str, object]:
 @click.option("--max-tokens", type=int, default=None)
 @click.option("--tokenizer", default=None,
               help="Tokenizer (folder or model) for token counts; default counts words and marks.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the --tokenizer folder's own Python code (auto_map); only for models you trust.")
 @click.option("--max-repeat-ratio", type=float, default=None,
               help="Drop responses whose repeated word n-gram share exceeds this (e.g. 0.3).")
 @click.option("--ngram", type=int, default=3, show_default=True, help="n for --max-repeat-ratio.")
@@ -69,7 +71,7 @@ def filter_cmd(inputs: tuple[str, ...], mins: tuple[str, ...], maxs: tuple[str, 
                top_by: str | None, per_category: bool, best_of: int | None,
                best_by: str | None, margin: float, keep_empty: bool, keep_truncated: bool,
                min_chars: int, max_chars: int | None, min_tokens: int, max_tokens: int | None,
-               tokenizer: str | None, max_repeat_ratio: float | None, ngram: int,
+               tokenizer: str | None, trust_remote_code: bool, max_repeat_ratio: float | None, ngram: int,
                drop_refusals: bool, refusal_phrases: tuple[str, ...], language: str | None,
                language_min_prob: float, language_min_letters: int,
                max_echo_ratio: float | None, out: str, force: bool) -> None:
@@ -106,6 +108,7 @@ def filter_cmd(inputs: tuple[str, ...], mins: tuple[str, ...], maxs: tuple[str, 
         "min_tokens": min_tokens,
         "max_tokens": max_tokens,
         "tokenizer": tokenizer,
+        "trust_remote_code": trust_remote_code,
         "max_repeat_ratio": max_repeat_ratio,
         "ngram": ngram,
         "drop_refusals": drop_refusals or bool(refusal_phrases),

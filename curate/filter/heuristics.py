@@ -115,22 +115,20 @@ def letter_count(text: str) -> int:
     return len(_LETTER.findall(text))
 
 
-def make_token_counter(tokenizer: str | None) -> Callable[[str], int]:
+def make_token_counter(tokenizer: str | None, *, trust_remote_code: bool = False) -> Callable[[str], int]:
     """Token counter: a Hugging Face tokenizer (``smollm2``, a folder or a hub name) or, when
     none is given, the simple word-and-punctuation count."""
     if not tokenizer:
         return lambda text: len(simple_tokens(text))
     from pathlib import Path
 
-    from transformers import AutoTokenizer
-
     from thresher.errors import ThresherError
-    from thresher.models import resolve_model
+    from thresher.models import load_tokenizer, resolve_model
 
     # a tokenizer folder as is; else "smollm2", a model folder or a cached hub name
     path = Path(tokenizer) if Path(tokenizer).is_dir() else resolve_model(tokenizer)
     try:
-        tok = AutoTokenizer.from_pretrained(str(path))
+        tok = load_tokenizer(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise ThresherError(f"tokenizer {tokenizer}: cannot load ({e})") from None
     return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])

@@ -62,6 +62,7 @@ class Config:
     min_tokens: int = 0
     max_tokens: int | None = None
     tokenizer: str | None = None  # HF tokenizer for token counts; default: words + punctuation
+    trust_remote_code: bool = False  # run the tokenizer folder's own code (auto_map)
     max_repeat_ratio: float | None = None  # share of repeated word n-grams
     ngram: int = 3
     drop_refusals: bool = False
@@ -158,7 +159,7 @@ def heuristic_reasons(df, config: Config) -> list[str | None]:
     finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
     count_tokens = None
     if config.min_tokens > 0 or config.max_tokens is not None:
-        count_tokens = H.make_token_counter(config.tokenizer)
+        count_tokens = H.make_token_counter(config.tokenizer, trust_remote_code=config.trust_remote_code)
     langid = None
     if config.language:
         cands = config.language_candidates

@@ -74,15 +74,11 @@ class LoglikScorer:
 
     def _load(self) -> None:
         """Resolve the model and load its tokenizer (weights load on first use)."""
-        from transformers import AutoTokenizer
-
-        from thresher.models import resolve_model
+        from thresher.models import load_tokenizer, resolve_model
 
         path = str(resolve_model(self.model_name))
         self.path = path
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            path, trust_remote_code=self.trust_remote_code
-        )
+        self.tokenizer = load_tokenizer(path, trust_remote_code=self.trust_remote_code)
         self.torch_dtype = resolve_dtype(self.dtype_name, self.device)
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
@@ -94,10 +90,10 @@ class LoglikScorer:
     def _ensure_model(self) -> None:
         if self.model is not None:
             return
-        from transformers import AutoModelForCausalLM
+        from thresher.models import load_model
 
         try:
-            model = AutoModelForCausalLM.from_pretrained(
+            model = load_model(
                 self.path, dtype=self.torch_dtype, trust_remote_code=self.trust_remote_code
             ).to(self.device)
         except (OSError, ValueError) as e:

@@ -118,14 +118,12 @@ class RewardScorer:
 
     def _load(self) -> None:
         """Resolve the model and read its config and tokenizer (weights load on first use)."""
-        from transformers import AutoConfig, AutoTokenizer
-
-        from thresher.models import resolve_model
+        from thresher.models import load_config, load_tokenizer, resolve_model
 
         path = str(resolve_model(self.model_name))
         self.path = path
         try:
-            config = AutoConfig.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            config = load_config(path, trust_remote_code=self.trust_remote_code)
         except (OSError, ValueError) as e:
             raise ThresherError(f"reward model {self.model_name}: cannot load config ({e})") from None
         archs = [a for a in (getattr(config, "architectures", None) or []) if a]
@@ -135,9 +133,7 @@ class RewardScorer:
                 "(a reward model loads with AutoModelForSequenceClassification)"
             )
         self.label_index = pick_label(config, self.label, self.model_name)
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            path, trust_remote_code=self.trust_remote_code
-        )
+        self.tokenizer = load_tokenizer(path, trust_remote_code=self.trust_remote_code)
         if not getattr(self.tokenizer, "chat_template", None):
             raise ThresherError(
                 f"reward model {self.model_name}: its tokenizer has no chat template to render "
@@ -156,10 +152,10 @@ class RewardScorer:
             self.model = VllmRewardRunner(self.path, dtype=dtype, max_length=self.max_length,
                                           trust_remote_code=self.trust_remote_code)
             return
-        from transformers import AutoModelForSequenceClassification
+        from thresher.models import load_model
 
-        model = AutoModelForSequenceClassification.from_pretrained(
-            self.path, dtype=self.torch_dtype, trust_remote_code=self.trust_remote_code
+        model = load_model(
+            self.path, kind="sequence-classification", dtype=self.torch_dtype, trust_remote_code=self.trust_remote_code
         ).to(self.device)
         model.eval()
         tok = self.tokenizer

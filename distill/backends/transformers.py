@@ -29,9 +29,7 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
     Returns ``(path, tokenizer, model)``; errors are one-line :class:`ThresherError`.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from thresher.models import resolve_model
+    from thresher.models import load_model, load_tokenizer, resolve_model
 
     path = resolve_model(model, revision=revision)
     if device is None:
@@ -45,8 +43,8 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
         except (AttributeError, AssertionError):
             raise ThresherError(f"dtype: unknown torch dtype {dtype!r}") from None
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+        tok = load_tokenizer(path, trust_remote_code=trust_remote_code)
+        lm = load_model(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ThresherError(f"{model or 'smollm2'}: cannot load the model from {path}: {first}") from None

@@ -32,15 +32,13 @@ class VLLMBackend:
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  enforce_eager: bool = False, seed: int | None = 0, trust_remote_code: bool = False,
                  batch_size: int = 0, revision: str | None = None, **unused: Any) -> None:
-        from transformers import AutoTokenizer
-
-        from thresher.models import resolve_model
+        from thresher.models import load_tokenizer, resolve_model
 
         self.path = resolve_model(model, revision=revision)
         self.model = model or "smollm2"
         self.revision = model_fingerprint(self.path)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+            self.tokenizer = load_tokenizer(self.path, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as e:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ThresherError(f"{self.model}: cannot load the tokenizer from {self.path}: {first}") from None

@@ -45,8 +45,11 @@ def _summary(s: pl.Series) -> list[str]:
 @click.argument("src", metavar="IN")
 @input_options
 @click.option("--tokenizer", default=None, help="Model or folder whose tokenizer counts tokens too.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the --tokenizer folder's own Python code (auto_map); only for models you trust.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, as_json: bool) -> None:
+def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, trust_remote_code: bool,
+          as_json: bool) -> None:
     """Row count, per-category and per-source counts, turns and length summaries of IN.
 
     Example: thresher stats data.parquet --tokenizer smollm2
@@ -67,11 +70,9 @@ def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, as
         "response_chars": [len(response_text(m)) for m in msgs],
     })
     if tokenizer:
-        from transformers import AutoTokenizer
+        from thresher.models import load_tokenizer, resolve_model
 
-        from thresher.models import resolve_model
-
-        tok = AutoTokenizer.from_pretrained(str(resolve_model(tokenizer)))
+        tok = load_tokenizer(resolve_model(tokenizer), trust_remote_code=trust_remote_code)
         lengths = lengths.with_columns(pl.Series("tokens", [
             len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in msgs]))
     cats = df.group_by("category").len().sort("len", descending=True)

@@ -104,15 +104,13 @@ def _student_model(train_dir: Path, base: str | None, out: Path, name: str) -> P
         return dest
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from thresher.io import atomic_path
-    from thresher.models import resolve_model
+    from thresher.models import load_model, load_tokenizer, resolve_model
 
     base_dir = resolve_model(base)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    model = load_model(base_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    tok = AutoTokenizer.from_pretrained(str(adapter if (adapter / "tokenizer_config.json").exists() else base_dir))
+    tok = load_tokenizer(str(adapter if (adapter / "tokenizer_config.json").exists() else base_dir))
     with atomic_path(dest, is_dir=True) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))

@@ -46,6 +46,8 @@ from thresher.errors import ThresherError
     show_default=True,
     help="Rows to print as a coloured token view (failing rows first).",
 )
+@click.option("--trust-remote-code", is_flag=True,
+              help="Run the model folder's own Python code (auto_map); only for models you trust.")
 @input_options
 def lint_masks(
     data: str,
@@ -55,6 +57,7 @@ def lint_masks(
     train_on: str,
     overlong: str,
     show: int,
+    trust_remote_code: bool,
     fmt: str | None,
     on_bad_rows: str,
 ) -> None:
@@ -72,7 +75,7 @@ def lint_masks(
     from thresher.train.data.lint import lint_rows, print_report
     from thresher.train.data.templates import load_tokenizer
 
-    tokenizer = load_tokenizer(base, chat_template=chat_template)
+    tokenizer = load_tokenizer(base, chat_template=chat_template, trust_remote_code=trust_remote_code)
     rows = read_rows(data, fmt, on_bad_rows=on_bad_rows).table
     report = lint_rows(tokenizer, rows, max_length=max_length, train_on=train_on, overlong=overlong)
     print_report(report, tokenizer, Console(), show=show)

@@ -72,20 +72,22 @@ def load_tokenizer(
     *,
     chat_template: str | Path | None = None,
     require_template: bool = True,
+    trust_remote_code: bool = False,
 ) -> Any:
     """Load the tokenizer of ``base`` (folder, ``.gguf`` file, or a name ``resolve_model`` knows).
 
     ``chat_template`` (a file or a literal Jinja string) replaces the tokenizer's own template.
     With ``require_template`` (default) the template must exist and render a probe
     conversation, else :class:`ThresherError`. A missing pad token is set to the EOS token.
+    The folder's own tokenizer code (``auto_map``) runs only with ``trust_remote_code``.
     """
-    from transformers import AutoTokenizer
+    from thresher.models import load_tokenizer as _load
 
     template = load_chat_template(chat_template) if chat_template is not None else None
     folder, gguf_file = locate_base(base)
     try:
         kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-        tok = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+        tok = _load(folder, trust_remote_code=trust_remote_code, **kwargs)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ThresherError(f"cannot load a tokenizer from {base}: {first}") from None
