@@ -77,3 +77,9 @@ def progress(total: float | None, description: str, *, unit: str = "rows",
     with Progress(*cols, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total, tok_s=0.0)
         yield _Bar(prog, task)
+
+
+@contextlib.contextmanager
+def quiet_bar(total: float | None = None, description: str = "", **_: Any) -> Iterator[_Bar]:
+    """A bar that shows nothing (same signature as ``progress``): for non-main processes."""
+    yield _Bar(None, None)

@@ -72,7 +72,8 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> 
         raise ThresherError("train: no input rows given")
     if config.packing:
         check_attn_implementation(config.attn_implementation)
-    tokenizer = load_tokenizer(config.base, chat_template=config.chat_template)
+    tokenizer = load_tokenizer(config.base, chat_template=config.chat_template,
+                               trust_remote_code=config.trust_remote_code)
     df = read_table(inputs[0])
     if df.height == 0:
         raise ThresherError(f"{inputs[0]}: no rows to train on")
@@ -129,25 +130,49 @@ def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = Fal
         ddp.destroy()
 
 
+@dataclass
+class _Run:
+    """What the phases of one training run share: the model, its optimiser and bookkeeping."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    trainable: list[Any]
+    steps: int
+    collate_fn: Any
+    ckdir: Path
+    metrics: Any
+    fingerprint: str
+
+
 def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force: bool, dist: Any,
            device: Any) -> Any:
-    import polars as pl
+    """Prepare the rows, build the model, resume, run the loop, export and write the stage."""
     import torch
-
-    from thresher.progress import info, progress
-    from thresher.stage import StageResult
-    from thresher.train import checkpoint as ck
-    from thresher.train import ddp
-    from thresher.train.data import collate, packing_stats
-    from thresher.train.loop import Hooks, LoopState, lr_lambda, run_loop, total_steps
-    from thresher.train.metrics import CURVES, MetricsWriter, plot_losses, read_metrics
-    from thresher.train.model import add_adapter, load_base, load_trainable_state
 
     t_start = time.time()
     _quiet_libraries()
     if config.threads:
         torch.set_num_threads(config.threads)
     prep = prepare(inputs, config, quiet=not dist.main)
+    run = _build(stage, prep, out, config, dist, device)
+    state = _resume(run, config, dist, force)
+    state = _loop(run, prep, config, dist, device, state)
+    run.metrics.close()
+    return _finish(stage, run, prep, state, out, config, dist, t_start)
+
+
+def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any, device: Any) -> _Run:
+    """Seeded model with its adapter (wrapped for DDP/FSDP), optimiser, schedule and collate."""
+    import torch
+
+    from thresher.train import checkpoint as ck
+    from thresher.train import ddp
+    from thresher.train.data import collate
+    from thresher.train.loop import lr_lambda, total_steps
+    from thresher.train.metrics import MetricsWriter
+    from thresher.train.model import add_adapter, load_base
+
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
@@ -165,42 +190,58 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     steps = total_steps(config, len(prep.units), dist.world_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
-    val_batches = _val_batches(prep.val_examples, config, dist, collate_fn)
-    has_val = len(prep.val_examples) > 0
+    return _Run(model, optimizer, scheduler, trainable, steps, collate_fn, stage.path("checkpoints"),
+                MetricsWriter(out, enabled=dist.main), _fingerprint(config, stage))
 
-    ckdir = stage.path("checkpoints")
-    metrics = MetricsWriter(out, enabled=dist.main)
-    fingerprint = _fingerprint(config, stage)
+
+def _resume(run: _Run, config: TrainConfig, dist: Any, force: bool) -> Any:
+    """The loop state to start from: the latest compatible checkpoint's, or a fresh one."""
+    from thresher.progress import info
+    from thresher.train import checkpoint as ck
+    from thresher.train import ddp
+    from thresher.train.loop import LoopState
+    from thresher.train.model import load_trainable_state
+
     state = LoopState()
     if force and dist.main:
-        ck.clear(ckdir)
+        ck.clear(run.ckdir)
     ddp.barrier()
-    last = ck.latest(ckdir)
+    last = ck.latest(run.ckdir)
     if last is not None:
         data = ck.load(last, rank=dist.rank)
-        ck.check_compatible(data["state"], fingerprint=fingerprint, world_size=dist.world_size, path=last)
-        load_trainable_state(model, data["adapter"])
-        ddp.load_optimizer_state(model, optimizer, data["optimizer"], fsdp=config.fsdp)
-        scheduler.load_state_dict(data["scheduler"])
+        ck.check_compatible(data["state"], fingerprint=run.fingerprint, world_size=dist.world_size, path=last)
+        load_trainable_state(run.model, data["adapter"])
+        ddp.load_optimizer_state(run.model, run.optimizer, data["optimizer"], fsdp=config.fsdp)
+        run.scheduler.load_state_dict(data["scheduler"])
         if data["rng"] is not None:
             ck.set_rng_state(data["rng"])
         state = LoopState.from_json(data["state"]["loop"])
-        metrics.truncate_after(state.step)
+        run.metrics.truncate_after(state.step)
         if dist.main:
-            info(f"train: resuming from {last} (step {state.step} of {steps})")
+            info(f"train: resuming from {last} (step {state.step} of {run.steps})")
     else:
-        metrics.reset()
+        run.metrics.reset()
     ddp.barrier()
+    return state
 
-    autocast = _autocast(config, device)
-    bar_ctx = progress(steps, "train", unit="steps", extra="{task.fields[tok_s]:.0f} tok/s") if dist.main \
-        else _null_bar()
+
+def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any, state: Any) -> Any:
+    """Run the training loop with its hooks (metrics, progress, checkpoints, best adapter)."""
+    from thresher.progress import progress, quiet_bar
+    from thresher.train import checkpoint as ck
+    from thresher.train import ddp
+    from thresher.train.loop import Hooks, LoopState, run_loop
+
+    model, optimizer = run.model, run.optimizer
+    val_batches = _val_batches(prep.val_examples, config, dist, run.collate_fn)
+    bar_ctx = progress(run.steps, "train", unit="steps", extra="{task.fields[tok_s]:.0f} tok/s") \
+        if dist.main else quiet_bar()
 
     with bar_ctx as bar:
         bar.advance(state.step)
 
         def on_step(rec: dict[str, Any]) -> None:
-            metrics.log(rec)
+            run.metrics.log(rec)
             bar.advance(1, tok_s=rec["tokens_per_s"] or 0.0)
 
         def save_checkpoint(st: LoopState) -> None:
@@ -208,30 +249,43 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
             opt_state = ddp.optimizer_state(model, optimizer, fsdp=config.fsdp)
             rngs = ddp.gather_objects(ck.rng_state())
             if dist.main:
-                ck.save(ckdir, step=st.step, adapter=adapter, optimizer=opt_state, scheduler=scheduler,
+                ck.save(run.ckdir, step=st.step, adapter=adapter, optimizer=opt_state, scheduler=run.scheduler,
                         rngs=rngs, keep=config.keep_checkpoints,
-                        state={"loop": st.to_json(), "fingerprint": fingerprint,
+                        state={"loop": st.to_json(), "fingerprint": run.fingerprint,
                                "world_size": dist.world_size})
             ddp.barrier()
 
         def save_best(st: LoopState) -> None:
             adapter = ddp.full_trainable_state(model)
             if dist.main:
-                ck.save_best(ckdir, adapter, {"step": st.best_step, "val_loss": st.best_val})
+                ck.save_best(run.ckdir, adapter, {"step": st.best_step, "val_loss": st.best_val})
 
-        hooks = Hooks(on_step=on_step, on_eval=metrics.log, save_checkpoint=save_checkpoint,
+        hooks = Hooks(on_step=on_step, on_eval=run.metrics.log, save_checkpoint=save_checkpoint,
                       save_best=save_best)
-        state = run_loop(config, model, optimizer, scheduler, prep.units, collate_fn,
-                         lambda u: sum(len(e) for e in u), state=state, steps=steps,
-                         val_batches=val_batches, has_val=has_val, dist=dist, hooks=hooks,
-                         autocast=autocast, trainable=trainable)
-    metrics.close()
+        return run_loop(config, model, optimizer, run.scheduler, prep.units, run.collate_fn,
+                        lambda u: sum(len(e) for e in u), state=state, steps=run.steps,
+                        val_batches=val_batches, has_val=len(prep.val_examples) > 0, dist=dist, hooks=hooks,
+                        autocast=_autocast(config, device), trainable=run.trainable)
 
-    best = ck.load_best(ckdir) if has_val else None
+
+def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config: TrainConfig, dist: Any,
+            t_start: float) -> Any:
+    """Restore the best adapter, export it, and write kept/dropped/stats (main process only)."""
+    import polars as pl
+
+    from thresher.progress import info
+    from thresher.stage import StageResult
+    from thresher.train import checkpoint as ck
+    from thresher.train import ddp
+    from thresher.train.data import packing_stats
+    from thresher.train.metrics import CURVES, plot_losses, read_metrics
+    from thresher.train.model import load_trainable_state
+
+    best = ck.load_best(run.ckdir) if prep.val_examples else None
     if best is not None and state.best_step != state.step:
-        load_trainable_state(model, best)
-    final_adapter = ddp.full_trainable_state(model)  # collective under FSDP
-    export_stats = _export(model, final_adapter, prep, config, stage) if dist.main else {}
+        load_trainable_state(run.model, best)
+    final_adapter = ddp.full_trainable_state(run.model)  # collective under FSDP
+    export_stats = _export(run.model, final_adapter, prep, config, stage) if dist.main else {}
     ddp.barrier()
     if not dist.main:
         return StageResult(NAME, out, {}, reused=False)
@@ -242,7 +296,7 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
          f"{pack['padding_fraction_packed']:.1%} with packing ({'on' if config.packing else 'off'})")
     records = read_metrics(out / "metrics.jsonl")
     curves = plot_losses(records, out / CURVES)
-    stats = _stats(records, state, prep, config, steps, dist, export_stats, curves, time.time() - t_start)
+    stats = _stats(records, state, prep, config, run.steps, dist, export_stats, curves, time.time() - t_start)
     stats["packing"] = pack
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
                       prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \
@@ -260,17 +314,6 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-
-
-class _null_bar:
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-    def advance(self, n: float = 1, **fields: Any) -> None:
-        return None
 
 
 def _val_batches(examples: list[Any], config: TrainConfig, dist: Any, collate_fn: Any) -> list[Any]:
