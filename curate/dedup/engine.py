@@ -57,6 +57,43 @@ class DedupResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def _fmt_j(j: float) -> str:
+    return f"{j:.2f}"
+
+
+def _survivor_order(n: int, keyval: pl.Series | None) -> np.ndarray:
+    """Rank of each row under the survivor rule (0 = best): highest keep_by (null and NaN
+    lowest), then first seen."""
+    if keyval is None:
+        return np.arange(n, dtype=np.int64)
+    if keyval.dtype.is_float():
+        keyval = keyval.fill_nan(None)
+    frame = pl.DataFrame({"v": keyval, "i": np.arange(n, dtype=np.int64)})
+    order = frame.with_row_index("pos").sort(["v", "i"], descending=[True, False], nulls_last=True)["pos"]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order.to_numpy()] = np.arange(n, dtype=np.int64)
+    return rank
+
+
+def _sign_rows(df: pl.DataFrame, cfg: Any, store: np.ndarray, offset: int, norm: NormalizeOptions,
+               bar: Any) -> tuple[list[str], np.ndarray]:
+    """Phase 1 for one table: exact hashes (list) and non-empty mask; signatures into ``store``."""
+    import xxhash
+
+    hashes: list[str] = []
+    nonempty = np.zeros(df.height, dtype=bool)
+    for s in range(0, df.height, cfg.chunk_rows):
+        part = df.slice(s, cfg.chunk_rows)
+        texts = normalize(text_column(part, cfg.on), norm).to_list()
+        hashes.extend(xxhash.xxh3_128_hexdigest(t.encode("utf-8")) for t in texts)
+        nonempty[s:s + len(texts)] = [bool(t) for t in texts]
+        h, off = shingle_hashes(texts, ngram=cfg.ngram, unit=cfg.shingle, hash=cfg.hash)
+        signatures(h, off, num_perm=cfg.num_perm, seed=cfg.seed,
+                   out=store[offset + s: offset + s + len(texts)])
+        bar.advance(len(texts))
+    return hashes, nonempty
+
+
 def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
                 ref_label: str = "reference", spill_dir: Path) -> DedupResult:
     """Deduplicate ``df`` (and drop rows matching ``ref``) under config ``cfg`` (see stage.Config)."""
