@@ -87,6 +87,9 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     tok.save_pretrained(str(tmp))
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(str(tmp))
+    from thresher.io.atomic import honour_umask
+
+    honour_umask(tmp)  # safetensors writes 0600: the cache may be shared
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target

@@ -13,22 +13,57 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
+    return 0o666 & ~current_umask()
+
+
+def honour_umask(folder: str | os.PathLike) -> None:
+    """Give every file under ``folder`` the plain-``open()`` mode (some writers, e.g.
+    safetensors, create their files 0600 whatever the umask)."""
+    want = file_mode()
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            p = os.path.join(root, name)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(p) and (os.stat(p).st_mode & 0o777) != want:
+                    os.chmod(p, want)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it to ``path``.
 
-    On an exception the temporary file or folder is removed and ``path`` is untouched.
+    On an exception the temporary file or folder is removed and ``path`` is untouched. The
+    file gets the mode a plain ``open()`` would give it (0o666 minus the umask), not 0600.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp's 0600 would survive the rename
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     if is_dir:
         tmp.unlink()
     try:
         yield tmp
         if is_dir:
+            honour_umask(tmp)
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
