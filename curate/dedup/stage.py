@@ -24,28 +24,48 @@ class Config:
     """Options of ``thresher curate dedup`` (recipe keys are the field names)."""
 
     on: Literal["conversation", "prompt", "response"] = "conversation"
+    """Text to compare: all turns with role markers, the prompt, or the response."""
     # normalisation steps
     nfkc: bool = True
+    """Apply Unicode NFKC normalisation before comparing."""
     casefold: bool = True
+    """Ignore letter case."""
     punctuation: bool = True
+    """Strip punctuation and symbols."""
     whitespace: bool = True
+    """Collapse whitespace."""
     # shingles and MinHash
     shingle: Literal["word", "char"] = "word"
+    """Word or character n-gram shingles."""
     ngram: int = 5
+    """Shingle size (words or characters)."""
     num_perm: int = 128
+    """MinHash permutations (>= 2)."""
     threshold: float = 0.8
-    bands: int | None = None          # override the (bands, rows) datasketch would choose
+    """Jaccard similarity at or above which two rows are near-duplicates, in (0, 1]."""
+    bands: int | None = None
+    """LSH bands (with rows); default: chosen from the threshold like datasketch."""
     rows: int | None = None
+    """LSH rows per band (with bands)."""
     hash: Literal["fast", "sha1"] = "fast"
+    """Shingle hash: fast, or sha1 to reproduce datasketch's default signatures exactly."""
     seed: int = 1
+    """MinHash permutation seed (as datasketch)."""
     # survivors and reference
-    keep_by: str | None = None        # the row with the highest value survives
-    cluster: Literal["components", "star"] = "components"  # star: drop only direct near-duplicates
-    against: str | None = None        # a reference dataset: drop input rows that duplicate it
+    keep_by: str | None = None
+    """Keep the copy with the highest value of this column (ties: first seen)."""
+    cluster: Literal["components", "star"] = "components"
+    """components: one survivor per connected component of verified pairs; star: drop only rows
+    that are direct near-duplicates of a survivor."""
+    against: str | None = None
+    """A reference dataset: also drop rows that duplicate its rows (it is not deduplicated)."""
     # resources (they do not change the result)
     memory: str = "2GB"
+    """Memory budget; signatures and band keys spill to disk above it."""
     chunk_rows: int = 20000
+    """Rows normalised and signed per chunk (memory only; the result does not change)."""
     max_bucket: int = 64
+    """Largest LSH bucket paired all-to-all; larger buckets are paired as a star plus a sorted chain."""
 
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows")
 
