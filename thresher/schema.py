@@ -4,7 +4,12 @@ A row is a conversation:
 
 - ``id``: a string, a stable hash of the messages unless the input gives one;
 - ``messages``: a list of ``{"role", "content"}`` with roles ``system``, ``user``,
-  ``assistant`` and ``tool``, and string content;
+  ``assistant`` and ``tool``, and string content; messages may also hold the optional fields
+  of :data:`EXTRA_MESSAGE_FIELDS` (``tool_calls``, ``tool_call_id``, ``name``, ``weight``,
+  ``reasoning_content``). The struct only has those fields when some message of the table
+  uses them, so plain conversations keep the two-field :data:`MESSAGES_DTYPE`;
+  :func:`messages_dtype` gives the dtype for a set of fields and :func:`is_messages_dtype`
+  accepts any of them;
 - ``category`` and ``source``: strings (may be null);
 - provenance columns that stages add (``score_<name>``, ``parent_id``, ``teacher`` ...).
 """
@@ -22,15 +27,120 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant", "tool")
 CORE_COLUMNS: tuple[str, ...] = ("id", "messages", "category", "source")
 MESSAGE_DTYPE = pl.Struct({"role": pl.String, "content": pl.String})
 MESSAGES_DTYPE = pl.List(MESSAGE_DTYPE)
-DROP_COLUMNS: tuple[str, ...] = ("drop_stage", "drop_reason")
+TOOL_CALL_DTYPE = pl.Struct({"id": pl.String, "type": pl.String,
+                             "function": pl.Struct({"name": pl.String, "arguments": pl.String})})
+#: optional message fields, in canonical order: OpenAI tool calls (``arguments`` as JSON text),
+#: the tool turn's call id, a participant name, the axolotl turn weight (0 = not trained) and
+#: the reasoning text
+EXTRA_MESSAGE_FIELDS: dict[str, pl.DataType] = {
+    "tool_calls": pl.List(TOOL_CALL_DTYPE),
+    "tool_call_id": pl.String,
+    "name": pl.String,
+    "weight": pl.Float64,
+    "reasoning_content": pl.String,
+}
+
+
+def messages_dtype(fields: Iterable[str] = ()) -> pl.DataType:
+    """The messages dtype holding ``role``, ``content`` and the optional ``fields``."""
+    wanted = set(fields)
+    extra = {k: v for k, v in EXTRA_MESSAGE_FIELDS.items() if k in wanted}
+    return pl.List(pl.Struct({"role": pl.String, "content": pl.String, **extra})) if extra else MESSAGES_DTYPE
+
+
+def message_fields(dtype: Any) -> list[str]:
+    """Optional message fields present in a messages dtype (``[]`` for anything else)."""
+    inner = getattr(dtype, "inner", None)
+    fields = getattr(inner, "fields", None) or []
+    return [f.name for f in fields if f.name in EXTRA_MESSAGE_FIELDS]
+
+
+def is_messages_dtype(dtype: Any) -> bool:
+    """True for the canonical messages dtype with any subset of the optional fields."""
+    return dtype == messages_dtype(message_fields(dtype))
+
+
+def _extras(m: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: m[k] for k in EXTRA_MESSAGE_FIELDS if m.get(k) is not None}
+
+
+DROP_COLUMNS: tuple[str, ...] = ("drop_stage", "drop_code", "drop_reason")
 
 
 def content_id(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Stable 16-hex-digit id of a conversation's content (roles and texts only)."""
+    """Stable 16-hex-digit id of a conversation's content (roles and texts, plus the optional
+    fields a message holds)."""
     canon = json.dumps(
-        [[m["role"], m["content"]] for m in messages], ensure_ascii=False, separators=(",", ":")
+        [[m["role"], m["content"], *([_extras(m)] if _extras(m) else [])] for m in messages],
+        ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str,
     )
     return hashlib.blake2b(canon.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def derived_id(messages: Sequence[Mapping[str, Any]], occurrence: int = 0) -> str:
+    """The id of a row the input gave none: :func:`content_id`, plus ``-<occurrence>`` for the
+    second and later copies of the same conversation (so identical rows stay distinct rows
+    with stable ids, and the first copy's id is the plain content hash)."""
+    base = content_id(messages)
+    return base if occurrence == 0 else f"{base}-{occurrence}"
+
+
+class IdAssigner:
+    """Give every row an id while reading, in order.
+
+    A row without an id gets :func:`derived_id` with its occurrence index (skipping any id
+    already taken), never an error. A given id that was already seen is a problem naming
+    the first place it appeared.
+    """
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+        self._count: dict[str, int] = {}
+
+    def assign(self, given: Any, messages: Sequence[Mapping[str, Any]], where: str) -> tuple[str, str | None]:
+        """``(id, problem)``: problem is None unless ``given`` repeats an earlier id."""
+        if given not in (None, ""):
+            rid = str(given)
+            if rid in self.seen:
+                return rid, f"duplicate id '{rid}' (first seen at {_place(self.seen[rid])})"
+            self.seen[rid] = where
+            return rid, None
+        base = content_id(messages)
+        occ = self._count.get(base, 0)
+        rid = base if occ == 0 else f"{base}-{occ}"
+        while rid in self.seen:
+            occ += 1
+            rid = f"{base}-{occ}"
+        self._count[base] = occ + 1
+        self.seen[rid] = where
+        return rid, None
+
+
+def _place(where: str) -> str:
+    return f"line {where}" if where.isdigit() else where
+
+
+def fill_ids(given: Sequence[Any], messages: Sequence[Sequence[Mapping[str, Any]]]) -> list[str]:
+    """Ids for a column where some may be null or empty: given ids are kept as they are
+    (duplicates among them are left for validation to report), missing ones become
+    :func:`derived_id` with their occurrence index, never colliding with a given id."""
+    taken = {str(g) for g in given if g not in (None, "")}
+    count: dict[str, int] = {}
+    out: list[str] = []
+    for g, msgs in zip(given, messages):
+        if g not in (None, ""):
+            out.append(str(g))
+            continue
+        base = content_id(msgs)
+        occ = count.get(base, 0)
+        rid = base if occ == 0 else f"{base}-{occ}"
+        while rid in taken:
+            occ += 1
+            rid = f"{base}-{occ}"
+        count[base] = occ + 1
+        taken.add(rid)
+        out.append(rid)
+    return out
 
 
 def validate_messages(messages: Any) -> str | None:
@@ -56,16 +166,19 @@ def validate_messages(messages: Any) -> str | None:
         content = m["content"]
         if not isinstance(content, str):
             return f"message {i} ({role}): content must be a string, got {type(content).__name__}"
-        if role in ("user", "assistant") and not content.strip():
+        calls = m.get("tool_calls")
+        if calls and role != "assistant":
+            return f"message {i} ({role}): tool_calls are only allowed on assistant turns"
+        if role in ("user", "assistant") and not content.strip() and not calls:
             return f"message {i} ({role}): empty content"
     if all(m["role"] == "system" for m in messages):
         return "conversation has only system messages"
     return None
 
 
-def clean_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Keep only ``role`` and ``content`` of each message (call after validation)."""
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+def clean_messages(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Keep ``role``, ``content`` and the optional fields that are set (call after validation)."""
+    return [{"role": m["role"], "content": m["content"], **_extras(m)} for m in messages]
 
 
 def _last_assistant_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
@@ -78,7 +191,8 @@ def prompt_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, str
     """The prompt part of a conversation: everything before a final assistant turn."""
     idx = _last_assistant_index(messages)
     msgs = messages if idx is None else messages[:idx]
-    return [{"role": m["role"], "content": m["content"]} for m in msgs]
+    return [{"role": m["role"], "content": m["content"],
+             **{k: v for k, v in _extras(m).items() if k != "weight"}} for m in msgs]
 
 
 def response_text(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -160,12 +274,25 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(pl.lit(None, dtype=pl.String).alias("source"))
     df = df.with_columns(
         pl.col("id").cast(pl.String),
-        pl.col("messages").cast(MESSAGES_DTYPE),
+        _messages_expr(df.schema["messages"]),
         pl.col("category").cast(pl.String),
         pl.col("source").cast(pl.String),
     )
     rest = [c for c in df.columns if c not in CORE_COLUMNS]
     return df.select([*CORE_COLUMNS, *rest])
+
+
+def _messages_expr(dtype: Any) -> pl.Expr:
+    """Cast the messages column to the canonical dtype, matching struct fields by name."""
+    fields = message_fields(dtype)
+    if not fields:
+        return pl.col("messages").cast(MESSAGES_DTYPE)
+    target = messages_dtype(fields)
+    if dtype == target:
+        return pl.col("messages")
+    el = pl.element().struct.field
+    parts = [el(f).cast(t) for f, t in target.inner.to_schema().items()]
+    return pl.col("messages").list.eval(pl.struct(parts)).cast(target)
 
 
 def table_problems(df: pl.DataFrame) -> pl.DataFrame:
@@ -208,10 +335,13 @@ def table_problems(df: pl.DataFrame) -> pl.DataFrame:
             "row", pl.format("message {} ({}): missing content", "turn", "role").alias("reason")
         )
     )
+    no_calls = (pl.col("tool_calls").is_null() | (pl.col("tool_calls").list.len() == 0)) \
+        if "tool_calls" in ex.columns else pl.lit(True)
     reasons.append(
         ex.filter(
             pl.col("role").is_in(["user", "assistant"])
             & (pl.col("content").str.strip_chars().str.len_chars() == 0)
+            & no_calls
         ).select("row", pl.format("message {} ({}): empty content", "turn", "role").alias("reason"))
     )
     first = base.select("row", "id").with_columns(pl.col("row").min().over("id").alias("first"))

@@ -88,16 +88,36 @@ class StageResult:
         return self.out / STATS
 
 
-def dropped_frame(df: pl.DataFrame, stage: str, reasons: str | pl.Series | pl.Expr) -> pl.DataFrame:
-    """``df`` with ``drop_stage`` and ``drop_reason`` columns (a reason per row or one for all)."""
-    if isinstance(reasons, str):
-        reason = pl.lit(reasons, dtype=pl.String)
-    elif isinstance(reasons, pl.Series):
-        reason = pl.lit(reasons.cast(pl.String))
+def _as_expr(value: str | pl.Series | pl.Expr | None) -> pl.Expr:
+    if value is None or isinstance(value, str):
+        return pl.lit(value, dtype=pl.String)
+    if isinstance(value, pl.Series):
+        return pl.lit(value.cast(pl.String))
+    return value.cast(pl.String)
+
+
+def drop_code_of(reason: str) -> str:
+    """A slug for a free-text reason (used only where a stage gives no code itself):
+    the reason up to its first value, id or detail, lower-cased, words joined by ``-``."""
+    import re
+
+    head = re.sub(r"\s+of\s.*$|[=<>:(\[].*$", "", reason or "").strip().lower()
+    return re.sub(r"[^a-z0-9]+", "-", head).strip("-") or "dropped"
+
+
+def dropped_frame(df: pl.DataFrame, stage: str, reasons: str | pl.Series | pl.Expr,
+                  codes: str | pl.Series | pl.Expr | None = None) -> pl.DataFrame:
+    """``df`` with ``drop_stage``, ``drop_code`` (a stable slug such as ``too-short-chars``)
+    and ``drop_reason`` (the human text) columns; a reason/code per row or one for all.
+    Without ``codes`` the code is derived from the reason (:func:`drop_code_of`)."""
+    reason = _as_expr(reasons)
+    if codes is None:
+        code = reason.map_elements(drop_code_of, return_dtype=pl.String) if not isinstance(reasons, str) \
+            else pl.lit(drop_code_of(reasons), dtype=pl.String)
     else:
-        reason = reasons.cast(pl.String)
+        code = _as_expr(codes)
     return df.drop([c for c in DROP_COLUMNS if c in df.columns]).with_columns(
-        pl.lit(stage, dtype=pl.String).alias("drop_stage"), reason.alias("drop_reason")
+        pl.lit(stage, dtype=pl.String).alias("drop_stage"), code.alias("drop_code"), reason.alias("drop_reason")
     )
 
 
@@ -112,8 +132,10 @@ class Stage:
     """A stage's run folder. See the module docstring and CONTRIBUTING.md."""
 
     def __init__(self, name: str, out: str | os.PathLike, *, inputs: list[str | os.PathLike] | tuple = (),
-                 config: Any = None, force: bool = False, quiet: bool = False):
+                 config: Any = None, force: bool = False, quiet: bool = False,
+                 read_options: dict[str, Any] | None = None):
         self.name = name
+        self.read_options = dict(read_options) if read_options else None
         self.out = Path(out)
         self.inputs = [Path(p) for p in inputs]
         self.config = config
@@ -128,6 +150,7 @@ class Stage:
             "thresher": __version__,
             "config": config_fingerprint(self.config) if self.config is not None else None,
             "inputs": [{"path": str(p), "hash": file_fingerprint(p)} for p in self.inputs],
+            "read": self.read_options,
         }
 
     def path(self, name: str) -> Path:
@@ -165,7 +188,7 @@ class Stage:
             return False
         same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
         same = (m.get("config") == self.fingerprint["config"] and same_inputs
-                and m.get("stage") == self.name)
+                and m.get("stage") == self.name and m.get("read") == self.fingerprint["read"])
         return bool(same and (self.out / KEPT).exists())
 
     def result(self) -> StageResult:
@@ -190,14 +213,15 @@ class Stage:
 
         self.out.mkdir(parents=True, exist_ok=True)
         if dropped is None:
-            dropped = kept.clear().with_columns(
-                pl.lit(None, dtype=pl.String).alias("drop_stage"),
-                pl.lit(None, dtype=pl.String).alias("drop_reason"),
-            )
+            dropped = kept.clear().with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS])
         for c in DROP_COLUMNS:
             if c not in dropped.columns:
                 dropped = dropped.with_columns(pl.lit(self.name if c == "drop_stage" else None,
                                                       dtype=pl.String).alias(c))
+        if dropped.height and dropped["drop_code"].null_count():
+            dropped = dropped.with_columns(pl.coalesce(
+                "drop_code", pl.col("drop_reason").map_elements(drop_code_of, return_dtype=pl.String)))
+        dropped = dropped.select([*(c for c in dropped.columns if c not in DROP_COLUMNS), *DROP_COLUMNS])
         write_table(kept, self.out / KEPT)
         write_table(dropped, self.out / DROPPED)
         n_in = rows_in if rows_in is not None else kept.height + dropped.height
@@ -210,6 +234,12 @@ class Stage:
                      .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
             for r, n in rules.head(50).iter_rows():
                 reasons[str(r) or "(no reason)"] = int(n)
+        codes: dict[str, int] = {}
+        if dropped.height:
+            by = (dropped.group_by(pl.col("drop_stage").fill_null(self.name), pl.col("drop_code").fill_null("dropped"))
+                  .len().sort(["len", "drop_code"], descending=[True, False]))
+            for st, code, n in by.iter_rows():
+                codes[code if st == self.name else f"{st}:{code}"] = int(n)
         full = {
             "stage": self.name,
             "rows_in": n_in,
@@ -218,6 +248,7 @@ class Stage:
             "kept_by_category": _category_counts(kept),
             "dropped_by_category": _category_counts(dropped),
             "drop_reasons": reasons,
+            "drop_codes": codes,
             "seconds": round(time.time() - self.started, 3),
             **(stats or {}),
         }

@@ -22,9 +22,10 @@ from thresher.curate.decontam.benchmarks import BUILTIN, load_benchmarks
 from thresher.curate.decontam.index import BenchmarkIndex, Overlap
 from thresher.curate.decontam.ngrams import MAX_N
 from thresher.errors import ConfigError, InputError
-from thresher.io import read_table
+from thresher.executor import RowStage, StageContext, run_stage
+from thresher.io.inputs import ReadOptions
 from thresher.progress import progress
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.stage import StageResult, dropped_frame
 
 NAME = "decontam"
 MATCH_COLUMNS = ("benchmark", "benchmark_item", "matched_ngram", "overlap")
@@ -130,42 +131,53 @@ def scan(
     return pl.concat(found)
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
-    """Remove from ``inputs[0]`` the rows that overlap the benchmarks of ``config``."""
-    problems = config.check()
-    if problems:
-        raise ConfigError(problems, where=NAME)
-    if len(inputs) != 1:
-        raise InputError(f"decontam: expected one input, got {len(inputs)}")
-    stage = Stage(NAME, out, inputs=[inputs[0], *config.files()], config=config, force=force)
-    if stage.done:
-        return stage.result()
-    df = read_table(inputs[0])
-    t0 = time.perf_counter()
-    index = build_index(config)
-    t_index = time.perf_counter() - t0
-    overlap = Overlap(config.n, config.min_overlap, config.min_fraction)
-    t1 = time.perf_counter()
-    hits = scan(df, index, overlap, config.batch_rows)
-    t_scan = time.perf_counter() - t1
-
+def split_matches(df: pl.DataFrame, hits: pl.DataFrame, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(kept, dropped)``: rows of ``df`` without a match, and those with one (with the
+    match columns, ``drop_code = "contaminated"`` and a reason naming the benchmark item)."""
     numbered = df.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
-    kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop(
-        "__row"
-    )
-    bad = (
-        numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner")
-        .sort("__row")
-        .drop("__row")
-    )
+    kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop("__row")
+    bad = numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner").sort("__row").drop("__row")
     reason = pl.format(
-        f"contaminated: {{}} item {{}} ({{}} shared {config.n}-grams, e.g. '{{}}')",
-        "benchmark",
-        "benchmark_item",
-        "overlap",
-        "matched_ngram",
+        f"contaminated: {{}} item {{}} ({{}} shared {n}-grams, e.g. '{{}}')",
+        "benchmark", "benchmark_item", "overlap", "matched_ngram",
     )
-    dropped = dropped_frame(bad, NAME, reason)
+    return kept, dropped_frame(bad, NAME, reason, "contaminated")
+
+
+class DecontamStage(RowStage):
+    """Row-wise: each batch is matched against the benchmark index built once per worker."""
+
+    name = NAME
+    batch_rows = 20_000
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Config) -> list[Path]:
+        if len(inputs) != 1:
+            raise InputError(f"decontam: expected one input, got {len(inputs)}")
+        return [*inputs, *config.files()]
+
+    def setup(self, config: Config, where: str = "", stage=None) -> StageContext:
+        ctx = super().setup(config, where, stage)
+        t0 = time.perf_counter()
+        ctx.state["index"] = build_index(config)
+        ctx.state["overlap"] = Overlap(config.n, config.min_overlap, config.min_fraction)
+        ctx.count("index_seconds", time.perf_counter() - t0)
+        return ctx
+
+    def process_batch(self, table: pl.DataFrame, context: StageContext):
+        t0 = time.perf_counter()
+        hits = context.state["index"].match(segments(table), context.state["overlap"])
+        context.count("scan_seconds", time.perf_counter() - t0)
+        context.count("rows_scanned", table.height)
+        return split_matches(table, hits, context.config.n)
+
+    def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
+        return kept, dropped, decontam_stats(dropped, context)
+
+
+def decontam_stats(bad: pl.DataFrame, context: StageContext) -> dict:
+    """Per-benchmark counts, index size and timing."""
+    config: Config = context.config
+    index: BenchmarkIndex = context.state["index"]
     per_bench = (
         {str(b): int(c) for b, c in bad["benchmark"].value_counts(sort=True).iter_rows()}
         if bad.height
@@ -174,7 +186,9 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     items = index.items.group_by("benchmark").agg(
         pl.len().alias("items"), (pl.col("ngrams") == 0).sum().alias("unmatchable")
     )
-    stats = {
+    t_scan = context.counters.get("scan_seconds", 0.0)
+    rows = context.counters.get("rows_scanned", 0)
+    return {
         "decontam": {
             "n": config.n,
             "min_overlap": config.min_overlap,
@@ -188,9 +202,17 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
                 for b, i, u in items.sort("benchmark").iter_rows()
             },
             "ngrams_indexed": len(index),
-            "index_seconds": round(t_index, 3),
+            "index_seconds": round(context.counters.get("index_seconds", 0.0), 3),
             "scan_seconds": round(t_scan, 3),
-            "rows_per_second": round(df.height / t_scan, 1) if t_scan > 0 else None,
+            "rows_per_second": round(rows / t_scan, 1) if t_scan > 0 else None,
         }
     }
-    return stage.finish(kept, dropped, stats, rows_in=df.height)
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        read: ReadOptions | dict | None = None) -> StageResult:
+    """Remove from ``inputs[0]`` the rows that overlap the benchmarks of ``config``."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems, where=NAME)
+    return run_stage(DecontamStage(), inputs, out, config, force=force, read=read)

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_tables
-from thresher.schema import prompt_messages, response_text
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.executor import ROW_INDEX, RowStage, StageContext, run_stage
+from thresher.io.inputs import ReadOptions
+from thresher.schema import DROP_COLUMNS, prompt_messages, response_text
+from thresher.stage import StageResult, dropped_frame
 
 from . import heuristics as H
 from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
@@ -153,10 +154,8 @@ def _check_columns(df, config: Config, source: str) -> None:
         )
 
 
-def heuristic_reasons(df, config: Config) -> list[str | None]:
-    """First failing heuristic per row (None when the row passes them all)."""
-    msgs = df["messages"].to_list()
-    finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
+def heuristic_tools(config: Config) -> tuple[Any, Any]:
+    """``(count_tokens, langid)`` for the heuristics (None when unused); built once per worker."""
     count_tokens = None
     if config.min_tokens > 0 or config.max_tokens is not None:
         count_tokens = H.make_token_counter(config.tokenizer, trust_remote_code=config.trust_remote_code)
@@ -164,6 +163,14 @@ def heuristic_reasons(df, config: Config) -> list[str | None]:
     if config.language:
         cands = config.language_candidates
         langid = H.LanguageId(tuple(dict.fromkeys((config.language, *cands))) if cands else None)
+    return count_tokens, langid
+
+
+def heuristic_reasons(df, config: Config, tools: tuple[Any, Any] | None = None) -> list[str | None]:
+    """First failing heuristic per row (None when the row passes them all)."""
+    msgs = df["messages"].to_list()
+    finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
+    count_tokens, langid = tools if tools is not None else heuristic_tools(config)
     out: list[str | None] = []
     for i, m in enumerate(msgs):
         resp = response_text(m)
@@ -207,16 +214,100 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
     return None
 
 
-def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
-    """Run every rule; return (table with normalised columns, reasons, stats)."""
+#: drop_code of each rule, by the start of its reason
+_CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "too-short-chars"),
+          ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
+          ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
+          ("language=", "wrong-language"), ("echo=", "echoes-prompt"), ("top_fraction", "top-fraction"),
+          ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"))
+
+
+def drop_code(reason: str) -> str:
+    """The stable ``drop_code`` of a filter reason (``too-short-chars``, ``below-min`` ...)."""
+    for prefix, code in _CODES:
+        if reason.startswith(prefix):
+            return code
+    if "=null" in reason:
+        return "no-score"
+    return "below-min" if " < " in reason else "above-max" if " > " in reason else "filtered"
+
+
+def _dropped(df, reasons: list[str | None]):
     import polars as pl
 
+    mask = pl.Series([r is None for r in reasons], dtype=pl.Boolean)
+    why = [r for r in reasons if r is not None]
+    return df.filter(mask), dropped_frame(df.filter(~mask), "filter", pl.Series(why, dtype=pl.String),
+                                          pl.Series([drop_code(r) for r in why], dtype=pl.String))
+
+
+class FilterStage(RowStage):
+    """Row-wise heuristics per batch; score rules (which rank or normalise) in :meth:`finalize`."""
+
+    name = "filter"
+    batch_rows = 20_000
+
+    def check(self, table, config: Config, where: str) -> None:
+        _check_columns(table, config, where)
+
+    def setup(self, config: Config, where: str = "", stage=None) -> StageContext:
+        ctx = super().setup(config, where, stage)
+        ctx.state["tools"] = heuristic_tools(config)
+        return ctx
+
+    def process_batch(self, table, context: StageContext):
+        return _dropped(table, heuristic_reasons(table, context.config, context.state["tools"]))
+
+    def finalize(self, kept, dropped, context: StageContext):
+        import polars as pl
+
+        config: Config = context.config
+        if config.normalize != "none":  # over every row read, as the heuristics see them
+            full = pl.concat([kept, dropped.drop(DROP_COLUMNS, strict=False)], how="diagonal_relaxed")
+            full = full.sort(ROW_INDEX) if ROW_INDEX in full.columns else full
+            normed = _normalized(full, config)
+            norm = normed.select(ROW_INDEX, *[c for c in normed.columns if c not in full.columns])
+            kept = kept.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
+            dropped = dropped.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
+        kept, more, stats = score_rules(kept, config)
+        stats["dropped_by_rule"] = {"heuristics": dropped.height, **stats["dropped_by_rule"]}
+        return kept, pl.concat([dropped, more], how="diagonal_relaxed"), stats
+
+
+def _normalized(df, config: Config):
+    cols = [c for c in df.columns if c.startswith("score_") and df[c].dtype.is_numeric()
+            and not c.endswith(("_z", "_rank"))]
+    return df.with_columns([normalize(df, c, config.normalize) for c in cols])
+
+
+def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
+    """Every rule over ``df`` at once (heuristics, then score rules on the rows they keep);
+    returns ``(table with normalised columns, reason or None per row, stats)``."""
     if config.normalize != "none":
-        cols = [c for c in df.columns if c.startswith("score_") and df[c].dtype.is_numeric()
-                and not c.endswith(("_z", "_rank"))]
-        df = df.with_columns([normalize(df, c, config.normalize) for c in cols])
+        df = _normalized(df, config)
     reasons = heuristic_reasons(df, config)
-    counts: dict[str, int] = {"heuristics": sum(r is not None for r in reasons)}
+    alive = [i for i, r in enumerate(reasons) if r is None]
+    later, stats = score_reasons(df[alive], config)
+    for i, r in zip(alive, later):
+        reasons[i] = r
+    stats["dropped_by_rule"] = {"heuristics": df.height - len(alive), **stats["dropped_by_rule"]}
+    return df, reasons, stats
+
+
+def score_rules(df, config: Config):
+    """The score rules on rows that passed the heuristics (normalised columns present);
+    returns ``(kept, dropped, stats)``."""
+    reasons, stats = score_reasons(df, config)
+    kept, dropped = _dropped(df, reasons)
+    return kept, dropped, stats
+
+
+def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
+    """Thresholds, then top fraction / top k, then best-of: first reason per row, and stats."""
+    import polars as pl
+
+    reasons: list[str | None] = [None] * df.height
+    counts: dict[str, int] = {}
 
     def merge(name: str, new: list[str | None]) -> None:
         n = 0
@@ -242,7 +333,7 @@ def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
         merge("best_of", best_of(df[config.best_by].to_list(), alive(),
                                  df["parent_id"].to_list(), config.best_by,
                                  k=config.best_of, margin=config.margin))
-    stats = {"dropped_by_rule": counts}
+    stats: dict[str, Any] = {"dropped_by_rule": counts}
     for col in config.score_columns():
         vals = df[col].cast(pl.Float64)
         kept_vals = vals.filter(pl.Series(alive()))
@@ -250,7 +341,7 @@ def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
             "all": _describe(vals),
             "kept": _describe(kept_vals),
         }
-    return df, reasons, stats
+    return reasons, stats
 
 
 def _describe(s) -> dict:
@@ -260,22 +351,10 @@ def _describe(s) -> dict:
     return {"n": s.len(), "mean": float(s.mean()), "min": float(s.min()), "max": float(s.max())}
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        read: ReadOptions | dict | None = None) -> StageResult:
     """Filter the rows of ``inputs``; write kept/dropped (with reasons) to ``out``."""
     problems = config.check()
     if problems:
         raise ConfigError(problems)
-    stage = Stage("filter", out, inputs=inputs, config=config, force=force)
-    if stage.done:
-        return stage.result()
-    import polars as pl
-
-    df = read_tables(inputs)
-    _check_columns(df, config, ", ".join(str(p) for p in inputs))
-    df, reasons, stats = apply_rules(df, config)
-    mask = pl.Series([r is None for r in reasons])
-    kept = df.filter(mask)
-    dropped = dropped_frame(
-        df.filter(~mask), "filter", pl.Series([r for r in reasons if r is not None], dtype=pl.String)
-    )
-    return stage.finish(kept, dropped, stats=stats)
+    return run_stage(FilterStage(), inputs, out, config, force=force, read=read)

@@ -35,23 +35,44 @@ class Config:
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
         "batch_size", "max_batch_tokens", "sort_by_length", "cache", "cache_dir",
     )
-    scorers: tuple[str, ...] = ()  # [NAME=]KIND[:ARGS]; empty means ("loglik",)
-    label: str | None = None  # reward models with several labels: index or id2label name
-    max_length: int = 2048  # tokens per row for reward and loglik scorers
+    scorers: tuple[str, ...] = ()
+    """Scorer as [NAME=]KIND[:ARGS], repeatable; adds column score_NAME (NAME defaults to KIND).
+    KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
+    (sequence-classification reward model, hub name or folder), judge:BACKEND[:MODEL]
+    (LLM judge through a distill backend: transformers, vllm, openai)."""
+    label: str | None = None
+    """Reward models with several labels: the label index or name to use."""
+    max_length: int = 2048
+    """Token limit per row for reward and loglik scorers."""
     overflow: Literal["truncate_left", "truncate_right", "skip"] = "truncate_left"
+    """Rows over max_length: keep the end, keep the start, or skip with a reason."""
     batch_size: int = 16
-    max_batch_tokens: int = 16384  # padded tokens per batch (rows x longest)
+    """Rows per batch (at most)."""
+    max_batch_tokens: int = 16384
+    """Padded tokens per batch (rows x longest row)."""
     sort_by_length: bool = True
-    engine: Literal["auto", "transformers", "vllm"] = "auto"  # reward models; auto: vllm on GPU
-    device: str = "auto"  # auto: cuda when available, else cpu
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 GPU, fp32 CPU
-    judge_rubric: Path | None = None  # a text file replacing the default rubric
-    judge_scale: int = 10  # the judge scores from 1 to judge_scale
-    judge_retries: int = 2  # extra attempts for an unreadable judge answer
+    """Batch rows by length (off: in input order; slower, for comparison)."""
+    engine: Literal["auto", "transformers", "vllm"] = "auto"
+    """Reward-model engine: vllm's pooling runner, transformers, or auto (vllm when installed and
+    a GPU is visible)."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:1 ... (auto: cuda when available, else cpu)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """auto: bfloat16 on GPU, float32 on CPU."""
+    judge_rubric: Path | None = None
+    """Text file with the judge's rubric (replaces the default)."""
+    judge_scale: int = 10
+    """The judge scores from 1 to this."""
+    judge_retries: int = 2
+    """Extra attempts when a judge answer has no readable score."""
     judge_max_tokens: int = 128
+    """Longest judge answer, in tokens."""
     cache: bool = True
-    cache_dir: Path | None = None  # default: $THRESHER_CACHE/scores or ~/.cache/thresher/scores
+    """Read and write the score cache."""
+    cache_dir: Path | None = None
+    """Score cache folder (default $THRESHER_CACHE/scores or ~/.cache/thresher/scores)."""
     trust_remote_code: bool = False
+    """Allow model repositories' own code."""
 
     def specs(self) -> list[ScorerSpec]:
         """The parsed scorer specs (the default when none are given)."""

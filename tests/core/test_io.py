@@ -108,7 +108,7 @@ BAD_CASES = [
     ("emptyresp.jsonl", GOOD + '\n{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}\n',
      ":2: message 2 (assistant): empty content", []),
     ("dupid.jsonl", '{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n',
-     ":2: duplicate id 'a' (first seen at 1)", []),
+     ":2: duplicate id 'a' (first seen at line 1)", []),
     ("unknowncol.jsonl", '{"instruction": "a", "output": "b", "extra": 1}\n',
      ":1: unknown column(s) 'extra' for format alpaca (expected instruction, input, output, system, id, category, source)",
      ["--format", "alpaca"]),

@@ -27,15 +27,17 @@ from thresher.io.shapes import (
     ShapeError,
     decode_cells,
     detect_shape,
+    row_fields,
     to_messages,
 )
 from thresher.schema import (
-    MESSAGES_DTYPE,
     clean_messages,
     conform,
-    content_id,
+    IdAssigner,
     empty_table,
+    fill_ids,
     table_problems,
+    is_messages_dtype,
     validate_messages,
 )
 
@@ -52,6 +54,7 @@ class ReadResult:
     table: pl.DataFrame
     path: str
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    shape: str | None = None  # the record shape read (None for canonical tables)
 
 
 class _Collector:
@@ -60,16 +63,20 @@ class _Collector:
         self.skip = on_bad_rows == "skip"
         self.rejects: list[dict[str, Any]] = []
 
-    def bad(self, where: str, reason: str, raw: Any = None) -> None:
+    def bad(self, where: str, reason: str, raw: Any = None, code: str = "invalid-row") -> None:
+        """Raise for ``where`` (error mode) or record the rejected row with a stable ``code``."""
         msg = f"{self.label}:{where}: {reason}"
         if not self.skip:
             raise InputError(msg)
+        rid = raw.get("id") if isinstance(raw, Mapping) else None
+        rid = rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
         if raw is not None and not isinstance(raw, str):
             try:
                 raw = json.dumps(raw, ensure_ascii=False, default=str)
             except (TypeError, ValueError):
                 raw = repr(raw)
-        self.rejects.append({"file": self.label, "where": where, "reason": reason, "raw": raw})
+        self.rejects.append({"file": self.label, "where": where, "reason": reason, "raw": raw,
+                             "code": code, "id": None if rid is None else str(rid)})
 
 
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
@@ -79,14 +86,15 @@ def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 col.bad(str(lineno), f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
-                        raw.decode("utf-8", "replace").rstrip("\n"))
+                        raw.decode("utf-8", "replace").rstrip("\n"), code="invalid-utf8")
                 continue
             if not text.strip():
                 continue
             try:
                 rec = json.loads(text)
             except json.JSONDecodeError as e:
-                col.bad(str(lineno), f"malformed JSON ({e.msg} at column {e.colno})", text.rstrip("\n"))
+                col.bad(str(lineno), f"malformed JSON ({e.msg} at column {e.colno})", text.rstrip("\n"),
+                        code="malformed-json")
                 continue
             yield str(lineno), rec
 
@@ -135,11 +143,12 @@ def _decoded(records: Iterator[tuple[str, Any]], col: _Collector) -> Iterator[tu
         try:
             yield where, decode_cells(rec)
         except ShapeError as e:
-            col.bad(where, str(e), rec)
+            col.bad(where, str(e), rec, code="bad-cell")
 
 
-def _hub_frame(name: str, label: str) -> pl.DataFrame:
-    repo, _, split = name.partition(":")
+def _hub_frame(name: str, label: str, split: str | None = None) -> pl.DataFrame:
+    repo, _, named = name.partition(":")
+    split = named or split
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     try:
@@ -154,7 +163,7 @@ def _hub_frame(name: str, label: str) -> pl.DataFrame:
     return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
 
 
-def _disk_frame(path: Path, label: str) -> pl.DataFrame:
+def _disk_frame(path: Path, label: str, split: str | None = None) -> pl.DataFrame:
     import datasets
 
     try:
@@ -162,9 +171,13 @@ def _disk_frame(path: Path, label: str) -> pl.DataFrame:
     except Exception as e:
         raise InputError(f"{label}: not a dataset folder saved with save_to_disk ({str(e).splitlines()[0]})") from None
     if isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds:
-            raise InputError(f"{label}: dataset dict has no 'train' split (splits: {', '.join(ds)})")
-        ds = ds["train"]
+        want = split or "train"
+        if want not in ds:
+            raise InputError(f"{label}: dataset dict has no {want!r} split (splits: {', '.join(ds)}; "
+                             "choose one with --split)")
+        ds = ds[want]
+    elif split is not None:
+        raise InputError(f"{label}: --split {split!r} given but the folder holds a single dataset, not splits")
     return pl.from_arrow(ds.data.table)  # type: ignore[return-value]
 
 
@@ -176,11 +189,14 @@ def _looks_like_hub(name: str) -> bool:
 
 def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFrame | None:
     """Fast path for canonical tables (our own Parquet): vectorised validation."""
-    if "messages" not in df.columns or df.schema["messages"] != MESSAGES_DTYPE:
+    if "messages" not in df.columns or not is_messages_dtype(df.schema["messages"]):
         return None
     if "id" not in df.columns:
-        ids = [content_id(m) for m in df["messages"].to_list()]
-        df = df.with_columns(pl.Series("id", ids, dtype=pl.String))
+        df = df.with_columns(pl.Series("id", fill_ids([None] * df.height, df["messages"].to_list()),
+                                       dtype=pl.String))
+    elif df["id"].cast(pl.String).is_null().any() or (df["id"].cast(pl.String) == "").any():
+        df = df.with_columns(pl.Series("id", fill_ids(df["id"].cast(pl.String).to_list(),
+                                                      df["messages"].to_list()), dtype=pl.String))
     df = conform(df)
     try:
         problems = table_problems(df)
@@ -191,7 +207,8 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFra
     if problems.height:
         bad_rows = set()
         for row, reason in problems.iter_rows():
-            col.bad(f"row {row}", reason, df.row(row - 1, named=True))
+            code = "duplicate-id" if reason.startswith("duplicate id") else "invalid-messages"
+            col.bad(f"row {row}", reason, df.row(row - 1, named=True), code=code)
             bad_rows.add(row - 1)
         keep = [i for i in range(df.height) if i not in bad_rows]
         df = df[keep]
@@ -205,12 +222,18 @@ def read_rows(
     on_bad_rows: str = "error",
     category: str | None = None,
     source: str | None = None,
+    split: str | None = None,
 ) -> ReadResult:
     """Read ``path`` (file, dataset folder or hub name) into validated rows.
 
     ``fmt`` forces a record shape (one of :data:`SHAPES`); unknown columns are then an
     error (except for the canonical ``messages`` shape, which keeps provenance columns).
-    ``category``/``source`` fill those columns where the input has none.
+    ``category``/``source`` fill those columns where the input has none; ``split`` picks the
+    split of a DatasetDict folder or hub dataset (default ``train``).
+
+    Rows without an id get :func:`derived_id` (the content hash, plus the occurrence index for
+    the second and later copies of the same conversation); a duplicate id the input gave is
+    a bad row naming both lines.
     """
     if fmt is not None and fmt not in SHAPES:
         raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(SHAPES)})")
@@ -218,10 +241,13 @@ def read_rows(
         raise InputError(f"on_bad_rows must be 'error' or 'skip', got {on_bad_rows!r}")
     label = str(path)
     p = Path(path)
+    head, sep, named = label.rpartition(":")
+    if sep and not p.exists() and named and Path(head).is_dir():  # folder:split
+        p, split = Path(head), named
     col = _Collector(label, on_bad_rows)
     records: Iterator[tuple[str, Any]]
     if p.is_dir():
-        frame = _disk_frame(p, label)
+        frame = _disk_frame(p, label, split)
         fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
         records = iter(()) if fast is not None else _frame_records(frame)
     elif p.is_file():
@@ -246,7 +272,7 @@ def read_rows(
             raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
                              "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")
     elif _looks_like_hub(label):
-        frame = _hub_frame(label, label)
+        frame = _hub_frame(label, label, split)
         fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
         records = iter(()) if fast is not None else _frame_records(frame)
     else:
@@ -260,13 +286,14 @@ def read_rows(
         return ReadResult(table, label, col.rejects)
 
     rows: list[dict[str, Any]] = []
-    seen: dict[str, str] = {}
+    ids = IdAssigner()
     shape = fmt
     any_record = False
+    unknown_keys: set[str] = set()
     for where, rec in records:
         any_record = True
         if not isinstance(rec, Mapping):
-            col.bad(where, f"expected a JSON object, got {type(rec).__name__}", rec)
+            col.bad(where, f"expected a JSON object, got {type(rec).__name__}", rec, code="not-an-object")
             continue
         if shape is None:
             shape = detect_shape(rec)
@@ -281,35 +308,42 @@ def read_rows(
             unknown = [k for k in rec if k not in allowed]
             if unknown:
                 col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
-                        f"{fmt} (expected {', '.join(SHAPE_KEYS[fmt] + ROW_KEYS)})", rec)
+                        f"{fmt} (expected {', '.join(SHAPE_KEYS[fmt] + ROW_KEYS)})", rec, code="unknown-column")
                 continue
         try:
-            msgs = to_messages(rec, shape)
+            msgs = to_messages(rec, shape, unknown_keys)
         except ShapeError as e:
-            col.bad(where, str(e), rec)
+            col.bad(where, str(e), rec, code="bad-shape")
             continue
         why = validate_messages(msgs)
         if why:
-            col.bad(where, why, rec)
+            col.bad(where, why, rec, code="invalid-messages")
             continue
-        row = {k: v for k, v in rec.items() if k not in SHAPE_KEYS[shape]}
+        try:
+            row = row_fields(rec, shape)
+        except ShapeError as e:
+            col.bad(where, str(e), rec, code="bad-shape")
+            continue
         row["messages"] = clean_messages(msgs)
-        rid = row.get("id")
-        row["id"] = content_id(row["messages"]) if rid in (None, "") else str(rid)
-        if row["id"] in seen:
-            col.bad(where, f"duplicate id '{row['id']}' (first seen at {seen[row['id']]})", rec)
+        row["id"], problem = ids.assign(row.get("id"), row["messages"], where)
+        if problem:
+            col.bad(where, problem, rec, code="duplicate-id")
             continue
-        seen[row["id"]] = where
         rows.append(row)
     if not any_record:
         raise InputError(f"{label}: empty file (no rows)")
+    if unknown_keys:
+        from thresher.progress import info
+
+        info(f"{label}: ignored message key(s) {', '.join(sorted(unknown_keys))} (kept: role, content, "
+             "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
     if not rows:
-        return ReadResult(_fill(empty_table(), category, source), label, col.rejects)
+        return ReadResult(_fill(empty_table(), category, source), label, col.rejects, shape)
     try:
         table = conform(pl.DataFrame(rows, infer_schema_length=None))
     except Exception as e:
         raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
-    return ReadResult(_fill(table, category, source), label, col.rejects)
+    return ReadResult(_fill(table, category, source), label, col.rejects, shape)
 
 
 def _fill(df: pl.DataFrame, category: str | None, source: str | None) -> pl.DataFrame:
@@ -327,7 +361,9 @@ def read_table(path: str | os.PathLike, fmt: str | None = None, **kwargs: Any) -
 
 def read_tables(paths: list[str | os.PathLike] | tuple, fmt: str | None = None, **kwargs: Any) -> pl.DataFrame:
     """Read several inputs into one row table (columns missing from some inputs are null)."""
-    frames = [read_table(p, fmt, **kwargs) for p in paths]
+    from thresher.io.openai_batch import join
+
+    frames = join([read_rows(p, fmt, **kwargs) for p in paths])  # Batch results meet their requests
     if not frames:
         raise InputError("no input given")
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")

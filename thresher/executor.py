@@ -1,0 +1,232 @@
+"""The Stage protocol and the local executor.
+
+A stage is one of two kinds:
+
+- a **row-wise** stage (:class:`RowStage`: generate, score, filter, decontam) turns a batch
+  of rows into ``(kept, dropped)`` with a pure :meth:`RowStage.process_batch`; what is
+  expensive to build (a model, a benchmark index) is built once per worker by
+  :meth:`RowStage.setup` and handed to every batch as the ``context``;
+  :meth:`RowStage.finalize` then sees every batch's output once (global rules, stats);
+- a **global** stage (:class:`GlobalStage`: dedup, mix, train) needs the whole table at once
+  and implements :meth:`GlobalStage.run_table`.
+
+:func:`run_stage` (the local executor) drives both: it fingerprints the inputs, config and
+read options, reuses a finished result, reads the inputs through the one input path
+(:func:`thresher.io.inputs.read_inputs`), runs the batches, adds the rows rejected on read to
+``dropped`` (``drop_stage = "read"``) and writes the stage folder. A Ray executor plugs in at
+the same seam: :class:`BatchFn` is the callable class to hand to ``Dataset.map_batches``
+(``setup`` in ``__init__``, one load per actor; each call returns kept and dropped rows in
+one table, dropped ones with a non-null ``drop_stage``), and the driver then calls
+:meth:`RowStage.finalize` and :meth:`thresher.stage.Stage.finish` as :func:`run_stage` does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
+from thresher.schema import DROP_COLUMNS
+from thresher.stage import Stage, StageResult
+
+ROW_INDEX = "__thresher_row"
+
+
+@dataclass
+class StageContext:
+    """What every batch of one worker sees: the config plus what :meth:`RowStage.setup` built.
+
+    ``state`` holds the stage's own objects (a loaded model, an index); ``counters`` are
+    numbers the stage adds up across batches for its stats (seconds, cache hits).
+    ``stage`` is the run folder (None inside a remote worker) and ``where`` names the inputs
+    for error messages.
+    """
+
+    config: Any
+    where: str = ""
+    stage: Stage | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+
+    def count(self, name: str, n: float = 1) -> None:
+        """Add ``n`` to counter ``name``."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+
+class RowStage:
+    """A stage whose rows are processed independently, in batches (see the module docstring).
+
+    Subclasses set :attr:`name` and implement :meth:`process_batch`; the other hooks have
+    sensible defaults. ``batch_rows`` is the local executor's batch size (None: the whole
+    table in one batch, for stages whose per-batch overhead is high).
+    """
+
+    kind: ClassVar[str] = "row"
+    name: ClassVar[str] = ""
+    batch_rows: ClassVar[int | None] = None
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Any) -> list[Path]:
+        """Every file the result depends on (default: the inputs)."""
+        return list(inputs)
+
+    def check(self, table: pl.DataFrame, config: Any, where: str) -> None:
+        """Raise a one-line error when ``table`` cannot be processed (a missing column ...)."""
+
+    def setup(self, config: Any, where: str = "", stage: Stage | None = None) -> StageContext:
+        """Build the per-worker context (load models here; once per worker)."""
+        return StageContext(config, where, stage)
+
+    def process_batch(self, table: pl.DataFrame, context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """``(kept, dropped)`` for one batch; dropped rows carry ``drop_stage``/``drop_code``/``drop_reason``.
+
+        Must be pure in the rows (no dependence on other batches) and keep unknown columns.
+        """
+        raise NotImplementedError
+
+    def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame,
+                 context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        """Once, over every batch's output: global rules and the stage's stats."""
+        return kept, dropped, {}
+
+    def teardown(self, context: StageContext) -> None:
+        """Release what :meth:`setup` built (models, connections)."""
+
+    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
+        """Rows in for the stats (None: kept + dropped)."""
+        return table.height
+
+
+class GlobalStage:
+    """A stage that needs the whole table at once (dedup, mix, train)."""
+
+    kind: ClassVar[str] = "global"
+    name: ClassVar[str] = ""
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Any) -> list[Path]:
+        """Every file the result depends on (default: the inputs)."""
+        return list(inputs)
+
+    def run_table(self, table: pl.DataFrame,
+                  context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        """``(kept, dropped, stats)`` for the whole input table (``context.stage`` is the
+        run folder, for extra artefacts)."""
+        raise NotImplementedError
+
+    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
+        """Rows in for the stats (None: kept + dropped)."""
+        return table.height
+
+
+def batches(table: pl.DataFrame, rows: int | None):
+    """``table`` in slices of ``rows`` (one slice when None or the table is small)."""
+    if rows is None or table.height <= rows:
+        yield table
+        return
+    for start in range(0, table.height, rows):
+        yield table.slice(start, rows)
+
+
+def run_batches(impl: RowStage, table: pl.DataFrame, context: StageContext,
+                rows: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every batch through ``impl.process_batch``; kept and dropped in input order, each with
+    the input position in column ``ROW_INDEX`` (:meth:`RowStage.finalize` may use it)."""
+    from thresher.progress import progress
+
+    numbered = table.with_row_index(ROW_INDEX)
+    size = rows if rows is not None else impl.batch_rows
+    kept, dropped = [], []
+    if size is None or table.height <= size:  # one batch: the stage shows its own progress
+        kept, dropped = impl.process_batch(numbered, context)
+        return _in_order(kept), _in_order(dropped)
+    with progress(table.height, impl.name) as bar:
+        for part in batches(numbered, size):
+            k, d = impl.process_batch(part, context)
+            kept.append(k)
+            dropped.append(d)
+            bar.advance(part.height)
+    return _in_order(pl.concat(kept, how="diagonal_relaxed")), _in_order(pl.concat(dropped, how="diagonal_relaxed"))
+
+
+def _in_order(df: pl.DataFrame, drop: bool = False) -> pl.DataFrame:
+    if ROW_INDEX not in df.columns:
+        return df
+    df = df.sort(ROW_INDEX)
+    return df.drop(ROW_INDEX) if drop else df
+
+
+def _with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
+    if rejected.height == 0:
+        return dropped
+    return pl.concat([rejected, dropped], how="diagonal_relaxed")
+
+
+def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out: str | os.PathLike,
+              config: Any, *, force: bool = False, read: ReadOptions | dict | None = None,
+              extra_inputs: list[Path] | None = None, table: pl.DataFrame | None = None) -> StageResult:
+    """The local executor: run ``impl`` on ``inputs`` into the stage folder ``out``.
+
+    Same inputs, config and read options as a finished run: the result is reused. Otherwise
+    the inputs are read (bad rows under ``on_bad_rows="skip"`` go to dropped.parquet as
+    ``drop_stage = "read"``), processed, and the folder is written. ``table`` replaces reading
+    (tests, callers that already hold the rows); ``extra_inputs`` are fingerprinted but not read.
+    """
+    opts = ReadOptions.coerce(read)
+    paths = resolve_inputs(inputs)
+    fp_inputs = impl.fingerprint_inputs(paths, config) + list(extra_inputs or [])
+    read_fp = None if opts == ReadOptions() else opts.as_dict()  # defaults: same manifests as before
+    stage = Stage(impl.name, out, inputs=fp_inputs, config=config, force=force, read_options=read_fp)
+    if stage.done:
+        return stage.result()
+    where = ", ".join(str(p) for p in paths)
+    if table is None:
+        table, rejected = read_inputs(paths, opts)
+    else:
+        rejected = pl.DataFrame()
+    if impl.kind == "row":
+        impl.check(table, config, where)
+        context = impl.setup(config, where, stage)
+        try:
+            kept, dropped = run_batches(impl, table, context)
+            kept, dropped, stats = impl.finalize(kept, dropped, context)
+        finally:
+            impl.teardown(context)
+        kept, dropped = _in_order(kept, drop=True), _in_order(dropped, drop=True)
+    else:
+        context = StageContext(config, where, stage)
+        kept, dropped, stats = impl.run_table(table, context)
+    n_in = impl.rows_in(table, context)
+    stats = {**stats, "rows_rejected_on_read": rejected.height}
+    if n_in is not None:
+        n_in += rejected.height
+    return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in)
+
+
+class BatchFn:
+    """``Dataset.map_batches`` adapter for a :class:`RowStage` (a callable class: Ray builds
+    one per actor, so :meth:`RowStage.setup` runs once per worker).
+
+    Each call takes a pyarrow Table (or polars DataFrame) and returns one pyarrow Table of the
+    kept rows followed by the dropped ones; dropped rows have a non-null ``drop_stage``.
+    """
+
+    def __init__(self, impl: RowStage, config: Any, where: str = ""):
+        self.impl = impl
+        self.context = impl.setup(config, where, None)
+
+    def __call__(self, batch: Any) -> Any:
+        df = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
+        kept, dropped = self.impl.process_batch(df, self.context)
+        kept = kept.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS
+                                  if c not in kept.columns])
+        return pl.concat([kept, dropped], how="diagonal_relaxed").to_arrow()
+
+    @staticmethod
+    def split(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Split a :meth:`__call__` output back into ``(kept, dropped)``."""
+        is_dropped = pl.col("drop_stage").is_not_null()
+        kept = table.filter(~is_dropped).drop([c for c in DROP_COLUMNS if c in table.columns])
+        return kept, table.filter(is_dropped)

@@ -1,0 +1,112 @@
+"""The one input path of every stage: files of any format, run folders, or several.
+
+``ReadOptions`` (``--format``, ``--on-bad-rows``, ``--split``) travel with a stage and are part
+of its fingerprint. :func:`resolve_input` turns a run folder into the table it stands for
+(a stage folder's ``kept.parquet``, a recipe run's final dataset); :func:`read_inputs` reads
+every input into one table and returns the rows rejected on read as a dropped-rows frame
+(``drop_stage = "read"``, a ``drop_code`` and a ``drop_reason`` naming file:line), so that
+``rows in + rejected = records in the files`` always holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from thresher.errors import InputError
+
+READ_STAGE = "read"
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How a stage reads its inputs (part of the stage fingerprint)."""
+
+    fmt: str | None = None
+    """Force the record format (``messages``, ``sharegpt``, ``alpaca`` ...); None detects it."""
+    on_bad_rows: str = "error"
+    """``error`` stops at the first bad row; ``skip`` records it in dropped.parquet (stage "read")."""
+    split: str | None = None
+    """Split of a DatasetDict folder or hub dataset (default: ``train``)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain mapping (for manifests)."""
+        return asdict(self)
+
+    @classmethod
+    def coerce(cls, value: ReadOptions | dict[str, Any] | None) -> ReadOptions:
+        """A ReadOptions from itself, a mapping of its fields, or None (the defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, ReadOptions):
+            return value
+        known = {k: v for k, v in dict(value).items() if k in ("fmt", "on_bad_rows", "split")}
+        return cls(**known)
+
+
+def resolve_input(path: str | os.PathLike) -> Path:
+    """The table a path stands for: a stage run folder gives its ``kept.parquet``; a recipe
+    run folder gives its final dataset (``summary.json``'s ``dataset``); anything else is itself."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    if (p / "kept.parquet").is_file():
+        return p / "kept.parquet"
+    summary = p / "summary.json"
+    if summary.is_file():
+        try:
+            dataset = json.loads(summary.read_text(encoding="utf-8")).get("dataset")
+        except (OSError, ValueError):
+            dataset = None
+        if dataset and Path(dataset).is_file():
+            return Path(dataset)
+        raise InputError(f"{p}: recipe run folder has no finished dataset yet (run `thresher run` first)")
+    if (p / "manifest.json").is_file():
+        raise InputError(f"{p}: stage folder has no kept.parquet (the stage has not finished)")
+    return p
+
+
+def resolve_inputs(paths: list[str | os.PathLike] | tuple) -> list[Path]:
+    """:func:`resolve_input` of each path."""
+    return [resolve_input(p) for p in paths]
+
+
+def rejects_frame(rejects: list[dict[str, Any]]) -> pl.DataFrame:
+    """Dropped rows for rows rejected on read: ``id`` (when the record had one), ``raw``
+    (the record's text), ``drop_stage = "read"``, ``drop_code`` and ``drop_reason`` (file:line: why)."""
+    schema = {"id": pl.String, "raw": pl.String, "drop_stage": pl.String,
+              "drop_code": pl.String, "drop_reason": pl.String}
+    rows = [{
+        "id": r.get("id"),
+        "raw": r.get("raw"),
+        "drop_stage": READ_STAGE,
+        "drop_code": r.get("code") or "bad-row",
+        "drop_reason": f"{r['file']}:{r['where']}: {r['reason']}",
+    } for r in rejects]
+    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+
+
+def read_inputs(paths: list[str | os.PathLike] | tuple,
+                options: ReadOptions | dict[str, Any] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read every input into one row table; returns ``(table, rejected_rows_frame)``.
+
+    Columns missing from some inputs are null. With ``on_bad_rows="error"`` the first bad row
+    raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame.
+    """
+    from thresher.io.readers import read_rows
+
+    opts = ReadOptions.coerce(options)
+    if not paths:
+        raise InputError("no input given")
+    frames, rejects = [], []
+    for p in resolve_inputs(paths):
+        res = read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split)
+        frames.append(res.table)
+        rejects.extend(res.rejects)
+    table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    return table, rejects_frame(rejects)
