@@ -45,34 +45,61 @@ class Config:
     """Options of ``thresher curate filter`` (recipe keys are the field names)."""
 
     # score rules
-    min_scores: dict[str, float] = field(default_factory=dict)  # column -> keep if >= limit
-    max_scores: dict[str, float] = field(default_factory=dict)  # column -> keep if <= limit
+    min_scores: dict[str, float] = field(default_factory=dict)
+    """Drop rows whose COL is below VALUE (e.g. score_loglik=-2.5); a column -> limit mapping."""
+    max_scores: dict[str, float] = field(default_factory=dict)
+    """Drop rows whose COL is above VALUE; a column -> limit mapping."""
     normalize: Literal["none", "zscore", "rank"] = "none"
+    """Add per-category score_X_z / score_X_rank columns that rules may name."""
     top_fraction: float | None = None
+    """Keep this fraction of the rows, by top_by."""
     top_k: int | None = None
+    """Keep this many rows, by top_by."""
     top_by: str | None = None
+    """Score column for top_fraction / top_k."""
     per_category: bool = False
-    best_of: int | None = None  # keep this many per parent_id
+    """Apply top_fraction / top_k in each category."""
+    best_of: int | None = None
+    """Keep the best K samples per parent_id, by best_by."""
     best_by: str | None = None
+    """Score column for best_of."""
     margin: float = 0.0
+    """best_of keeps a group only if its K-th beats the runner-up by this."""
     # heuristics
     drop_empty: bool = True
-    drop_truncated: bool = True  # finish_reason == "length"
+    """Drop empty responses."""
+    drop_truncated: bool = True
+    """Drop rows with finish_reason=length."""
     min_chars: int = 0
+    """Drop responses shorter than this many characters."""
     max_chars: int | None = None
+    """Drop responses longer than this many characters."""
     min_tokens: int = 0
+    """Drop responses shorter than this many tokens."""
     max_tokens: int | None = None
-    tokenizer: str | None = None  # HF tokenizer for token counts; default: words + punctuation
-    trust_remote_code: bool = False  # run the tokenizer folder's own code (auto_map)
-    max_repeat_ratio: float | None = None  # share of repeated word n-grams
+    """Drop responses longer than this many tokens."""
+    tokenizer: str | None = None
+    """Tokenizer (folder or model) for token counts; default counts words and marks."""
+    trust_remote_code: bool = False
+    """Run the tokenizer folder's own Python code (auto_map); only for models you trust."""
+    max_repeat_ratio: float | None = None
+    """Drop responses whose repeated word n-gram share exceeds this (e.g. 0.3)."""
     ngram: int = 3
+    """n for max_repeat_ratio."""
     drop_refusals: bool = False
+    """Drop responses containing refusal phrases."""
     refusal_phrases: tuple[str, ...] = H.DEFAULT_REFUSALS
-    language: str | None = None  # ISO 639-1 code the response must be in, e.g. "en"
-    language_min_letters: int = 20  # shorter responses are not language-checked
-    language_min_prob: float = 0.5  # drop only when another language is at least this likely
-    language_candidates: tuple[str, ...] = H.COMMON_LANGUAGES  # () means all 142 known
-    max_echo_ratio: float | None = None  # share of response 3-grams found in the prompt
+    """Refusal/boilerplate phrases (replace the built-in list)."""
+    language: str | None = None
+    """Drop responses not in this language (ISO 639-1, e.g. en)."""
+    language_min_letters: int = 20
+    """Shorter responses are not language-checked."""
+    language_min_prob: float = 0.5
+    """language drops a response only when another language is this likely."""
+    language_candidates: tuple[str, ...] = H.COMMON_LANGUAGES
+    """Languages the identifier chooses among (an empty list means all 142 known)."""
+    max_echo_ratio: float | None = None
+    """Drop responses whose 3-grams repeat the prompt above this share (e.g. 0.8)."""
 
     def score_columns(self) -> list[str]:
         """Every column a score rule reads."""
