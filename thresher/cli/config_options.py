@@ -51,6 +51,8 @@ class Opt:
     """Repeatable option (default: for list/tuple fields)."""
     help: str | None = None
     """Help replacing the field's docstring (only for a CLI-specific spelling)."""
+    default_text: str | None = None
+    """What ``--help`` shows as the default (instead of the Config default's value)."""
 
 
 @functools.cache
@@ -129,7 +131,7 @@ def _option(f: dataclasses.Field[Any], tp: Any, doc: str, spec: Opt) -> Callable
                 kwargs["help"] = f"Turn off (on by default): {doc[:1].lower()}{doc[1:]}"
     else:
         decls = decls or (f"--{name.replace('_', '-')}",)
-        shown = _shown_default(default)
+        shown = spec.default_text or _shown_default(default)
         if shown is not None and spec.help is None:
             kwargs["help"] = f"{doc}  [default: {shown}]"
         ctype = spec.type if spec.type is not None else _click_type(tp)
