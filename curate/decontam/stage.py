@@ -43,12 +43,19 @@ class Config:
     """
 
     against: tuple[str, ...] = BUILTIN
+    """Benchmarks: humaneval, mmlu, or JSONL/JSON/Parquet files."""
     n: int = 13
+    """Words per n-gram."""
     min_overlap: int = 1
+    """Distinct n-grams shared with one benchmark item to drop a row."""
     min_fraction: float | None = None
+    """Also require this share of the item's n-grams (0-1)."""
     text_fields: tuple[str, ...] = ("text",)
+    """Text field(s) of benchmark files."""
     id_field: str | None = "id"
+    """Item id field of benchmark files."""
     batch_rows: int = 20_000
+    """Rows hashed at a time (memory bound; the result does not change)."""
 
     def check(self) -> list[str]:
         problems = []
