@@ -3,77 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.options import stage_options
+from thresher.curate.decontam.stage import Config
 from thresher.errors import ThresherError
 
 
 @click.command(name="decontam")
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
-@click.option(
-    "--against",
-    "against",
-    multiple=True,
-    metavar="BENCH",
-    help="Benchmark: humaneval, mmlu, or a JSONL/JSON/Parquet file (repeat; default: humaneval and mmlu).",
-)
-@click.option(
-    "-n", "--ngram", "n", default=13, show_default=True, type=int, help="Words per n-gram."
-)
-@click.option(
-    "--min-overlap",
-    default=1,
-    show_default=True,
-    type=int,
-    help="Distinct n-grams shared with one benchmark item to drop a row.",
-)
-@click.option(
-    "--min-fraction",
-    default=None,
-    type=float,
-    help="Also require this share of the item's n-grams (0-1).",
-)
-@click.option(
-    "--text-field",
-    "text_fields",
-    multiple=True,
-    metavar="FIELD",
-    help="Text field(s) of benchmark files (repeat; default: text).",
-)
-@click.option(
-    "--id-field", default="id", show_default=True, help="Item id field of benchmark files."
-)
+@config_options(Config, opts={
+    "against": Opt(metavar="BENCH", default_text="humaneval, mmlu"),
+    "n": Opt(decls=("-n", "--ngram")),
+    "text_fields": Opt(decls=("--text-field",), metavar="FIELD"),
+})
 @stage_options
-def decontam(
-    input_path: Path,
-    against: tuple[str, ...],
-    n: int,
-    min_overlap: int,
-    min_fraction: float | None,
-    text_fields: tuple[str, ...],
-    id_field: str,
-    out: str,
-    force: bool,
-) -> None:
+def decontam(input_path: Path, out: str, force: bool, **options: Any) -> None:
     """Remove rows of IN that share word n-grams with benchmark data.
 
     Each dropped row records the benchmark, the item id and a matched n-gram.
     """
     from thresher.config import from_dict
-    from thresher.curate.decontam.stage import Config, run
+    from thresher.curate.decontam.stage import run
 
-    options = {
-        "n": n,
-        "min_overlap": min_overlap,
-        "min_fraction": min_fraction,
-        "id_field": id_field,
-    }
-    if against:
-        options["against"] = list(against)
-    if text_fields:
-        options["text_fields"] = list(text_fields)
+    options = config_values(Config, options)
     try:
         config = from_dict(Config, options)
         result = run([input_path], Path(out), config, force=force)
