@@ -51,10 +51,16 @@ class Config:
     """
 
     spec: Any = None
+    """Mix spec (a mapping, or a YAML file): per category count or weight, total, max_repeats,
+    on_shortfall."""
     rank_by: str | None = None
+    """Score column: take the top-scored rows of each category first (default: seeded random)."""
     seed: int = 0
+    """Seed for sampling and output order."""
     replay: str | None = None
+    """General rows to mix back in (marked source=replay) against forgetting."""
     replay_fraction: float = 0.0
+    """Share of the output made of replay rows, e.g. 0.1."""
 
     def check(self) -> list[str]:
         """Every problem of the options and of the spec's structure."""
