@@ -19,7 +19,8 @@ import polars as pl
 
 from thresher.config import from_dict
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_tables
+from thresher.executor import RowStage, StageContext, run_stage
+from thresher.io.inputs import ReadOptions
 from thresher.progress import info, progress
 from thresher.schema import empty_table
 from thresher.stage import Stage, StageResult, dropped_frame
@@ -145,8 +146,95 @@ def _prompt_len(p: Prompt) -> int:
     return sum(len(c) for _, c in p.messages)
 
 
+class GenerateStage(RowStage):
+    """Row-wise: each batch's prompts get their samples (stored shards are reused; the
+    backend is created once per worker, and only when some sample is missing)."""
+
+    name = NAME
+
+    def __init__(self, backend_factory: Any = None):
+        self.backend_factory = backend_factory
+
+    def check(self, table: pl.DataFrame, config: Config, where: str) -> None:
+        if not extract_prompts(table, where=where, system=config.system):
+            raise ThresherError(f"{where}: no prompts")
+
+    def setup(self, config: Config, where: str = "", stage: Stage | None = None) -> StageContext:
+        ctx = super().setup(config, where, stage)
+        backend_name = config.backend if config.backend != "auto" else default_backend()
+        if self.backend_factory is None:
+            teacher, revision, template, backend = teacher_identity(backend_name, config)
+        else:
+            backend = self.backend_factory(backend_name, config.teacher, **config.backend_options())
+            teacher, revision, template = backend.model, backend.revision, backend.chat_template
+        store = ShardStore(stage.path("shards")) if stage is not None else None
+        ctx.state.update(backend_name=backend_name, teacher=teacher, revision=revision, template=template,
+                         backend=backend, store=store, stored=store.load() if store is not None else {})
+        return ctx
+
+    def process_batch(self, table: pl.DataFrame, context: StageContext):
+        config: Config = context.config
+        st = context.state
+        prompts = extract_prompts(table, where=context.where, system=config.system)
+        pdict = config.sampling().as_dict()
+        tid = st["revision"] or st["teacher"]
+        keys = {p.id: [row_key(p.messages, teacher=tid, revision=None, params=pdict,
+                               chat_template=st["template"], sample_index=s) for s in range(config.n)]
+                for p in prompts}
+        stored = st["stored"]
+        todo = [(p, missing) for p in prompts
+                if (missing := [s for s, k in enumerate(keys[p.id]) if k not in stored])]
+        total = len(prompts) * config.n
+        reused = total - sum(len(m) for _, m in todo)
+        if reused and st["store"] is not None:
+            info(f"generate: reusing {reused} of {total} samples already generated in {st['store'].folder}")
+        context.count("prompts", len(prompts))
+        context.count("reused", reused)
+        if todo:
+            if st["backend"] is None:
+                factory = self.backend_factory or make_backend
+                st["backend"] = factory(st["backend_name"], config.teacher, **config.backend_options())
+            tokens, seconds = _generate(st["backend"], todo, keys, config.sampling(), config,
+                                        st["store"], stored)
+            context.count("generated_tokens", tokens)
+            context.count("generation_seconds", seconds)
+        return _assemble(prompts, keys, stored, config, st["teacher"], st["revision"], st["backend_name"], pdict)
+
+    def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
+        config: Config = context.config
+        st, c = context.state, context.counters
+        prompts, reused = int(c.get("prompts", 0)), int(c.get("reused", 0))
+        total = prompts * config.n
+        tokens, seconds = int(c.get("generated_tokens", 0)), c.get("generation_seconds", 0.0)
+        stats = {
+            "backend": st["backend_name"],
+            "teacher": st["teacher"],
+            "teacher_revision": st["revision"],
+            "prompts": prompts,
+            "n": config.n,
+            "samples": total,
+            "reused": reused,
+            "generated": total - reused,
+            "generated_tokens": tokens,
+            "generation_seconds": round(seconds, 3),
+            "tokens_per_second": round(tokens / seconds, 2) if seconds > 0 else None,
+            "finish_reasons": {str(r): int(n) for r, n in
+                               kept["finish_reason"].value_counts(sort=True).iter_rows()} if kept.height else {},
+            "completion_tokens": _token_summary(kept["completion_tokens"]) if kept.height else {},
+        }
+        return kept, dropped, stats
+
+    def teardown(self, context: StageContext) -> None:
+        backend = context.state.get("backend")
+        if backend is not None:
+            backend.close()
+
+    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
+        return int(context.counters.get("prompts", 0))
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
-        backend_factory: Any = None) -> StageResult:
+        backend_factory: Any = None, read: ReadOptions | dict | None = None) -> StageResult:
     """Generate ``config.n`` teacher samples for every prompt of ``inputs`` into ``out``.
 
     Finished samples are stored in ``out/shards`` as they come; an interrupted run resumes
@@ -158,69 +246,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         raise ConfigError(problems)
     if not inputs:
         raise ThresherError("generate: no input given")
-    stage = Stage(NAME, out, inputs=inputs, config=config, force=force)
-    if stage.done:
-        return stage.result()
-    df = read_tables(inputs)
-    prompts = extract_prompts(df, where=str(inputs[0]), system=config.system)
-    if not prompts:
-        raise ThresherError(f"{inputs[0]}: no prompts")
-
-    backend_name = config.backend if config.backend != "auto" else default_backend()
-    factory = backend_factory or make_backend
-    if backend_factory is None:
-        teacher, revision, template, backend = teacher_identity(backend_name, config)
-    else:
-        backend = factory(backend_name, config.teacher, **config.backend_options())
-        teacher, revision, template = backend.model, backend.revision, backend.chat_template
-    params = config.sampling()
-    pdict = params.as_dict()
-    tid = revision or teacher
-    keys = {p.id: [row_key(p.messages, teacher=tid, revision=None, params=pdict, chat_template=template,
-                           sample_index=s) for s in range(config.n)] for p in prompts}
-
-    store = ShardStore(stage.path("shards"))
-    stored = store.load()
-    todo: list[tuple[Prompt, list[int]]] = []
-    for p in prompts:
-        missing = [s for s, k in enumerate(keys[p.id]) if k not in stored]
-        if missing:
-            todo.append((p, missing))
-    total = len(prompts) * config.n
-    reused = total - sum(len(m) for _, m in todo)
-    if reused:
-        info(f"generate: reusing {reused} of {total} samples already generated in {store.folder}")
-
-    generated_tokens = 0
-    gen_seconds = 0.0
-    if todo:
-        if backend is None:
-            backend = factory(backend_name, config.teacher, **config.backend_options())
-        try:
-            generated_tokens, gen_seconds = _generate(backend, todo, keys, params, config, store, stored)
-        finally:
-            backend.close()
-    elif backend is not None:
-        backend.close()
-
-    kept, dropped = _assemble(prompts, keys, stored, config, teacher, revision, backend_name, pdict)
-    stats = {
-        "backend": backend_name,
-        "teacher": teacher,
-        "teacher_revision": revision,
-        "prompts": len(prompts),
-        "n": config.n,
-        "samples": total,
-        "reused": reused,
-        "generated": total - reused,
-        "generated_tokens": generated_tokens,
-        "generation_seconds": round(gen_seconds, 3),
-        "tokens_per_second": round(generated_tokens / gen_seconds, 2) if gen_seconds > 0 else None,
-        "finish_reasons": {str(r): int(c) for r, c in
-                           kept["finish_reason"].value_counts(sort=True).iter_rows()} if kept.height else {},
-        "completion_tokens": _token_summary(kept["completion_tokens"]) if kept.height else {},
-    }
-    return stage.finish(kept, dropped, stats, rows_in=len(prompts))
+    return run_stage(GenerateStage(backend_factory), inputs, out, config, force=force, read=read)
 
 
 def _token_summary(tokens: pl.Series, bins: int = 20) -> dict[str, Any]:
@@ -264,7 +290,8 @@ def _generate(backend: Any, todo: list[tuple[Prompt, list[int]]], keys: dict[str
                         records.append(rec)
                         stored[key] = rec
                         tokens += c.completion_tokens
-                store.write(records)
+                if store is not None:
+                    store.write(records)
                 bar.advance(len(chunk), tok_s=tokens / seconds if seconds else 0.0)
     return tokens, seconds
 

@@ -43,7 +43,8 @@ class StageContext:
     ``state`` holds the stage's own objects (a loaded model, an index); ``counters`` are
     numbers the stage adds up across batches for its stats (seconds, cache hits).
     ``stage`` is the run folder (None inside a remote worker) and ``where`` names the inputs
-    for error messages.
+    for error messages. ``single_batch`` is True while the executor hands the whole table
+    over as one batch (a stage may then free each model as soon as it is done with it).
     """
 
     config: Any
@@ -51,6 +52,7 @@ class StageContext:
     stage: Stage | None = None
     state: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
+    single_batch: bool = False
 
     def count(self, name: str, n: float = 1) -> None:
         """Add ``n`` to counter ``name``."""
@@ -140,7 +142,11 @@ def run_batches(impl: RowStage, table: pl.DataFrame, context: StageContext,
     size = rows if rows is not None else impl.batch_rows
     kept, dropped = [], []
     if size is None or table.height <= size:  # one batch: the stage shows its own progress
-        kept, dropped = impl.process_batch(numbered, context)
+        context.single_batch = True
+        try:
+            kept, dropped = impl.process_batch(numbered, context)
+        finally:
+            context.single_batch = False
         return _in_order(kept), _in_order(dropped)
     with progress(table.height, impl.name) as bar:
         for part in batches(numbered, size):
@@ -162,6 +168,13 @@ def _with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.Data
     if rejected.height == 0:
         return dropped
     return pl.concat([rejected, dropped], how="diagonal_relaxed")
+
+
+def _on_ray() -> bool:
+    """True when ``--executor ray`` (or ``executor: ray``) chose the Ray executor."""
+    from thresher.ray_executor import current
+
+    return current() == "ray"
 
 
 def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out: str | os.PathLike,
@@ -186,7 +199,12 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
         table, rejected = read_inputs(paths, opts)
     else:
         rejected = pl.DataFrame()
-    if impl.kind == "row":
+    if impl.kind == "row" and table.height and _on_ray():
+        impl.check(table, config, where)
+        from thresher.ray_executor import run_batches_ray
+
+        kept, dropped, stats, context = run_batches_ray(impl, table, config, where, stage)
+    elif impl.kind == "row":
         impl.check(table, config, where)
         context = impl.setup(config, where, stage)
         try:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
-from thresher.io import read_tables
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.executor import RowStage, StageContext, run_stage
+from thresher.io.inputs import ReadOptions
+from thresher.stage import StageResult, dropped_frame
 
 from .base import ScoreResult, conversation_key
 from .specs import ScorerSpec, parse_specs
@@ -222,38 +223,67 @@ def score_rows(
     return results, len(keys) - len(todo)  # type: ignore[return-value]
 
 
+class ScoreStage(RowStage):
+    """Row-wise: every scorer adds its two columns to each batch; no row is dropped.
+
+    The scorers (their models load lazily, on the first batch that needs them) are built
+    once per worker in :meth:`setup`. When the whole table is one batch (the local default),
+    each scorer's model is released before the next one loads.
+    """
+
+    name = "score"
+
+    def setup(self, config: Config, where: str = "", stage=None) -> StageContext:
+        ctx = super().setup(config, where, stage)
+        cache_root = None
+        if config.cache:
+            from .cache import default_cache_root
+
+            cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_root()
+        ctx.state["cache_root"] = cache_root
+        ctx.state["scorers"] = [(spec, build_scorer(spec, config)) for spec in config.specs()]  # fail fast
+        return ctx
+
+    def process_batch(self, table, context: StageContext):
+        import polars as pl
+
+        conversations = table["messages"].to_list()
+        for spec, scorer in context.state["scorers"]:
+            results, cached = score_rows(conversations, scorer, cache_root=context.state["cache_root"])
+            context.count(f"cached:{spec.name}", cached)
+            table = table.with_columns(
+                pl.Series(spec.column, [r.score for r in results], dtype=pl.Float64),
+                pl.Series(spec.error_column, [r.error for r in results], dtype=pl.String),
+            )
+            release = getattr(scorer, "release", None)
+            if context.single_batch and release is not None:  # free one model before the next loads
+                release()
+        return table, dropped_frame(table.clear(), "score", "")
+
+    def finalize(self, kept, dropped, context: StageContext):
+        stats: dict = {"scorers": {}}
+        for spec, scorer in context.state["scorers"]:
+            results = [ScoreResult(v, e) for v, e in zip(kept[spec.column].to_list(),
+                                                          kept[spec.error_column].to_list())]
+            summary = summarize(results)
+            summary.update(kind=spec.kind, identity=scorer.identity,
+                           cached=int(context.counters.get(f"cached:{spec.name}", 0)))
+            stats["scorers"][spec.name] = summary
+        return kept, dropped, stats
+
+    def teardown(self, context: StageContext) -> None:
+        for _, scorer in context.state.get("scorers", []):
+            release = getattr(scorer, "release", None)
+            if release is not None:
+                release()
+
+
 def run(
-    inputs: list[Path], out: Path, config: Config, *, force: bool = False
+    inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+    read: ReadOptions | dict | None = None,
 ) -> StageResult:
     """Score every row of ``inputs`` with each configured scorer; write the run dir."""
     problems = config.check()
     if problems:
         raise ConfigError(problems)
-    stage = Stage("score", out, inputs=inputs, config=config, force=force)
-    if stage.done:
-        return stage.result()
-    import polars as pl
-
-    df = read_tables(inputs)
-    conversations = df["messages"].to_list()
-    cache_root = None
-    if config.cache:
-        from .cache import default_cache_root
-
-        cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_root()
-    scorers = [build_scorer(spec, config) for spec in config.specs()]  # fail fast on all
-    stats: dict = {"scorers": {}}
-    for spec, scorer in zip(config.specs(), scorers):
-        results, cached = score_rows(conversations, scorer, cache_root=cache_root)
-        df = df.with_columns(
-            pl.Series(spec.column, [r.score for r in results], dtype=pl.Float64),
-            pl.Series(spec.error_column, [r.error for r in results], dtype=pl.String),
-        )
-        summary = summarize(results)
-        summary.update(kind=spec.kind, identity=scorer.identity, cached=cached)
-        stats["scorers"][spec.name] = summary
-        release = getattr(scorer, "release", None)
-        if release is not None:  # free one model before the next loads
-            release()
-    dropped = dropped_frame(df.clear(), "score", "")
-    return stage.finish(df, dropped, stats=stats)
+    return run_stage(ScoreStage(), inputs, out, config, force=force, read=read)
