@@ -37,9 +37,42 @@ def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _set_executor(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if ctx.resilient_parsing:
+        return value
+    if param.name == "ray_address":  # eager: seen before --executor
+        ctx.meta["thresher_ray_address"] = value
+        return value
+    from thresher.errors import ThresherError
+    from thresher.ray_executor import use
+
+    try:  # every command starts from the executor it was given (default: local)
+        use(value or "local", ctx.meta.get("thresher_ray_address"))
+    except ThresherError as e:
+        raise click.ClickException(str(e)) from None
+    return value
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--executor local|ray`` and ``--ray-address``: where the stage runs (not passed to the
+    command: they set :func:`thresher.ray_executor.use`)."""
+    fn = click.option(
+        "--ray-address", default=None, expose_value=False, callback=_set_executor, is_eager=True,
+        metavar="ADDRESS", help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, "
+        "or a local cluster started for the run).",
+    )(fn)
+    return click.option(
+        "--executor", type=click.Choice(["local", "ray"]), default=None, expose_value=False,
+        callback=_set_executor, help="Run here (local, the default) or on a Ray cluster "
+        "(needs pip install 'thresher[ray]').",
+    )(fn)
+
+
 def force_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--force``: recompute even if the stage already finished with the same inputs."""
-    return click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")(fn)
+    """``--force``: recompute even if the stage already finished with the same inputs; with it
+    the :func:`executor_options` every stage command has."""
+    fn = click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")(fn)
+    return executor_options(fn)
 
 
 def stage_options(fn: Callable[..., Any]) -> Callable[..., Any]:
