@@ -32,6 +32,9 @@ def cli() -> None:
 @click.option("--stop", multiple=True, help="Stop string (repeatable).")
 @click.option("--repetition-penalty", type=float, default=1.0, show_default=True)
 @click.option("--system", default=None, help="System prompt added to prompts that have none.")
+@click.option("--system-in-rows/--system-not-in-rows", default=True, show_default=True,
+              help="--system-not-in-rows: the system prompt steers the teacher only and is left out of "
+                   "the rows (context distillation).")
 @click.option("--reasoning", default="keep", show_default=True,
               help="keep: <think> text goes to a 'reasoning' column; strip: it is dropped.")
 @click.option("--drop-truncated", is_flag=True, help="Drop responses cut by --max-tokens.")

@@ -49,6 +49,9 @@ class Config:
     stop: tuple[str, ...] = ()
     repetition_penalty: float = 1.0
     system: str | None = None
+    # False: the system prompt steers the teacher only and rows are stored without it, so a
+    # student trained on them learns the behaviour without being told (context distillation)
+    system_in_rows: bool = True
     reasoning: str = "keep"
     drop_truncated: bool = False
     batch_size: int = 0
@@ -306,9 +309,13 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
     for p in prompts:
         for s, key in enumerate(keys[p.id]):
             rec = stored[key]
+            shown = p.as_messages()
+            if not config.system_in_rows and config.system is not None and shown and shown[0]["role"] == "system" \
+                    and shown[0]["content"] == config.system:
+                shown = shown[1:]
             row = {
                 "id": key,
-                "messages": [*p.as_messages(), {"role": "assistant", "content": rec["text"] or ""}],
+                "messages": [*shown, {"role": "assistant", "content": rec["text"] or ""}],
                 "category": p.category,
                 "source": p.source,
                 "parent_id": p.id,
