@@ -51,6 +51,8 @@ class Opt:
     """Repeatable option (default: for list/tuple fields)."""
     help: str | None = None
     """Help replacing the field's docstring (only for a CLI-specific spelling)."""
+    required: bool = False
+    """The command needs this option (the Config default does not do)."""
     default_text: str | None = None
     """What ``--help`` shows as the default (instead of the Config default's value)."""
 
@@ -140,6 +142,8 @@ def _option(f: dataclasses.Field[Any], tp: Any, doc: str, spec: Opt) -> Callable
         multiple = spec.multiple if spec.multiple is not None else get_origin(base) in (list, tuple)
         if multiple:
             kwargs["multiple"] = True
+    if spec.required:
+        kwargs["required"] = True
     if spec.metavar:
         kwargs["metavar"] = spec.metavar
     if spec.callback is not None:
