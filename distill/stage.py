@@ -38,35 +38,63 @@ class Config:
     """Options of ``thresher distill generate`` (and of the recipe stage ``generate``)."""
 
     teacher: str | None = None
+    """Teacher: a local model folder, a .gguf file, a hub name, or the model name a server serves
+    (openai). Default: the embedded SmolLM2-135M-Instruct."""
     revision: str | None = None
+    """Hub revision (branch, tag or commit) of the teacher."""
     backend: str = "auto"
+    """auto | vllm | openai | transformers (auto: vllm when installed with a GPU, else transformers)."""
     n: int = 1
+    """Samples per prompt."""
     temperature: float = 0.7
+    """Sampling temperature; 0 = greedy."""
     top_p: float = 1.0
+    """Nucleus sampling: smallest set of tokens whose probability reaches this."""
     top_k: int = 0
+    """Sample among the k most likely tokens; 0 disables top-k."""
     max_tokens: int = 512
+    """Most tokens per response."""
     seed: int = 0
+    """Sampling seed (part of every row's key)."""
     stop: tuple[str, ...] = ()
+    """Stop strings."""
     repetition_penalty: float = 1.0
+    """Penalty on tokens already generated (1.0 = none)."""
     system: str | None = None
-    # False: the system prompt steers the teacher only and rows are stored without it, so a
-    # student trained on them learns the behaviour without being told (context distillation)
+    """System prompt added to prompts that have none."""
     system_in_rows: bool = True
+    """Keep the system prompt in the rows; off: it steers the teacher only and the rows are stored
+    without it, so a student learns the behaviour without being told (context distillation)."""
     reasoning: str = "keep"
+    """keep: <think> text goes to a 'reasoning' column; strip: it is dropped."""
     drop_truncated: bool = False
+    """Drop responses cut by max_tokens."""
     batch_size: int = 0
+    """Prompts per backend call and per resume shard (0: the backend's default)."""
     dtype: str = "auto"
+    """Weights dtype (transformers, vllm)."""
     threads: int = 0
+    """transformers: CPU threads (0: torch's default)."""
     trust_remote_code: bool = False
+    """Allow the teacher's own code (off by default)."""
     max_model_len: int | None = None
+    """vllm: context length."""
     tensor_parallel_size: int = 1
+    """vllm: GPUs per model."""
     gpu_memory_utilization: float = 0.9
+    """vllm: share of GPU memory the engine may use."""
     enforce_eager: bool = False
+    """vllm: no CUDA graphs / compilation."""
     base_url: str | None = None
+    """openai: server URL, e.g. http://127.0.0.1:8000/v1."""
     api_key_env: str = "OPENAI_API_KEY"
+    """openai: environment variable holding the API key (never logged or stored)."""
     concurrency: int = 8
+    """openai: requests in flight."""
     timeout: float = 120.0
+    """openai: seconds per request."""
     max_retries: int = 5
+    """openai: retries on 429/5xx."""
 
     # options that change how fast rows come, never what they are
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
