@@ -64,50 +64,89 @@ class TrainConfig:
     """
 
     base: str | None = None
+    """Base model: folder, .gguf file or known name (default: SmolLM2-135M-Instruct)."""
     chat_template: str | None = None
+    """Jinja chat template (file or literal) replacing/adding the student's."""
     attn_implementation: str = "sdpa"
+    """transformers attention backend (sdpa, eager, flash_attention_2, ...)."""
     trust_remote_code: bool = False
+    """Run the model folder's own Python code (auto_map); only for models you trust."""
     # adapter
     r: int = 16
+    """LoRA rank."""
     alpha: float = 32.0
+    """LoRA alpha."""
     dropout: float = 0.05
+    """LoRA dropout, in [0, 1)."""
     target_modules: list[str] | None = None
+    """Module names to adapt (default: every linear layer of attention and MLP)."""
     dora: bool = False
+    """DoRA (weight-decomposed LoRA)."""
     rslora: bool = False
+    """Rank-stabilised LoRA scaling."""
     qlora: bool = False
+    """4-bit base (bitsandbytes; CUDA only)."""
     # optimisation
     lr: float = 2e-4
+    """Peak learning rate."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     warmup: float = 0.03
+    """Warmup: a fraction of the steps (<1) or a step count."""
     schedule: str = "cosine"
+    """Decay after warmup: cosine, linear or constant."""
     grad_clip: float = 1.0
+    """Gradient-norm clipping, 0 = off."""
     batch_size: int = 4
+    """Sequences per micro-batch and process."""
     grad_accum: int = 1
+    """Micro-batches per optimiser step."""
     grad_checkpointing: bool = False
+    """Recompute activations in the backward pass."""
     bf16: str = "auto"
+    """bf16 autocast: auto (where the device supports it), on or off."""
     seed: int = 0
+    """Random seed."""
     max_steps: int = 0
+    """Optimiser steps (0: use epochs)."""
     epochs: float = 1.0
+    """Epochs over the training rows."""
     # data
     max_length: int = 1024
+    """Longest sequence (rendered conversation) in tokens."""
     overlong: str = "drop"
+    """Rows longer than max_length: drop them (listed) or truncate them."""
     train_on: str = "all"
+    """Train on all assistant turns or only the last one."""
     packing: bool = False
+    """Pack conversations into max_length sequences (isolated attention)."""
     allow_lint_failures: bool = False
+    """Skip (and list) rows that fail the mask lint instead of stopping."""
     # validation and checkpoints
     val_fraction: float = 0.0
+    """Share of rows held out for validation, in [0, 1)."""
     val_file: str | None = None
+    """Validation rows (instead of val_fraction)."""
     eval_every: int = 0
+    """Validate every N steps (0: at the end)."""
     patience: int = 0
+    """Stop after N evaluations without improvement (0: off; the best adapter is kept)."""
     save_every: int = 50
+    """Checkpoint every N optimiser steps."""
     keep_checkpoints: int = 2
+    """Checkpoints kept."""
     log_every: int = 1
+    """Log metrics every N optimiser steps."""
     # export
     merge: bool = False
+    """Also write a merged model (checked against the adapter)."""
     export_atol: float = 1e-3
+    """Largest merged-vs-adapter logit difference allowed on the probe prompts."""
     # several processes / threads
     fsdp: bool = False
+    """Shard the base with FSDP under torchrun (CUDA); default: DDP."""
     threads: int = 0
+    """CPU threads per process (0: torch's default)."""
 
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
