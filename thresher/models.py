@@ -226,3 +226,28 @@ def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote
         if err is not None:
             raise err from None
         raise
+
+
+def check_device(device: str | None) -> str:
+    """``device`` resolved (``auto``/None: cuda when a GPU is visible, else cpu) and checked
+    before any model loads: an unknown name or a device this machine lacks is a
+    :class:`ThresherError`."""
+    import torch
+
+    name = "auto" if device is None else str(device).strip()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ThresherError(f"device: unknown device {name!r} (expected auto, cpu, cuda, cuda:N or mps)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ThresherError(f"device: {name} asked for, but no CUDA GPU is visible on this machine (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ThresherError(f"device: {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ThresherError(f"device: {name} asked for, but MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ThresherError(f"device: unsupported device {name!r} (expected auto, cpu, cuda, cuda:N or mps)")
+    return name

@@ -147,7 +147,8 @@ def _regex_problem(pattern: str) -> str | None:
         pl.select(pl.lit("").str.contains(pattern))
     except pl.exceptions.PolarsError as exc:  # ComputeError, with a multi-line message
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        return lines[-1] if lines else "invalid regex"
+        detail = [ln.removeprefix("error:").strip() for ln in lines if ln.startswith("error:")]
+        return detail[0] if detail else (lines[0] if lines else "invalid regex")
     return None
 
 

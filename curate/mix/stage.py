@@ -111,10 +111,13 @@ def _read(
     try:
         sources = [open_input(Path(p)) for p in inputs]
         df = _narrow_frame(sources, parsed, config.rank_by)
-    except ThresherError:
+    except (ThresherError, pl.exceptions.PolarsError) as exc:
         if problems:  # the spec's own problems come first: they may be the cause
             raise ConfigError(problems, where=where) from None
-        raise
+        if isinstance(exc, ThresherError):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError([f"rules: cannot be applied ({first})"], where=where) from None
     present = set(df[sel.CAT].drop_nulls().unique().to_list())
     if not parsed.rules:
         problems.extend(f"spec.{p}" for p in parsed.unknown_category_problems(present))

@@ -63,12 +63,11 @@ def split_response(messages: Sequence[dict]) -> tuple[list[dict], dict | None]:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` means cuda when a GPU is visible, else cpu."""
-    import torch
+    """``auto`` means cuda when a GPU is visible, else cpu; an unknown or absent device is a
+    one-line error before any model loads."""
+    from thresher.models import check_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return check_device(device)
 
 
 def resolve_dtype(dtype: str, device: str):

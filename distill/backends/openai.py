@@ -22,6 +22,29 @@ from .base import Completion, SamplingParams, check_generate_args, make_completi
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+
+def content_text(content: Any, where: str = "openai") -> str:
+    """The text of a message ``content``: a string, or a list of parts (``{"type": "text",
+    "text": ...}`` or plain strings) some servers return; anything else is a one-line error."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                out.append(part["text"])
+            elif isinstance(part, dict) and part.get("type") not in (None, "text", "output_text"):
+                continue  # images, refusals without text, ...: not part of the answer text
+            else:
+                raise ThresherError(f"openai: {where} returned a content part without text: {str(part)[:80]}")
+        return "".join(out)
+    raise ThresherError(f"openai: {where} returned message content of type {type(content).__name__} "
+                        "(expected a string or a list of text parts)")
+
 class OpenAIBackend:
     """Chat completions over HTTP (see module docstring)."""
 
@@ -143,8 +166,9 @@ class OpenAIBackend:
             texts = []
             for c in choices:
                 msg = c.get("message") or {}
-                texts.append((msg.get("content") or "", msg.get("reasoning_content") or msg.get("reasoning"),
-                              c.get("finish_reason")))
+                texts.append((content_text(msg.get("content"), self.base_url),
+                              content_text(msg.get("reasoning_content") or msg.get("reasoning"), self.base_url)
+                              or None, c.get("finish_reason")))
             lengths = [max(1, len(t[0]) + len(t[1] or "")) for t in texts]
             for (text, reasoning, finish), share in zip(texts, lengths):
                 tokens = round(total * share / sum(lengths)) if total else 0

@@ -29,11 +29,10 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
     Returns ``(path, tokenizer, model)``; errors are one-line :class:`ThresherError`.
     """
     import torch
-    from thresher.models import load_model, load_tokenizer, resolve_model
+    from thresher.models import check_device, load_model, load_tokenizer, resolve_model
 
+    device = check_device(device)  # before resolving or loading anything
     path = resolve_model(model, revision=revision)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
         torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     else:

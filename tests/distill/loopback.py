@@ -14,9 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class ScriptedServer:
     """``fail``: list of statuses to answer chat requests with, in order, before answering
     normally; ``always``: a status for every chat request; ``die_after``: stop serving after
-    that many successful chat answers; ``max_n``: most choices per answer (1 = ignores n)."""
+    that many successful chat answers; ``max_n``: most choices per answer (1 = ignores n);
+    ``content``: a function of the answer text giving the message content to send (e.g. a list
+    of parts, as some servers do)."""
 
-    def __init__(self, *, fail=(), always=None, die_after=None, max_n=None, model="m"):
+    def __init__(self, *, fail=(), always=None, die_after=None, max_n=None, model="m", content=None):
+        self.content = content
         self.fail = list(fail)
         self.always = always
         self.die_after = die_after
@@ -74,7 +77,8 @@ class ScriptedServer:
                     n = min(n, server.max_n)
                 question = body["messages"][-1]["content"]
                 choices = [{"index": i, "finish_reason": "stop",
-                            "message": {"role": "assistant", "content": f"answer {body.get('seed')}-{i} to {question}",
+                            "message": {"role": "assistant", "content": (server.content or str)(
+                                f"answer {body.get('seed')}-{i} to {question}"),
                                         "reasoning_content": "thought about it"}} for i in range(n)]
                 self._send(200, {"id": "x", "object": "chat.completion", "choices": choices,
                                  "usage": {"prompt_tokens": 7, "completion_tokens": 5 * n}})

@@ -25,14 +25,58 @@ LAZY = {
 }
 
 
+DEBUG_ENV = "THRESHER_DEBUG"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    first = (text.strip().splitlines() or [""])[0].strip()
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def os_error_message(e: OSError) -> str:
+    """``PATH: reason`` for an OS error (read-only folder, OUT is a folder, parent is a file...)."""
+    reason = (e.strerror or _one_line(str(e)) or type(e).__name__).lower()
+    if isinstance(e, IsADirectoryError):
+        reason = "is a folder, not a file"
+    elif isinstance(e, NotADirectoryError):
+        reason = "a part of this path is a file, not a folder"
+    elif isinstance(e, PermissionError):
+        reason = "permission denied (read-only or not yours?)"
+    if e.filename is None:
+        return _one_line(str(e)) or reason
+    where = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
+    return f"{where}: {reason}"
+
+
+def unexpected_message(e: BaseException) -> str:
+    """One line for an exception no code turned into a :class:`ThresherError`."""
+    if isinstance(e, RecursionError):
+        what = "input nested too deeply"
+    else:
+        what = f"{type(e).__name__}: {_one_line(str(e), 200)}".rstrip(": ")
+    return f"unexpected error ({what}); rerun with {DEBUG_ENV}=1 for the traceback"
+
+
 class RootGroup(LazyGroup):
-    """Turns :class:`ThresherError` into a one-line ``Error:`` message and exit status 1."""
+    """The CLI's error boundary: :class:`ThresherError` becomes a one-line ``Error:`` message
+    and exit status 1; an OS error names its path; any other exception becomes one line
+    pointing to ``THRESHER_DEBUG=1`` (which lets the traceback through)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        import os
+
         try:
             return super().invoke(ctx)
         except ThresherError as e:
             raise click.ClickException(str(e)) from None
+        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as e:
+            if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+                raise
+            if isinstance(e, OSError):
+                raise click.ClickException(os_error_message(e)) from None
+            raise click.ClickException(unexpected_message(e)) from None
 
 
 @click.group(cls=RootGroup, lazy_commands=LAZY, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from thresher.errors import ThresherError
+
 
 def current_umask() -> int:
     """The process umask (read without changing it where /proc allows)."""
@@ -29,6 +31,17 @@ def current_umask() -> int:
 def file_mode() -> int:
     """The mode a plain ``open(path, "w")`` would give a new file: 0o666 minus the umask."""
     return 0o666 & ~current_umask()
+
+
+def _check_target(target: Path, is_dir: bool) -> None:
+    """One-line errors for an output that is a folder, or whose parent is a file."""
+    if not is_dir and target.is_dir():
+        raise ThresherError(f"{target}: is a folder; give a file name (e.g. {target / 'out.parquet'})")
+    for anc in target.parents:
+        if anc.exists():
+            if not anc.is_dir():
+                raise ThresherError(f"{target}: {anc} is a file, not a folder")
+            break
 
 
 def honour_umask(folder: str | os.PathLike) -> None:
@@ -51,8 +64,14 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     file gets the mode a plain ``open()`` would give it (0o666 minus the umask), not 0600.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _check_target(target, is_dir)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except PermissionError:
+        raise ThresherError(f"{target}: cannot write in {target.parent} (permission denied)") from None
+    except OSError as e:
+        raise ThresherError(f"{target}: cannot write in {target.parent} ({e.strerror or e})") from None
     try:
         os.fchmod(fd, file_mode())  # mkstemp's 0600 would survive the rename
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,9 +80,34 @@ class _Collector:
                              "code": code, "id": None if rid is None else str(rid)})
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(text: str, rec: Any) -> str | None:
+    """Why ``rec`` (parsed from ``text``) is not valid Unicode, or None (a cheap text test first)."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return None
+    try:
+        json.dumps(rec, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"lone surrogate {e.object[e.start]!r} in a string (not valid Unicode)"
+    except (RecursionError, ValueError):
+        return None
+    return None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+                raw = raw[3:]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -91,10 +117,14 @@ def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
             if not text.strip():
                 continue
             try:
-                rec = json.loads(text)
+                rec = _loads(text)
             except json.JSONDecodeError as e:
                 col.bad(str(lineno), f"malformed JSON ({e.msg} at column {e.colno})", text.rstrip("\n"),
                         code="malformed-json")
+                continue
+            why = _lone_surrogate(text, rec)
+            if why:
+                col.bad(str(lineno), why, text.rstrip("\n"), code="invalid-unicode")
                 continue
             yield str(lineno), rec
 
@@ -106,10 +136,11 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise InputError(f"{col.label}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+    text = text.removeprefix("\ufeff")  # UTF-8 byte-order mark
     if not text.strip():
         return
     try:
-        obj = json.loads(text)
+        obj = _loads(text)
     except json.JSONDecodeError as e:
         # a .json file may hold JSON lines
         if e.msg == "Extra data":
@@ -120,7 +151,12 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
         obj = obj["data"]
     if not isinstance(obj, list):
         raise InputError(f"{col.label}: expected a JSON array of records, got {type(obj).__name__}")
+    check = _SURROGATE_ESCAPE.search(text) is not None
     for i, rec in enumerate(obj, start=1):
+        why = _lone_surrogate(text, rec) if check else None
+        if why:
+            col.bad(f"row {i}", why, None, code="invalid-unicode")
+            continue
         yield f"row {i}", rec
 
 

@@ -31,6 +31,17 @@ def _records(df: pl.DataFrame, shape: str) -> list[dict[str, Any]]:
     return out
 
 
+def _check_dataset_target(p: Path) -> None:
+    """Refuse to replace anything but a dataset folder written before: an existing folder
+    (``thresher convert IN ~/work``) would otherwise be swapped out and deleted."""
+    if p.is_file():
+        raise InputError(f"{p}: is a file; a dataset folder is written at a path without an extension")
+    if p.is_dir() and any(p.iterdir()) and not ((p / "state.json").is_file() and (p / "dataset_info.json").is_file()):
+        raise InputError(
+            f"{p}: folder exists and is not a dataset folder; refusing to replace it "
+            "(give a new folder, or a file name ending in .parquet, .jsonl or .json)")
+
+
 def write_table(df: pl.DataFrame, path: str | os.PathLike, *, shape: str = "messages") -> Path:
     """Write ``df`` to ``path`` atomically; returns the path."""
     if shape not in SHAPES:
@@ -55,6 +66,7 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike, *, shape: str = "mess
                     fh.write(json.dumps(rec, ensure_ascii=False, default=str))
                     fh.write("\n")
     elif ext == "":
+        _check_dataset_target(p)
         import datasets
 
         frame = df if shape == "messages" else pl.DataFrame(_records(df, shape), infer_schema_length=None)
