@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import force_option, out_option
+from thresher.cli.options import force_option, out_option, read_options
 
 from .stage import Config
 
@@ -28,7 +28,7 @@ def cli() -> None:
 })
 @out_option
 @force_option
-def generate(inputs: tuple[Path, ...], out: str, force: bool, **options: Any) -> None:
+def generate(inputs: tuple[Path, ...], out: str, force: bool, read: Any, **options: Any) -> None:
     """Answer the prompts of INPUTS with a teacher: one row per sample, resumable.
 
     Kill it at any moment and run the same command again: finished samples are reused.
@@ -36,7 +36,7 @@ def generate(inputs: tuple[Path, ...], out: str, force: bool, **options: Any) ->
     from .stage import make_config, run
 
     config = make_config(**config_values(Config, options))
-    result = run(list(inputs), Path(out), config, force=force)
+    result = run(list(inputs), Path(out), config, force=force, read=read)
     s = result.stats
     click.echo(f"generate: {s.get('samples', 0)} samples for {s.get('prompts', 0)} prompts "
                f"({s.get('reused', 0)} reused, {s.get('generated', 0)} generated), "

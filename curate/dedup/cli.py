@@ -8,21 +8,22 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import force_option, input_options, out_option
+from thresher.cli.options import force_option, out_option, read_options
 from thresher.curate.dedup.stage import Config
 
 
 @click.command(name="dedup")
-@click.argument("input_path", metavar="IN", type=click.Path(exists=True))
+@click.argument("inputs", metavar="IN...", nargs=-1, required=True)
 @out_option
 @config_options(Config, opts={
     "keep_by": Opt(metavar="COLUMN"),
     "against": Opt(type=click.Path(exists=True), metavar="REF"),
 })
-@input_options
+@read_options
 @force_option
-def dedup(input_path: str, out: str, fmt: str | None, on_bad_rows: str, force: bool, **options: Any) -> None:
-    """Remove exact and near-duplicate rows of IN, keeping the best copy of each cluster.
+def dedup(inputs: tuple[str, ...], out: str, read: Any, force: bool, **options: Any) -> None:
+    """Remove exact and near-duplicate rows of IN (files or run folders), keeping the best
+    copy of each cluster.
 
     Writes kept.parquet, dropped.parquet (reason per row), clusters.parquet and stats.json
     under --out.
@@ -31,8 +32,7 @@ def dedup(input_path: str, out: str, fmt: str | None, on_bad_rows: str, force: b
     from thresher.curate.dedup.stage import run
 
     config = from_dict(Config, config_values(Config, options))
-    result = run([Path(input_path)], Path(out), config, force=force,
-                 read_options={"fmt": fmt, "on_bad_rows": on_bad_rows})
+    result = run([Path(p) for p in inputs], Path(out), config, force=force, read=read)
     s = result.stats
     click.echo(
         f"dedup: {s.get('rows_in')} rows in, {s.get('rows_out')} kept "

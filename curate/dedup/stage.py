@@ -15,8 +15,10 @@ from typing import ClassVar, Literal
 import polars as pl
 
 from thresher.errors import ThresherError
+from thresher.executor import GlobalStage, StageContext, run_stage
 from thresher.io import read_table, write_table
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.io.inputs import ReadOptions, resolve_input
+from thresher.stage import StageResult, dropped_frame
 
 
 @dataclass(frozen=True)
@@ -112,46 +114,61 @@ def _check_keep_by(df: pl.DataFrame, column: str | None, source: str) -> None:
         raise ThresherError(f"{source}: keep_by column {column!r} is {dtype}, not sortable")
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
-        read_options: dict | None = None) -> StageResult:
-    """Deduplicate ``inputs[0]`` into the run folder ``out`` (see the module docstring)."""
-    from thresher.curate.dedup.engine import deduplicate
-    from thresher.curate.dedup.store import remove_spill
+class DedupStage(GlobalStage):
+    """Global: every row is compared with every other (and with the reference)."""
 
+    name = "dedup"
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Config) -> list[Path]:
+        ref = Path(config.against) if config.against else None
+        if ref is not None and not ref.exists():
+            raise ThresherError(f"against: reference {ref} does not exist")
+        return [*inputs, *([ref] if ref else [])]
+
+    def run_table(self, df: pl.DataFrame, context: StageContext):
+        from thresher.curate.dedup.engine import deduplicate
+        from thresher.curate.dedup.store import remove_spill
+
+        config: Config = context.config
+        stage = context.stage
+        _check_keep_by(df, config.keep_by, context.where)
+        ref_path = Path(config.against) if config.against else None
+        ref = read_table(resolve_input(ref_path)) if ref_path is not None else None
+        label = ref_path.name if ref_path else "reference"
+        spill = stage.path("spill")
+        try:
+            res = deduplicate(df, config, ref=ref, ref_label=label, spill_dir=spill)
+        finally:
+            remove_spill(spill)
+        keep = pl.Series(res.keep)
+        kept = df.filter(keep)
+        drop_idx = (~keep).arg_true()
+        dropped = df.filter(~keep).with_columns(
+            pl.Series("duplicate_of", [res.duplicate_of[i] for i in drop_idx], dtype=pl.String),
+            pl.Series("duplicate_jaccard", res.jaccard[drop_idx.to_numpy()], dtype=pl.Float32).round(4),
+        )
+        reasons = pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String)
+        codes = pl.Series([_code(r, label if ref is not None else None) for r in reasons], dtype=pl.String)
+        dropped = dropped_frame(dropped, "dedup", reasons, codes)
+        write_table(res.clusters, stage.path("clusters.parquet"))
+        st = res.stats
+        # One entry per kind (the generic breakdown would make one per survivor id).
+        kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],
+                 "exact duplicate of reference": st["against_exact"],
+                 "near-duplicate of reference": st["against_near"]}
+        return kept, dropped, {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
+
+
+def _code(reason: str, ref_label: str | None) -> str:
+    """``exact-duplicate``, ``near-duplicate`` (``-of-reference`` when matching ``against``)."""
+    kind = "exact-duplicate" if reason.startswith("exact") else "near-duplicate"
+    of_ref = ref_label is not None and (reason.endswith(f" in {ref_label}") or f" in {ref_label} (J=" in reason)
+    return kind + ("-of-reference" if of_ref else "")
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        read: ReadOptions | dict | None = None) -> StageResult:
+    """Deduplicate ``inputs`` into the run folder ``out`` (see the module docstring)."""
     if not inputs:
         raise ThresherError("dedup: no input given")
-    src = Path(inputs[0])
-    ref_path = Path(config.against) if config.against else None
-    stage_inputs = [src] + ([ref_path] if ref_path else [])
-    if ref_path is not None and not ref_path.exists():
-        raise ThresherError(f"against: reference {ref_path} does not exist")
-    stage = Stage("dedup", out, inputs=stage_inputs, config=config, force=force)
-    if stage.done:
-        return stage.result()
-    opts = dict(read_options or {})
-    df = read_table(src, **opts)
-    _check_keep_by(df, config.keep_by, str(src))
-    ref = read_table(ref_path) if ref_path is not None else None
-    spill = stage.path("spill")
-    try:
-        res = deduplicate(df, config, ref=ref, ref_label=ref_path.name if ref_path else "reference",
-                          spill_dir=spill)
-    finally:
-        remove_spill(spill)
-    keep = pl.Series(res.keep)
-    kept = df.filter(keep)
-    drop_idx = (~keep).arg_true()
-    dropped = df.filter(~keep).with_columns(
-        pl.Series("duplicate_of", [res.duplicate_of[i] for i in drop_idx], dtype=pl.String),
-        pl.Series("duplicate_jaccard", res.jaccard[drop_idx.to_numpy()], dtype=pl.Float32).round(4),
-    )
-    dropped = dropped_frame(dropped, "dedup",
-                            pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String))
-    write_table(res.clusters, stage.path("clusters.parquet"))
-    st = res.stats
-    # One entry per kind (the generic breakdown would make one per survivor id).
-    kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],
-             "exact duplicate of reference": st["against_exact"],
-             "near-duplicate of reference": st["against_near"]}
-    stats = {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
-    return stage.finish(kept, dropped, stats=stats, rows_in=df.height)
+    return run_stage(DedupStage(), inputs, out, config, force=force, read=read)

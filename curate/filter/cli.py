@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import force_option, out_option
+from thresher.cli.options import force_option, out_option, read_options
 
 from .stage import Config
 
@@ -43,9 +43,10 @@ def _limits(_ctx: Any, param: click.Parameter, items: tuple[str, ...]) -> dict[s
     "refusal_phrases": Opt(decls=("--refusal-phrase",), default_text="the built-in list",
                            help="Refusal/boilerplate phrase (repeatable; replaces the built-in list)."),
 })
+@read_options
 @out_option
 @force_option
-def filter_cmd(inputs: tuple[str, ...], out: str, force: bool, **options: Any) -> None:
+def filter_cmd(inputs: tuple[str, ...], out: str, force: bool, read: Any, **options: Any) -> None:
     """Filter IN (a data file or a stage run folder) into OUT/kept.parquet; dropped rows go
     to OUT/dropped.parquet with drop_reason (e.g. "score_loglik=-3.1 < -2.5").
 
@@ -58,14 +59,13 @@ def filter_cmd(inputs: tuple[str, ...], out: str, force: bool, **options: Any) -
     """
     from thresher.config import from_dict
 
-    from ..score.cli import stage_input
     from .stage import run
 
     data = config_values(Config, options)
     if data.get("refusal_phrases"):  # giving phrases turns the refusal check on
         data["drop_refusals"] = True
     config = from_dict(Config, data)
-    result = run([stage_input(p) for p in inputs], Path(out), config, force=force)
+    result = run([Path(p) for p in inputs], Path(out), config, force=force, read=read)
     s = result.stats
     click.echo(f"kept {s.get('rows_out')} of {s.get('rows_in')} rows -> {out}")
     for reason, n in (s.get("drop_reasons") or {}).items():

@@ -8,17 +8,9 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import force_option, out_option
+from thresher.cli.options import force_option, out_option, read_options
 
 from .stage import Config
-
-
-def stage_input(path: str) -> Path:
-    """A data file, or a stage run folder (its kept.parquet)."""
-    p = Path(path)
-    if p.is_dir() and (p / "kept.parquet").is_file():
-        return p / "kept.parquet"
-    return p
 
 
 @click.command(name="score")
@@ -29,9 +21,10 @@ def stage_input(path: str) -> Path:
     "judge_rubric": Opt(type=click.Path(dir_okay=False)),
     "cache_dir": Opt(type=click.Path(file_okay=False)),
 })
+@read_options
 @out_option
 @force_option
-def score(inputs: tuple[str, ...], out: str, force: bool, **options: Any) -> None:
+def score(inputs: tuple[str, ...], out: str, force: bool, read: Any, **options: Any) -> None:
     """Score every row of IN (a data file or a stage run folder) and write OUT/kept.parquet with
     a score_NAME and NAME_error column per scorer. Scores are cached per row, so a re-run
     only scores what is missing.
@@ -47,7 +40,7 @@ def score(inputs: tuple[str, ...], out: str, force: bool, **options: Any) -> Non
     from .stage import run
 
     config = from_dict(Config, config_values(Config, options))
-    result = run([stage_input(p) for p in inputs], Path(out), config, force=force)
+    result = run([Path(p) for p in inputs], Path(out), config, force=force, read=read)
     for name, s in result.stats.get("scorers", {}).items():
         line = f"score_{name}: {s.get('scored', 0)} scored, {s.get('errors', 0)} without score"
         if s.get("cached"):

@@ -59,4 +59,4 @@ def test_cli_bad_options_give_one_line_errors(tmp_path, corpus, args, message):
 
 def test_cli_missing_input_is_a_usage_error(tmp_path):
     r = CliRunner().invoke(cli, ["curate", "dedup", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "does not exist" in r.output
+    assert r.exit_code == 1 and r.output == f"Error: {tmp_path / 'nope.jsonl'}: no such file or folder\n"

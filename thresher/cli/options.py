@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,8 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         type=click.Choice(["error", "skip"]),
         default="error",
         show_default=True,
-        help="Stop at the first bad row, or skip bad rows and write them with reasons beside the output.",
+        help="Stop at the first bad row, or skip bad rows and record each with its reason "
+             "(stages: in dropped.parquet as drop_stage=read; convert: beside the output).",
     )(fn)
     fn = click.option(
         "--format",
@@ -27,6 +29,24 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Force the input record format (default: detected from the first record).",
     )(fn)
     return fn
+
+
+def read_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The shared input bundle of every stage command: ``--format``, ``--on-bad-rows`` and
+    ``--split``, handed to the command as one ``read`` keyword (a
+    :class:`thresher.io.inputs.ReadOptions`, part of the stage fingerprint)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, fmt: str | None, on_bad_rows: str, split: str | None, **kwargs: Any) -> Any:
+        from thresher.io.inputs import ReadOptions
+
+        return fn(*args, read=ReadOptions(fmt=fmt, on_bad_rows=on_bad_rows, split=split), **kwargs)
+
+    wrapper = click.option(
+        "--split", default=None, metavar="NAME",
+        help="Split to read from a DatasetDict folder or hub dataset (default: train).",
+    )(wrapper)
+    return input_options(wrapper)
 
 
 def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
