@@ -7,25 +7,34 @@ import polars as pl
 
 from thresher.cli.options import input_options
 from thresher.io import read_rows, write_rejects, write_table
-from thresher.io.shapes import SHAPES
+from thresher.io.shapes import WRITE_SHAPES
 
 
 @click.command()
-@click.argument("src", metavar="IN")
+@click.argument("srcs", metavar="IN...", nargs=-1, required=True)
 @click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
 @input_options
-@click.option("--to", "to_shape", type=click.Choice(SHAPES), default="messages", show_default=True,
+@click.option("--to", "to_shape", type=click.Choice(WRITE_SHAPES), default="messages", show_default=True,
               help="Record format to write (Parquet/JSONL/folder is chosen by OUT's extension).")
 @click.option("--category", default=None, help="Category for rows that have none.")
 @click.option("--source", default=None, help="Source for rows that have none.")
-def convert(src: str, dst: str, fmt: str | None, on_bad_rows: str, to_shape: str,
+def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, to_shape: str,
             category: str | None, source: str | None) -> None:
     """Convert IN (JSONL, JSON, Parquet, CSV, dataset folder or hub name; messages, ShareGPT,
-    Alpaca, prompt/completion or prompt records) to OUT, validating every row.
+    Alpaca, prompt/completion, prompt or OpenAI Batch records) to OUT, validating every row.
+    Several INs are concatenated; an OpenAI Batch results file is joined to its requests file
+    by custom_id.
 
     Example: thresher convert alpaca.json data.parquet
     """
-    res = read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source)
+    from thresher.io.openai_batch import join
+    from thresher.io.readers import ReadResult
+
+    results = [read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source)
+               for src in srcs]
+    frames = join(results)
+    res = ReadResult(frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed"),
+                     results[0].path, [r for x in results for r in x.rejects])
     write_table(res.table, dst, shape=to_shape)
     rej = write_rejects(res.rejects, dst)
     msg = f"wrote {res.table.height} rows to {dst}"

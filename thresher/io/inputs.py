@@ -103,10 +103,13 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
     opts = ReadOptions.coerce(options)
     if not paths:
         raise InputError("no input given")
-    frames, rejects = [], []
+    from thresher.io.openai_batch import join
+
+    results, rejects = [], []
     for p in resolve_inputs(paths):
         res = read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split)
-        frames.append(res.table)
+        results.append(res)
         rejects.extend(res.rejects)
+    frames = join(results)  # OpenAI Batch results meet their requests (by custom_id)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
     return table, rejects_frame(rejects)

@@ -2,7 +2,10 @@
 
 Shapes: ``messages`` (OpenAI/TRL), ``sharegpt`` (``conversations`` with from/value),
 ``alpaca`` (instruction/input/output), ``prompt-completion`` and ``prompt`` (a plain prompt
-column).
+column), and the OpenAI Batch API files (read only): ``openai-batch`` (the input file,
+``custom_id`` + ``body.messages``) and ``openai-batch-output`` (the results,
+``custom_id`` + ``response.body.choices[0].message``; see :mod:`thresher.io.openai_batch`).
+Messages are normalised by :mod:`thresher.io.chat` (content parts, tool calls, extra keys).
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-SHAPES: tuple[str, ...] = ("messages", "sharegpt", "alpaca", "prompt-completion", "prompt")
+WRITE_SHAPES: tuple[str, ...] = ("messages", "sharegpt", "alpaca", "prompt-completion", "prompt")
+BATCH_SHAPES: tuple[str, ...] = ("openai-batch", "openai-batch-output")
+SHAPES: tuple[str, ...] = (*WRITE_SHAPES, *BATCH_SHAPES)
 ROW_KEYS: tuple[str, ...] = ("id", "category", "source")
 SHAPE_KEYS: dict[str, tuple[str, ...]] = {
     "messages": ("messages",),
+    "openai-batch": ("custom_id", "method", "url", "body"),
+    "openai-batch-output": ("custom_id", "response", "error"),
     "sharegpt": ("conversations", "system"),
     "alpaca": ("instruction", "input", "output", "system"),
     "prompt-completion": ("prompt", "completion", "system"),
@@ -42,6 +49,10 @@ class ShapeError(ValueError):
 def detect_shape(record: Mapping[str, Any]) -> str | None:
     """Guess the shape of a record from its keys (``None`` when nothing fits)."""
     keys = set(record)
+    if "custom_id" in keys and "body" in keys:
+        return "openai-batch"
+    if "custom_id" in keys and ("response" in keys or "error" in keys):
+        return "openai-batch-output"
     if "messages" in keys:
         return "messages"
     if "conversations" in keys:
@@ -110,8 +121,30 @@ def _system(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"role": "system", "content": sys_text}] if sys_text else []
 
 
-def to_messages(record: Mapping[str, Any], shape: str) -> list[Any]:
-    """Canonical messages of ``record`` read as ``shape`` (raises :class:`ShapeError`)."""
+def to_messages(record: Mapping[str, Any], shape: str, unknown: set[str] | None = None) -> list[Any]:
+    """Canonical messages of ``record`` read as ``shape`` (raises :class:`ShapeError`).
+
+    Message keys without a meaning in thresher are collected in ``unknown`` (for one warning).
+    """
+    from thresher.io.chat import normalize_messages
+
+    return normalize_messages(_raw_messages(record, shape), unknown)
+
+
+def row_fields(record: Mapping[str, Any], shape: str) -> dict[str, Any]:
+    """The record's columns besides its messages (``custom_id`` becomes the row ``id``)."""
+    if shape in BATCH_SHAPES:
+        from thresher.io.openai_batch import batch_fields
+
+        return batch_fields(record, shape)
+    return {k: v for k, v in record.items() if k not in SHAPE_KEYS[shape]}
+
+
+def _raw_messages(record: Mapping[str, Any], shape: str) -> list[Any]:
+    if shape in BATCH_SHAPES:
+        from thresher.io.openai_batch import batch_messages
+
+        return batch_messages(record, shape)
     if shape == "messages":
         if "messages" not in record or record["messages"] is None:
             raise ShapeError("missing 'messages'")
@@ -135,7 +168,9 @@ def to_messages(record: Mapping[str, Any], shape: str) -> list[Any]:
             role = SHAREGPT_ROLES.get(str(who).lower())
             if role is None:
                 raise ShapeError(f"message {i}: unknown role {who!r} in 'from'")
-            out.append({"role": role, "content": turn.get("value", turn.get("content"))})
+            msg = {k: v for k, v in turn.items() if k not in ("from", "value")}
+            msg.update(role=role, content=turn.get("value", turn.get("content")))
+            out.append(msg)
         return out
     if shape == "alpaca":
         instruction = _text(record, "instruction")
@@ -165,10 +200,19 @@ def from_messages(messages: list[Mapping[str, str]], shape: str) -> dict[str, An
     system = [m["content"] for m in msgs if m["role"] == "system"]
     rest = [m for m in msgs if m["role"] != "system"]
     sys_field = {"system": system[0]} if system else {}
+    if shape == "messages":
+        from thresher.io.chat import strip_nulls
+
+        return {"messages": strip_nulls(msgs)}
+    if shape == "prompt-completion":
+        # TRL's conversational prompt-completion: both are message lists (system turn included)
+        if not rest or msgs[-1]["role"] != "assistant":
+            raise ShapeError("prompt-completion needs a final assistant turn")
+        from thresher.io.chat import strip_nulls
+
+        return {"prompt": strip_nulls(msgs[:-1]), "completion": strip_nulls(msgs[-1:])}
     if len(system) > 1:
         raise ShapeError(f"{shape} holds at most one system message")
-    if shape == "messages":
-        return {"messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
     if shape == "sharegpt":
         back = {v: k for k, v in SHAREGPT_ROLES.items() if k in ("human", "gpt", "system", "tool")}
         return {"conversations": [{"from": back[m["role"]], "value": m["content"]} for m in rest],
@@ -178,13 +222,6 @@ def from_messages(messages: list[Mapping[str, str]], shape: str) -> dict[str, An
             raise ShapeError("alpaca holds exactly one user and one assistant turn")
         return {**sys_field, "instruction": rest[0]["content"], "input": "",
                 "output": rest[1]["content"]}
-    if shape == "prompt-completion":
-        if not rest or rest[-1]["role"] != "assistant":
-            raise ShapeError("prompt-completion needs a final assistant turn")
-        prompt = rest[:-1]
-        p: Any = prompt[0]["content"] if len(prompt) == 1 and prompt[0]["role"] == "user" else [
-            {"role": m["role"], "content": m["content"]} for m in prompt]
-        return {**sys_field, "prompt": p, "completion": rest[-1]["content"]}
     if shape == "prompt":
         if len(rest) != 1 or rest[0]["role"] != "user":
             raise ShapeError("prompt holds exactly one user turn")

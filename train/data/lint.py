@@ -137,7 +137,30 @@ def _untrusted_runs(tokenizer: Any, ex: Example, contents: list[str]) -> str | N
     return None
 
 
+def _assistant_texts(tokenizer: Any, messages: Any) -> list[str]:
+    """Text each assistant turn may train: its content, or for a tool-call turn the template's
+    whole rendering of that turn (the calls are rendered by the template, not in content)."""
+    from thresher.train.data.masks import _clean, _render
+
+    msgs = _clean(messages)
+    out = []
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        if m.get("tool_calls"):
+            try:
+                prefix = _render(tokenizer, msgs[:i], True)
+                out.append(_render(tokenizer, msgs[: i + 1], False)[len(prefix):])
+                continue
+            except Exception:  # noqa: BLE001 - the mask step reports template errors
+                pass
+        out.append(str(m["content"]))
+    return out
+
+
 def _mask_mismatch(tokenizer: Any, messages: Any, ex: Example, train_on: str) -> str | None:
+    if any(m.get("weight") is not None and float(m["weight"]) == 0 for m in messages):
+        return None  # the {% generation %} mask knows nothing of per-turn weights
     gen = generation_mask(tokenizer, messages)
     if gen is None:
         return None
@@ -184,7 +207,7 @@ def lint_rows(
         if isinstance(out, LintIssue):
             report.issues.append(out)
             continue
-        contents = [str(m["content"]) for m in messages if m["role"] == "assistant"]
+        contents = _assistant_texts(tokenizer, messages)
         why = _untrusted_runs(tokenizer, out, contents)
         if why:
             report.issues.append(LintIssue(row_id, "non_assistant_trained", why, out))

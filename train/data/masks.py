@@ -92,8 +92,30 @@ def _special_ids(tokenizer: Any) -> frozenset[int]:
     return result
 
 
-def _clean(messages: Any) -> list[dict[str, str]]:
-    return [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+def _clean(messages: Any) -> list[dict[str, Any]]:
+    """Messages for the template: tool calls (arguments as objects), tool_call_id, name and
+    reasoning_content kept; null fields and ``weight`` dropped."""
+    from thresher.io.chat import template_messages
+
+    return template_messages(messages)
+
+
+def _trained_turns(messages: Any, train_on: str) -> list[int]:
+    """Assistant turns to train: every one (``all``) or the last (``last``), skipping turns
+    with ``weight`` 0 (axolotl's "do not train this turn")."""
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"
+             and (m.get("weight") is None or float(m["weight"]) > 0)]
+    return turns[-1:] if train_on == "last" else turns
+
+
+def _tool_calls_dropped(tokenizer: Any, msgs: list[dict[str, Any]], full: str) -> str | None:
+    """Why the rendering loses tool calls (the template does not render them), else None."""
+    for m in msgs:
+        for call in m.get("tool_calls") or []:
+            if call["function"]["name"] not in full:
+                return (f"the chat template does not render tool calls (tool {call['function']['name']!r} "
+                        "missing from the text); pass --chat-template with tool-call support")
+    return None
 
 
 @dataclass
@@ -162,13 +184,16 @@ def encode_conversation(
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate', got {overlong!r}")
     msgs = _clean(messages)
-    turns = [i for i, m in enumerate(msgs) if m["role"] == "assistant"]
-    if train_on == "last":
-        turns = turns[-1:]
+    turns = _trained_turns(messages, train_on)
     try:
         full = _render(tokenizer, msgs, False)
         if not turns:
-            return LintIssue(row_id, "no_trainable_token", "the conversation has no assistant turn")
+            why_none = "every assistant turn has weight 0" if any(
+                m["role"] == "assistant" for m in msgs) else "the conversation has no assistant turn"
+            return LintIssue(row_id, "no_trainable_token", why_none)
+        dropped_calls = _tool_calls_dropped(tokenizer, msgs, full)
+        if dropped_calls:
+            return LintIssue(row_id, "render_error", dropped_calls)
         spans, why = _assistant_spans(tokenizer, msgs, full, turns)
     except Exception as exc:  # noqa: BLE001 - jinja errors and raise_exception() in templates
         return LintIssue(
