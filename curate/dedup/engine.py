@@ -96,7 +96,18 @@ def _sign_rows(df: pl.DataFrame, cfg: Any, store: np.ndarray, offset: int, norm:
 
 def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
                 ref_label: str = "reference", spill_dir: Path) -> DedupResult:
-    """Deduplicate ``df`` (and drop rows matching ``ref``) under config ``cfg`` (see stage.Config)."""
+    """Deduplicate ``df`` (and drop rows matching ``ref``) under config ``cfg`` (see stage.Config).
+
+    Under ``--executor ray`` (components clustering, no reference) the work runs on the Ray
+    cluster (:mod:`.distributed`), with the same result.
+    """
+    if ref is None and cfg.cluster == "components" and df.height:
+        from thresher.ray_executor import current
+
+        if current() == "ray":
+            from thresher.curate.dedup.distributed import ray_deduplicate
+
+            return ray_deduplicate(df, cfg)
     from thresher.progress import progress
 
     t0 = time.perf_counter()
@@ -107,7 +118,6 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     budget = parse_size(cfg.memory)
     bands, rows = (cfg.bands, cfg.rows) if cfg.bands else optimal_params(cfg.threshold, cfg.num_perm)
     id_series = df["id"].cast(pl.String)
-    ids = id_series.to_list()
     ref_ids = ref["id"].cast(pl.String).to_list() if ref is not None else []
 
     # 1. signatures (input rows 0..n-1, reference rows n..n+m-1)
@@ -211,6 +221,25 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         near_i = pairs_near["i"].to_numpy()
         near_s = pairs_near["s"].to_numpy()
     near_j = pair_jaccard(sig, near_i, near_s) if len(near_i) else np.zeros(0, np.float32)
+    timings["clusters"] = time.perf_counter() - t
+    spilled = bool(sigstore.spilled or keystore.spilled)
+    sigstore.close()
+    counts = {"reference_rows": m, "candidate_pairs": int(n_cand),
+              "verified_pairs": int(self_ok.height + ref_ok.height), "spilled": spilled}
+    return decide(cfg, id_series, keep, target, tj, (ex_i, ex_rep), (near_i, near_s, near_j),
+                  in_nonempty, counts, timings, bands_rows=(bands, rows),
+                  against=(in_hash, ref_hash, ref_ids, ref_label) if ref is not None else None)
+
+
+def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray, tj: np.ndarray,
+           exact: tuple[np.ndarray, np.ndarray], near: tuple[np.ndarray, np.ndarray, np.ndarray],
+           nonempty: np.ndarray, counts: dict[str, Any], timings: dict[str, float], *,
+           bands_rows: tuple[int, int], against: tuple | None = None) -> DedupResult:
+    """Phase 5's end, shared by the local and the Ray engine: from the exact groups
+    ``(member, representative)`` and the near pairs ``(row, survivor, jaccard)`` to the
+    per-row decision, reasons, clusters.parquet and stats."""
+    ex_i, ex_rep = exact
+    near_i, near_s, near_j = near
     keep[near_i] = False
     target[near_i] = near_s
     tj[near_i] = near_j
@@ -219,9 +248,22 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     keep[ex_i] = False
     target[ex_i] = np.where(rep_target == -1, ex_rep, rep_target)
     tj[ex_i] = np.where(rep_target == -1, 1.0, tj[ex_rep])
-    exact_kind = np.zeros(n, dtype=bool)
+    exact_kind = np.zeros(len(keep), dtype=bool)
     exact_kind[ex_i[rep_target == -1]] = True
+    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against)
+    clusters = _clusters(keep, target, tj, exact_kind, id_series)
+    stats = _stats(cfg, clusters, kinds, nonempty, counts, timings, bands_rows,
+                   against[3] if against is not None else None)
+    jac = np.where(keep, np.nan, tj).astype(np.float32)
+    return DedupResult(keep=keep, reasons=reasons, duplicate_of=dup_of, jaccard=jac,
+                       clusters=clusters, stats=stats)
 
+
+def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: np.ndarray,
+             ids: list[str], against: tuple | None) -> tuple[list, list, dict[str, int]]:
+    """Drop reason and duplicate id of every row, and the counts by kind."""
+    in_hash, ref_hash, ref_ids, ref_label = against if against is not None else ([], [], [], "")
+    n = len(keep)
     reasons: list[str | None] = [None] * n
     dup_of: list[str | None] = [None] * n
     kinds = {"exact": 0, "near": 0, "against_exact": 0, "against_near": 0}
@@ -244,8 +286,12 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
             kinds["near"] += 1
             dup_of[i] = ids[tgt]
             reasons[i] = f"near-duplicate of {ids[tgt]} (J={_fmt_j(j)})"
+    return reasons, dup_of, kinds
 
-    # clusters.parquet: every input row dropped against another input row, plus its survivor
+
+def _clusters(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: np.ndarray,
+              id_series: pl.Series) -> pl.DataFrame:
+    """clusters.parquet: every input row dropped against another input row, plus its survivor."""
     in_cluster = (~keep) & (target >= 0)
     member_idx = np.flatnonzero(in_cluster)
     surv_idx = target[member_idx]
@@ -255,7 +301,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     cl_j = np.concatenate([np.ones(len(all_surv), np.float32), tj[member_idx]])
     cl_match = (["kept"] * len(all_surv)
                 + ["exact" if exact_kind[i] else "near" for i in member_idx])
-    clusters = (
+    return (
         pl.DataFrame({"i": cl_idx, "s": cl_surv, "jaccard": cl_j, "match": cl_match})
         .with_columns(pl.col("s").rank("dense").cast(pl.UInt32).sub(1).alias("cluster"))
         .sort("cluster", "i")
@@ -268,25 +314,27 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
             pl.col("s").map_batches(lambda c: id_series.gather(c), return_dtype=pl.String).alias("kept_id"),
         )
     )
-    timings["clusters"] = time.perf_counter() - t
+
+
+def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np.ndarray,
+           counts: dict[str, Any], timings: dict[str, float], bands_rows: tuple[int, int],
+           ref_label: str | None) -> dict[str, Any]:
     sizes = clusters.group_by("cluster").len()["len"] if clusters.height else pl.Series([], dtype=pl.UInt32)
     hist = np.bincount(np.minimum(sizes.to_numpy(), 10)) if len(sizes) else np.zeros(0, int)
-    spilled = bool(sigstore.spilled or keystore.spilled)
-    sigstore.close()
-    stats = {
+    return {
         "on": cfg.on,
         "threshold": cfg.threshold,
         "num_perm": cfg.num_perm,
         "ngram": cfg.ngram,
         "shingle": cfg.shingle,
         "hash": cfg.hash,
-        "bands": bands,
-        "rows": rows,
+        "bands": bands_rows[0],
+        "rows": bands_rows[1],
         "keep_by": cfg.keep_by,
         "cluster": cfg.cluster,
-        "against": ref_label if ref is not None else None,
-        "reference_rows": m,
-        "empty_text_rows": int((~in_nonempty).sum()),
+        "against": ref_label,
+        "reference_rows": counts.get("reference_rows", 0),
+        "empty_text_rows": int((~nonempty).sum()),
         "exact_duplicates": kinds["exact"],
         "near_duplicates": kinds["near"],
         "against_exact": kinds["against_exact"],
@@ -294,13 +342,12 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         "clusters": len(sizes),
         "largest_cluster": int(sizes.max()) if len(sizes) else 0,
         "cluster_sizes": {(f"{k}" if k < 10 else "10+"): int(v) for k, v in enumerate(hist) if v},
-        "candidate_pairs": int(n_cand),
-        "verified_pairs": int(self_ok.height + ref_ok.height),
-        "spilled": spilled,
+        "candidate_pairs": counts["candidate_pairs"],
+        "verified_pairs": counts["verified_pairs"],
+        "spilled": counts.get("spilled", False),
         "memory_budget": cfg.memory,
+        **{k: v for k, v in counts.items() if k not in ("reference_rows", "candidate_pairs",
+                                                          "verified_pairs", "spilled")},
         "phase_seconds": {k: round(v, 3) for k, v in timings.items()},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
-    jac = np.where(keep, np.nan, tj).astype(np.float32)
-    return DedupResult(keep=keep, reasons=reasons, duplicate_of=dup_of, jaccard=jac,
-                       clusters=clusters, stats=stats)

@@ -27,7 +27,14 @@ def _load(recipe: str, overrides: tuple[str, ...]):
               help="Run directory (default: runs/<recipe name>).")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Recompute every stage even when a finished result exists.")
-def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+              help="Run the stages here or on a Ray cluster (default: the recipe's executor:, "
+                   "else local; ray needs pip install 'thresher[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDRESS",
+              help="Ray cluster for --executor ray (default: $RAY_ADDRESS, or a local cluster "
+                   "started for the run).")
+def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: bool,
+            executor: str | None, ray_address: str | None) -> None:
     """Run RECIPE (a YAML file, or the name of a shipped recipe; default: quickstart) end to end.
 
     Each stage writes into its own folder of the run directory. Rerunning reuses finished
@@ -41,7 +48,7 @@ def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: boo
     rec = _load(recipe, overrides)
     run_dir = Path(out) if out else Path("runs") / rec.name
     try:
-        summary = run_recipe(rec, run_dir, force=force)
+        summary = run_recipe(rec, run_dir, force=force, executor=executor, ray_address=ray_address)
     except KeyboardInterrupt:
         raise ThresherError(f"interrupted; rerun the same command to continue from {run_dir}") from None
     click.echo(summary_markdown(summary).rstrip())

@@ -26,7 +26,7 @@ from thresher.recipe.schema import Recipe, StageSpec, _stage_module
 DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix")
 VERSION_PACKAGES = (
     "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
-    "accelerate", "vllm", "click", "pyyaml", "matplotlib",
+    "accelerate", "vllm", "click", "pyyaml", "matplotlib", "ray",
 )
 
 
@@ -98,8 +98,22 @@ def run_recipe(
     *,
     force: bool = False,
     echo: Callable[[str], None] | None = None,
+    executor: str | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``recipe`` into ``run_dir`` and return the summary (also written as summary.json)."""
+    """Run ``recipe`` into ``run_dir`` and return the summary (also written as summary.json).
+
+    ``executor`` (default: the recipe's ``executor:``, else local) runs the data stages here
+    or on Ray (:mod:`thresher.ray_executor`; one cluster connection for the whole run).
+    """
+    from thresher.ray_executor import using
+
+    with using(executor or recipe.executor, ray_address):
+        return _run_recipe(recipe, run_dir, force=force, echo=echo)
+
+
+def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
+                echo: Callable[[str], None] | None) -> dict[str, Any]:
     from thresher.recipe import inputs as inputs_step
 
     if echo is None:

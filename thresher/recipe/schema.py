@@ -50,7 +50,7 @@ STAGE_MODULES: dict[str, str] = {
     "report": "thresher.report.stage",
 }
 
-TOP_KEYS = ("name", "seed", "description", "holdout", "inputs", "stages")
+TOP_KEYS = ("name", "seed", "description", "holdout", "executor", "inputs", "stages")
 INPUT_KINDS = ("path", "hub", "chatterbot")
 INPUT_KEYS = {
     "path": ("path", "format", "source", "category", "limit"),
@@ -112,6 +112,7 @@ class Recipe:
     holdout: int = 0
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    executor: str = "local"  # local, or ray (thresher.ray_executor); --executor overrides it
 
     def stage(self, name: str) -> StageSpec | None:
         """The first stage called ``name`` (None when the recipe has none)."""
@@ -136,6 +137,7 @@ class Recipe:
             "seed": self.seed,
             **({"description": self.description} if self.description else {}),
             "holdout": self.holdout,
+            **({"executor": self.executor} if self.executor != "local" else {}),
             "inputs": inputs,
             "stages": [{s.name: to_dict(s.config)} for s in self.stages],
         }
@@ -445,6 +447,10 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
     if not isinstance(description, str):
         problems.append(f"description: expected a string, got {description!r}")
         description = ""
+    executor = data.get("executor", "local")
+    if executor not in ("local", "ray"):
+        problems.append(f"executor: expected local or ray, got {executor!r}")
+        executor = "local"
 
     raw_inputs = data.get("inputs")
     inputs: list[InputSpec] = []
@@ -480,6 +486,7 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
         holdout=holdout,
         description=description,
         path=path,
+        executor=executor,
     )
 
 
