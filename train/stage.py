@@ -54,11 +54,15 @@ def split_validation(df: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     return df.filter(~mask), df.filter(mask)
 
 
-def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> Prepared:
-    """Read, split, tokenize and lint the rows; refuse to start on lint failures (unless allowed)."""
+def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, read: Any = None) -> Prepared:
+    """Read, split, tokenize and lint the rows; refuse to start on lint failures (unless allowed).
+
+    ``read`` (:class:`thresher.io.inputs.ReadOptions`) says how to read ``inputs``; rows
+    rejected on read join the dropped rows (``drop_stage = "read"``)."""
     import polars as pl
 
     from thresher.io import read_table
+    from thresher.io.inputs import read_inputs, resolve_input
     from thresher.progress import info
     from thresher.stage import dropped_frame
     from thresher.train.data import (
@@ -74,11 +78,11 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> 
         check_attn_implementation(config.attn_implementation)
     tokenizer = load_tokenizer(config.base, chat_template=config.chat_template,
                                trust_remote_code=config.trust_remote_code)
-    df = read_table(inputs[0])
+    df, rejected = read_inputs(inputs, read)
     if df.height == 0:
         raise ThresherError(f"{inputs[0]}: no rows to train on")
     if config.val_file:
-        train_df, val_df = df, read_table(config.val_file)
+        train_df, val_df = df, read_table(resolve_input(config.val_file))
     else:
         train_df, val_df = split_validation(df, config.val_fraction, config.seed)
     kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong}
@@ -93,6 +97,8 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False) -> 
     ids = train_df["id"].cast(pl.String)
     dropped = dropped_frame(train_df.filter(ids.is_in(list(bad))), NAME,
                             pl.col("id").cast(pl.String).replace_strict(bad, default="lint"))
+    if rejected.height:
+        dropped = pl.concat([rejected, dropped], how="diagonal_relaxed")
     train_df = train_df.filter(~ids.is_in(list(bad)))
     examples = lint.examples
     if config.packing:
@@ -109,19 +115,28 @@ def _failure_kinds() -> frozenset[str]:
     return FAILURE_KINDS
 
 
-def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = False) -> Any:
-    """Train (or resume, or reuse a finished run) and export; returns the StageResult."""
+def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = False, read: Any = None) -> Any:
+    """Train (or resume, or reuse a finished run) and export; returns the StageResult.
+
+    ``inputs`` may be files or run folders; ``read`` holds the read options (fingerprinted)."""
+    from thresher.io.inputs import ReadOptions, resolve_inputs
     from thresher.stage import Stage
     from thresher.train import ddp
 
     problems = config.check() + environment_problems(config)
     if problems:
         raise ConfigError(problems)
+    from thresher.train.tracking import check_report_to
+
+    check_report_to(config.report_targets())  # a missing tracker package fails before any work
     dist, device = ddp.init()
     try:
-        stage = Stage(NAME, out, inputs=inputs, config=config, force=force, quiet=not dist.main)
+        inputs = resolve_inputs(inputs)
+        opts = ReadOptions.coerce(read)
+        stage = Stage(NAME, out, inputs=inputs, config=config, force=force, quiet=not dist.main,
+                      read_options=None if opts == ReadOptions() else opts.as_dict())
         done = ddp.broadcast(stage.done if dist.main else None)
-        result = stage.result() if done else _train(stage, inputs, Path(out), config, force, dist, device)
+        result = stage.result() if done else _train(stage, inputs, Path(out), config, force, dist, device, opts)
         # every process leaves together: a gloo group torn down while a peer still
         # finishes its files can abort ("terminate called without an active exception")
         ddp.barrier()
@@ -143,10 +158,11 @@ class _Run:
     ckdir: Path
     metrics: Any
     fingerprint: str
+    precision: str = "fp32"
 
 
 def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force: bool, dist: Any,
-           device: Any) -> Any:
+           device: Any, read: Any = None) -> Any:
     """Prepare the rows, build the model, resume, run the loop, export and write the stage."""
     import torch
 
@@ -154,7 +170,7 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
     _quiet_libraries()
     if config.threads:
         torch.set_num_threads(config.threads)
-    prep = prepare(inputs, config, quiet=not dist.main)
+    prep = prepare(inputs, config, quiet=not dist.main, read=read)
     run = _build(stage, prep, out, config, dist, device)
     state = _resume(run, config, dist, force)
     state = _loop(run, prep, config, dist, device, state)
@@ -172,6 +188,7 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
     from thresher.train.loop import lr_lambda, total_steps
     from thresher.train.metrics import MetricsWriter
     from thresher.train.model import add_adapter, load_base
+    from thresher.train.precision import base_dtype, check_master_weights, training_precision
 
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -181,8 +198,14 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
         return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}
 
     ck.seed_everything(config.seed)
-    base = load_base(config, device=device)
+    prec = training_precision(config.dtype, device, qlora=config.qlora)
+    if dist.main:
+        from thresher.progress import info
+
+        info(f"train: {prec.describe()}")
+    base = load_base(config, device=device, dtype=base_dtype(prec))
     model = add_adapter(base, config)
+    check_master_weights(model)  # the adapter trains in fp32 whatever the base dtype
     if not config.qlora:
         model.to(device)
     model = ddp.wrap(model, fsdp=config.fsdp, device=device)
@@ -191,7 +214,8 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
     steps = total_steps(config, len(prep.units), dist.world_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
     return _Run(model, optimizer, scheduler, trainable, steps, collate_fn, stage.path("checkpoints"),
-                MetricsWriter(out, enabled=dist.main), _fingerprint(config, stage))
+                MetricsWriter(out, enabled=dist.main, tensorboard=False),  # TensorBoard: tracking.py
+                _fingerprint(config, stage), prec.name)
 
 
 def _resume(run: _Run, config: TrainConfig, dist: Any, force: bool) -> Any:
@@ -232,17 +256,32 @@ def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any
     from thresher.train import ddp
     from thresher.train.loop import Hooks, LoopState, run_loop
 
+    from contextlib import closing
+
+    from thresher.train.publish import checkpoint_writer, identity_for
+    from thresher.train.tracking import BAR_EXTRA, Tracker, bar_fields
+
     model, optimizer = run.model, run.optimizer
     val_batches = _val_batches(prep.val_examples, config, dist, run.collate_fn)
-    bar_ctx = progress(run.steps, "train", unit="steps", extra="{task.fields[tok_s]:.0f} tok/s") \
+    bar_ctx = progress(run.steps, "train", unit="steps", extra=BAR_EXTRA, fields=bar_fields({}, None)) \
         if dist.main else quiet_bar()
+    tracker = Tracker(run.ckdir.parent, config.report_targets(), config=_plain_config(config),
+                      total_steps=run.steps, log_every=config.log_every, start_step=state.step,
+                      enabled=dist.main)
+    ckpt_files = checkpoint_writer(model, identity_for(config)) if dist.main else None
 
-    with bar_ctx as bar:
+    with bar_ctx as bar, closing(tracker):
         bar.advance(state.step)
 
         def on_step(rec: dict[str, Any]) -> None:
             run.metrics.log(rec)
-            bar.advance(1, tok_s=rec["tokens_per_s"] or 0.0)
+            tracker.log_step(rec)
+            bar.advance(1, **bar_fields(rec, tracker.last_val))
+
+        def on_eval(rec: dict[str, Any]) -> None:
+            run.metrics.log(rec)
+            tracker.log_eval(rec)
+            bar.update(**bar_fields(tracker.last, tracker.last_val))
 
         def save_checkpoint(st: LoopState) -> None:
             adapter = ddp.full_trainable_state(model)
@@ -250,7 +289,7 @@ def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any
             rngs = ddp.gather_objects(ck.rng_state())
             if dist.main:
                 ck.save(run.ckdir, step=st.step, adapter=adapter, optimizer=opt_state, scheduler=run.scheduler,
-                        rngs=rngs, keep=config.keep_checkpoints,
+                        rngs=rngs, keep=config.keep_checkpoints, extra=ckpt_files,
                         state={"loop": st.to_json(), "fingerprint": run.fingerprint,
                                "world_size": dist.world_size})
             ddp.barrier()
@@ -258,9 +297,10 @@ def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any
         def save_best(st: LoopState) -> None:
             adapter = ddp.full_trainable_state(model)
             if dist.main:
-                ck.save_best(run.ckdir, adapter, {"step": st.best_step, "val_loss": st.best_val})
+                ck.save_best(run.ckdir, adapter, {"step": st.best_step, "val_loss": st.best_val},
+                             extra=ckpt_files)
 
-        hooks = Hooks(on_step=on_step, on_eval=run.metrics.log, save_checkpoint=save_checkpoint,
+        hooks = Hooks(on_step=on_step, on_eval=on_eval, save_checkpoint=save_checkpoint,
                       save_best=save_best)
         return run_loop(config, model, optimizer, run.scheduler, prep.units, run.collate_fn,
                         lambda u: sum(len(e) for e in u), state=state, steps=run.steps,
@@ -298,11 +338,30 @@ def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config
     curves = plot_losses(records, out / CURVES)
     stats = _stats(records, state, prep, config, run.steps, dist, export_stats, curves, time.time() - t_start)
     stats["packing"] = pack
+    stats["precision"] = run.precision
+    _publish(out, records, state, stats, config, run)
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
                       prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \
         if prep.val_df.height else prep.train_df.with_columns(pl.lit("train").alias("split"))
     return stage.finish(kept, prep.dropped_df, stats, rows_in=prep.train_df.height + prep.dropped_df.height
                         + prep.val_df.height)
+
+
+def _publish(out: Path, records: list[dict[str, Any]], state: Any, stats: dict[str, Any], config: TrainConfig,
+             run: _Run) -> None:
+    """trainer_state.json and the adapter's model card (main process, after the export)."""
+    from thresher.train.publish import card_info, finish_adapter, identity_for
+    from thresher.train.tracking import write_trainer_state
+
+    write_trainer_state(out, records, state, total_steps=run.steps, config=_plain_config(config),
+                        checkpoints=run.ckdir)
+    if stats.get("export", {}).get("adapter"):
+        finish_adapter(Path(stats["export"]["adapter"]), identity_for(config), card_info(out, stats))
+
+
+def _plain_config(config: TrainConfig) -> dict[str, Any]:
+    """The config as JSON-plain values (for trackers and the model card)."""
+    return json.loads(json.dumps(config.__dict__, default=list))
 
 
 def _quiet_libraries() -> None:
@@ -325,11 +384,9 @@ def _val_batches(examples: list[Any], config: TrainConfig, dist: Any, collate_fn
 
 
 def _autocast(config: TrainConfig, device: Any) -> Any:
-    if not config.use_bf16():
-        return None
-    import torch
+    from thresher.train.precision import autocast_factory, training_precision
 
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return autocast_factory(training_precision(config.dtype, device, qlora=config.qlora), device)
 
 
 def _fingerprint(config: TrainConfig, stage: Any) -> str:
@@ -347,14 +404,20 @@ def _export(model: Any, adapter: dict[str, Any], prep: Prepared, config: TrainCo
 
         model = add_adapter(load_base(dataclasses.replace(config, qlora=False, grad_checkpointing=False)), config)
         load_trainable_state(model, adapter)
+    from thresher.train.publish import fix_adapter_config, identity_for
+
+    ident = identity_for(config)
     adapter_dir = save_adapter(model, prep.tokenizer, stage.path("adapter"))
-    out: dict[str, Any] = {"adapter": str(adapter_dir)}
+    fix_adapter_config(adapter_dir, ident)  # the hub id, never a cache path; the card comes in _finish
+    out: dict[str, Any] = {"adapter": str(adapter_dir), "base_model": ident.hub_id,
+                           "base_local_path": ident.local_path}
     if config.merge:
         import dataclasses
 
         full = dataclasses.replace(config, qlora=False)  # dequantised base for the merge
         res = merge_and_check(lambda: load_base(full), adapter_dir, prep.tokenizer, stage.path("merged"),
-                              probe_sequences(prep.train_examples), atol=config.export_atol)
+                              probe_sequences(prep.train_examples), atol=config.export_atol,
+                              dtype=ident.torch_dtype())  # saved in the base's own dtype
         out.update(merged=str(stage.path("merged")), **res)
         info(f"train: merged model written, logits match the adapter's within {res['max_logit_diff']:.2g}")
     return out

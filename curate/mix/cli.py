@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import stage_options
+from thresher.cli.options import read_options, stage_options
 from thresher.curate.mix.stage import Config
 from thresher.errors import ThresherError
 
@@ -21,8 +21,9 @@ from thresher.errors import ThresherError
     "rank_by": Opt(metavar="COLUMN"),
     "replay": Opt(type=click.Path()),
 })
+@read_options
 @stage_options
-def mix(inputs: tuple[Path, ...], out: str, force: bool, **options: Any) -> None:
+def mix(inputs: tuple[Path, ...], out: str, force: bool, read: Any, **options: Any) -> None:
     """Mix categories of one or more INPUTS into a balanced, quality-first set.
 
     Every problem of the spec is reported at once; categories that cannot fill their
@@ -33,7 +34,7 @@ def mix(inputs: tuple[Path, ...], out: str, force: bool, **options: Any) -> None
 
     config = Config(**config_values(Config, options))  # run() reports every problem of the spec
     try:
-        result = run(list(inputs), Path(out), config, force=force)
+        result = run(list(inputs), Path(out), config, force=force, read=read)
     except ThresherError as exc:
         raise click.ClickException(str(exc)) from None
     mixed = result.stats.get("mix", {})

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from thresher.errors import InputError
-from thresher.io import read_table
+from thresher.io.inputs import ReadOptions, rejects_frame
 from thresher.schema import MESSAGES_DTYPE, table_problems
 
 INPUT = "__input"
@@ -32,6 +32,7 @@ class Source:
     height: int
     schema: dict[str, pl.DataType]
     lazy: bool  # True when rows are validated only when gathered
+    rejected: pl.DataFrame | None = None  # rows rejected on read (on_bad_rows="skip")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -50,9 +51,13 @@ def _canonical_parquet(path: Path) -> dict[str, pl.DataType] | None:
     return dict(schema)
 
 
-def open_input(path: Path) -> Source:
-    """Open ``path``: lazily when it is canonical Parquet, else read and validated in full."""
-    schema = _canonical_parquet(path)
+def open_input(path: Path, read: ReadOptions | None = None) -> Source:
+    """Open ``path``: lazily when it is canonical Parquet (and no other format is forced),
+    else read and validated in full with the read options ``read``."""
+    from thresher.io.readers import read_rows
+
+    read = read or ReadOptions()
+    schema = _canonical_parquet(path) if read.fmt in (None, "messages") else None
     if schema is not None:
         lf = pl.scan_parquet(path)
         for col in ("category", "source"):
@@ -63,8 +68,9 @@ def open_input(path: Path) -> Source:
         if height == 0:
             raise InputError(f"{path}: empty file (no rows)")
         return Source(path, lf, height, schema, lazy=True)
-    df = read_table(path)
-    return Source(path, df.lazy(), df.height, dict(df.schema), lazy=False)
+    res = read_rows(path, read.fmt, on_bad_rows=read.on_bad_rows, split=read.split)
+    df = res.table
+    return Source(path, df.lazy(), df.height, dict(df.schema), lazy=False, rejected=rejects_frame(res.rejects))
 
 
 def narrow(sources: list[Source], extra: list[pl.Expr] | None = None) -> pl.DataFrame:

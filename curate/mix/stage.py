@@ -31,6 +31,7 @@ from thresher.curate.mix.plan import CategoryPlan, make_plan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
 from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.io import read_table
+from thresher.io.inputs import ReadOptions, resolve_inputs
 from thresher.progress import info
 from thresher.stage import Stage, StageResult, dropped_frame
 
@@ -97,7 +98,7 @@ class Config:
 
 
 def _read(
-    config: Config, inputs: list[Path]
+    config: Config, inputs: list[Path], read: ReadOptions | None = None
 ) -> tuple[MixSpec, list[Source], pl.DataFrame, set[str]]:
     """The spec, the opened inputs, their narrow frame and the categories present; every
     problem of the options and the spec (structure and categories missing from the data)
@@ -109,7 +110,7 @@ def _read(
     if parsed is None:
         raise ConfigError(problems or ["spec: unusable"], where=where)
     try:
-        sources = [open_input(Path(p)) for p in inputs]
+        sources = [open_input(Path(p), read) for p in inputs]
         df = _narrow_frame(sources, parsed, config.rank_by)
     except (ThresherError, pl.exceptions.PolarsError) as exc:
         if problems:  # the spec's own problems come first: they may be the cause
@@ -233,14 +234,18 @@ def _report(plan: list[CategoryPlan]) -> None:
             )
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
-    """Mix ``inputs`` into ``out`` per ``config`` (see the module docstring)."""
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
+        read: ReadOptions | dict | None = None) -> StageResult:
+    """Mix ``inputs`` (files or run folders) into ``out`` per ``config`` (see the module docstring)."""
     if not inputs:
         raise InputError("mix: no input given")
+    inputs = resolve_inputs(inputs)
+    read = ReadOptions.coerce(read)
     raw, _ = resolve_spec(config.spec) if config.spec is not None else (None, "")
     stage_inputs = [*inputs, *([Path(config.replay)] if config.replay else [])]
     # the spec's content (not its path) is part of the fingerprint
-    stage = Stage(NAME, out, inputs=stage_inputs, config=replace(config, spec=raw), force=force)
+    stage = Stage(NAME, out, inputs=stage_inputs, config=replace(config, spec=raw), force=force,
+                  read_options=None if read == ReadOptions() else read.as_dict())
     if stage.done:
         return stage.result()
     clock = [time.perf_counter()]
@@ -251,7 +256,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
         seconds[name] = round(now - clock[0], 3)
         clock[0] = now
 
-    spec, sources, df, present = _read(config, list(inputs))
+    spec, sources, df, present = _read(config, list(inputs), read)
     lap("read")
 
     # reasons for rows that cannot take part
@@ -362,7 +367,10 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
             "seconds": seconds,
         }
     }
-    result = stage.finish(kept, dropped, stats, rows_in=df.height)
+    rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
+    if rejected:
+        dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
+    result = stage.finish(kept, dropped, stats, rows_in=df.height + sum(r.height for r in rejected))
     lap("write")
     result.stats["mix"]["seconds"] = seconds
     return result

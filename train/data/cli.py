@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from thresher.cli.options import input_options
+from thresher.cli.options import read_options
 from thresher.errors import ThresherError
 
 
 @click.command("lint-masks")
-@click.argument("data", metavar="DATA")
+@click.argument("data", metavar="DATA...", nargs=-1, required=True)
 @click.option(
     "--base",
     default=None,
@@ -48,9 +50,9 @@ from thresher.errors import ThresherError
 )
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the model folder's own Python code (auto_map); only for models you trust.")
-@input_options
+@read_options
 def lint_masks(
-    data: str,
+    data: tuple[str, ...],
     base: str | None,
     chat_template: str | None,
     max_length: int,
@@ -58,10 +60,9 @@ def lint_masks(
     overlong: str,
     show: int,
     trust_remote_code: bool,
-    fmt: str | None,
-    on_bad_rows: str,
+    read: Any,
 ) -> None:
-    """Check the loss mask of every row of DATA for the student's chat template.
+    """Check the loss mask of every row of DATA (files or run folders) for the student's chat template.
 
     Checks: template missing, no trainable token, response cut by --max-length, end-of-turn
     not trained, non-assistant text trained (and agreement with {% generation %} markers).
@@ -71,12 +72,14 @@ def lint_masks(
     """
     from rich.console import Console
 
-    from thresher.io import read_rows
+    from thresher.io.inputs import read_inputs
     from thresher.train.data.lint import lint_rows, print_report
     from thresher.train.data.templates import load_tokenizer
 
     tokenizer = load_tokenizer(base, chat_template=chat_template, trust_remote_code=trust_remote_code)
-    rows = read_rows(data, fmt, on_bad_rows=on_bad_rows).table
+    rows, rejected = read_inputs(list(data), read)
+    if rejected.height:
+        click.echo(f"lint-masks: {rejected.height} bad rows skipped on read")
     report = lint_rows(tokenizer, rows, max_length=max_length, train_on=train_on, overlong=overlong)
     print_report(report, tokenizer, Console(), show=show)
     click.echo(f"lint-masks: {report.summary()}")
