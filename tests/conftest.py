@@ -13,6 +13,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("THRESHER_PROGRESS", "0")
+# dtype "auto" resolves to fp32 in tests, whatever the CPU (bf16 tests force dtype="bf16")
+os.environ.setdefault("THRESHER_DTYPE", "fp32")
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"

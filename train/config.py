@@ -24,7 +24,7 @@ _RESUME_IRRELEVANT = frozenset(
 SCHEDULES = ("cosine", "linear", "constant")
 TRAIN_ON = ("all", "last")
 OVERLONG = ("drop", "truncate")
-BF16 = ("auto", "on", "off")
+DTYPES = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ class TrainConfig:
         ``lr``, ``weight_decay``, ``warmup`` (a fraction of the steps when < 1, else a step
         count), ``schedule`` (cosine | linear | constant after warmup), ``grad_clip`` (0 = off),
         ``batch_size`` (sequences per micro-batch and process), ``grad_accum``,
-        ``grad_checkpointing``, ``bf16`` (auto = on where the device supports bf16 autocast
-        well, i.e. CUDA), ``seed``, ``max_steps`` (0 = use ``epochs``), ``epochs``.
+        ``grad_checkpointing``, ``dtype`` (auto | fp32 | bf16: compute precision; auto = bf16
+        where the hardware has native bf16 math, a CUDA GPU or a CPU with AMX/AVX-512 BF16,
+        see :mod:`thresher.train.precision`), ``seed``, ``max_steps`` (0 = use ``epochs``), ``epochs``.
     Data
         ``max_length``, ``overlong`` (drop | truncate rows longer than ``max_length``),
         ``train_on`` (all assistant turns | the last one), ``packing``,
@@ -103,8 +104,8 @@ class TrainConfig:
     """Micro-batches per optimiser step."""
     grad_checkpointing: bool = False
     """Recompute activations in the backward pass."""
-    bf16: str = "auto"
-    """bf16 autocast: auto (where the device supports it), on or off."""
+    dtype: str = "auto"
+    """Compute precision: auto (bf16 where the GPU/CPU has native bf16 math, else fp32), fp32 or bf16."""
     seed: int = 0
     """Random seed."""
     max_steps: int = 0
@@ -184,7 +185,7 @@ class TrainConfig:
         choice("schedule", SCHEDULES)
         choice("train_on", TRAIN_ON)
         choice("overlong", OVERLONG)
-        choice("bf16", BF16)
+        choice("dtype", DTYPES)
         if self.target_modules is not None and not self.target_modules:
             p.append("target_modules: must name at least one module (or be null for all linear)")
         if self.fsdp and self.qlora:
@@ -205,28 +206,6 @@ class TrainConfig:
             return round(self.warmup * total_steps)
         return min(int(self.warmup), total_steps)
 
-    def use_bf16(self) -> bool:
-        """Whether to autocast to bf16 (``auto``: only on CUDA devices that support bf16)."""
-        if self.bf16 == "off":
-            return False
-        import torch
-
-        supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if self.bf16 == "on":
-            return supported or _cpu_bf16_ok()
-        return supported
-
-
-def _cpu_bf16_ok() -> bool:
-    import torch
-
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.ones(2, 2) @ torch.ones(2, 2)
-        return True
-    except RuntimeError:
-        return False
-
 
 def to_plain(cfg: Any) -> dict[str, Any]:
     """The config as a JSON-friendly dict (lists for tuples)."""
@@ -238,7 +217,7 @@ def to_plain(cfg: Any) -> dict[str, Any]:
 
 
 def environment_problems(cfg: TrainConfig) -> list[str]:
-    """Problems that depend on this machine: QLoRA/FSDP without CUDA, bf16 forced but unsupported."""
+    """Problems that depend on this machine: QLoRA/FSDP without CUDA, bf16 forced on a GPU without it."""
     import importlib.util
     import os
 
@@ -254,6 +233,6 @@ def environment_problems(cfg: TrainConfig) -> list[str]:
         p.append("fsdp: needs CUDA GPUs; on CPU, torchrun runs plain data-parallel (DDP)")
     elif cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
         p.append("fsdp: run under torchrun --nproc-per-node N (N >= 2)")
-    if cfg.bf16 == "on" and not cfg.use_bf16():
-        p.append("bf16: this device does not support bf16 autocast")
+    if cfg.dtype == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        p.append("dtype: bf16 forced but this GPU does not support bf16")
     return p

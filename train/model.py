@@ -18,14 +18,15 @@ def base_folder(base: str | None) -> tuple[Path, str | None]:
     return _locate(base)
 
 
-def load_base(cfg: TrainConfig, *, device: Any = None) -> Any:
-    """The base causal LM in fp32 (4-bit NF4 with ``qlora``), with ``cfg.attn_implementation``."""
+def load_base(cfg: TrainConfig, *, device: Any = None, dtype: Any = None) -> Any:
+    """The base causal LM in ``dtype`` (default fp32; 4-bit NF4 with ``qlora``), with
+    ``cfg.attn_implementation``."""
     import torch
 
     from thresher.models import load_model
 
     folder, gguf = base_folder(cfg.base)
-    kwargs: dict[str, Any] = {"dtype": torch.float32, "attn_implementation": cfg.attn_implementation}
+    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "attn_implementation": cfg.attn_implementation}
     if gguf:
         kwargs["gguf_file"] = gguf
     if cfg.qlora:
@@ -42,6 +43,8 @@ def load_base(cfg: TrainConfig, *, device: Any = None) -> Any:
         raise ThresherError(f"cannot load base model {cfg.base or folder}: {first}") from None
     if gguf:  # GGUF-loaded weights are plain fp32 once loaded
         model.hf_quantizer = None
+        if dtype is not None and not cfg.qlora:
+            model.to(dtype)
     if device is not None and not cfg.qlora:
         model.to(device)
     return model
