@@ -26,6 +26,7 @@ def cli() -> None:
     "n": Opt(decls=("-n",)),
     "system_in_rows": Opt(decls=("--system-in-rows/--system-not-in-rows",)),
 })
+@read_options
 @out_option
 @force_option
 def generate(inputs: tuple[Path, ...], out: str, force: bool, read: Any, **options: Any) -> None:

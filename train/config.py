@@ -123,6 +123,8 @@ class TrainConfig:
     """Pack conversations into max_length sequences (isolated attention)."""
     allow_lint_failures: bool = False
     """Skip (and list) rows that fail the mask lint instead of stopping."""
+    allow_special_tokens_in_content: bool = False
+    """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
     # validation and checkpoints
     val_fraction: float = 0.0
     """Share of rows held out for validation, in [0, 1)."""

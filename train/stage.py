@@ -85,7 +85,8 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
         train_df, val_df = df, read_table(resolve_input(config.val_file))
     else:
         train_df, val_df = split_validation(df, config.val_fraction, config.seed)
-    kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong}
+    kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong,
+          "allow_special_in_content": config.allow_special_tokens_in_content}
     lint = lint_rows(tokenizer, train_df, **kw)
     if not quiet:
         info(f"mask lint: {lint.summary()}")

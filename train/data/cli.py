@@ -50,6 +50,9 @@ from thresher.errors import ThresherError
 )
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the model folder's own Python code (auto_map); only for models you trust.")
+@click.option("--allow-special-tokens-in-content", "allow_special", is_flag=True,
+              help="Let special-token strings typed in message content (e.g. <|im_end|>) act as control "
+                   "tokens (default: tokenized as text).")
 @read_options
 def lint_masks(
     data: tuple[str, ...],
@@ -60,6 +63,7 @@ def lint_masks(
     overlong: str,
     show: int,
     trust_remote_code: bool,
+    allow_special: bool,
     read: Any,
 ) -> None:
     """Check the loss mask of every row of DATA (files or run folders) for the student's chat template.
@@ -80,7 +84,8 @@ def lint_masks(
     rows, rejected = read_inputs(list(data), read)
     if rejected.height:
         click.echo(f"lint-masks: {rejected.height} bad rows skipped on read")
-    report = lint_rows(tokenizer, rows, max_length=max_length, train_on=train_on, overlong=overlong)
+    report = lint_rows(tokenizer, rows, max_length=max_length, train_on=train_on, overlong=overlong,
+                       allow_special_in_content=allow_special)
     print_report(report, tokenizer, Console(), show=show)
     click.echo(f"lint-masks: {report.summary()}")
     if not report.ok:
