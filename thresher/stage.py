@@ -228,9 +228,14 @@ class Stage:
         reasons: dict[str, int] = {}
         if dropped.height:
             # count by rule: the reason up to its first value, id or detail
-            distinct = dropped.group_by(pl.col("drop_reason").cast(pl.String).fill_null("(no reason)")).len()
+            # rows rejected on read count by their code (their reason starts with the file name)
+            read = pl.col("drop_stage") == "read"
+            distinct = dropped.group_by(pl.when(read).then(pl.format("read: {}", pl.col("drop_code")))
+                                        .otherwise(pl.col("drop_reason").cast(pl.String))
+                                        .fill_null("(no reason)").alias("drop_reason")).len()
             rules = (distinct.with_columns(pl.col("drop_reason")
-                                           .str.replace(r"\s+of\s.*$|[=<>:(\[].*$", "").str.strip_chars())
+                                           .str.replace(r"^(read: .*)$|\s+of\s.*$|[=<>:(\[].*$", "$1")
+                                           .str.strip_chars())
                      .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
             for r, n in rules.head(50).iter_rows():
                 reasons[str(r) or "(no reason)"] = int(n)

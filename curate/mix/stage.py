@@ -370,7 +370,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
     rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
     if rejected:
         dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
-    result = stage.finish(kept, dropped, stats, rows_in=df.height + sum(r.height for r in rejected))
+    stats["rows_rejected_on_read"] = sum(r.height for r in rejected)
+    result = stage.finish(kept, dropped, stats, rows_in=df.height + stats["rows_rejected_on_read"])
     lap("write")
     result.stats["mix"]["seconds"] = seconds
     return result

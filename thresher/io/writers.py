@@ -79,11 +79,16 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike, *, shape: str = "mess
 
 
 def write_rejects(rejects: list[dict[str, Any]], out_path: str | os.PathLike) -> Path | None:
-    """Write rejected rows (with reasons) as JSONL beside ``out_path``; returns its path."""
-    if not rejects:
-        return None
+    """Write rejected rows (with reasons) as JSONL beside ``out_path``; returns its path.
+
+    Without rejects, a rejects file left by an earlier run into the same output is removed
+    (it would describe rows this output never saw)."""
     p = Path(out_path)
     target = p.with_name(p.name + ".rejects.jsonl") if p.suffix == "" else p.with_name(p.stem + ".rejects.jsonl")
+    if not rejects:
+        if target.is_file():
+            target.unlink()
+        return None
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for rec in rejects:
             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
