@@ -37,11 +37,14 @@ def test_report_stage_writes_card_and_html(run_dir):
     assert pl.read_parquet(run_dir / data["path"]).height == pl.read_parquet(run_dir / "04-dedup/kept.parquet").height
     for section in ("## Overview", "## Funnel: rows kept after every stage", "## Score distributions",
                     "## Response lengths before and after curation", "## Duplicates", "## Training",
-                    "## Did curation pay off?", "## Label-bias indicators", "## How to reproduce"):
+                    "## Evaluation on held-out prompts", "## Label-bias indicators", "## How to reproduce"):
         assert section in md, section
-    # the three payoff numbers (fake students: untrained 0, curated 3, random 1)
-    assert "| student before training | 0 |" in md
-    assert "| trained on the curated set | 3 |" in md and "| trained on a random same-size subset | 1 |" in md
+    # the eval section: means with CIs per model, the pair table and the verdict (fake students all end
+    # in one sentence, so nothing differs)
+    assert "| base | all | 100.0% | [100.0%, 100.0%] | 4 |" in md
+    assert "| curated vs random | all | 0/4/0 | +0.0 pts | [0.0%, 0.0%] | 1.000 | 1.000 |" in md
+    assert ("**Verdict:** On 'all' over 4 held-out prompts, the curated student is not significantly different "
+            "from the base (100% vs 100%, p = 1.00) and the random-subset student (100% vs 100%, p = 1.00).") in md
     # funnel per category and label bias numbers come from the data
     assert "| history | 7 | 21 | 21 | 7 | 6 |" in md
     assert "| opens by agreeing | 33.3% | 0.0% |" in md and "| truncated | 33.3% | 100.0% |" in md

@@ -40,14 +40,15 @@ def test_run_writes_every_stage_folder_and_run_files(fake_run):
     assert set(_status(summary).values()) == {"ran"}
     for f in FOLDERS:
         assert (out / f / "kept.parquet").exists() and (out / f / "manifest.json").exists()
-    assert calls == {"generate": 4, "score": 4, "filter": 1, "dedup": 1, "train": 2}  # evaluate: 3 gen/score, 1 train
+    assert calls == {"generate": 4, "score": 1, "filter": 1, "dedup": 1, "train": 2}  # evaluate: 3 answers, 1 train
     resolved = yaml.safe_load((out / "recipe.yaml").read_text())
     assert resolved["stages"][0]["generate"]["temperature"] == 0.7  # defaults resolved
     versions = json.loads((out / "versions.json").read_text())
     assert {"python", "thresher", "polars", "torch", "transformers"} <= set(versions)
     assert summary["complete"] and summary["dataset"].endswith("04-dedup/kept.parquet")
     assert summary["adapter"].endswith("05-train/adapter")
-    assert set(summary["payoff"]) >= {"before", "curated", "random"}
+    assert set(summary["eval"]["means"]) == {"base", "curated", "random"}
+    assert summary["eval"]["verdict"].startswith("On 'all' over 4 held-out prompts, the curated student ")
     assert (out / "summary.md").read_text().startswith("# Run of recipe fake")
     # each stage is fed by the previous stage's kept rows
     gen = pl.read_parquet(out / "01-generate/kept.parquet")

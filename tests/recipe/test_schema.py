@@ -64,7 +64,7 @@ def test_structural_problems(fake_stages, write_recipe):
     msg = str(info.value)
     for part in ("name: required", "seed: expected an integer, got 'x'", "inputs: expected a non-empty list",
                  "stages[0]: expected one stage name", "stages[1]: expected one stage name",
-                 "stages[2].evaluate: needs a generate stage before it",
+                 "stages[2].evaluate: needs a train stage before it (or models to compare)",
                  "stages[2].evaluate: needs held-out prompts"):
         assert part in msg, (part, msg)
 

@@ -18,6 +18,7 @@ LAZY = {
     "distill": ("thresher.distill.cli:cli", "Generate teacher responses (vLLM, OpenAI-compatible, transformers)."),
     "curate": ("thresher.curate.cli:cli", "Score, filter, dedup, decontaminate and mix rows."),
     "train": ("thresher.train.cli:cli", "Train a student with LoRA/DoRA; lint loss masks."),
+    "eval": ("thresher.evaluate.cli:eval_cmd", "Compare models on held-out prompts: verifiers, reference NLL, judges, p-values."),
     "run": ("thresher.recipe.cli:run_cmd", "Run a YAML recipe end to end (resumable)."),
     "recipe": ("thresher.recipe.cli:recipe", "Validate recipes."),
     "report": ("thresher.report.cli:report", "Write report.md and report.html for a run folder."),

@@ -65,31 +65,37 @@ def _row_count(path: Path) -> int | None:
     return pl.scan_parquet(path).select(pl.len()).collect().item()
 
 
+#: generate options the eval stage sets itself for the answers (the rest are kept: budget, backend)
+_EVAL_OWN = ("teacher", "model", "n", "system", "system_in_rows", "seed", "temperature", "top_p", "top_k")
+
+
 def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int, Path]) -> tuple[list[Path], Any]:
-    """Inputs and config for one stage (the evaluate stage gets the run's context)."""
-    if spec.name != "evaluate":
+    """Inputs and config for one stage (the eval stage gets the run's context)."""
+    if spec.name not in ("eval", "evaluate"):
         return [fed[spec.index]], spec.config
     from thresher.config import to_dict
 
     before = [s for s in recipe.stages if s.index < spec.index]
-    gen = [s for s in before if s.name == "generate"][-1]
-    score = [s for s in before if s.name == "score"][-1]
-    train = [s for s in before if s.name == "train"][-1]
-    train_in = fed[train.index]
+    gens = [s for s in before if s.name == "generate"]
+    trains = [s for s in before if s.name == "train"]
     ev = spec.config
-    config = dataclasses.replace(
-        ev,
-        generate={**to_dict(gen.config), **dict(ev.generate)},
-        score={**to_dict(score.config), **dict(ev.score)},
-        train={**to_dict(train.config), **dict(ev.train)},
-    )
-    inputs = [
-        train_in,  # the curated set the recipe's student was trained on
-        run_dir / gen.folder / "kept.parquet",  # every generation, before curation
-        run_dir / "00-inputs" / "heldout.parquet",
-        run_dir / train.folder / "manifest.json",  # the trained adapter lives beside it
-    ]
-    return inputs, config
+    inputs = [run_dir / "00-inputs" / "heldout.parquet"]
+    models: list[str] = []
+    changes: dict[str, Any] = {}
+    if gens:
+        gen = {k: v for k, v in to_dict(gens[-1].config).items() if k not in _EVAL_OWN}
+        changes["generate"] = {**gen, **dict(ev.generate)}
+    if trains:
+        train = trains[-1]
+        topts = to_dict(train.config)
+        base = topts.get("base") or topts.get("base_model")
+        models = [f"base={base}", f"curated={run_dir / train.folder}"]
+        changes.update(train={**topts, **dict(ev.train)}, base=ev.base or base)
+        if gens:  # the curated set the student was trained on, and every generation before curation
+            inputs += [fed[train.index], run_dir / gens[-1].folder / "kept.parquet",
+                       run_dir / train.folder / "manifest.json"]
+    changes["models"] = (*models, *ev.models)
+    return inputs, dataclasses.replace(ev, **changes)
 
 
 def run_recipe(
@@ -179,7 +185,7 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     summary["dataset_rows"] = _row_count(dataset)
     train = [s for s in recipe.stages if s.name == "train"]
     if train:
-        from thresher.recipe.evaluate import find_model_dirs
+        from thresher.evaluate.models import find_model_dirs
 
         adapter, _ = find_model_dirs(run_dir / train[-1].folder)
         if adapter is not None:
@@ -187,11 +193,13 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     for name in ("report.md", "report.html"):
         if (run_dir / name).exists():
             summary[name.replace(".", "_")] = str(run_dir / name)
-    ev = [s for s in recipe.stages if s.name == "evaluate"]
+    ev = [s for s in recipe.stages if s.name in ("eval", "evaluate")]
     if ev:
-        payoff = _read_json(run_dir / ev[-1].folder / "stats.json").get("payoff")
-        if payoff:
-            summary["payoff"] = payoff
+        result = _read_json(run_dir / ev[-1].folder / "stats.json").get("eval")
+        if result:
+            summary["eval"] = {"verdict": result.get("verdict"), "target": result.get("target"),
+                               "means": {n: {k: m.get("mean") for k, m in d["metrics"].items()}
+                                         for n, d in result.get("models", {}).items()}}
     _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write_text(run_dir / "summary.md", summary_markdown(summary))
     return summary
@@ -214,10 +222,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for key, label in (("dataset", "dataset"), ("adapter", "adapter"), ("report_md", "report"), ("report_html", "report (HTML)")):
         if summary.get(key):
             lines.append(f"- {label}: {summary[key]}")
-    if summary.get("payoff"):
-        p = summary["payoff"]
-        lines.append(
-            f"- curation payoff (mean held-out score): before {p.get('before')}, "
-            f"curated {p.get('curated')}, random {p.get('random')}"
-        )
+    if summary.get("eval"):
+        lines.append(f"- eval: {summary['eval'].get('verdict')}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ A recipe looks like::
 
     name: quickstart
     seed: 0
-    holdout: 16                 # prompts kept aside for the `evaluate` stage (optional)
+    holdout: 16                 # prompts kept aside for the `eval` stage (optional)
     inputs:
       - chatterbot: english     # or `path: data.jsonl` / `hub: org/name`
         categories: [food, science]
@@ -46,7 +46,8 @@ STAGE_MODULES: dict[str, str] = {
     "decontam": "thresher.curate.decontam.stage",
     "mix": "thresher.curate.mix.stage",
     "train": "thresher.train.stage",
-    "evaluate": "thresher.recipe.evaluate",
+    "eval": "thresher.evaluate.stage",
+    "evaluate": "thresher.recipe.evaluate",  # the former name of eval
     "report": "thresher.report.stage",
 }
 
@@ -491,16 +492,16 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
 
 
 def _order_problems(raw_stages: list, holdout: int) -> list[str]:
-    """Consistency between stages: evaluate needs generate, score and train before it."""
+    """Consistency between stages: eval needs held-out prompts, and models to compare
+    (a train stage before it, or models named in its options)."""
     names = [next(iter(s)) if isinstance(s, Mapping) and len(s) == 1 else s for s in raw_stages]
     problems = []
     for i, name in enumerate(names):
-        if name != "evaluate":
+        if name not in ("eval", "evaluate"):
             continue
-        before = names[:i]
-        for needed in ("generate", "score", "train"):
-            if needed not in before:
-                problems.append(f"stages[{i}].evaluate: needs a {needed} stage before it")
+        opts = raw_stages[i][name] if isinstance(raw_stages[i], Mapping) else None
+        if "train" not in names[:i] and not (isinstance(opts, Mapping) and opts.get("models")):
+            problems.append(f"stages[{i}].{name}: needs a train stage before it (or models to compare)")
         if holdout < 1:
-            problems.append(f"stages[{i}].evaluate: needs held-out prompts (set holdout: N at the top)")
+            problems.append(f"stages[{i}].{name}: needs held-out prompts (set holdout: N at the top)")
     return problems

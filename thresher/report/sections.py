@@ -327,27 +327,10 @@ def training(run: Run) -> Section | None:
 
 
 def payoff(run: Run) -> Section | None:
-    ev = run.by_name("evaluate")
-    if not ev:
-        return None
-    p = ev[-1].stats.get("payoff")
-    sec = Section("Did curation pay off?")
-    if not p:
-        sec.text("The evaluate stage has not finished.")
-        return sec
-    sec.text(
-        f"Mean {p.get('metric', 'score')} of the student's answers to {p.get('prompts')} held-out prompts "
-        f"(higher is better), scored by {p.get('scorer', 'the recipe scorer')}. The random baseline is trained on "
-        f"{p.get('train_rows')} rows drawn at random from the uncurated generations, as many as the curated set."
-    )
-    rows = [["student before training", p.get("before")], ["trained on the curated set", p.get("curated")],
-            ["trained on a random same-size subset", p.get("random")]]
-    sec.table(["student", "mean held-out score"], [[k, _fmt(v)] for k, v in rows])
-    plots = _lazy_plots()
-    vals = [float(v) if isinstance(v, (int, float)) else 0.0 for _, v in rows]
-    sec.plot(lambda: plots.grouped("Held-out score by student", ["before", "curated", "random"], {"mean score": vals},
-                                   "mean score"), "curation payoff")
-    return sec
+    """The evaluation section (see :mod:`thresher.report.eval_section`)."""
+    from thresher.report.eval_section import evaluation
+
+    return evaluation(run)
 
 
 # ---------------------------------------------------------------- label bias

@@ -1,0 +1,243 @@
+"""The ``eval`` stage (``thresher eval`` and the recipe stage ``eval``): several models answer
+the same held-out prompts, judges independent of the training signal score every answer,
+and every pair of models is compared prompt by prompt.
+
+Inputs: ``[held-out rows]`` (their final assistant turn, when there is one, is the human
+reference), and in a recipe also ``[..., curated set, uncurated generations]`` for the
+random-subset student (the same base trained with the same options on as many rows drawn
+at random from the generations). Each model answers through the ``generate`` stage (so the
+distill backends, vLLM on a GPU), greedily, with the recipe's token budget, without the
+teacher's system prompt (``system`` sets one for every model). Sub-steps are stage folders
+of their own (``answers-NAME``, ``train-random`` ...), so a killed evaluation resumes.
+
+Output: ``kept.parquet`` (one row per model and prompt, with the answer and a column
+``eval_<metric>`` per metric), ``eval.json`` (means with bootstrap CIs, per-pair
+win/tie/loss, mean differences with CIs, sign-test and paired-bootstrap p-values, the
+same per category, and the verdict sentence) and ``stats.json`` (the same summary).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from thresher.errors import ConfigError, InputError, ThresherError
+from thresher.evaluate.judges import Judge, parse_judges
+from thresher.evaluate.models import ModelSpec, fingerprint_path, loadable, parse_models
+
+NAME = "eval"
+DEFAULT_JUDGES = ("ends", "sentences:1-2")
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher eval`` and of the recipe stage ``eval``."""
+
+    models: tuple[str, ...] = ()
+    """NAME=MODEL entries (smollm2, a hub name, a model/merged/adapter/train-stage folder).
+    In a recipe ``base`` (the train stage's base), ``curated`` (its student) and ``random``
+    (see ``baseline``) come first by themselves."""
+    judges: tuple[str, ...] = DEFAULT_JUDGES
+    """Judge specs (see ``thresher eval --help``): verifiers, refnll, reward:M, judge:B:M, pairwise:B:M."""
+    target: str | None = None
+    """The metric the verdict is about (default: ``all`` with two or more verifiers, else the first judge)."""
+    focus: str | None = None
+    """The model the verdict is about (default: ``curated`` when present, else the last model)."""
+    reference_column: str | None = None
+    """Column of the held-out rows holding the reference answer (default: their final assistant turn)."""
+    tests_column: str = "test"
+    """``code`` judge: column with the tests (HumanEval's ``check(candidate)``)."""
+    entry_point_column: str = "entry_point"
+    """``code`` judge: column with the function name passed to ``check``."""
+    system: str | None = None
+    """System prompt given to every model (default none: students answer without one)."""
+    baseline: bool = True
+    """In a recipe: also train and compare the random-subset student."""
+    base: str | None = None
+    """Base model adapters are merged into (in a recipe: the train stage's base)."""
+    resamples: int = 2000
+    """Bootstrap resamples for CIs and the paired bootstrap."""
+    seed: int = 0
+    """Seed of the random subset and of the bootstrap."""
+    generate: dict[str, Any] = field(default_factory=dict)
+    """Options of the generate stage for the answers (max_tokens is the token budget)."""
+    score: dict[str, Any] = field(default_factory=dict)
+    """Options of the score stage for reward / judge judges (batch_size, judge_scale ...)."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """Options of the train stage for the random-subset student (a recipe fills them)."""
+
+    def check(self) -> list[str]:
+        """Every problem of the judge and model specs and the ranges."""
+        judges, problems = parse_judges(self.judges)
+        problems += parse_models(self.models)[1]
+        if not self.judges:
+            problems.append("judges: name at least one judge")
+        names = {j.name for j in judges} | ({ALL} if sum(j.is_verifier for j in judges) >= 2 else set())
+        if self.target is not None and judges and self.target not in names:
+            problems.append(f"target: {self.target!r} is not a judge's metric (known: {', '.join(sorted(names))})")
+        if self.resamples < 100:
+            problems.append("resamples: must be >= 100")
+        for key in ("teacher", "model", "n"):
+            if key in self.generate:
+                problems.append(f"generate.{key}: set by the eval stage itself")
+        return problems
+
+    def parsed_judges(self) -> list[Judge]:
+        return parse_judges(self.judges)[0]
+
+    def target_metric(self) -> str:
+        judges = self.parsed_judges()
+        if self.target:
+            return self.target
+        return ALL if sum(j.is_verifier for j in judges) >= 2 else judges[0].name
+
+
+def _module(name: str):
+    from thresher.recipe.schema import _stage_module
+
+    return _stage_module(name)
+
+
+def _build(module, options: dict[str, Any], where: str, **overrides: Any):
+    """The stage's Config from ``options`` with ``overrides`` applied where the field exists."""
+    from thresher.config import from_dict
+
+    fields = {f.name for f in dataclasses.fields(module.Config)}
+    opts = {k: v for k, v in {**options, **overrides}.items() if k in fields}
+    return from_dict(module.Config, opts, where)
+
+
+def _prompts_table(heldout, config: Config, judges: list[Judge], where: str):
+    """The prompt rows the models answer, and each prompt's reference, tests and entry point."""
+    import polars as pl
+
+    from thresher.schema import conform, prompt_messages, response_text
+
+    msgs = heldout["messages"].to_list()
+    refs: list[str | None]
+    if config.reference_column:
+        if config.reference_column not in heldout.columns:
+            raise InputError(f"{where}: no reference column {config.reference_column!r} "
+                             f"(columns: {', '.join(heldout.columns)})")
+        refs = [None if r is None else str(r) for r in heldout[config.reference_column].to_list()]
+    else:
+        refs = [response_text(m) if m and m[-1]["role"] == "assistant" else None for m in msgs]
+    needing = [j.name for j in judges if j.needs_reference]
+    if needing and any(r is None or not str(r).strip() for r in refs):
+        missing = sum(r is None or not str(r).strip() for r in refs)
+        raise InputError(f"{where}: judge {needing[0]} needs a reference answer but {missing} of {len(refs)} "
+                         "held-out rows have none (give rows ending with the reference answer, or "
+                         "reference_column)")
+    if any(j.kind == "code" for j in judges) and config.tests_column not in heldout.columns:
+        raise InputError(f"{where}: judge code needs a tests column {config.tests_column!r}")
+    tests = heldout[config.tests_column].to_list() if config.tests_column in heldout.columns else [None] * len(msgs)
+    entry = (heldout[config.entry_point_column].to_list() if config.entry_point_column in heldout.columns
+             else [None] * len(msgs))
+    prompts = conform(pl.DataFrame({
+        "id": heldout["id"], "messages": [prompt_messages(m) for m in msgs],
+        "category": heldout["category"], "source": heldout["source"]}))
+    return prompts, refs, tests, entry
+
+
+def _random_student(inputs: list[Path], config: Config, stage, force: bool) -> str | None:
+    """Train the random-subset student (recipe only) and return its train folder."""
+    from thresher.io import read_table, write_table
+
+    if not config.baseline or len(inputs) < 3:
+        return None
+    curated, generations = read_table(inputs[1]), read_table(inputs[2])
+    n = min(curated.height, generations.height)
+    subset = generations.sample(n=n, seed=config.seed, shuffle=True)
+    path = stage.path("random-subset.parquet")
+    write_table(subset, path)
+    train_mod = _module("train")
+    cfg = _build(train_mod, dict(config.train), f"{NAME}.train", merge=True)
+    train_mod.run([path], stage.path("train-random"), cfg, force=force)
+    return str(stage.path("train-random"))
+
+
+def _answers(name: str, model: str, prompts_path: Path, config: Config, stage, force: bool):
+    """The model's answers to the prompts, through the generate stage (greedy, one each)."""
+    import polars as pl
+
+    gen_mod = _module("generate")
+    fields = {f.name for f in dataclasses.fields(gen_mod.Config)}
+    model_key = "teacher" if "teacher" in fields else "model"
+    over: dict[str, Any] = {model_key: model, "n": 1, "temperature": 0.0, "seed": config.seed,
+                            "system": config.system}
+    if "system_in_rows" in fields:
+        over["system_in_rows"] = True
+    cfg = _build(gen_mod, dict(config.generate), f"{NAME}.generate", **over)
+    res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)
+    df = pl.read_parquet(Path(res.out) / "kept.parquet")
+    return df, getattr(cfg, "max_tokens", None) or getattr(cfg, "max_new_tokens", None)
+
+
+def _aligned(prompts, answers) -> tuple[list[str], list[str | None], list[int | None]]:
+    """Answer text, finish reason and completion tokens per prompt (empty when none came)."""
+    from thresher.schema import response_text
+
+    key = "parent_id" if "parent_id" in answers.columns else "id"
+    by: dict[str, dict[str, Any]] = {}
+    for row in answers.iter_rows(named=True):
+        by.setdefault(str(row[key]), row)
+    texts, finish, tokens = [], [], []
+    for pid in prompts["id"].to_list():
+        row = by.get(str(pid))
+        texts.append(response_text(row["messages"]) if row else "")
+        finish.append(row.get("finish_reason") if row else None)
+        tokens.append(row.get("completion_tokens") if row else None)
+    return texts, finish, tokens
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
+    """Evaluate every model on the held-out prompts of ``inputs[0]`` (module docstring)."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems, where=NAME)
+    from thresher.io import read_table, write_table
+    from thresher.stage import Stage
+
+    if not inputs:
+        raise ThresherError("eval: no held-out prompts given")
+    models, _ = parse_models(config.models)
+    if len(models) + (1 if config.baseline and len(inputs) >= 3 else 0) < 1:
+        raise ConfigError("models: name at least one model (NAME=MODEL)", where=NAME)
+    extra = [p for p in (fingerprint_path(m.model) for m in models) if p is not None]
+    stage = Stage(NAME, out, inputs=[*inputs, *extra], config=config, force=force)
+    if stage.done:
+        return stage.result()
+    judges = config.parsed_judges()
+    heldout = read_table(inputs[0])
+    if heldout.height == 0:
+        raise InputError(f"{inputs[0]}: no held-out prompts")
+    prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(inputs[0]))
+    prompts_path = stage.path("prompts.parquet")
+    write_table(prompts, prompts_path)
+    random_dir = _random_student(inputs, config, stage, force)
+    if random_dir is not None:
+        models = [*models, ModelSpec("random", random_dir)]
+    from thresher.evaluate.compare import evaluate_models
+
+    kept, summary = evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges, config, stage, force)
+    summary["heldout"] = str(inputs[0])
+    from thresher.io import write_text_atomic
+
+    write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")
+    return stage.finish(kept, None, stats={"eval": summary, "artefacts": ["eval.json"]}, rows_in=prompts.height)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return str(v)
+
+
+def model_path(spec: ModelSpec, stage, config: Config) -> str:
+    """A loadable form of the spec's model (adapters merged under the stage folder)."""
+    return loadable(spec.model, stage.out, base=config.base)
