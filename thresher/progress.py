@@ -46,9 +46,9 @@ class _Bar:
 
 @contextlib.contextmanager
 def progress(total: float | None, description: str, *, unit: str = "rows",
-             extra: str | None = None) -> Iterator[_Bar]:
+             extra: str | None = None, fields: dict[str, Any] | None = None) -> Iterator[_Bar]:
     """A rich progress bar with count, rate and ETA; ``extra`` is a format string over the
-    task's fields, e.g. ``"{task.fields[tok_s]:.0f} tok/s"``."""
+    task's fields, e.g. ``"{task.fields[tok_s]:.0f} tok/s"``; ``fields`` their initial values."""
     if not _enabled():
         yield _Bar(None, None)
         return
@@ -75,7 +75,7 @@ def progress(total: float | None, description: str, *, unit: str = "rows",
     if extra:
         cols.append(TextColumn(extra))
     with Progress(*cols, console=console, transient=False) as prog:
-        task = prog.add_task(description, total=total, tok_s=0.0)
+        task = prog.add_task(description, total=total, **{"tok_s": 0.0, **(fields or {})})
         yield _Bar(prog, task)
 
 

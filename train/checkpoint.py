@@ -62,12 +62,13 @@ def seed_everything(seed: int) -> None:
 
 
 def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, scheduler: Any,
-         rngs: list[dict[str, Any]], state: dict[str, Any], keep: int = 2) -> Path:
+         rngs: list[dict[str, Any]], state: dict[str, Any], keep: int = 2, extra: Any = None) -> Path:
     """Write ``step-<step>/`` atomically, point ``latest`` at it and prune older checkpoints.
 
     ``optimizer`` is an optimiser or its (full) state dict; ``rngs`` holds one RNG state per
     process (index = rank); ``state`` is JSON (loop state,
-    config fingerprint, world size).
+    config fingerprint, world size). ``extra(folder, adapter)`` adds files to the folder before
+    it is published (the peft ``adapter_config.json`` + ``adapter_model.safetensors``).
     """
     import torch
     from safetensors.torch import save_file
@@ -82,6 +83,8 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         torch.save(rngs, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
+        if extra is not None:
+            extra(tmp, adapter)
     write_text_atomic(ckdir / LATEST, name)
     old = sorted(p for p in ckdir.glob("step-*") if p.is_dir() and p.name != name)
     for p in old[: max(0, len(old) - (keep - 1))]:
@@ -130,14 +133,16 @@ def check_compatible(state: dict[str, Any], *, fingerprint: str, world_size: int
             f"now {world_size}; rerun with the same --nproc-per-node or use --force")
 
 
-def save_best(ckdir: Path, adapter: dict[str, Any], info: dict[str, Any]) -> None:
-    """Keep the adapter with the best validation loss so far (atomically)."""
+def save_best(ckdir: Path, adapter: dict[str, Any], info: dict[str, Any], extra: Any = None) -> None:
+    """Keep the adapter with the best validation loss so far (atomically); ``extra`` as in :func:`save`."""
     from safetensors.torch import save_file
 
     with atomic_path(ckdir / BEST, is_dir=True) as tmp:
         tmp.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
         (tmp / "state.json").write_text(json.dumps(info, default=_json_default), encoding="utf-8")
+        if extra is not None:
+            extra(tmp, adapter)
 
 
 def load_best(ckdir: Path) -> dict[str, Any] | None:

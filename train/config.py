@@ -18,7 +18,7 @@ from typing import Any
 # Options outside this set (save_every, log_every, merge, ...) may change between reruns.
 _RESUME_IRRELEVANT = frozenset(
     {"save_every", "keep_checkpoints", "log_every", "merge", "export_atol", "allow_lint_failures",
-     "threads", "trust_remote_code"}
+     "threads", "trust_remote_code", "report_to"}
 )
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -26,6 +26,7 @@ TRAIN_ON = ("all", "last")
 OVERLONG = ("drop", "truncate")
 DTYPES = ("auto", "fp32", "bf16")
 
+REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow", "none")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -138,8 +139,11 @@ class TrainConfig:
     """Checkpoint every N optimiser steps."""
     keep_checkpoints: int = 2
     """Checkpoints kept."""
-    log_every: int = 1
-    """Log metrics every N optimiser steps."""
+    log_every: int = 10
+    """Print a plain metrics line every N optimiser steps when stderr is not a terminal."""
+    report_to: str = "tensorboard"
+    """Where metrics go besides metrics.jsonl: comma-separated tensorboard, trackio, wandb,
+    mlflow, or none (like transformers' report_to)."""
     # export
     merge: bool = False
     """Also write a merged model (checked against the adapter)."""
@@ -198,6 +202,9 @@ class TrainConfig:
 
     def fingerprint(self) -> str:
         """Hash of the options that change the computation (a checkpoint resumes only when equal)."""
+        for item in self.report_targets():
+            if item not in REPORT_TO:
+                p.append(f"report_to: unknown target {item!r} (expected {', '.join(REPORT_TO)})")
         data = {k: v for k, v in to_plain(self).items() if k not in _RESUME_IRRELEVANT}
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -206,6 +213,11 @@ class TrainConfig:
         """Warmup length in optimiser steps for a run of ``total_steps``."""
         if self.warmup < 1:
             return round(self.warmup * total_steps)
+    def report_targets(self) -> list[str]:
+        """The ``report_to`` targets, ``none`` removed."""
+        items = [t.strip() for t in str(self.report_to).split(",") if t.strip()]
+        return [t for t in items if t != "none"]
+
         return min(int(self.warmup), total_steps)
 
 

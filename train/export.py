@@ -85,11 +85,15 @@ def _load_reference(base_loader: Any, adapter_dir: Path) -> Any:
 
 
 def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Path,
-                    probes: Sequence[Sequence[int]], *, atol: float = 1e-3) -> dict[str, Any]:
+                    probes: Sequence[Sequence[int]], *, atol: float = 1e-3,
+                    dtype: Any = None) -> dict[str, Any]:
     """Merge the adapter in ``adapter_dir`` into a fresh full-precision base and publish ``out``.
 
     ``base_loader()`` returns the base model in full precision (for QLoRA: not quantised).
-    Returns ``{"max_logit_diff": ..., "eos_token_id": [...]}``.
+    ``dtype`` is the dtype the merged weights are saved in (the base model's own, e.g. bf16;
+    None: fp32). The merge is checked in fp32 against the adapter model (``atol``), and the
+    saved folder, reloaded from disk, against the merged model cast to ``dtype``.
+    Returns ``{"max_logit_diff": ..., "eos_token_id": [...], "dtype": ...}``.
     """
     import torch
     from transformers import GenerationConfig
@@ -101,6 +105,14 @@ def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Pa
     reference = _load_reference(base_loader, adapter_dir)
     ref_logits = probe_logits(reference, probes)
     merged = reference.merge_and_unload()
+    worst = check_logits(ref_logits, probe_logits(merged, probes), atol)  # the merge itself, fp32
+    dtype = dtype or torch.float32
+    if dtype != torch.float32:
+        with torch.no_grad():  # parameters only: buffers (rotary inv_freq) stay fp32, as on a reload
+            for prm in merged.parameters():
+                prm.data = prm.data.to(dtype)
+        merged.config.dtype = dtype
+        ref_logits = probe_logits(merged, probes)  # what the saved folder must reproduce
     eos = end_of_turn_ids(tokenizer)
     with atomic_path(out, is_dir=True) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
@@ -115,11 +127,11 @@ def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Pa
         if tokenizer.bos_token_id is not None:
             gen.bos_token_id = int(tokenizer.bos_token_id)
         gen.save_pretrained(str(tmp))
-        reloaded = load_model(tmp, dtype=torch.float32)
-        worst = check_logits(ref_logits, probe_logits(reloaded, probes), atol)
+        reloaded = load_model(tmp, dtype=dtype)
+        worst = max(worst, check_logits(ref_logits, probe_logits(reloaded, probes), atol))
         del reloaded
     del merged, reference
-    return {"max_logit_diff": worst, "eos_token_id": eos}
+    return {"max_logit_diff": worst, "eos_token_id": eos, "dtype": str(dtype).replace("torch.", "")}
 
 
 def probe_sequences(examples: Sequence[Any], n: int = 3, max_tokens: int = 96) -> list[list[int]]:
