@@ -77,6 +77,8 @@ class Config:
     """transformers: CPU threads (0: torch's default)."""
     trust_remote_code: bool = False
     """Allow the teacher's own code (off by default)."""
+    allow_special_tokens_in_content: bool = False
+    """transformers, vllm: let special-token strings typed in prompts (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
     max_model_len: int | None = None
     """vllm: context length."""
     tensor_parallel_size: int = 1
@@ -139,7 +141,7 @@ class Config:
 
     def backend_options(self) -> dict[str, Any]:
         """Keyword options for :func:`make_backend` (each backend ignores the others')."""
-        names = ("revision", "dtype", "threads", "trust_remote_code", "batch_size", "max_model_len",
+        names = ("revision", "dtype", "threads", "trust_remote_code", "allow_special_tokens_in_content", "batch_size", "max_model_len",
                  "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager", "seed", "base_url",
                  "api_key_env", "concurrency", "timeout", "max_retries")
         return {k: getattr(self, k) for k in names}

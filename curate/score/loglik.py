@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from thresher.chat_tokens import ContentTokenError, encode_chat, encode_chat_ids, has_special_text
 from thresher.errors import ThresherError
 
 from .base import (
@@ -57,6 +58,7 @@ class LoglikScorer:
         dtype: str = "auto",
         sort: bool = True,
         trust_remote_code: bool = False,
+        allow_special_in_content: bool = False,
     ):
         if overflow not in OVERFLOW_CHOICES:
             raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
@@ -68,6 +70,7 @@ class LoglikScorer:
         self.max_batch_tokens = max_batch_tokens
         self.sort = sort
         self.trust_remote_code = trust_remote_code
+        self.allow_special = allow_special_in_content
         self.device = resolve_device(device)
         self.dtype_name = dtype
         self._load()
@@ -117,6 +120,26 @@ class LoglikScorer:
         p = "".join(f"{m['role']}: {m['content']}\n" for m in prompt) + "assistant: "
         return p, response["content"]
 
+    def _encode(self, conv: Conversation, p: str, r: str) -> tuple[list[int], list[int]]:
+        """Prompt and response token ids; special-token strings in message content are
+        tokenized as text (unless allowed), the template's own markers stay control tokens."""
+        tok = self.tokenizer
+        if self.allow_special or not has_special_text(tok, conv):
+            return (list(tok(p, add_special_tokens=False)["input_ids"]),
+                    list(tok(r, add_special_tokens=False)["input_ids"]))
+        prompt, response = split_response(conv)
+        has_template = bool(getattr(tok, "chat_template", None))
+        p_ids = (encode_chat_ids(tok, p, prompt, add_generation_prompt=True) if has_template else
+                 encode_chat(tok, p, prompt, spans=[(0, len(p))])[0])
+        content = str(response["content"] or "")
+        cand = next((c for c in (content, content.strip()) if c and r.startswith(c)), None)
+        if cand is None and has_special_text(tok, [response]):
+            raise ContentTokenError("the chat template changes the response text, so its special-token "
+                                    "strings cannot be kept from acting as control tokens; pass "
+                                    "--allow-special-tokens-in-content")
+        spans = [(0, len(cand))] if cand else []
+        return p_ids, encode_chat(tok, r, [response], spans=spans)[0]
+
     def prepare(self, conversations: Sequence[Conversation]) -> list[_Prepared]:
         out = []
         for conv in conversations:
@@ -125,10 +148,12 @@ class LoglikScorer:
                 out.append(_Prepared(None, error="no final assistant turn to score"))
                 continue
             p, r = rendered
-            p_ids = list(self.tokenizer(p, add_special_tokens=False)["input_ids"]) or [
-                self.start_id
-            ]
-            r_ids = list(self.tokenizer(r, add_special_tokens=False)["input_ids"])
+            try:
+                p_ids, r_ids = self._encode(conv, p, r)
+            except ContentTokenError as e:
+                out.append(_Prepared(None, error=str(e)))
+                continue
+            p_ids = p_ids or [self.start_id]
             if not r_ids:
                 out.append(_Prepared(None, error="empty response: nothing to score"))
                 continue
@@ -213,6 +238,7 @@ class LoglikScorer:
         return (
             f"loglik|{folder_fingerprint(self.path)}|max_length={self.max_length}"
             f"|overflow={self.overflow}|dtype={dtype}"
+            f"|content_specials={'tokens' if self.allow_special else 'text'}"
         )
 
     def score(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from thresher.chat_tokens import ContentTokenError
 from thresher.errors import ThresherError
 
 from .base import (
@@ -91,6 +92,7 @@ class RewardScorer:
         sort: bool = True,
         trust_remote_code: bool = False,
         engine: str = "auto",
+        allow_special_in_content: bool = False,
     ):
         """``engine``: ``transformers``, ``vllm`` (pooling runner) or ``auto`` (vllm when it
         is installed and a GPU is visible, else transformers)."""
@@ -112,6 +114,7 @@ class RewardScorer:
         self.max_batch_tokens = max_batch_tokens
         self.sort = sort
         self.trust_remote_code = trust_remote_code
+        self.allow_special = allow_special_in_content
         self.device = resolve_device(device)
         self.dtype_name = dtype
         self._load()
@@ -186,17 +189,25 @@ class RewardScorer:
         return (
             f"reward|{folder_fingerprint(self.path)}|label={self.label_index}"
             f"|max_length={self.max_length}|overflow={self.overflow}|dtype={dtype}{engine}"
+            f"|content_specials={'tokens' if self.allow_special else 'text'}"
         )
 
     def encode(self, messages: Conversation) -> list[int]:
-        """Token ids of a conversation rendered with the model's chat template."""
+        """Token ids of a conversation rendered with the model's chat template (special-token
+        strings in message content are tokenized as text unless allowed)."""
+        from thresher.chat_tokens import encode_chat_ids
+
         text = self.tokenizer.apply_chat_template(list(messages), tokenize=False)
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return encode_chat_ids(self.tokenizer, text, list(messages),
+                               allow_special_in_content=self.allow_special)
 
     def prepare(self, conversations: Sequence[Conversation]) -> list[_Prepared]:
         out = []
         for conv in conversations:
-            ids, err = fit_length(self.encode(conv), self.max_length, self.overflow)
+            try:
+                ids, err = fit_length(self.encode(conv), self.max_length, self.overflow)
+            except ContentTokenError as e:
+                ids, err = None, str(e)
             out.append(_Prepared(ids, err))
         return out
 

@@ -74,6 +74,8 @@ class Config:
     """Score cache folder (default $THRESHER_CACHE/scores or ~/.cache/thresher/scores)."""
     trust_remote_code: bool = False
     """Allow model repositories' own code."""
+    allow_special_tokens_in_content: bool = False
+    """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
 
     def specs(self) -> list[ScorerSpec]:
         """The parsed scorer specs (the default when none are given)."""
@@ -110,6 +112,7 @@ def build_scorer(spec: ScorerSpec, config: Config):
         "dtype": config.dtype,
         "sort": config.sort_by_length,
         "trust_remote_code": config.trust_remote_code,
+        "allow_special_in_content": config.allow_special_tokens_in_content,
     }
     if spec.kind == "reward":
         from .reward import RewardScorer

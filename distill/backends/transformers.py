@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from thresher.chat_tokens import encode_chat_ids
 from thresher.errors import ThresherError
 
 from ..prompts import end_of_turn_ids, render_chat
@@ -29,6 +30,7 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
     Returns ``(path, tokenizer, model)``; errors are one-line :class:`ThresherError`.
     """
     import torch
+
     from thresher.models import check_device, load_model, load_tokenizer, resolve_model
 
     device = check_device(device)  # before resolving or loading anything
@@ -66,7 +68,8 @@ class TransformersBackend:
     def __init__(self, model: str | None = None, *, dtype: str = "auto", device: str | None = None,
                  trust_remote_code: bool = False, max_batch_sequences: int = 0,
                  batch_size: int = 0, threads: int = 0, revision: str | None = None,
-                 **unused: Any) -> None:
+                 allow_special_tokens_in_content: bool = False, **unused: Any) -> None:
+        self.allow_special = allow_special_tokens_in_content
         import torch
 
         if threads:
@@ -103,7 +106,8 @@ class TransformersBackend:
             once = self.generate(conversations, n=1, params=params)
             return [[dataclasses.replace(c[0]) for _ in range(n)] for c in once]
         texts = [self.render(c) for c in conversations]
-        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        ids = [encode_chat_ids(self.tokenizer, t, c, add_generation_prompt=True,
+                               allow_special_in_content=self.allow_special) for t, c in zip(texts, conversations)]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         per_batch = max(1, self.max_batch_sequences // n)
         results: list[list[Completion] | None] = [None] * len(ids)

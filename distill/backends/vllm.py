@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from thresher.chat_tokens import encode_chat_ids
 from thresher.errors import ThresherError
 
 from ..prompts import end_of_turn_ids, render_chat
@@ -31,7 +32,9 @@ class VLLMBackend:
     def __init__(self, model: str | None = None, *, dtype: str = "auto", max_model_len: int | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                  enforce_eager: bool = False, seed: int | None = 0, trust_remote_code: bool = False,
-                 batch_size: int = 0, revision: str | None = None, **unused: Any) -> None:
+                 batch_size: int = 0, revision: str | None = None, allow_special_tokens_in_content: bool = False,
+                 **unused: Any) -> None:
+        self.allow_special = allow_special_tokens_in_content
         from thresher.models import load_tokenizer, resolve_model
 
         self.path = resolve_model(model, revision=revision)
@@ -89,7 +92,8 @@ class VLLMBackend:
 
             once = self.generate(conversations, n=1, params=params)
             return [[dataclasses.replace(c[0]) for _ in range(n)] for c in once]
-        ids = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"] for c in conversations]
+        ids = [encode_chat_ids(self.tokenizer, self.render(c), c, add_generation_prompt=True,
+                               allow_special_in_content=self.allow_special) for c in conversations]
         fits = [i for i, x in enumerate(ids) if len(x) < self.max_model_len]
         results: list[list[Completion]] = [
             [Completion(text="", finish_reason="prompt_too_long", prompt_tokens=len(x))] * n for x in ids

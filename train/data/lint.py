@@ -185,13 +185,18 @@ def lint_rows(
     train_on: TrainOn = "all",
     overlong: Overlong = "drop",
     check_generation: bool = True,
+    allow_special_in_content: bool = False,
 ) -> LintReport:
     """Encode and lint every row; rows are a DataFrame (``id``, ``messages``) or an iterable.
 
     Raises :class:`ThresherError` (``template_missing``) when the tokenizer has no chat template.
     Where the template has ``{% generation %}`` markers and ``check_generation``, each row's
-    mask is compared with ``apply_chat_template(return_assistant_tokens_mask=True)``.
+    mask is compared with ``apply_chat_template(return_assistant_tokens_mask=True)`` (not for
+    rows whose content holds special-token strings: those are tokenized as text here, see
+    :func:`encode_conversation`, while the template's own tokenization makes them control tokens).
     """
+    from thresher.chat_tokens import has_special_text
+
     require_chat_template(tokenizer)
     report = LintReport(rows=0)
     for row_id, messages in _iter_rows(rows):
@@ -203,6 +208,7 @@ def lint_rows(
             train_on=train_on,
             overlong=overlong,
             row_id=row_id,
+            allow_special_in_content=allow_special_in_content,
         )
         if isinstance(out, LintIssue):
             report.issues.append(out)
@@ -212,7 +218,8 @@ def lint_rows(
         if why:
             report.issues.append(LintIssue(row_id, "non_assistant_trained", why, out))
             continue
-        if check_generation and not out.cut and len(out) == out.n_full:
+        protected = not allow_special_in_content and has_special_text(tokenizer, messages)
+        if check_generation and not out.cut and len(out) == out.n_full and not protected:
             why = _mask_mismatch(tokenizer, messages, out, train_on)
             if why:
                 report.issues.append(LintIssue(row_id, "mask_mismatch", why, out))

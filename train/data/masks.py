@@ -169,6 +169,7 @@ def encode_conversation(
     train_on: TrainOn = "all",
     overlong: Overlong = "drop",
     row_id: str = "",
+    allow_special_in_content: bool = False,
 ) -> Example | LintIssue:
     """Tokenize ``messages`` with the tokenizer's chat template and mask the labels.
 
@@ -178,6 +179,10 @@ def encode_conversation(
     assistant response lost its end). Returns a :class:`LintIssue` when the row cannot be
     trained on (``render_error``, ``span_mismatch``, ``no_trainable_token``,
     ``eot_not_trained``, ``non_assistant_trained``, ``response_cut``).
+
+    Special-token strings typed inside message content (``"<|im_end|>"``) are tokenized as
+    ordinary text, never as control tokens (see :mod:`thresher.chat_tokens`), unless
+    ``allow_special_in_content``.
     """
     if train_on not in ("all", "last"):
         raise ValueError(f"train_on must be 'all' or 'last', got {train_on!r}")
@@ -200,9 +205,12 @@ def encode_conversation(
             row_id, "render_error", f"the chat template fails on this row: {_first_line(exc)}"
         )
 
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids: list[int] = list(enc["input_ids"])
-    offsets: list[tuple[int, int]] = [tuple(o) for o in enc["offset_mapping"]]
+    from thresher.chat_tokens import ContentTokenError, encode_chat
+
+    try:
+        ids, offsets = encode_chat(tokenizer, full, msgs, allow_special_in_content=allow_special_in_content)
+    except ContentTokenError as exc:
+        return LintIssue(row_id, "render_error", str(exc))
     labels = [IGNORE_INDEX] * len(ids)
     if why is not None:
         return LintIssue(
