@@ -71,11 +71,14 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str):
-    """``auto`` means bfloat16 on a GPU and float32 on a CPU."""
+    """``auto`` means bfloat16 on a GPU or a CPU with native bf16 math, else float32
+    (:mod:`thresher.precision`)."""
     import torch
 
     if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        from thresher.precision import resolve
+
+        return resolve("auto", device).torch_dtype
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
              "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
     return table[dtype]

@@ -35,8 +35,10 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
 
     device = check_device(device)  # before resolving or loading anything
     path = resolve_model(model, revision=revision)
-    if dtype == "auto":
-        torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if dtype == "auto":  # bf16 on a GPU or a CPU with native bf16 math (thresher.precision)
+        from thresher.precision import resolve as resolve_precision
+
+        torch_dtype = resolve_precision("auto", device).torch_dtype
     else:
         try:
             torch_dtype = getattr(torch, dtype)
