@@ -7,6 +7,9 @@ KIND) and ``<NAME>_error``.
   model: SmolLM2-135M-Instruct, offline).
 - ``reward:MODEL``: a sequence-classification reward model (hub name or folder); a model
   with several labels needs ``label``.
+- ``length`` or ``length:MODEL``: response length in tokens of MODEL's tokenizer (default SmolLM2);
+- ``ifd`` or ``ifd:MODEL``: instruction-following difficulty, loss(answer | prompt) / loss(answer)
+  under MODEL, the student (default SmolLM2);
 - ``judge:BACKEND[:MODEL]``: an LLM judge through a distill backend (e.g.
   ``judge:transformers:smollm2``).
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge")
+KINDS = ("loglik", "reward", "judge", "length", "ifd")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -60,7 +63,7 @@ def parse_spec(text: str) -> ScorerSpec:
     if kind not in KINDS:
         raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
     name = name or kind
-    if kind == "loglik":
+    if kind in ("loglik", "length", "ifd"):
         return ScorerSpec(name, kind, model=rest or None)
     if kind == "reward":
         if not rest:

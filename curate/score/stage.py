@@ -122,6 +122,14 @@ def build_scorer(spec: ScorerSpec, config: Config):
         from .loglik import LoglikScorer
 
         return LoglikScorer(spec.model, **common)
+    if spec.kind == "ifd":
+        from .ifd import IfdScorer
+
+        return IfdScorer(spec.model, **common)
+    if spec.kind == "length":
+        from .length import LengthScorer
+
+        return LengthScorer(spec.model, name=spec.name, trust_remote_code=config.trust_remote_code)
     if spec.kind == "judge":
         from .judge import DEFAULT_RUBRIC, JudgeScorer
 
