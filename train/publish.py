@@ -184,3 +184,14 @@ def card_info(run_dir: Path, stats: dict[str, Any], *, dataset: str | None = Non
             "final_loss": stats.get("final_loss"), "best_val_loss": stats.get("best_val_loss"),
             "config": stats.get("config") or {}, "dataset": dataset, "eval": evaluation,
             "run_card": None if card is None else os.path.relpath(card, run_dir / "adapter")}
+
+
+def identity_from_adapter(folder: Path, stats: dict[str, Any]) -> BaseIdentity:
+    """The identity an exported adapter was written with (its config and the stage stats)."""
+    cfg = json.loads((Path(folder) / "adapter_config.json").read_text(encoding="utf-8"))
+    export = stats.get("export") or {}
+    hub_id = cfg.get("base_model_name_or_path") or export.get("base_model") or "unknown"
+    key = next((k for k, (h, _) in EMBEDDED_HUB_IDS.items() if h == hub_id), None)
+    note = EMBEDDED_NOTE.format(hub_id=hub_id) if key else None
+    dtype = export.get("dtype") or (EMBEDDED_HUB_IDS[key][1] if key else "float32")
+    return BaseIdentity(hub_id, str(export.get("base_local_path") or ""), dtype, note)

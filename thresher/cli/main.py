@@ -23,6 +23,8 @@ LAZY = {
     "recipe": ("thresher.recipe.cli:recipe", "Validate recipes."),
     "report": ("thresher.report.cli:report", "Write report.md and report.html for a run folder."),
     "why": ("thresher.report.cli:why", "Say which stage dropped a row and why."),
+    "export": ("thresher.cli.publish_cmds:export", "Write a run's dataset as a hub-ready folder (card, train/test Parquet)."),
+    "push": ("thresher.cli.publish_cmds:push", "Upload a run's exported dataset (and adapter) to the Hugging Face hub."),
 }
 
 

@@ -1,0 +1,107 @@
+"""`thresher export` (a folder datasets.load_dataset reads with its card and splits) and
+`thresher push` against a local stand-in for the hub API and offline; never the network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tests.recipe.conftest import fake_recipe
+from thresher.cli.main import cli
+
+
+@pytest.fixture
+def run_dir(fake_stages, write_recipe, tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["run", str(write_recipe(fake_recipe())), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_export_loads_with_datasets_with_both_splits_and_the_card(run_dir, tmp_path):
+    import datasets
+
+    out = tmp_path / "hub"
+    res = CliRunner().invoke(cli, ["export", str(run_dir), "--to", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    curated = pl.read_parquet(summary["dataset"])
+    heldout = pl.read_parquet(next(run_dir.glob("*/heldout.parquet")))
+    assert res.output == f"exported train: {curated.height} rows, test: {heldout.height} rows with the dataset card to {out}\n"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
+    card = (out / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["configs"] == [{"config_name": "default", "data_files": [
+        {"split": "train", "path": "data/train-*.parquet"}, {"split": "test", "path": "data/test-*.parquet"}]}]
+    assert "# Dataset card: fake" in card and "How to reproduce" in card
+
+    ds = datasets.load_dataset(str(out))
+    assert set(ds) == {"train", "test"}
+    assert ds["train"].num_rows == curated.height and ds["test"].num_rows == heldout.height
+    assert sorted(ds["train"]["id"]) == sorted(curated["id"].to_list())
+    assert sorted(ds["test"]["id"]) == sorted(heldout["id"].to_list())
+    assert ds["train"][0]["messages"][0].keys() >= {"role", "content"}
+    from huggingface_hub import DatasetCard
+
+    assert DatasetCard.load(out / "README.md").data.configs == meta["configs"]
+
+
+def test_export_of_a_stage_folder_and_errors(run_dir, tmp_path):
+    import datasets
+
+    stage = next(run_dir.glob("*-dedup"))
+    out = tmp_path / "stage-export"
+    assert CliRunner().invoke(cli, ["export", str(stage), "--to", str(out)]).exit_code == 0
+    ds = datasets.load_dataset(str(out))
+    assert set(ds) == {"train"} and ds["train"].num_rows == pl.read_parquet(stage / "kept.parquet").height
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x.txt").write_text("mine")
+    res = CliRunner().invoke(cli, ["export", str(run_dir), "--to", str(taken)])
+    assert res.exit_code == 1
+    assert res.output == f"Error: {taken}: exists and is not an exported dataset folder; choose another --to\n"
+    res = CliRunner().invoke(cli, ["export", str(tmp_path / "nope"), "--to", str(tmp_path / "o")])
+    assert res.output == f"Error: {tmp_path / 'nope'}: run folder not found\n"
+
+
+def test_push_offline_is_one_line(run_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = CliRunner().invoke(cli, ["push", str(run_dir), "me/fake-sft", "--private"])
+    assert res.exit_code == 1
+    assert res.output == "Error: push: offline (HF_HUB_OFFLINE is set); cannot upload to the Hugging Face hub\n"
+    res = CliRunner().invoke(cli, ["push", str(run_dir), "not-a-repo"])
+    assert res.output == "Error: push: REPO_ID must be 'namespace/name', got 'not-a-repo'\n"
+
+
+class LocalHub:
+    """Stand-in for huggingface_hub.HfApi: repos are folders under ``root`` (no network)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.created: list[tuple[str, str, bool]] = []
+
+    def create_repo(self, repo_id, *, repo_type, private, exist_ok):
+        self.created.append((repo_id, repo_type, private))
+
+    def upload_folder(self, *, folder_path, repo_id, repo_type, commit_message):
+        shutil.copytree(folder_path, self.root / repo_type / repo_id, dirs_exist_ok=True)
+
+
+def test_push_uploads_the_export_layout(run_dir, tmp_path):
+    import datasets
+
+    from thresher.publish import push_run
+
+    hub = LocalHub(tmp_path / "hub")
+    res = push_run(run_dir, "me/fake-sft", private=True, api=hub)
+    assert res == {"dataset": "https://huggingface.co/datasets/me/fake-sft"}
+    assert hub.created == [("me/fake-sft", "dataset", True)]
+    ds = datasets.load_dataset(str(hub.root / "dataset" / "me" / "fake-sft"))
+    assert set(ds) == {"train", "test"}
