@@ -10,6 +10,7 @@ LAZY = {
     "dedup": ("thresher.curate.dedup.cli:dedup", "Exact and MinHash/LSH near-duplicate removal."),
     "decontam": ("thresher.curate.decontam.cli:decontam", "Remove rows that leak benchmark data."),
     "mix": ("thresher.curate.mix.cli:mix", "Mix categories into a balanced, quality-first set."),
+    "select": ("thresher.curate.select.cli:select_cmd", "Keep k rows by score, embedding diversity or both (Deita)."),
 }
 
 

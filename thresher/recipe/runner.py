@@ -23,7 +23,7 @@ from typing import Any
 from thresher.recipe.schema import Recipe, StageSpec, _stage_module
 
 #: stages whose kept.parquet is the curated dataset (the last one in a recipe is "the" dataset)
-DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix")
+DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "select")
 VERSION_PACKAGES = (
     "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
     "accelerate", "vllm", "click", "pyyaml", "matplotlib", "ray",

@@ -45,6 +45,7 @@ STAGE_MODULES: dict[str, str] = {
     "dedup": "thresher.curate.dedup.stage",
     "decontam": "thresher.curate.decontam.stage",
     "mix": "thresher.curate.mix.stage",
+    "select": "thresher.curate.select.stage",
     "train": "thresher.train.stage",
     "eval": "thresher.evaluate.stage",
     "evaluate": "thresher.recipe.evaluate",  # the former name of eval

@@ -1,0 +1,143 @@
+"""The ``select`` stage: keep ``k`` rows (or a ``fraction``) by one of three methods.
+
+- ``top``: the best ``by`` scores (``descending: false`` for the lowest, e.g. the shortest);
+- ``diversity``: k-center greedy on embeddings (mean-pooled hidden states of ``model``, the
+  student; or a ready ``embedding_column``), which covers the data's spread;
+- ``score-then-diversity`` (Deita): from the best ``by`` score down, a row is taken when its
+  cosine similarity to every row taken is below ``max_similarity``.
+
+Rows not selected go to ``dropped.parquet`` with the reason. Randomness is a strong baseline
+(Xia et al. 2025): the eval stage's random-subset student is the comparison to make.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from thresher.errors import ConfigError, InputError
+from thresher.stage import Stage, StageResult, dropped_frame
+
+NAME = "select"
+METHODS = ("top", "diversity", "score-then-diversity")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Options of ``thresher curate select`` (the recipe keys are the field names)."""
+
+    method: Literal["top", "diversity", "score-then-diversity"] = "top"
+    """top | diversity | score-then-diversity."""
+    k: int | None = None
+    """Rows to keep (or give fraction)."""
+    fraction: float | None = None
+    """Share of the rows to keep, in (0, 1] (or give k)."""
+    by: str | None = None
+    """Score column for top and score-then-diversity."""
+    descending: bool = True
+    """True: the highest scores first; False: the lowest first."""
+    max_similarity: float = 0.9
+    """score-then-diversity: a row is taken only below this cosine similarity to every row taken."""
+    on: Literal["prompt", "response", "conversation"] = "conversation"
+    """The text embedded for diversity."""
+    model: str | None = None
+    """Embedding model (default: SmolLM2, the student), mean-pooled hidden states."""
+    embedding_column: str | None = None
+    """A column of ready embeddings (lists of floats) used instead of a model."""
+    max_length: int = 256
+    """Tokens per row embedded."""
+    batch_size: int = 16
+    """Rows per embedding batch."""
+
+    def check(self) -> list[str]:
+        """Range and consistency problems, one string each."""
+        p = []
+        if self.method not in METHODS:
+            p.append(f"method: must be one of {', '.join(METHODS)} (got {self.method!r})")
+        if (self.k is None) == (self.fraction is None):
+            p.append("k / fraction: give exactly one of them")
+        if self.k is not None and self.k < 1:
+            p.append("k: must be >= 1")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            p.append("fraction: must be in (0, 1]")
+        if self.method in ("top", "score-then-diversity") and not self.by:
+            p.append(f"by: needed with method {self.method} (a score column)")
+        if not 0 < self.max_similarity <= 1:
+            p.append("max_similarity: must be in (0, 1]")
+        if self.max_length < 8 or self.batch_size < 1:
+            p.append("max_length: must be >= 8 and batch_size >= 1")
+        return p
+
+    def size(self, n: int) -> int:
+        """How many of ``n`` rows to keep."""
+        return min(n, self.k) if self.k is not None else max(1, math.floor(n * float(self.fraction) + 0.5))
+
+
+def _embeddings(df, config: Config, where: str):
+    import numpy as np
+
+    from .embed import mean_pooled, texts_for
+
+    if config.embedding_column:
+        if config.embedding_column not in df.columns:
+            raise InputError(f"{where}: no embedding column {config.embedding_column!r}")
+        return np.asarray(df[config.embedding_column].to_list(), dtype=np.float32)
+    return mean_pooled(texts_for(df["messages"].to_list(), config.on), config.model,
+                       max_length=config.max_length, batch_size=config.batch_size)
+
+
+def choose(df, config: Config, where: str) -> tuple[list[int], dict]:
+    """Row positions to keep and the stats of the choice."""
+    import numpy as np
+
+    from . import methods as M
+
+    k = config.size(df.height)
+    scores = None
+    if config.by:
+        if config.by not in df.columns:
+            raise InputError(f"{where}: no score column {config.by!r} (columns: {', '.join(df.columns)})")
+        if not df.schema[config.by].is_numeric():
+            raise InputError(f"{where}: score column {config.by} is not numeric")
+        scores = df[config.by].cast(float).fill_null(float("nan")).to_numpy()
+    stats: dict = {"method": config.method, "k": k}
+    if config.method == "top":
+        return M.top(scores, k, descending=config.descending), stats
+    x = _embeddings(df, config, where)
+    if config.method == "diversity":
+        first = None if scores is None else M.top(scores, 1, descending=config.descending)[0]
+        return M.kcenter_greedy(x, k, first=first), stats
+    chosen, filled = M.score_then_diversity(x, scores, k, max_similarity=config.max_similarity,
+                                            descending=config.descending)
+    stats["filled_below_threshold"] = filled
+    e = M.normalize_rows(x[chosen])
+    sims = e @ e.T
+    stats["mean_pairwise_similarity"] = float((sims.sum() - len(chosen)) / max(1, len(chosen) * (len(chosen) - 1)))
+    return chosen, stats
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
+    """Keep the selected rows of ``inputs`` (see the module docstring)."""
+    problems = config.check()
+    if problems:
+        raise ConfigError(problems, where=NAME)
+    import polars as pl
+
+    from thresher.io import read_tables
+
+    stage = Stage(NAME, out, inputs=inputs, config=config, force=force)
+    if stage.done:
+        return stage.result()
+    df = read_tables(inputs)
+    if df.height == 0:
+        raise InputError(f"{inputs[0]}: no rows to select from")
+    chosen, stats = choose(df, config, str(inputs[0]))
+    pos = pl.Series("_pos", range(df.height))
+    mask = pos.is_in(pl.Series(chosen).implode())
+    kept = df.filter(mask)
+    what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
+            "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
+    dropped = dropped_frame(df.filter(~mask), NAME, what)
+    return stage.finish(kept, dropped, stats=stats)
