@@ -19,7 +19,7 @@ COLORS = ("#3b6ea8", "#e07b39", "#4d9a5b", "#b5473c", "#7e5aa8", "#8c6d46", "#d1
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # legends outside the axes stay in
     plt.close(fig)
     return buf.getvalue()
 
@@ -36,16 +36,33 @@ def funnel(stages: Sequence[str], kept: Sequence[int]) -> bytes:
     return _png(fig)
 
 
-def funnel_by_category(stages: Sequence[str], counts: Mapping[str, Sequence[int]]) -> bytes:
-    """Rows kept after every stage, one line per category."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for k, (cat, values) in enumerate(sorted(counts.items())):
-        ax.plot(range(len(stages)), values, marker="o", label=cat, color=COLORS[k % len(COLORS)],
-                linestyle="-" if k < len(COLORS) else "--")
-    ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
-    ax.set_ylabel("rows kept")
-    ax.set_title("Rows kept after each stage, by category")
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+def funnel_by_category(stages: Sequence[str], counts: Mapping[str, Sequence[int]],
+                       max_panels: int = 12) -> bytes:
+    """Rows kept after every stage: one small panel per category (shared axes), so categories
+    with equal counts (a balanced mix) do not hide behind each other; the largest
+    ``max_panels`` categories are shown."""
+    items = sorted(counts.items(), key=lambda kv: (-(kv[1][0] if kv[1] else 0), kv[0]))[:max_panels]
+    n = max(len(items), 1)
+    cols = min(3, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.3 * rows + 0.6), sharex=True, sharey=True,
+                             squeeze=False)
+    x = range(len(stages))
+    for k, ax in enumerate(axes.flat):
+        if k >= len(items):
+            ax.axis("off")
+            continue
+        cat, values = items[k]
+        ax.plot(x, values, marker="o", color=COLORS[k % len(COLORS)])
+        for i, v in enumerate(values):
+            ax.annotate(str(v), (i, v), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+        ax.set_title(cat, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.set_xticks(list(x), stages, rotation=45, ha="right", fontsize=7)
+        ax.tick_params(labelbottom=True)
+        ax.margins(y=0.25)
+    fig.supylabel("rows kept", fontsize=9)
+    fig.suptitle("Rows kept after each stage, by category")
     return _png(fig)
 
 
@@ -115,7 +132,8 @@ def mix(categories: Sequence[str], wanted: Sequence[float], taken: Sequence[floa
     ax.set_xticks(x, categories, rotation=30, ha="right")
     ax.set_ylabel("rows")
     ax.set_title("Category mix: wanted vs taken")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.1)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the bars
     return _png(fig)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def _overview(run: Run) -> Section:
             facts.append([f"{name} {key}", st[-1].config[key]])
     if run.summary.get("seconds") is not None:
         facts.append(["run time (s)", run.summary["seconds"]])
-    sec.table(["", ""], facts)
+    sec.table(["item", "value"], facts)
     stages = [[s.folder, "finished" if s.finished else ("writing this report" if s.name == "report" else "not finished"),
                s.stats.get("seconds", "")] for s in run.stages]
     sec.text("Stages:")
@@ -95,6 +96,11 @@ def build(run: Run) -> list[Section]:
         sec = builder(run)
         if sec is not None:
             sections.append(sec)
+    from thresher.report.samples import samples
+
+    sample_sec = samples(run)
+    if sample_sec is not None:
+        sections.append(sample_sec)
     sections.append(_reproduce(run))
     return sections
 
@@ -117,17 +123,37 @@ def render_markdown(run: Run, sections: list[Section], out_dir: Path) -> str:
             if kind == "text":
                 parts += [payload, ""]
             elif kind == "table":
-                header, rows = payload
-                parts.append("| " + " | ".join(_cell_md(h) for h in header) + " |")
-                parts.append("|" + "---|" * len(header))
-                parts += ["| " + " | ".join(_cell_md(c) for c in r) + " |" for r in rows]
-                parts.append("")
+                parts += _md_table(*payload)
+            elif kind == "details":  # collapsible on the hub and GitHub too
+                summary, header, rows = payload
+                parts += [f"<details><summary>{html.escape(summary)}</summary>", "", *_md_table(header, rows),
+                          "</details>", ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _md_table(header: list[Any], rows: list[list[Any]]) -> list[str]:
+    return ["| " + " | ".join(_cell_md(h) for h in header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(_cell_md(c) for c in r) + " |" for r in rows], ""]
+
+
+def _inline_html(text: str) -> str:
+    """Escape ``text`` and render its `code` spans as <code> (no literal backticks)."""
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+def _html_table(header: list[Any], rows: list[list[Any]]) -> str:
+    e = html.escape
+    head = "<tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>"
+    body = ["<tr>" + "".join(f"<td>{e(str(c if c is not None else ''))}</td>" for c in r) + "</tr>" for r in rows]
+    return "<table>" + head + "".join(body) + "</table>"
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f3f3f3}img{max-width:100%;display:block;margin:.6em 0}h2{border-bottom:1px solid #ddd}"""
+th{background:#f3f3f3}img{max-width:100%;display:block;margin:.6em 0}h2{border-bottom:1px solid #ddd}
+code{background:#f3f3f3;padding:1px 4px;border-radius:3px;font-size:90%}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}details td{max-width:280px;vertical-align:top}"""
 
 
 def render_html(run: Run, sections: list[Section]) -> str:
@@ -140,12 +166,12 @@ def render_html(run: Run, sections: list[Section]) -> str:
         out.append(f"<h2>{e(sec.title)}</h2>")
         for kind, payload in sec.blocks:
             if kind == "text":
-                out.append(f"<p>{e(payload)}</p>")
+                out.append(f"<p>{_inline_html(payload)}</p>")
             elif kind == "table":
-                header, rows = payload
-                out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr>")
-                out += ["<tr>" + "".join(f"<td>{e(str(c if c is not None else ''))}</td>" for c in r) + "</tr>" for r in rows]
-                out.append("</table>")
+                out.append(_html_table(*payload))
+            elif kind == "details":
+                summary, header, rows = payload
+                out.append(f"<details><summary>{e(summary)}</summary>{_html_table(header, rows)}</details>")
             elif kind == "plot":
                 png, caption = payload
                 data = base64.b64encode(png).decode("ascii")
