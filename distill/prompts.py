@@ -35,7 +35,8 @@ def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | Non
 
     ``system`` is added as a first system turn to prompts that have none. Rows whose prompt
     part does not end with a user turn raise :class:`InputError` naming ``where`` and the row.
-    Rows with the same id (and so, usually, the same prompt) are answered once.
+    Rows with the same id, or the same prompt messages (e.g. one question with several
+    reference answers), are answered once: the first such row gives the prompt its id.
     """
     if "messages" not in df.columns:
         raise InputError(f"{where}: no messages or prompt column")
@@ -43,6 +44,7 @@ def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | Non
     has_src = "source" in df.columns
     out: list[Prompt] = []
     seen: set[str] = set()
+    seen_turns: set[tuple[tuple[str, str], ...]] = set()
     for i, row in enumerate(df.iter_rows(named=True), start=1):
         msgs = row["messages"] or []
         prompt = prompt_messages(msgs)
@@ -55,13 +57,15 @@ def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | Non
         if system is not None and prompt[0]["role"] != "system":
             prompt = [{"role": "system", "content": system}, *prompt]
         pid = str(row["id"])
-        if pid in seen:
+        turns = tuple((m["role"], m["content"]) for m in prompt)
+        if pid in seen or turns in seen_turns:
             continue
         seen.add(pid)
+        seen_turns.add(turns)
         out.append(
             Prompt(
                 id=pid,
-                messages=tuple((m["role"], m["content"]) for m in prompt),
+                messages=turns,
                 category=row["category"] if has_cat else None,
                 source=row["source"] if has_src else None,
             )

@@ -10,6 +10,8 @@ KIND) and ``<NAME>_error``.
 - ``length`` or ``length:MODEL``: response length in tokens of MODEL's tokenizer (default SmolLM2);
 - ``ifd`` or ``ifd:MODEL``: instruction-following difficulty, loss(answer | prompt) / loss(answer)
   under MODEL, the student (default SmolLM2);
+- ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's response-only
+  verifiers (``verify:sentences:1-2``, ``verify:words:5-40``, ``verify:json``, ``verify:lang:en``);
 - ``judge:BACKEND[:MODEL]``: an LLM judge through a distill backend (e.g.
   ``judge:transformers:smollm2``).
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd")
+KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -65,6 +67,10 @@ def parse_spec(text: str) -> ScorerSpec:
     name = name or kind
     if kind in ("loglik", "length", "ifd"):
         return ScorerSpec(name, kind, model=rest or None)
+    if kind == "verify":
+        if not rest:
+            raise SpecError(f"scorer {text!r}: verify needs a verifier, e.g. verify:sentences:1-2")
+        return ScorerSpec(name, kind, model=rest)
     if kind == "reward":
         if not rest:
             raise SpecError(f"scorer {text!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")

@@ -126,6 +126,10 @@ def build_scorer(spec: ScorerSpec, config: Config):
         from .ifd import IfdScorer
 
         return IfdScorer(spec.model, **common)
+    if spec.kind == "verify":
+        from .verify import VerifyScorer
+
+        return VerifyScorer(spec.model, name=spec.name)
     if spec.kind == "length":
         from .length import LengthScorer
 
