@@ -217,7 +217,6 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
         context = StageContext(config, where, stage)
         kept, dropped, stats = impl.run_table(table, context)
     n_in = impl.rows_in(table, context)
-    stats = {**stats, "rows_rejected_on_read": rejected.height}
     if n_in is not None:
         n_in += rejected.height
     return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in)

@@ -24,11 +24,24 @@ from thresher.config import to_dict
 from thresher.io.atomic import write_text_atomic
 from thresher.progress import info
 from thresher.schema import DROP_COLUMNS
+from thresher.stage_folder import (
+    DROPPED,
+    KEPT,
+    MANIFEST,
+    STATS,
+    artefact,
+    artefact_records,
+    check_out,
+    damage,
+    file_records,
+    kill_point,
+    read_manifest,
+    recover,
+    swap_in,
+)
 
-KEPT = "kept.parquet"
-DROPPED = "dropped.parquet"
-STATS = "stats.json"
-MANIFEST = "manifest.json"
+__all__ = ["DROPPED", "KEPT", "MANIFEST", "STATS", "Stage", "StageResult", "StageStats", "artefact",
+           "damage", "dropped_frame", "drop_code_of"]
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
 
@@ -142,6 +155,7 @@ class Stage:
         self.force = force
         self.quiet = quiet
         self.started = time.time()
+        recover(self.out)  # a swap a kill interrupted: finish or undo it
         self.fingerprint = self._fingerprint()
 
     def _fingerprint(self) -> dict[str, Any]:
@@ -154,7 +168,8 @@ class Stage:
         }
 
     def path(self, name: str) -> Path:
-        """A path for an extra artefact inside the stage folder (the folder is created)."""
+        """A path for an extra artefact or resumable state inside the stage folder (the folder
+        is created). Name artefacts others read in :meth:`finish`'s ``artefacts``."""
         self.out.mkdir(parents=True, exist_ok=True)
         return self.out / name
 
@@ -163,20 +178,21 @@ class Stage:
         return self.out / MANIFEST
 
     def _manifest(self) -> dict[str, Any] | None:
-        try:
-            return json.loads(self.manifest_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        return read_manifest(self.out)
 
     @property
     def done(self) -> bool:
-        """True when this stage already finished with the same inputs and config.
+        """True when this stage already finished with the same inputs and config (and its
+        files still match the manifest).
 
-        When False, the stage is marked as running (see :meth:`start`), so a run killed
-        before :meth:`finish` never looks finished.
+        When False, the ``--out`` folder is checked (another stage's results, a recipe run or
+        the stage's own input are refused unless ``force``) and the stage is marked as running
+        (see :meth:`start`).
         """
         finished = self._finished()
         if not finished:
+            if not self.force:
+                check_out(self.out, self.name, self.inputs)
             self.start()
         return finished
 
@@ -189,7 +205,13 @@ class Stage:
         same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
         same = (m.get("config") == self.fingerprint["config"] and same_inputs
                 and m.get("stage") == self.name and m.get("read") == self.fingerprint["read"])
-        return bool(same and (self.out / KEPT).exists())
+        if not (same and (self.out / KEPT).exists()):
+            return False
+        why = damage(self.out)
+        if why:
+            info(f"{self.name}: {self.out}: {why}; recomputing the stage")
+            return False
+        return True
 
     def result(self) -> StageResult:
         """The finished result (use when :attr:`done`); says that it was reused."""
@@ -202,16 +224,14 @@ class Stage:
         return StageResult(self.name, self.out, stats, reused=True)
 
     def start(self) -> None:
-        """Mark the stage as running (a finished manifest is withdrawn until it finishes)."""
+        """Mark the stage as running. A finished result already in the folder stays as it is
+        (complete) until :meth:`finish` swaps the new one in."""
         self.out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.manifest_path, json.dumps({**self.fingerprint, "status": "running"}, indent=2))
+        m = self._manifest()
+        if not (m and m.get("status") == "done"):
+            write_text_atomic(self.manifest_path, json.dumps({**self.fingerprint, "status": "running"}, indent=2))
 
-    def finish(self, kept: pl.DataFrame, dropped: pl.DataFrame | None = None,
-               stats: dict[str, Any] | None = None, *, rows_in: int | None = None) -> StageResult:
-        """Write kept/dropped/stats and the finished manifest; returns the result."""
-        from thresher.io.writers import write_table
-
-        self.out.mkdir(parents=True, exist_ok=True)
+    def _dropped_table(self, kept: pl.DataFrame, dropped: pl.DataFrame | None) -> pl.DataFrame:
         if dropped is None:
             dropped = kept.clear().with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS])
         for c in DROP_COLUMNS:
@@ -221,45 +241,121 @@ class Stage:
         if dropped.height and dropped["drop_code"].null_count():
             dropped = dropped.with_columns(pl.coalesce(
                 "drop_code", pl.col("drop_reason").map_elements(drop_code_of, return_dtype=pl.String)))
-        dropped = dropped.select([*(c for c in dropped.columns if c not in DROP_COLUMNS), *DROP_COLUMNS])
-        write_table(kept, self.out / KEPT)
-        write_table(dropped, self.out / DROPPED)
-        n_in = rows_in if rows_in is not None else kept.height + dropped.height
-        reasons: dict[str, int] = {}
-        if dropped.height:
-            # count by rule: the reason up to its first value, id or detail
-            # rows rejected on read count by their code (their reason starts with the file name)
-            read = pl.col("drop_stage") == "read"
-            distinct = dropped.group_by(pl.when(read).then(pl.format("read: {}", pl.col("drop_code")))
-                                        .otherwise(pl.col("drop_reason").cast(pl.String))
-                                        .fill_null("(no reason)").alias("drop_reason")).len()
-            rules = (distinct.with_columns(pl.col("drop_reason")
-                                           .str.replace(r"^(read: .*)$|\s+of\s.*$|[=<>:(\[].*$", "$1")
-                                           .str.strip_chars())
-                     .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
-            for r, n in rules.head(50).iter_rows():
-                reasons[str(r) or "(no reason)"] = int(n)
-        codes: dict[str, int] = {}
-        if dropped.height:
-            by = (dropped.group_by(pl.col("drop_stage").fill_null(self.name), pl.col("drop_code").fill_null("dropped"))
-                  .len().sort(["len", "drop_code"], descending=[True, False]))
-            for st, code, n in by.iter_rows():
-                codes[code if st == self.name else f"{st}:{code}"] = int(n)
-        full = {
-            "stage": self.name,
-            "rows_in": n_in,
-            "rows_out": kept.height,
-            "rows_dropped": dropped.height,
-            "kept_by_category": _category_counts(kept),
-            "dropped_by_category": _category_counts(dropped),
-            "drop_reasons": reasons,
-            "drop_codes": codes,
-            "seconds": round(time.time() - self.started, 3),
-            **(stats or {}),
-        }
-        write_text_atomic(self.out / STATS, json.dumps(full, indent=2, default=str))
-        write_text_atomic(self.manifest_path, json.dumps(
-            {**self.fingerprint, "status": "done", "finished": time.time()}, indent=2))
+        return dropped.select([*(c for c in dropped.columns if c not in DROP_COLUMNS), *DROP_COLUMNS])
+
+    def finish(self, kept: pl.DataFrame, dropped: pl.DataFrame | None = None,
+               stats: dict[str, Any] | None = None, *, rows_in: int | None = None,
+               artefacts: dict[str, str] | None = None) -> StageResult:
+        """Write kept/dropped/stats and the finished manifest as one result set, swapped in
+        atomically (see :mod:`thresher.stage_folder`); returns the result.
+
+        ``artefacts`` names the stage's extra outputs (``{"adapter": "adapter"}``: name ->
+        path inside the folder); the manifest records them and :func:`artefact` finds them.
+        """
+        from thresher.io.writers import write_table
+
+        dropped = self._dropped_table(kept, dropped)
+        full = StageStats.build(self.name, kept, dropped, rows_in, time.time() - self.started, stats).to_dict()
+        names = {k: str(v) for k, v in (artefacts or {}).items()}
+
+        def write(folder: Path) -> None:
+            write_table(kept, folder / KEPT)
+            kill_point("kept")
+            write_table(dropped, folder / DROPPED)
+            kill_point("dropped")
+            write_text_atomic(folder / STATS, json.dumps(full, indent=2, default=str))
+            kill_point("stats")
+            records = {**artefact_records(self.out, names), **file_records(folder)}  # artefacts: already in place
+            write_text_atomic(folder / MANIFEST, json.dumps(
+                {**self.fingerprint, "status": "done", "finished": time.time(), "files": records,
+                 "artefacts": names}, indent=2))
+
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        swap_in(self.out, write)
         if not self.quiet:
-            info(f"{self.name}: {n_in} rows in, {kept.height} kept, {dropped.height} dropped -> {self.out}")
+            info(f"{self.name}: {full['rows_in']} rows in, {kept.height} kept, {dropped.height} dropped -> {self.out}")
         return StageResult(self.name, self.out, full, reused=False)
+
+
+def _reason_counts(dropped: pl.DataFrame) -> dict[str, int]:
+    """Dropped rows by rule: the reason up to its first value, id or detail (rows rejected on
+    read by their code, as their reason starts with the file name)."""
+    if dropped.height == 0:
+        return {}
+    read = pl.col("drop_stage") == "read"
+    distinct = dropped.group_by(pl.when(read).then(pl.format("read: {}", pl.col("drop_code")))
+                                .otherwise(pl.col("drop_reason").cast(pl.String))
+                                .fill_null("(no reason)").alias("drop_reason")).len()
+    rules = (distinct.with_columns(pl.col("drop_reason")
+                                   .str.replace(r"^(read: .*)$|\s+of\s.*$|[=<>:(\[].*$", "$1")
+                                   .str.strip_chars())
+             .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
+    return {str(r) or "(no reason)": int(n) for r, n in rules.head(50).iter_rows()}
+
+
+def _code_counts(dropped: pl.DataFrame, stage: str) -> dict[str, int]:
+    """Dropped rows by ``drop_code`` (``read:<code>`` for rows another stage, e.g. the reader, dropped)."""
+    if dropped.height == 0:
+        return {}
+    by = (dropped.group_by(pl.col("drop_stage").fill_null(stage), pl.col("drop_code").fill_null("dropped"))
+          .len().sort(["len", "drop_code"], descending=[True, False]))
+    return {code if st == stage else f"{st}:{code}": int(n) for st, code, n in by.iter_rows()}
+
+
+@dataclass
+class StageStats:
+    """What every stage's ``stats.json`` holds; the stage's own figures follow in ``extra``
+    (written at the top level of the JSON, after these keys)."""
+
+    stage: str
+    rows_in: int
+    """Rows the stage read (rows rejected on read included)."""
+    rows_out: int
+    """Rows in kept.parquet."""
+    rows_dropped: int
+    """Rows in dropped.parquet (rejected on read included)."""
+    rows_rejected_on_read: int = 0
+    """Rows dropped by the reader (``drop_stage = "read"``)."""
+    kept_by_category: dict[str, int] = field(default_factory=dict)
+    dropped_by_category: dict[str, int] = field(default_factory=dict)
+    drop_reasons: dict[str, int] = field(default_factory=dict)
+    """Dropped rows by rule (the reason's leading words)."""
+    drop_codes: dict[str, int] = field(default_factory=dict)
+    """Dropped rows by ``drop_code``; read for counts, never the free-text reasons."""
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+    """The stage's own figures (histograms, thresholds, timings)."""
+
+    @classmethod
+    def build(cls, stage: str, kept: pl.DataFrame, dropped: pl.DataFrame, rows_in: int | None,
+              seconds: float, extra: dict[str, Any] | None) -> StageStats:
+        """The stats of a finished stage from its tables."""
+        n_read = int((dropped["drop_stage"] == "read").sum()) if dropped.height else 0
+        return cls(stage=stage, rows_in=rows_in if rows_in is not None else kept.height + dropped.height,
+                   rows_out=kept.height, rows_dropped=dropped.height, rows_rejected_on_read=n_read,
+                   kept_by_category=_category_counts(kept), dropped_by_category=_category_counts(dropped),
+                   drop_reasons=_reason_counts(dropped), drop_codes=_code_counts(dropped, stage),
+                   seconds=round(seconds, 3), extra=dict(extra or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of stats.json (``extra`` flattened in; it may override a key)."""
+        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageStats:
+        """Read back what :meth:`to_dict` wrote."""
+        names = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        base = {k: v for k, v in data.items() if k in names}
+        base.setdefault("stage", "")
+        for k in ("rows_in", "rows_out", "rows_dropped"):
+            base.setdefault(k, 0)
+        return cls(**base, extra={k: v for k, v in data.items() if k not in names})
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> StageStats | None:
+        """The stats of a stage folder, or None when it has none."""
+        try:
+            return cls.from_dict(json.loads((Path(folder) / STATS).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None

@@ -339,7 +339,6 @@ def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config
     curves = plot_losses(records, out / CURVES)
     stats = _stats(records, state, prep, config, run.steps, dist, export_stats, curves, time.time() - t_start)
     stats["packing"] = pack
-    stats["rows_rejected_on_read"] = int((prep.dropped_df["drop_stage"] == "read").sum()) if prep.dropped_df.height else 0
     stats["precision"] = run.precision
     _publish(out, records, state, stats, config, run)
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),

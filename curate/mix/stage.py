@@ -370,8 +370,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
     rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
     if rejected:
         dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
-    stats["rows_rejected_on_read"] = sum(r.height for r in rejected)
-    result = stage.finish(kept, dropped, stats, rows_in=df.height + stats["rows_rejected_on_read"])
+    result = stage.finish(kept, dropped, stats, rows_in=df.height + sum(r.height for r in rejected))
     lap("write")
     result.stats["mix"]["seconds"] = seconds
     return result

@@ -70,9 +70,16 @@ def test_interrupted_stage_is_not_reused(tmp_path):
     inp = write_table(_rows(), tmp_path / "in.parquet")
     _run(inp, tmp_path / "s", Cfg())
     stage = Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True)
-    assert not stage.done  # marks it running; the process "dies" here
-    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["status"] == "running"
-    assert not Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(), quiet=True).done
+    assert not stage.done  # the recompute starts; the process "dies" here
+    # the old result stays complete (it is replaced only by an atomic swap) ...
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["status"] == "done"
+    assert Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(), quiet=True).done
+    # ... and the interrupted config is not taken as finished
+    assert not Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True).done
+    fresh = tmp_path / "fresh"
+    assert not Stage("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done  # killed in its first run
+    assert json.loads((fresh / "manifest.json").read_text())["status"] == "running"
+    assert not Stage("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done
 
 
 def test_from_dict_lists_every_problem():
