@@ -97,6 +97,10 @@ class Config:
     """openai: seconds per request."""
     max_retries: int = 5
     """openai: retries on 429/5xx."""
+    batch_requests: str | None = None
+    """openai-batch: where to write the Batch API input file (default: OUT/openai-batch-requests.jsonl)."""
+    batch_results: str | None = None
+    """openai-batch: the Batch API output file to read the answers from (rerun with it once the batch is done)."""
 
     # options that change how fast rows come, never what they are
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
@@ -129,6 +133,8 @@ class Config:
             problems.append("timeout: must be > 0")
         if self.max_retries < 0:
             problems.append("max_retries: must be >= 0")
+        if self.backend == "openai-batch" and not self.teacher:
+            problems.append("teacher: required with backend openai-batch (the model name, e.g. gpt-4o-mini)")
         if self.backend == "openai" and not self.base_url:
             problems.append("base_url: required with backend openai (e.g. http://127.0.0.1:8000/v1)")
         return problems
@@ -143,7 +149,7 @@ class Config:
         """Keyword options for :func:`make_backend` (each backend ignores the others')."""
         names = ("revision", "dtype", "threads", "trust_remote_code", "allow_special_tokens_in_content", "batch_size", "max_model_len",
                  "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager", "seed", "base_url",
-                 "api_key_env", "concurrency", "timeout", "max_retries")
+                 "api_key_env", "concurrency", "timeout", "max_retries", "batch_requests", "batch_results")
         return {k: getattr(self, k) for k in names}
 
 
@@ -158,8 +164,8 @@ def teacher_identity(backend: str, config: Config) -> tuple[str, str | None, str
     Local backends read only the tokenizer (no weights), so a run whose samples are all
     stored does not load the model. The openai backend is created here (it is cheap).
     """
-    if backend == "openai":
-        be = make_backend("openai", config.teacher, **config.backend_options())
+    if backend in ("openai", "openai-batch"):
+        be = make_backend(backend, config.teacher, **config.backend_options())
         return be.model, be.revision, be.chat_template, be
     from thresher.models import load_tokenizer, resolve_model
 
@@ -193,8 +199,12 @@ class GenerateStage(RowStage):
             raise ThresherError(f"{where}: no prompts")
 
     def setup(self, config: Config, where: str = "", stage: Stage | None = None) -> StageContext:
-        ctx = super().setup(config, where, stage)
         backend_name = config.backend if config.backend != "auto" else default_backend()
+        if backend_name == "openai-batch" and not config.batch_requests and stage is not None:
+            import dataclasses
+
+            config = dataclasses.replace(config, batch_requests=str(stage.path("openai-batch-requests.jsonl")))
+        ctx = super().setup(config, where, stage)
         if self.backend_factory is None:
             teacher, revision, template, backend = teacher_identity(backend_name, config)
         else:

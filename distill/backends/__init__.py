@@ -29,6 +29,8 @@ Backends and their options (all keyword arguments of :func:`make_backend`):
 - ``"openai"``: ``base_url`` (required), ``api_key_env`` (name of the environment variable
   holding the key; the key itself is never logged or stored), ``concurrency``, ``timeout``,
   ``max_retries``, ``batch_size``.
+- ``"openai-batch"``: the OpenAI Batch API: ``batch_requests`` (the input file to write),
+  ``batch_results`` (the output file to read back); see :mod:`.openai_batch`.
 - ``"auto"``: vllm when it is importable and a GPU is present, else transformers.
 """
 
@@ -41,7 +43,7 @@ from thresher.errors import ThresherError
 
 from .base import Backend, Completion, SamplingParams, split_reasoning
 
-BACKENDS: tuple[str, ...] = ("transformers", "vllm", "openai")
+BACKENDS: tuple[str, ...] = ("transformers", "vllm", "openai", "openai-batch")
 
 __all__ = ["BACKENDS", "Backend", "Completion", "SamplingParams", "default_backend",
            "make_backend", "split_reasoning"]
@@ -86,4 +88,8 @@ def make_backend(name: str, model: str | None, **options: Any) -> Backend:
         from .openai import OpenAIBackend
 
         return OpenAIBackend(model, **options)
+    if name == "openai-batch":
+        from .openai_batch import OpenAIBatchBackend
+
+        return OpenAIBatchBackend(model, **options)
     raise ThresherError(f"backend: unknown backend {name!r} (expected auto, {', '.join(BACKENDS)})")
