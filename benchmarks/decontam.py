@@ -10,14 +10,19 @@ its prompt. Prints index and scan times, rows/s and how many planted rows were c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_json, record  # noqa: E402
 
 os.environ.setdefault("THRESHER_PROGRESS", "0")
 
@@ -94,7 +99,16 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--against", nargs="+", default=["mmlu", "humaneval"])
     ap.add_argument("-n", type=int, default=13)
+    ap.add_argument("--json", action="store_true", help="print the records as JSON (the table goes to stderr)")
     args = ap.parse_args()
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        records = _run(args)
+    if args.json:
+        print_json(records)
+
+
+def _run(args: argparse.Namespace) -> list[dict]:
+    """Run the benchmark, print the table, return the ``--json`` records."""
 
     from thresher.curate.decontam.stage import Config, run
 
@@ -138,6 +152,10 @@ def main() -> None:
         f"n-grams indexed: {st['ngrams_indexed']:,}; rows dropped: {dropped.height:,}; "
         f"planted caught: {caught} of {planted}; other rows dropped: {dropped.height - caught}"
     )
+    bench = f"decontam/{args.rows}-rows/{'+'.join(args.against)}"
+    return [record(bench, "thresher curate decontam", "rows_per_s", args.rows / total, "rows/s", False),
+            record(bench, "thresher curate decontam", "scan_rows_per_s", args.rows / st["scan_seconds"], "rows/s", False),
+            record(bench, "thresher curate decontam", "planted_caught", caught / max(planted, 1), "", False)]
 
 
 if __name__ == "__main__":

@@ -1,19 +1,23 @@
-"""Benchmark ``thresher curate dedup`` against datasketch on real offline text.
+"""Benchmark ``thresher curate dedup`` against datasketch, rensa, datatrove and text-dedup.
 
 Corpus: real English paragraphs from CPython's ``pydoc_data/topics.py`` plus, when the
 ``evals`` package is installed, prompts from its registry; base documents are kept pairwise
 dissimilar (5-shingle Jaccard < 0.3), then near-duplicates are planted (edits of 1-15% of
 words, sentence shuffles, boilerplate additions). Everything runs single-threaded
-(``POLARS_MAX_THREADS=1``), num_perm 128, 5-word shingles, threshold 0.8.
+(``POLARS_MAX_THREADS=1``), num_perm 128, 5-word shingles, threshold 0.8; the peers are
+described in ``benchmarks/dedup_peers.py`` (``pip install '.[bench]'``; a missing peer is
+skipped with a note).
 
-Printed, side by side with datasketch:
+Printed, side by side:
 
-1. signature throughput (docs/s) of thresher (fast and sha1 hash), ``MinHash.update`` in a
-   loop and ``MinHash.bulk``, with the ratio to ``MinHash.bulk``;
-2. Jaccard estimation error on ``--pairs`` pairs of known Jaccard;
+1. signature throughput per core (docs/s) of thresher from text (fast and sha1 hash),
+   datasketch (``MinHash.update`` loop, ``MinHash.bulk``), rensa (from text, shingles
+   given), datatrove's signature step and text-dedup's ``embed_func``, with the ratio to
+   rensa from text;
+2. Jaccard estimation error on ``--pairs`` pairs of known Jaccard (thresher, datasketch);
 3. pair precision / recall / F1 against the planted truth (pairs inside a planted cluster
-   whose true Jaccard is >= the threshold) for the thresher pipeline and a datasketch
-   ``MinHashLSH`` pipeline (insert, query, verify, union-find);
+   whose true Jaccard is >= the threshold) for every pipeline, F1 averaged over ``--seeds``
+   where the tool takes a seed, and thresher's F1 minus the best peer's;
 4. with ``--scale``: ``thresher curate dedup`` end to end (a subprocess, both cores) on
    ``--scale-rows`` real conversations from the evals registry: time and peak RSS.
 
@@ -29,6 +33,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("THRESHER_PROGRESS", "0")
 
 import argparse
+import contextlib
 import json
 import random
 import re
@@ -42,6 +47,9 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, print_json, record  # noqa: E402
 
 THRESHOLD, NUM_PERM, NGRAM = 0.8, 128, 5
 BOILERPLATE = [
@@ -260,7 +268,8 @@ def _cluster_pairs(labels: list[int]) -> set[tuple[int, int]]:
     return {p for g in groups.values() if len(g) > 1 for p in combinations(sorted(g), 2)}
 
 
-def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1) -> set[tuple[int, int]]:
+def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1,
+                      bands: int | None = None, rows: int | None = None) -> set[tuple[int, int]]:
     """The real engine (exact + MinHash/LSH + verification + components) on the raw texts."""
     from thresher.config import from_dict
     from thresher.curate.dedup.engine import deduplicate
@@ -269,7 +278,8 @@ def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1) -> se
     df = pl.DataFrame({"id": [str(i) for i in range(len(texts))],
                        "messages": [[{"role": "user", "content": t}] for t in texts]})
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = from_dict(Config, {"on": "prompt", "hash": hash, "seed": seed})
+        lsh = {"bands": bands, "rows": rows} if bands else {}
+        cfg = from_dict(Config, {"on": "prompt", "hash": hash, "seed": seed, **lsh})
         res = deduplicate(df, cfg, spill_dir=Path(tmp))
     labels = [i if k else int(d) for i, (k, d) in enumerate(zip(res.keep, res.duplicate_of))]
     return _cluster_pairs(labels)
@@ -373,45 +383,139 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=1000, help="pairs for the Jaccard error")
     ap.add_argument("--loop-docs", type=int, default=500, help="documents for the slow update loop")
     ap.add_argument("--seeds", type=int, default=5, help="seeds to average F1 over")
+    ap.add_argument("--peers", default="datasketch,rensa,datatrove,text-dedup",
+                    help="comma-separated peers to run (skipped with a note when not installed)")
     ap.add_argument("--scale", action="store_true", help="also run the end-to-end scale benchmark")
     ap.add_argument("--scale-rows", type=int, default=1_000_000)
     ap.add_argument("--memory", default="4GB", help="--memory for the scale run")
     ap.add_argument("--cluster", default="components", choices=["components", "star"],
                     help="--cluster for the scale run")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "thresher-bench-dedup")
+    ap.add_argument("--json", action="store_true", help="print the records as JSON (tables go to stderr)")
     args = ap.parse_args()
-    if args.size > 0:
-        compare(args)
-    if args.scale:
-        scale(args)
+    records: list[dict] = []
+    out = sys.stderr if args.json else sys.stdout
+    with contextlib.redirect_stdout(out):
+        if args.size > 0:
+            compare(args, records)
+        if args.scale:
+            scale(args, records)
+    if args.json:
+        print_json(records)
 
 
-def compare(args: argparse.Namespace) -> None:
-    """Parts 1-3: throughput, Jaccard error, precision/recall/F1 against datasketch."""
+def _peer_available(name: str) -> bool:
+    import importlib.util
+
+    module = {"datasketch": "datasketch", "rensa": "rensa", "datatrove": "datatrove",
+              "text-dedup": "text_dedup"}[name]
+    if importlib.util.find_spec(module) is None:
+        print(f"{name}: skipped (not installed; pip install '.[bench]')")
+        return False
+    return True
+
+
+def throughput(texts: list[str], norm: list[str], args: argparse.Namespace, peers: list[str]) -> dict:
+    """Part 1: docs/s of each signature path, one thread."""
+    import dedup_peers as P
+
+    thresher_signatures(norm[:10])          # JIT warm-up (numba caches compiled kernels on disk)
+    rate: dict[str, float] = {}
+    _, t = _timed(thresher_signatures, norm)
+    rate["thresher (from text)"] = len(norm) / t
+    _, t = _timed(thresher_signatures, norm, "sha1")
+    rate["thresher (from text, sha1 hash)"] = len(norm) / t
+    if "datasketch" in peers:
+        loop_docs = norm[: args.loop_docs]
+        _, t = _timed(datasketch_update_loop, loop_docs)
+        rate["datasketch MinHash.update loop"] = len(loop_docs) / t
+        _, t = _timed(datasketch_bulk, norm)
+        rate["datasketch MinHash.bulk"] = len(norm) / t
+    if "rensa" in peers:
+        P.rensa_from_text(norm[:10])
+        _, t = _timed(P.rensa_from_text, norm)
+        rate["rensa RMinHash (from text)"] = len(norm) / t
+        sh = P.shingle_lists(norm)
+        _, t = _timed(P.rensa_from_shingles, sh)
+        rate["rensa RMinHash (shingles given)"] = len(norm) / t
+    if "datatrove" in peers:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = P.datatrove_signature_step(texts, Path(tmp))
+            _, t = _timed(run)
+        rate["datatrove MinhashDedupSignature"] = len(texts) / t
+    if "text-dedup" in peers:
+        _, t = _timed(P.textdedup_signatures, texts)
+        rate["text-dedup embed_func"] = len(texts) / t
+    return rate
+
+
+def compare(args: argparse.Namespace, records: list[dict]) -> None:
+    """Parts 1-3: throughput, Jaccard error, precision/recall/F1 against every peer."""
+    import dedup_peers as P
+
+    peers = [p.strip() for p in args.peers.split(",") if p.strip() and _peer_available(p.strip())]
     t = time.perf_counter()
     texts, cluster = build_corpus(args.size)
     norm = [_norm(x) for x in texts]
     truth = truth_pairs(texts, cluster)
     words = np.mean([len(x.split()) for x in norm])
+    bench = f"dedup/planted-{len(texts)}"
     print(f"corpus: {len(texts):,} docs ({len(set(cluster)):,} originals, mean {words:.0f} words), "
-          f"{len(truth):,} true pairs (J >= {THRESHOLD}); built in {time.perf_counter() - t:.1f}s")
+          f"{len(truth):,} true pairs (J >= {THRESHOLD}); built in {time.perf_counter() - t:.1f}s; {machine()}")
 
-    thresher_signatures(norm[:10])          # JIT warm-up (numba caches compiled kernels on disk)
-    sig, t_fast = _timed(thresher_signatures, norm)
-    _, t_sha1 = _timed(thresher_signatures, norm, "sha1")
-    loop_docs = norm[: args.loop_docs]
-    _, t_loop = _timed(datasketch_update_loop, loop_docs)
-    mins, t_bulk = _timed(datasketch_bulk, norm)
-    rate = {"thresher (fast hash)": len(norm) / t_fast, "thresher (sha1 hash)": len(norm) / t_sha1,
-            "datasketch MinHash.update loop": len(loop_docs) / t_loop,
-            "datasketch MinHash.bulk": len(norm) / t_bulk}
-    bulk = rate["datasketch MinHash.bulk"]
-    print("\n1. Signature throughput (one thread, from normalised text, num_perm 128, 5-word shingles)")
-    print(f"{'method':34} {'docs/s':>12} {'x bulk':>8}")
+    rate = throughput(texts, norm, args, peers)
+    ref = rate.get("rensa RMinHash (from text)") or rate.get("datasketch MinHash.bulk")
+    ref_name = "rensa from text" if "rensa RMinHash (from text)" in rate else "datasketch bulk"
+    print("\n1. Signature throughput (one thread, num_perm 128, 5-word shingles)")
+    print(f"{'method':36} {'docs/s':>12} {'x ' + ref_name:>18}")
     for k, v in rate.items():
-        print(f"{k:34} {v:12,.0f} {v / bulk:8.1f}")
+        print(f"{k:36} {v:12,.0f} {v / ref if ref else float('nan'):18.2f}")
+        records.append(record(bench, k, "signatures_per_s_per_core", v, "docs/s", not k.startswith("thresher")))
+    if ref:
+        records.append(record(bench, "thresher (from text)", f"signatures_per_s_vs_{ref_name}",
+                              rate["thresher (from text)"] / ref, "x", False))
 
-    # 2. Jaccard estimation error on pairs of known Jaccard
+    sig = thresher_signatures(norm)
+    mins = datasketch_bulk(norm) if "datasketch" in peers else None
+    jaccard_error(texts, norm, cluster, sig, mins, args)
+
+    # 3. precision / recall / F1
+    pipelines = {"thresher (from raw text)": lambda s: thresher_pipeline(texts, seed=s),
+                 "thresher (from raw text, 16x8 bands)": lambda s: thresher_pipeline(texts, seed=s, bands=16, rows=8)}
+    if "datasketch" in peers:
+        pipelines["datasketch MinHashLSH"] = lambda s: datasketch_pipeline(datasketch_bulk(norm, seed=s))
+    if "rensa" in peers:
+        sh = P.shingle_lists(norm)
+        pipelines["rensa RMinHashLSH"] = lambda s: P.rensa_pipeline(sh, seed=s)
+    if "datatrove" in peers:
+        pipelines["datatrove MinHash (stages 1-3)"] = lambda s: P.datatrove_pipeline(texts)
+    if "text-dedup" in peers:
+        pipelines["text-dedup minhash"] = lambda s: P.textdedup_pipeline(texts)
+    print(f"\n3. Pair precision / recall / F1 against the planted truth ({len(truth):,} pairs), "
+          f"seed 1 (mean F1 over {args.seeds} seeds where the tool takes a seed)")
+    print(f"{'pipeline':38} {'precision':>9} {'recall':>8} {'F1':>8} {'mean F1':>8} {'pairs':>8} {'seconds':>8}")
+    f1s: dict[str, float] = {}
+    for name, fn in pipelines.items():
+        pred, secs = _timed(fn, 1)
+        p, r, f = prf(pred, truth)
+        seeded = name.startswith(("thresher", "datasketch", "rensa"))
+        fs = [f] + ([prf(fn(s), truth)[2] for s in range(2, args.seeds + 1)] if seeded else [])
+        f1s[name] = float(np.mean(fs))
+        print(f"{name:38} {p:9.4f} {r:8.4f} {f:8.4f} {f1s[name]:8.4f} {len(pred):8,} {secs:8.2f}")
+        peer = not name.startswith("thresher")
+        for metric, value in (("precision", p), ("recall", r), ("f1", f1s[name]), ("seconds", secs)):
+            records.append(record(bench, name, metric, value, "s" if metric == "seconds" else "", peer))
+    best_peer = max((k for k in f1s if not k.startswith("thresher")), key=f1s.get, default=None)
+    for mine in (k for k in f1s if k.startswith("thresher")):
+        if best_peer:
+            d = f1s[mine] - f1s[best_peer]
+            print(f"{mine + ' F1 - ' + best_peer:60} {d:+.4f} (goal: >= -0.01)")
+            records.append(record(bench, mine, f"f1_minus_{best_peer}", d, "", False))
+
+
+def jaccard_error(texts: list[str], norm: list[str], cluster: list[int], sig: np.ndarray, mins: list | None,
+                  args: argparse.Namespace) -> None:
+    """Part 2: Jaccard estimation error on pairs of known Jaccard."""
     rng = random.Random(1)
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cluster):
@@ -427,41 +531,22 @@ def compare(args: argparse.Namespace) -> None:
             if k not in sets:
                 sets[k] = _shingle_set(texts[k])
     true = np.array([true_jaccard(sets[i], sets[j]) for i, j in pairs])
-    ours = np.array([(sig[i] == sig[j]).mean() for i, j in pairs])
-    theirs = np.array([mins[i].jaccard(mins[j]) for i, j in pairs])
+    ests = {"thresher": np.array([(sig[i] == sig[j]).mean() for i, j in pairs])}
+    if mins is not None:
+        ests["datasketch"] = np.array([mins[i].jaccard(mins[j]) for i, j in pairs])
     print(f"\n2. Jaccard estimation error on {len(pairs):,} pairs (true J mean {true.mean():.3f}, "
           f"range {true.min():.2f}-{true.max():.2f})")
-    print(f"{'method':34} {'mean |err|':>10} {'bias':>8} {'max |err|':>10}")
-    for k, est in (("thresher", ours), ("datasketch", theirs)):
+    print(f"{'method':36} {'mean |err|':>10} {'bias':>8} {'max |err|':>10}")
+    for k, est in ests.items():
         e = est - true
-        print(f"{k:34} {np.abs(e).mean():10.4f} {e.mean():+8.4f} {np.abs(e).max():10.4f}")
-    print(f"{'difference (thresher - datasketch)':34} {np.abs(ours - true).mean() - np.abs(theirs - true).mean():+10.4f}")
-
-    # 3. precision / recall / F1
-    pred_t, t_tp = _timed(thresher_pipeline, texts)
-    pred_s, _ = _timed(thresher_pipeline, texts, hash="sha1")
-    pred_d, t_dp = _timed(datasketch_pipeline, mins)
-    print(f"\n3. Pair precision / recall / F1 against the planted truth ({len(truth):,} pairs), seed 1")
-    print(f"{'pipeline':34} {'precision':>9} {'recall':>8} {'F1':>8} {'pairs':>8} {'seconds':>8}")
-    rows = (("thresher (fast hash, from raw text)", pred_t, f"{t_tp:8.2f}"),
-            ("thresher (sha1 hash, from raw text)", pred_s, "" if pred_s != pred_d else "  = datasketch's pairs"),
-            ("datasketch MinHashLSH", pred_d, f"{t_dp:8.2f} (+ bulk)"))
-    for k, pred, note in rows:
-        p, r, f = prf(pred, truth)
-        print(f"{k:34} {p:9.4f} {r:8.4f} {f:8.4f} {len(pred):8,} {note}")
-    # F1 depends on which random permutations were drawn: average over seeds for both
-    f_t, f_d = [], []
-    for seed in range(1, args.seeds + 1):
-        f_t.append(prf(thresher_pipeline(texts, seed=seed), truth)[2])
-        f_d.append(prf(datasketch_pipeline(datasketch_bulk(norm, seed=seed)), truth)[2])
-    print(f"{'mean F1 over seeds 1-' + str(args.seeds):34} thresher {np.mean(f_t):.4f} (sd {np.std(f_t):.4f}), "
-          f"datasketch {np.mean(f_d):.4f} (sd {np.std(f_d):.4f}), difference {np.mean(f_t) - np.mean(f_d):+.4f}")
+        print(f"{k:36} {np.abs(e).mean():10.4f} {e.mean():+8.4f} {np.abs(e).max():10.4f}")
 
 
-def scale(args: argparse.Namespace) -> None:
+def scale(args: argparse.Namespace, records: list[dict]) -> None:
     """Part 4: the end-to-end run on real conversations."""
     s = run_scale(args.scale_rows, args.memory, args.cache, args.cluster)
     st = s["stats"]
+    bench = f"dedup/evals-{s['rows']}"
     print(f"\n4. Scale: thresher curate dedup on {s['rows']:,} real conversations (evals registry), "
           f"{os.cpu_count()} cores, --memory {args.memory} --cluster {args.cluster}")
     print(f"{'wall time':34} {s['wall_s']:10.1f} s  (target < 600)")
@@ -472,6 +557,9 @@ def scale(args: argparse.Namespace) -> None:
           f"in {st['clusters']:,} clusters (largest {st['largest_cluster']:,})")
     print(f"{'candidate / verified pairs':34} {st['candidate_pairs']:,} / {st['verified_pairs']:,}")
     print(f"{'phase seconds':34} {st['phase_seconds']}")
+    for metric, value, unit in (("wall_s", s["wall_s"], "s"), ("peak_rss_gb", s["peak_rss_gb"], "GB"),
+                                ("rows_per_s", s["rows"] / s["wall_s"], "rows/s")):
+        records.append(record(bench, "thresher curate dedup", metric, value, unit, False))
     cl = pl.read_parquet(args.cache / f"run-{args.scale_rows}" / "clusters.parquet")
     near = cl.filter(pl.col("match") == "near")["jaccard"]
     if len(near):

@@ -10,13 +10,18 @@ gathering the conversations of the kept rows, writing kept/dropped/stats).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_json, record  # noqa: E402
 
 from thresher.schema import MESSAGES_DTYPE
 
@@ -88,7 +93,16 @@ def main() -> None:
     ap.add_argument("--total", type=int, default=None, help="mix size (default: rows / 10)")
     ap.add_argument("--max-repeats", type=int, default=2)
     ap.add_argument("--skip-stage", action="store_true", help="time the selection only")
+    ap.add_argument("--json", action="store_true", help="print the records as JSON (the table goes to stderr)")
     args = ap.parse_args()
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        records = _run(args)
+    if args.json:
+        print_json(records)
+
+
+def _run(args: argparse.Namespace) -> list[dict]:
+    """Run the benchmark, print the table, return the ``--json`` records."""
 
     from thresher.curate.mix import select as sel
     from thresher.curate.mix.plan import make_plan
@@ -147,6 +161,9 @@ def main() -> None:
         f"(cpu s: process CPU time over all threads; {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.1f}: wall times on a shared machine are noisy)"
     )
+    bench = f"mix/{args.rows}-rows/{args.categories}-categories"
+    return [record(bench, f"thresher mix: {name}", "rows_per_s", args.rows / secs, "rows/s", False)
+            for name, secs, _cpu in results]
 
 
 if __name__ == "__main__":

@@ -19,11 +19,15 @@ from __future__ import annotations
 import math
 import random
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import click
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, print_json, record  # noqa: E402
 
 
 def build_model(out: Path, hidden: int, layers: int) -> Path:
@@ -86,7 +90,20 @@ def timed(fn, *args) -> tuple[float, float, object]:
 @click.option("--budget", type=int, default=16384, show_default=True,
               help="Padded-token budget per batch for the sorted+budget run.")
 @click.option("--threads", type=int, default=None, help="torch threads (default: torch's).")
-def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads):
+@click.option("--dtype", default="float32", show_default=True,
+              help="Scorer dtype: float32, bfloat16 or auto (bf16 where the CPU has native bf16).")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON (the table goes to stderr).")
+def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads, dtype, as_json):
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
+        records = _bench(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads, dtype)
+    if as_json:
+        print_json(records)
+
+
+def _bench(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads, dtype) -> list[dict]:
+    """Score the same conversations three ways; print the table, return the records."""
     import torch
 
     from thresher.curate.score.batching import make_batches, padding_stats
@@ -98,7 +115,7 @@ def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads):
     try:
         path = build_model(tmp, hidden, layers)
         convs = make_conversations(size, mean_tokens, sigma)
-        kw = {"batch_size": batch_size, "max_length": 4096, "device": "cpu", "dtype": "float32"}
+        kw = {"batch_size": batch_size, "max_length": 4096, "device": "cpu", "dtype": dtype}
         runs = [  # (label, sort, token budget)
             ("input order", False, None),
             ("length-sorted", True, None),
@@ -125,7 +142,7 @@ def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads):
         mean_len = sum(lengths) / len(lengths)
         print(f"\n{size} conversations, {sum(lengths):,} tokens (mean {mean_len:.0f}, "
               f"max {max(lengths)}), batch {batch_size}, random reward model hidden {hidden} x "
-              f"{layers} layers, {torch.get_num_threads()} threads, CPU fp32")
+              f"{layers} layers, {torch.get_num_threads()} threads, dtype {dtype}; {machine()}")
         print(f"tokenising with the chat template (same for every batching): {tok_wall:.2f} s")
         print(f"{'batching':<15}{'wall s':>9}{'cpu s':>9}{'tokens/s':>11}{'model tok/s':>13}"
               f"{'padding':>9}{'batches':>9}{'speed-up':>10}{'model':>8}")
@@ -137,6 +154,15 @@ def main(size, batch_size, mean_tokens, sigma, hidden, layers, budget, threads):
         print(f"(target: length-sorted >= 2x input order; sorted+budget caps a batch at "
               f"{budget} padded tokens, thresher's default)")
         print(f"max |score difference| between batchings: {diff:.2e}")
+        bench = f"score/reward-h{hidden}x{layers}/{dtype}"
+        records = []
+        for label, _wall, _cpu, tps, mtps, padf, _nb in rows:
+            records += [record(bench, f"thresher ({label})", "tokens_per_s", tps, "tokens/s", False),
+                        record(bench, f"thresher ({label})", "model_tokens_per_s", mtps, "tokens/s", False),
+                        record(bench, f"thresher ({label})", "padding_fraction", padf, "", False)]
+        records.append(record(bench, "thresher (length-sorted)", "tokens_per_s_vs_input order",
+                              rows[1][3] / rows[0][3], "x", False))
+        return records
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

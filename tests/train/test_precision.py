@@ -93,3 +93,17 @@ def test_bf16_training_matches_fp32_within_tolerance(tiny_lm_dir, tmp_path):
     assert worst <= BF16_LOSS_RTOL, f"bf16 loss off by {worst:.2%} (curves: {a} vs {b})"
     adapter = load_file(str(tmp_path / "bf16" / "adapter" / "adapter_model.safetensors"))
     assert adapter and all(str(t.dtype) == "torch.float32" for t in adapter.values())
+
+
+def test_scoring_and_generation_auto_follow_the_precision_rule(monkeypatch, tiny_lm_dir):
+    import torch
+
+    from thresher.curate.score.base import resolve_dtype
+    from thresher.distill.backends.transformers import load_causal_lm
+
+    monkeypatch.setenv("THRESHER_DTYPE", "bf16")
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert load_causal_lm(str(tiny_lm_dir), dtype="auto")[2].dtype == torch.bfloat16
+    monkeypatch.setenv("THRESHER_DTYPE", "fp32")
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
