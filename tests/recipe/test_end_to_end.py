@@ -21,7 +21,8 @@ THRESHER = [sys.executable, "-m", "thresher.cli.main"]
 #: the quickstart made small enough for CI (fewer prompts, samples, tokens and steps)
 REDUCED = [
     "inputs[0].limit=12", "holdout=3", "generate.n=2", "generate.max_tokens=16",
-    "train.max_steps=2", "train.eval_every=1", "train.save_every=1", "evaluate.generate.max_tokens=12",
+    "train.max_steps=2", "train.eval_every=1", "train.save_every=1", "eval.generate.max_tokens=12",
+    "filter.drop_truncated=false", "filter.min_scores={}",  # 16 tokens: keep rows for the 2 steps
 ]
 SET_REDUCED = [arg for s in REDUCED for arg in ("--set", s)]
 
@@ -44,16 +45,19 @@ def test_reduced_quickstart_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and [s["stage"] for s in summary["stages"]] == [
-        "inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "train", "evaluate", "report"]
+        "inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "train", "eval", "report"]
     assert Path(summary["adapter"], "adapter_config.json").exists()
     final = pl.read_parquet(summary["dataset"])
     assert final.height > 0 and final["category"].n_unique() > 1 and "score_loglik" in final.columns
     md = (out / "report.md").read_text()
     for section in ("## Funnel", "## Score distributions", "## Duplicates", "## Contamination", "## Category mix",
-                    "## Training", "## Did curation pay off?", "## Label-bias indicators"):
+                    "## Training", "## Evaluation on held-out prompts", "## Label-bias indicators"):
         assert section in md, section
-    payoff = summary["payoff"]
-    assert all(isinstance(payoff[k], float) for k in ("before", "curated", "random")), payoff
+    payoff = summary["eval"]
+    assert set(payoff["means"]) == {"base", "curated", "random"}, payoff
+    assert all(isinstance(m["refnll"], float) for m in payoff["means"].values()), payoff
+    assert payoff["verdict"].startswith("On 'all' over 3 held-out prompts, the curated student ")
+    assert payoff["verdict"] in res.stdout
     assert "report.md" in res.stdout and "adapter" in res.stdout
     print(f"reduced quickstart: {time.monotonic() - t0:.0f} s, payoff {payoff}")
     # a second run reuses every stage
