@@ -83,3 +83,18 @@ def test_score_stage_writes_ifd_and_length_columns(tmp_path, tiny_lm_dir):
     res = run([src], tmp_path / "out", cfg)
     df = pl.read_parquet(res.kept_path)
     assert df["score_ifd"].null_count() == 0 and df["score_length"].null_count() == 0
+
+
+def test_verify_scorer_and_its_errors():
+    from thresher.curate.score.verify import VerifyScorer
+    from thresher.errors import ThresherError
+
+    v = VerifyScorer("sentences:1-2", name="concise")
+    got = v.score([CONVS[0], [{"role": "user", "content": "x"}, {"role": "assistant", "content": "A. B. C."}],
+                   [{"role": "user", "content": "x"}]])
+    assert [r.score for r in got] == [1.0, 0.0, None]
+    for bad, msg in [("exact", "scorer verify:exact: exact is not a response-only verifier"),
+                     ("sentences:x", "scorer verify:sentences:x: judge 'sentences:x': expected a range")]:
+        with pytest.raises(ThresherError) as e:
+            VerifyScorer(bad)
+        assert str(e.value).startswith(msg)
