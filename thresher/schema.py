@@ -131,7 +131,7 @@ def fill_ids(given: Sequence[Any], messages: Sequence[Sequence[Mapping[str, Any]
         if g not in (None, ""):
             out.append(str(g))
             continue
-        base = content_id(msgs)
+        base = content_id(msgs or [])  # null messages: an invalid row, reported by validation
         occ = count.get(base, 0)
         rid = base if occ == 0 else f"{base}-{occ}"
         while rid in taken:

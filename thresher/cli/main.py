@@ -36,6 +36,13 @@ def _one_line(text: str, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
+def _escape_controls(text: str) -> str:
+    """One line: line breaks and other control characters (from quoted data) escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def os_error_message(e: OSError) -> str:
     """``PATH: reason`` for an OS error (read-only folder, OUT is a folder, parent is a file...)."""
     reason = (e.strerror or _one_line(str(e)) or type(e).__name__).lower()
@@ -46,9 +53,9 @@ def os_error_message(e: OSError) -> str:
     elif isinstance(e, PermissionError):
         reason = "permission denied (read-only or not yours?)"
     if e.filename is None:
-        return _one_line(str(e)) or reason
+        return _escape_controls(_one_line(str(e)) or reason)
     where = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
-    return f"{where}: {reason}"
+    return _escape_controls(f"{where}: {reason}")
 
 
 def unexpected_message(e: BaseException) -> str:
@@ -71,8 +78,11 @@ class RootGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except ThresherError as e:
-            raise click.ClickException(str(e)) from None
-        except (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise click.ClickException(_escape_controls(str(e))) from None
+        except click.exceptions.ClickException as e:
+            e.message = _escape_controls(e.message)
+            raise
+        except (click.exceptions.Abort, click.exceptions.Exit):
             raise
         except Exception as e:
             if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):

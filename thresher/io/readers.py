@@ -58,6 +58,13 @@ class ReadResult:
     shape: str | None = None  # the record shape read (None for canonical tables)
 
 
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 class _Collector:
     def __init__(self, label: str, on_bad_rows: str):
         self.label = label
@@ -66,6 +73,7 @@ class _Collector:
 
     def bad(self, where: str, reason: str, raw: Any = None, code: str = "invalid-row") -> None:
         """Raise for ``where`` (error mode) or record the rejected row with a stable ``code``."""
+        reason = one_line(reason)  # quoted data may hold newlines: the message stays one line
         msg = f"{self.label}:{where}: {reason}"
         if not self.skip:
             raise InputError(msg)
