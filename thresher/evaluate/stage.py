@@ -101,9 +101,9 @@ class Config:
 
 
 def _module(name: str):
-    from thresher.recipe.schema import _stage_module
+    from thresher.recipe.schema import stage_module
 
-    return _stage_module(name)
+    return stage_module(name)
 
 
 def _build(module, options: dict[str, Any], where: str, **overrides: Any):
@@ -235,7 +235,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     from thresher.io import write_text_atomic
 
     write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")
-    return stage.finish(kept, None, stats={"eval": summary, "artefacts": ["eval.json"]}, rows_in=prompts.height)
+    return stage.finish(kept, None, stats={"eval": summary}, rows_in=prompts.height,
+                        artefacts={"eval": "eval.json"})
 
 
 def _json_default(v: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -20,10 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from thresher.recipe.schema import Recipe, StageSpec, _stage_module
-
-#: stages whose kept.parquet is the curated dataset (the last one in a recipe is "the" dataset)
-DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "select")
+from thresher.recipe.schema import DATA_STAGES, Recipe, StageSpec, stage_module
 VERSION_PACKAGES = (
     "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
     "accelerate", "vllm", "click", "pyyaml", "matplotlib", "ray",
@@ -125,6 +123,10 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     if echo is None:
         from thresher.progress import info as echo
     run_dir = Path(run_dir)
+    if not force:  # another recipe's run, or a stage folder: refused
+        from thresher.stage_folder import check_run_dir
+
+        check_run_dir(run_dir, recipe.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     _write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
@@ -166,7 +168,7 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     dataset = prev_kept
     fed: dict[int, Path] = {}
     for spec in recipe.stages:
-        module = _stage_module(spec.name)
+        module = stage_module(spec.name)
         folder = run_dir / spec.folder
         fed[spec.index] = prev_kept
         stage_in, config = _stage_inputs(spec, recipe, run_dir, fed)
@@ -200,9 +202,25 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
             summary["eval"] = {"verdict": result.get("verdict"), "target": result.get("target"),
                                "means": {n: {k: m.get("mean") for k, m in d["metrics"].items()}
                                          for n, d in result.get("models", {}).items()}}
+    if summary.get("adapter"):
+        _refresh_adapter_card(Path(summary["adapter"]), run_dir, summary.get("eval"))
     _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write_text(run_dir / "summary.md", summary_markdown(summary))
     return summary
+
+
+def _refresh_adapter_card(adapter: Path, run_dir: Path, evaluation: dict[str, Any] | None) -> None:
+    """Rewrite the adapter's model card once the run is complete: link the run's card
+    (report.md) and add the eval verdict."""
+    stats = _read_json(adapter.parent / "stats.json")
+    if not stats or not (adapter / "adapter_config.json").is_file():
+        return
+    from thresher.train.publish import card_info, identity_from_adapter, model_card
+
+    info = card_info(adapter.parent, stats, evaluation=evaluation)
+    if (run_dir / "report.md").exists():
+        info["run_card"] = os.path.relpath(run_dir / "report.md", adapter)
+    _write_text(adapter / "README.md", model_card(identity_from_adapter(adapter, stats), info))
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -51,6 +51,8 @@ STAGE_MODULES: dict[str, str] = {
     "evaluate": "thresher.recipe.evaluate",  # the former name of eval
     "report": "thresher.report.stage",
 }
+#: stages whose kept.parquet is (a version of) the dataset; the last one in a run is "the" dataset
+DATA_STAGES: tuple[str, ...] = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "select")
 
 TOP_KEYS = ("name", "seed", "description", "holdout", "executor", "inputs", "stages")
 INPUT_KINDS = ("path", "hub", "chatterbot")
@@ -360,7 +362,8 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
     )
 
 
-def _stage_module(name: str):
+def stage_module(name: str):
+    """The module of recipe stage ``name`` (its ``Config`` and ``run``)."""
     return importlib.import_module(STAGE_MODULES[name])
 
 
@@ -385,7 +388,7 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
         problems.append(f"{where}: expected a mapping of options, got {opts!r}")
         return None
     try:
-        module = _stage_module(name)
+        module = stage_module(name)
     except ImportError as e:
         problems.append(f"{where}: stage module {STAGE_MODULES[name]} is not available ({e})")
         return None

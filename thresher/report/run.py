@@ -15,9 +15,10 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import ThresherError
+from thresher.recipe.schema import DATA_STAGES
+from thresher.stage_folder import damage, recover
 
 STAGE_DIR = re.compile(r"^(\d{2})-([a-z_]+)$")
-DATA_STAGES = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix")
 
 
 @dataclass
@@ -88,6 +89,25 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _damaged(folder: Path) -> str | None:
+    """Why a stage folder cannot be reported on: a result file the manifest records is
+    missing, or differs in size and no longer reads (a file edited by hand still reads)."""
+    recover(folder)  # finish (or undo) a result swap a kill interrupted
+    why = damage(folder, hashes=False)
+    if why is None:
+        return None
+    for name in ("kept.parquet", "dropped.parquet"):
+        p = folder / name
+        if not p.exists() and name in why:
+            return why
+        try:
+            if p.exists():
+                pl.scan_parquet(p).select(pl.len()).collect()
+        except Exception:  # noqa: BLE001 - polars raises several kinds for a torn file
+            return why
+    return None
+
+
 def load_run(path: str | Path) -> Run:
     """Read a run directory; raise a one-line error when it is not one."""
     import yaml
@@ -117,6 +137,11 @@ def load_run(path: str | Path) -> Run:
                 stages.append(StageDir(name, folder, _read_json(folder / "stats.json")))
     if not stages:
         raise ThresherError(f"{path}: not a run directory (no stage folders like 01-generate)")
+    for s in stages:
+        why = _damaged(s.path)
+        if why:
+            raise ThresherError(f"stage {s.folder} of {path} is damaged: {why}; "
+                                "rerun the stage (thresher run recomputes it)")
     return Run(root, stages, recipe, _read_json(root / "versions.json"), _read_json(root / "summary.json"))
 
 
