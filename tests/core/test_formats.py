@@ -220,6 +220,8 @@ def test_dataset_dict_split_by_folder_colon_split(tmp_path, dataset_dict):
     assert _through_convert(tmp_path, Path(f"{dataset_dict}:test")) == expect
     assert _through_stage(tmp_path, Path(f"{dataset_dict}:test")) == expect
     assert _through_convert(tmp_path, dataset_dict)[0]["id"] == "train-1"
+    res = _convert(f"{dataset_dict}:test", str(tmp_path / "t.parquet"))
+    assert f"{dataset_dict}:test: reading split 'test' of train, test" in res.output
     res = _convert(f"{dataset_dict}:validation", str(tmp_path / "o.parquet"))
     assert res.exit_code == 1
     assert res.output == (f"Error: {dataset_dict}:validation: dataset dict has no 'validation' split "

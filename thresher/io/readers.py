@@ -219,6 +219,9 @@ def _disk_frame(path: Path, label: str, split: str | None = None) -> pl.DataFram
         if want not in ds:
             raise InputError(f"{label}: dataset dict has no {want!r} split (splits: {', '.join(ds)}; "
                              "choose one with --split)")
+        from thresher.progress import info
+
+        info(f"{label}: reading split {want!r} of {', '.join(ds)}")
         ds = ds[want]
     elif split is not None:
         raise InputError(f"{label}: --split {split!r} given but the folder holds a single dataset, not splits")
