@@ -141,3 +141,15 @@ def test_help_documents_every_judge():
     for kind in KINDS:
         assert kind in text, kind
     shutil.which("python")
+
+
+def test_eval_json_is_a_named_artefact(tmp_path, heldout, tiny_lm_dir):
+    from thresher.stage import artefact
+
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(cli, ["eval", str(heldout), "-m", f"base={tiny_lm_dir}", "-j", "ends",
+                                   "--max-tokens", "4", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "manifest.json").read_text())["artefacts"] == {"eval": "eval.json"}
+    assert artefact(out, "eval") == out / "eval.json"
+    assert "Only model base was evaluated" in res.output
