@@ -98,9 +98,8 @@ def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Pa
     import torch
     from transformers import GenerationConfig
 
-    from thresher.models import load_model
-
     from thresher.io.atomic import atomic_path
+    from thresher.models import load_model
 
     reference = _load_reference(base_loader, adapter_dir)
     ref_logits = probe_logits(reference, probes)
