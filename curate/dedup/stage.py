@@ -110,8 +110,9 @@ def _check_keep_by(df: pl.DataFrame, column: str | None, source: str) -> None:
             f"{source}: keep_by column {column!r} not found (columns: {', '.join(df.columns)})"
         )
     dtype = df[column].dtype
-    if not (dtype.is_numeric() or dtype == pl.Boolean or dtype.is_temporal() or dtype == pl.String):
-        raise ThresherError(f"{source}: keep_by column {column!r} is {dtype}, not sortable")
+    if not (dtype.is_numeric() or dtype == pl.Boolean or dtype.is_temporal()):
+        raise ThresherError(f"{source}: keep_by column {column!r} is {dtype}, not a number "
+                            "(keep_by keeps the highest value, e.g. a score_* column)")
 
 
 class DedupStage(GlobalStage):

@@ -152,4 +152,4 @@ def test_eval_json_is_a_named_artefact(tmp_path, heldout, tiny_lm_dir):
     assert res.exit_code == 0, res.output
     assert json.loads((out / "manifest.json").read_text())["artefacts"] == {"eval": "eval.json"}
     assert artefact(out, "eval") == out / "eval.json"
-    assert "Only model base was evaluated" in res.output
+    assert "Only the base was evaluated: nothing to compare." in res.output
