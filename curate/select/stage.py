@@ -90,7 +90,6 @@ def _embeddings(df, config: Config, where: str):
 
 def choose(df, config: Config, where: str) -> tuple[list[int], dict]:
     """Row positions to keep and the stats of the choice."""
-    import numpy as np
 
     from . import methods as M
 
