@@ -105,3 +105,17 @@ def test_push_uploads_the_export_layout(run_dir, tmp_path):
     assert hub.created == [("me/fake-sft", "dataset", True)]
     ds = datasets.load_dataset(str(hub.root / "dataset" / "me" / "fake-sft"))
     assert set(ds) == {"train", "test"}
+
+
+def test_push_with_the_adapter_links_the_dataset(run_dir, tmp_path):
+    from thresher.publish import push_run
+
+    hub = LocalHub(tmp_path / "hub")
+    res = push_run(run_dir, "me/fake-sft", adapter_repo="me/fake-lora", api=hub)
+    assert res == {"dataset": "https://huggingface.co/datasets/me/fake-sft",
+                   "adapter": "https://huggingface.co/me/fake-lora"}
+    assert hub.created == [("me/fake-sft", "dataset", False), ("me/fake-lora", "model", False)]
+    card = (hub.root / "model" / "me" / "fake-lora" / "README.md").read_text()
+    assert "datasets:\n- me/fake-sft\n" in card
+    assert "[run card](https://huggingface.co/datasets/me/fake-sft)" in card
+    assert "| eval verdict | On 'all' over 4 held-out prompts" in card
