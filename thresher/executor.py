@@ -53,6 +53,8 @@ class StageContext:
     state: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     single_batch: bool = False
+    artefacts: dict[str, str] = field(default_factory=dict)
+    """Named extra outputs the stage wrote into its folder (name -> path inside it)."""
 
     def count(self, name: str, n: float = 1) -> None:
         """Add ``n`` to counter ``name``."""
@@ -219,7 +221,8 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
     n_in = impl.rows_in(table, context)
     if n_in is not None:
         n_in += rejected.height
-    return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in)
+    return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in,
+                        artefacts=context.artefacts)
 
 
 class BatchFn:

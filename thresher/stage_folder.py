@@ -143,8 +143,9 @@ def file_records(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def artefact_records(folder: Path, artefacts: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Size of each named artefact (a file or a folder) under ``folder``."""
-    return {rel: {"size": _size(folder / rel)} for rel in artefacts.values()
+    """Size of each named artefact (a file or a folder) under ``folder`` when it finished
+    (informative: artefacts may be amended later, e.g. a model card; only their presence is checked)."""
+    return {rel: {"size": _size(folder / rel), "artefact": True} for rel in artefacts.values()
             if rel not in HASHED and (folder / rel).exists()}
 
 
@@ -159,6 +160,8 @@ def damage(folder: str | os.PathLike, *, hashes: bool = True) -> str | None:
         p = folder / rel
         if not p.exists():
             return f"{rel} is missing"
+        if rec.get("artefact"):
+            continue
         size = _size(p)
         if size != rec.get("size"):
             return f"{rel} is damaged ({size} bytes, the manifest says {rec.get('size')})"

@@ -344,8 +344,10 @@ def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
                       prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \
         if prep.val_df.height else prep.train_df.with_columns(pl.lit("train").alias("split"))
+    artefacts = {name: name for name in ("adapter", "merged") if (out / name).exists()}
+    artefacts.update({k: v for k, v in (("metrics", "metrics.jsonl"), ("curves", CURVES)) if (out / v).exists()})
     return stage.finish(kept, prep.dropped_df, stats, rows_in=prep.train_df.height + prep.dropped_df.height
-                        + prep.val_df.height)
+                        + prep.val_df.height, artefacts=artefacts)
 
 
 def _publish(out: Path, records: list[dict[str, Any]], state: Any, stats: dict[str, Any], config: TrainConfig,

@@ -152,6 +152,7 @@ class DedupStage(GlobalStage):
         codes = pl.Series([_code(r, label if ref is not None else None) for r in reasons], dtype=pl.String)
         dropped = dropped_frame(dropped, "dedup", reasons, codes)
         write_table(res.clusters, stage.path("clusters.parquet"))
+        context.artefacts["clusters"] = "clusters.parquet"
         st = res.stats
         # One entry per kind (the generic breakdown would make one per survivor id).
         kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],

@@ -129,6 +129,8 @@ class Config:
             p.append("best_by: needed with best_of (a score column)")
         if self.margin < 0:
             p.append("margin: must be >= 0")
+        if any(not str(ph).strip() for ph in self.refusal_phrases):
+            p.append("refusal_phrases: an empty phrase would match (and drop) every response")
         if self.margin > 0 and self.best_of is None:
             p.append("margin: applies to best_of, which is not set")
         for name in ("min_chars", "min_tokens", "language_min_letters"):
@@ -298,7 +300,17 @@ class FilterStage(RowStage):
             dropped = dropped.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
         kept, more, stats = score_rules(kept, config)
         stats["dropped_by_rule"] = {"heuristics": dropped.height, **stats["dropped_by_rule"]}
+        stats["thresholds"] = thresholds(config)
         return kept, pl.concat([dropped, more], how="diagonal_relaxed"), stats
+
+
+def thresholds(config: Config) -> dict[str, list[float]]:
+    """The score limits of ``config`` by column (declared in stats for the report)."""
+    out: dict[str, list[float]] = {}
+    for table in (config.min_scores, config.max_scores):
+        for col, v in table.items():
+            out.setdefault(col, []).append(float(v))
+    return out
 
 
 def _normalized(df, config: Config):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import polars as pl
 import pytest
@@ -65,10 +66,9 @@ def test_report_command_on_partial_run_and_thresholds(run_dir, tmp_path):
     shutil.copytree(run_dir, partial)
     for f in ("recipe.yaml", "05-train", "06-evaluate", "07-report"):
         shutil.rmtree(partial / f) if (partial / f).is_dir() else (partial / f).unlink()
-    # a threshold named in drop reasons is marked in the score table
-    d = pl.read_parquet(partial / "03-filter/dropped.parquet")
-    d = d.with_columns(pl.lit("score_len=5 < 7.5").alias("drop_reason"))
-    d.write_parquet(partial / "03-filter/dropped.parquet")
+    # a threshold the filter stage declares in its stats is marked in the score table
+    stats = json.loads((partial / "03-filter/stats.json").read_text())
+    (partial / "03-filter/stats.json").write_text(json.dumps({**stats, "thresholds": {"score_len": [7.5]}}))
     out = tmp_path / "rep"
     res = CliRunner().invoke(cli, ["report", str(partial), "--out", str(out)])
     assert res.exit_code == 0, res.output

@@ -59,19 +59,11 @@ def parse_models(texts: tuple[str, ...] | list[str]) -> tuple[list[ModelSpec], l
 
 
 def find_model_dirs(train_dir: Path) -> tuple[Path | None, Path | None]:
-    """(adapter folder, merged model folder) written by a train stage (None when absent)."""
-    train_dir = Path(train_dir)
-    adapter = merged = None
-    for cfg in sorted(train_dir.rglob("adapter_config.json")):
-        if "checkpoint" not in str(cfg.relative_to(train_dir)):
-            adapter = cfg.parent
-            break
-    for cfg in sorted(train_dir.rglob("config.json")):
-        rel = str(cfg.relative_to(train_dir))
-        if "checkpoint" not in rel and "merged" in rel and not (cfg.parent / "adapter_config.json").exists():
-            merged = cfg.parent
-            break
-    return adapter, merged
+    """(adapter folder, merged model folder) of a train stage, as its manifest names them
+    (None when absent)."""
+    from thresher.stage import artefact
+
+    return artefact(train_dir, "adapter"), artefact(train_dir, "merged")
 
 
 def fingerprint_path(model: str) -> Path | None:

@@ -169,12 +169,8 @@ def _answers(name: str, model: str, prompts_path: Path, config: Config, stage, f
     import polars as pl
 
     gen_mod = _module("generate")
-    fields = {f.name for f in dataclasses.fields(gen_mod.Config)}
-    model_key = "teacher" if "teacher" in fields else "model"
-    over: dict[str, Any] = {model_key: model, "n": 1, "temperature": 0.0, "seed": config.seed,
-                            "system": config.system}
-    if "system_in_rows" in fields:
-        over["system_in_rows"] = True
+    over: dict[str, Any] = {"teacher": model, "n": 1, "temperature": 0.0, "seed": config.seed,
+                            "system": config.system, "system_in_rows": True}
     cfg = _build(gen_mod, dict(config.generate), f"{NAME}.generate", **over)
     res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)
     df = pl.read_parquet(Path(res.out) / "kept.parquet")

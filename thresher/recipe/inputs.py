@@ -206,7 +206,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         "repeated_ids": dup.height,
         "heldout": held.height,
     }
-    return stage.finish(kept, dropped, stats=stats)
+    return stage.finish(kept, dropped, stats=stats, artefacts={"heldout": "heldout.parquet"})
 
 
 def stage_inputs(config: Config) -> list[Path]:

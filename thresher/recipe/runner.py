@@ -86,7 +86,7 @@ def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int,
     if trains:
         train = trains[-1]
         topts = to_dict(train.config)
-        base = topts.get("base") or topts.get("base_model")
+        base = topts.get("base")
         models = [f"base={base}", f"curated={run_dir / train.folder}"]
         changes.update(train={**topts, **dict(ev.train)}, base=ev.base or base)
         if gens:  # the curated set the student was trained on, and every generation before curation

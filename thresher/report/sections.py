@@ -7,7 +7,6 @@ tables and PNG plots, rendered to Markdown and HTML by :mod:`thresher.report.rep
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,6 @@ REFUSAL_RE = (
     r"(?i)\b(i('m| am) sorry,? but|i apologi[sz]e,? but|i can('|no)?t (help|assist|provide|answer|do that)|"
     r"i cannot|i('m| am) (unable|not able) to|as an ai\b|i won't be able|i will not)"
 )
-THRESHOLD_RE = re.compile(r"(score_\w+)\s*=\s*(-?[\d.]+(?:e-?\d+)?)\s*(<=|>=|<|>)\s*(-?[\d.]+(?:e-?\d+)?)")
 
 
 @dataclass
@@ -98,7 +96,8 @@ def funnel(run: Run) -> Section | None:
 
 
 def thresholds(run: Run) -> dict[str, list[float]]:
-    """Score thresholds used by the run: from stats (``thresholds``) and drop reasons."""
+    """Score thresholds used by the run: from the stage configs and the ``thresholds`` the
+    filter stage declares in its stats (``{column: [limits]}``)."""
     out: dict[str, set[float]] = {}
     for s in run.stages:
         for key in ("min_scores", "max_scores"):
@@ -109,14 +108,10 @@ def thresholds(run: Run) -> dict[str, list[float]]:
                         out.setdefault(col, set()).add(float(v))
         th = s.stats.get("thresholds")
         if isinstance(th, dict):
-            for k, v in th.items():
-                if isinstance(v, (int, float)):
-                    out.setdefault(k if k.startswith("score_") else f"score_{k}", set()).add(float(v))
-        d = s.dropped()
-        if d is not None and d.height and "drop_reason" in d.columns:
-            for reason in d["drop_reason"].drop_nulls().unique().to_list()[:2000]:
-                for m in THRESHOLD_RE.finditer(reason):
-                    out.setdefault(m.group(1), set()).add(float(m.group(4)))
+            for k, vals in th.items():
+                for v in vals if isinstance(vals, list) else [vals]:
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        out.setdefault(k, set()).add(float(v))
     return {k: sorted(v) for k, v in out.items()}
 
 
@@ -215,11 +210,13 @@ def contamination(run: Run) -> Section | None:
     if d is None or d.height == 0:
         sec.text(f"No row matched a benchmark ({s.folder}, {s.stats.get('rows_in', 0)} rows checked).")
         return sec
-    col = next((c for c in ("benchmark", "contam_benchmark", "decontam_benchmark") if c in d.columns), None)
-    if col:
-        key = d[col].cast(pl.String)
-    else:
-        key = d["drop_reason"].str.extract(r"(?i)(?:benchmark|of|in)\s+([\w\-./]+)", 1).fill_null("other")
+    if "drop_code" in d.columns:  # rows rejected on read are not contamination
+        d = d.filter(pl.col("drop_code") == "contaminated")
+    if d.height == 0:
+        sec.text(f"No row matched a benchmark ({s.folder}, {s.stats.get('rows_in', 0)} rows checked).")
+        return sec
+    key = d["benchmark"].cast(pl.String).fill_null("other") if "benchmark" in d.columns \
+        else pl.Series(["other"] * d.height)
     counts = {str(k): int(v) for k, v in key.value_counts(sort=True).iter_rows()}
     sec.text(f"{d.height} rows dropped for overlapping a benchmark ({s.folder}).")
     sec.table(["benchmark", "hits"], [[k, v] for k, v in counts.items()])
@@ -307,7 +304,7 @@ def training(run: Run) -> Section | None:
     s = tr[-1]
     train, val = loss_points(s.path)
     sec = Section("Training")
-    base = s.config.get("base") or s.config.get("base_model") or s.stats.get("base")
+    base = s.stats.get("base") or s.config.get("base")  # the train stage declares it in stats
     facts = [["base model", base], ["training rows", s.stats.get("rows_in")]]
     for key in ("steps", "optimizer_steps", "epochs", "best_val_loss", "final_train_loss", "tokens_per_s", "seconds"):
         if key in s.stats:

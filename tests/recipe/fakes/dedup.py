@@ -35,4 +35,4 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
                          first.alias("kept"))
     clusters.write_parquet(stage.path("clusters.parquet"))
     dropped = dropped_frame(dup.drop("_k"), "dedup", "near-duplicate (J=1.00)")
-    return stage.finish(kept, dropped)
+    return stage.finish(kept, dropped, artefacts={"clusters": "clusters.parquet"})

@@ -36,4 +36,5 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     with open(stage.path("metrics.jsonl"), "w") as fh:
         fh.writelines(json.dumps({"step": s, "loss": 2.0 / s}) + "\n" for s in range(1, config.max_steps + 1))
         fh.write(json.dumps({"step": config.max_steps, "val_loss": 1.5}) + "\n")
-    return stage.finish(df, None, stats={"steps": config.max_steps})
+    return stage.finish(df, None, stats={"steps": config.max_steps},
+                        artefacts={"adapter": "adapter", "merged": f"merged/{kind}-student", "metrics": "metrics.jsonl"})
