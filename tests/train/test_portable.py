@@ -73,6 +73,7 @@ def test_adapter_names_the_hub_id_and_keeps_the_path_in_stats(trained):
     assert stats["export"]["base_local_path"].startswith(str(mirror))
 
 
+@pytest.mark.slow
 def test_adapter_loads_in_a_fresh_process_with_only_the_hub_id(trained, tmp_path):
     out, mirror, _ = trained
     code = ("import sys, torch\nfrom peft import AutoPeftModelForCausalLM\n"
