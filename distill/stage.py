@@ -43,7 +43,7 @@ class Config:
     revision: str | None = None
     """Hub revision (branch, tag or commit) of the teacher."""
     backend: str = "auto"
-    """auto | vllm | openai | transformers (auto: vllm when installed with a GPU, else transformers)."""
+    """auto | vllm | openai | openai-batch | transformers (auto: vllm when installed with a GPU, else transformers)."""
     n: int = 1
     """Samples per prompt."""
     temperature: float = 0.7
