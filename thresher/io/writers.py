@@ -16,7 +16,9 @@ import polars as pl
 
 from thresher.errors import InputError
 from thresher.io.atomic import atomic_path
+from thresher.io.chat import strip_nulls
 from thresher.io.shapes import SHAPES, ShapeError, from_messages
+from thresher.schema import message_fields
 
 
 def _records(df: pl.DataFrame, shape: str) -> list[dict[str, Any]]:
@@ -58,6 +60,9 @@ def write_table(df: pl.DataFrame, path: str | os.PathLike, *, shape: str = "mess
                 frame.write_parquet(tmp)
     elif ext in (".jsonl", ".ndjson", ".json"):
         recs = _records(df, shape) if shape != "messages" else df.to_dicts()
+        if shape == "messages" and "messages" in df.columns and message_fields(df.schema["messages"]):
+            for rec in recs:  # optional message fields only where set (no "tool_calls": null)
+                rec["messages"] = strip_nulls(rec["messages"] or [])
         with atomic_path(p) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             if ext == ".json":
                 json.dump(recs, fh, ensure_ascii=False, default=str)
