@@ -359,10 +359,12 @@ def read_spec_file(path: Path) -> Any:
     """The raw mapping in a YAML (or JSON) spec file; a clear error when unreadable."""
     import yaml
 
+    from thresher.yamlutil import safe_load as unique_yaml_load
+
     if not path.is_file():
         raise ThresherError(f"{path}: mix spec file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return unique_yaml_load(path.read_text(encoding="utf-8"))  # a repeated key is an error
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from thresher.errors import ConfigError, ThresherError
+from thresher.yamlutil import safe_load as unique_yaml_load
 
 #: recipe stage name -> module exposing ``Config`` and ``run`` (the stage contract)
 STAGE_MODULES: dict[str, str] = {
@@ -172,7 +173,7 @@ def read_recipe_file(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ThresherError(f"{path}: recipe file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = unique_yaml_load(p.read_text(encoding="utf-8"))  # a repeated key is an error
     except UnicodeDecodeError:
         raise ThresherError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as e:
