@@ -65,7 +65,7 @@ def _stage_args(name: str, tmp_path: Path, tiny_lm_dir: Path) -> list:
 STAGES = ["generate", "score", "filter", "dedup", "decontam", "mix", "train"]
 COMMANDS = {"generate": ["distill", "generate"], "score": ["curate", "score"], "filter": ["curate", "filter"],
             "dedup": ["curate", "dedup"], "decontam": ["curate", "decontam"], "mix": ["curate", "mix"],
-            "train": ["train", "lora"], "lint-masks": ["train", "lint-masks"]}
+            "train": ["train", "lora"], "lint-masks": ["train", "lint-masks"], "eval": ["eval"]}
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -88,7 +88,7 @@ def test_every_stage_keeps_account_of_rows_rejected_on_read(name, tmp_path, tiny
     assert stats["drop_codes"]["read:malformed-json"] == 1
 
 
-@pytest.mark.parametrize("name", [*STAGES, "lint-masks"])
+@pytest.mark.parametrize("name", [*STAGES, "lint-masks", "eval"])
 def test_every_stage_command_shows_the_read_options(name):
     res = _invoke(*COMMANDS[name], "--help")
     assert res.exit_code == 0, res.output

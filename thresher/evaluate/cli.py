@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+
+from thresher.cli.options import read_options
 
 JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail):
 exact (answer equals the reference); regex:PATTERN (answer matches; plain regex: the
@@ -21,6 +24,7 @@ Default: ends, sentences:1-2."""
 
 @click.command("eval")
 @click.argument("heldout", type=click.Path(path_type=Path, exists=True, dir_okay=True))
+@read_options
 @click.option("--model", "-m", "models", multiple=True, required=True, metavar="NAME=MODEL",
               help="A model to compare (repeatable): smollm2, a hub name, a model, merged-model, LoRA adapter "
                    "or train-stage folder, e.g. -m base=smollm2 -m curated=runs/q/07-train.")
@@ -43,7 +47,7 @@ Default: ends, sentences:1-2."""
 def eval_cmd(heldout: Path, models: tuple[str, ...], judges: tuple[str, ...], target: str | None,
              focus: str | None, reference_column: str | None, tests_column: str, entry_point_column: str,
              system: str | None, base: str | None, max_tokens: int, backend: str, resamples: int, seed: int,
-             out: Path, force: bool) -> None:
+             out: Path, force: bool, read: Any) -> None:
     """Every --model answers the prompts of HELDOUT (greedy, the same token budget); each
     --judge scores the answers; every pair of models is compared prompt by prompt (win/tie/loss,
     mean difference with a 95% bootstrap CI, sign-test and paired-bootstrap p-values, per
@@ -56,7 +60,7 @@ def eval_cmd(heldout: Path, models: tuple[str, ...], judges: tuple[str, ...], ta
         "reference_column": reference_column, "tests_column": tests_column,
         "entry_point_column": entry_point_column, "system": system, "base": base, "baseline": False,
         "resamples": resamples, "seed": seed, "generate": {"max_tokens": max_tokens, "backend": backend}})
-    result = run([heldout], out, config, force=force)
+    result = run([heldout], out, config, force=force, read=read)
     ev = result.stats.get("eval", {})
     click.echo(format_table(ev))
     click.echo(ev.get("verdict", ""))

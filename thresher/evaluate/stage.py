@@ -194,12 +194,16 @@ def _aligned(prompts, answers) -> tuple[list[str], list[str | None], list[int | 
     return texts, finish, tokens
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    """Evaluate every model on the held-out prompts of ``inputs[0]`` (module docstring)."""
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None):
+    """Evaluate every model on the held-out prompts of ``inputs[0]`` (module docstring).
+
+    ``inputs[0]`` may be a file or a run folder; ``read`` (:class:`thresher.io.inputs.ReadOptions`)
+    says how to read it; rows rejected on read are listed in dropped.parquet."""
     problems = config.check()
     if problems:
         raise ConfigError(problems, where=NAME)
-    from thresher.io import read_table, write_table
+    from thresher.io import write_table
+    from thresher.io.inputs import ReadOptions, read_inputs, resolve_input
     from thresher.stage import Stage
 
     if not inputs:
@@ -210,12 +214,15 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     extra = [p for p in (fingerprint_path(m.model) for m in models) if p is not None]
     if config.heldout and Path(config.heldout).exists():
         extra.append(Path(config.heldout))
-    stage = Stage(NAME, out, inputs=[*inputs, *extra], config=config, force=force)
+    inputs = [resolve_input(inputs[0]), *inputs[1:]]
+    opts = ReadOptions.coerce(read)
+    stage = Stage(NAME, out, inputs=[*inputs, *extra], config=config, force=force,
+                  read_options=None if opts == ReadOptions() else opts.as_dict())
     if stage.done:
         return stage.result()
     judges = config.parsed_judges()
     source = config.heldout or inputs[0]
-    heldout = read_table(source)
+    heldout, rejected = read_inputs([source], opts)
     if heldout.height == 0:
         raise InputError(f"{source}: no held-out prompts")
     prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(source))
@@ -231,8 +238,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     from thresher.io import write_text_atomic
 
     write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")
-    return stage.finish(kept, None, stats={"eval": summary}, rows_in=prompts.height,
-                        artefacts={"eval": "eval.json"})
+    return stage.finish(kept, rejected if rejected.height else None, stats={"eval": summary},
+                        rows_in=prompts.height + rejected.height, artefacts={"eval": "eval.json"})
 
 
 def _json_default(v: Any) -> Any:
