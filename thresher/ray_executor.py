@@ -54,11 +54,16 @@ def current() -> str:
 
 @contextlib.contextmanager
 def using(executor: str, address: str | None = None) -> Iterator[None]:
-    """:func:`use` for the duration of a block (the recipe runner), then restore."""
+    """:func:`use` for the duration of a block (the recipe runner; on Ray, one session for
+    the whole block), then restore the previous choice."""
     saved = dict(_SETTINGS)
     use(executor, address or saved.get("address"), saved.get("actors"))
     try:
-        yield
+        if executor == "ray":
+            with session(_SETTINGS["address"]):
+                yield
+        else:
+            yield
     finally:
         _SETTINGS.update(saved)
 
