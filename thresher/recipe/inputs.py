@@ -114,8 +114,9 @@ def read_chatterbot(language: str, categories: tuple[str, ...] = (), *, response
 
 
 def read_input(spec: InputSpec) -> pl.DataFrame:
-    """Read one recipe input into a validated row table with source/category filled."""
-    from thresher.io import read_table
+    """Read one recipe input (through the stages' one input path: any format, a run folder)
+    into a validated row table with source/category filled."""
+    from thresher.io.inputs import ReadOptions, read_inputs
     from thresher.schema import conform, make_rows
 
     if spec.kind == "chatterbot":
@@ -126,10 +127,9 @@ def read_input(spec: InputSpec) -> pl.DataFrame:
     elif spec.kind == "path":
         if not Path(spec.value).exists():
             raise InputError(f"{spec.value}: file not found")
-        df = read_table(spec.value, spec.format) if spec.format else read_table(spec.value)
+        df, _ = read_inputs([spec.value], ReadOptions(fmt=spec.format, split=getattr(spec, "split", None)))
     else:
-        name = f"{spec.value}:{spec.split}" if spec.split else spec.value
-        df = read_table(name, spec.format) if spec.format else read_table(name)
+        df, _ = read_inputs([spec.value], ReadOptions(fmt=spec.format, split=spec.split))
     if spec.limit is not None:
         df = df.head(spec.limit)
     if spec.source is not None:
