@@ -39,6 +39,7 @@ def generate(inputs: tuple[Path, ...], out: str, force: bool, read: Any, **optio
     config = make_config(**config_values(Config, options))
     result = run(list(inputs), Path(out), config, force=force, read=read)
     s = result.stats
-    click.echo(f"generate: {s.get('samples', 0)} samples for {s.get('prompts', 0)} prompts "
-               f"({s.get('reused', 0)} reused, {s.get('generated', 0)} generated), "
+    reused = s.get("reused", 0)
+    split = f" ({reused} reused, {s.get('generated', 0)} generated)" if reused else ""
+    click.echo(f"generate: {s.get('samples', 0)} samples for {s.get('prompts', 0)} prompts{split}, "
                f"{s.get('rows_out', 0)} kept -> {result.kept_path}")

@@ -145,12 +145,34 @@ def _hub_model(repo: str, revision: str | None) -> Path:
         path = snapshot_download(repo, revision=revision,
                                  allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"])
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        if _hub_offline():
+            raise ThresherError(
+                f"model '{repo}' is not in the local cache, and HF_HUB_OFFLINE is set, so it cannot be "
+                "downloaded (unset HF_HUB_OFFLINE to download it, or give a local model folder)") from None
         raise ThresherError(
             f"model '{repo}' is not in the local cache and cannot be downloaded from the hub "
-            f"(offline, not found or no access): {first}"
+            f"(not found, no access or no network): {_first_sentence(str(e)) or type(e).__name__}"
         ) from None
     return Path(path)
+
+
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except (ImportError, AttributeError):  # pragma: no cover - old huggingface_hub
+        return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _first_sentence(text: str, limit: int = 240) -> str:
+    """The first sentence of ``text`` (whole, or cut at a word with an ellipsis)."""
+    line = (text.strip().splitlines() or [""])[0].strip()
+    end = line.find(". ")
+    sentence = line if end < 0 else line[: end + 1]
+    if len(sentence) <= limit:
+        return sentence
+    return sentence[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def cached_models() -> list[tuple[str, Path, int]]:

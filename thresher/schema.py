@@ -98,7 +98,11 @@ class IdAssigner:
         self._count: dict[str, int] = {}
 
     def assign(self, given: Any, messages: Sequence[Mapping[str, Any]], where: str) -> tuple[str, str | None]:
-        """``(id, problem)``: problem is None unless ``given`` repeats an earlier id."""
+        """``(id, problem)``: problem is None unless ``given`` repeats an earlier id or is not
+        a string or a number (an object, a list or a bool is refused, never stringified)."""
+        if isinstance(given, (bool, Mapping, list, tuple, dict)):
+            kind = "a bool" if isinstance(given, bool) else f"an {'object' if isinstance(given, Mapping) else 'array'}"
+            return "", f"id must be a string or a number, got {kind}"
         if given not in (None, ""):
             rid = str(given)
             if rid in self.seen:

@@ -87,6 +87,40 @@ def load_mmlu(path: Path | None = None) -> pl.DataFrame:
     )
 
 
+def _bad_json_line(path: Path) -> str | None:
+    """``"LINE: why"`` for the first record of a JSON/JSONL benchmark that is not an object."""
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        return f"1: cannot read as UTF-8 text ({e})" if isinstance(e, UnicodeDecodeError) else None
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            return f"{e.lineno}: malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})"
+        except RecursionError:
+            return "1: malformed JSON (nested too deeply)"
+        records = obj if isinstance(obj, list) else None
+        if records is None:
+            return f"1: expected a JSON array of objects, got {type(obj).__name__}"
+        bad = next((i for i, r in enumerate(records, 1) if not isinstance(r, dict)), None)
+        return None if bad is None else f"record {bad}: expected a JSON object"
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            return f"{n}: malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})"
+        except RecursionError:
+            return f"{n}: malformed JSON (nested too deeply)"
+        if not isinstance(rec, dict):
+            return f"{n}: expected a JSON object, got {type(rec).__name__}"
+    return None
+
+
 def load_file(path: Path, text_fields: tuple[str, ...], id_field: str | None) -> pl.DataFrame:
     """A user benchmark file: JSONL, JSON (a list of objects) or Parquet."""
     suffix = path.suffix.lower()
@@ -102,6 +136,9 @@ def load_file(path: Path, text_fields: tuple[str, ...], id_field: str | None) ->
     except ThresherError:
         raise
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # long messages: keep line 1
+        where = _bad_json_line(path) if suffix in (".jsonl", ".ndjson", ".json") else None
+        if where is not None:
+            raise ThresherError(f"{path}:{where}") from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ThresherError(f"{path}: cannot read benchmark file ({first})") from None
     missing = [f for f in text_fields if f not in df.columns]

@@ -97,6 +97,9 @@ class Config:
             problems.append("judge_max_tokens: must be >= 1")
         if self.judge_rubric is not None and not Path(self.judge_rubric).is_file():
             problems.append(f"judge_rubric: no such file {self.judge_rubric}")
+        specs, spec_problems = parse_specs(self.scorers or DEFAULT_SCORERS)
+        if self.label is not None and not spec_problems and not any(s.kind == "reward" for s in specs):
+            problems.append("label: applies to a reward scorer (--scorer reward:MODEL), and none is given")
         return problems
 
 

@@ -127,7 +127,7 @@ def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
             try:
                 rec = _loads(text)
             except json.JSONDecodeError as e:
-                col.bad(str(lineno), f"malformed JSON ({e.msg} at column {e.colno})", text.rstrip("\n"),
+                col.bad(str(lineno), f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})", text.rstrip("\n"),
                         code="malformed-json")
                 continue
             why = _lone_surrogate(text, rec)
@@ -154,7 +154,7 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
         if e.msg == "Extra data":
             yield from _jsonl_records(path, col)
             return
-        raise InputError(f"{col.label}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        raise InputError(f"{col.label}:{e.lineno}: malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
     if isinstance(obj, Mapping) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
@@ -374,7 +374,7 @@ def read_rows(
         row["messages"] = clean_messages(msgs)
         row["id"], problem = ids.assign(row.get("id"), row["messages"], where)
         if problem:
-            col.bad(where, problem, rec, code="duplicate-id")
+            col.bad(where, problem, rec, code="duplicate-id" if problem.startswith("duplicate") else "bad-id")
             continue
         rows.append(row)
     if not any_record:

@@ -79,7 +79,7 @@ def decode_cells(record: dict[str, Any]) -> dict[str, Any]:
             try:
                 out[key] = json.loads(value)
             except json.JSONDecodeError as e:
-                raise ShapeError(f"'{key}': malformed JSON in cell ({e.msg} at column {e.colno})") from None
+                raise ShapeError(f"'{key}': malformed JSON in cell ({e.msg.removesuffix(' at')} at column {e.colno})") from None
     for key in ("prompt", "completion"):
         value = out.get(key)
         if isinstance(value, str) and value.startswith("[{"):

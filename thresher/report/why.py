@@ -51,8 +51,31 @@ def _describe(row: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _resolve_prefix(run: Run, row_id: str) -> str:
+    """The one row id ``row_id`` names: itself when some stage has it exactly, else the single
+    id starting with it; several ids starting with it are an error listing them."""
+    frames = [df for s in run.data_stages for df in (s.dropped(), s.kept())]
+    if run.final is not None:
+        frames.append(run.final.kept())
+    candidates: set[str] = set()
+    for df in frames:
+        if df is None or "id" not in df.columns or df.height == 0:
+            continue
+        ids = df["id"].cast(pl.String)
+        if (ids == row_id).any():
+            return row_id
+        candidates.update(x for x in ids.filter(ids.str.starts_with(row_id)).to_list() if x is not None)
+    if len(candidates) > 1:
+        shown = sorted(candidates)
+        more = f", ... ({len(shown)} in all)" if len(shown) > 8 else ""
+        raise ThresherError(f"row id prefix {row_id!r} is ambiguous: it starts {', '.join(shown[:8])}{more}; "
+                            "give more of the id")
+    return next(iter(candidates), row_id)
+
+
 def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | None:
     """Lines explaining one row's fate, or None when no stage has seen ``row_id``."""
+    row_id = _resolve_prefix(run, row_id)
     for s in run.data_stages:
         hit = _match(s.dropped(), row_id)
         if hit.height > 1:
@@ -107,7 +130,12 @@ def why(run_dir: str, row_id: str) -> str:
     if not row_id:
         raise ThresherError("ROW_ID must not be empty")
     run = load_run(run_dir)
-    lines = explain_row(run, row_id, fallback=False)
+    try:
+        lines = explain_row(run, row_id, fallback=False)
+    except ThresherError:  # an ambiguous row-id prefix may still be one prompt id
+        lines = explain_prompt(run, row_id)
+        if lines is None:
+            raise
     if lines is None:
         lines = explain_prompt(run, row_id)
     if lines is None:

@@ -97,15 +97,20 @@ def load_tokenizer(
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
     if require_template:
-        require_chat_template(tok, name=str(base) if base is not None else "the default model")
+        if chat_template is not None:  # a broken --chat-template is the template's fault, not the model's
+            what = "--chat-template " + ("(the given string)" if template == str(chat_template) else str(chat_template))
+            require_chat_template(tok, name=what, label=what)
+        else:
+            require_chat_template(tok, name=str(base) if base is not None else "the default model")
     return tok
 
 
-def require_chat_template(tokenizer: Any, *, name: str = "the base model") -> None:
+def require_chat_template(tokenizer: Any, *, name: str = "the base model", label: str | None = None) -> None:
     """Raise :class:`ThresherError` unless ``tokenizer`` has a chat template that renders.
 
     The probe is a system + user + assistant conversation (user + assistant when the template
-    rejects system messages); the rendering must contain the assistant's text.
+    rejects system messages); the rendering must contain the assistant's text. ``label`` names
+    the template in messages (default: "the chat template of NAME").
     """
     template = getattr(tokenizer, "chat_template", None)
     if not template:
@@ -120,11 +125,11 @@ def require_chat_template(tokenizer: Any, *, name: str = "the base model") -> No
             last_error = exc
             continue
         if "Probe answer." not in text:
-            raise ThresherError(f"the chat template of {name} drops the assistant's text")
+            raise ThresherError(f"{label or 'the chat template of ' + name} drops the assistant's text")
         return
     msg = (
         str(last_error).strip().splitlines()[0]
         if last_error and str(last_error).strip()
         else "error"
     )
-    raise ThresherError(f"the chat template of {name} fails to render a conversation: {msg}")
+    raise ThresherError(f"{label or 'the chat template of ' + name} fails to render a conversation: {msg}")
