@@ -216,3 +216,40 @@ def test_split_picks_a_datasetdict_split(tmp_path):
     assert pl.read_parquet(tmp_path / "f" / "kept.parquet").height == 1
     res = _invoke("curate", "filter", tmp_path / "dd", "--split", "nope", "--out", tmp_path / "g")
     assert res.exit_code == 1 and "has no 'nope' split" in res.output
+
+
+def test_data_stages_and_stage_modules_are_defined_once():
+    import thresher.recipe.runner as runner
+    import thresher.report.run as report_run
+    from thresher.recipe.schema import DATA_STAGES, stage_module
+
+    assert runner.DATA_STAGES is DATA_STAGES and report_run.DATA_STAGES is DATA_STAGES
+    assert stage_module("filter").__name__ == "thresher.curate.filter.stage"
+
+
+def test_model_folders_come_from_the_manifest_not_a_glob(tmp_path):
+    from thresher.evaluate.models import find_model_dirs
+    from thresher.stage import Stage
+
+    out = tmp_path / "train"
+    stage = Stage("train", out, quiet=True)
+    assert not stage.done
+    (stage.path("adapter") / "adapter_config.json").parent.mkdir()
+    (stage.path("adapter") / "adapter_config.json").write_text("{}")
+    (stage.path("checkpoints") / "best").mkdir(parents=True)
+    (stage.path("checkpoints") / "best" / "adapter_config.json").write_text("{}")
+    stage.finish(pl.DataFrame({"id": ["a"]}), artefacts={"adapter": "adapter"})
+    assert find_model_dirs(out) == (out / "adapter", None)
+    (tmp_path / "loose" / "x").mkdir(parents=True)  # an adapter nobody declared is not guessed
+    (tmp_path / "loose" / "x" / "adapter_config.json").write_text("{}")
+    assert find_model_dirs(tmp_path / "loose") == (None, None)
+
+
+def test_filter_declares_its_thresholds(tmp_path):
+    src = tmp_path / "a.parquet"
+    rows = [{**_conv(q, a), "score_q": float(i)} for i, (q, a) in enumerate(GOOD)]
+    pl.DataFrame(rows).write_parquet(src)
+    res = _invoke("curate", "filter", src, "--min", "score_q=1.5", "--out", tmp_path / "f")
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "f" / "stats.json").read_text())
+    assert stats["thresholds"] == {"score_q": [1.5]} and stats["drop_codes"] == {"below-min": 2}

@@ -238,6 +238,9 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFra
     """Fast path for canonical tables (our own Parquet): vectorised validation."""
     if "messages" not in df.columns or not is_messages_dtype(df.schema["messages"]):
         return None
+    id_type = df.schema.get("id")
+    if id_type is not None and not (id_type in (pl.String, pl.Null, pl.Categorical) or id_type.is_numeric()):
+        raise InputError(f"{label}: the id column holds {id_type} values; ids must be strings or numbers")
     if "id" not in df.columns:
         df = df.with_columns(pl.Series("id", fill_ids([None] * df.height, df["messages"].to_list()),
                                        dtype=pl.String))
