@@ -84,6 +84,8 @@ class Config:
                             problems.append(
                                 f"spec.categories.{c.name}.min_score: needs rank_by (the score column)"
                             )
+        if self.rank_by is not None and not str(self.rank_by).strip():
+            problems.append("rank_by: must be a column name, got an empty string")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             problems.append(f"seed: must be a whole number >= 0, got {self.seed!r}")
         if not 0 <= self.replay_fraction < 1:

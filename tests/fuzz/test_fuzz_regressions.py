@@ -1,0 +1,62 @@
+"""Defects the fuzz suite found, kept as plain regression tests (one per defect)."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from click.testing import CliRunner
+
+from thresher.cli.main import cli
+
+GOOD = [{"role": "user", "content": "q?"}, {"role": "assistant", "content": "a"}]
+
+
+def _error(args) -> str:
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "unexpected error" not in res.output, res.output
+    lines = res.output.strip().splitlines()
+    assert len([ln for ln in lines if ln.startswith("Error:")]) == 1
+    return lines[-1]
+
+
+def test_parquet_row_with_null_messages(tmp_path):
+    """TypeError in fill_ids: a Parquet row whose messages is null."""
+    p = tmp_path / "in.parquet"
+    pl.DataFrame({"messages": [GOOD, None]}).write_parquet(p)
+    res = CliRunner().invoke(cli, ["convert", str(p), str(tmp_path / "o.parquet"), "--on-bad-rows", "skip"])
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(tmp_path / "o.parquet").height == 1
+
+
+def test_parquet_id_column_of_lists(tmp_path):
+    """InvalidOperationError: an id column of List(Null) could not be cast to strings."""
+    p = tmp_path / "in.parquet"
+    pl.DataFrame({"messages": [GOOD], "id": [[]]}).write_parquet(p)
+    assert _error(["convert", p, tmp_path / "o.parquet"]).endswith(
+        "the id column holds List(Null) values; ids must be strings or numbers")
+
+
+def test_newline_in_a_role_stays_one_line(tmp_path):
+    """A bad-row reason quoting data with a newline made a two-line error."""
+    p = tmp_path / "in.jsonl"
+    p.write_text(json.dumps({"messages": [{"role": "us\ner", "content": "x"}]}) + "\n")
+    msg = _error(["convert", p, tmp_path / "o.parquet"])
+    assert "\\n" in msg
+
+
+def test_newline_in_a_recipe_key_stays_one_line(tmp_path):
+    """A ConfigError naming a key with a carriage return made a two-line error."""
+    p = tmp_path / "r.yaml"
+    p.write_text('"\\r": null\n')
+    assert "\\r" in _error(["recipe", "validate", p])
+
+
+def test_mix_rank_by_empty_string(tmp_path):
+    """ColumnNotFoundError __score: --rank-by '' passed the checks."""
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"messages": GOOD, "category": "code"}) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("total: 1\ncategories:\n  code: {count: 1}\n")
+    assert "rank_by: must be a column name, got an empty string" in _error(
+        ["curate", "mix", data, "--spec", spec, "--rank-by", "", "--out", tmp_path / "m"])
