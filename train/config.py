@@ -24,6 +24,7 @@ _RESUME_IRRELEVANT = frozenset(
 SCHEDULES = ("cosine", "linear", "constant")
 TRAIN_ON = ("all", "last")
 OVERLONG = ("drop", "truncate")
+DISTRIBUTED = ("ddp", "fsdp")
 DTYPES = ("auto", "fp32", "bf16")
 
 REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow", "none")
@@ -61,7 +62,10 @@ class TrainConfig:
         ``merge`` (also write a merged model), ``export_atol`` (largest allowed logit
         difference between the merged and the adapter model on the probe prompts).
     Several processes
-        ``fsdp``: shard the base with FSDP when run under torchrun on CUDA (default: DDP).
+        ``distributed``: how torchrun processes share the work: ``ddp`` (default; each
+        process holds the model, gradients are averaged) or ``fsdp`` (torch FSDP2
+        ``fully_shard`` of every decoder layer and the LoRA model: parameters, gradients and
+        optimiser state sharded; gloo on CPU, NCCL on CUDA; see :mod:`thresher.train.ddp`).
         ``threads``: CPU threads per process (0 = torch's default).
     """
 
@@ -150,10 +154,15 @@ class TrainConfig:
     export_atol: float = 1e-3
     """Largest merged-vs-adapter logit difference allowed on the probe prompts."""
     # several processes / threads
-    fsdp: bool = False
-    """Shard the base with FSDP under torchrun (CUDA); default: DDP."""
+    distributed: str = "ddp"
+    """Under torchrun: ddp (replicate the model) or fsdp (FSDP2 fully_shard; gloo on CPU, NCCL on CUDA)."""
     threads: int = 0
     """CPU threads per process (0: torch's default)."""
+
+    @property
+    def fsdp(self) -> bool:
+        """True for ``distributed: fsdp``."""
+        return self.distributed == "fsdp"
 
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
@@ -191,6 +200,7 @@ class TrainConfig:
         choice("schedule", SCHEDULES)
         choice("train_on", TRAIN_ON)
         choice("overlong", OVERLONG)
+        choice("distributed", DISTRIBUTED)
         choice("dtype", DTYPES)
         if self.target_modules is not None and not self.target_modules:
             p.append("target_modules: must name at least one module (or be null for all linear)")
@@ -243,10 +253,8 @@ def environment_problems(cfg: TrainConfig) -> list[str]:
             p.append("qlora: 4-bit QLoRA needs a CUDA GPU (none found); train a plain LoRA instead")
         elif importlib.util.find_spec("bitsandbytes") is None:
             p.append("qlora: needs the bitsandbytes package (pip install bitsandbytes)")
-    if cfg.fsdp and not torch.cuda.is_available():
-        p.append("fsdp: needs CUDA GPUs; on CPU, torchrun runs plain data-parallel (DDP)")
-    elif cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        p.append("fsdp: run under torchrun --nproc-per-node N (N >= 2)")
+    if cfg.fsdp and int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        p.append("distributed: fsdp runs under torchrun --nproc-per-node N (N >= 2)")
     if cfg.dtype == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         p.append("dtype: bf16 forced but this GPU does not support bf16")
     return p

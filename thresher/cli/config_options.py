@@ -152,16 +152,19 @@ def _option(f: dataclasses.Field[Any], tp: Any, doc: str, spec: Opt) -> Callable
 
 
 def config_options(cls: type, *, opts: Mapping[str, Opt] | None = None,
-                   recipe_only: Iterable[str] = ()) -> Callable[[Any], Any]:
+                   recipe_only: Iterable[str] = (), only: Iterable[str] | None = None) -> Callable[[Any], Any]:
     """A decorator adding one click option per field of ``cls`` (except ``recipe_only``).
 
     The click parameter is named after the field, its default is ``None`` (not given) and its
-    help is the field's docstring plus the Config default; see :func:`config_values`.
+    help is the field's docstring plus the Config default; see :func:`config_values`. ``only``
+    picks a subset of the fields (a command sharing some of another stage's options).
     """
     opts = dict(opts or {})
-    skip = frozenset(recipe_only)
     fields = config_fields(cls)
     names = {f.name for f in fields}
+    skip = frozenset(recipe_only) | (names - set(only) if only is not None else frozenset())
+    if only is not None and set(only) - names:
+        raise TypeError(f"{cls.__qualname__} has no field(s) {', '.join(sorted(set(only) - names))}")
     unknown = (set(opts) | skip) - names
     if unknown:  # a typo here would silently drop an option
         raise TypeError(f"{cls.__qualname__} has no field(s) {', '.join(sorted(unknown))}")
