@@ -2,8 +2,11 @@
 
 Under torchrun (``WORLD_SIZE`` > 1) every process trains on its share of each optimiser step
 (see ``loop.shard_micro_batches``) and gradients are averaged: DDP by default (gloo on CPU,
-NCCL on CUDA), or FSDP (``--fsdp``, CUDA only) which shards the base weights too, for bases
-that do not fit one card. Rank 0 alone writes checkpoints, metrics and exports.
+NCCL on CUDA), or FSDP (``--distributed fsdp``): torch FSDP2 ``fully_shard`` on every decoder
+layer and then on the whole LoRA model, so parameters, gradients and optimiser state are
+sharded across the processes, for bases that do not fit one device (gloo on CPU, NCCL on
+CUDA). Rank 0 alone writes checkpoints, metrics and exports; FSDP checkpoints hold the full
+(gathered) adapter and optimiser state, so a killed run resumes like a single-process one.
 
 Because the loss is normalised by the global trainable-token count of the step (all-reduced
 before the backward pass), N processes x batch b give the same loss and gradients as one

@@ -112,8 +112,14 @@ def test_qlora_and_fsdp_need_cuda(tmp_path, tiny_lm_dir, data):
         pytest.skip("this machine has CUDA")
     r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--qlora")
     assert r.exit_code == 1 and "qlora" in r.output and "CUDA" in r.output
-    r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--fsdp", "--qlora")
+    r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--distributed", "fsdp", "--qlora")
     assert r.exit_code == 1 and "fsdp" in r.output and "qlora" in r.output
+
+
+def test_fsdp_needs_torchrun(tmp_path, tiny_lm_dir, data):
+    r = _run(data, "--base", tiny_lm_dir, "--out", tmp_path / "run", "--distributed", "fsdp")
+    assert r.exit_code == 1
+    assert r.output == "Error: distributed: fsdp runs under torchrun --nproc-per-node N (N >= 2)\n"
 
 
 def test_train_on_last_and_truncate_reach_the_encoder(tmp_path, tiny_lm_dir, data):
