@@ -295,39 +295,7 @@ def read_rows(
     if sep and not p.exists() and named and Path(head).is_dir():  # folder:split
         p, split = Path(head), named
     col = _Collector(label, on_bad_rows)
-    records: Iterator[tuple[str, Any]]
-    if p.is_dir():
-        frame = _disk_frame(p, label, split)
-        fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
-        records = iter(()) if fast is not None else _frame_records(frame)
-    elif p.is_file():
-        ext = p.suffix.lower()
-        fast = None
-        if p.stat().st_size == 0:
-            raise InputError(f"{label}: empty file (no rows)")
-        if ext in JSONL_EXT:
-            records = _jsonl_records(p, col)
-        elif ext == ".json":
-            records = _json_records(p, col)
-        elif ext in PARQUET_EXT:
-            try:
-                frame = pl.read_parquet(p)
-            except Exception as e:
-                raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
-            fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
-            records = iter(()) if fast is not None else _frame_records(frame)
-        elif ext in (".csv", ".tsv"):
-            records = _decoded(_csv_records(p, col), col)
-        else:
-            raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
-                             "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")
-    elif _looks_like_hub(label):
-        frame = _hub_frame(label, label, split)
-        fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
-        records = iter(()) if fast is not None else _frame_records(frame)
-    else:
-        raise InputError(f"{label}: no such file or folder")
-
+    records, fast = _open(p, label, fmt, split, col)
     if fast is not None:
         table = fast
         if table.height == 0 and not col.rejects:
@@ -335,6 +303,61 @@ def read_rows(
         table = _fill(table, category, source)
         return ReadResult(table, label, col.rejects)
 
+    rows, shape, unknown_keys, any_record = _rows(records, fmt, label, col)
+    if not any_record:
+        raise InputError(f"{label}: empty file (no rows)")
+    if unknown_keys:
+        from thresher.progress import info
+
+        info(f"{label}: ignored message key(s) {', '.join(sorted(unknown_keys))} (kept: role, content, "
+             "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
+    if not rows:
+        return ReadResult(_fill(empty_table(), category, source), label, col.rejects, shape)
+    try:
+        table = conform(pl.DataFrame(rows, infer_schema_length=None))
+    except Exception as e:
+        raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
+    return ReadResult(_fill(table, category, source), label, col.rejects, shape)
+
+
+def _from_frame(frame: pl.DataFrame, label: str, fmt: str | None,
+                col: _Collector) -> tuple[Iterator[tuple[str, Any]], pl.DataFrame | None]:
+    fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
+    return (iter(()) if fast is not None else _frame_records(frame)), fast
+
+
+def _open(p: Path, label: str, fmt: str | None, split: str | None,
+          col: _Collector) -> tuple[Iterator[tuple[str, Any]], pl.DataFrame | None]:
+    """``(records, fast)``: the input's records as ``(where, record)`` pairs, or (canonical
+    tables) the already validated table in ``fast``."""
+    if p.is_dir():
+        return _from_frame(_disk_frame(p, label, split), label, fmt, col)
+    if _looks_like_hub(label) and not p.exists():
+        return _from_frame(_hub_frame(label, label, split), label, fmt, col)
+    if not p.is_file():
+        raise InputError(f"{label}: no such file or folder")
+    ext = p.suffix.lower()
+    if p.stat().st_size == 0:
+        raise InputError(f"{label}: empty file (no rows)")
+    if ext in JSONL_EXT:
+        return _jsonl_records(p, col), None
+    if ext == ".json":
+        return _json_records(p, col), None
+    if ext in PARQUET_EXT:
+        try:
+            frame = pl.read_parquet(p)
+        except Exception as e:
+            raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+        return _from_frame(frame, label, fmt, col)
+    if ext in (".csv", ".tsv"):
+        return _decoded(_csv_records(p, col), col), None
+    raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
+                     "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")
+
+
+def _rows(records: Iterator[tuple[str, Any]], fmt: str | None, label: str,
+          col: _Collector) -> tuple[list[dict[str, Any]], str | None, set[str], bool]:
+    """Validate each record into a row: ``(rows, shape, ignored message keys, any record)``."""
     rows: list[dict[str, Any]] = []
     ids = IdAssigner()
     shape = fmt
@@ -380,20 +403,7 @@ def read_rows(
             col.bad(where, problem, rec, code="duplicate-id" if problem.startswith("duplicate") else "bad-id")
             continue
         rows.append(row)
-    if not any_record:
-        raise InputError(f"{label}: empty file (no rows)")
-    if unknown_keys:
-        from thresher.progress import info
-
-        info(f"{label}: ignored message key(s) {', '.join(sorted(unknown_keys))} (kept: role, content, "
-             "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
-    if not rows:
-        return ReadResult(_fill(empty_table(), category, source), label, col.rejects, shape)
-    try:
-        table = conform(pl.DataFrame(rows, infer_schema_length=None))
-    except Exception as e:
-        raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
-    return ReadResult(_fill(table, category, source), label, col.rejects, shape)
+    return rows, shape, unknown_keys, any_record
 
 
 def _fill(df: pl.DataFrame, category: str | None, source: str | None) -> pl.DataFrame:
