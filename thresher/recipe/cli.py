@@ -11,14 +11,25 @@ from thresher.errors import ThresherError
 SET_HELP = "Override a recipe value: STAGE.KEY=VALUE (VALUE is YAML), e.g. --set dedup.threshold=0.9. Repeatable."
 
 
-def _load(recipe: str, overrides: tuple[str, ...]):
+def _load(recipe: str, overrides: tuple[str, ...], *, offline_hub: bool = True):
     from thresher.errors import ConfigError
+    from thresher.recipe.preflight import preflight
     from thresher.recipe.schema import load_recipe
 
     try:
-        return load_recipe(recipe, overrides)
+        rec = load_recipe(recipe, overrides)
     except ConfigError as e:
         raise ConfigError(e.problems, where=recipe) from None
+    # missing models, columns read before a stage writes them: found before any stage runs
+    problems, warnings = preflight(rec, offline_hub=offline_hub)
+    if problems:
+        raise ConfigError(problems, where=recipe)
+    if warnings:
+        from thresher.progress import info
+
+        for w in warnings:
+            info(f"{recipe}: warning: {w}")
+    return rec
 
 
 @click.command("run")
@@ -67,7 +78,7 @@ def validate(file: str, overrides: tuple[str, ...]) -> None:
 
     Example: thresher recipe validate recipes/quickstart.yaml --set dedup.threshold=0.9
     """
-    rec = _load(file, overrides)
+    rec = _load(file, overrides, offline_hub=False)
     names = ", ".join(s.name for s in rec.stages)
     click.echo(f"{file}: ok: recipe '{rec.name}', {len(rec.inputs)} inputs, {len(rec.stages)} stages ({names})")
 
@@ -80,4 +91,4 @@ def show(file: str, overrides: tuple[str, ...]) -> None:
 
     Example: thresher recipe show quickstart --set generate.n=2
     """
-    click.echo(_load(file, overrides).to_yaml().rstrip())
+    click.echo(_load(file, overrides, offline_hub=False).to_yaml().rstrip())
