@@ -13,7 +13,7 @@ import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.lazy import LazyGroup
-from thresher.cli.options import force_option, out_option
+from thresher.cli.options import force_option, out_option, read_options
 from thresher.train.config import DISTRIBUTED, DTYPES, OVERLONG, SCHEDULES, TRAIN_ON, TrainConfig
 
 LAZY = {
@@ -50,12 +50,13 @@ _OPTS = {
 
 
 @cli.command("lora")
-@click.argument("data", type=click.Path())
+@click.argument("data", metavar="DATA...", nargs=-1, required=True, type=click.Path())
 @out_option
 @force_option
+@read_options
 @config_options(TrainConfig, opts=_OPTS)
-def lora(data: str, out: str, force: bool, **options: Any) -> None:
-    """Fine-tune a student with a LoRA/DoRA adapter on conversation rows DATA.
+def lora(data: tuple[str, ...], out: str, force: bool, read: Any, **options: Any) -> None:
+    """Fine-tune a student with a LoRA/DoRA adapter on conversation rows DATA (files or run folders).
 
     Lints every row's loss mask first (see `thresher train lint-masks`), resumes from the last
     checkpoint in OUT when rerun, and writes OUT/adapter (and OUT/merged with --merge),
@@ -66,11 +67,12 @@ def lora(data: str, out: str, force: bool, **options: Any) -> None:
     from thresher.errors import ThresherError
 
     config = from_dict(TrainConfig, config_values(TrainConfig, options))
-    if not Path(data).exists():
-        raise ThresherError(f"input not found: {data}")
+    for d in data:
+        if not Path(d).exists():
+            raise ThresherError(f"input not found: {d}")
     from thresher.train.stage import run
 
-    result = run([Path(data)], Path(out), config, force=force)
+    result = run([Path(d) for d in data], Path(out), config, force=force, read=read)
     s = result.stats
     if s and not result.reused:
         from thresher.progress import info
