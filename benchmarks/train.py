@@ -336,7 +336,9 @@ def _spawn(args: argparse.Namespace, which: str, dtype: str) -> dict:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{which} ({dtype}) failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{which} ({dtype}): {json.dumps(res)}", file=sys.stderr, flush=True)  # partial results survive
+    return res
 
 
 def _run_worker(args: argparse.Namespace) -> None:
