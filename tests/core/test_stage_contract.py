@@ -253,3 +253,13 @@ def test_filter_declares_its_thresholds(tmp_path):
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "f" / "stats.json").read_text())
     assert stats["thresholds"] == {"score_q": [1.5]} and stats["drop_codes"] == {"below-min": 2}
+
+
+def test_why_explains_a_row_rejected_on_read(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "ok1", **_conv(*GOOD[0])}) + "\n" + json.dumps(
+        {"id": "bad1", "messages": [{"role": "user", "content": " "}, {"role": "assistant", "content": "x"}]}) + "\n")
+    assert _invoke("curate", "filter", src, "--on-bad-rows", "skip", "--out", tmp_path / "r" / "01-filter").exit_code == 0
+    res = _invoke("why", tmp_path / "r", "bad1")
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"row bad1 was rejected on read by stage 01-filter: {src}:2: message 1 (user): empty content")

@@ -82,7 +82,8 @@ def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | 
             raise ThresherError(f"row id prefix {row_id!r} is ambiguous ({hit.height} rows in {s.folder})")
         if hit.height == 1:
             row = hit.row(0, named=True)
-            lines = [f"row {row['id']} was dropped by stage {s.folder}: {row.get('drop_reason')}"]
+            how = "rejected on read by" if row.get("drop_stage") == "read" else "dropped by"
+            lines = [f"row {row['id']} was {how} stage {s.folder}: {row.get('drop_reason')}"]
             return lines + _describe(row)
     final = run.final
     if final is not None:
