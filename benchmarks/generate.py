@@ -9,7 +9,7 @@ samples per prompt.
   is four separate calls per prompt; fp32 (transformers' default load);
 - thresher transformers backend: all prompts in one call, length-sorted micro-batches,
   ``num_return_sequences`` for n, dtype ``auto`` (bf16 where the CPU has native bf16, see
-  ``thresher.precision``; ``--dtype`` to force);
+  ``thresher.precision``; ``--dtype`` to force); when that is bf16, also at fp32;
 - thresher vLLM backend: the separate vLLM environment (``make vllm-env``; ``--vllm-python``
   points at its interpreter) in a subprocess; n samples share the prompt's KV cache (vLLM's
   parallel sampling). Its engine start-up is reported apart from tokens/s. Skipped with a note
@@ -71,7 +71,7 @@ def bench_naive(model: str | None, convs: list[list[dict]], max_tokens: int, thr
     import torch
 
     from thresher.distill.backends.transformers import load_causal_lm
-    from thresher.distill.prompts import end_of_turn_ids
+    from thresher.tokens import end_of_turn_ids
 
     if threads:
         torch.set_num_threads(threads)
@@ -168,6 +168,10 @@ def main() -> None:
     if "transformers" not in args.skip:
         results[TRANSFORMERS] = bench_backend("transformers", args.teacher, convs, args.max_tokens,
                                               args.threads, args.n, {"dtype": args.dtype})
+        if next(iter(results[TRANSFORMERS].values()))["dtype"] == "bfloat16":  # show what bf16 buys
+            results[TRANSFORMERS + " (fp32)"] = bench_backend("transformers", args.teacher, convs,
+                                                             args.max_tokens, args.threads, args.n,
+                                                             {"dtype": "float32"})
     if "vllm" not in args.skip:
         res = run_vllm(args)
         if res is not None:
@@ -185,7 +189,7 @@ def to_records(results: dict[str, dict[int, dict]], args: argparse.Namespace) ->
         for n, r in per_n.items():
             bench = f"generate/{args.teacher or 'SmolLM2-135M'}/n={n}"
             rate = r["tokens"] / r["seconds"]
-            peer = name != TRANSFORMERS  # the naive loop and vLLM's engine are the peers
+            peer = not name.startswith(TRANSFORMERS)  # the naive loop and vLLM's engine are the peers
             out.append(record(bench, name, "tokens_per_s", rate, "tokens/s", peer))
             base = results.get(NAIVE, {}).get(n)
             if base and name != NAIVE:
@@ -200,7 +204,7 @@ def report(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> Non
 
     print(f"\n{args.prompts} prompts, max {args.max_tokens} new tokens, model {args.teacher or 'SmolLM2-135M-Instruct'}, "
           f"torch threads {args.threads or torch.get_num_threads()}; {machine()}")
-    print(f"{'method':32s} {'n':>2s} {'dtype':>9s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>8s} {'vs naive':>9s} "
+    print(f"{'method':39s} {'n':>2s} {'dtype':>9s} {'tokens':>7s} {'seconds':>8s} {'tok/s':>8s} {'vs naive':>9s} "
           f"{'startup s':>10s}")
     for name, per_n in results.items():
         for n, r in per_n.items():
@@ -208,7 +212,7 @@ def report(results: dict[str, dict[int, dict]], args: argparse.Namespace) -> Non
             base = results.get(NAIVE, {}).get(n)
             ratio = f"{rate / (base['tokens'] / base['seconds']):.2f}x" if base else "-"
             start = f"{r['startup']:.1f}" if "startup" in r else "-"
-            print(f"{name:32s} {n:>2d} {r.get('dtype', ''):>9s} {r['tokens']:7d} {r['seconds']:8.1f} {rate:8.1f} "
+            print(f"{name:39s} {n:>2d} {r.get('dtype', ''):>9s} {r['tokens']:7d} {r['seconds']:8.1f} {rate:8.1f} "
                   f"{ratio:>9s} {start:>10s}")
 
 
