@@ -25,7 +25,8 @@ LONG = [
     {"role": "user", "content": "Count."},
     {"role": "assistant", "content": " ".join(["one two three"] * 60)},
 ]
-# SmolLM2's tokenizer merges the header's "\n" with a leading space of the answer
+# SmolLM2's tokenizer merges the header's "\n" with a leading space of the answer: that token is
+# masked as the template's (see masks.py), the row trains from the answer's next token
 LEADING_SPACE = [
     {"role": "user", "content": "Hi"},
     {"role": "assistant", "content": "  indented answer"},
@@ -44,20 +45,17 @@ def rows():
 def test_lint_counts_every_kind_of_problem(chat_tokenizers):
     report = lint_rows(chat_tokenizers["smollm2"], rows(), max_length=96)
     assert report.rows == 4
-    assert [e.row_id for e in report.examples] == ["good"]
-    assert report.counts == {"no_trainable_token": 1, "response_cut": 1, "non_assistant_trained": 1}
-    assert {i.row_id for i in report.failures} == {
-        "noanswer",
-        "space",
-    }  # cut rows are listed, not failures
+    assert [e.row_id for e in report.examples] == ["good", "space"]
+    assert report.counts == {"no_trainable_token": 1, "response_cut": 1}
+    assert {i.row_id for i in report.failures} == {"noanswer"}  # cut rows are listed, not failures
     assert not report.ok
     with pytest.raises(
-        ThresherError, match=r"2 of 4 rows fail the mask lint .*--allow-lint-failures"
+        ThresherError, match=r"1 of 4 rows fail the mask lint .*--allow-lint-failures"
     ):
         report.check()
     report.check(allow_failures=True)  # skips them
     stats = report.to_stats()
-    assert stats["trainable_rows"] == 1 and stats["counts"]["response_cut"] == 1
+    assert stats["trainable_rows"] == 2 and stats["counts"]["response_cut"] == 1
     assert "response_cut" not in FAILURE_KINDS
 
 
@@ -120,7 +118,7 @@ def test_cli_lint_masks_fails_on_bad_rows(chat_tokenizer_dirs, tmp_path):
     )
     assert res.exit_code == 1
     assert (
-        "Error: 2 of 4 rows fail the mask lint (no_trainable_token, non_assistant_trained)"
+        "Error: 1 of 4 rows fail the mask lint (no_trainable_token)"
         in res.output
     )
     assert "response_cut" in res.output and "Traceback" not in res.output

@@ -114,7 +114,11 @@ def _iter_rows(rows: Any) -> Iterable[tuple[str, list[Mapping[str, Any]]]]:
 
 
 def _norm(text: str) -> str:
-    return " ".join(text.split())
+    """Whitespace collapsed and NFC-normalised: tokenizers that normalise (Qwen2's NFC) decode
+    non-NFC content to other code points, which must still count as the same text."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def _untrusted_runs(tokenizer: Any, ex: Example, contents: list[str]) -> str | None:
@@ -123,9 +127,15 @@ def _untrusted_runs(tokenizer: Any, ex: Example, contents: list[str]) -> str | N
     special.update(int(i) for i in getattr(tokenizer, "added_tokens_decoder", {}) or {})
     normed = [_norm(c) for c in contents]
     run: list[int] = []
+    # a run ends at an untrained token only: trained special tokens inside a run (a template
+    # header trained by mistake, "<|start_header_id|>assistant<|end_header_id|>") stay in it, so
+    # the header's words cannot pass as a separate run that happens to occur in the content
     for tok, lab in [*zip(ex.input_ids, ex.labels), (None, IGNORE_INDEX)]:
-        if lab != IGNORE_INDEX and tok not in special:
-            run.append(tok)
+        if lab != IGNORE_INDEX:
+            if tok not in special:
+                run.append(tok)
+            elif run:
+                run.append(tok)
             continue
         if run:
             text = _norm(

@@ -11,10 +11,20 @@ without ``{% generation %}`` markers:
 - ``upto``    = render(messages[:i+1])                              (ends after turn i's closing text)
 - ``empty``   = render(messages[:i] + [assistant ""])               (gives the closing text alone)
 
+For a conversation that starts with an assistant turn, ``prefix`` is the text before a
+placeholder content in the rendering of that turn alone (the default system prompt and the
+assistant header are never trained).
+
 The content is ``upto[len(prefix):len(upto)-len(tail)]`` with ``tail = empty[len(prefix):]``;
 in the tail, tokens up to and including the last special (added) token are trained. The whole
 conversation is tokenized once (``add_special_tokens=False``, as ``apply_chat_template`` does)
 and characters are mapped to tokens through the offsets, so BPE merges cannot shift a span.
+
+Leading whitespace of an answer: SmolLM2's and Qwen2's BPE merge the header's final ``\n``
+with an answer's leading newline or spaces into one token that straddles both. That token is
+masked as the template's (not trained); the answer's text is kept as it is. A straddling token
+that carries answer text (a header ending in a space, then ``" Paris"``), or one across the end
+of the answer, is still a ``non_assistant_trained`` lint failure.
 """
 
 from __future__ import annotations
@@ -133,7 +143,7 @@ def _assistant_spans(
     """Char spans of the assistant turns ``turns`` inside ``full``, or (partial, why not)."""
     spans: list[_Span] = []
     for i in turns:
-        prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_empty_prefix(tokenizer)
+        prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_first_prefix(tokenizer, msgs[0])
         upto = full if i == len(msgs) - 1 else _render(tokenizer, msgs[: i + 1], False)
         if not upto.startswith(prefix) or not full.startswith(upto):
             return spans, (
@@ -154,11 +164,20 @@ def _assistant_spans(
     return spans, None
 
 
-def _render_empty_prefix(tokenizer: Any) -> str:
+_HOLE = "THRESHERANSWERHOLE"
+
+
+def _render_first_prefix(tokenizer: Any, first: dict[str, Any]) -> str:
+    """The template text before the content of a conversation's first message (an assistant
+    turn): a default system prompt and the assistant header. Rendering ``[]`` does not work
+    (transformers refuses an empty conversation), so the first message is rendered with a
+    placeholder content and the text before it is the prefix."""
     try:
-        return _render(tokenizer, [], True)
-    except Exception:  # noqa: BLE001 - many templates fail on an empty list
+        skeleton = _render(tokenizer, [{**first, "content": _HOLE}], False)
+    except Exception:  # noqa: BLE001 - the full render reports template errors
         return ""
+    k = skeleton.find(_HOLE)
+    return skeleton[:k] if k >= 0 else ""
 
 
 def encode_conversation(
@@ -273,14 +292,18 @@ def _label_span(
         if e <= span.start or s >= span.end:
             continue
         if s < span.content_end and e > span.start:
+            if s < span.start and not text[span.start:e].strip():
+                # BPE merged the header's last characters with the answer's leading whitespace
+                # ("\n" + "\n  answer"): the token belongs to the template; not trained
+                continue
             content.append(t)
             if straddle is None and (s < span.start or (span.tail_found and e > span.content_end)):
                 straddle = (
                     "non_assistant_trained",
                     (
                         f"turn {turn}: token {t} ({text[s:e]!r}) spans both template text and the "
-                        "assistant text (whitespace at the edge of the response or of the assistant "
-                        "header?)"
+                        "assistant text (a header ending in a space, or whitespace at the end of the "
+                        "response?)"
                     ),
                 )
         elif s >= span.content_end:
