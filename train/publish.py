@@ -143,7 +143,7 @@ def model_card(ident: BaseIdentity, info: dict[str, Any]) -> str:
     if info.get("run_card"):
         data += f"; how it was made: [run card]({info['run_card']})"
     lines += [data + ".", "", "## Training", "", "| option | value |", "|---|---|"]
-    for k in ("lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "rank", "alpha",
+    for k in ("lr", "epochs", "max_steps", "batch_size", "grad_accum", "max_length", "r", "alpha",
               "dropout", "target_modules", "packing", "dora", "qlora", "train_on", "seed"):
         if k in cfg:
             lines.append(f"| {k} | {cfg[k]} |")
