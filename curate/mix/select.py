@@ -48,6 +48,8 @@ def _rule_expr(rule: Rule) -> pl.Expr:
         conds.append(pl.col("__text").str.contains(rf"(?i)\b(?:{words})\b"))
     if rule.sources:
         conds.append(pl.col("source").is_in(list(rule.sources)))
+    if not conds:  # a rule without a condition matches nothing (the spec check reports it)
+        return pl.lit(False)
     expr = conds[0]
     for c in conds[1:]:
         expr = expr & c

@@ -60,3 +60,13 @@ def test_mix_rank_by_empty_string(tmp_path):
     spec.write_text("total: 1\ncategories:\n  code: {count: 1}\n")
     assert "rank_by: must be a column name, got an empty string" in _error(
         ["curate", "mix", data, "--spec", spec, "--rank-by", "", "--out", tmp_path / "m"])
+
+
+def test_mix_rule_without_a_condition(tmp_path):
+    """IndexError in the rule expression: a rule with a category and no regex/keywords/source."""
+    data = tmp_path / "in.jsonl"
+    data.write_text(json.dumps({"messages": GOOD}) + "\n")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text('rules:\n  - {category: "0"}\n')
+    assert "spec.rules[1]: needs at least one of regex, keywords, source" in _error(
+        ["curate", "mix", data, "--spec", spec, "--out", tmp_path / "m"])
