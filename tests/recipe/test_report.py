@@ -43,7 +43,7 @@ def test_report_stage_writes_card_and_html(run_dir):
     # the eval section: means with CIs per model, the pair table and the verdict (fake students all end
     # in one sentence, so nothing differs)
     assert "| base | all | 100.0% | [100.0%, 100.0%] | 4 |" in md
-    assert "| curated vs random | all | 0/4/0 | +0.0 pts | [0.0%, 0.0%] | 1.000 | 1.000 |" in md
+    assert "| curated vs random | all | 0/4/0 | +0.0 pts | [+0.0, +0.0] pts | 1.000 | 1.000 |" in md
     assert ("**Verdict:** On 'all' over 4 held-out prompts, the curated student is not significantly different "
             "from the base (100% vs 100%, p = 1.00) and the random-subset student (100% vs 100%, p = 1.00).") in md
     # funnel per category and label bias numbers come from the data

@@ -131,6 +131,8 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
         paths[spec.name] = model_path(spec, stage, config)
         values[spec.name], infos[spec.name] = _model_values(spec, paths[spec.name], prompts, prompts_path, refs,
                                                             tests, entry, judges, config, stage, force)
+    focus = config.focus or ("curated" if "curated" in names else names[-1])
+    ordered = [focus, *(n for n in names if n != focus)] if focus in names else names  # pairs: focus first
     directions = {m: True for m in values[names[0]]}
     for j in judges:
         if j.name in directions:
@@ -146,7 +148,7 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
         "models": {n: {"model": next(m.model for m in models if m.name == n), "path": paths[n],
                        "metrics": {k: _mean_ci(v, config) for k, v in values[n].items()},
                        "mean_tokens": _mean_tokens(infos[n]["tokens"])} for n in names},
-        "pairs": _pairs(names, values, directions, config) + _pairwise(judges, names, prompts, infos, config),
+        "pairs": _pairs(ordered, values, directions, config) + _pairwise(judges, ordered, prompts, infos, config),
         "categories": {},
     }
     for cat in sorted(set(cats)):
@@ -154,9 +156,8 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
         summary["categories"][cat] = {
             "prompts": len(idx),
             "means": {n: {k: _nanmean([v[i] for i in idx]) for k, v in values[n].items()} for n in names},
-            "pairs": _pairs(names, values, directions, config, idx),
+            "pairs": _pairs(ordered, values, directions, config, idx),
         }
-    focus = config.focus or ("curated" if "curated" in names else names[-1])
     summary["focus"] = focus
     from thresher.evaluate.verdict import verdict
 

@@ -41,7 +41,9 @@ def _pair_rows(ev: dict[str, Any]) -> list[list[str]]:
         pct = p["metric"] in binary
         sign = "+" if (p.get("diff") or 0) >= 0 else ""
         diff = "n/a" if p.get("diff") is None else (f"{sign}{100 * p['diff']:.1f} pts" if pct else f"{sign}{p['diff']:.3f}")
-        ci = f"[{_num(p.get('diff_low'), pct)}, {_num(p.get('diff_high'), pct)}]"
+        lo, hi = p.get("diff_low"), p.get("diff_high")
+        ci = (f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pts" if pct and lo is not None and hi is not None
+              else f"[{_num(lo, False)}, {_num(hi, False)}]")
         rows.append([f"{p['a']} vs {p['b']}", p["metric"], f"{p['wins']}/{p['ties']}/{p['losses']}", diff, ci,
                      _p(p.get("p_sign")), _p(p.get("p_bootstrap"))])
     return rows
