@@ -190,6 +190,7 @@ def cached_models() -> list[tuple[str, Path, int]]:
 _MODEL_CLASSES = {
     "causal-lm": "AutoModelForCausalLM",
     "sequence-classification": "AutoModelForSequenceClassification",
+    "base": "AutoModel",
 }
 
 
@@ -236,7 +237,7 @@ def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote
                **kwargs: Any) -> Any:
     """``AutoModelFor<kind>.from_pretrained`` with ``trust_remote_code`` passed explicitly.
 
-    ``kind`` is ``"causal-lm"`` or ``"sequence-classification"``.
+    ``kind`` is ``"causal-lm"``, ``"sequence-classification"`` or ``"base"`` (``AutoModel``).
     """
     import transformers
 

@@ -20,9 +20,8 @@ def mean_pooled(texts: Sequence[str], model: str | None = None, *, max_length: i
                 device: str = "auto") -> np.ndarray:
     """``len(texts) x hidden`` float32 array: the mask-weighted mean of the last hidden layer."""
     import torch
-    from transformers import AutoModel
 
-    from thresher.models import load_tokenizer, resolve_model
+    from thresher.models import load_model, load_tokenizer, resolve_model
 
     path = str(resolve_model(model))
     dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -30,7 +29,7 @@ def mean_pooled(texts: Sequence[str], model: str | None = None, *, max_length: i
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "right"
-    lm = AutoModel.from_pretrained(path, dtype=torch.float32).to(dev).eval()
+    lm = load_model(path, kind="base", dtype=torch.float32).to(dev).eval()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), lm.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():

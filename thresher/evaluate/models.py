@@ -116,16 +116,15 @@ def merge_adapter(adapter: Path, out: Path, base: str | None) -> Path:
         return dest
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from thresher.io import atomic_path
-    from thresher.models import resolve_model
+    from thresher.models import load_model, load_tokenizer, resolve_model
 
     base_dir = resolve_model(base)
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    model = load_model(base_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tok_dir = adapter if (adapter / "tokenizer_config.json").exists() else base_dir
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok = load_tokenizer(tok_dir)
     with atomic_path(dest, is_dir=True) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
