@@ -69,10 +69,15 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return _hash_cache[key]
 
 
-def config_fingerprint(config: Any) -> str:
-    """Stable hash of a config (dataclass or mapping)."""
+def config_fingerprint(config: Any, exclude: Any = None) -> str:
+    """Stable hash of a config (dataclass or mapping) without the keys in ``exclude``.
+
+    ``exclude`` defaults to the config's ``_fingerprint_exclude`` (options that change how fast
+    a stage runs, never what it writes); the one way options are left out of a fingerprint.
+    """
     data = to_dict(config)
-    exclude = getattr(config, "_fingerprint_exclude", ())
+    if exclude is None:
+        exclude = getattr(config, "_fingerprint_exclude", ())
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in exclude}
     text = json.dumps(data, sort_keys=True, default=str)

@@ -9,8 +9,6 @@ problems that depend on the machine (QLoRA without CUDA, FSDP without several GP
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,9 +213,9 @@ class TrainConfig:
         for item in self.report_targets():
             if item not in REPORT_TO:
                 p.append(f"report_to: unknown target {item!r} (expected {', '.join(REPORT_TO)})")
-        data = {k: v for k, v in to_plain(self).items() if k not in _RESUME_IRRELEVANT}
-        blob = json.dumps(data, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        from thresher.stage import config_fingerprint
+
+        return config_fingerprint(self, exclude=_RESUME_IRRELEVANT)[:16]
 
     def warmup_steps(self, total_steps: int) -> int:
         """Warmup length in optimiser steps for a run of ``total_steps``."""

@@ -160,3 +160,27 @@ def test_generation_backend_prompts_are_protected(tiny_lm_dir, monkeypatch):
     start = be.tokenizer.convert_tokens_to_ids("<|im_start|>")
     assert [t for t in seen[0] if t in (end, start)] == [start, end, start]  # user turn + generation header
     assert seen[1].count(end) == 2  # opted out: the typed <|im_end|> is a control token
+
+
+@pytest.mark.parametrize("command", [["train", "lora"], ["train", "lint-masks"], ["curate", "score"],
+                                     ["distill", "generate"]])
+def test_every_command_has_the_opt_out(command):
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+
+    res = CliRunner().invoke(cli, [*command, "--help"])
+    assert res.exit_code == 0 and "--allow-special-tokens-in-content" in res.output
+
+
+def test_lint_masks_cli_passes_injected_rows(chat_tokenizer_dirs, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+
+    data = tmp_path / "inj.jsonl"
+    data.write_text(json.dumps({"id": "inj", "messages": injected("smollm2")}) + "\n")
+    res = CliRunner().invoke(cli, ["train", "lint-masks", str(data), "--base", str(chat_tokenizer_dirs["smollm2"])])
+    assert res.exit_code == 0, res.output
