@@ -82,19 +82,3 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]], *, model: str = 
     except Exception as e:  # noqa: BLE001 - jinja errors: e.g. templates that reject system turns
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ThresherError(f"{model}: chat template failed on a prompt: {msg}") from None
-
-
-def end_of_turn_ids(tokenizer: Any) -> list[int]:
-    """Token ids that end an assistant turn: EOS plus known end-of-turn markers in the vocab."""
-    ids: list[int] = []
-    eos = tokenizer.eos_token_id
-    if isinstance(eos, int):
-        ids.append(eos)
-    elif isinstance(eos, (list, tuple)):
-        ids.extend(int(x) for x in eos)
-    vocab = tokenizer.get_vocab()
-    for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>"):
-        tid = vocab.get(marker)
-        if tid is not None and tid not in ids:
-            ids.append(tid)
-    return ids

@@ -20,6 +20,7 @@ import polars as pl
 from thresher.config import from_dict
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
+from thresher.histogram import histogram
 from thresher.io.inputs import ReadOptions
 from thresher.progress import info, progress
 from thresher.schema import empty_table
@@ -297,10 +298,9 @@ def _token_summary(tokens: pl.Series, bins: int = 20) -> dict[str, Any]:
     import numpy as np
 
     values = tokens.drop_nulls().to_numpy()
-    counts, edges = np.histogram(values, bins=min(bins, max(1, len(np.unique(values)))))
     return {"mean": round(float(values.mean()), 2), "p50": float(np.percentile(values, 50)),
             "p90": float(np.percentile(values, 90)), "max": int(values.max()),
-            "histogram": {"edges": [round(float(e), 2) for e in edges], "counts": counts.tolist()}}
+            "histogram": histogram(values.tolist(), bins=min(bins, len(np.unique(values))), digits=2)}
 
 
 def _generate(backend: Any, todo: list[tuple[Prompt, list[int]]], keys: dict[str, list[str]],

@@ -19,24 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import ThresherError
-
-
-def end_of_turn_ids(tokenizer: Any) -> list[int]:
-    """EOS plus the special tokens that close an assistant turn in the chat template."""
-    from thresher.train.data import Example, encode_conversation
-
-    ids: list[int] = []
-    if tokenizer.eos_token_id is not None:
-        ids.append(int(tokenizer.eos_token_id))
-    probe = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
-    ex = encode_conversation(tokenizer, probe, max_length=1 << 16)
-    if isinstance(ex, Example):
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        special.update(int(i) for i in (getattr(tokenizer, "added_tokens_decoder", {}) or {}))
-        for tok, lab in zip(ex.input_ids, ex.labels):
-            if lab != -100 and tok in special and tok not in ids:
-                ids.append(int(tok))
-    return ids
+from thresher.tokens import end_of_turn_ids
 
 
 def save_adapter(model: Any, tokenizer: Any, out: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
+from thresher.histogram import histogram
 from thresher.io.inputs import ReadOptions
 from thresher.stage import StageResult, dropped_frame
 
@@ -25,7 +26,6 @@ from .base import ScoreResult, conversation_key
 from .specs import ScorerSpec, parse_specs
 
 DEFAULT_SCORERS = ("loglik",)
-HIST_BINS = 20
 
 
 @dataclass(frozen=True)
@@ -166,21 +166,6 @@ def _judge_generator(spec: ScorerSpec, config: Config):
         max_tokens=config.judge_max_tokens,
         trust_remote_code=config.trust_remote_code,
     )
-
-
-def histogram(values: list[float], bins: int = HIST_BINS) -> dict:
-    """Equal-width histogram of finite values: {"edges": [...], "counts": [...]}."""
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return {"edges": [], "counts": []}
-    lo, hi = min(vals), max(vals)
-    if hi == lo:
-        return {"edges": [lo, hi], "counts": [len(vals)]}
-    width = (hi - lo) / bins
-    counts = [0] * bins
-    for v in vals:
-        counts[min(int((v - lo) / width), bins - 1)] += 1
-    return {"edges": [lo + i * width for i in range(bins)] + [hi], "counts": counts}
 
 
 def summarize(results: list[ScoreResult]) -> dict:

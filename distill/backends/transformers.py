@@ -12,8 +12,9 @@ from typing import Any
 
 from thresher.chat_tokens import encode_chat_ids
 from thresher.errors import ThresherError
+from thresher.tokens import end_of_turn_ids
 
-from ..prompts import end_of_turn_ids, render_chat
+from ..prompts import render_chat
 from .base import (
     Completion,
     SamplingParams,

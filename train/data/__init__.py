@@ -14,6 +14,7 @@ Heavy imports (torch, transformers) happen inside functions, so importing this p
 cheap. See ``train/README-internal.md`` for how the trainer side uses it.
 """
 
+from thresher.tokens import end_of_turn_ids  # the one copy, re-exported
 from thresher.train.data.lint import (
     FAILURE_KINDS,
     LINT_KINDS,
@@ -26,7 +27,6 @@ from thresher.train.data.masks import (
     Example,
     LintIssue,
     encode_conversation,
-    end_of_turn_ids,
     generation_mask,
 )
 from thresher.train.data.packing import (

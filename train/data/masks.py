@@ -355,26 +355,3 @@ def generation_mask(tokenizer: Any, messages: Sequence[Mapping[str, Any]]) -> li
         _clean(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
     )
     return [int(x) for x in out["assistant_masks"]]
-
-
-def end_of_turn_ids(tokenizer: Any) -> list[int]:
-    """Ids of the end-of-turn token(s) the template puts after an assistant turn.
-
-    Found by encoding a probe conversation (``<|im_end|>``, ``<|eot_id|>``, ``</s>`` ...); the
-    EOS id is appended when different. For the export's generation config (stop tokens).
-    """
-    probe = [
-        {"role": "user", "content": "Probe question?"},
-        {"role": "assistant", "content": "Probe answer."},
-    ]
-    out = encode_conversation(tokenizer, probe, max_length=10**9)
-    ids: list[int] = []
-    if isinstance(out, Example):
-        special = _special_ids(tokenizer)
-        trained = [t for t, lab in zip(out.input_ids, out.labels) if lab != IGNORE_INDEX]
-        while trained and trained[-1] in special:
-            ids.insert(0, trained.pop())
-    eos = tokenizer.eos_token_id
-    if eos is not None and eos not in ids:
-        ids.append(int(eos))
-    return ids
