@@ -188,3 +188,34 @@ def test_lone_surrogate_in_a_recipe_input(surrogate, tmp_path):
     recipe.write_text(f"name: s\ninputs:\n  - path: {surrogate}\nstages:\n  - filter: {{min_chars: 1}}\n")
     msg = one_error_line(invoke("run", recipe, "--out", tmp_path / "run"))
     assert msg == f"Error: {surrogate}:1: lone surrogate '\\ud800' in a string (not valid Unicode)"
+
+
+UNWRITABLE = "/sys/thresher-no-such-out"  # sysfs refuses mkdir even for root
+
+
+def _sys_refuses() -> bool:
+    try:
+        os.mkdir(UNWRITABLE)
+    except OSError:
+        return True
+    os.rmdir(UNWRITABLE)
+    return False
+
+
+@pytest.mark.skipif(not _sys_refuses(), reason="needs a folder nobody may create in (Linux /sys)")
+@pytest.mark.parametrize("cmd", [
+    ["convert", "{rows}", UNWRITABLE + "/o.parquet"],
+    ["curate", "filter", "{rows}", "--out", UNWRITABLE],
+    ["curate", "dedup", "{rows}", "--out", UNWRITABLE],
+    ["run", "{recipe}", "--out", UNWRITABLE],
+    ["report", "{run}", "--out", UNWRITABLE],
+], ids=["convert", "filter", "dedup", "run", "report"])
+def test_unwritable_out_folder_is_one_line(cmd, rows, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: s\ninputs:\n  - path: {rows}\nstages:\n  - filter: {{min_chars: 1}}\n")
+    run = tmp_path / "run"
+    if "{run}" in cmd:
+        assert invoke("run", recipe, "--out", run).exit_code == 0
+    args = [a.format(rows=rows, recipe=recipe, run=run) for a in cmd]
+    msg = one_error_line(CliRunner().invoke(cli, args))
+    assert UNWRITABLE in msg and ("permission denied" in msg or "read-only" in msg.lower()), msg
