@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.fuzz._fuzz import COUNTS, JSON_VALUE, TEXT, budget, data_file, good_row, run_case
+from tests.fuzz._fuzz import JSON_VALUE, TEXT, budget, data_file, good_row, run_case
 from thresher.cli.main import cli
 
 INT = st.one_of(st.integers(-5, 50), st.sampled_from([0, -1, 2 ** 31, 10 ** 12]))
@@ -35,12 +34,6 @@ def options(*parts) -> st.SearchStrategy:
 
 READ = options(opt("--on-bad-rows", st.sampled_from(["error", "skip", "maybe"])),
                opt("--format", st.sampled_from(["messages", "sharegpt", "alpaca", "prompt", "nope"])))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _report_counts():
-    yield
-    print(f"\nfuzz cases run: {sum(COUNTS.values())} ({', '.join(f'{k} {v}' for k, v in sorted(COUNTS.items()))})")
 
 
 @budget(220)

@@ -28,7 +28,7 @@ def _read(suffix: str, body: bytes, mode: str):
         return res
 
 
-@budget(700)
+@budget(600)
 @given(data_file(), st.sampled_from(["error", "skip"]))
 def test_readers_never_crash(f, mode):
     suffix, body = f
@@ -36,7 +36,7 @@ def test_readers_never_crash(f, mode):
     count("readers")
 
 
-@budget(300)
+@budget(250)
 @given(st.binary(max_size=300), st.sampled_from([".jsonl", ".json", ".csv", ".parquet"]))
 def test_readers_on_random_bytes(body, suffix):
     _read(suffix, body, "skip")
