@@ -131,12 +131,48 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
 
     # 2. exact duplicates
     t = time.perf_counter()
-    keyval = df[cfg.keep_by] if cfg.keep_by else None
-    rank = _survivor_order(n, keyval)
+    rank = _survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
+    keep, target, tj, (ex_i, ex_rep), is_rep = _exact(in_hash, in_nonempty, ref_hash, ref_nonempty, rank)
+    timings["exact"] = time.perf_counter() - t
+
+    # 3. band keys of representatives and reference rows
+    t = time.perf_counter()
+    keystore = _band_keys(sig, np.concatenate([is_rep, ref_nonempty]), cfg, bands, rows,
+                          BandKeyStore(budget, spill_dir), progress)
+    timings["band_keys"] = time.perf_counter() - t
+
+    # 4. candidate pairs and verification (updates keep/is_rep/target/tj for reference matches)
+    t = time.perf_counter()
+    self_ok, ref_ok, n_cand = _verify(sig, keystore, cfg, n, keep, is_rep, target, tj, progress)
+    timings["verify"] = time.perf_counter() - t
+
+    # 5. clusters and survivors
+    t = time.perf_counter()
+    near_i, near_s, near_j = _near_duplicates(sig, self_ok, cfg, n, rank)
+    timings["clusters"] = time.perf_counter() - t
+    spilled = bool(sigstore.spilled or keystore.spilled)
+    sigstore.close()
+    counts = {"reference_rows": m, "candidate_pairs": int(n_cand),
+              "verified_pairs": int(self_ok.height + ref_ok.height), "spilled": spilled}
+    return decide(cfg, id_series, keep, target, tj, (ex_i, ex_rep), (near_i, near_s, near_j),
+                  in_nonempty, counts, timings, bands_rows=(bands, rows),
+                  against=(in_hash, ref_hash, ref_ids, ref_label) if ref is not None else None)
+
+
+def _exact(in_hash: list[str], in_nonempty: np.ndarray, ref_hash: list[str], ref_nonempty: np.ndarray,
+           rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray],
+                                      np.ndarray]:
+    """Phase 2: exact copies of a reference row, then of an earlier (better-ranked) input row.
+
+    Returns ``keep``, ``target`` (survivor input index, or ``-2 - ref index``), ``tj``
+    (estimated Jaccard to the target), the exact pairs ``(row, representative)`` and
+    ``is_rep`` (the non-empty rows that go on to the near-duplicate phases).
+    """
+    n = len(in_hash)
     keep = np.ones(n, dtype=bool)
-    target = np.full(n, -1, dtype=np.int64)      # survivor (input) index, or -2 - ref index
-    tj = np.ones(n, dtype=np.float32)            # estimated Jaccard to the target
-    if m:
+    target = np.full(n, -1, dtype=np.int64)
+    tj = np.ones(n, dtype=np.float32)
+    if len(ref_hash):
         first_ref: dict[str, int] = {}
         for j, h in enumerate(ref_hash):
             if ref_nonempty[j]:
@@ -157,24 +193,32 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     ex_rep = pairs["rep"].to_numpy()
     is_rep = keep & in_nonempty
     is_rep[ex_i] = False
-    timings["exact"] = time.perf_counter() - t
+    return keep, target, tj, (ex_i, ex_rep), is_rep
 
-    # 3. band keys of representatives and reference rows
-    t = time.perf_counter()
-    keystore = BandKeyStore(budget, spill_dir)
-    include = np.concatenate([is_rep, ref_nonempty])
-    with progress(n + m, "dedup: band keys") as bar:
-        for s in range(0, n + m, cfg.chunk_rows):
+
+def _band_keys(sig: Any, include: np.ndarray, cfg: Any, bands: int, rows: int, keystore: BandKeyStore,
+               progress: Any) -> BandKeyStore:
+    """Phase 3: the LSH band keys of the included rows, chunk by chunk, into ``keystore``."""
+    total = len(include)
+    with progress(total, "dedup: band keys") as bar:
+        for s in range(0, total, cfg.chunk_rows):
             sel = np.flatnonzero(include[s:s + cfg.chunk_rows])
             if len(sel):
                 frame = band_key_frame(np.asarray(sig[s + sel]), bands, rows, 0)
                 frame = frame.with_columns(pl.Series("idx", np.repeat((s + sel).astype(np.uint32), bands)))
                 keystore.add(frame)
-            bar.advance(min(cfg.chunk_rows, n + m - s))
-    timings["band_keys"] = time.perf_counter() - t
+            bar.advance(min(cfg.chunk_rows, total - s))
+    return keystore
 
-    # 4. candidate pairs and verification
-    t = time.perf_counter()
+
+def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray, is_rep: np.ndarray,
+            target: np.ndarray, tj: np.ndarray, progress: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Phase 4: candidate pairs from the band keys, verified against the threshold.
+
+    Input rows matching a reference row are dropped here (in ``keep``/``is_rep``/``target``/
+    ``tj``, in place) and leave the input-input pairs. Returns the verified input pairs, the
+    verified reference pairs and the number of candidates.
+    """
     cand = candidate_pairs(keystore.lazy(), max_bucket=cfg.max_bucket, streaming=keystore.spilled)
     n_cand = cand.height
     keystore.cleanup()
@@ -196,10 +240,12 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
             self_cand = self_cand.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
         self_ok = verify(sig, self_cand, cfg.threshold)
         bar.advance(self_cand.height)
-    timings["verify"] = time.perf_counter() - t
+    return self_ok, ref_ok, n_cand
 
-    # 5. clusters and survivors
-    t = time.perf_counter()
+
+def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int,
+                     rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase 5: clusters of verified pairs and their survivors: ``(row, survivor, jaccard)``."""
     sa = self_ok["a"].to_numpy().astype(np.int64)
     sb = self_ok["b"].to_numpy().astype(np.int64)
     members = np.unique(np.concatenate([sa, sb]))
@@ -221,14 +267,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         near_i = pairs_near["i"].to_numpy()
         near_s = pairs_near["s"].to_numpy()
     near_j = pair_jaccard(sig, near_i, near_s) if len(near_i) else np.zeros(0, np.float32)
-    timings["clusters"] = time.perf_counter() - t
-    spilled = bool(sigstore.spilled or keystore.spilled)
-    sigstore.close()
-    counts = {"reference_rows": m, "candidate_pairs": int(n_cand),
-              "verified_pairs": int(self_ok.height + ref_ok.height), "spilled": spilled}
-    return decide(cfg, id_series, keep, target, tj, (ex_i, ex_rep), (near_i, near_s, near_j),
-                  in_nonempty, counts, timings, bands_rows=(bands, rows),
-                  against=(in_hash, ref_hash, ref_ids, ref_label) if ref is not None else None)
+    return near_i, near_s, near_j
 
 
 def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray, tj: np.ndarray,
