@@ -219,3 +219,10 @@ def test_unwritable_out_folder_is_one_line(cmd, rows, tmp_path):
     args = [a.format(rows=rows, recipe=recipe, run=run) for a in cmd]
     msg = one_error_line(CliRunner().invoke(cli, args))
     assert UNWRITABLE in msg and ("permission denied" in msg or "read-only" in msg.lower()), msg
+
+
+def test_deeply_nested_json_in_a_csv_cell(tmp_path):
+    p = tmp_path / "deep.csv"
+    p.write_text('messages,id\n"' + "[" * 100_000 + "]" * 100_000 + '",x\n')
+    msg = one_error_line(invoke("convert", p, tmp_path / "o.parquet"))
+    assert msg == f"Error: {p}:2: 'messages': malformed JSON in cell (nested too deeply)"

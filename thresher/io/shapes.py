@@ -80,12 +80,14 @@ def decode_cells(record: dict[str, Any]) -> dict[str, Any]:
                 out[key] = json.loads(value)
             except json.JSONDecodeError as e:
                 raise ShapeError(f"'{key}': malformed JSON in cell ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+            except RecursionError:
+                raise ShapeError(f"'{key}': malformed JSON in cell (nested too deeply)") from None
     for key in ("prompt", "completion"):
         value = out.get(key)
         if isinstance(value, str) and value.startswith("[{"):
             try:
                 parsed = json.loads(value)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(parsed, list) and all(isinstance(m, dict) for m in parsed):
                 out[key] = parsed
