@@ -236,6 +236,130 @@ def _report(plan: list[CategoryPlan]) -> None:
             )
 
 
+_INTERNAL = [sel.ROW, sel.CAT, sel.SCORE, sel.KEY, INPUT, LOCAL, "__why"]
+
+
+def _with_exclusions(df: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """``__why``: the reason a row cannot take part (duplicate id, no or unknown category)."""
+    dup = _duplicate_ids(df["id"])
+    no_cat = pl.col(sel.CAT).is_null()
+    outside = ~pl.col(sel.CAT).is_in(names)
+    return df.with_columns(
+        pl.when(dup)
+        .then(pl.lit("duplicate id (already in an earlier row or input)"))
+        .when(no_cat)
+        .then(pl.lit("no category"))
+        .when(outside)
+        .then(pl.format("category not in spec: {}", pl.col(sel.CAT)))
+        .otherwise(pl.lit(None, dtype=pl.String))
+        .alias("__why")
+    )
+
+
+def _choose(df: pl.DataFrame, spec: MixSpec, config: Config,
+            names: list[str]) -> tuple[pl.DataFrame, list[CategoryPlan], pl.DataFrame]:
+    """The eligible rows, the per-category plan and the chosen rows (with their copy numbers)."""
+    # the selection works on row numbers, categories and scores only
+    narrow_cols = [sel.ROW, sel.CAT, *([sel.SCORE] if config.rank_by else [])]
+    candidates = df.select(*narrow_cols, "__why").filter(pl.col("__why").is_null()).drop("__why")
+    candidates = candidates.with_columns(sel.random_keys(candidates.height, config.seed, stream=0))
+    ok = sel.eligible(candidates, spec, names)
+    available = dict(ok.group_by(sel.CAT).len().iter_rows())
+    plan = make_plan(spec, available)
+    _report(plan)
+    return ok, plan, sel.select(ok, plan, ranked=config.rank_by is not None)
+
+
+def _gather(df: pl.DataFrame, sources: list[Source], chosen: pl.DataFrame, spec: MixSpec,
+            config: Config) -> tuple[pl.DataFrame, np.ndarray, dict[str, Any] | None]:
+    """The kept rows in their seeded order (and replay rows), the in-mix mask, replay stats."""
+    # narrow columns by position, conversations read for the chosen rows only
+    picked = chosen[sel.ROW].to_numpy()
+    in_mix = np.zeros(df.height, dtype=np.bool_)
+    in_mix[picked] = True
+    rows = np.flatnonzero(in_mix)  # sorted, unique
+    position = np.cumsum(in_mix) - 1  # row -> its index in ``rows``
+    base = df[rows].with_columns(messages_for(sources, df, rows).alias("messages"))
+    labels = chosen.select(pl.col(sel.CAT).alias("category"), sel.COPY)
+    replay_stats = None
+    if config.replay:
+        replay_rows, replay_stats = _replay(config, spec, chosen.height, df["id"])
+        kept = base[position[picked]].with_columns(labels)
+        kept = sel.shuffle(pl.concat([kept, replay_rows], how="diagonal_relaxed"), config.seed)
+    else:  # the same order as above, with a single gather of the conversations
+        order = sel.shuffle_order(chosen.height, config.seed)
+        kept = base[position[picked][order]].with_columns(labels[order])
+    kept = _with_copies(kept).drop(_INTERNAL, strict=False)
+    kept = kept.select(
+        ["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]]
+    )
+    return kept, in_mix, replay_stats
+
+
+def _dropped(df: pl.DataFrame, ok: pl.DataFrame, in_mix: np.ndarray, spec: MixSpec, plan: list[CategoryPlan],
+             config: Config) -> pl.DataFrame:
+    """Every input row that is not in the mix, without its conversation (it is unchanged in
+    the input; rows are named by id, with the reason)."""
+    eligible = np.zeros(df.height, dtype=np.bool_)
+    eligible[ok[sel.ROW].to_numpy()] = True
+    below = {
+        c.name: f"below min_score: {config.rank_by} < {c.min_score}"
+        for c in spec.categories
+        if c.min_score is not None
+    }
+    unpicked = {
+        p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)"
+        for p in plan
+    }
+    cat = pl.col(sel.CAT)
+    reason = pl.coalesce(
+        pl.col("__why"),
+        pl.when(~pl.col("__eligible")).then(_lookup(cat, below)),
+        _lookup(cat, unpicked),
+    )
+    dropped = (
+        df.with_columns(pl.Series("__eligible", eligible))
+        .filter(pl.Series(~in_mix))
+        .with_columns(reason.alias("__reason"), cat.fill_null(pl.col("category")).alias("category"))
+    )
+    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop(
+        [*_INTERNAL, "__eligible", "__reason"], strict=False
+    )
+    return dropped.select(
+        ["id", "category", "source", *[c for c in dropped.columns if c not in CORE]]
+    )
+
+
+def _stats(config: Config, spec: MixSpec, plan: list[CategoryPlan], replay_stats: dict[str, Any] | None,
+           seconds: dict[str, float]) -> dict[str, Any]:
+    """The stage's stats: targets, availability and takings per category, replay, timings."""
+    return {
+        "mix": {
+            "seed": config.seed,
+            "rank_by": config.rank_by,
+            "on_shortfall": spec.on_shortfall,
+            "total_wanted": sum(p.wanted for p in plan),
+            "total_taken": sum(p.taken for p in plan),
+            "categories": [
+                {
+                    "category": p.name,
+                    "target": p.kind,
+                    "wanted": p.wanted,
+                    "available": p.available,
+                    "max_repeats": p.max_repeats,
+                    "taken": p.taken,
+                    "short": max(0, p.wanted - p.taken),
+                    "received": p.received,
+                }
+                for p in plan
+            ],
+            "shortfall": [p.name for p in plan if p.taken < p.wanted],
+            "replay": replay_stats,
+            "seconds": seconds,
+        }
+    }
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         read: ReadOptions | dict | None = None) -> StageResult:
     """Mix ``inputs`` (files or run folders) into ``out`` per ``config`` (see the module docstring)."""
@@ -261,114 +385,15 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
     spec, sources, df, present = _read(config, list(inputs), read)
     lap("read")
 
-    # reasons for rows that cannot take part
-    dup = _duplicate_ids(df["id"])
-    no_cat = pl.col(sel.CAT).is_null()
     names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
-    outside = ~pl.col(sel.CAT).is_in(names)
-    df = df.with_columns(
-        pl.when(dup)
-        .then(pl.lit("duplicate id (already in an earlier row or input)"))
-        .when(no_cat)
-        .then(pl.lit("no category"))
-        .when(outside)
-        .then(pl.format("category not in spec: {}", pl.col(sel.CAT)))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        .alias("__why")
-    )
-    # the selection works on row numbers, categories and scores only
-    narrow_cols = [sel.ROW, sel.CAT, *([sel.SCORE] if config.rank_by else [])]
-    candidates = df.select(*narrow_cols, "__why").filter(pl.col("__why").is_null()).drop("__why")
-    candidates = candidates.with_columns(sel.random_keys(candidates.height, config.seed, stream=0))
-    ok = sel.eligible(candidates, spec, names)
-    available = dict(ok.group_by(sel.CAT).len().iter_rows())
-    plan = make_plan(spec, available)
-    _report(plan)
-    chosen = sel.select(ok, plan, ranked=config.rank_by is not None)
+    df = _with_exclusions(df, names)
+    ok, plan, chosen = _choose(df, spec, config, names)
     lap("select")
-
-    # the kept rows: narrow columns by position, conversations read for these rows only
-    picked = chosen[sel.ROW].to_numpy()
-    in_mix = np.zeros(df.height, dtype=np.bool_)
-    in_mix[picked] = True
-    rows = np.flatnonzero(in_mix)  # sorted, unique
-    position = np.cumsum(in_mix) - 1  # row -> its index in ``rows``
-    base = df[rows].with_columns(messages_for(sources, df, rows).alias("messages"))
-    labels = chosen.select(pl.col(sel.CAT).alias("category"), sel.COPY)
-    replay_stats = None
-    if config.replay:
-        replay_rows, replay_stats = _replay(config, spec, chosen.height, df["id"])
-        kept = base[position[picked]].with_columns(labels)
-        kept = sel.shuffle(pl.concat([kept, replay_rows], how="diagonal_relaxed"), config.seed)
-    else:  # the same order as above, with a single gather of the conversations
-        order = sel.shuffle_order(chosen.height, config.seed)
-        kept = base[position[picked][order]].with_columns(labels[order])
-    kept = _with_copies(kept)
-    internal = [sel.ROW, sel.CAT, sel.SCORE, sel.KEY, INPUT, LOCAL, "__why"]
-    kept = kept.drop(internal, strict=False)
-    kept = kept.select(
-        ["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]]
-    )
-
+    kept, in_mix, replay_stats = _gather(df, sources, chosen, spec, config)
     lap("gather")
-
-    # dropped: every input row that is not in the mix, without its conversation (it is
-    # unchanged in the input; rows are named by id, with the reason)
-    eligible = np.zeros(df.height, dtype=np.bool_)
-    eligible[ok[sel.ROW].to_numpy()] = True
-    below = {
-        c.name: f"below min_score: {config.rank_by} < {c.min_score}"
-        for c in spec.categories
-        if c.min_score is not None
-    }
-    unpicked = {
-        p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)"
-        for p in plan
-    }
-    cat = pl.col(sel.CAT)
-    reason = pl.coalesce(
-        pl.col("__why"),
-        pl.when(~pl.col("__eligible")).then(_lookup(cat, below)),
-        _lookup(cat, unpicked),
-    )
-    dropped = (
-        df.with_columns(pl.Series("__eligible", eligible))
-        .filter(pl.Series(~in_mix))
-        .with_columns(reason.alias("__reason"), cat.fill_null(pl.col("category")).alias("category"))
-    )
-    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop(
-        [*internal, "__eligible", "__reason"], strict=False
-    )
-    dropped = dropped.select(
-        ["id", "category", "source", *[c for c in dropped.columns if c not in CORE]]
-    )
-
+    dropped = _dropped(df, ok, in_mix, spec, plan, config)
     lap("dropped")
-    stats = {
-        "mix": {
-            "seed": config.seed,
-            "rank_by": config.rank_by,
-            "on_shortfall": spec.on_shortfall,
-            "total_wanted": sum(p.wanted for p in plan),
-            "total_taken": sum(p.taken for p in plan),
-            "categories": [
-                {
-                    "category": p.name,
-                    "target": p.kind,
-                    "wanted": p.wanted,
-                    "available": p.available,
-                    "max_repeats": p.max_repeats,
-                    "taken": p.taken,
-                    "short": max(0, p.wanted - p.taken),
-                    "received": p.received,
-                }
-                for p in plan
-            ],
-            "shortfall": [p.name for p in plan if p.taken < p.wanted],
-            "replay": replay_stats,
-            "seconds": seconds,
-        }
-    }
+    stats = _stats(config, spec, plan, replay_stats, seconds)
     rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
     if rejected:
         dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
