@@ -172,6 +172,8 @@ def main() -> None:
             results[TRANSFORMERS + " (fp32)"] = bench_backend("transformers", args.teacher, convs,
                                                              args.max_tokens, args.threads, args.n,
                                                              {"dtype": "float32"})
+    print(f"partial: {json.dumps({k: {str(n): r for n, r in v.items()} for k, v in results.items()})}",
+          file=sys.stderr, flush=True)  # survives a timeout in the vLLM run
     if "vllm" not in args.skip:
         res = run_vllm(args)
         if res is not None:
