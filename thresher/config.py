@@ -21,6 +21,28 @@ from thresher.errors import ConfigError
 T = TypeVar("T")
 
 
+def did_you_mean(word: Any, choices: Any) -> str | None:
+    """The closest of ``choices`` to ``word`` (difflib's ratio >= 0.6), or None."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return close[0] if close else None
+
+
+def unknown_key(key: Any, allowed: Any, where: str = "", *, list_allowed: bool = False) -> str:
+    """The one "unknown key" problem: ``where.key: unknown key (did you mean 'x'?)``.
+
+    With no close match the allowed keys are listed when ``list_allowed`` (else no hint).
+    """
+    prefix = f"{where}." if where else ""
+    close = did_you_mean(key, allowed)
+    if close is not None:
+        hint = f" (did you mean '{close}'?)"
+    elif list_allowed:
+        hint = f" (expected {', '.join(str(a) for a in allowed)})"
+    else:
+        hint = ""
+    return f"{prefix}{key}: unknown key{hint}"
+
+
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
@@ -110,9 +132,7 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
     typing_problems: list[str] = []
     for key, value in data.items():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"{prefix}{key}: unknown key{hint}")
+            problems.append(unknown_key(key, list(fields), where))
             continue
         kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", typing_problems)
     problems.extend(typing_problems)

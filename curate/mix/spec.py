@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thresher.config import unknown_key
 from thresher.errors import ConfigError, ThresherError
 
 SHORTFALL_MODES = ("redistribute", "keep", "fail")
@@ -168,7 +169,7 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
             continue
         for key in item:
             if key not in RULE_KEYS:
-                problems.append(f"{where}: unknown key {key!r} (expected {', '.join(RULE_KEYS)})")
+                problems.append(unknown_key(key, RULE_KEYS, where, list_allowed=True))
         cat = item.get("category")
         if not isinstance(cat, str) or not cat:
             problems.append(f"{where}.category: required, a non-empty string")
@@ -216,7 +217,7 @@ def _parse_category(
         return None
     for key in raw:
         if key not in CATEGORY_KEYS:
-            problems.append(f"{where}: unknown key {key!r} (expected {', '.join(CATEGORY_KEYS)})")
+            problems.append(unknown_key(key, CATEGORY_KEYS, where, list_allowed=True))
     count = raw.get("count")
     weight = raw.get("weight")
     if count is None and weight is None and temperature is None:
@@ -263,7 +264,7 @@ def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
         return None, [f"the spec must be a mapping, got {type(raw).__name__}"]
     for key in raw:
         if key not in TOP_KEYS:
-            problems.append(f"unknown key {key!r} (expected {', '.join(TOP_KEYS)})")
+            problems.append(unknown_key(key, TOP_KEYS, list_allowed=True))
 
     total = raw.get("total")
     if total is not None and (not _is_int(total) or total < 1):

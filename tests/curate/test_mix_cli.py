@@ -68,7 +68,7 @@ def test_mix_cli_bad_spec_lists_every_problem_without_traceback(tmp_path):
     assert len(line) == 1
     msg = line[0]
     assert msg.startswith(f"Error: {spec}: 4 problems: ")
-    assert "spec.unknown key 'shortfall'" in msg
+    assert "spec.shortfall: unknown key (did you mean 'on_shortfall'?)" in msg
     assert "spec.weights: must sum to 1 when no total is given, they sum to 1.2" in msg
     assert "spec.categories.poetry.count: must be >= 0, got -2" in msg
     assert "spec.categories.poetry: unknown category (not in the data; known: code, math)" in msg

@@ -48,11 +48,11 @@ def test_bad_spec_lists_every_problem_in_one_message():
     msg = str(err.value)
     assert "\n" not in msg
     for part in (
-        "unknown key 'totl'",
+        "totl: unknown key (did you mean 'total'?)",
         "weights: must sum to 1 when no total is given, they sum to 0.8",
         "categories.chat.count: must be >= 0, got -5",
         "categories.web: give count or weight, not both",
-        "categories.misc: unknown key 'cnt'",
+        "categories.misc.cnt: unknown key (did you mean 'count'?)",
         "categories.misc: unknown category",
     ):
         assert part in msg, part
@@ -120,7 +120,7 @@ def test_rules_check_their_categories_and_regexes_up_front():
     }
     _, problems = spec_problems(raw)
     assert any(p.startswith("rules[1].regex: invalid") for p in problems), problems
-    assert "rules[2]: unknown key 'colour' (expected category, regex, keywords, source)" in problems
+    assert "rules[2].colour: unknown key (expected category, regex, keywords, source)" in problems
     assert "rules[3].category: required, a non-empty string" in problems
     assert any(
         p.startswith(

@@ -320,7 +320,7 @@ def test_unknown_category_in_spec_is_reported_with_the_other_problems(data, tmp_
         "spec.categories.poetry: unknown category (not in the data; known: chat, code, math)" in msg
     )
     assert "spec.categories.chat.count: must be >= 0, got -1" in msg
-    assert "spec.unknown key 'colour'" in msg
+    assert "spec.colour: unknown key (did you mean 'column'?)" in msg
     assert (
         "spec.total: required when both counts and weights are given" not in msg
     )  # chat's count is invalid

@@ -26,7 +26,6 @@ Relative paths in a recipe are relative to the current directory, like CLI optio
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import yaml
 
+from thresher.config import did_you_mean, unknown_key
 from thresher.errors import ConfigError, ThresherError
 from thresher.yamlutil import safe_load as unique_yaml_load
 
@@ -318,9 +318,7 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
     before = len(problems)
     for key in raw:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"{where}.{key}: unknown key{hint}")
+            problems.append(unknown_key(key, allowed, where))
     value = raw[kind]
     if not _str(value):
         problems.append(f"{where}.{kind}: expected a non-empty string, got {value!r}")
@@ -376,8 +374,8 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
         return None
     name, opts = next(iter(raw.items()))
     if name not in STAGE_MODULES:
-        close = difflib.get_close_matches(str(name), list(STAGE_MODULES), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        close = did_you_mean(name, STAGE_MODULES)
+        hint = f"did you mean '{close}'? " if close else ""
         problems.append(
             f"stages[{i}]: unknown stage '{name}' ({hint}known: {', '.join(STAGE_MODULES)})"
         )
@@ -434,9 +432,7 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
     problems: list[str] = []
     for key in data:
         if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(f"{key}: unknown key{hint}")
+            problems.append(unknown_key(key, TOP_KEYS))
     name = data.get("name")
     if not _str(name):
         problems.append(f"name: {'required' if name is None else f'expected a non-empty string, got {name!r}'}")
