@@ -89,5 +89,5 @@ def test_decontam_cli_unreadable_benchmark_file(tmp_path):
         ],
     )
     assert res.exit_code == 1
-    assert f"Error: {bench}: cannot read benchmark file" in res.output
+    assert f"Error: {bench}:2: malformed JSON (Expecting property name enclosed in double quotes at column 2)" in res.output
     assert "Traceback" not in res.output
