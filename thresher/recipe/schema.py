@@ -57,11 +57,6 @@ DATA_STAGES: tuple[str, ...] = ("inputs", "generate", "score", "filter", "dedup"
 
 TOP_KEYS = ("name", "seed", "description", "holdout", "executor", "inputs", "stages")
 INPUT_KINDS = ("path", "hub", "chatterbot")
-INPUT_KEYS = {
-    "path": ("path", "format", "source", "category", "limit"),
-    "hub": ("hub", "split", "format", "source", "category", "limit"),
-    "chatterbot": ("chatterbot", "categories", "responses", "source", "category", "limit"),
-}
 #: the train stage option naming the student's base model (required in a recipe)
 BASE_KEYS = ("base", "base_model")
 
@@ -301,7 +296,73 @@ def _str(v: Any) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
 
+@dataclass(frozen=True)
+class _InputEntry:
+    """The options every input entry may give (validated by ``thresher.config``)."""
+
+    source: str | None = None
+    """Value of the ``source`` column."""
+    category: str | None = None
+    """Value of the ``category`` column."""
+    limit: int | None = None
+    """Keep the first N rows."""
+
+    def check(self) -> list[str]:
+        if self.limit is not None and self.limit < 1:
+            return [f"limit: expected a positive integer, got {self.limit!r}"]
+        return []
+
+
+@dataclass(frozen=True)
+class _PathInput(_InputEntry):
+    """``{path: FILE}``: a local file or folder in any format the core reads."""
+
+    path: str = ""
+    """The file or folder."""
+    format: str | None = None
+    """Force the record format (default: detected)."""
+
+
+@dataclass(frozen=True)
+class _HubInput(_InputEntry):
+    """``{hub: NAME}``: a Hugging Face dataset."""
+
+    hub: str = ""
+    """The dataset name."""
+    split: str | None = None
+    """The split to read."""
+    format: str | None = None
+    """Force the record format (default: detected)."""
+
+
+@dataclass(frozen=True)
+class _ChatterbotInput(_InputEntry):
+    """``{chatterbot: LANGUAGE}``: the chatterbot-corpus package."""
+
+    chatterbot: str = ""
+    """The corpus language."""
+    categories: tuple[str, ...] = ()
+    """The corpus YAML files to take (all when empty)."""
+    responses: bool = False
+    """Also take the corpus' alternative responses."""
+
+    def check(self) -> list[str]:
+        problems = super().check()
+        if not all(_str(c) for c in self.categories):
+            problems.append(f"categories: expected a list of names, got {list(self.categories)!r}")
+        return problems
+
+
+_INPUT_ENTRIES: dict[str, type[_InputEntry]] = {"path": _PathInput, "hub": _HubInput, "chatterbot": _ChatterbotInput}
+#: the keys an input entry of each kind may give
+INPUT_KEYS: dict[str, tuple[str, ...]] = {
+    kind: tuple(f.name for f in dataclasses.fields(cls)) for kind, cls in _INPUT_ENTRIES.items()
+}
+
+
 def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> InputSpec | None:
+    from thresher.config import from_dict
+
     where = f"inputs[{i}]"
     if isinstance(raw, str):
         raw = {"path": raw}
@@ -314,30 +375,19 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
         problems.append(f"{where}: needs exactly one of path, hub, chatterbot (got {what})")
         return None
     kind = kinds[0]
-    allowed = INPUT_KEYS[kind]
-    before = len(problems)
-    for key in raw:
-        if key not in allowed:
-            problems.append(unknown_key(key, allowed, where))
-    value = raw[kind]
+    raw = dict(raw)
+    if isinstance(raw.get("categories"), str):
+        raw["categories"] = [raw["categories"]]
+    if raw.get("categories") is None:
+        raw.pop("categories", None)
+    try:
+        entry = from_dict(_INPUT_ENTRIES[kind], raw, where)
+    except ConfigError as e:
+        problems.extend(e.problems)
+        return None
+    value = getattr(entry, kind)
     if not _str(value):
         problems.append(f"{where}.{kind}: expected a non-empty string, got {value!r}")
-    for key in ("source", "category", "format", "split"):
-        if key in raw and raw[key] is not None and not isinstance(raw[key], str):
-            problems.append(f"{where}.{key}: expected a string, got {raw[key]!r}")
-    limit = raw.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        problems.append(f"{where}.limit: expected a positive integer, got {limit!r}")
-    cats = raw.get("categories") or ()
-    if isinstance(cats, str):
-        cats = (cats,)
-    if not isinstance(cats, (list, tuple)) or not all(_str(c) for c in cats):
-        problems.append(f"{where}.categories: expected a list of names, got {cats!r}")
-        cats = ()
-    responses = raw.get("responses", False)
-    if not isinstance(responses, bool):
-        problems.append(f"{where}.responses: expected true or false, got {responses!r}")
-    if len(problems) > before:
         return None
     if check_files and kind == "path" and not Path(value).exists():
         problems.append(f"{where}.path: file not found: {value}")
@@ -345,20 +395,12 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
         from thresher.recipe.inputs import chatterbot_files
 
         try:
-            chatterbot_files(value, tuple(cats))
+            chatterbot_files(value, entry.categories)
         except ThresherError as e:
             problems.append(f"{where}.chatterbot: {e}")
-    return InputSpec(
-        kind=kind,
-        value=str(value),
-        source=raw.get("source"),
-        category=raw.get("category"),
-        limit=limit,
-        format=raw.get("format"),
-        split=raw.get("split"),
-        categories=tuple(cats),
-        responses=bool(responses),
-    )
+    return InputSpec(kind=kind, value=str(value), source=entry.source, category=entry.category,
+                     limit=entry.limit, format=getattr(entry, "format", None), split=getattr(entry, "split", None),
+                     categories=getattr(entry, "categories", ()), responses=getattr(entry, "responses", False))
 
 
 def stage_module(name: str):
