@@ -255,6 +255,34 @@ def _parse_category(
     return CategorySpec(name, count, weight, max_repeats, min_score)
 
 
+def _total_problems(categories: list[CategorySpec], total: int | None,
+                    temperature: float | None) -> list[str]:
+    """Whether the counts and weights fit together (and with ``total``)."""
+    problems: list[str] = []
+    counts = [c.count for c in categories if c.count is not None]
+    weights = [c.weight for c in categories if c.weight is not None]
+    wsum = math.fsum(weights)
+    if weights:
+        if total is None:
+            if counts:
+                problems.append(
+                    "total: required when both counts and weights are given (weights are shares of total)"
+                )
+            elif abs(wsum - 1) > WEIGHT_TOLERANCE:
+                problems.append(
+                    f"weights: must sum to 1 when no total is given, they sum to {wsum:g}"
+                )
+        elif wsum > 1 + WEIGHT_TOLERANCE:
+            problems.append(f"weights: sum to {wsum:g}, more than 1")
+    if total is not None and counts and sum(counts) + wsum * total > total * (1 + WEIGHT_TOLERANCE):
+        problems.append(
+            f"total: counts ({sum(counts)}) plus weights x total ({wsum * total:g}) exceed total {total}"
+        )
+    if temperature is not None and total is None and (counts or weights):
+        problems.append("total: required when temperature is combined with counts or weights")
+    return problems
+
+
 def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
     """Parse a spec mapping; return the spec (``None`` when unusable) and every problem."""
     problems: list[str] = []
@@ -314,28 +342,7 @@ def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
     if not categories and temperature is None:
         problems.append("categories: the spec lists no category (give categories or a temperature)")
 
-    counts = [c.count for c in categories if c.count is not None]
-    weights = [c.weight for c in categories if c.weight is not None]
-    wsum = math.fsum(weights)
-    if weights:
-        if total is None:
-            if counts:
-                problems.append(
-                    "total: required when both counts and weights are given (weights are shares of total)"
-                )
-            elif abs(wsum - 1) > WEIGHT_TOLERANCE:
-                problems.append(
-                    f"weights: must sum to 1 when no total is given, they sum to {wsum:g}"
-                )
-        elif wsum > 1 + WEIGHT_TOLERANCE:
-            problems.append(f"weights: sum to {wsum:g}, more than 1")
-    if total is not None and counts and sum(counts) + wsum * total > total * (1 + WEIGHT_TOLERANCE):
-        problems.append(
-            f"total: counts ({sum(counts)}) plus weights x total ({wsum * total:g}) exceed total {total}"
-        )
-    if temperature is not None and total is None and (counts or weights):
-        problems.append("total: required when temperature is combined with counts or weights")
-
+    problems.extend(_total_problems(categories, total, temperature))
     if rules:
         known = {r.category for r in rules} | ({fallback} if fallback else set())
         for c in categories:
