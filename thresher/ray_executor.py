@@ -13,7 +13,7 @@ Ray is an optional extra (``pip install 'thresher[ray]'``); this module imports 
   (one model load per actor, ``num_gpus`` per actor when the cluster has GPUs, vLLM tensor
   parallelism through a placement group from ``ray_remote_args_fn``), the others as tasks.
   Every batch's output is written by the worker as a Parquet shard into the stage folder
-  (``shards/``); a rerun after a crash or a killed driver processes only the rows no shard
+  (``ray-shards/``); a rerun after a crash or a killed driver processes only the rows no shard
   holds yet. The driver then runs the stage's ``finalize`` and writes kept/dropped/stats and
   the manifest exactly as the local executor does.
 - :func:`shuffle` / :func:`apply` are hash-partitioned tables (lists of object refs of Arrow
@@ -38,7 +38,7 @@ INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"
 EXECUTORS = ("local", "ray")
 #: row-wise stages that load a model: they run in an actor pool (one load per actor)
 MODEL_STAGES = ("generate", "score", "eval")
-SHARDS = "shards"
+SHARDS = "ray-shards"
 _SETTINGS: dict[str, Any] = {"executor": "local", "address": None, "actors": None}
 
 
@@ -92,8 +92,8 @@ def _quiet_data_context() -> None:
 
     import ray.data
 
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # "no available CPUs" while tasks run
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
@@ -284,16 +284,19 @@ class ShardWriter:
         import pyarrow as pa
 
         from thresher.executor import ROW_INDEX
-        from thresher.io.atomic import atomic_path
+        from thresher.io.atomic import atomic_path, write_text_atomic
 
         t0 = time.perf_counter()
         before = dict(self.fn.context.counters)
         out = pl.from_arrow(self.fn(batch))
         rows = batch.num_rows
         start = int(pl.from_arrow(batch.column(ROW_INDEX)).min())
-        with atomic_path(Path(self.shard_dir) / _shard_name(start, rows)) as tmp:
-            out.write_parquet(tmp)
         delta = {k: v - before.get(k, 0) for k, v in self.fn.context.counters.items()}
+        shard = Path(self.shard_dir) / _shard_name(start, rows)
+        # the counters first: a shard file never exists without them
+        write_text_atomic(shard.with_suffix(".counters.json"), json.dumps(delta))
+        with atomic_path(shard) as tmp:
+            out.write_parquet(tmp)
         kept = int(out["drop_stage"].is_null().sum()) if "drop_stage" in out.columns else out.height
         return pa.table({"rows": [rows], "kept": [kept], "seconds": [time.perf_counter() - t0],
                          "counters": [json.dumps(delta)]})
@@ -352,9 +355,8 @@ def _shard_rows(impl: Any, n: int) -> int:
     return max(1, min(2000, -(-n // (4 * cluster_cpus()))))  # a few shards per worker
 
 
-def _run_dataset(impl: Any, config: Any, where: str, shard_dir: Any, slices: list[Any]) -> dict[str, float]:
-    """Run the pending slices through ``map_batches``; progress in rows/s; summed counters."""
-    import json
+def _run_dataset(impl: Any, config: Any, where: str, shard_dir: Any, slices: list[Any]) -> None:
+    """Run the pending slices through ``map_batches`` (progress in rows/s)."""
     import time
 
     import ray.data
@@ -371,18 +373,45 @@ def _run_dataset(impl: Any, config: Any, where: str, shard_dir: Any, slices: lis
     else:
         ds = ds.map_batches(_shard_task, fn_args=(impl, config, where, str(shard_dir)), **common)
     total = sum(s.num_rows for s in slices)
-    counters: dict[str, float] = {}
     done, t0 = 0, time.perf_counter()
     with progress(total, f"{impl.name} (ray)", extra="{task.fields[rows_s]:.0f} rows/s") as bar:
         for summary in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in summary.to_pylist():
                 done += row["rows"]
-                for k, v in json.loads(row["counters"]).items():
-                    counters[k] = counters.get(k, 0) + v
                 bar.advance(row["rows"], rows_s=done / max(time.perf_counter() - t0, 1e-9))
     seconds = time.perf_counter() - t0
     info(f"{impl.name}: {done} rows on Ray in {seconds:.1f} s ({done / max(seconds, 1e-9):.0f} rows/s "
          f"across the cluster)")
+
+
+def _user_error(exc: BaseException) -> BaseException | None:
+    """The :class:`ThresherError` a Ray worker raised, found in Ray's wrapping exceptions."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        cause = getattr(e, "cause", None)
+        if isinstance(e, ThresherError) and cause is None and type(e).__module__.startswith("thresher"):
+            return e
+        todo += [cause, e.__cause__, e.__context__]
+    return None
+
+
+def _shard_counters(files: list[Any]) -> dict[str, float]:
+    """The stage's counters summed over every shard (finished before a crash or now)."""
+    import json
+
+    counters: dict[str, float] = {}
+    for f in files:
+        try:
+            items = json.loads(f.with_suffix(".counters.json").read_text()).items()
+        except (OSError, ValueError):
+            continue
+        for k, v in items:
+            counters[k] = counters.get(k, 0) + v
     return counters
 
 
@@ -390,34 +419,46 @@ def run_batches_ray(impl: Any, table: Any, config: Any, where: str,
                     stage: Any) -> tuple[Any, Any, dict[str, Any], Any]:
     """A row-wise stage on Ray (see the module docstring): ``(kept, dropped, stats, context)``
     as :func:`thresher.executor.run_stage` gets them from the local path."""
-    import polars as pl
+    from thresher.executor import _in_order
 
-    from thresher.executor import ROW_INDEX, BatchFn, _in_order
-
-    with session(_SETTINGS.get("address")):
-        numbered = table.with_row_index(ROW_INDEX)
-        shard_rows = _shard_rows(impl, numbered.height)
-        shard_dir = stage.out / SHARDS
-        fingerprint = {k: v for k, v in stage.fingerprint.items() if k != "thresher"}
-        plan = {"fingerprint": fingerprint, "rows": numbered.height, "shard_rows": shard_rows}
-        done = _prepare_shards(shard_dir, plan)
-        todo = _pending(numbered.height, done, shard_rows)
-        if done:
-            from thresher.progress import info
-
-            info(f"{impl.name}: reusing {len(done)} finished shards "
-                 f"({sum(r for _, r in done)} rows) from {shard_dir}")
-        counters = (_run_dataset(impl, config, where, shard_dir,
-                                 [numbered.slice(s, r).to_arrow() for s, r in todo]) if todo else {})
-    files = sorted(p for p in shard_dir.iterdir() if _parse_shard(p.name))
-    out = pl.concat([pl.read_parquet(p) for p in files], how="diagonal_relaxed") if files else numbered.clear()
-    kept, dropped = BatchFn.split(out)
-    context = impl.setup(config, where, stage)
+    context = impl.setup(config, where, stage)  # on the driver too: fails fast, and for finalize
     try:
-        for k, v in counters.items():
+        with session(_SETTINGS.get("address")):
+            kept, dropped, files = _run_shards(impl, table, config, where, stage)
+        for k, v in _shard_counters(files).items():
             context.count(k, v)
         kept, dropped, stats = impl.finalize(_in_order(kept), _in_order(dropped), context)
     finally:
         impl.teardown(context)
     stats = {**stats, "executor": "ray", "shards": len(files)}
     return _in_order(kept, drop=True), _in_order(dropped, drop=True), stats, context
+
+
+def _run_shards(impl: Any, table: Any, config: Any, where: str, stage: Any) -> tuple[Any, Any, list[Any]]:
+    """The pending shards on Ray, then every shard read back: ``(kept, dropped, files)``."""
+    import polars as pl
+
+    from thresher.executor import ROW_INDEX, BatchFn
+    from thresher.progress import info
+
+    numbered = table.with_row_index(ROW_INDEX)
+    shard_rows = _shard_rows(impl, numbered.height)
+    shard_dir = stage.out / SHARDS
+    fingerprint = {k: v for k, v in stage.fingerprint.items() if k != "thresher"}
+    plan = {"fingerprint": fingerprint, "rows": numbered.height, "shard_rows": shard_rows}
+    done = _prepare_shards(shard_dir, plan)
+    todo = _pending(numbered.height, done, shard_rows)
+    if done:
+        info(f"{impl.name}: reusing {len(done)} finished shards ({sum(r for _, r in done)} rows) "
+             f"from {shard_dir}")
+    if todo:
+        try:
+            _run_dataset(impl, config, where, shard_dir, [numbered.slice(s, r).to_arrow() for s, r in todo])
+        except Exception as e:  # a worker's ThresherError arrives wrapped (with its traceback)
+            cause = _user_error(e)
+            if cause is None:
+                raise
+            raise ThresherError(str(cause).strip().splitlines()[0]) from None
+    files = sorted(p for p in shard_dir.iterdir() if _parse_shard(p.name))
+    kept, dropped = BatchFn.split(pl.concat([pl.read_parquet(p) for p in files], how="diagonal_relaxed"))
+    return kept, dropped, files

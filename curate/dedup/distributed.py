@@ -300,12 +300,17 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         scored = pl.from_arrow(gather(_jaccard_join(near, sig_parts, cfg.num_perm, None)))
         scored = scored.with_columns(pl.col("a").cast(pl.Int64), pl.col("b").cast(pl.Int64))
         timings["components"] = time.perf_counter() - t
+    from thresher.progress import info
+
+    seconds = time.perf_counter() - t0
+    info(f"dedup: {n} rows on Ray in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} rows/s across the "
+         f"cluster; {n_cand} candidate pairs, {rounds} label rounds)")
     keep = np.ones(n, dtype=bool)
     target = np.full(n, -1, dtype=np.int64)
     tj = np.ones(n, dtype=np.float32)
     counts = {"candidate_pairs": int(n_cand), "verified_pairs": int(n_verified),
               "executor": "ray", "partitions": parts, "label_rounds": rounds,
-              "ray_seconds": round(time.perf_counter() - t0, 3)}
+              "ray_seconds": round(seconds, 3)}
     return decide(cfg, df["id"].cast(pl.String), keep, target, tj, (ex_i, ex_rep),
                   (scored["a"].to_numpy(), scored["b"].to_numpy(), scored["j"].to_numpy()),
                   nonempty, counts, timings, bands_rows=(bands, rows))

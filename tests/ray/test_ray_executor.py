@@ -151,17 +151,17 @@ def test_sigkill_of_the_driver_then_rerun_reuses_finished_shards(tmp_path, tiny_
             "--executor", "ray", "--ray-address", ray_cluster]
     env = {**os.environ, "THRESHER_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    shards = out / "shards"
+    shards = out / "ray-shards"
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None:
-        if shards.exists() and any(p.name.startswith("part-") for p in shards.iterdir()):
+        if shards.exists() and any(p.name.endswith(".parquet") for p in shards.iterdir()):
             break
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (out / "kept.parquet").exists()
-    finished = sorted(p.name for p in shards.iterdir() if p.name.startswith("part-"))
+    finished = sorted(p.name for p in shards.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet")
     assert finished
     mtimes = {n: (shards / n).stat().st_mtime_ns for n in finished}
 
@@ -176,3 +176,13 @@ def test_sigkill_of_the_driver_then_rerun_reuses_finished_shards(tmp_path, tiny_
     b = pl.read_parquet(out / "kept.parquet")
     assert a["id"].to_list() == b["id"].to_list()
     assert (a["score_rm"] - b["score_rm"]).abs().max() < 1e-5
+
+
+def test_a_bad_model_under_ray_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    src = _write(tmp_path / "rows.jsonl", _rows(5))
+    r = CliRunner().invoke(cli, ["curate", "score", str(src), "-s", f"reward:{tmp_path / 'nope'}",
+                                 "--no-cache", "--out", str(tmp_path / "o"), "--executor", "ray"])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: model '{tmp_path / 'nope'}' not found (not a model folder, a .gguf file "
+                        "or a hub name 'org/name')\n")
