@@ -496,42 +496,37 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
         problems.append(f"executor: expected local or ray, got {executor!r}")
         executor = "local"
 
-    raw_inputs = data.get("inputs")
-    inputs: list[InputSpec] = []
-    if raw_inputs is None:
-        problems.append("inputs: required (a list of path, hub or chatterbot entries)")
-    elif not isinstance(raw_inputs, list) or not raw_inputs:
-        problems.append(f"inputs: expected a non-empty list, got {raw_inputs!r}")
-    else:
-        for i, raw in enumerate(raw_inputs):
-            spec = _parse_input(i, raw, problems, check_files)
-            if spec is not None:
-                inputs.append(spec)
-
-    raw_stages = data.get("stages")
-    stages: list[StageSpec] = []
-    if raw_stages is None:
-        problems.append("stages: required (an ordered list of stages)")
-    elif not isinstance(raw_stages, list) or not raw_stages:
-        problems.append(f"stages: expected a non-empty list, got {raw_stages!r}")
-    else:
-        for i, raw in enumerate(raw_stages):
-            spec = _parse_stage(i, raw, seed, problems)
-            if spec is not None:
-                stages.append(spec)
-        problems.extend(_order_problems(raw_stages, holdout))
+    inputs = _parse_list(data, "inputs", "a list of path, hub or chatterbot entries", problems,
+                         lambda i, raw: _parse_input(i, raw, problems, check_files))
+    stages = _parse_list(data, "stages", "an ordered list of stages", problems,
+                         lambda i, raw: _parse_stage(i, raw, seed, problems))
+    if stages is not None:
+        problems.extend(_order_problems(data["stages"], holdout))
     if problems:
         raise ConfigError(problems)
     return Recipe(
         name=str(name),
         seed=seed,
-        inputs=tuple(inputs),
-        stages=tuple(stages),
+        inputs=tuple(inputs or ()),
+        stages=tuple(stages or ()),
         holdout=holdout,
         description=description,
         path=path,
         executor=executor,
     )
+
+
+def _parse_list(data: Mapping[str, Any], key: str, what: str, problems: list[str],
+                parse: Any) -> list[Any] | None:
+    """The parsed entries of the required, non-empty list ``data[key]`` (None when it is not one)."""
+    raw = data.get(key)
+    if raw is None:
+        problems.append(f"{key}: required ({what})")
+        return None
+    if not isinstance(raw, list) or not raw:
+        problems.append(f"{key}: expected a non-empty list, got {raw!r}")
+        return None
+    return [spec for i, item in enumerate(raw) if (spec := parse(i, item)) is not None]
 
 
 def _order_problems(raw_stages: list, holdout: int) -> list[str]:
