@@ -307,9 +307,11 @@ _WORKER_FNS: dict[str, ShardWriter] = {}
 
 def _shard_task(batch: Any, impl: Any, config: Any, where: str, shard_dir: str) -> Any:
     """Task form of :class:`ShardWriter` for stateless stages: one setup per worker process."""
-    fn = _WORKER_FNS.get(shard_dir)
+    key = f"{shard_dir}\n{config!r}"  # worker processes outlive runs: never reuse another config's setup
+    fn = _WORKER_FNS.get(key)
     if fn is None:
-        fn = _WORKER_FNS[shard_dir] = ShardWriter(impl, config, where, shard_dir)
+        _WORKER_FNS.clear()
+        fn = _WORKER_FNS[key] = ShardWriter(impl, config, where, shard_dir)
     return fn(batch)
 
 
