@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import polars as pl
 
@@ -81,6 +81,21 @@ def _order(idx: list[int], values: Sequence[float | None]) -> list[int]:
     return sorted(idx, key=lambda i: (-values[i], i))  # type: ignore[operator]
 
 
+def _scored_groups(values: Sequence[float | None], alive: Sequence[bool], column: str,
+                   key: Callable[[int], object]) -> tuple[list[str | None], dict[object, list[int]]]:
+    """The rows still in play grouped by ``key(row)``; a row without a score gets its reason."""
+    out: list[str | None] = [None] * len(values)
+    groups: dict[object, list[int]] = defaultdict(list)
+    for i in range(len(values)):
+        if not alive[i]:
+            continue
+        if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
+            out[i] = f"{column}=null (no score)"
+            continue
+        groups[key(i)].append(i)
+    return out, groups
+
+
 def top(
     values: Sequence[float | None],
     alive: Sequence[bool],
@@ -92,15 +107,7 @@ def top(
 ) -> list[str | None]:
     """Keep the top ``fraction`` (or ``k``) rows by ``column``, globally or per group."""
     rule = "top_fraction" if fraction is not None else "top_k"
-    out: list[str | None] = [None] * len(values)
-    buckets: dict[object, list[int]] = defaultdict(list)
-    for i in range(len(values)):
-        if not alive[i]:
-            continue
-        if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
-            out[i] = f"{column}=null (no score)"
-            continue
-        buckets[groups[i] if groups is not None else None].append(i)
+    out, buckets = _scored_groups(values, alive, column, lambda i: groups[i] if groups is not None else None)
     for g, idx in buckets.items():
         keep = keep_count(len(idx), fraction, k)
         where = f" in category {g!r}" if groups is not None else ""
@@ -128,15 +135,8 @@ def best_of(
     (the (k+1)-th) by at least ``margin``; otherwise the whole group is dropped as ambiguous.
     A row without a parent is its own group.
     """
-    out: list[str | None] = [None] * len(values)
-    groups: dict[object, list[int]] = defaultdict(list)
-    for i in range(len(values)):
-        if not alive[i]:
-            continue
-        if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
-            out[i] = f"{column}=null (no score)"
-            continue
-        groups[parents[i] if parents[i] is not None else ("\x00row", i)].append(i)
+    out, groups = _scored_groups(values, alive, column,
+                                 lambda i: parents[i] if parents[i] is not None else ("\x00row", i))
     for parent, idx in groups.items():
         ranked = _order(idx, values)
         label = parent if not isinstance(parent, tuple) else "(none)"
