@@ -195,6 +195,31 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _find_stage(stages: list[Any], head: str, item: str) -> tuple[int, Mapping[str, Any]] | str:
+    """The ``(index, entry)`` of the stage an override names (``dedup``, ``filter#2``,
+    ``stages[4]``), or the problem."""
+    import re
+
+    m_idx = re.fullmatch(r"stages\[(\d+)\]", head)
+    m_nth = re.fullmatch(r"([a-z_]+)#(\d+)", head)
+    entries = [(i, e) for i, e in enumerate(stages) if isinstance(e, Mapping) and len(e) == 1]
+    if m_idx:
+        i = int(m_idx.group(1))
+        found = [(j, e) for j, e in entries if j == i]
+    else:
+        name = m_nth.group(1) if m_nth else head
+        found = [(j, e) for j, e in entries if next(iter(e)) == name]
+        if m_nth:
+            n = int(m_nth.group(2))
+            found = found[n - 1 : n] if n >= 1 else []
+        elif len(found) > 1:
+            return (f"--set {item}: the recipe has {len(found)} '{name}' stages; "
+                    f"say which with {name}#1, {name}#2 ...")
+    if not found:
+        return f"--set {item}: no stage {head!r} in the recipe"
+    return found[0]
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``--set`` items to raw recipe data and return the new data.
 
@@ -236,30 +261,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         if not isinstance(stages, list):
             problems.append(f"--set {item}: the recipe has no stages list")
             continue
-        m_idx = re.fullmatch(r"stages\[(\d+)\]", head)
-        m_nth = re.fullmatch(r"([a-z_]+)#(\d+)", head)
-        entries = [
-            (i, e) for i, e in enumerate(stages) if isinstance(e, Mapping) and len(e) == 1
-        ]
-        if m_idx:
-            i = int(m_idx.group(1))
-            found = [(j, e) for j, e in entries if j == i]
-        else:
-            name = m_nth.group(1) if m_nth else head
-            found = [(j, e) for j, e in entries if next(iter(e)) == name]
-            if m_nth:
-                n = int(m_nth.group(2))
-                found = found[n - 1 : n] if n >= 1 else []
-            elif len(found) > 1:
-                problems.append(
-                    f"--set {item}: the recipe has {len(found)} '{name}' stages; "
-                    f"say which with {name}#1, {name}#2 ..."
-                )
-                continue
-        if not found:
-            problems.append(f"--set {item}: no stage {head!r} in the recipe")
+        found = _find_stage(stages, head, item)
+        if isinstance(found, str):
+            problems.append(found)
             continue
-        j, entry = found[0]
+        j, entry = found
         name = next(iter(entry))
         opts = entry[name]
         if opts is None:
