@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.recipe.schema import DATA_STAGES, Recipe, StageSpec, stage_module
+
 VERSION_PACKAGES = (
     "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
     "accelerate", "vllm", "click", "pyyaml", "matplotlib", "ray",
@@ -181,6 +182,15 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
         kept = folder / "kept.parquet"
         if kept.exists() and spec.name in DATA_STAGES:
             prev_kept = dataset = kept
+    _complete_summary(summary, recipe, run_dir, dataset, t_run)
+    _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _write_text(run_dir / "summary.md", summary_markdown(summary))
+    return summary
+
+
+def _complete_summary(summary: dict[str, Any], recipe: Recipe, run_dir: Path, dataset: Path,
+                      t_run: float) -> None:
+    """Mark the run complete: timing, the dataset, the adapter, reports and the eval verdict."""
     summary["complete"] = True
     summary["seconds"] = round(time.monotonic() - t_run, 1)
     summary["dataset"] = str(dataset)
@@ -204,9 +214,6 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
                                          for n, d in result.get("models", {}).items()}}
     if summary.get("adapter"):
         _refresh_adapter_card(Path(summary["adapter"]), run_dir, summary.get("eval"))
-    _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    _write_text(run_dir / "summary.md", summary_markdown(summary))
-    return summary
 
 
 def _refresh_adapter_card(adapter: Path, run_dir: Path, evaluation: dict[str, Any] | None) -> None:
