@@ -186,3 +186,17 @@ def test_a_bad_model_under_ray_is_one_line(tmp_path):
     assert r.exit_code == 1
     assert r.output == (f"Error: model '{tmp_path / 'nope'}' not found (not a model folder, a .gguf file "
                         "or a hub name 'org/name')\n")
+
+
+def test_recipe_executor_key_is_validated(tmp_path, data_recipe):
+    import yaml
+
+    data = yaml.safe_load(data_recipe.read_text())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**data, "executor": "spark"}, sort_keys=False))
+    r = CliRunner().invoke(cli, ["recipe", "validate", str(bad)])
+    assert r.exit_code == 1 and r.output == f"Error: {bad}: executor: expected local or ray, got 'spark'\n"
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump({**data, "executor": "ray"}, sort_keys=False))
+    r = CliRunner().invoke(cli, ["recipe", "show", str(good)])
+    assert r.exit_code == 0 and "executor: ray" in r.output
