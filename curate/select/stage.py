@@ -29,7 +29,8 @@ class Config:
     """Options of ``thresher curate select`` (the recipe keys are the field names)."""
 
     method: Literal["top", "diversity", "score-then-diversity"] = "top"
-    """top | diversity | score-then-diversity."""
+    """top: best scores; diversity: k-center greedy on embeddings; score-then-diversity: Deita (best
+    scores, skipping near-duplicates)."""
     k: int | None = None
     """Rows to keep (or give fraction)."""
     fraction: float | None = None

@@ -27,6 +27,7 @@ STAGE_COMMANDS = [
     ("thresher.curate.dedup.cli", "dedup"),
     ("thresher.curate.decontam.cli", "decontam"),
     ("thresher.curate.mix.cli", "mix"),
+    ("thresher.curate.select.cli", "select_cmd"),
     ("thresher.train.cli", "lora"),
     ("thresher.train.data.cli", "lint_masks"),
 ]
