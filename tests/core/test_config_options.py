@@ -30,6 +30,7 @@ STAGE_COMMANDS = [
     ("thresher.curate.select.cli", "select_cmd"),
     ("thresher.train.cli", "lora"),
     ("thresher.train.data.cli", "lint_masks"),
+    ("thresher.evaluate.cli", "eval_cmd"),
 ]
 
 

@@ -120,6 +120,7 @@ def _option(f: dataclasses.Field[Any], tp: Any, doc: str, spec: Opt) -> Callable
     name = f.name
     default = _default(f)
     base = _strip_optional(tp)
+    doc = doc.replace("``", "")  # reST literals read as plain words in --help
     kwargs: dict[str, Any] = {"default": None, "help": spec.help or doc}
     decls = spec.decls
     if base is bool:

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.options import read_options
+from thresher.evaluate.stage import Config
 
 JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail):
 exact (answer equals the reference); regex:PATTERN (answer matches; plain regex: the
@@ -25,41 +27,31 @@ Default: ends, sentences:1-2."""
 @click.command("eval")
 @click.argument("heldout", type=click.Path(path_type=Path, exists=True, dir_okay=True))
 @read_options
-@click.option("--model", "-m", "models", multiple=True, required=True, metavar="NAME=MODEL",
-              help="A model to compare (repeatable): smollm2, a hub name, a model, merged-model, LoRA adapter "
-                   "or train-stage folder, e.g. -m base=smollm2 -m curated=runs/q/07-train.")
-@click.option("--judge", "-j", "judges", multiple=True, metavar="SPEC", help=JUDGE_HELP)
-@click.option("--target", default=None, metavar="METRIC", help="The metric the verdict is about.")
-@click.option("--focus", default=None, metavar="NAME", help="The model the verdict is about (default: the last).")
-@click.option("--reference-column", default=None, metavar="COL",
-              help="Column with the reference answer (default: each row's final assistant turn).")
-@click.option("--tests-column", default="test", show_default=True, help="code judge: column with the tests.")
-@click.option("--entry-point-column", default="entry_point", show_default=True,
-              help="code judge: column with the function name passed to check().")
-@click.option("--system", default=None, help="System prompt given to every model (default: none).")
-@click.option("--base", default=None, metavar="MODEL", help="Base model LoRA adapters are merged into.")
+@config_options(Config, recipe_only=("heldout", "baseline", "generate", "score", "train"), opts={
+    "models": Opt(decls=("--model", "-m"), required=True, metavar="NAME=MODEL",
+                  help="A model to compare (repeatable): smollm2, a hub name, a model, merged-model, LoRA "
+                       "adapter or train-stage folder, e.g. -m base=smollm2 -m curated=runs/q/07-train."),
+    "judges": Opt(decls=("--judge", "-j"), metavar="SPEC", help=JUDGE_HELP),
+    "target": Opt(metavar="METRIC"),
+    "focus": Opt(metavar="NAME"),
+    "reference_column": Opt(metavar="COL"),
+    "base": Opt(metavar="MODEL"),
+})
 @click.option("--max-tokens", type=int, default=96, show_default=True, help="Token budget of every answer.")
 @click.option("--backend", default="auto", show_default=True, help="auto | transformers | vllm | openai.")
-@click.option("--resamples", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")
-def eval_cmd(heldout: Path, models: tuple[str, ...], judges: tuple[str, ...], target: str | None,
-             focus: str | None, reference_column: str | None, tests_column: str, entry_point_column: str,
-             system: str | None, base: str | None, max_tokens: int, backend: str, resamples: int, seed: int,
-             out: Path, force: bool, read: Any) -> None:
+def eval_cmd(heldout: Path, max_tokens: int, backend: str, out: Path, force: bool, read: Any,
+             **options: Any) -> None:
     """Every --model answers the prompts of HELDOUT (greedy, the same token budget); each
     --judge scores the answers; every pair of models is compared prompt by prompt (win/tie/loss,
     mean difference with a 95% bootstrap CI, sign-test and paired-bootstrap p-values, per
     category). Writes OUT/eval.json and OUT/kept.parquet and prints the verdict."""
     from thresher.config import from_dict
-    from thresher.evaluate.stage import DEFAULT_JUDGES, Config, run
+    from thresher.evaluate.stage import run
 
-    config = from_dict(Config, {
-        "models": list(models), "judges": list(judges or DEFAULT_JUDGES), "target": target, "focus": focus,
-        "reference_column": reference_column, "tests_column": tests_column,
-        "entry_point_column": entry_point_column, "system": system, "base": base, "baseline": False,
-        "resamples": resamples, "seed": seed, "generate": {"max_tokens": max_tokens, "backend": backend}})
+    config = from_dict(Config, {**config_values(Config, options), "baseline": False,
+                                "generate": {"max_tokens": max_tokens, "backend": backend}})
     result = run([heldout], out, config, force=force, read=read)
     ev = result.stats.get("eval", {})
     click.echo(format_table(ev))
