@@ -75,7 +75,7 @@ def funnel(run: Run) -> Section | None:
     sec = Section("Funnel: rows kept after every stage")
     rows = []
     for s in data:
-        reasons = s.stats.get("drop_reasons") or {}
+        reasons = s.stats.get("drop_codes") or s.stats.get("drop_reasons") or {}  # codes: declared slugs
         top = ", ".join(f"{k} ({v})" for k, v in list(reasons.items())[:3])
         rows.append([s.folder, s.stats.get("rows_in", ""), s.stats.get("rows_out", ""), s.stats.get("rows_dropped", ""), top])
     sec.table(["stage", "rows in", "kept", "dropped", "main drop reasons"], rows)
