@@ -7,7 +7,17 @@ prints it as ``Error: <message>`` and exits with status 1, without a traceback.
 
 
 class ThresherError(Exception):
-    """An error caused by the user's input, options or environment (one-line message)."""
+    """An error caused by the user's input, options or environment (one-line message).
+
+    ``str()`` escapes line breaks and other control characters (a key or value quoted from the
+    data may hold them), so the message is always one line.
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if text.isprintable():
+            return text
+        return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 class InputError(ThresherError):

@@ -70,3 +70,17 @@ def test_mix_rule_without_a_condition(tmp_path):
     spec.write_text('rules:\n  - {category: "0"}\n')
     assert "spec.rules[1]: needs at least one of regex, keywords, source" in _error(
         ["curate", "mix", data, "--spec", spec, "--out", tmp_path / "m"])
+
+
+def test_reader_error_naming_a_key_with_a_newline_is_one_line(tmp_path):
+    """InputError quoting an unknown record key '\\n' had a line break (API level, not CLI)."""
+    import pytest
+
+    from thresher.errors import ThresherError
+    from thresher.io import read_rows
+
+    p = tmp_path / "in.jsonl"
+    p.write_text('{"\\n": null}\n')
+    with pytest.raises(ThresherError) as exc:
+        read_rows(p)
+    assert "\n" not in str(exc.value) and "keys (\\n)" in str(exc.value)
