@@ -10,6 +10,10 @@ text is tokenized as ordinary text); the template's own markers stay control tok
 Content is located through a skeleton rendering in which every content is a placeholder, so a
 content that repeats the template's own separators cannot confuse the search. Rows whose
 content holds no special-token string (nearly all) take the plain path, unchanged.
+
+Used by the training masks and lint, the loglik/reward scorers and the transformers and vLLM
+generation backends. The OpenAI-compatible backends send messages, not tokens: the server's
+own template and tokenizer decide there.
 """
 
 from __future__ import annotations
