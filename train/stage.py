@@ -252,13 +252,12 @@ def _resume(run: _Run, config: TrainConfig, dist: Any, force: bool) -> Any:
 
 def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any, state: Any) -> Any:
     """Run the training loop with its hooks (metrics, progress, checkpoints, best adapter)."""
+    from contextlib import closing
+
     from thresher.progress import progress, quiet_bar
     from thresher.train import checkpoint as ck
     from thresher.train import ddp
     from thresher.train.loop import Hooks, LoopState, run_loop
-
-    from contextlib import closing
-
     from thresher.train.publish import checkpoint_writer, identity_for
     from thresher.train.tracking import BAR_EXTRA, Tracker, bar_fields
 
