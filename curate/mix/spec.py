@@ -54,7 +54,6 @@ TOP_KEYS = (
     "fallback",
     "categories",
 )
-CATEGORY_KEYS = ("count", "weight", "max_repeats", "min_score")
 RULE_KEYS = ("category", "regex", "keywords", "source")
 WEIGHT_TOLERANCE = 1e-6
 
@@ -201,9 +200,37 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+@dataclass(frozen=True)
+class _CategoryOptions:
+    """The keys of one ``categories`` entry (validated by ``thresher.config``)."""
+
+    count: int | None = None
+    """Rows to take."""
+    weight: float | None = None
+    """Share of ``total`` (or of the output when no total is given), in [0, 1]."""
+    max_repeats: int | None = None
+    """Copies of one row at most (default: the spec's max_repeats)."""
+    min_score: float | None = None
+    """Rows whose rank_by score is below this are not eligible."""
+
+    def check(self) -> list[str]:
+        p: list[str] = []
+        if self.count is not None and self.count < 0:
+            p.append(f"count: must be >= 0, got {self.count}")
+        if self.weight is not None and not 0 <= self.weight <= 1:
+            p.append(f"weight: must be in [0, 1], got {self.weight}")
+        if self.max_repeats is not None and self.max_repeats < 1:
+            p.append(f"max_repeats: must be a whole number >= 1, got {self.max_repeats!r}")
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            p.append(f"min_score: must be a number, got {self.min_score!r}")
+        return p
+
+
 def _parse_category(
     name: Any, raw: Any, problems: list[str], *, temperature: float | None
 ) -> CategorySpec | None:
+    from thresher.config import validate
+
     where = f"categories.{name}"
     if not isinstance(name, str) or not name:
         problems.append(f"categories: category names must be non-empty strings, got {name!r}")
@@ -215,44 +242,21 @@ def _parse_category(
             f"{where}: must be a mapping such as {{count: 100}} or {{weight: 0.2}}, got {raw!r}"
         )
         return None
-    for key in raw:
-        if key not in CATEGORY_KEYS:
-            problems.append(unknown_key(key, CATEGORY_KEYS, where, list_allowed=True))
-    count = raw.get("count")
-    weight = raw.get("weight")
-    if count is None and weight is None and temperature is None:
+    if raw.get("count") is None and raw.get("weight") is None and temperature is None:
         problems.append(f"{where}: needs count or weight (or a top-level temperature)")
-    if count is not None and weight is not None:
+    if raw.get("count") is not None and raw.get("weight") is not None:
         problems.append(f"{where}: give count or weight, not both")
-        count = None  # so that the totals below are checked once, on the weights
-    if count is not None:
-        if not _is_int(count):
-            problems.append(f"{where}.count: must be a whole number of rows, got {count!r}")
-            count = None
-        elif count < 0:
-            problems.append(f"{where}.count: must be >= 0, got {count}")
-            count = None
-    if weight is not None:
-        if not _is_number(weight):
-            problems.append(f"{where}.weight: must be a number in [0, 1], got {weight!r}")
-            weight = None
-        elif not 0 <= weight <= 1:
-            problems.append(f"{where}.weight: must be in [0, 1], got {weight}")
-            weight = None
-        else:
-            weight = float(weight)
-    max_repeats = raw.get("max_repeats")
-    if max_repeats is not None and (not _is_int(max_repeats) or max_repeats < 1):
-        problems.append(f"{where}.max_repeats: must be a whole number >= 1, got {max_repeats!r}")
-        max_repeats = None
-    min_score = raw.get("min_score")
-    if min_score is not None:
-        if not _is_number(min_score):
-            problems.append(f"{where}.min_score: must be a number, got {min_score!r}")
-            min_score = None
-        else:
-            min_score = float(min_score)
-    return CategorySpec(name, count, weight, max_repeats, min_score)
+        raw = {k: v for k, v in raw.items() if k != "count"}  # the totals are checked once, on the weights
+    keep: dict[str, Any] = {}
+    for key, value in raw.items():  # one key at a time: a bad value leaves the others checked
+        found = validate(_CategoryOptions, {key: value}, where)
+        problems.extend(found)
+        if not found:
+            keep[key] = value
+    weight = keep.get("weight")
+    return CategorySpec(name, keep.get("count"), float(weight) if weight is not None else None,
+                        keep.get("max_repeats"), float(keep["min_score"]) if keep.get("min_score") is not None
+                        else None)
 
 
 def _total_problems(categories: list[CategorySpec], total: int | None,

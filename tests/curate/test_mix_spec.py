@@ -65,7 +65,7 @@ def test_weights_summing_to_one_need_no_total_and_counts_are_never_inferred():
     assert any("categories.a: must be a mapping such as {count: 100}" in p for p in problems)
     assert any("categories.b: must be a mapping" in p for p in problems)
     _, problems = spec_problems({"categories": {"a": {"count": 2.5}, "b": {"weight": 1.5}}})
-    assert "categories.a.count: must be a whole number of rows, got 2.5" in problems
+    assert "categories.a.count: expected int | null, got 2.5" in problems
     assert "categories.b.weight: must be in [0, 1], got 1.5" in problems
 
 
