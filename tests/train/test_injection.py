@@ -184,3 +184,22 @@ def test_lint_masks_cli_passes_injected_rows(chat_tokenizer_dirs, tmp_path):
     data.write_text(json.dumps({"id": "inj", "messages": injected("smollm2")}) + "\n")
     res = CliRunner().invoke(cli, ["train", "lint-masks", str(data), "--base", str(chat_tokenizer_dirs["smollm2"])])
     assert res.exit_code == 0, res.output
+
+
+def test_stats_token_counts_treat_typed_specials_as_text(tiny_lm_dir, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+    from thresher.models import load_tokenizer
+
+    conv = _inj_conv()
+    data = tmp_path / "inj.jsonl"
+    data.write_text(json.dumps({"id": "inj", "messages": conv}) + "\n")
+    res = CliRunner().invoke(cli, ["stats", str(data), "--tokenizer", str(tiny_lm_dir), "--json"])
+    assert res.exit_code == 0, res.output
+    got = int(json.loads(res.output)["lengths"]["tokens"]["max"])
+    tok = load_tokenizer(tiny_lm_dir)
+    text = tok.apply_chat_template(conv, tokenize=False)
+    assert got == len(encode_chat_ids(tok, text, conv)) > len(tok(text, add_special_tokens=False)["input_ids"])

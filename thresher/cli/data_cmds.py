@@ -43,6 +43,23 @@ def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, 
     click.echo(msg)
 
 
+def _chat_tokens(tok, messages, name: str) -> int:
+    """Tokens of a conversation as the model sees it (typed special-token text stays text)."""
+    from thresher.chat_tokens import encode_chat_ids
+    from thresher.errors import ThresherError
+    from thresher.io.chat import template_messages
+
+    if not getattr(tok, "chat_template", None):
+        raise ThresherError(f"--tokenizer {name}: the tokenizer has no chat template to render conversations with")
+    msgs = template_messages(messages)
+    try:
+        text = tok.apply_chat_template(msgs, tokenize=False)
+    except Exception as e:  # noqa: BLE001 - jinja errors, raise_exception() in templates
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ThresherError(f"--tokenizer {name}: the chat template fails on a row: {first}") from None
+    return len(encode_chat_ids(tok, text, msgs))
+
+
 def _summary(s: pl.Series) -> list[str]:
     if s.len() == 0:
         return ["-"] * 5
@@ -82,8 +99,7 @@ def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, tr
         from thresher.models import load_tokenizer, resolve_model
 
         tok = load_tokenizer(resolve_model(tokenizer), trust_remote_code=trust_remote_code)
-        lengths = lengths.with_columns(pl.Series("tokens", [
-            len(tok.apply_chat_template(m, tokenize=True, return_dict=True)["input_ids"]) for m in msgs]))
+        lengths = lengths.with_columns(pl.Series("tokens", [_chat_tokens(tok, m, tokenizer) for m in msgs]))
     cats = df.group_by("category").len().sort("len", descending=True)
     srcs = df.group_by("source").len().sort("len", descending=True)
     if as_json:
