@@ -11,8 +11,9 @@ from tests.train._trainer_helpers import make_rows, one_thread, write_rows  # no
 from thresher.errors import ThresherError
 from thresher.precision import Precision, cpu_bf16_flags, cpu_fast_bf16, normalize, resolve
 
-#: bf16 loss parity: every step's training loss within this relative distance of fp32's
-BF16_LOSS_RTOL = 0.01
+#: bf16 loss parity (as benchmarks/precision.py): every step's training loss within 2% of
+#: fp32's, and the mean relative difference over the steps within 1%
+BF16_STEP_RTOL, BF16_MEAN_RTOL = 0.02, 0.01
 
 
 def test_normalize_accepts_aliases_and_rejects_the_rest():
@@ -86,11 +87,11 @@ def test_bf16_training_matches_fp32_within_tolerance(tiny_lm_dir, tmp_path):
     a = [x for _, x in ref["losses"]]
     b = [x for _, x in low["losses"]]
     assert len(a) == len(b) == 20
-    print("fp32", [round(x, 4) for x in a], "\nbf16", [round(x, 4) for x in b])
     assert a[-1] < a[0] - 0.2 and b[-1] < b[0] - 0.2  # both actually learn
-    worst = max(abs(x - y) / x for x, y in zip(a, b))
+    rel = [abs(x - y) / x for x, y in zip(a, b)]
     (tmp_path / "curves.json").write_text(json.dumps({"fp32": a, "bf16": b}))
-    assert worst <= BF16_LOSS_RTOL, f"bf16 loss off by {worst:.2%} (curves: {a} vs {b})"
+    assert max(rel) <= BF16_STEP_RTOL, f"bf16 loss off by {max(rel):.2%} (curves: {a} vs {b})"
+    assert sum(rel) / len(rel) <= BF16_MEAN_RTOL
     adapter = load_file(str(tmp_path / "bf16" / "adapter" / "adapter_model.safetensors"))
     assert adapter and all(str(t.dtype) == "torch.float32" for t in adapter.values())
 
