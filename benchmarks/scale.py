@@ -1,6 +1,6 @@
 """Local executor vs Ray executor on real rows: filter and dedup, rows/s and Ray's overhead.
 
-Rows: the conversations of the ``evals`` package registry (about 1.0M real rows in 470 evals;
+Rows: the conversations of the ``evals`` package registry (938,430 usable real rows in 470 evals;
 ``pip install --no-deps evals==3.0.1.post1``), converted once to a Parquet file under
 ``$THRESHER_CACHE/bench``. Both executors run the same stage code on the same file; the
 script checks that they keep exactly the same ids, then prints rows/s side by side and the
