@@ -28,3 +28,12 @@ def on_ray(ray_cluster):
     ray_executor.use("ray")
     yield ray_cluster
     ray_executor.use("local")
+
+
+@pytest.fixture(autouse=True)
+def _local_again():
+    """Whatever a test chose, the next test (in this process) starts on the local executor."""
+    yield
+    from thresher import ray_executor
+
+    ray_executor.use("local")

@@ -66,10 +66,11 @@ def _set_executor(ctx: click.Context, param: click.Parameter, value: Any) -> Any
     from thresher.errors import ThresherError
     from thresher.ray_executor import use
 
-    try:  # every command starts from the executor it was given (default: local)
+    try:  # every command starts from the executor it was given (default: local) ...
         use(value or "local", ctx.meta.get("thresher_ray_address"))
     except ThresherError as e:
         raise click.ClickException(str(e)) from None
+    ctx.call_on_close(use)  # ... and leaves the process on the local one
     return value
 
 
