@@ -24,8 +24,8 @@ TRAIN_ON = ("all", "last")
 OVERLONG = ("drop", "truncate")
 DISTRIBUTED = ("ddp", "fsdp")
 DTYPES = ("auto", "fp32", "bf16")
-
 REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow", "none")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -200,6 +200,9 @@ class TrainConfig:
         choice("overlong", OVERLONG)
         choice("distributed", DISTRIBUTED)
         choice("dtype", DTYPES)
+        for item in self.report_targets():
+            if item not in REPORT_TO:
+                p.append(f"report_to: unknown target {item!r} (expected {', '.join(REPORT_TO)})")
         if self.target_modules is not None and not self.target_modules:
             p.append("target_modules: must name at least one module (or be null for all linear)")
         if self.fsdp and self.qlora:
@@ -208,11 +211,13 @@ class TrainConfig:
             p.append(f"max_length: must be >= 8, got {self.max_length}")
         return p
 
+    def report_targets(self) -> list[str]:
+        """The ``report_to`` targets, ``none`` removed."""
+        items = [t.strip() for t in str(self.report_to).split(",") if t.strip()]
+        return [t for t in items if t != "none"]
+
     def fingerprint(self) -> str:
         """Hash of the options that change the computation (a checkpoint resumes only when equal)."""
-        for item in self.report_targets():
-            if item not in REPORT_TO:
-                p.append(f"report_to: unknown target {item!r} (expected {', '.join(REPORT_TO)})")
         from thresher.stage import config_fingerprint
 
         return config_fingerprint(self, exclude=_RESUME_IRRELEVANT)[:16]
@@ -221,11 +226,6 @@ class TrainConfig:
         """Warmup length in optimiser steps for a run of ``total_steps``."""
         if self.warmup < 1:
             return round(self.warmup * total_steps)
-    def report_targets(self) -> list[str]:
-        """The ``report_to`` targets, ``none`` removed."""
-        items = [t.strip() for t in str(self.report_to).split(",") if t.strip()]
-        return [t for t in items if t != "none"]
-
         return min(int(self.warmup), total_steps)
 
 
