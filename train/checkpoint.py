@@ -93,13 +93,21 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
 
 
 def latest(ckdir: Path) -> Path | None:
-    """The newest complete checkpoint folder, or None."""
+    """The newest complete checkpoint folder, or None.
+
+    ``latest`` names it; a step folder newer than that pointer is complete too (folders are
+    renamed into place whole), which happens when a run is killed between the two renames.
+    """
+    complete = sorted(p for p in ckdir.glob("step-*") if (p / "state.json").exists())
     try:
         name = (ckdir / LATEST).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    path = ckdir / name
-    return path if (path / "state.json").exists() else None
+    except (FileNotFoundError, NotADirectoryError):
+        name = ""
+    path = ckdir / name if name else None
+    if path is not None and (path / "state.json").exists():
+        if not complete or complete[-1].name <= path.name:
+            return path
+    return complete[-1] if complete else None
 
 
 def load(path: Path, *, rank: int = 0) -> dict[str, Any]:
