@@ -32,13 +32,13 @@ from thresher.io.shapes import (
     to_messages,
 )
 from thresher.schema import (
+    IdAssigner,
     clean_messages,
     conform,
-    IdAssigner,
     empty_table,
     fill_ids,
-    table_problems,
     is_messages_dtype,
+    table_problems,
     validate_messages,
 )
 
