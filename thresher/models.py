@@ -203,6 +203,17 @@ def _remote_code_error(path: Any, exc: Exception) -> ThresherError | None:
     return None
 
 
+
+def _from_pretrained(load: Any, path: str | os.PathLike, trust_remote_code: bool, kwargs: dict) -> Any:
+    """``load(path, trust_remote_code=..., **kwargs)``; a refusal to run custom code becomes one line."""
+    try:
+        return load(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
+    except ValueError as e:
+        err = _remote_code_error(path, e)
+        if err is not None:
+            raise err from None
+        raise
+
 def load_tokenizer(path: str | os.PathLike, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """``AutoTokenizer.from_pretrained`` with ``trust_remote_code`` passed explicitly.
 
@@ -211,26 +222,14 @@ def load_tokenizer(path: str | os.PathLike, *, trust_remote_code: bool = False, 
     """
     from transformers import AutoTokenizer
 
-    try:
-        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
-    except ValueError as e:
-        err = _remote_code_error(path, e)
-        if err is not None:
-            raise err from None
-        raise
+    return _from_pretrained(AutoTokenizer.from_pretrained, path, trust_remote_code, kwargs)
 
 
 def load_config(path: str | os.PathLike, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """``AutoConfig.from_pretrained`` with ``trust_remote_code`` passed explicitly."""
     from transformers import AutoConfig
 
-    try:
-        return AutoConfig.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
-    except ValueError as e:
-        err = _remote_code_error(path, e)
-        if err is not None:
-            raise err from None
-        raise
+    return _from_pretrained(AutoConfig.from_pretrained, path, trust_remote_code, kwargs)
 
 
 def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote_code: bool = False,
@@ -242,13 +241,7 @@ def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote
     import transformers
 
     cls = getattr(transformers, _MODEL_CLASSES[kind])
-    try:
-        return cls.from_pretrained(str(path), trust_remote_code=bool(trust_remote_code), **kwargs)
-    except ValueError as e:
-        err = _remote_code_error(path, e)
-        if err is not None:
-            raise err from None
-        raise
+    return _from_pretrained(cls.from_pretrained, path, trust_remote_code, kwargs)
 
 
 def check_device(device: str | None) -> str:
