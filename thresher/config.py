@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -124,27 +125,39 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
     return value
 
 
-def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str]) -> T:
+def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str],
+           *, partial: bool = False) -> T:
+    """Build ``cls`` from ``data``, adding every problem to ``problems``; None when unusable.
+
+    ``partial``: an ill-typed key takes its default instead of making the whole object unusable,
+    and ``check()`` runs on the rest (its problems about that key are left out: it has one).
+    """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     prefix = f"{where}." if where else ""
     kwargs: dict[str, Any] = {}
     typing_problems: list[str] = []
+    bad: set[str] = set()
     for key, value in data.items():
         if key not in fields:
             problems.append(unknown_key(key, list(fields), where))
             continue
-        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", typing_problems)
+        found: list[str] = []
+        kwargs[key] = _coerce(value, hints[key], f"{prefix}{key}", found)
+        if found:
+            bad.add(key)
+            typing_problems.extend(found)
     problems.extend(typing_problems)
-    for name, f in fields.items():
-        if (
-            name not in kwargs
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-        ):
-            problems.append(f"{prefix}{name}: required key missing")
-    if typing_problems or any(p.endswith("required key missing") for p in problems):
+    required = {
+        name for name, f in fields.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    }
+    missing = [name for name in fields if name in required and name not in kwargs]
+    problems.extend(f"{prefix}{name}: required key missing" for name in missing)
+    if missing or (bad and (not partial or bad & required)):
         return None  # type: ignore[return-value]  # check() only sees well-typed values
+    for key in bad:
+        del kwargs[key]
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
@@ -152,22 +165,34 @@ def _build(cls: type[T], data: Mapping[str, Any], where: str, problems: list[str
         return None  # type: ignore[return-value]
     check = getattr(obj, "check", None)
     if callable(check):
-        problems.extend(f"{prefix}{p}" for p in check())
+        problems.extend(f"{prefix}{p}" for p in check() if re.split(r"[.:\[]", p, maxsplit=1)[0] not in bad)
     return obj
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
     """Build the frozen dataclass ``cls`` from ``data``; raise one ConfigError listing every
     problem (unknown keys with suggestions, wrong types, failed ``check()``)."""
-    problems: list[str] = []
+    obj, problems = from_dict_partial(cls, data, where, partial=False)
+    if problems:
+        raise ConfigError(problems)
+    return obj  # type: ignore[return-value]
+
+
+def from_dict_partial(cls: type[T], data: Mapping[str, Any] | None, where: str = "",
+                      *, partial: bool = True) -> tuple[T | None, list[str]]:
+    """Like :func:`from_dict` but return ``(object, problems)`` instead of raising.
+
+    An ill-typed key takes its default (so the other keys are still checked, ``check()``
+    included, and callers can go on validating what depends on them); the object is None
+    only when ``data`` is not a mapping or a required key is missing or ill-typed.
+    """
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError([f"{where or cls.__name__}: expected a mapping, got {data!r}"])
-    obj = _build(cls, data, where, problems)
-    if problems:
-        raise ConfigError(problems)
-    return obj
+        return None, [f"{where or cls.__name__}: expected a mapping, got {data!r}"]
+    problems: list[str] = []
+    obj = _build(cls, data, where, problems, partial=partial)
+    return obj, problems
 
 
 def validate(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> list[str]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from thresher.config import did_you_mean, unknown_key
+from thresher.config import did_you_mean
 from thresher.errors import ConfigError, ThresherError
 from thresher.yamlutil import safe_load as unique_yaml_load
 
@@ -55,7 +55,6 @@ STAGE_MODULES: dict[str, str] = {
 #: stages whose kept.parquet is (a version of) the dataset; the last one in a run is "the" dataset
 DATA_STAGES: tuple[str, ...] = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "select")
 
-TOP_KEYS = ("name", "seed", "description", "holdout", "executor", "inputs", "stages")
 INPUT_KINDS = ("path", "hub", "chatterbot")
 #: the train stage option naming the student's base model (required in a recipe)
 BASE_KEYS = ("base", "base_model")
@@ -475,32 +474,53 @@ def _from_dict_safe(cls: type, opts: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: invalid options ({type(e).__name__}: {e})") from None
 
 
+@dataclass(frozen=True)
+class _RecipeTop:
+    """The top-level keys of a recipe (validated by ``thresher.config``)."""
+
+    name: str | None = None
+    """The recipe's name (required)."""
+    seed: int = 0
+    """The seed every stage gets unless it sets its own."""
+    description: str | None = None
+    """Free text about the recipe."""
+    holdout: int = 0
+    """Prompts kept aside for the ``eval`` stage."""
+    executor: str = "local"
+    """Where stages run: local, or ray (``--executor`` overrides it)."""
+    inputs: Any = None
+    """The input entries (each validated as a path, hub or chatterbot entry)."""
+    stages: Any = None
+    """The ordered stages (each validated by its stage's ``Config``)."""
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.name is None:
+            problems.append("name: required")
+        elif not _str(self.name):
+            problems.append(f"name: expected a non-empty string, got {self.name!r}")
+        if self.holdout < 0:
+            problems.append(f"holdout: expected a non-negative integer, got {self.holdout!r}")
+        if self.executor not in ("local", "ray"):
+            problems.append(f"executor: expected local or ray, got {self.executor!r}")
+        return problems
+
+
+#: the keys a recipe may give at its top level
+TOP_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(_RecipeTop))
+
+
 def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_files: bool = True) -> Recipe:
     """Validate raw recipe data and build a :class:`Recipe`; one ConfigError lists every problem."""
-    problems: list[str] = []
-    for key in data:
-        if key not in TOP_KEYS:
-            problems.append(unknown_key(key, TOP_KEYS))
-    name = data.get("name")
-    if not _str(name):
-        problems.append(f"name: {'required' if name is None else f'expected a non-empty string, got {name!r}'}")
-        name = "recipe"
-    seed = data.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        problems.append(f"seed: expected an integer, got {seed!r}")
-        seed = 0
-    holdout = data.get("holdout", 0)
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
-        problems.append(f"holdout: expected a non-negative integer, got {holdout!r}")
-        holdout = 0
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        problems.append(f"description: expected a string, got {description!r}")
-        description = ""
-    executor = data.get("executor", "local")
-    if executor not in ("local", "ray"):
-        problems.append(f"executor: expected local or ray, got {executor!r}")
-        executor = "local"
+    from thresher.config import from_dict_partial
+
+    top, problems = from_dict_partial(_RecipeTop, data)
+    top = top or _RecipeTop()
+    name = top.name if _str(top.name) else "recipe"
+    seed = top.seed
+    holdout = max(top.holdout, 0)
+    executor = top.executor if top.executor in ("local", "ray") else "local"
+    description = top.description or ""
 
     inputs = _parse_list(data, "inputs", "a list of path, hub or chatterbot entries", problems,
                          lambda i, raw: _parse_input(i, raw, problems, check_files))
