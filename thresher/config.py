@@ -28,19 +28,11 @@ def did_you_mean(word: Any, choices: Any) -> str | None:
     return close[0] if close else None
 
 
-def unknown_key(key: Any, allowed: Any, where: str = "", *, list_allowed: bool = False) -> str:
-    """The one "unknown key" problem: ``where.key: unknown key (did you mean 'x'?)``.
-
-    With no close match the allowed keys are listed when ``list_allowed`` (else no hint).
-    """
+def unknown_key(key: Any, allowed: Any, where: str = "") -> str:
+    """The one "unknown key" problem: ``where.key: unknown key (did you mean 'x'?)``."""
     prefix = f"{where}." if where else ""
     close = did_you_mean(key, allowed)
-    if close is not None:
-        hint = f" (did you mean '{close}'?)"
-    elif list_allowed:
-        hint = f" (expected {', '.join(str(a) for a in allowed)})"
-    else:
-        hint = ""
+    hint = f" (did you mean '{close}'?)" if close is not None else ""
     return f"{prefix}{key}: unknown key{hint}"
 
 

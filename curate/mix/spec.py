@@ -38,23 +38,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from thresher.config import unknown_key
 from thresher.errors import ConfigError, ThresherError
 
-SHORTFALL_MODES = ("redistribute", "keep", "fail")
-TOP_KEYS = (
-    "total",
-    "max_repeats",
-    "on_shortfall",
-    "temperature",
-    "column",
-    "rules",
-    "fallback",
-    "categories",
-)
-RULE_KEYS = ("category", "regex", "keywords", "source")
 WEIGHT_TOLERANCE = 1e-6
 
 
@@ -131,14 +118,6 @@ def _names(names: set[str]) -> str:
     return ", ".join(items) or "none"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _regex_problem(pattern: str) -> str | None:
     """Why polars' regex engine rejects ``pattern`` (the engine the rules run on)."""
     import polars as pl
@@ -152,7 +131,36 @@ def _regex_problem(pattern: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _RuleOptions:
+    """The keys of one ``rules`` entry (validated by ``thresher.config``)."""
+
+    category: str | None = None
+    """The category the rule assigns (required)."""
+    regex: str | None = None
+    """A regex (polars' engine) the user turns' text must match."""
+    keywords: tuple[str, ...] = ()
+    """Words (whole, any case) of which the user text must contain one."""
+    source: tuple[str, ...] = ()
+    """Source names of which the row's must be one."""
+
+    def check(self) -> list[str]:
+        p: list[str] = []
+        if not self.category:
+            p.append("category: required, a non-empty string")
+        if self.regex is not None:
+            if not self.regex:
+                p.append("regex: must be a non-empty string")
+            elif (why := _regex_problem(self.regex)) is not None:
+                p.append(f"regex: invalid ({why})")
+        if not all(k.strip() for k in self.keywords):
+            p.append("keywords: must be a list of non-empty strings")
+        return p
+
+
 def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
+    from thresher.config import from_dict_partial
+
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -162,41 +170,19 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
     for i, item in enumerate(raw, start=1):
         where = f"rules[{i}]"
         if not isinstance(item, Mapping):
-            problems.append(
-                f"{where}: must be a mapping with category and regex, keywords or source"
-            )
+            problems.append(f"{where}: must be a mapping with category and regex, keywords or source")
             continue
-        for key in item:
-            if key not in RULE_KEYS:
-                problems.append(unknown_key(key, RULE_KEYS, where, list_allowed=True))
-        cat = item.get("category")
-        if not isinstance(cat, str) or not cat:
-            problems.append(f"{where}.category: required, a non-empty string")
-        regex = item.get("regex")
-        if regex is not None:
-            if not isinstance(regex, str) or not regex:
-                problems.append(f"{where}.regex: must be a non-empty string")
-                regex = None
-            elif (why := _regex_problem(regex)) is not None:
-                problems.append(f"{where}.regex: invalid ({why})")
-        keywords = item.get("keywords", ())
-        if isinstance(keywords, str):
-            keywords = [keywords]
-        if not isinstance(keywords, (list, tuple)) or not all(
-            isinstance(k, str) and k.strip() for k in keywords
-        ):
-            problems.append(f"{where}.keywords: must be a list of non-empty strings")
-            keywords = ()
-        sources = item.get("source", ())
-        if isinstance(sources, str):
-            sources = [sources]
-        if not isinstance(sources, (list, tuple)) or not all(isinstance(s, str) for s in sources):
-            problems.append(f"{where}.source: must be a string or a list of strings")
-            sources = ()
-        if regex is None and not keywords and not sources and "regex" not in item:
+        item = {k: [v] if k in ("keywords", "source") and isinstance(v, str) else v for k, v in item.items()}
+        rule, found = from_dict_partial(_RuleOptions, item, where)
+        problems.extend(found)
+        if rule is None:
+            continue
+        keywords = rule.keywords if all(k.strip() for k in rule.keywords) else ()
+        regex = rule.regex or None
+        if regex is None and not keywords and not rule.source and "regex" not in item:
             problems.append(f"{where}: needs at least one of regex, keywords, source")
-        if isinstance(cat, str) and cat:
-            rules.append(Rule(cat, regex, tuple(keywords), tuple(sources)))
+        if rule.category:
+            rules.append(Rule(rule.category, regex, keywords, rule.source))
     return tuple(rules)
 
 
@@ -287,46 +273,60 @@ def _total_problems(categories: list[CategorySpec], total: int | None,
     return problems
 
 
+@dataclass(frozen=True)
+class _SpecOptions:
+    """The top-level keys of a mix spec (validated by ``thresher.config``)."""
+
+    total: int | None = None
+    """Size of the mix (replay rows come on top)."""
+    max_repeats: int = 1
+    """Copies of one row at most (1: no upsampling)."""
+    on_shortfall: Literal["redistribute", "keep", "fail"] = "redistribute"
+    """What to do when a category cannot fill its target."""
+    temperature: float | None = None
+    """T-sampling over natural sizes for categories with no count or weight of their own."""
+    column: str = "category"
+    """The column categories come from (when there are no rules)."""
+    rules: Any = None
+    """Rules assigning categories, first match wins (each validated as a rule)."""
+    fallback: str | None = None
+    """The category of rows no rule matches (or with a null category column)."""
+    categories: Any = None
+    """Category name -> its target (each validated as a category entry)."""
+
+    def check(self) -> list[str]:
+        p: list[str] = []
+        if self.total is not None and self.total < 1:
+            p.append(f"total: must be a whole number >= 1, got {self.total!r}")
+        if self.max_repeats < 1:
+            p.append(f"max_repeats: must be a whole number >= 1, got {self.max_repeats!r}")
+        if self.temperature is not None and not (math.isfinite(self.temperature) and self.temperature > 0):
+            p.append(f"temperature: must be a number > 0, got {self.temperature!r}")
+        if not self.column:
+            p.append(f"column: must be a column name, got {self.column!r}")
+        if self.fallback is not None and not self.fallback:
+            p.append(f"fallback: must be a category name, got {self.fallback!r}")
+        return p
+
+
 def spec_problems(raw: Any) -> tuple[MixSpec | None, list[str]]:
     """Parse a spec mapping; return the spec (``None`` when unusable) and every problem."""
-    problems: list[str] = []
+    from thresher.config import from_dict_partial
+
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         return None, [f"the spec must be a mapping, got {type(raw).__name__}"]
-    for key in raw:
-        if key not in TOP_KEYS:
-            problems.append(unknown_key(key, TOP_KEYS, list_allowed=True))
-
-    total = raw.get("total")
-    if total is not None and (not _is_int(total) or total < 1):
-        problems.append(f"total: must be a whole number >= 1, got {total!r}")
-        total = None
-    max_repeats = raw.get("max_repeats", 1)
-    if not _is_int(max_repeats) or max_repeats < 1:
-        problems.append(f"max_repeats: must be a whole number >= 1, got {max_repeats!r}")
-        max_repeats = 1
-    on_shortfall = raw.get("on_shortfall", "redistribute")
-    if on_shortfall not in SHORTFALL_MODES:
-        problems.append(
-            f"on_shortfall: must be one of {', '.join(SHORTFALL_MODES)}, got {on_shortfall!r}"
-        )
-        on_shortfall = "redistribute"
-    temperature = raw.get("temperature")
-    if temperature is not None:
-        if not _is_number(temperature) or temperature <= 0:
-            problems.append(f"temperature: must be a number > 0, got {temperature!r}")
-            temperature = None
-        else:
-            temperature = float(temperature)
-    column = raw.get("column", "category")
-    if not isinstance(column, str) or not column:
-        problems.append(f"column: must be a column name, got {column!r}")
-        column = "category"
-    fallback = raw.get("fallback")
-    if fallback is not None and (not isinstance(fallback, str) or not fallback):
-        problems.append(f"fallback: must be a category name, got {fallback!r}")
-        fallback = None
+    top, problems = from_dict_partial(_SpecOptions, raw)
+    top = top or _SpecOptions()
+    total = top.total if top.total is not None and top.total >= 1 else None
+    max_repeats = max(top.max_repeats, 1)
+    on_shortfall = top.on_shortfall
+    temperature = top.temperature
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        temperature = None
+    column = top.column or "category"
+    fallback = top.fallback or None
     rules = _parse_rules(raw.get("rules"), problems)
     if "column" in raw and rules:
         problems.append("column and rules: categories come from a column or from rules, not both")
