@@ -208,7 +208,20 @@ def encode_conversation(
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate', got {overlong!r}")
     msgs = _clean(messages)
-    turns = _trained_turns(messages, train_on)
+    located = _render_spans(tokenizer, msgs, _trained_turns(messages, train_on), row_id)
+    if isinstance(located, LintIssue):
+        return located
+    example = _encode_and_label(tokenizer, msgs, *located, row_id, allow_special_in_content)
+    if isinstance(example, LintIssue):
+        return example
+    return _fit_length(example, max_length, overlong)
+
+
+def _render_spans(
+    tokenizer: Any, msgs: list[dict[str, Any]], turns: list[int], row_id: str
+) -> tuple[str, list[_Span], str | None] | LintIssue:
+    """Phase 1 of :func:`encode_conversation`: render the conversation and find the trained
+    assistant spans in the text; ``(text, spans, why_spans_failed)`` or the row's issue."""
     try:
         full = _render(tokenizer, msgs, False)
         if not turns:
@@ -223,7 +236,15 @@ def encode_conversation(
         return LintIssue(
             row_id, "render_error", f"the chat template fails on this row: {_first_line(exc)}"
         )
+    return full, spans, why
 
+
+def _encode_and_label(
+    tokenizer: Any, msgs: list[dict[str, Any]], full: str, spans: list[_Span], why: str | None,
+    row_id: str, allow_special_in_content: bool,
+) -> Example | LintIssue:
+    """Phase 2 of :func:`encode_conversation`: tokenize the rendering and label the spans'
+    tokens; the whole-length :class:`Example`, or the row's issue."""
     from thresher.chat_tokens import ContentTokenError, encode_chat
 
     try:
@@ -251,28 +272,34 @@ def encode_conversation(
         return LintIssue(
             row_id, "no_trainable_token", "no token is trained (empty assistant text?)", example
         )
-
-    if len(ids) > max_length:
-        if overlong == "drop":
-            return LintIssue(
-                row_id,
-                "response_cut",
-                f"{len(ids)} tokens > --max-length {max_length} (row dropped; use --overlong truncate to keep it)",
-                example,
-            )
-        cut_ids, cut_labels = ids[:max_length], labels[:max_length]
-        # a response is cut when a trained token (its end-of-turn) lies beyond max_length
-        cut = any(x != IGNORE_INDEX for x in labels[max_length:])
-        truncated = Example(cut_ids, cut_labels, row_id, cut=cut, n_full=len(ids))
-        if truncated.n_trained == 0:
-            return LintIssue(
-                row_id,
-                "no_trainable_token",
-                f"no trained token left after truncating {len(ids)} tokens to --max-length {max_length}",
-                truncated,
-            )
-        return truncated
     return example
+
+
+def _fit_length(example: Example, max_length: int, overlong: Overlong) -> Example | LintIssue:
+    """Phase 3 of :func:`encode_conversation`: drop or truncate a rendering longer than
+    ``max_length`` tokens."""
+    ids, labels, row_id = example.input_ids, example.labels, example.row_id
+    if len(ids) <= max_length:
+        return example
+    if overlong == "drop":
+        return LintIssue(
+            row_id,
+            "response_cut",
+            f"{len(ids)} tokens > --max-length {max_length} (row dropped; use --overlong truncate to keep it)",
+            example,
+        )
+    cut_ids, cut_labels = ids[:max_length], labels[:max_length]
+    # a response is cut when a trained token (its end-of-turn) lies beyond max_length
+    cut = any(x != IGNORE_INDEX for x in labels[max_length:])
+    truncated = Example(cut_ids, cut_labels, row_id, cut=cut, n_full=len(ids))
+    if truncated.n_trained == 0:
+        return LintIssue(
+            row_id,
+            "no_trainable_token",
+            f"no trained token left after truncating {len(ids)} tokens to --max-length {max_length}",
+            truncated,
+        )
+    return truncated
 
 
 def _label_span(
