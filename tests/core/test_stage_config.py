@@ -8,7 +8,7 @@ from typing import Literal
 import polars as pl
 import pytest
 
-from thresher.config import from_dict, to_dict
+from thresher.config import from_dict, from_dict_partial, to_dict
 from thresher.errors import ConfigError
 from thresher.io import read_table, write_table
 from thresher.schema import make_rows
@@ -110,3 +110,17 @@ def test_check_runs_with_unknown_keys_but_not_on_wrong_types():
     with pytest.raises(ConfigError) as e:
         from_dict(Cfg, {"threshold": "high"})
     assert e.value.problems == ["threshold: expected a number, got 'high'"]
+
+
+def test_from_dict_partial_checks_the_rest_when_a_key_is_ill_typed():
+    # the ill-typed key takes its default and gets no second problem from check();
+    # check() still runs on the well-typed rest
+    cfg, problems = from_dict_partial(Cfg, {"threshold": "high", "mode": "c", "limit": 1.5, "nope": 1}, "x")
+    assert cfg == Cfg()
+    assert problems == ["x.nope: unknown key", "x.threshold: expected a number, got 'high'",
+                        "x.mode: must be one of 'a' | 'b', got 'c'", "x.limit: expected int | null, got 1.5"]
+    cfg, problems = from_dict_partial(Cfg, {"threshold": 3, "limit": "many"})
+    assert cfg == Cfg(threshold=3.0)
+    assert problems == ["limit: expected int | null, got 'many'", "threshold: must be in (0, 1]"]
+    assert from_dict_partial(Cfg, [1]) == (None, ["Cfg: expected a mapping, got [1]"])
+

@@ -161,3 +161,23 @@ def test_stage_config_rejects_unknown_keys_and_checks_the_spec_up_front():
     assert "spec.categories.a.min_score: needs rank_by (the score column)" in problems
     assert "replay_fraction: must be in [0, 1), got 1.5" in problems
     assert "replay_fraction: needs replay (a file of rows to mix back in)" in problems
+
+
+def test_top_level_and_rule_problems_are_all_collected():
+    _, problems = spec_problems({
+        "total": 2.5, "max_repeats": 0, "on_shortfall": "drop", "temperature": float("inf"), "column": "",
+        "fallback": 5, "rules": [{"category": "a", "keywords": "x", "source": 5}, {"category": 5, "regex": ""}],
+        "categories": {"a": {"count": 1}},
+    })
+    assert problems == [
+        "total: expected int | null, got 2.5",
+        "on_shortfall: must be one of 'redistribute' | 'keep' | 'fail', got 'drop'",
+        "fallback: expected str | null, got 5",
+        "max_repeats: must be a whole number >= 1, got 0",
+        "temperature: must be a number > 0, got inf",
+        "column: must be a column name, got ''",
+        "rules[1].source: expected list of str, got 5",
+        "rules[2].category: expected str | null, got 5",
+        "rules[2].regex: must be a non-empty string",
+        "column and rules: categories come from a column or from rules, not both",
+    ]

@@ -178,3 +178,15 @@ def test_bad_recipe_with_the_real_stages(write_recipe, tmp_path):
                  "stages[4].train.base: required (the student's base model)",
                  "stages[4].train.max_steps: expected an integer, got 'ten'"):
         assert part in res.output, (part, res.output)
+
+
+def test_recipe_top_level_problems_are_all_collected(fake_stages):
+    with pytest.raises(ConfigError) as e:
+        parse_recipe({"name": "", "seed": "x", "holdout": -1, "executor": "spark", "descripton": "d",
+                      "inputs": [{"path": "a.jsonl"}], "stages": [{"generate": {"n": "four"}}]},
+                     check_files=False)
+    assert e.value.problems == [
+        "descripton: unknown key (did you mean 'description'?)", "seed: expected an integer, got 'x'",
+        "name: expected a non-empty string, got ''", "holdout: expected a non-negative integer, got -1",
+        "executor: expected local or ray, got 'spark'", "stages[0].generate.n: expected an integer, got 'four'",
+    ]
