@@ -18,10 +18,12 @@ Printed, side by side:
 3. pair precision / recall / F1 against the planted truth (pairs inside a planted cluster
    whose true Jaccard is >= the threshold) for every pipeline, F1 averaged over ``--seeds``
    where the tool takes a seed, and thresher's F1 minus the best peer's;
-4. with ``--scale``: ``thresher curate dedup`` end to end (a subprocess, both cores) on
-   ``--scale-rows`` real conversations from the evals registry: time and peak RSS.
+4. with ``--e2e-rows N``: ``thresher curate dedup`` end to end (a subprocess, both cores) on
+   N real conversations of the evals registry (the Parquet file ``benchmarks/scale.py``
+   builds), and rensa (``RMinHashLSH``, 16 x 8, greedy, ``dedup_peers.rensa_end_to_end``) on the
+   same file: wall time, rows/s, peak RSS (each child's own ``ru_maxrss``) and the ratios.
 
-Usage: ``python benchmarks/dedup.py --size 3000`` (a few minutes), ``--scale`` for the 1M run.
+Usage: ``python benchmarks/dedup.py --size 3000`` (a few minutes), ``--size 0 --e2e-rows 1000000`` for the 1M run.
 """
 
 from __future__ import annotations
@@ -285,11 +287,12 @@ def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1,
     return _cluster_pairs(labels)
 
 
-def datasketch_pipeline(mins: list) -> set[tuple[int, int]]:
-    """MinHashLSH: insert all, query each, verify estimated Jaccard, union-find."""
+def datasketch_pipeline(mins: list, params: tuple[int, int] | None = None) -> set[tuple[int, int]]:
+    """MinHashLSH (bands x rows ``params``, default: its own choice): insert all, query each,
+    verify estimated Jaccard, union-find."""
     from datasketch import MinHashLSH
 
-    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM)
+    lsh = MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM, params=params)
     with lsh.insertion_session() as s:
         for i, m in enumerate(mins):
             s.insert(i, m)
@@ -317,61 +320,56 @@ def prf(pred: set, truth: set) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-# ----------------------------------------------------------------------------- scale
+# ----------------------------------------------------------------------------- end to end
 
-def build_scale_parquet(rows: int, path: Path) -> int:
-    """Write up to ``rows`` real evals-registry conversations to ``path``; return the count."""
-    if path.exists():
-        return pl.scan_parquet(path).select(pl.len()).collect().item()
-    ids, msgs, cats = [], [], []
-    for name, i, rec in _evals_records():
-        m = _messages(rec)
-        if m:
-            ids.append(f"{name}:{i + 1}")
-            msgs.append(m)
-            cats.append(name.split("/")[0])
-            if len(ids) >= rows:
-                break
-    from thresher.schema import MESSAGES_DTYPE
-
-    df = pl.DataFrame({"id": ids, "messages": msgs, "category": cats,
-                       "source": ["evals"] * len(ids)},
-                      schema={"id": pl.String, "messages": MESSAGES_DTYPE, "category": pl.String,
-                              "source": pl.String})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.write_parquet(path)
-    return df.height
-
-
-def run_scale(rows: int, memory: str, cache: Path, cluster: str = "components") -> dict:
-    import psutil
-
-    data = cache / f"evals-{rows}.parquet"
-    t = time.perf_counter()
-    n = build_scale_parquet(rows, data)
-    print(f"scale corpus: {n:,} conversations in {data} ({time.perf_counter() - t:.0f}s to prepare)")
-    out = cache / f"run-{rows}"
+def run_child(cmd: list[str], log: Path, timeout: float = 1e9) -> tuple[float, float, int]:
+    """Run ``cmd`` (output to ``log``, killed after ``timeout`` s); return wall seconds, its own
+    peak RSS (GB, from ``os.wait4``'s rusage of that one child) and the exit status."""
     env = {k: v for k, v in os.environ.items() if k not in ("POLARS_MAX_THREADS", "NUMBA_NUM_THREADS")}
     env["THRESHER_PROGRESS"] = "0"
-    cmd = [sys.executable, "-m", "thresher.cli.main", "curate", "dedup", str(data), "--out", str(out),
-           "--memory", memory, "--cluster", cluster, "--force"]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.2)
-    wall = time.perf_counter() - t
-    output = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode != 0:
-        raise SystemExit(f"scale run failed ({proc.returncode}):\n{output}")
-    stats = json.loads((out / "stats.json").read_text())
-    return {"rows": n, "wall_s": wall, "peak_rss_gb": peak / 2**30,
-            "child_maxrss_gb": stats.get("peak_rss_mb", 0) / 1024, "stats": stats, "output": output.strip()}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t > timeout:
+                proc.kill()
+            time.sleep(0.1)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t, ru.ru_maxrss / 2**20, proc.returncode
+
+
+def run_end_to_end(rows: int, memory: str, cluster: str, peers: list[str], workdir: Path,
+                   peer_timeout: float) -> list[dict]:
+    """thresher curate dedup (and rensa, when installed) end to end on ``rows`` evals rows."""
+    from scale import corpus  # the cached Parquet file of registry rows, shared with scale.py
+
+    src = corpus(rows)
+    n = pl.scan_parquet(src).select(pl.len()).collect().item()
+    out = []
+    cmd = [sys.executable, "-m", "thresher.cli.main", "curate", "dedup", str(src), "--out",
+           str(workdir / "thresher"), "--memory", memory, "--cluster", cluster, "--force"]
+    wall, rss, rc = run_child(cmd, workdir / "thresher.log")
+    if rc != 0:
+        raise SystemExit(f"thresher end-to-end run failed ({rc}):\n{(workdir / 'thresher.log').read_text()}")
+    st = json.loads((workdir / "thresher" / "stats.json").read_text())
+    out.append({"contender": "thresher curate dedup", "rows": n, "wall_s": wall, "peak_rss_gb": rss,
+                "rows_out": st["rows_out"], "detail": f"phases {st['phase_seconds']}"})
+    if "rensa" in peers:
+        here = Path(__file__).resolve().parent
+        cmd = [sys.executable, str(here / "dedup_peers.py"), "rensa-e2e", str(src), str(workdir / "rensa.parquet")]
+        wall, rss, rc = run_child(cmd, workdir / "rensa.log", peer_timeout)
+        log = (workdir / "rensa.log").read_text()
+        if rc != 0:
+            why = f"killed after {peer_timeout:.0f} s" if wall > peer_timeout else f"exit {rc}"
+            print(f"rensa end to end: did not finish ({why}) {log.strip().splitlines()[-1:]}")
+        else:
+            st = json.loads(log.strip().splitlines()[-1])
+            out.append({"contender": "rensa RMinHashLSH (16x8, greedy)", "rows": n, "wall_s": wall,
+                        "peak_rss_gb": rss, "rows_out": st["rows_out"], "detail": ""})
+    return out
 
 
 # ----------------------------------------------------------------------------- main
@@ -379,18 +377,18 @@ def run_scale(rows: int, memory: str, cache: Path, cluster: str = "components") 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=3000,
-                    help="documents in the planted corpus (0: skip parts 1-3, e.g. with --scale)")
+                    help="documents in the planted corpus (0: skip parts 1-3, e.g. with --e2e-rows)")
     ap.add_argument("--pairs", type=int, default=1000, help="pairs for the Jaccard error")
     ap.add_argument("--loop-docs", type=int, default=500, help="documents for the slow update loop")
     ap.add_argument("--seeds", type=int, default=5, help="seeds to average F1 over")
     ap.add_argument("--peers", default="datasketch,rensa,datatrove,text-dedup",
                     help="comma-separated peers to run (skipped with a note when not installed)")
-    ap.add_argument("--scale", action="store_true", help="also run the end-to-end scale benchmark")
-    ap.add_argument("--scale-rows", type=int, default=1_000_000)
-    ap.add_argument("--memory", default="4GB", help="--memory for the scale run")
+    ap.add_argument("--e2e-rows", type=int, default=0,
+                    help="also run the dedup end to end on this many evals-registry rows (e.g. 1000000)")
+    ap.add_argument("--e2e-peer-timeout", type=float, default=600, help="seconds before a peer's end-to-end run is killed")
+    ap.add_argument("--memory", default="4GB", help="--memory for thresher's end-to-end run")
     ap.add_argument("--cluster", default="components", choices=["components", "star"],
-                    help="--cluster for the scale run")
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "thresher-bench-dedup")
+                    help="--cluster for thresher's end-to-end run")
     ap.add_argument("--json", action="store_true", help="print the records as JSON (tables go to stderr)")
     args = ap.parse_args()
     records: list[dict] = []
@@ -398,8 +396,8 @@ def main() -> None:
     with contextlib.redirect_stdout(out):
         if args.size > 0:
             compare(args, records)
-        if args.scale:
-            scale(args, records)
+        if args.e2e_rows:
+            end_to_end(args, records)
     if args.json:
         print_json(records)
 
@@ -477,45 +475,68 @@ def compare(args: argparse.Namespace, records: list[dict]) -> None:
 
     sig = thresher_signatures(norm)
     mins = datasketch_bulk(norm) if "datasketch" in peers else None
-    jaccard_error(texts, norm, cluster, sig, mins, args)
+    rmins = None
+    if "rensa" in peers:
+        from rensa import RMinHash
 
-    # 3. precision / recall / F1
-    pipelines = {"thresher (from raw text)": lambda s: thresher_pipeline(texts, seed=s),
-                 "thresher (from raw text, 16x8 bands)": lambda s: thresher_pipeline(texts, seed=s, bands=16, rows=8)}
+        rmins = RMinHash.from_token_sets(P.shingle_lists(norm), NUM_PERM, 1)
+    jaccard_error(texts, norm, cluster, sig, mins, args, rmins)
+
+    # 3. precision / recall / F1: every verifying pipeline at its default bands and at 16 x 8
+    b, r = P.lsh_params()
+    dflt, eq = f"{b}x{r}", "16x8"
+    pipelines = {f"thresher (default {dflt} bands)": (dflt, lambda s: thresher_pipeline(texts, seed=s)),
+                 f"thresher ({eq} bands)": (eq, lambda s: thresher_pipeline(texts, seed=s, bands=16, rows=8)),
+                 f"thresher ({eq} bands, sha1 hash)":
+                     (eq, lambda s: thresher_pipeline(texts, "sha1", seed=s, bands=16, rows=8))}
     if "datasketch" in peers:
-        pipelines["datasketch MinHashLSH"] = lambda s: datasketch_pipeline(datasketch_bulk(norm, seed=s))
+        pipelines[f"datasketch MinHashLSH (default {dflt} bands)"] = (
+            dflt, lambda s: datasketch_pipeline(datasketch_bulk(norm, seed=s)))
+        pipelines[f"datasketch MinHashLSH ({eq} bands)"] = (
+            eq, lambda s: datasketch_pipeline(datasketch_bulk(norm, seed=s), (16, 8)))
     if "rensa" in peers:
         sh = P.shingle_lists(norm)
-        pipelines["rensa RMinHashLSH"] = lambda s: P.rensa_pipeline(sh, seed=s)
+        pipelines[f"rensa RMinHashLSH ({eq} bands)"] = (eq, lambda s: P.rensa_pipeline(sh, seed=s))
     if "datatrove" in peers:
-        pipelines["datatrove MinHash (stages 1-3)"] = lambda s: P.datatrove_pipeline(texts)
+        pipelines[f"datatrove MinHash ({dflt}, no verification)"] = (dflt, lambda s: P.datatrove_pipeline(texts))
     if "text-dedup" in peers:
-        pipelines["text-dedup minhash"] = lambda s: P.textdedup_pipeline(texts)
+        pipelines[f"text-dedup minhash ({dflt}, no verification)"] = (dflt, lambda s: P.textdedup_pipeline(texts))
+    f1_table(pipelines, truth, args.seeds, bench, records)
+
+
+def f1_table(pipelines: dict, truth: set, seeds: int, bench: str, records: list[dict]) -> None:
+    """Part 3's table, then thresher's mean F1 minus the best peer's at the same bands and overall."""
     print(f"\n3. Pair precision / recall / F1 against the planted truth ({len(truth):,} pairs), "
-          f"seed 1 (mean F1 over {args.seeds} seeds where the tool takes a seed)")
-    print(f"{'pipeline':38} {'precision':>9} {'recall':>8} {'F1':>8} {'mean F1':>8} {'pairs':>8} {'seconds':>8}")
+          f"seed 1 (mean F1 over {seeds} seeds where the tool takes a seed)")
+    print(f"{'pipeline':46} {'precision':>9} {'recall':>8} {'F1':>8} {'mean F1':>8} {'pairs':>8} {'seconds':>8}")
     f1s: dict[str, float] = {}
-    for name, fn in pipelines.items():
+    for name, (_bands, fn) in pipelines.items():
         pred, secs = _timed(fn, 1)
         p, r, f = prf(pred, truth)
         seeded = name.startswith(("thresher", "datasketch", "rensa"))
-        fs = [f] + ([prf(fn(s), truth)[2] for s in range(2, args.seeds + 1)] if seeded else [])
+        fs = [f] + ([prf(fn(s), truth)[2] for s in range(2, seeds + 1)] if seeded else [])
         f1s[name] = float(np.mean(fs))
-        print(f"{name:38} {p:9.4f} {r:8.4f} {f:8.4f} {f1s[name]:8.4f} {len(pred):8,} {secs:8.2f}")
+        print(f"{name:46} {p:9.4f} {r:8.4f} {f:8.4f} {f1s[name]:8.4f} {len(pred):8,} {secs:8.2f}")
         peer = not name.startswith("thresher")
         for metric, value in (("precision", p), ("recall", r), ("f1", f1s[name]), ("seconds", secs)):
             records.append(record(bench, name, metric, value, "s" if metric == "seconds" else "", peer))
-    best_peer = max((k for k in f1s if not k.startswith("thresher")), key=f1s.get, default=None)
+    peers = [k for k in f1s if not k.startswith("thresher")]
     for mine in (k for k in f1s if k.startswith("thresher")):
-        if best_peer:
-            d = f1s[mine] - f1s[best_peer]
-            print(f"{mine + ' F1 - ' + best_peer:60} {d:+.4f} (goal: >= -0.01)")
-            records.append(record(bench, mine, f"f1_minus_{best_peer}", d, "", False))
+        same = [k for k in peers if pipelines[k][0] == pipelines[mine][0]]
+        shown = set()
+        for label, pool in (("same bands", same), ("any bands", peers)):
+            best = max(pool, key=f1s.get, default=None)
+            if best is not None and best not in shown:
+                shown.add(best)
+                d = f1s[mine] - f1s[best]
+                print(f"{mine} - {best} ({label}): {d:+.4f} (goal: >= -0.01)")
+                records.append(record(bench, mine, f"f1_minus_{best}", d, "", False))
 
 
 def jaccard_error(texts: list[str], norm: list[str], cluster: list[int], sig: np.ndarray, mins: list | None,
-                  args: argparse.Namespace) -> None:
-    """Part 2: Jaccard estimation error on pairs of known Jaccard."""
+                  args: argparse.Namespace, rmins: list | None = None) -> None:
+    """Part 2: Jaccard estimation error on pairs of known Jaccard (the spread of the estimate
+    decides F1 near the threshold: an RMSE below sqrt(J(1-J)/num_perm) is a variance-reduced scheme)."""
     rng = random.Random(1)
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cluster):
@@ -534,37 +555,43 @@ def jaccard_error(texts: list[str], norm: list[str], cluster: list[int], sig: np
     ests = {"thresher": np.array([(sig[i] == sig[j]).mean() for i, j in pairs])}
     if mins is not None:
         ests["datasketch"] = np.array([mins[i].jaccard(mins[j]) for i, j in pairs])
+    if rmins is not None:
+        ests["rensa"] = np.array([rmins[i].jaccard(rmins[j]) for i, j in pairs])
     print(f"\n2. Jaccard estimation error on {len(pairs):,} pairs (true J mean {true.mean():.3f}, "
           f"range {true.min():.2f}-{true.max():.2f})")
-    print(f"{'method':36} {'mean |err|':>10} {'bias':>8} {'max |err|':>10}")
+    theory = np.sqrt((true * (1 - true)).mean() / NUM_PERM)
+    print(f"{'method':36} {'mean |err|':>10} {'bias':>8} {'max |err|':>10} {'RMSE':>8} (independent "
+          f"permutations: {theory:.4f})")
     for k, est in ests.items():
         e = est - true
-        print(f"{k:36} {np.abs(e).mean():10.4f} {e.mean():+8.4f} {np.abs(e).max():10.4f}")
+        print(f"{k:36} {np.abs(e).mean():10.4f} {e.mean():+8.4f} {np.abs(e).max():10.4f} {np.sqrt((e ** 2).mean()):8.4f}")
 
 
-def scale(args: argparse.Namespace, records: list[dict]) -> None:
-    """Part 4: the end-to-end run on real conversations."""
-    s = run_scale(args.scale_rows, args.memory, args.cache, args.cluster)
-    st = s["stats"]
-    bench = f"dedup/evals-{s['rows']}"
-    print(f"\n4. Scale: thresher curate dedup on {s['rows']:,} real conversations (evals registry), "
-          f"{os.cpu_count()} cores, --memory {args.memory} --cluster {args.cluster}")
-    print(f"{'wall time':34} {s['wall_s']:10.1f} s  (target < 600)")
-    print(f"{'peak RSS (sampled)':34} {s['peak_rss_gb']:10.2f} GB (target < 6)")
-    print(f"{'peak RSS (getrusage in process)':34} {s['child_maxrss_gb']:10.2f} GB")
-    print(f"{'rows kept / in':34} {st['rows_out']:,} / {st['rows_in']:,}")
-    print(f"{'exact / near duplicates':34} {st['exact_duplicates']:,} / {st['near_duplicates']:,} "
-          f"in {st['clusters']:,} clusters (largest {st['largest_cluster']:,})")
-    print(f"{'candidate / verified pairs':34} {st['candidate_pairs']:,} / {st['verified_pairs']:,}")
-    print(f"{'phase seconds':34} {st['phase_seconds']}")
-    for metric, value, unit in (("wall_s", s["wall_s"], "s"), ("peak_rss_gb", s["peak_rss_gb"], "GB"),
-                                ("rows_per_s", s["rows"] / s["wall_s"], "rows/s")):
-        records.append(record(bench, "thresher curate dedup", metric, value, unit, False))
-    cl = pl.read_parquet(args.cache / f"run-{args.scale_rows}" / "clusters.parquet")
-    near = cl.filter(pl.col("match") == "near")["jaccard"]
-    if len(near):
-        print(f"{'near drops with J < threshold':34} {(near < THRESHOLD).mean():10.1%} "
-              f"(J to survivor: median {near.median():.2f})")
+def end_to_end(args: argparse.Namespace, records: list[dict]) -> None:
+    """Part 4: the end-to-end runs on real conversations, side by side."""
+    peers = [p.strip() for p in args.peers.split(",") if p.strip() == "rensa" and _peer_available("rensa")]
+    with tempfile.TemporaryDirectory() as tmp:
+        res = run_end_to_end(args.e2e_rows, args.memory, args.cluster, peers, Path(tmp), args.e2e_peer_timeout)
+    bench = f"dedup/evals-{res[0]['rows']}"
+    print(f"\n4. End to end on {res[0]['rows']:,} real conversations (evals registry), {machine()}; "
+          f"thresher --memory {args.memory} --cluster {args.cluster}; peak RSS = the child's ru_maxrss")
+    print(f"{'contender':40} {'wall s':>8} {'rows/s':>9} {'peak RSS GB':>12} {'rows kept':>10}")
+    ref = res[0]
+    for r in res:
+        rate = r["rows"] / r["wall_s"]
+        print(f"{r['contender']:40} {r['wall_s']:8.1f} {rate:9,.0f} {r['peak_rss_gb']:12.2f} {r['rows_out']:10,}")
+        peer = not r["contender"].startswith("thresher")
+        for metric, value, unit in (("wall_s", r["wall_s"], "s"), ("rows_per_s", rate, "rows/s"),
+                                    ("peak_rss_gb", r["peak_rss_gb"], "GB"), ("rows_kept", r["rows_out"], "rows")):
+            records.append(record(bench, r["contender"], metric, value, unit, peer))
+        if peer:
+            x = r["wall_s"] / ref["wall_s"]
+            m = r["peak_rss_gb"] / ref["peak_rss_gb"]
+            print(f"thresher rows/s / {r['contender']}: {x:.2f}x; its peak RSS / thresher's: {m:.2f}x")
+            records.append(record(bench, ref["contender"], f"rows_per_s_vs_{r['contender']}", x, "x", False))
+            records.append(record(bench, ref["contender"], f"peak_rss_ratio_{r['contender']}_over_thresher",
+                                  m, "x", False))
+    print(f"thresher phases: {ref['detail']}")
 
 
 if __name__ == "__main__":

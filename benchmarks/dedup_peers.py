@@ -189,3 +189,47 @@ def textdedup_pipeline(texts: list[str]) -> set[tuple[int, int]]:
             for x in members[1:]:
                 uf.union(members[0], x)
     return pairs_of(uf.labels())
+
+
+# ----------------------------------------------------------------------------- end to end
+
+def rensa_end_to_end(src: Path, out: Path, seed: int = 1) -> dict:
+    """rensa on a Parquet file of conversations, end to end: read, text, shingle, sign, LSH,
+    verify, write the kept rows to ``out``; returns counts.
+
+    The text is thresher's (``text_column(on="conversation")`` + ``normalize``, vectorised in
+    polars), so both tools compare the same strings; from there on it is the streaming
+    pattern of rensa's own deduplication example: Python shingling, ``RMinHash.from_token_sets``
+    in chunks, and for each row in order an ``RMinHashLSH`` (16 x 8) query against the rows
+    kept so far: dropped at the first candidate with estimated J >= threshold, else inserted
+    and kept (a greedy star, like ``--cluster star``; inserting every row and querying each
+    instead is quadratic in the size of the large template clusters of this corpus).
+    """
+    import polars as pl
+    from rensa import RMinHash, RMinHashLSH
+
+    from thresher.curate.dedup.normalize import normalize, text_column
+
+    df = pl.read_parquet(src)
+    norm = normalize(text_column(df, "conversation")).to_list()
+    lsh = RMinHashLSH(THRESHOLD, NUM_PERM, 16)
+    keep = np.zeros(len(norm), dtype=bool)
+    kept: dict[int, object] = {}
+    for s in range(0, len(norm), 50_000):  # sign in chunks: all the shingle lists at once do not fit
+        mins = RMinHash.from_token_sets(shingle_lists(norm[s:s + 50_000]), NUM_PERM, seed)
+        for k, m in enumerate(mins):
+            if not any(m.jaccard(kept[j]) >= THRESHOLD for j in lsh.query(m)):
+                i = s + k
+                lsh.insert(i, m)
+                kept[i] = m
+                keep[i] = True
+    df.filter(pl.Series(keep)).write_parquet(out)
+    return {"rows_in": df.height, "rows_out": int(keep.sum())}
+
+
+if __name__ == "__main__":  # python dedup_peers.py rensa-e2e SRC.parquet OUT.parquet (run by dedup.py)
+    import json
+    import sys
+
+    if sys.argv[1:2] == ["rensa-e2e"]:
+        print(json.dumps(rensa_end_to_end(Path(sys.argv[2]), Path(sys.argv[3]))))
