@@ -93,7 +93,9 @@ class Tracker:
         self.last_val = rec.get("val_loss")
         self._send({"step": rec["step"], "val_loss": rec.get("val_loss")})
         if self.plain:
-            self._line({**self.last, "step": rec["step"]})
+            from thresher.progress import info
+
+            info(f"train eval at step {rec['step']}/{self.total}: val {_num(self.last_val)}")
 
     def _send(self, rec: dict[str, Any]) -> None:
         metrics = {TAGS[k]: float(v) for k, v in rec.items()

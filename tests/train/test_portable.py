@@ -134,8 +134,10 @@ def test_tensorboard_events_by_default(trained):
 def test_plain_log_lines_and_trainer_state(trained):
     out, _, output = trained
     lines = [x for x in output.splitlines() if x.startswith("train step ")]
-    assert [x.split()[2] for x in lines] == ["2/6", "3/6", "4/6", "6/6", "6/6"]  # every 2 steps + evals
+    assert [x.split()[2] for x in lines] == ["2/6", "4/6", "6/6"]  # every 2 steps, once each
     assert all(" loss " in x and " lr " in x and " tok/s " in x for x in lines)
+    evals = [x for x in output.splitlines() if x.startswith("train eval at step ")]
+    assert [x.split()[4] for x in evals] == ["3/6:", "6/6:"]
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 6 and state["max_steps"] == 6
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3, 4, 5, 6]
