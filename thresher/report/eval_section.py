@@ -87,7 +87,7 @@ def plot_means(ev: dict[str, Any]) -> bytes:
     ax.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metrics))], metrics)
     ax.set_ylabel("% of held-out prompts")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside the bars
     ax.set_title("Held-out evaluation (95% bootstrap CIs)")
     fig.tight_layout()
     buf = io.BytesIO()
