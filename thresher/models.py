@@ -244,6 +244,14 @@ def load_model(path: str | os.PathLike, *, kind: str = "causal-lm", trust_remote
     return _from_pretrained(cls.from_pretrained, path, trust_remote_code, kwargs)
 
 
+def load_adapter(model: Any, adapter: str | os.PathLike) -> Any:
+    """A peft adapter folder on an already loaded ``model`` (adapter weights only: no model code
+    is loaded, so no ``trust_remote_code`` is involved)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter))
+
+
 def check_device(device: str | None) -> str:
     """``device`` resolved (``auto``/None: cuda when a GPU is visible, else cpu) and checked
     before any model loads: an unknown name or a device this machine lacks is a

@@ -61,10 +61,9 @@ def check_logits(reference: Sequence[Any], candidate: Sequence[Any], atol: float
 
 
 def _load_reference(base_loader: Any, adapter_dir: Path) -> Any:
-    from peft import PeftModel
+    from thresher.models import load_adapter
 
-    base = base_loader()
-    return PeftModel.from_pretrained(base, str(adapter_dir))
+    return load_adapter(base_loader(), adapter_dir)
 
 
 def merge_and_check(base_loader: Any, adapter_dir: Path, tokenizer: Any, out: Path,

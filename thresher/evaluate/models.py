@@ -115,14 +115,13 @@ def merge_adapter(adapter: Path, out: Path, base: str | None) -> Path:
     if dest.exists():
         return dest
     import torch
-    from peft import PeftModel
 
     from thresher.io import atomic_path
-    from thresher.models import load_model, load_tokenizer, resolve_model
+    from thresher.models import load_adapter, load_model, load_tokenizer, resolve_model
 
     base_dir = resolve_model(base)
     model = load_model(base_dir, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model = load_adapter(model, adapter).merge_and_unload()
     tok_dir = adapter if (adapter / "tokenizer_config.json").exists() else base_dir
     tok = load_tokenizer(tok_dir)
     with atomic_path(dest, is_dir=True) as tmp:
