@@ -33,7 +33,8 @@ attention matmuls. Also the first-step loss on an identical batch (TRL's first c
 batch, scored by TRL's ``compute_loss`` and by thresher's token loss; must agree within 1e-4).
 
 Usage: ``python benchmarks/train.py`` (about 10 minutes on 2 free cores), ``--steps``,
-``--only thresher-packed,trl-packed``, ``--dtype fp32``, ``--json`` for the records; on a shared
+``--only thresher-packed,trl-packed``, ``--dtype fp32``, ``--repeats 3`` (interleaved rounds; the
+median run per contender and the median per-round ratio are reported), ``--json`` for the records; on a shared
 machine ``--lock /tmp/thresher-heavy.lock`` holds that flock around each contender only.
 """
 
@@ -366,6 +367,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dtype", choices=["auto", "fp32", "bf16", "both"], default="auto",
                     help="auto: fp32, plus bf16 where the CPU has native bf16")
     ap.add_argument("--only", default=",".join(WORKERS), help="comma-separated: " + ", ".join(WORKERS))
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="rounds of every contender, interleaved; the median run is reported")
     ap.add_argument("--json", action="store_true", help="print the records as JSON (the table goes to stderr)")
     ap.add_argument("--lock", help="hold this flock file around each contender (a shared machine's heavy-job lock)")
     ap.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
@@ -399,17 +402,57 @@ def main() -> None:
         args.data.write_text("".join(json.dumps(r) + "\n" for r in make_rows(n)), encoding="utf-8")
         results: dict[str, list[dict]] = {}
         peaks: dict[str, float] = {}
+        rounds: dict[str, list[dict[str, dict]]] = {}
         for dt in dtypes:
-            results[dt] = [_spawn(args, w, dt) for w in only]
-            peaks[dt] = max(r["peak_gflops"] for r in results[dt])  # best seen around any contender
+            rounds[dt] = [{w: _spawn(args, w, dt) for w in only} for _ in range(args.repeats)]
+            results[dt] = [median_run([r[w] for r in rounds[dt]]) for w in only]
+            peaks[dt] = max(x["peak_gflops"] for r in rounds[dt] for x in r.values())  # best seen anywhere
     finally:
         shutil.rmtree(work, ignore_errors=True)
     import contextlib
 
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
         report(results, peaks, label, args, n, why)
+        report_rounds(rounds)
     if args.json:
-        print_json(to_records(results, peaks, label))
+        print_json(to_records(results, peaks, label) + round_records(rounds, label))
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median tokens/s (the lower middle one for an even count), with every
+    run's tokens/s under ``runs_tokens_per_s``."""
+    ordered = sorted(runs, key=lambda r: r["tokens_per_s"])
+    out = dict(ordered[(len(ordered) - 1) // 2])
+    out["runs_tokens_per_s"] = [r["tokens_per_s"] for r in runs]
+    return out
+
+
+def best_vs_trl(one_round: dict[str, dict]) -> float | None:
+    """thresher's best tokens/s over TRL's best in one round (contenders run minutes apart)."""
+    ours = [r["tokens_per_s"] for r in one_round.values() if not r["name"].startswith("TRL")]
+    trl = [r["tokens_per_s"] for r in one_round.values() if r["name"].startswith("TRL")]
+    return max(ours) / max(trl) if ours and trl else None
+
+
+def report_rounds(rounds: dict[str, list[dict[str, dict]]]) -> None:
+    """Per dtype: each round's thresher-best / TRL-best ratio and their median."""
+    for dt, rs in rounds.items():
+        ratios = [x for x in (best_vs_trl(r) for r in rs) if x is not None]
+        if len(rs) > 1 and ratios:
+            ratios.sort()
+            print(f"{dt}: thresher best / TRL best per round: " + ", ".join(f"{x:.2f}x" for x in ratios)
+                  + f"; median {ratios[(len(ratios) - 1) // 2]:.2f}x over {len(ratios)} rounds")
+
+
+def round_records(rounds: dict[str, list[dict[str, dict]]], label: str) -> list[dict]:
+    """One record per dtype: the median over rounds of thresher-best / TRL-best."""
+    out = []
+    for dt, rs in rounds.items():
+        ratios = sorted(x for x in (best_vs_trl(r) for r in rs) if x is not None)
+        if ratios:
+            out.append(record(f"train/{label}/{dt}", "thresher (best)", "median_round_ratio_vs_TRL_best",
+                              ratios[(len(ratios) - 1) // 2], "x", False))
+    return out
 
 
 def to_records(results: dict[str, list[dict]], peaks: dict[str, float], label: str) -> list[dict]:
@@ -457,6 +500,10 @@ def report(results: dict[str, list[dict]], peaks: dict[str, float], label: str, 
             print(f"{r['name']:<26}{r['tokens_per_s']:>9.0f}{r['s_per_step']:>8.2f}{r['gflops']:>9.1f}"
                   f"{r['gflops'] / peaks[dt]:>8.0%}{r['peak_rss_mb']:>8.0f}{ratio:>12}"
                   f"{r['first_loss']:>9.4f}->{r['last_loss']:.4f}")
+        for r in rows:
+            spread = r.get("runs_tokens_per_s", [])
+            if len(spread) > 1:
+                print(f"  {r['name']}: tokens/s per round {', '.join(f'{x:.0f}' for x in spread)} (median shown)")
         for r in rows:
             ib = r.get("identical_batch")
             if ib:

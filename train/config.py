@@ -71,8 +71,10 @@ class TrainConfig:
     """Base model: folder, .gguf file or known name (default: SmolLM2-135M-Instruct)."""
     chat_template: str | None = None
     """Jinja chat template (file or literal) replacing/adding the student's."""
-    attn_implementation: str = "sdpa"
-    """transformers attention backend (sdpa, eager, flash_attention_2, ...)."""
+    attn_implementation: str = "auto"
+    """Attention backend: auto (thresher_segments with packing, else sdpa), thresher_segments
+    (per-conversation causal attention of packed rows), or a transformers backend (sdpa, eager,
+    flash_attention_2, ...)."""
     trust_remote_code: bool = False
     """Run the model folder's own Python code (auto_map); only for models you trust."""
     # adapter
@@ -162,6 +164,13 @@ class TrainConfig:
         """True for ``distributed: fsdp``."""
         return self.distributed == "fsdp"
 
+    @property
+    def attention(self) -> str:
+        """The attention backend ``attn_implementation`` resolves to for this run."""
+        if self.attn_implementation != "auto":
+            return self.attn_implementation
+        return "thresher_segments" if self.packing else "sdpa"
+
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
         p: list[str] = []
@@ -200,6 +209,9 @@ class TrainConfig:
         choice("overlong", OVERLONG)
         choice("distributed", DISTRIBUTED)
         choice("dtype", DTYPES)
+        if self.attn_implementation == "thresher_segments" and not self.packing:
+            p.append("attn_implementation: thresher_segments attends within packed conversations; "
+                     "it needs packing")
         for item in self.report_targets():
             if item not in REPORT_TO:
                 p.append(f"report_to: unknown target {item!r} (expected {', '.join(REPORT_TO)})")

@@ -59,16 +59,25 @@ def _accepts_bool_logits_to_keep(model: torch.nn.Module) -> bool:
 def token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum (not mean) of the cross-entropy of every trainable token of ``batch``, in fp32.
 
-    Only the positions that predict a trainable token are projected through the LM head
-    (``logits_to_keep`` as a boolean mask) where the model supports it, which saves the
-    vocabulary-sized matmul on prompt, system and padding tokens.
+    Only the positions that predict a trainable token go through the LM head: for plain causal
+    LMs the decoder's hidden states are taken there and projected in checkpointed chunks
+    (:mod:`thresher.train.loss`); otherwise through ``logits_to_keep`` (a boolean mask) where
+    the model supports it. Either way the vocabulary-sized matmul skips prompt, system and
+    padding tokens.
     """
+    from thresher.train.loss import head_loss_sum, split_head
+
     labels = batch["labels"]
     targets_mask = labels[:, 1:] != IGNORE_INDEX            # (B, L-1)
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = targets_mask
     targets = labels[:, 1:][targets_mask]
     inputs = {k: v for k, v in batch.items() if k != "labels"}  # incl. cu_seq_lens_* for varlen
+    parts = split_head(model)
+    if parts is not None:
+        decoder, head = parts
+        hidden = decoder(**inputs, use_cache=False).last_hidden_state
+        return head_loss_sum(head, hidden[keep], targets)
     if _accepts_bool_logits_to_keep(model):
         logits = model(**inputs, logits_to_keep=keep, use_cache=False).logits
         logits = logits.reshape(-1, logits.shape[-1])

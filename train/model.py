@@ -19,14 +19,18 @@ def base_folder(base: str | None) -> tuple[Path, str | None]:
 
 
 def load_base(cfg: TrainConfig, *, device: Any = None, dtype: Any = None) -> Any:
-    """The base causal LM in ``dtype`` (default fp32; 4-bit NF4 with ``qlora``), with
-    ``cfg.attn_implementation``."""
+    """The base causal LM in ``dtype`` (default fp32; 4-bit NF4 with ``qlora``), with the
+    attention backend ``cfg.attention``."""
     import torch
 
     from thresher.models import load_model
 
     folder, gguf = base_folder(cfg.base)
-    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "attn_implementation": cfg.attn_implementation}
+    if cfg.attention == "thresher_segments":
+        from thresher.train.attention import register
+
+        register()
+    kwargs: dict[str, Any] = {"dtype": dtype or torch.float32, "attn_implementation": cfg.attention}
     if gguf:
         kwargs["gguf_file"] = gguf
     if cfg.qlora:

@@ -66,3 +66,19 @@ def check_master_weights(model: Any) -> int:
 def no_autocast() -> Any:
     """A context that does nothing (the fp32 path)."""
     yield
+
+
+def skip_adapter_input_casts(model: Any) -> int:
+    """Stop peft from casting each adapter layer's input to the fp32 master dtype.
+
+    Under bf16 autocast that cast is a wasted copy of every activation: autocast casts it
+    straight back to bf16 for the adapter's matmul, so the result is bit-identical without it
+    (plain LoRA; not used for DoRA or QLoRA). Returns how many layers were changed."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    n = 0
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = False
+            n += 1
+    return n

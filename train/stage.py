@@ -75,7 +75,7 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
     if not inputs:
         raise ThresherError("train: no input rows given")
     if config.packing:
-        check_attn_implementation(config.attn_implementation)
+        check_attn_implementation(config.attention)
     tokenizer = load_tokenizer(config.base, chat_template=config.chat_template,
                                trust_remote_code=config.trust_remote_code)
     df, rejected = read_inputs(inputs, read)
@@ -189,13 +189,18 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
     from thresher.train.loop import lr_lambda, total_steps
     from thresher.train.metrics import MetricsWriter
     from thresher.train.model import add_adapter, load_base
-    from thresher.train.precision import base_dtype, check_master_weights, training_precision
+    from thresher.train.precision import (
+        base_dtype,
+        check_master_weights,
+        skip_adapter_input_casts,
+        training_precision,
+    )
 
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def collate_fn(units: list[list[Any]]) -> dict[str, Any]:
-        b = collate(units, pad_id, packing=config.packing, attn_implementation=config.attn_implementation)
+        b = collate(units, pad_id, packing=config.packing, attn_implementation=config.attention)
         return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in b.items()}
 
     ck.seed_everything(config.seed)
@@ -207,6 +212,8 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
     base = load_base(config, device=device, dtype=base_dtype(prec))
     model = add_adapter(base, config)
     check_master_weights(model)  # the adapter trains in fp32 whatever the base dtype
+    if prec.bf16 and not (config.qlora or config.dora):
+        skip_adapter_input_casts(model)
     if not config.qlora:
         model.to(device)
     model = ddp.wrap(model, fsdp=config.fsdp, device=device)
@@ -416,7 +423,8 @@ def _export(model: Any, adapter: dict[str, Any], prep: Prepared, config: TrainCo
     if config.merge:
         import dataclasses
 
-        full = dataclasses.replace(config, qlora=False)  # dequantised base for the merge
+        # dequantised base for the merge; the check feeds whole sequences, so plain sdpa
+        full = dataclasses.replace(config, qlora=False, packing=False, attn_implementation="auto")
         res = merge_and_check(lambda: load_base(full), adapter_dir, prep.tokenizer, stage.path("merged"),
                               probe_sequences(prep.train_examples), atol=config.export_atol,
                               dtype=ident.torch_dtype())  # saved in the base's own dtype

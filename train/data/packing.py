@@ -5,8 +5,9 @@ Packing is first-fit-decreasing. A packed row keeps each conversation to itself:
 - ``position_ids`` restart at 0 for every conversation;
 - eager / sdpa attention get an explicit 4D block-diagonal causal mask ``[B, 1, L, L]``
   (additive float for eager, boolean for sdpa; transformers passes a 4D mask through as is);
-- flash attention (2/3) gets the whole batch flattened into one row with no padding, plus
-  ``cu_seq_lens_q/k`` and ``max_length_q/k`` (the varlen kernels' per-sequence boundaries);
+- flash attention (2/3) and thresher's own ``thresher_segments`` (the default with packing,
+  :mod:`thresher.train.attention`) get the whole batch flattened into one row with no padding,
+  plus ``cu_seq_lens_q/k`` and ``max_length_q/k`` (the per-sequence boundaries);
 - the label of each conversation's first token is ``-100``, so the last token of one
   conversation is never asked to predict the next conversation.
 
@@ -28,6 +29,7 @@ PACKING_ATTN: dict[str, str] = {
     "sdpa": "4d-bool",
     "flash_attention_2": "varlen",
     "flash_attention_3": "varlen",
+    "thresher_segments": "varlen",  # thresher.train.attention: causal SDPA per conversation
 }
 
 
@@ -49,7 +51,8 @@ def check_attn_implementation(
             f"({', '.join(PACKING_ATTN)}); {name!r} cannot: choose another or drop --packing"
         )
     window = _sliding_window(config)
-    if mode != "varlen" and window is not None and max_length is not None and max_length > window:
+    windowed = mode != "varlen" or name == "thresher_segments"
+    if windowed and window is not None and max_length is not None and max_length > window:
         raise ThresherError(
             f"--packing with {name} attention would drop this model's sliding window ({window} "
             f"tokens < --max-length {max_length}); use flash_attention_2, --max-length {window}, "
