@@ -95,10 +95,11 @@ def _causal(q: Any, k: Any, v: Any, scale: float | None, dropout: float) -> Any:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, dropout_p=dropout,
                                               enable_gqa=heads != kv_heads)
     group = heads // kv_heads  # q heads j*group .. j*group+group-1 share kv head j
+    q = q * (scale or dim ** -0.5)  # scaling q is cheaper than scaling the [L, L] scores
     scores = torch.matmul(q.reshape(n, kv_heads, group * width, dim), k.transpose(-1, -2))
-    scores = scores.view(n, kv_heads, group, width, width).float() * (scale or dim ** -0.5)
     future = torch.ones(width, width, dtype=torch.bool, device=q.device).triu_(1)
-    probs = scores.masked_fill(future, float("-inf")).softmax(-1).to(v.dtype)
+    scores = scores.view(n, kv_heads, group, width, width).masked_fill_(future, float("-inf"))
+    probs = torch.softmax(scores, -1, dtype=torch.float32).to(v.dtype)
     return torch.matmul(probs.view(n, kv_heads, group * width, width), v).view(n, heads, width, dim)
 
 

@@ -38,9 +38,11 @@ def _grads(model, batch):
     return float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def test_chunked_head_equals_full_logits(monkeypatch):
+@pytest.mark.parametrize("budget", [0, 1 << 30])  # every chunk checkpointed / none
+def test_chunked_head_equals_full_logits(monkeypatch, budget):
     model, batch = _model(), _batch()
     monkeypatch.setattr(L, "CHUNK", 7)  # several chunks, one partial
+    monkeypatch.setattr(L, "SAVE_BUDGET", budget)
     assert L.split_head(model) is not None
     chunked = _grads(model, batch)
     monkeypatch.setattr(L, "split_head", lambda m: None)  # the model's own forward
@@ -48,6 +50,23 @@ def test_chunked_head_equals_full_logits(monkeypatch):
     assert chunked[0] == pytest.approx(full[0], rel=1e-6)
     for n, g in full[1].items():
         assert torch.allclose(g, chunked[1][n], atol=1e-6, rtol=1e-5), n
+
+
+def test_checkpointing_only_beyond_the_budget(monkeypatch):
+    import torch.utils.checkpoint as ck
+
+    calls = []
+    real = ck.checkpoint
+    monkeypatch.setattr(ck, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    head = torch.nn.Linear(8, 13)
+    h = torch.randn(10, 8, requires_grad=True)
+    t = torch.randint(0, 13, (10,))
+    monkeypatch.setattr(L, "SAVE_BUDGET", 10 * 13 * 4)  # exactly fits: kept
+    L.head_loss_sum(head, h, t, chunk=4).backward()
+    assert calls == []
+    monkeypatch.setattr(L, "SAVE_BUDGET", 10 * 13 * 4 - 1)  # one byte over: checkpointed
+    L.head_loss_sum(head, h, t, chunk=4).backward()
+    assert len(calls) == 3
 
 
 def test_head_loss_sum_without_grad_matches():
