@@ -17,7 +17,9 @@ Printed, side by side:
 2. Jaccard estimation error on ``--pairs`` pairs of known Jaccard (thresher, datasketch);
 3. pair precision / recall / F1 against the planted truth (pairs inside a planted cluster
    whose true Jaccard is >= the threshold) for every pipeline, F1 averaged over ``--seeds``
-   where the tool takes a seed, and thresher's F1 minus the best peer's;
+   where the tool takes a seed, and thresher's F1 minus the best peer's; thresher runs with
+   ``verify: estimate`` (the default) and ``verify: exact``, and the pipeline docs/s of each
+   thresher configuration (the cost of exact verification) follows the table;
 4. with ``--e2e-rows N``: ``thresher curate dedup`` end to end (a subprocess, both cores) on
    N real conversations of the evals registry (the Parquet file ``benchmarks/scale.py``
    builds), and rensa (``RMinHashLSH``, 16 x 8, greedy, ``dedup_peers.rensa_end_to_end``) on the
@@ -270,9 +272,10 @@ def _cluster_pairs(labels: list[int]) -> set[tuple[int, int]]:
     return {p for g in groups.values() if len(g) > 1 for p in combinations(sorted(g), 2)}
 
 
-def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1,
-                      bands: int | None = None, rows: int | None = None) -> set[tuple[int, int]]:
-    """The real engine (exact + MinHash/LSH + verification + components) on the raw texts."""
+def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1, bands: int | None = None,
+                      rows: int | None = None, verify: str = "estimate") -> set[tuple[int, int]]:
+    """The real engine (exact + MinHash/LSH + verification + components) on the raw texts;
+    ``verify="exact"`` checks candidates by their true shingle-set Jaccard."""
     from thresher.config import from_dict
     from thresher.curate.dedup.engine import deduplicate
     from thresher.curate.dedup.stage import Config
@@ -281,7 +284,7 @@ def thresher_pipeline(texts: list[str], hash: str = "fast", seed: int = 1,
                        "messages": [[{"role": "user", "content": t}] for t in texts]})
     with tempfile.TemporaryDirectory() as tmp:
         lsh = {"bands": bands, "rows": rows} if bands else {}
-        cfg = from_dict(Config, {"on": "prompt", "hash": hash, "seed": seed, **lsh})
+        cfg = from_dict(Config, {"on": "prompt", "hash": hash, "seed": seed, "verify": verify, **lsh})
         res = deduplicate(df, cfg, spill_dir=Path(tmp))
     labels = [i if k else int(d) for i, (k, d) in enumerate(zip(res.keep, res.duplicate_of))]
     return _cluster_pairs(labels)
@@ -488,7 +491,11 @@ def compare(args: argparse.Namespace, records: list[dict]) -> None:
     pipelines = {f"thresher (default {dflt} bands)": (dflt, lambda s: thresher_pipeline(texts, seed=s)),
                  f"thresher ({eq} bands)": (eq, lambda s: thresher_pipeline(texts, seed=s, bands=16, rows=8)),
                  f"thresher ({eq} bands, sha1 hash)":
-                     (eq, lambda s: thresher_pipeline(texts, "sha1", seed=s, bands=16, rows=8))}
+                     (eq, lambda s: thresher_pipeline(texts, "sha1", seed=s, bands=16, rows=8)),
+                 f"thresher (default {dflt} bands, exact verify)":
+                     (dflt, lambda s: thresher_pipeline(texts, seed=s, verify="exact")),
+                 f"thresher ({eq} bands, exact verify)":
+                     (eq, lambda s: thresher_pipeline(texts, seed=s, bands=16, rows=8, verify="exact"))}
     if "datasketch" in peers:
         pipelines[f"datasketch MinHashLSH (default {dflt} bands)"] = (
             dflt, lambda s: datasketch_pipeline(datasketch_bulk(norm, seed=s)))
@@ -501,17 +508,19 @@ def compare(args: argparse.Namespace, records: list[dict]) -> None:
         pipelines[f"datatrove MinHash ({dflt}, no verification)"] = (dflt, lambda s: P.datatrove_pipeline(texts))
     if "text-dedup" in peers:
         pipelines[f"text-dedup minhash ({dflt}, no verification)"] = (dflt, lambda s: P.textdedup_pipeline(texts))
-    f1_table(pipelines, truth, args.seeds, bench, records)
+    f1_table(pipelines, truth, args.seeds, bench, records, len(texts))
 
 
-def f1_table(pipelines: dict, truth: set, seeds: int, bench: str, records: list[dict]) -> None:
+def f1_table(pipelines: dict, truth: set, seeds: int, bench: str, records: list[dict], docs: int) -> None:
     """Part 3's table, then thresher's mean F1 minus the best peer's at the same bands and overall."""
     print(f"\n3. Pair precision / recall / F1 against the planted truth ({len(truth):,} pairs), "
           f"seed 1 (mean F1 over {seeds} seeds where the tool takes a seed)")
     print(f"{'pipeline':46} {'precision':>9} {'recall':>8} {'F1':>8} {'mean F1':>8} {'pairs':>8} {'seconds':>8}")
     f1s: dict[str, float] = {}
+    seconds: dict[str, float] = {}
     for name, (_bands, fn) in pipelines.items():
         pred, secs = _timed(fn, 1)
+        seconds[name] = secs
         p, r, f = prf(pred, truth)
         seeded = name.startswith(("thresher", "datasketch", "rensa"))
         fs = [f] + ([prf(fn(s), truth)[2] for s in range(2, seeds + 1)] if seeded else [])
@@ -520,6 +529,10 @@ def f1_table(pipelines: dict, truth: set, seeds: int, bench: str, records: list[
         peer = not name.startswith("thresher")
         for metric, value in (("precision", p), ("recall", r), ("f1", f1s[name]), ("seconds", secs)):
             records.append(record(bench, name, metric, value, "s" if metric == "seconds" else "", peer))
+    for name in (k for k in f1s if k.startswith("thresher")):
+        rate = docs / seconds[name]
+        print(f"{name}: whole pipeline {rate:,.0f} docs/s (seed 1, one thread)")
+        records.append(record(bench, name, "pipeline_docs_per_s", rate, "docs/s", False))
     peers = [k for k in f1s if not k.startswith("thresher")]
     for mine in (k for k in f1s if k.startswith("thresher")):
         same = [k for k in peers if pipelines[k][0] == pipelines[mine][0]]

@@ -245,3 +245,35 @@ def star_survivors(n, order, ia, ib):
                 state[u] = 2
                 target[u] = v
     return target
+
+
+@njit(cache=True, nogil=True)
+def sort_segments(values, offsets):
+    """Sort each document's segment ``values[offsets[i]:offsets[i+1]]`` in place."""
+    for i in range(len(offsets) - 1):
+        values[offsets[i]:offsets[i + 1]].sort()
+
+
+@njit(cache=True, nogil=True)
+def set_jaccard(values, offsets, pa, pb, out):
+    """Jaccard of the shingle sets of documents ``pa[p]`` and ``pb[p]`` (positions into
+    ``offsets``; segments sorted by :func:`sort_segments`, repeated values counted once)."""
+    for p in range(len(pa)):
+        i, iend = offsets[pa[p]], offsets[pa[p] + 1]
+        j, jend = offsets[pb[p]], offsets[pb[p] + 1]
+        inter = 0
+        union = 0
+        while i < iend or j < jend:
+            if j >= jend or (i < iend and values[i] < values[j]):
+                v = values[i]
+            elif i >= iend or values[j] < values[i]:
+                v = values[j]
+            else:
+                v = values[i]
+                inter += 1
+            union += 1
+            while i < iend and values[i] == v:
+                i += 1
+            while j < jend and values[j] == v:
+                j += 1
+        out[p] = inter / union if union else 1.0

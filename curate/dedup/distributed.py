@@ -12,7 +12,9 @@ Same parameters and seed, same kept set, reasons and clusters as
    :func:`~.lsh.candidate_pairs` (small buckets: all pairs; big ones: star and chain).
 4. **verify** -- pairs partitioned by their first row are joined with that partition of the
    signatures, re-partitioned by their second row and joined again; the Jaccard estimate is
-   computed in the workers and only pairs at or above the threshold survive.
+   computed in the workers and only pairs at or above the threshold survive. With
+   ``verify: exact`` the candidate pairs come to the driver instead (it holds the rows) and
+   are verified there by their true Jaccard, as locally.
 5. **components** -- iterative min-label propagation over the verified pair table (each node
    takes the smallest label of its neighbours until nothing changes), in survivor-rank
    space, so a component's final label is its survivor.
@@ -260,6 +262,27 @@ def _pairs_table(a: np.ndarray, b: np.ndarray) -> Any:
     return pa.table({"a": pa.array(a.astype(np.uint32)), "b": pa.array(b.astype(np.uint32))})
 
 
+def _exact_verify(df: pl.DataFrame, cfg: Any, cand: list[Any], rank: np.ndarray,
+                  parts: int) -> tuple[list[Any], Any]:
+    """``verify: exact`` under Ray: the candidate pairs come to the driver (which holds the
+    rows), are verified there by their true Jaccard exactly as locally, and go back as the
+    ``(a, b, ra, rb, j)`` table the components phase reads."""
+    import ray
+
+    from thresher.curate.dedup.exact import ShingleSets, table_texts
+    from thresher.curate.dedup.lsh import verify
+    from thresher.ray_executor import gather
+
+    pairs = pl.from_arrow(gather(cand)).select("a", "b").sort("a", "b")
+    rows = np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]).astype(np.int64)
+    exact = ShingleSets(rows, table_texts([df], cfg), cfg)
+    ok = verify(None, pairs, cfg.threshold, exact)
+    ok = ok.with_columns(pl.Series("ra", rank[ok["a"].to_numpy()]), pl.Series("rb", rank[ok["b"].to_numpy()]))
+    step = max(1, -(-ok.height // parts))
+    return [ray.put(ok.slice(s, step).select("a", "b", "ra", "rb", "j").to_arrow())
+            for s in range(0, max(ok.height, 1), step)], exact
+
+
 def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None) -> DedupResult:
     """:func:`~.engine.deduplicate` on the connected Ray cluster (components, no reference)."""
     import ray
@@ -290,15 +313,23 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
         sig_parts = shuffle(signed, "idx", parts, fn=functools.partial(_sig_map, not_rep=not_rep))
-        verified = _jaccard_join(cand, sig_parts, cfg.num_perm, cfg.threshold)
+        exact = None
+        if cfg.verify == "exact":
+            verified, exact = _exact_verify(df, cfg, cand, rank, parts)
+        else:
+            verified = _jaccard_join(cand, sig_parts, cfg.num_perm, cfg.threshold)
         n_verified = sum(ray.get(apply(_num_rows, verified)))
         timings["verify"] = time.perf_counter() - t
         t = time.perf_counter()
         member_r, surv_r, rounds = _components(verified, parts)
         near_i, near_s = order[member_r], order[surv_r]
-        near = shuffle([ray.put(_pairs_table(near_i, near_s))], "a", parts)
-        scored = pl.from_arrow(gather(_jaccard_join(near, sig_parts, cfg.num_perm, None)))
-        scored = scored.with_columns(pl.col("a").cast(pl.Int64), pl.col("b").cast(pl.Int64))
+        if exact is not None:
+            scored = pl.DataFrame({"a": near_i.astype(np.int64), "b": near_s.astype(np.int64),
+                                   "j": exact.jaccard(near_i, near_s)})
+        else:
+            near = shuffle([ray.put(_pairs_table(near_i, near_s))], "a", parts)
+            scored = pl.from_arrow(gather(_jaccard_join(near, sig_parts, cfg.num_perm, None)))
+            scored = scored.with_columns(pl.col("a").cast(pl.Int64), pl.col("b").cast(pl.Int64))
         timings["components"] = time.perf_counter() - t
     from thresher.progress import info
 

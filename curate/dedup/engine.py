@@ -10,7 +10,8 @@ Phases (each with a progress bar):
 3. **band keys** -- representatives' (and reference rows') band keys go to a
    :class:`~.store.BandKeyStore` (parquet spill files when over budget).
 4. **candidates / verify** -- polars ``group_by`` on ``(band, key)`` gives candidate pairs;
-   only pairs whose estimated Jaccard reaches the threshold are kept. Pairs with a reference
+   only pairs whose estimated Jaccard (``verify: exact``: the true Jaccard of the candidate
+   rows' re-computed shingle sets) reaches the threshold are kept. Pairs with a reference
    row drop the input row; input-input pairs are joined into clusters (union-find).
 5. **survivors** -- (``cluster="star"``: greedily, best row first, each survivor claims its
    direct verified neighbours) in each cluster the row with the highest ``keep_by`` value survives
@@ -52,7 +53,7 @@ class DedupResult:
     keep: np.ndarray                 # bool per input row
     reasons: list[str | None]        # drop reason per input row (None when kept)
     duplicate_of: list[str | None]   # id of the row each dropped row duplicates
-    jaccard: np.ndarray              # estimated Jaccard to that row (NaN when kept)
+    jaccard: np.ndarray              # Jaccard to that row (estimated or exact; NaN when kept)
     clusters: pl.DataFrame           # cluster, id, kept, jaccard, match, kept_id
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -143,12 +144,15 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
 
     # 4. candidate pairs and verification (updates keep/is_rep/target/tj for reference matches)
     t = time.perf_counter()
-    self_ok, ref_ok, n_cand = _verify(sig, keystore, cfg, n, keep, is_rep, target, tj, progress)
+    tables = [df] + ([ref] if ref is not None else [])
+    self_ok, ref_ok, n_cand, exact = _verify(sig, keystore, cfg, n, keep, is_rep, target, tj, progress,
+                                             tables)
     timings["verify"] = time.perf_counter() - t
 
     # 5. clusters and survivors
     t = time.perf_counter()
-    near_i, near_s, near_j = _near_duplicates(sig, self_ok, cfg, n, rank)
+    near_i, near_s, near_j = _near_duplicates(sig, self_ok, cfg, n, rank, exact)
+    del exact
     timings["clusters"] = time.perf_counter() - t
     spilled = bool(sigstore.spilled or keystore.spilled)
     sigstore.close()
@@ -212,21 +216,30 @@ def _band_keys(sig: Any, include: np.ndarray, cfg: Any, bands: int, rows: int, k
 
 
 def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray, is_rep: np.ndarray,
-            target: np.ndarray, tj: np.ndarray, progress: Any) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    """Phase 4: candidate pairs from the band keys, verified against the threshold.
+            target: np.ndarray, tj: np.ndarray, progress: Any,
+            tables: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame, int, Any]:
+    """Phase 4: candidate pairs from the band keys, verified against the threshold (by the
+    estimate, or with ``verify: exact`` by the true Jaccard of the candidate rows' shingles).
 
     Input rows matching a reference row are dropped here (in ``keep``/``is_rep``/``target``/
     ``tj``, in place) and leave the input-input pairs. Returns the verified input pairs, the
-    verified reference pairs and the number of candidates.
+    verified reference pairs, the number of candidates and the candidate rows'
+    :class:`~.exact.ShingleSets` (None unless exact).
     """
     cand = candidate_pairs(keystore.lazy(), max_bucket=cfg.max_bucket, streaming=keystore.spilled)
     n_cand = cand.height
     keystore.cleanup()
     ref_cand = cand.filter((pl.col("a") < n) & (pl.col("b") >= n))
     self_cand = cand.filter(pl.col("b") < n)
+    exact = None
+    if cfg.verify == "exact":
+        from thresher.curate.dedup.exact import ShingleSets, table_texts
+
+        rows = np.concatenate([cand["a"].to_numpy(), cand["b"].to_numpy()]).astype(np.int64)
+        exact = ShingleSets(rows, table_texts(tables, cfg), cfg)
     del cand
     with progress(ref_cand.height + self_cand.height, "dedup: verify", unit="pairs") as bar:
-        ref_ok = verify(sig, ref_cand, cfg.threshold)
+        ref_ok = verify(sig, ref_cand, cfg.threshold, exact)
         bar.advance(ref_cand.height)
         if ref_ok.height:
             best = ref_ok.sort("j", descending=True).unique("a", keep="first")
@@ -238,14 +251,15 @@ def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray
             # drop the pairs touching rows already dropped against the reference
             gone = pl.Series(a.astype(np.uint32))
             self_cand = self_cand.filter(~pl.col("a").is_in(gone) & ~pl.col("b").is_in(gone))
-        self_ok = verify(sig, self_cand, cfg.threshold)
+        self_ok = verify(sig, self_cand, cfg.threshold, exact)
         bar.advance(self_cand.height)
-    return self_ok, ref_ok, n_cand
+    return self_ok, ref_ok, n_cand, exact
 
 
-def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int,
-                     rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Phase 5: clusters of verified pairs and their survivors: ``(row, survivor, jaccard)``."""
+def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int, rank: np.ndarray,
+                     exact: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Phase 5: clusters of verified pairs and their survivors: ``(row, survivor, jaccard)``
+    (the true Jaccard when ``exact`` holds the candidate rows' shingle sets)."""
     sa = self_ok["a"].to_numpy().astype(np.int64)
     sb = self_ok["b"].to_numpy().astype(np.int64)
     members = np.unique(np.concatenate([sa, sb]))
@@ -266,7 +280,10 @@ def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int,
         pairs_near = surv.explode("i").filter(pl.col("i") != pl.col("s"))
         near_i = pairs_near["i"].to_numpy()
         near_s = pairs_near["s"].to_numpy()
-    near_j = pair_jaccard(sig, near_i, near_s) if len(near_i) else np.zeros(0, np.float32)
+    if not len(near_i):
+        near_j = np.zeros(0, np.float32)
+    else:
+        near_j = exact.jaccard(near_i, near_s) if exact is not None else pair_jaccard(sig, near_i, near_s)
     return near_i, near_s, near_j
 
 
@@ -367,6 +384,7 @@ def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np
         "ngram": cfg.ngram,
         "shingle": cfg.shingle,
         "hash": cfg.hash,
+        "verify": cfg.verify,
         "bands": bands_rows[0],
         "rows": bands_rows[1],
         "keep_by": cfg.keep_by,

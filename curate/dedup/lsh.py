@@ -7,7 +7,8 @@
 - :func:`candidate_pairs` groups equal ``(band, key)`` with polars ``group_by`` and emits the
   pairs of documents sharing a bucket (all pairs in buckets up to ``max_bucket`` members;
   a star from the smallest and largest index plus a sorted chain in bigger buckets).
-- :func:`verify` keeps the pairs whose estimated Jaccard reaches the threshold and
+- :func:`verify` keeps the pairs whose estimated (or, with ``verify: exact``, true) Jaccard
+  reaches the threshold and
   :func:`components` joins verified pairs into clusters (union-find).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -122,11 +124,13 @@ def pair_jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 <
     return out
 
 
-def verify(sig: np.ndarray, pairs: pl.DataFrame, threshold: float) -> pl.DataFrame:
-    """The pairs whose estimated Jaccard is ``>= threshold``, with a ``j`` column."""
+def verify(sig: np.ndarray, pairs: pl.DataFrame, threshold: float, exact: Any = None) -> pl.DataFrame:
+    """The pairs whose Jaccard is ``>= threshold``, with a ``j`` column: estimated from the
+    signatures, or the true Jaccard of the shingle sets when ``exact`` (an
+    :class:`~.exact.ShingleSets` holding every row of ``pairs``) is given."""
     a = pairs["a"].to_numpy()
     b = pairs["b"].to_numpy()
-    j = pair_jaccard(sig, a, b)
+    j = exact.jaccard(a, b) if exact is not None else pair_jaccard(sig, a, b)
     ok = j >= np.float32(threshold) - np.float32(1e-6)
     return pl.DataFrame({"a": a[ok], "b": b[ok], "j": j[ok]},
                         schema={"a": pl.UInt32, "b": pl.UInt32, "j": pl.Float32})

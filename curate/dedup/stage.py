@@ -53,6 +53,10 @@ class Config:
     """Shingle hash: fast, or sha1 to reproduce datasketch's default signatures exactly."""
     seed: int = 1
     """MinHash permutation seed (as datasketch)."""
+    verify: Literal["estimate", "exact"] = "estimate"
+    """How LSH candidate pairs are checked against the threshold: estimate (the signatures'
+    Jaccard estimate, as datasketch) or exact (the true Jaccard of the two rows' shingle sets,
+    re-shingling only the candidate rows; fewer misses and false pairs near the threshold)."""
     # survivors and reference
     keep_by: str | None = None
     """Keep the copy with the highest value of this column (ties: first seen)."""
@@ -88,6 +92,8 @@ class Config:
                 p.append("bands, rows: must be >= 1")
             elif self.bands * self.rows > self.num_perm:
                 p.append(f"bands, rows: bands * rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
+        if self.verify not in ("estimate", "exact"):
+            p.append(f"verify: must be 'estimate' or 'exact', got {self.verify!r}")
         if not 0 <= self.seed < 2**32:
             p.append("seed: must be in [0, 2**32)")
         try:
