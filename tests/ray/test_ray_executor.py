@@ -200,3 +200,24 @@ def test_recipe_executor_key_is_validated(tmp_path, data_recipe):
     good.write_text(yaml.safe_dump({**data, "executor": "ray"}, sort_keys=False))
     r = CliRunner().invoke(cli, ["recipe", "show", str(good)])
     assert r.exit_code == 0 and "executor: ray" in r.output
+
+
+@pytest.mark.slow
+def test_exact_verify_dedup_is_identical_under_ray(tmp_path, ray_cluster):
+    import yaml
+
+    rows = _write(tmp_path / "rows.jsonl", _rows())
+    recipe = {"name": "ray-exact", "seed": 0, "inputs": [{"path": str(rows)}],
+              "stages": [{"dedup": {"threshold": 0.7, "max_bucket": 4, "verify": "exact"}}]}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    runner = CliRunner()
+    local, ray_run = tmp_path / "local", tmp_path / "ray"
+    for out, extra in ((local, []), (ray_run, ["--executor", "ray"])):
+        r = runner.invoke(cli, ["run", str(path), "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+    dedup = next(p.name for p in local.iterdir() if p.name.endswith("dedup"))
+    stats = json.loads((ray_run / dedup / "stats.json").read_text())
+    assert stats["executor"] == "ray" and stats["verify"] == "exact" and stats["near_duplicates"] > 0
+    for name in ("kept.parquet", "dropped.parquet", "clusters.parquet"):
+        assert pl.read_parquet(local / dedup / name).equals(pl.read_parquet(ray_run / dedup / name)), name
