@@ -504,6 +504,8 @@ def compare(args: argparse.Namespace, records: list[dict]) -> None:
     if "rensa" in peers:
         sh = P.shingle_lists(norm)
         pipelines[f"rensa RMinHashLSH ({eq} bands)"] = (eq, lambda s: P.rensa_pipeline(sh, seed=s))
+        pipelines["rensa RMinHashLSH (8x16 bands, its README's)"] = (
+            "8x16", lambda s: P.rensa_pipeline(sh, seed=s, bands=8))
     if "datatrove" in peers:
         pipelines[f"datatrove MinHash ({dflt}, no verification)"] = (dflt, lambda s: P.datatrove_pipeline(texts))
     if "text-dedup" in peers:
