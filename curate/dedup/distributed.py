@@ -312,11 +312,11 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         n_cand = sum(ray.get(apply(_num_rows, cand)))
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
-        sig_parts = shuffle(signed, "idx", parts, fn=functools.partial(_sig_map, not_rep=not_rep))
         exact = None
-        if cfg.verify == "exact":
+        if cfg.verify == "exact":  # the signatures are not needed again
             verified, exact = _exact_verify(df, cfg, cand, rank, parts)
         else:
+            sig_parts = shuffle(signed, "idx", parts, fn=functools.partial(_sig_map, not_rep=not_rep))
             verified = _jaccard_join(cand, sig_parts, cfg.num_perm, cfg.threshold)
         n_verified = sum(ray.get(apply(_num_rows, verified)))
         timings["verify"] = time.perf_counter() - t

@@ -13,9 +13,6 @@ from typing import Any
 
 import numpy as np
 
-VERIFY = ("estimate", "exact")
-
-
 class ShingleSets:
     """Sorted shingle hashes of the rows ``rows`` (global indices), for :meth:`jaccard`.
 
