@@ -108,7 +108,6 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     """transformers attention function: causal attention within each ``cu_seq_lens_q`` segment
     of a single packed row (``query`` ``[1, H, T, D]``); returns ``([1, T, H, D], None)``."""
     import torch
-    import torch.nn.functional as F
 
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None or query.shape[0] != 1 or query.shape[2] != key.shape[2]:
@@ -122,9 +121,9 @@ def segment_attention(module: Any, query: Any, key: Any, value: Any, attention_m
     groups, inverse = _plan(cu, q.device)
     pieces = []
     for gather, real, s, width in groups:
-        def take(x: Any) -> Any:
-            return x.index_select(1, gather).view(x.shape[0], s, width, dim).transpose(0, 1)
-        out = _causal(take(q), take(k), take(v), scaling, dropout if module.training else 0.0)
+        q_g, k_g, v_g = (x.index_select(1, gather).view(x.shape[0], s, width, dim).transpose(0, 1)
+                         for x in (q, k, v))
+        out = _causal(q_g, k_g, v_g, scaling, dropout if module.training else 0.0)
         pieces.append(out.transpose(1, 2).reshape(s * width, heads, dim).index_select(0, real))
     flat = torch.cat(pieces) if len(pieces) > 1 else pieces[0]   # [T, H, D], group order
     return flat.index_select(0, inverse).unsqueeze(0), None

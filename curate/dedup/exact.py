@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+
 class ShingleSets:
     """Sorted shingle hashes of the rows ``rows`` (global indices), for :meth:`jaccard`.
 
