@@ -98,18 +98,16 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
     Columns missing from some inputs are null. With ``on_bad_rows="error"`` the first bad row
     raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame.
     """
+    from thresher.io.openai_batch import join
     from thresher.io.readers import read_rows
+    from thresher.schema import IdAssigner
 
     opts = ReadOptions.coerce(options)
     if not paths:
         raise InputError("no input given")
-    from thresher.io.openai_batch import join
-
-    results, rejects = [], []
-    for p in resolve_inputs(paths):
-        res = read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split)
-        results.append(res)
-        rejects.extend(res.rejects)
-    frames = join(results)  # OpenAI Batch results meet their requests (by custom_id)
+    ids = IdAssigner()  # one id space: a given id twice across files is a bad row, content ids get occurrences
+    results = [read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split, ids=ids)
+               for p in resolve_inputs(paths)]
+    frames = join(results, on_bad_rows=opts.on_bad_rows)  # OpenAI Batch results meet their requests (by custom_id)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return table, rejects_frame(rejects)
+    return table, rejects_frame([r for res in results for r in res.rejects])

@@ -30,7 +30,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -79,6 +79,7 @@ class InputSpec:
     split: str | None = None
     categories: tuple[str, ...] = ()
     responses: bool = False
+    on_bad_rows: str = "error"
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Recipe:
                 if f.name in ("kind", "value"):
                     continue
                 v = getattr(spec, f.name)
-                if f.name in INPUT_KEYS[spec.kind] and v not in (None, (), False):
+                if f.name in INPUT_KEYS[spec.kind] and v not in (None, (), False, "error"):
                     d[f.name] = list(v) if isinstance(v, tuple) else v
             inputs.append(d)
         return {
@@ -318,14 +319,30 @@ class _InputEntry:
         return []
 
 
+def _format_problems(fmt: str | None) -> list[str]:
+    from thresher.io.shapes import SHAPES
+
+    if fmt is None or fmt in SHAPES:
+        return []
+    return [f"format: expected one of {', '.join(SHAPES)}, got {fmt!r}"]
+
+
 @dataclass(frozen=True)
 class _PathInput(_InputEntry):
-    """``{path: FILE}``: a local file or folder in any format the core reads."""
+    """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
+    .gz, .bz2, .xz, .zst)."""
 
     path: str = ""
     """The file or folder."""
     format: str | None = None
     """Force the record format (default: detected)."""
+    split: str | None = None
+    """The split to read from a DatasetDict folder (default: train)."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
+
+    def check(self) -> list[str]:
+        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -338,6 +355,11 @@ class _HubInput(_InputEntry):
     """The split to read."""
     format: str | None = None
     """Force the record format (default: detected)."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
+
+    def check(self) -> list[str]:
+        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -405,7 +427,8 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
             problems.append(f"{where}.chatterbot: {e}")
     return InputSpec(kind=kind, value=str(value), source=entry.source, category=entry.category,
                      limit=entry.limit, format=getattr(entry, "format", None), split=getattr(entry, "split", None),
-                     categories=getattr(entry, "categories", ()), responses=getattr(entry, "responses", False))
+                     categories=getattr(entry, "categories", ()), responses=getattr(entry, "responses", False),
+                     on_bad_rows=getattr(entry, "on_bad_rows", "error"))
 
 
 def stage_module(name: str):
