@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import InputError
-from thresher.io.columns import ColumnError, ColumnTypes, check_scalar_column
+from thresher.io.columns import MAX_DEPTH, ColumnError, ColumnTypes, check_scalar_column
 from thresher.io.compress import COMPRESSED, inner_suffix, lines, open_binary, read_bytes
 from thresher.io.shapes import (
     ROW_KEYS,
@@ -139,10 +139,7 @@ class _DupKeys:
 
 
 def _loads(text: str, dups: _DupKeys | None = None) -> Any:
-    try:
-        return json.loads(text, object_pairs_hook=dups.hook if dups is not None else None)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    return json.loads(text, object_pairs_hook=dups.hook if dups is not None else None)
 
 
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
@@ -160,6 +157,11 @@ def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
             continue
         try:
             rec = _loads(text, dups)
+        except RecursionError:
+            dups.key = None
+            col.bad(str(lineno), f"nested too deeply (more than {MAX_DEPTH} levels)", text.rstrip("\n")[:1000],
+                    code="too-deep")
+            continue
         except json.JSONDecodeError as e:
             dups.key = None
             col.bad(str(lineno), f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})", text.rstrip("\n"),
@@ -187,6 +189,8 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
     dups = _DupKeys()
     try:
         obj = _loads(text, dups)
+    except RecursionError:
+        raise InputError(f"{col.label}:1: nested too deeply (more than {MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as e:
         # a .json file may hold JSON lines
         if e.msg == "Extra data":
