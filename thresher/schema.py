@@ -113,6 +113,21 @@ class IdAssigner:
                 return rid, f"duplicate id '{rid}' (first seen at {place})"
             self.seen[rid] = (self.file, where)
             return rid, None
+        return self._derive(messages, where), None
+
+    def take_all(self, column: pl.Series, file: str) -> bool:
+        """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...) when
+        none is null, empty, repeated or seen before; False (nothing registered) otherwise."""
+        col = column.cast(pl.String)
+        if col.null_count() or (col == "").any() or col.is_duplicated().any():
+            return False
+        values = col.to_list()
+        if not self.seen.keys().isdisjoint(values):
+            return False
+        self.seen.update((v, (file, f"row {i}")) for i, v in enumerate(values, start=1))
+        return True
+
+    def _derive(self, messages: Sequence[Mapping[str, Any]], where: str) -> str:
         base = content_id(messages)
         occ = self._count.get(base, 0)
         rid = base if occ == 0 else f"{base}-{occ}"
@@ -121,7 +136,7 @@ class IdAssigner:
             rid = f"{base}-{occ}"
         self._count[base] = occ + 1
         self.seen[rid] = (self.file, where)
-        return rid, None
+        return rid
 
 
 def _place(where: str) -> str:

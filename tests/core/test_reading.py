@@ -126,6 +126,23 @@ def test_recipe_reads_a_raw_jsonl_gz_with_empty_answers_end_to_end(tmp_path):
     assert pl.read_parquet(filt / "kept.parquet").height == 4
 
 
+def test_recipe_input_reads_a_split(tmp_path):
+    import datasets
+
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([{"prompt": "t", "completion": "x"}]),
+                          "test": datasets.Dataset.from_list([{"prompt": "held out", "completion": "y."}])}
+                         ).save_to_disk(str(folder))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: s\nseed: 0\ninputs:\n  - path: {folder}\n    split: test\n"
+                      "stages:\n  - filter:\n      min_chars: 1\n")
+    out = tmp_path / "run"
+    res = _run("run", recipe, "--out", out)
+    assert res.exit_code == 0, res.output
+    kept = pl.read_parquet(out / "00-inputs" / "kept.parquet")
+    assert kept["messages"].to_list()[0][0]["content"] == "held out"
+
+
 @pytest.mark.parametrize("key,msg", [
     ("on_bad_rows: ignore", "inputs[0].on_bad_rows: must be one of 'error' | 'skip', got 'ignore'"),
     ("format: tsv", "inputs[0].format: expected one of messages, sharegpt, alpaca, prompt-completion, prompt, "

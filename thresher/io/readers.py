@@ -330,15 +330,17 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssign
     bad = {}
     for row, reason in problems.iter_rows():
         bad[row - 1] = reason
+    if not bad and ids.take_all(df["id"], f"{label}"):  # every id given and new: no per-row work
+        return df
     given = df["id"].to_list()
-    msgs = df["messages"]
+    msgs = df["messages"].to_list() if any(g in (None, "") for g in given) else None
     new_ids: list[str | None] = []
     for i, g in enumerate(given):
         if i in bad:
             col.bad(f"row {i + 1}", bad[i], df.row(i, named=True), code="invalid-messages")
             new_ids.append(None)
             continue
-        rid, problem = ids.assign(g, msgs[i] if g in (None, "") else (), f"row {i + 1}")
+        rid, problem = ids.assign(g, msgs[i] if msgs is not None and g in (None, "") else (), f"row {i + 1}")
         if problem:
             col.bad(f"row {i + 1}", problem, df.row(i, named=True), code="duplicate-id")
             bad[i] = problem
