@@ -114,6 +114,7 @@ class _DupKeys:
         self.count = 0
         self.first: tuple[str, str] | None = None  # (where, key)
         self.key: str | None = None
+        self.decode = json.JSONDecoder(object_pairs_hook=self.hook).decode
 
     def hook(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         d = dict(pairs)
@@ -139,7 +140,7 @@ class _DupKeys:
 
 
 def _loads(text: str, dups: _DupKeys | None = None) -> Any:
-    return json.loads(text, object_pairs_hook=dups.hook if dups is not None else None)
+    return dups.decode(text) if dups is not None else json.loads(text)
 
 
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
