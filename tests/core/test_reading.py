@@ -354,6 +354,14 @@ def test_convert_never_writes_into_a_stage_folder(tmp_path):
     assert (stage / "kept.parquet").read_bytes() == kept
 
 
+def test_convert_writes_beside_a_manifest_that_is_not_a_stages(tmp_path):
+    src = _jsonl(tmp_path / "x.jsonl", [QA])
+    app = tmp_path / "webapp"
+    app.mkdir()
+    (app / "manifest.json").write_text('{"name": "my app"}')
+    assert _run("convert", src, app / "data.jsonl").exit_code == 0
+
+
 def test_convert_keeps_a_users_rejects_named_file(tmp_path):
     src = _jsonl(tmp_path / "x.jsonl", [QA])
     mine = tmp_path / "o.rejects.jsonl"

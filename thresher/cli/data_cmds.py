@@ -62,6 +62,7 @@ def _check_targets(srcs: tuple[str, ...], dst: str, on_bad_rows: str) -> None:
     """Refuse an OUT that would replace an input, a stage's result, or a file thresher did not write."""
     from thresher.errors import InputError
     from thresher.io.writers import is_rejects_file, rejects_path
+    from thresher.stage_folder import read_manifest
 
     out, rej = Path(dst), rejects_path(dst)
     for src in srcs:
@@ -71,7 +72,7 @@ def _check_targets(srcs: tuple[str, ...], dst: str, on_bad_rows: str) -> None:
             raise InputError(f"{rej}: is an input, and the rejects file of {dst} would replace it; "
                              "choose another OUT")
     for folder in (out.absolute().parent, out):
-        if folder.is_dir() and any((folder / f).is_file() for f in ("manifest.json", "summary.json")):
+        if folder.is_dir() and ((read_manifest(folder) or {}).get("stage") or (folder / "recipe.yaml").is_file()):
             raise InputError(f"{dst}: inside the stage or run folder {folder}; convert never writes "
                              "into one (write to another path)")
     if rej.exists() and not is_rejects_file(rej) and on_bad_rows == "skip":
