@@ -221,8 +221,10 @@ def test_bare_strings_in_a_content_list_are_refused(tmp_path):
     ({"category": ["a"]}, "'category' must be a string, got a list"),
 ])
 def test_category_and_source_are_never_stringified(tmp_path, extra, msg):
-    src = _jsonl(tmp_path / "x.jsonl", [QA | extra])
+    src = _jsonl(tmp_path / "x.jsonl", [QA | extra, QA | {"id": "ok", "category": "chat"}])
     assert _error(_run("convert", src, tmp_path / "o.jsonl")) == f"Error: {src}:1: {msg}"
+    res = _run("convert", src, tmp_path / "o.jsonl", "--on-bad-rows", "skip")  # item 10: the row, not the file
+    assert res.exit_code == 0 and res.output.startswith(f"wrote 1 rows to {tmp_path / 'o.jsonl'}; 1 bad rows")
 
 
 @pytest.mark.parametrize("a,b,msg", [
