@@ -107,3 +107,14 @@ def test_a_later_system_turn_is_not_silently_moved_first(tmp_path):
     msgs = [*GOOD, {"role": "system", "content": "be brief"}, *GOOD]
     assert _convert_to(tmp_path, msgs, "sharegpt") == \
         "Error: row 1 (id a): cannot write as sharegpt: sharegpt holds a system message only as the first turn"
+
+
+def test_a_truncated_compressed_csv_is_one_line(tmp_path):
+    """Reader fuzz with compressed files: a truncated ``.csv.gz`` raised EOFError from the CSV
+    reader (the other formats named the file)."""
+    import gzip
+
+    p = tmp_path / "in.csv.gz"
+    p.write_bytes(gzip.compress(b"prompt,completion\nq,a\n")[:12])
+    assert _error(["convert", p, tmp_path / "o.jsonl"]) == \
+        f"Error: {p}: cannot decompress gzip (Compressed file ended before the end-of-stream marker was reached)"

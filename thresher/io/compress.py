@@ -30,7 +30,8 @@ def inner_suffix(p: Path) -> str:
     return suffix
 
 
-def _errors() -> tuple[type[BaseException], ...]:
+def decompress_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a damaged compressed stream raises (codec errors, OSError, EOFError)."""
     errs: list[type[BaseException]] = [OSError, EOFError, lzma.LZMAError, ValueError]
     try:
         import zstandard
@@ -59,7 +60,8 @@ def open_binary(p: Path) -> IO[bytes]:
     return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(p, "rb"), closefd=True))
 
 
-def _fail(label: str, p: Path, e: BaseException) -> InputError:
+def decompress_failure(label: str, p: Path, e: BaseException) -> InputError:
+    """The one-line error for a damaged stream of ``p``."""
     kind = COMPRESSED.get(p.suffix.lower())
     what = f"cannot decompress {kind}" if kind else "cannot read"
     detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -73,8 +75,8 @@ def read_bytes(p: Path, label: str) -> bytes:
     try:
         with open_binary(p) as fh:
             return fh.read()
-    except _errors() as e:
-        raise _fail(label, p, e) from None
+    except decompress_errors() as e:
+        raise decompress_failure(label, p, e) from None
 
 
 def lines(p: Path, label: str) -> Iterator[bytes]:
@@ -83,16 +85,16 @@ def lines(p: Path, label: str) -> Iterator[bytes]:
         with open(p, "rb") as fh:
             yield from fh
         return
-    errors = _errors()
+    errors = decompress_errors()
     try:
         with open_binary(p) as fh:
             while True:
                 try:
                     line = fh.readline()
                 except errors as e:
-                    raise _fail(label, p, e) from None
+                    raise decompress_failure(label, p, e) from None
                 if not line:
                     return
                 yield line
     except errors as e:  # opening or closing the stream
-        raise _fail(label, p, e) from None
+        raise decompress_failure(label, p, e) from None

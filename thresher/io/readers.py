@@ -24,7 +24,15 @@ import polars as pl
 
 from thresher.errors import InputError
 from thresher.io.columns import MAX_DEPTH, ColumnError, ColumnTypes, check_scalar_column
-from thresher.io.compress import COMPRESSED, inner_suffix, lines, open_binary, read_bytes
+from thresher.io.compress import (
+    COMPRESSED,
+    decompress_errors,
+    decompress_failure,
+    inner_suffix,
+    lines,
+    open_binary,
+    read_bytes,
+)
 from thresher.io.shapes import (
     ROW_KEYS,
     SHAPE_KEYS,
@@ -253,6 +261,10 @@ def _csv_records(path: Path, col: _Collector, delimiter: str = ",") -> Iterator[
         raise InputError(f"{col.label}:{start}: not valid UTF-8 (byte 0x{e.object[e.start]:02x})") from None
     except csv.Error as e:
         raise InputError(f"{col.label}:{start}: cannot read CSV ({e})") from None
+    except decompress_errors() as e:  # a damaged compressed stream
+        if path.suffix.lower() not in COMPRESSED:
+            raise
+        raise decompress_failure(col.label, path, e) from None
 
 
 def _decoded(records: Iterator[tuple[str, Any]], col: _Collector) -> Iterator[tuple[str, Any]]:
