@@ -95,8 +95,11 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
                 options: ReadOptions | dict[str, Any] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read every input into one row table; returns ``(table, rejected_rows_frame)``.
 
-    Columns missing from some inputs are null. With ``on_bad_rows="error"`` the first bad row
-    raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame.
+    Columns missing from some inputs are null. Ids are unique across all inputs (one
+    :class:`~thresher.schema.IdAssigner`: a given id seen in an earlier input is a bad row, a
+    derived one gets the next occurrence index). With ``on_bad_rows="error"`` the first bad row
+    raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame (so do
+    OpenAI Batch requests without a result).
     """
     from thresher.io.openai_batch import join
     from thresher.io.readers import read_rows

@@ -67,7 +67,9 @@ class InputSpec:
     ``kind`` is ``path`` (a local file or folder in any format the core reads), ``hub`` (a
     Hugging Face dataset name) or ``chatterbot`` (the chatterbot-corpus package; ``value``
     is the language, ``categories`` the YAML file names to take, all when empty).
-    ``source``/``category`` fill those columns; ``limit`` keeps the first N rows.
+    ``source``/``category`` fill those columns; ``limit`` keeps the first N rows; ``format``,
+    ``split`` and ``on_bad_rows`` are the read options (``skip`` puts rejected rows in the
+    inputs step's dropped.parquet).
     """
 
     kind: str
