@@ -175,3 +175,62 @@ _s.create_connection = _blocked
 _s.getaddrinfo = _blocked
 del _s, _blocked
 """
+
+
+# ---------------------------------------------------------------- verified distillation
+
+#: reasoning blocks: the answer a verifier judges is what follows the block
+_REASONING_MARKERS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
+
+
+def after_reasoning(text: str) -> str:
+    """The answer part of ``text``: what follows a ``<think>...</think>`` block (or
+    ``<thinking>``; a close marker alone counts everything before it as reasoning). An
+    open block never closed (generation cut inside the reasoning) leaves only the text
+    before it; without markers the text is unchanged."""
+    text = text or ""
+    for open_m, close_m in _REASONING_MARKERS:
+        if close_m in text:
+            head, _, answer = text.rpartition(close_m)
+            before = head.partition(open_m)[0] if open_m in head else ""
+            return (before + answer).strip()
+        if open_m in text:
+            return text.partition(open_m)[0].strip()
+    return text
+
+
+def _math_timeout() -> int | None:
+    """math-verify's timeouts use signal.alarm, which works only in the main thread."""
+    import threading
+
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def parse_math(text: str, *, gold: bool = False) -> list:
+    """``math_verify.parse`` of ``text`` (LaTeX or a plain expression; ``\\boxed{}``, "the
+    answer is" and else the last expression of an answer). A reference (``gold``) that does
+    not parse as it is is tried as inline math (``$...$``), then boxed."""
+    from math_verify import parse
+
+    timeout = _math_timeout()
+    candidates = (text, f"${text}$", f"\\boxed{{{text}}}") if gold else (text,)
+    for cand in candidates:
+        parsed = parse(cand, parsing_timeout=timeout)
+        if parsed:
+            return parsed
+    return []
+
+
+def math_equal(answer: str, item: Item) -> float:
+    """1.0 when the answer's final answer (after any reasoning block) is mathematically
+    equivalent to the reference, as HF's math-verify judges it (fractions, roots, intervals,
+    sets, percent, thousands separators, units)."""
+    from math_verify import verify
+
+    gold = parse_math((item.reference or "").strip(), gold=True)
+    if not gold:
+        return 0.0
+    pred = parse_math(after_reasoning(answer))
+    if not pred:
+        return 0.0
+    return float(bool(verify(gold, pred, timeout_seconds=_math_timeout())))
