@@ -41,6 +41,11 @@ def _describe(row: dict[str, Any]) -> list[str]:
     resp = response_text(msgs)
     if resp:
         lines.append(f"  response: {_short(resp)!r}")
+    if row.get("reference") is not None:  # verified distillation: what the answer was checked against
+        lines.append(f"  reference: {_short(str(row['reference']))!r}")
+    if row.get("tests") is not None:
+        entry = f" (entry point {row['entry_point']})" if row.get("entry_point") else ""
+        lines.append(f"  tests:    {_short(str(row['tests']), 60)!r}{entry}")
     extra = [f"category={row.get('category')}"] if row.get("category") is not None else []
     if row.get("parent_id"):
         extra.append(f"parent_id={row['parent_id']}")
