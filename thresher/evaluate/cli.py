@@ -11,7 +11,8 @@ from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.options import executor_options, read_options
 from thresher.evaluate.stage import Config
 
-JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail):
+JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail; judged after
+any <think> reasoning block): math (final answer equivalent to the reference, by math-verify);
 exact (answer equals the reference); regex:PATTERN (answer matches; plain regex: the
 reference is the pattern); numeric[:TOL] (last number equals the reference's); json[:SCHEMA.json]
 (parses as JSON, validates against the schema); ends (ended by itself within the token
@@ -63,6 +64,10 @@ def eval_cmd(heldout: Path, max_tokens: int, backend: str, out: Path, force: boo
 def format_table(ev: dict) -> str:
     """Means with 95% CIs, one line per model and metric."""
     lines = []
+    samples = ev.get("samples") or 1
+    if samples > 1:
+        lines.append(f"verifiers: avg@{samples} (pass@1 averaged over {samples} answers per prompt at temperature "
+                     f"{ev.get('temperature')}); 95% CIs over prompts")
     for name, d in ev.get("models", {}).items():
         cells = [f"{k} {m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
                  for k, m in d["metrics"].items() if m.get("mean") is not None and m["mean"] == m["mean"]]

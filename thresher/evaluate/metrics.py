@@ -17,9 +17,10 @@ from thresher.evaluate.verifiers import Item
 
 
 def verifier_values(judge: Judge, answers: Sequence[str], items: Sequence[Item]) -> list[float]:
-    """The verifier's 1/0 for each (answer, item)."""
-    fn = judge.verifier()
-    return [float(fn(a, it)) for a, it in zip(answers, items)]
+    """The verifier's 1/0 for each (answer, item) (code: programs in parallel workers)."""
+    from thresher.evaluate.batch import verify_all
+
+    return verify_all(judge.verifier(), answers, items, parallel=judge.kind == "code")
 
 
 def reference_nll(model: str, conversations: Sequence[list[dict]], *, max_length: int = 1024,
