@@ -337,6 +337,9 @@ def thresholds(config: Config) -> dict[str, list[float]]:
     for table in (config.min_scores, config.max_scores):
         for col, v in table.items():
             out.setdefault(col, []).append(float(v))
+    for v in (config.min_passrate, config.max_passrate):
+        if v is not None:
+            out.setdefault(config.passrate_by, []).append(float(v))
     return out
 
 
