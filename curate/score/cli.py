@@ -65,4 +65,8 @@ def score(inputs: tuple[str, ...], out: str, force: bool, read: Any, **options: 
             line += f", {s['cached']} from cache"
         if "mean" in s:
             line += f"; mean {s['mean']:.4g}, min {s['min']:.4g}, max {s['max']:.4g}"
+        per = s.get("per_prompt") or {}
+        if per.get("prompts"):
+            line += (f"; {per['prompts']} prompts, mean rate {per['mean']:.4g}, {per['none_pass']} with no "
+                     f"sample passing, {per['all_pass']} with every sample passing")
         click.echo(line)
