@@ -59,6 +59,15 @@ def test_input_and_passrate_from_name_other_stages(tmp_path, monkeypatch):
     assert set(pl.read_parquet(summary["dataset"])["parent_id"]) == {"none"}
     again = load_recipe(tmp_path / "run" / "recipe.yaml")  # the resolved recipe keeps the references
     assert again.stages[2].input == "score#1" and again.stages[2].config.passrate_from["again"] == "score#1"
+    # export keeps the reference with the rows
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "run"), "--to", str(tmp_path / "exp")])
+    assert r.exit_code == 0, r.output
+    train = pl.read_parquet(next((tmp_path / "exp" / "data").glob("train-*.parquet")))
+    assert train["reference"].to_list() == ["7"] * 8 and "score_student" in train.columns
 
 
 def test_eval_baseline_follows_the_train_stage_lineage(tmp_path):
