@@ -97,3 +97,14 @@ def test_why_shows_the_reference(tmp_path):
                        "reference": "72", "tests": "assert f(1)", "entry_point": "f", "score_m": 1.0})
     assert "  reference: '72'" in lines
     assert "  tests:    'assert f(1)' (entry point f)" in lines
+
+
+def test_a_forced_prompt_format_accepts_reference_and_test_columns(tmp_path):
+    from thresher.io.inputs import ReadOptions, read_inputs
+
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps({"prompt": "Add.", "answer": "#### 4", "test": "assert f() == 4",
+                             "entry_point": "f"}) + "\n")
+    df, _ = read_inputs([p], ReadOptions(fmt="prompt"))
+    assert df.select("reference", "reference_solution", "tests", "entry_point").row(0) == (
+        "4", "#### 4", "assert f() == 4", "f")

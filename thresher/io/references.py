@@ -29,6 +29,9 @@ REFERENCE_ALIASES: tuple[str, ...] = ("reference", "answer", "solution", "ideal"
 #: input column names read as the tests, in order of preference
 TESTS_ALIASES: tuple[str, ...] = ("tests", "test", "test_list")
 
+#: every input column this module reads (allowed beside a forced record format's own keys)
+INPUT_KEYS: tuple[str, ...] = (*REFERENCE_ALIASES, *TESTS_ALIASES, "entry_point", "reference_solution")
+
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.S)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
