@@ -59,6 +59,12 @@ def test_input_and_passrate_from_name_other_stages(tmp_path, monkeypatch):
     assert set(pl.read_parquet(summary["dataset"])["parent_id"]) == {"none"}
     again = load_recipe(tmp_path / "run" / "recipe.yaml")  # the resolved recipe keeps the references
     assert again.stages[2].input == "score#1" and again.stages[2].config.passrate_from["again"] == "score#1"
+    # why follows the final dataset's lineage: 02-filter is a side branch
+    from thresher.report.why import why
+
+    assert why(str(tmp_path / "run"), "some-3").splitlines()[:4] == [
+        "row some-3 was dropped by stage 04-filter: passrate: score_student=1 > 0.5",
+        "  prompt:   'Question some?'", "  response: 'The answer is 13.'", "  reference: '7'"]
     # export keeps the reference with the rows
     from click.testing import CliRunner
 

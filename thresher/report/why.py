@@ -81,7 +81,7 @@ def _resolve_prefix(run: Run, row_id: str) -> str:
 def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | None:
     """Lines explaining one row's fate, or None when no stage has seen ``row_id``."""
     row_id = _resolve_prefix(run, row_id)
-    for s in run.data_stages:
+    for s in run.lineage:  # the stages the final dataset came through (not a side branch)
         hit = _match(s.dropped(), row_id)
         if hit.height > 1:
             raise ThresherError(f"row id prefix {row_id!r} is ambiguous ({hit.height} rows in {s.folder})")
