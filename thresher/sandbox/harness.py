@@ -1,0 +1,260 @@
+"""The in-process half of the sandbox: run a candidate and its tests, then prove completion.
+
+This file's text is piped to a fresh ``python -I -S -`` (inside the OS sandbox), followed by
+``_thresher_harness(JOB)``. It uses the standard library only and never imports thresher.
+
+The completion proof: the parent wrote a random nonce into ``JOB``. Before any candidate
+code runs, the harness hands the nonce to a *holder thread* started with
+``_thread.start_new_thread`` (the nonce is never bound in a frame the candidate can walk to)
+and installs an audit hook that blocks the ways to reach another thread's frames or raw
+memory (``sys._current_frames``, tracing, ``gc`` referrers, ``ctypes``, forged code objects,
+``/proc``). After ``check(candidate)`` has returned and the modules the tests rely on are
+unchanged, the main function reaches its *done line* and wakes the holder. The holder writes
+``THRESHER-PROOF <nonce>`` on the proof descriptor only when it sees, from outside, the main
+thread's top frame be the harness's own frame at that very line. ``sys.exit``,
+``os._exit``, ``atexit``, an exception (``SystemExit`` included), a signal handler or a
+thread never get there, so they fail.
+"""
+
+# ruff: noqa: PLC0415
+
+
+def _thresher_harness(job):
+    import _thread
+    import builtins
+    import os
+    import sys
+    import time
+
+    for name in job.pop("preload"):  # modules the tests may use: imported (and snapshotted) first
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    _exit, unchanged, run = os._exit, _unchanged, _run
+    proof_fd = _redirect_output(os)
+    main_frame = sys._getframe()
+    wake, done = _thread.allocate_lock(), _thread.allocate_lock()
+    wake.acquire()
+    done.acquire()
+    done_line = main_frame.f_lineno + _DONE_OFFSET
+    holder_ident = _thread.start_new_thread(_holder, (
+        job.pop("nonce"), main_frame, done_line, _thread.get_ident(), wake, done, os.write, proof_fd,
+        sys._current_frames, time.sleep))
+    snapshot = _snapshot(sys, builtins)
+    pristine = dict(vars(builtins))
+    workdir = job.pop("workdir") or os.getcwd()
+    if job.pop("guard"):  # off only in tests that measure what the OS level alone blocks
+        sys.addaudithook(_make_hook(holder_ident, workdir, os, sys))
+    ok = False
+    try:
+        run(job, pristine, builtins)
+        ok = unchanged(snapshot, sys.modules)
+    except BaseException:  # noqa: BLE001 - any exception (SystemExit, KeyboardInterrupt) is a fail
+        ok = False
+    if not ok:
+        _exit(1)
+    wake.release(); done.acquire()  # noqa: E702 - the done line (one line): the holder checks it
+    _exit(0)
+
+
+#: lines from ``done_line = ...`` to the done line in _thresher_harness (a test pins it)
+_DONE_OFFSET = 17
+
+
+def _redirect_output(os):
+    """Keep the proof channel (the original stdout) on another descriptor; the candidate's
+    stdout and stderr go to /dev/null."""
+    proof_fd = os.dup(1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    return proof_fd
+
+
+def _holder(nonce, main_frame, done_line, main_ident, wake, done, write, proof_fd, current_frames, sleep):
+    """The holder thread. Everything it uses comes in its arguments: it looks up no global and
+    no builtin, so nothing the candidate patches ever runs in this thread."""
+    while True:
+        wake.acquire()
+        tries = 400
+        while tries:
+            tries -= 1
+            top = current_frames().get(main_ident)
+            if top is main_frame and top.f_lineno == done_line:
+                write(proof_fd, ("THRESHER-PROOF " + nonce + "\n").encode())
+                done.release()
+                return
+            top = None
+            sleep(0.005)
+
+
+def _snapshot(sys, builtins):
+    """The public names of every loaded module (and builtins), to detect patching."""
+    out = []
+    for name, mod in list(sys.modules.items()):
+        if mod is None or name in ("__main__", "sys"):
+            continue
+        try:
+            d = vars(mod)
+        except TypeError:
+            continue
+        out.append((name, mod, d, {k: v for k, v in d.items() if not k.startswith("_")}))
+    out.append(("builtins", builtins, vars(builtins), dict(vars(builtins))))
+    return out
+
+
+def _unchanged(snapshot, modules):
+    """True when no module seen before the candidate ran was replaced or had a name rebound
+    (it uses no global and no builtin)."""
+    for name, mod, d, saved in snapshot:
+        if name != "builtins" and modules.get(name) is not mod:
+            return False
+        for k, v in saved.items():
+            if k not in d or d[k] is not v:
+                return False
+    return True
+
+
+_PLAIN = (int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range)
+
+
+def _plain(value):
+    """True when ``value`` is plain data: exact built-in types all the way down (an object of
+    the candidate's own class, e.g. one whose ``__eq__`` is always true, is not)."""
+    plain, budget, stack = _PLAIN, 2_000_000, [value]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        v = stack.pop()
+        t = type(v)
+        if t not in plain:
+            return False
+        if t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif t in (list, tuple, set, frozenset):
+            stack.extend(v)
+    return True
+
+
+def _guard(fn, plain):
+    def candidate(*args, **kwargs):
+        result = fn(*args, **kwargs)
+        if not plain(result):
+            raise TypeError("thresher sandbox: the candidate returned an object that is not plain data")
+        return result
+
+    return candidate
+
+
+def _run(job, pristine, builtins):
+    """Run the candidate's code, then the tests in a namespace with pristine builtins, then
+    ``check(entry_point)``; any exception propagates (a fail)."""
+    names = {"__name__": "__main__", "__builtins__": builtins}
+    exec(compile(job.pop("code"), "<candidate>", "exec"), names)
+    tests = {k: v for k, v in names.items() if k not in pristine}
+    tests["__builtins__"] = pristine
+    tests["__name__"] = "__main__"
+    entry = job.pop("entry_point")
+    if entry:
+        if entry not in names:
+            raise NameError(f"the candidate does not define {entry}")
+        tests[entry] = _guard(names[entry], _plain)
+    exec(compile(job.pop("tests"), "<tests>", "exec"), tests)
+    if entry:
+        check = tests.get("check")
+        if check is None:
+            raise NameError("the tests do not define check(candidate)")
+        check(tests[entry])
+
+
+_BLOCKED = frozenset({
+    "sys._current_frames", "sys._current_exceptions", "sys.settrace", "sys.setprofile", "sys.addaudithook",
+    "sys.monitoring.register_callback", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "code.__new__",
+    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
+    "os.kill", "os.killpg", "os.symlink", "os.link", "os.setxattr", "os.removexattr", "os.mknod", "os.mkfifo",
+    "os.chroot", "_posixsubprocess.fork_exec", "pty.spawn",
+})
+_BLOCKED_PREFIXES = ("ctypes.", "socket.", "cpython.", "_ctypes", "winreg.")
+_PATH_EVENTS = frozenset({
+    "os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime", "os.rename",
+    "shutil.rmtree", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree", "shutil.move",
+    "shutil.chown", "os.chdir", "os.chflags", "os.lchflags",
+})
+_NO_IMPORT = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
+_WRITE_FLAGS = 1 | 2 | 64 | 512 | 1024  # O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND
+
+
+def _make_hook(holder_ident, workdir, os, sys):
+    """The audit hook: refuses (raises) what the candidate may not do. It never looks up a
+    global or a builtin at run time (the candidate could patch those): everything it uses is
+    captured here, in cells only the hook's own function object reaches, which nothing
+    references once it is installed."""
+    get_ident = __import__("_thread").get_ident
+    stat, fspath = os.stat, os.fspath
+    is_str, is_bytes, is_int = str, bytes, int
+    isinstance_, len_, refused, os_error, any_error = isinstance, len, PermissionError, OSError, Exception
+    work = workdir.rstrip("/")
+    work_b = work.encode()
+    proc_dev = stat("/proc").st_dev if os.path.isdir("/proc/self") else -1
+    blocked, prefixes, path_events, no_import = _BLOCKED, _BLOCKED_PREFIXES, _PATH_EVENTS, _NO_IMPORT
+    write_flags, dir_bits, dir_mode = _WRITE_FLAGS, 0o170000, 0o040000
+
+    def inside(p):
+        """Textually inside the work folder (no symlink can be made, so text is enough)."""
+        if isinstance_(p, is_bytes):
+            if p == work_b or p.startswith(work_b + b"/"):
+                return b"/.." not in p
+            return not p.startswith(b"/") and not p.startswith(b"..") and b"/.." not in p
+        if not isinstance_(p, is_str):
+            return False
+        if p == work or p.startswith(work + "/"):
+            return "/.." not in p
+        return not p.startswith("/") and not p.startswith("..") and "/.." not in p
+
+    def check_open(path, mode, flags):
+        if isinstance_(path, is_int):
+            return
+        try:
+            path = fspath(path)
+        except any_error:
+            raise refused("thresher sandbox: open of an odd path") from None
+        relative = not (path.startswith(b"/") if isinstance_(path, is_bytes) else path.startswith("/"))
+        if relative and not inside(path):
+            raise refused("thresher sandbox: a relative path leaving the work folder")
+        try:
+            st = stat(path)
+        except os_error:
+            st = None
+        if st is not None and st.st_dev == proc_dev:
+            raise refused("thresher sandbox: /proc is not readable")
+        if st is not None and st.st_mode & dir_bits == dir_mode and not inside(path):
+            raise refused("thresher sandbox: opening a directory outside the work folder")
+        writes = (isinstance_(mode, is_str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) \
+            or (isinstance_(flags, is_int) and flags & write_flags)
+        if writes and not inside(path) and path not in ("/dev/null", b"/dev/null"):
+            raise refused("thresher sandbox: writing outside the work folder")
+
+    def hook(event, args):
+        if event == "sys._current_frames" and get_ident() == holder_ident:
+            return
+        if event in blocked or event.startswith(prefixes):
+            raise refused("thresher sandbox: " + event + " is not allowed")
+        if event == "open" and len_(args) == 3:
+            check_open(args[0], args[1], args[2])
+        elif event in path_events:
+            n = 2 if event in ("os.rename", "shutil.copyfile", "shutil.copytree", "shutil.move") else 1
+            for p in args[:n]:
+                if not inside(p):
+                    raise refused("thresher sandbox: " + event + " outside the work folder")
+        elif event == "import" and args and isinstance_(args[0], is_str) and args[0].split(".")[0] in no_import:
+            raise refused("thresher sandbox: import " + args[0] + " is not allowed")
+        elif event == "object.__getattr__" and len_(args) > 1 and args[1] == "f_code":
+            raise refused("thresher sandbox: reading a frame's code is not allowed")
+        elif event == "object.__setattr__" and len_(args) > 1 and args[1] == "__code__":
+            raise refused("thresher sandbox: replacing a function's code is not allowed")
+
+    return hook
