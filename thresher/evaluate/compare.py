@@ -28,7 +28,8 @@ def _model_values(spec, path: str, prompts, prompts_path, refs, tests, entry, ju
     values: dict[str, list[float]] = {}
     verifiers = [j for j in judges if j.is_verifier]
     for j in verifiers:
-        values[j.name] = M.verifier_values(j, texts, items)
+        values[j.name] = M.verifier_values(j, texts, items, sandbox=config.sandbox,
+                                           workers=config.code_workers or None)
     if len(verifiers) >= 2:
         values[ALL] = [float(all(values[j.name][i] == 1.0 for j in verifiers)) for i in range(len(texts))]
     for j in judges:
@@ -159,6 +160,10 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
             "pairs": _pairs(ordered, values, directions, config, idx),
         }
     summary["focus"] = focus
+    if any(j.kind == "code" for j in judges):  # which isolation ran the code judge's programs
+        from thresher.sandbox import detect
+
+        summary["sandbox"] = detect(config.sandbox).describe()
     from thresher.evaluate.verdict import verdict
 
     summary["verdict"] = verdict(summary, focus)

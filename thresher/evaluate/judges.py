@@ -13,7 +13,8 @@ Verifiers (programmatic, 1 = pass, 0 = fail):
 - ``words:LO-HI`` (or ``words:HI``): the answer has LO to HI words;
 - ``lang:CODE``: py3langid says the answer is in language CODE (``en``, ``fr`` ...);
 - ``code`` or ``code:TIMEOUT_S``: the answer's code passes the prompt's tests (HumanEval
-  ``check(entry_point)``) in a subprocess with a timeout and no network.
+  ``check(entry_point)``), run to their end in :mod:`thresher.sandbox` (eval's ``sandbox``
+  option gives a container command).
 
 Model-based (never the training signal unless you name it):
 

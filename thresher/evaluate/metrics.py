@@ -16,8 +16,15 @@ from thresher.evaluate.judges import Judge
 from thresher.evaluate.verifiers import Item
 
 
-def verifier_values(judge: Judge, answers: Sequence[str], items: Sequence[Item]) -> list[float]:
-    """The verifier's 1/0 for each (answer, item)."""
+def verifier_values(judge: Judge, answers: Sequence[str], items: Sequence[Item], *, sandbox: str | None = None,
+                    workers: int | None = None) -> list[float]:
+    """The verifier's 1/0 for each (answer, item); the ``code`` judge runs its programs in
+    ``workers`` parallel sandboxes (``sandbox``: a container command, see thresher.sandbox)."""
+    if judge.kind == "code":
+        from thresher.evaluate.verifiers import code_passes_many
+
+        return code_passes_many(list(answers), list(items), timeout=judge.options.get("timeout", 10.0),
+                                sandbox=sandbox, workers=workers)
     fn = judge.verifier()
     return [float(fn(a, it)) for a, it in zip(answers, items)]
 

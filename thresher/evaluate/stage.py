@@ -59,6 +59,11 @@ class Config:
     """``code`` judge: column with the function name passed to ``check``."""
     system: str | None = None
     """System prompt given to every model (default none: students answer without one)."""
+    sandbox: str | None = None
+    """``code`` judge: a command that runs ``python -`` in a container (e.g. ``docker run --rm
+    --network none -i IMAGE python -``); default: the strongest sandbox level this machine allows."""
+    code_workers: int = 0
+    """``code`` judge: programs checked in parallel (0: one per CPU)."""
     baseline: bool = True
     """In a recipe: also train and compare the random-subset student."""
     base: str | None = None
@@ -83,6 +88,8 @@ class Config:
         names = {j.name for j in judges} | ({ALL} if sum(j.is_verifier for j in judges) >= 2 else set())
         if self.target is not None and judges and self.target not in names:
             problems.append(f"target: {self.target!r} is not a judge's metric (known: {', '.join(sorted(names))})")
+        if self.code_workers < 0:
+            problems.append("code_workers: must be >= 0")
         if self.resamples < 100:
             problems.append("resamples: must be >= 100")
         for key in ("teacher", "model", "n"):

@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -139,39 +135,35 @@ def extract_code(answer: str) -> str:
     return m.group(1) if m else (answer or "")
 
 
-def code_passes(answer: str, item: Item, timeout: float = 10.0) -> float:
-    """1.0 when the answer's code passes the prompt's tests (HumanEval style: ``tests``
-    defines ``check(candidate)``, called with ``entry_point``), run in a fresh Python
-    subprocess in an empty temporary folder with a timeout, no network (proxies pointed at
-    nothing, sockets disabled) and no inherited environment."""
-    if not item.tests:
-        return 0.0
+def _program(answer: str, item: Item) -> str:
+    """The candidate's code: the answer's code block, after the HumanEval prompt when the
+    answer only completes the prompt's function body."""
     code = extract_code(answer)
     if item.prompt and item.entry_point and f"def {item.entry_point}" not in code:
-        code = item.prompt + code  # a completion of the HumanEval prompt's function body
-    program = "\n".join([_NO_NETWORK, code, "", item.tests, ""])
-    if item.entry_point:
-        program += f"\ncheck({item.entry_point})\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "check.py"
-        path.write_text(program, encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HTTP_PROXY": "http://0.0.0.0:9", "HTTPS_PROXY": "http://0.0.0.0:9",
-               "NO_PROXY": "", "PYTHONDONTWRITEBYTECODE": "1"}
-        try:
-            proc = subprocess.run([sys.executable, "-I", str(path)], cwd=tmp, env=env, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return 0.0
-    return float(proc.returncode == 0)
+        code = item.prompt + code
+    return code
 
 
-#: prepended to every checked program: no sockets, no network
-_NO_NETWORK = """
-import socket as _s
-def _blocked(*a, **k):
-    raise OSError("network disabled in thresher eval")
-_s.socket = _blocked
-_s.create_connection = _blocked
-_s.getaddrinfo = _blocked
-del _s, _blocked
-"""
+def code_passes(answer: str, item: Item, timeout: float = 10.0, sandbox: str | None = None) -> float:
+    """1.0 when the answer's code passes the prompt's tests (HumanEval style: ``tests``
+    defines ``check(candidate)``, called with ``entry_point``; without one, plain asserts).
+
+    It runs in :mod:`thresher.sandbox` (the strongest isolation level this machine allows, or
+    the container command ``sandbox``) and passes only with the completion proof: the tests
+    ran to their end (an early ``sys.exit(0)``, ``os._exit(0)`` or ``atexit`` is a fail)."""
+    return code_passes_many([answer], [item], timeout=timeout, sandbox=sandbox, workers=1)[0]
+
+
+def code_passes_many(answers: list[str], items: list[Item], timeout: float = 10.0, sandbox: str | None = None,
+                     workers: int | None = None) -> list[float]:
+    """:func:`code_passes` over many answers with ``workers`` parallel sandboxes (default:
+    the CPU count); an item without tests fails."""
+    from thresher.sandbox import Limits, verify_many
+
+    todo = [i for i, it in enumerate(items) if it.tests]
+    outcomes = verify_many([(_program(answers[i], items[i]), items[i].tests, items[i].entry_point) for i in todo],
+                           workers=workers, limits=Limits(timeout=timeout), sandbox=sandbox)
+    out = [0.0] * len(items)
+    for i, o in zip(todo, outcomes):
+        out[i] = float(o.passed)
+    return out
