@@ -21,7 +21,7 @@ from thresher.sandbox.levels import Level, detect, elf_interpreter, warn_once
 _HERE = Path(__file__).parent
 #: modules imported (and snapshotted against patching) before the candidate runs
 PRELOAD = ("math", "random", "copy", "itertools", "functools", "collections", "re", "string", "heapq", "bisect",
-           "operator", "typing", "fractions", "decimal", "statistics", "hashlib", "datetime", "json")
+           "operator", "hashlib")
 _TAIL = 65536
 
 
@@ -201,13 +201,13 @@ def probe(level: Level) -> bool:
 
 
 def verify_many(jobs: Iterable[Sequence[str | None]], *, workers: int | None = None, limits: Limits = Limits(),
-                sandbox: str | None = None) -> list[Outcome]:
+                sandbox: str | None = None, level: Level | None = None) -> list[Outcome]:
     """``run_check`` over ``(code, tests, entry_point)`` jobs with ``workers`` parallel
     sandboxes (default: the CPU count), results in input order."""
     jobs = list(jobs)
     if not jobs:
         return []
-    level = detect(sandbox)
+    level = level or detect(sandbox)
     n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(lambda j: run_check(j[0], j[1], j[2] if len(j) > 2 else None, limits=limits,
