@@ -12,8 +12,9 @@ from thresher.cli.options import executor_options, read_options
 from thresher.evaluate.stage import Config
 
 JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail):
-exact (answer equals the reference); regex:PATTERN (answer matches; plain regex: the
-reference is the pattern); numeric[:TOL] (last number equals the reference's); json[:SCHEMA.json]
+exact (answer equals the reference); regex:PATTERN (answer matches, 0.1 s match limit per row;
+plain regex: the answer contains the reference as a literal; regex:{reference}: the reference is
+the pattern); numeric[:TOL] (last number equals the reference's); json[:SCHEMA.json]
 (parses as JSON, validates against the schema); ends (ended by itself within the token
 budget); sentences:LO-HI or sentences:HI; words:LO-HI or words:HI; lang:CODE (py3langid,
 e.g. lang:en); code[:TIMEOUT_S] (passes the row's HumanEval-style tests, run to their end in

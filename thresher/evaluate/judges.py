@@ -4,7 +4,8 @@ prompt and model.
 Verifiers (programmatic, 1 = pass, 0 = fail):
 
 - ``exact``: the answer equals the reference (case, spaces and end punctuation ignored);
-- ``regex:PATTERN``: the answer matches PATTERN; plain ``regex``: the reference is the pattern;
+- ``regex:PATTERN``: the answer matches PATTERN (time-limited per row); plain ``regex``: the
+  answer contains the reference, read as a literal; ``regex:{reference}``: the reference is the pattern;
 - ``numeric`` or ``numeric:TOL``: the answer's last number equals the reference's;
 - ``json`` or ``json:SCHEMA.json``: the answer (or its first fenced block) parses as JSON and
   validates against the schema file;
@@ -70,7 +71,8 @@ class Judge:
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (self.kind == "regex" and self.arg is None)
+        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (
+            self.kind == "regex" and self.arg in (None, v.REFERENCE_PATTERN))
 
     def verifier(self):
         """``(answer, item) -> float`` for a verifier judge."""
@@ -123,10 +125,12 @@ def _options(kind: str, arg: str | None, spec: str) -> dict[str, Any]:
             return {"schema": json.loads(p.read_text(encoding="utf-8"))}
         except ValueError as e:
             raise JudgeSpecError(f"judge {spec!r}: {arg} is not JSON ({e})") from None
-    if kind == "regex" and arg:
+    if kind == "regex" and arg and arg != v.REFERENCE_PATTERN:
+        import regex
+
         try:
-            re.compile(arg)
-        except re.error as e:
+            regex.compile(arg)
+        except regex.error as e:
             raise JudgeSpecError(f"judge {spec!r}: bad regular expression ({e})") from None
     if kind in ("reward",) and not arg:
         raise JudgeSpecError(f"judge {spec!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")

@@ -16,7 +16,9 @@ from typing import Any
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 # a sentence ends at . ! ? (one or more, maybe followed by a closing quote/bracket) then space or end
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
+# a run of sentence-ending marks and closers; it ends a sentence when followed by a space or the end
+# (matched as whole runs, then tested: no lookahead, no backtracking, linear in the text)
+_END_RUN = re.compile(r"[.!?]+[\"')\]]*")
 _FENCE = re.compile(r"```(?:[A-Za-z0-9_+-]*)\n(.*?)```", re.S)
 
 
@@ -42,10 +44,29 @@ def exact_match(answer: str, item: Item) -> float:
     return float(normalize(answer) == normalize(item.reference or ""))
 
 
-def regex_match(answer: str, item: Item, pattern: str | None = None) -> float:
-    """1.0 when ``pattern`` (or, without one, the reference read as a regex) matches the answer."""
-    pat = pattern if pattern is not None else (item.reference or "")
-    return float(re.search(pat, answer or "", flags=re.S) is not None)
+#: the ``regex`` judge's match time limit per row, in seconds: a match running past it is a fail
+REGEX_TIMEOUT = 0.1
+#: ``regex:{reference}``: the row's reference is the pattern (plain ``regex``: it is a literal)
+REFERENCE_PATTERN = "{reference}"
+
+
+def regex_match(answer: str, item: Item, pattern: str | None = None, timeout: float = REGEX_TIMEOUT) -> float:
+    """1.0 when ``pattern`` matches the answer (``regex`` module, ``re`` syntax, dot matches
+    newlines, at most ``timeout`` seconds of matching per row: past it, a fail).
+
+    Without a pattern the row's reference is a *literal* the answer must contain; the pattern
+    ``{reference}`` reads the row's reference as the pattern (time-limited like any other)."""
+    import regex
+
+    text = answer or ""
+    if pattern is None:
+        return float((item.reference or "") in text)
+    if pattern == REFERENCE_PATTERN:
+        pattern = item.reference or ""
+    try:
+        return float(regex.search(pattern, text, flags=regex.S, timeout=timeout) is not None)
+    except (TimeoutError, regex.error):
+        return 0.0
 
 
 def numbers(text: str) -> list[float]:
@@ -71,7 +92,7 @@ def json_valid(answer: str, item: Item, schema: dict[str, Any] | None = None) ->
     validates against it (JSON Schema, via ``jsonschema``)."""
     try:
         value = json.loads(_json_text(answer))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         return 0.0
     if schema is None:
         return 1.0
@@ -94,10 +115,12 @@ def count_sentences(text: str) -> int:
     t = re.sub(_FENCE, " ", text or "").strip()
     if not t:
         return 0
-    ends = list(_SENTENCE_END.finditer(t))
-    n = len(ends)
-    tail = t[ends[-1].end():] if ends else t
-    return n + (1 if tail.strip() else 0)
+    n, last, size = 0, 0, len(t)
+    for m in _END_RUN.finditer(t):
+        end = m.end()
+        if end == size or t[end].isspace():
+            n, last = n + 1, end
+    return n + (1 if t[last:].strip() else 0)
 
 
 def count_words(text: str) -> int:
