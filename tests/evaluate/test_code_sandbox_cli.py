@@ -67,5 +67,16 @@ def test_eval_code_judge_fails_every_hostile_answer(tmp_path, cap):
     level = ev["sandbox"]["level"]
     assert f"code judge sandbox: {level}" in res.stdout
     assert SECRET not in res.stdout + res.stderr
+    from thresher.report.eval_section import evaluation
+
+    class _Stage:
+        stats = {"eval": ev}
+
+    class _Run:
+        def by_name(self, name):
+            return [_Stage()] if name == "eval" else []
+
+    texts = [b[1] for b in evaluation(_Run()).blocks if b[0] == "text"]
+    assert any(f"sandbox level {level!r}" in t for t in texts)  # the report names the level
     if cap == "fallback":
         assert level == "fallback" and res.stderr.count("network and filesystem are not isolated") == 1
