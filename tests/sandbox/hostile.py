@@ -132,7 +132,24 @@ EARLY_EXITS = {
                    "    return x\n"),
     "current frames": "import sys\ndef f(x):\n    sys._current_frames()\n    return x\n",
     "read own memory": "def f(x):\n    open('/proc/self/mem', 'rb')\n    return x\n",
+    "swap the tests": ("import sys\nfr = sys._getframe()\nwhile fr:\n    for k in ('tests', 'tests_src'):\n"
+                       "        if k in fr.f_locals:\n            fr.f_locals[k] = 'def check(c):\\n    pass\\n'\n"
+                       "    fr = fr.f_back\ndef f(x):\n    return x\n"),
+    "fake exec, then restore": ("import builtins\nreal = builtins.exec\ndef fake(src, ns=None, *a):\n"
+                                "    builtins.exec = real\n    ns['check'] = lambda c: None\n"
+                                "builtins.exec = fake\ndef f(x):\n    return x\n"),
+    "swap the guard": ("import sys\nclass E:\n    def __eq__(self, o):\n        return True\ndef f(x):\n"
+                       "    g = sys._getframe(1).f_back.f_locals['candidate']\n    for c in g.__closure__:\n"
+                       "        if getattr(c.cell_contents, '__name__', '') == '_plain':\n"
+                       "            c.cell_contents = lambda v: True\n    return E()\n"),
+    "crafted bytecode": "import marshal\nmarshal.loads(marshal.dumps(compile('1', 'x', 'eval')))\ndef f(x):\n    return x + 1\n",
+    "ctypes": "import ctypes\ndef f(x):\n    return x + 1\n",
+    "C test module": "import _testcapi\ndef f(x):\n    return x + 1\n",
 }
+#: tests whose check uses a module global: the candidate swaps it while check runs
+MODULE_TESTS = "import math\ndef check(candidate):\n    assert math.isclose(candidate(2), 3)\n"
+PATCH_TESTS_GLOBAL = ("import sys\nclass M:\n    @staticmethod\n    def isclose(a, b):\n        return True\n"
+                      "def f(x):\n    fr = sys._getframe(1).f_back\n    fr.f_globals['math'] = M\n    return x\n")
 
 
 class Server:

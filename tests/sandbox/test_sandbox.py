@@ -56,6 +56,12 @@ def test_right_passes_wrong_fails_and_early_exits_fail():
     assert not run_check("def g(:\n", "assert g() == 1\n").passed
 
 
+def test_patching_the_tests_namespace_while_check_runs_fails():
+    assert run_check(H.GOOD, H.MODULE_TESTS, "f").passed
+    assert not run_check(H.WRONG, H.MODULE_TESTS, "f").passed
+    assert not run_check(H.PATCH_TESTS_GLOBAL, H.MODULE_TESTS, "f").passed
+
+
 def test_verify_many_keeps_the_input_order():
     jobs = [(H.GOOD if i % 3 else H.WRONG, H.TESTS, "f") for i in range(6)]
     got = [o.passed for o in verify_many(jobs, workers=3)]

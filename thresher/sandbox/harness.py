@@ -31,7 +31,11 @@ def _thresher_harness(job):
             __import__(name)
         except ImportError:
             pass
-    _exit, unchanged, run = os._exit, _unchanged, _run
+    # everything used once the candidate has run is bound here, before it runs: the candidate
+    # may rebind any module global or builtin, and reach (not rebind) these locals via frames
+    _exit, unchanged, run, modules = os._exit, _unchanged, _run, sys.modules
+    code, tests, entry = job.pop("code"), job.pop("tests"), job.pop("entry_point")
+    tools = (exec, compile, _guard, _plain)
     proof_fd = _redirect_output(os)
     main_frame = sys._getframe()
     wake, done = _thread.allocate_lock(), _thread.allocate_lock()
@@ -41,15 +45,17 @@ def _thresher_harness(job):
     holder_ident = _thread.start_new_thread(_holder, (
         job.pop("nonce"), main_frame, done_line, _thread.get_ident(), wake, done, os.write, proof_fd,
         sys._current_frames, time.sleep))
-    snapshot = _snapshot(sys, builtins)
     pristine = dict(vars(builtins))
+    snapshot = _snapshot(sys, builtins, pristine)
     workdir = job.pop("workdir") or os.getcwd()
     if job.pop("guard"):  # off only in tests that measure what the OS level alone blocks
+        sys.pycache_prefix = workdir + "/.pycache"  # no .pyc read: marshal.loads is refused from now on
+        sys.dont_write_bytecode = True
         sys.addaudithook(_make_hook(holder_ident, workdir, os, sys))
     ok = False
     try:
-        run(job, pristine, builtins)
-        ok = unchanged(snapshot, sys.modules)
+        after = run(code, tests, entry, pristine, builtins, tools)
+        ok = unchanged(snapshot, modules) and unchanged(after, modules)
     except BaseException:  # noqa: BLE001 - any exception (SystemExit, KeyboardInterrupt) is a fail
         ok = False
     if not ok:
@@ -59,7 +65,7 @@ def _thresher_harness(job):
 
 
 #: lines from ``done_line = ...`` to the done line in _thresher_harness (a test pins it)
-_DONE_OFFSET = 17
+_DONE_OFFSET = 19
 
 
 def _redirect_output(os):
@@ -90,8 +96,9 @@ def _holder(nonce, main_frame, done_line, main_ident, wake, done, write, proof_f
             sleep(0.005)
 
 
-def _snapshot(sys, builtins):
-    """The public names of every loaded module (and builtins), to detect patching."""
+def _snapshot(sys, builtins, pristine):
+    """Every loaded module's public names (all of builtins, and of the tests' builtins copy), to
+    detect patching: immutable tuples ``(name, module, its dict, ((key, value), ...))``."""
     out = []
     for name, mod in list(sys.modules.items()):
         if mod is None or name in ("__main__", "sys"):
@@ -100,30 +107,33 @@ def _snapshot(sys, builtins):
             d = vars(mod)
         except TypeError:
             continue
-        out.append((name, mod, d, {k: v for k, v in d.items() if not k.startswith("_")}))
-    out.append(("builtins", builtins, vars(builtins), dict(vars(builtins))))
-    return out
+        out.append((name, mod, d, tuple((k, v) for k, v in d.items() if not k.startswith("_"))))
+    out.append(("<builtins>", builtins, vars(builtins), tuple(vars(builtins).items())))
+    out.append(("<pristine>", None, pristine, tuple(pristine.items())))
+    return tuple(out)
 
 
 def _unchanged(snapshot, modules):
-    """True when no module seen before the candidate ran was replaced or had a name rebound
-    (it uses no global and no builtin)."""
+    """True when no module seen before the candidate ran was replaced or had a name rebound,
+    and no guarded closure cell changed (it uses no global and no builtin)."""
     for name, mod, d, saved in snapshot:
-        if name != "builtins" and modules.get(name) is not mod:
+        if name[0] != "<" and modules.get(name) is not mod:
             return False
-        for k, v in saved.items():
-            if k not in d or d[k] is not v:
+        for k, v in saved:
+            if name == "<cells>":
+                if k.cell_contents is not v:
+                    return False
+            elif k not in d or d[k] is not v:
                 return False
     return True
 
 
-_PLAIN = (int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range)
-
-
 def _plain(value):
     """True when ``value`` is plain data: exact built-in types all the way down (an object of
-    the candidate's own class, e.g. one whose ``__eq__`` is always true, is not)."""
-    plain, budget, stack = _PLAIN, 2_000_000, [value]
+    the candidate's own class, e.g. one whose ``__eq__`` is always true, is not). Builtins it
+    uses are checked against patching after the tests."""
+    plain = (int, float, complex, bool, str, bytes, type(None), list, tuple, dict, set, frozenset, range)
+    budget, stack = 2_000_000, [value]
     while stack:
         budget -= 1
         if budget < 0:
@@ -135,7 +145,7 @@ def _plain(value):
         if t is dict:
             stack.extend(v.keys())
             stack.extend(v.values())
-        elif t in (list, tuple, set, frozenset):
+        elif t is list or t is tuple or t is set or t is frozenset:
             stack.extend(v)
     return True
 
@@ -150,25 +160,30 @@ def _guard(fn, plain):
     return candidate
 
 
-def _run(job, pristine, builtins):
+def _run(code, tests_src, entry, pristine, builtins, tools):
     """Run the candidate's code, then the tests in a namespace with pristine builtins, then
-    ``check(entry_point)``; any exception propagates (a fail)."""
+    ``check(entry_point)``; any exception propagates (a fail). Returns what must still be
+    unchanged afterwards: the tests' namespace and the guard's cells."""
+    exec_, compile_, guard, plain = tools
     names = {"__name__": "__main__", "__builtins__": builtins}
-    exec(compile(job.pop("code"), "<candidate>", "exec"), names)
+    exec_(compile_(code, "<candidate>", "exec"), names)
     tests = {k: v for k, v in names.items() if k not in pristine}
     tests["__builtins__"] = pristine
     tests["__name__"] = "__main__"
-    entry = job.pop("entry_point")
+    guarded = None
     if entry:
         if entry not in names:
-            raise NameError(f"the candidate does not define {entry}")
-        tests[entry] = _guard(names[entry], _plain)
-    exec(compile(job.pop("tests"), "<tests>", "exec"), tests)
-    if entry:
+            raise NameError("the candidate does not define " + entry)
+        guarded = tests[entry] = guard(names[entry], plain)
+    exec_(compile_(tests_src, "<tests>", "exec"), tests)
+    after = (("<tests>", None, tests, tuple(tests.items())),)  # tuples: the candidate cannot edit them
+    if guarded is not None:
+        after += (("<cells>", None, None, tuple((c, c.cell_contents) for c in guarded.__closure__)),)
         check = tests.get("check")
         if check is None:
             raise NameError("the tests do not define check(candidate)")
-        check(tests[entry])
+        check(guarded)
+    return after
 
 
 _BLOCKED = frozenset({
@@ -176,7 +191,7 @@ _BLOCKED = frozenset({
     "sys.monitoring.register_callback", "gc.get_objects", "gc.get_referrers", "gc.get_referents", "code.__new__",
     "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen",
     "os.kill", "os.killpg", "os.symlink", "os.link", "os.setxattr", "os.removexattr", "os.mknod", "os.mkfifo",
-    "os.chroot", "_posixsubprocess.fork_exec", "pty.spawn",
+    "os.chroot", "_posixsubprocess.fork_exec", "pty.spawn", "marshal.loads", "marshal.load",
 })
 _BLOCKED_PREFIXES = ("ctypes.", "socket.", "cpython.", "_ctypes", "winreg.")
 _PATH_EVENTS = frozenset({
@@ -184,7 +199,9 @@ _PATH_EVENTS = frozenset({
     "shutil.rmtree", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree", "shutil.move",
     "shutil.chown", "os.chdir", "os.chflags", "os.lchflags",
 })
-_NO_IMPORT = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
+_NO_IMPORT = frozenset({"ctypes", "_ctypes", "_ctypes_test", "_posixsubprocess", "_testcapi", "_testinternalcapi",
+                        "_testbuffer", "_testmultiphase", "_testimportmultiple", "_testclinic", "_xxtestfuzz",
+                        "_xxsubinterpreters"})
 _WRITE_FLAGS = 1 | 2 | 64 | 512 | 1024  # O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND
 
 

@@ -59,12 +59,24 @@ def setup_mounts(workdir):
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make mounts private")
     w = workdir.encode()
     _check(_libc.mount(w, w, None, MS_BIND, None), "bind the work folder")
+    for path in _dangerous_extensions():  # C test modules that can break memory safety: hidden
+        _check(_libc.mount(b"/dev/null", path.encode(), None, MS_BIND, None), f"hide {path}")
     ro = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
     _check(_libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, b"/", AT_RECURSIVE, ctypes.byref(ro), ctypes.sizeof(ro)),
            "make / read-only")
     rw = _MountAttr(0, MOUNT_ATTR_RDONLY, 0, 0)
     _check(_libc.syscall(SYS_MOUNT_SETATTR, AT_FDCWD, w, 0, ctypes.byref(rw), ctypes.sizeof(rw)),
            "make the work folder writable")
+
+
+def _dangerous_extensions():
+    """CPython's C test and ctypes extension modules (they can read or write any memory)."""
+    out = []
+    for folder in sys.path:
+        if folder.endswith("lib-dynload") and os.path.isdir(folder):
+            out += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                    if f.startswith(("_test", "_ctypes", "_xx", "xx"))]
+    return out
 
 
 def landlock_abi():
