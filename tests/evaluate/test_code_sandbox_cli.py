@@ -80,3 +80,13 @@ def test_eval_code_judge_fails_every_hostile_answer(tmp_path, cap):
     assert any(f"sandbox level {level!r}" in t for t in texts)  # the report names the level
     if cap == "fallback":
         assert level == "fallback" and res.stderr.count("network and filesystem are not isolated") == 1
+
+
+def test_eval_help_offers_a_container_sandbox():
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["eval", "--help"])
+    assert res.exit_code == 0 and "--sandbox CMD" in res.output and "--base-url" in res.output
+    assert "regex:{reference}" in res.output

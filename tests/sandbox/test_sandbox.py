@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def test_patching_the_tests_namespace_while_check_runs_fails():
     assert run_check(H.GOOD, H.MODULE_TESTS, "f").passed
     assert not run_check(H.WRONG, H.MODULE_TESTS, "f").passed
     assert not run_check(H.PATCH_TESTS_GLOBAL, H.MODULE_TESTS, "f").passed
+
+
+def test_a_container_command_runs_the_harness_from_stdin():
+    """``--sandbox CMD``: any command that runs ``python -`` (here a plain interpreter)."""
+    cmd = f"{sys.executable} -"
+    good = run_check(H.GOOD, H.TESTS, "f", sandbox=cmd)
+    assert good.passed and good.level == "container"
+    assert not run_check(H.WRONG, H.TESTS, "f", sandbox=cmd).passed
+    assert not run_check(H.EARLY_EXITS["os._exit(0)"], H.TESTS, "f", sandbox=cmd).passed
+    assert detect(cmd).describe()["measures"] == ["the user's container command"]
 
 
 def test_verify_many_keeps_the_input_order():

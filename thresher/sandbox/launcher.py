@@ -124,7 +124,7 @@ def set_limits(cfg):
     pairs = [(resource.RLIMIT_CPU, int(cfg["timeout"]) + 2), (resource.RLIMIT_AS, lim["memory"]),
              (resource.RLIMIT_FSIZE, lim["file"]), (resource.RLIMIT_NOFILE, lim["open_files"]),
              (resource.RLIMIT_CORE, 0)]
-    if lim.get("processes"):
+    if lim.get("processes"):  # the kernel ignores it for real root (then the namespace or guard bound forks)
         pairs.append((resource.RLIMIT_NPROC, lim["processes"]))
     for which, value in pairs:
         resource.setrlimit(which, (value, value))
