@@ -145,7 +145,14 @@ EARLY_EXITS = {
     "crafted bytecode": "import marshal\nmarshal.loads(marshal.dumps(compile('1', 'x', 'eval')))\ndef f(x):\n    return x + 1\n",
     "ctypes": "import ctypes\ndef f(x):\n    return x + 1\n",
     "C test module": "import _testcapi\ndef f(x):\n    return x + 1\n",
+    "signal handler": ("import signal\nsignal.signal(signal.SIGALRM, lambda s, fr: fr.f_back)\n"
+                       "signal.setitimer(signal.ITIMER_REAL, 0.01)\ndef f(x):\n    return x\n"),
 }
+#: a right answer using the standard library's frame-reading helpers and threads (it passes)
+STDLIB_GOOD = ("from collections import namedtuple\nfrom typing import TypeVar\nimport threading, json\n"
+               "T = TypeVar('T')\nP = namedtuple('P', 'a b')\n"
+               "def f(x):\n    out = []\n    t = threading.Thread(target=lambda: out.append(P(x, 1)))\n"
+               "    t.start()\n    t.join()\n    return json.loads(json.dumps(out[0].a + out[0].b))\n")
 #: tests whose check uses a module global: the candidate swaps it while check runs
 MODULE_TESTS = "import math\ndef check(candidate):\n    assert math.isclose(candidate(2), 3)\n"
 PATCH_TESTS_GLOBAL = ("import sys\nclass M:\n    @staticmethod\n    def isclose(a, b):\n        return True\n"

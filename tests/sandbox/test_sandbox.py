@@ -48,6 +48,7 @@ def test_the_strongest_level_is_chosen_and_described():
 
 def test_right_passes_wrong_fails_and_early_exits_fail():
     assert run_check(H.GOOD, H.TESTS, "f").passed
+    assert run_check(H.STDLIB_GOOD, H.TESTS, "f").passed
     wrong = run_check(H.WRONG, H.TESTS, "f")
     assert not wrong.passed and wrong.reason == "failed"
     ex = run_check("import os\ndef f(x):\n    return x\nos._exit(0)\n", H.TESTS, "f")

@@ -3,27 +3,30 @@
 This file's text is piped to a fresh ``python -I -S -`` (inside the OS sandbox), followed by
 ``_thresher_harness(JOB)``. It uses the standard library only and never imports thresher.
 
-The completion proof: the parent wrote a random nonce into ``JOB``. Before any candidate
-code runs, the harness hands the nonce to a *holder thread* started with
+The completion proof: the parent wrote a random nonce into ``JOB``. The candidate, its tests
+and ``check(candidate)`` run in a worker thread (the main thread only sleeps: Python runs
+signal handlers there, so a handler the candidate installs sees no harness frame). Before any
+candidate code runs, the worker hands the nonce to a *holder thread* started with
 ``_thread.start_new_thread`` (the nonce is never bound in a frame the candidate can walk to)
 and installs an audit hook that blocks the ways to reach another thread's frames or raw
-memory (``sys._current_frames``, tracing, ``gc`` referrers, ``ctypes``, forged code objects,
-``/proc``). After ``check(candidate)`` has returned and the modules the tests rely on are
-unchanged, the main function reaches its *done line* and wakes the holder. The holder writes
-``THRESHER-PROOF <nonce>`` on the proof descriptor only when it sees, from outside, the main
-thread's top frame be the harness's own frame at that very line. ``sys.exit``,
-``os._exit``, ``atexit``, an exception (``SystemExit`` included), a signal handler or a
-thread never get there, so they fail.
+memory (``sys._current_frames``, tracing, ``gc`` referrers, ``ctypes``, ``marshal``, forged
+code objects, ``/proc``; from Python 3.13, whose frames' locals write through, every frame
+object). Everything the worker uses after the candidate ran is bound before it ran. After
+``check(candidate)`` has returned and nothing it relies on was patched, the worker reaches its
+*done line* and wakes the holder. The holder writes ``THRESHER-PROOF <nonce>`` on the proof
+descriptor only when it sees, from outside, the worker thread's top frame be the harness's
+own frame at that very line. ``sys.exit``, ``os._exit``, ``atexit``, an exception
+(``SystemExit`` included), a signal handler or another thread never get there, so they fail.
 """
 
 # ruff: noqa: PLC0415
 
 
 def _thresher_harness(job):
+    """The main thread: preload, then run everything in a worker thread and sleep. Python
+    runs signal handlers in the main thread, so a handler the candidate installs only ever
+    sees this frame, which holds nothing."""
     import _thread
-    import builtins
-    import os
-    import sys
     import time
 
     for name in job.pop("preload"):  # modules the tests may use: imported (and snapshotted) first
@@ -31,6 +34,28 @@ def _thresher_harness(job):
             __import__(name)
         except ImportError:
             pass
+    _thread.start_new_thread(_worker, (job,))
+    del job
+    while True:
+        time.sleep(3600)
+
+
+def _worker(job):
+    import os
+
+    try:
+        _work(job)
+    finally:
+        os._exit(1)
+
+
+def _work(job):
+    import _thread
+    import builtins
+    import os
+    import sys
+    import time
+
     # everything used once the candidate has run is bound here, before it runs: the candidate
     # may rebind any module global or builtin, and reach (not rebind) these locals via frames
     _exit, unchanged, run, modules = os._exit, _unchanged, _run, sys.modules
@@ -64,7 +89,7 @@ def _thresher_harness(job):
     _exit(0)
 
 
-#: lines from ``done_line = ...`` to the done line in _thresher_harness (a test pins it)
+#: lines from ``done_line = ...`` to the done line in _work (a test pins it)
 _DONE_OFFSET = 19
 
 
@@ -219,6 +244,13 @@ def _make_hook(holder_ident, workdir, os, sys):
     proc_dev = stat("/proc").st_dev if os.path.isdir("/proc/self") else -1
     blocked, prefixes, path_events, no_import = _BLOCKED, _BLOCKED_PREFIXES, _PATH_EVENTS, _NO_IMPORT
     write_flags, dir_bits, dir_mode = _WRITE_FLAGS, 0o170000, 0o040000
+    # From Python 3.13 a frame's f_locals writes through (PEP 667): no frame object at all then
+    # (before, frames are harmless: their locals are a read-only snapshot, and the holder's
+    # thread is out of reach)
+    frame_attrs = ("f_code", "tb_frame", "gi_frame", "cr_frame", "ag_frame") if sys.version_info >= (3, 13) \
+        else ("f_code",)
+    if sys.version_info >= (3, 13):
+        blocked = blocked | {"sys._getframe"}
 
     def inside(p):
         """Textually inside the work folder (no symlink can be made, so text is enough)."""
@@ -269,8 +301,8 @@ def _make_hook(holder_ident, workdir, os, sys):
                     raise refused("thresher sandbox: " + event + " outside the work folder")
         elif event == "import" and args and isinstance_(args[0], is_str) and args[0].split(".")[0] in no_import:
             raise refused("thresher sandbox: import " + args[0] + " is not allowed")
-        elif event == "object.__getattr__" and len_(args) > 1 and args[1] == "f_code":
-            raise refused("thresher sandbox: reading a frame's code is not allowed")
+        elif event == "object.__getattr__" and len_(args) > 1 and args[1] in frame_attrs:
+            raise refused("thresher sandbox: reading " + args[1] + " is not allowed")
         elif event == "object.__setattr__" and len_(args) > 1 and args[1] == "__code__":
             raise refused("thresher sandbox: replacing a function's code is not allowed")
 
