@@ -145,6 +145,20 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
+def _remove(workdir: str) -> None:
+    """Delete the work folder, even where the candidate took permissions away."""
+    try:
+        shutil.rmtree(workdir)
+    except OSError:
+        for root, dirs, _ in os.walk(workdir):
+            for d in dirs:
+                try:
+                    os.chmod(os.path.join(root, d), 0o700)
+                except OSError:
+                    pass
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _verdict(out: bytes, err: bytes, nonce: str, level: Level, timed_out: bool, seconds: float) -> Outcome:
     proof = f"THRESHER-PROOF {nonce}".encode()
     proved = proof in out.splitlines()
@@ -186,7 +200,7 @@ def run_check(code: str, tests: str, entry_point: str | None = None, *, limits: 
                                 stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, cwd=workdir,
                                 start_new_session=True, close_fds=True, **kwargs)
     except OSError:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove(workdir)
         return Outcome(False, "sandbox-error", level.name, 0.0)
     try:
         grace = CONTAINER_GRACE if level.name == "container" else 15.0  # else the launcher times it
@@ -201,7 +215,7 @@ def run_check(code: str, tests: str, entry_point: str | None = None, *, limits: 
             pipe.close()
         if uid is not None:
             _kill_uid(uid)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove(workdir)
     return _verdict(out, err, nonce, level, timed_out, time.monotonic() - started)
 
 
