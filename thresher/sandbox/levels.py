@@ -22,6 +22,7 @@ root, and the in-process guard and completion proof of :mod:`thresher.sandbox.ha
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -117,6 +118,7 @@ def interpreter(drop_uid: bool) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
 def elf_interpreter(exe: str) -> str | None:
     """The dynamic loader an ELF executable names (PT_INTERP), for the Landlock execute rule."""
     import struct
