@@ -14,7 +14,7 @@ import pytest
 from tests.sandbox import hostile as H
 from thresher.sandbox import Limits, detect, levels, run_check, verify_many
 from thresher.sandbox import harness as harness_module
-from thresher.sandbox.levels import ORDER, build
+from thresher.sandbox.levels import ORDER
 
 SECRET = "sk-planted-SECRET-4242"
 
@@ -41,8 +41,9 @@ def test_the_strongest_level_is_chosen_and_described():
     assert level.name in ORDER[1:]
     d = level.describe()
     assert d["level"] == level.name and d["measures"]
-    if build("namespaces") is not None:  # unshare present: on this machine and CI it works
-        assert level.name == "namespaces" and d["warning"] is None
+    assert level.name == available_levels()[0]  # the strongest that works here (namespaces on our machines)
+    if level.name == "namespaces":
+        assert d["warning"] is None and "no network interface" in d["measures"]
     assert detect(cap="fallback").describe()["warning"].startswith("thresher: warning: code sandbox level 'fallback'")
 
 
