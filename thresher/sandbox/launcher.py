@@ -31,6 +31,7 @@ LL_NET_TCP = 1 | 2  # bind, connect
 LL_SCOPES = 1 | 2  # abstract unix sockets, signals
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_LINUX = sys.platform.startswith("linux")
 
 
 class _MountAttr(ctypes.Structure):
@@ -163,7 +164,7 @@ def wait(pid, timeout):
 
 def _children(me):
     out = []
-    for entry in os.listdir("/proc"):
+    for entry in (os.listdir("/proc") if os.path.isdir("/proc/self") else []):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/stat", "rb") as f:
@@ -207,7 +208,7 @@ def main():
     try:
         if cfg.get("mounts"):
             setup_mounts(cfg["workdir"])
-        if os.getpid() != 1:
+        if os.getpid() != 1 and _LINUX:
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         if cfg.get("probe"):
             status = {"status": "probe", "landlock": landlock_abi()}
