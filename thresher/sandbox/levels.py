@@ -171,6 +171,7 @@ def build(name: str, sandbox_cmd: str | None = None) -> Level | None:
 _LOCK = threading.Lock()
 _CHOSEN: dict[tuple[str | None, str | None], Level] = {}
 _WARNED: set[str] = set()
+_WARN_LOCK = threading.Lock()
 
 
 def detect(sandbox_cmd: str | None = None, cap: str | None = None) -> Level:
@@ -197,6 +198,8 @@ def detect(sandbox_cmd: str | None = None, cap: str | None = None) -> Level:
 def warn_once(level: Level) -> None:
     """Print the level's warning line on stderr, once per process."""
     w = level.warning
-    if w and w not in _WARNED:
+    with _WARN_LOCK:
+        if not w or w in _WARNED:
+            return
         _WARNED.add(w)
-        print(w, file=sys.stderr, flush=True)
+    print(w, file=sys.stderr, flush=True)
