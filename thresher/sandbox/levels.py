@@ -5,7 +5,7 @@ From strongest to weakest (the first that works is used; ``THRESHER_SANDBOX_LEVE
 
 - ``container``: ``--sandbox CMD``, a command that runs ``python -`` in a container of the
   user's choice (``docker run --rm --network none -i IMAGE python -``);
-- ``namespaces``: ``unshare`` user+mount+PID+network+IPC+UTS namespaces (no network at all,
+- ``namespaces``: ``unshare`` (else ``bwrap``) user+mount+PID+network+IPC+UTS namespaces (no network at all,
   only the namespace's own processes in /proc, every mount read-only except the work folder),
   plus Landlock where the kernel has it;
 - ``landlock``: Landlock (Linux >= 5.13): nothing outside the work folder is writable,
@@ -35,6 +35,9 @@ from pathlib import Path
 ORDER = ("container", "namespaces", "landlock", "fallback")
 UNSHARE_FLAGS = ("--user", "--map-root-user", "--net", "--pid", "--fork", "--mount", "--mount-proc", "--ipc",
                  "--uts", "--kill-child")
+#: bubblewrap: the same namespaces, read-only root, fresh /dev and /proc (the work folder and
+#: the hidden C modules are added per run)
+BWRAP_FLAGS = ("--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
 MEASURES = {
     "container": ("the user's container command",),
     "namespaces": ("user, mount, PID, network, IPC and UTS namespaces", "read-only filesystem except the work folder",
@@ -66,6 +69,11 @@ class Level:
     """What this level does, in words (stats and report)."""
 
     @property
+    def tool(self) -> str | None:
+        """unshare or bwrap for the namespaces level."""
+        return Path(self.prefix[0]).name if self.name == "namespaces" and self.prefix else None
+
+    @property
     def warning(self) -> str | None:
         """The one line a run prints when the level does not isolate network and filesystem."""
         if self.name == "fallback":
@@ -92,6 +100,23 @@ def landlock_abi() -> int:
         return max(int(libc.syscall(444, None, 0, 1)), 0)
     except (OSError, AttributeError):
         return 0
+
+
+@functools.lru_cache(maxsize=8)
+def dangerous_extensions(python: str) -> tuple[str, ...]:
+    """CPython's C test and ctypes extension modules of ``python`` (they can read or write any
+    memory): hidden inside the namespaces."""
+    import subprocess
+
+    code = ("import os, sys\nfor d in sys.path:\n    if d.endswith('lib-dynload') and os.path.isdir(d):\n"
+            "        for f in sorted(os.listdir(d)):\n            if f.startswith(('_test', '_ctypes', '_xx', 'xx')):\n"
+            "                print(os.path.join(d, f))\n")
+    try:
+        out = subprocess.run([python, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin"}).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line for line in out.splitlines() if line.startswith("/"))
 
 
 def _world_usable(path: str) -> bool:
@@ -142,8 +167,9 @@ def elf_interpreter(exe: str) -> str | None:
     return None
 
 
-def build(name: str, sandbox_cmd: str | None = None) -> Level | None:
-    """The Level ``name`` as this machine would run it (None when it cannot exist here)."""
+def build(name: str, sandbox_cmd: str | None = None, tool: str = "unshare") -> Level | None:
+    """The Level ``name`` as this machine would run it (None when it cannot exist here);
+    ``tool`` makes the namespaces with ``unshare`` or ``bwrap`` (bubblewrap)."""
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     if name == "container":
         if not sandbox_cmd:
@@ -154,11 +180,12 @@ def build(name: str, sandbox_cmd: str | None = None) -> Level | None:
         python, root = sys.executable, False
     abi = landlock_abi()
     if name == "namespaces":
-        unshare = shutil.which("unshare")
-        if not unshare or not sys.platform.startswith("linux"):
+        exe = shutil.which(tool)
+        if not exe or not sys.platform.startswith("linux"):
             return None
-        extra = (f"Landlock ABI {abi}",) if abi else ()
-        return Level(name, python, (unshare, *UNSHARE_FLAGS), abi, root, MEASURES[name] + extra + COMMON)
+        extra = (f"made with {tool}",) + ((f"Landlock ABI {abi}",) if abi else ())
+        prefix = (exe, *UNSHARE_FLAGS) if tool == "unshare" else (exe, *BWRAP_FLAGS)
+        return Level(name, python, prefix, abi, root, MEASURES[name] + extra + COMMON)
     if name == "landlock":
         if abi < 1:
             return None
@@ -187,8 +214,9 @@ def detect(sandbox_cmd: str | None = None, cap: str | None = None) -> Level:
         if key in _CHOSEN:
             return _CHOSEN[key]
         names = ORDER[ORDER.index(cap):] if cap else ORDER
-        for name in names:
-            level = build(name, sandbox_cmd)
+        tries = [(n, t) for n in names for t in (("unshare", "bwrap") if n == "namespaces" else ("",))]
+        for name, tool in tries:
+            level = build(name, sandbox_cmd, tool or "unshare")
             if level is not None and (name in ("container", "fallback") or probe(level)):
                 _CHOSEN[key] = level
                 return level

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from thresher.sandbox.levels import Level, detect, elf_interpreter, warn_once
+from thresher.sandbox.levels import Level, dangerous_extensions, detect, elf_interpreter, warn_once
 
 _HERE = Path(__file__).parent
 #: modules imported (and snapshotted against patching) before the candidate runs
@@ -78,8 +78,14 @@ def _command(level: Level, workdir: str, limits: Limits, uid: int | None) -> lis
                    "OPENBLAS_NUM_THREADS": "1"},
            "limits": {"memory": limits.memory_mb << 20, "file": limits.file_mb << 20, "open_files": limits.open_files,
                       "processes": limits.processes + (0 if uid is not None else _own_processes())}}
+    prefix = list(level.prefix)
+    if level.tool == "bwrap":  # bubblewrap mounts itself: the work folder rw, the C test modules hidden
+        cfg["mounts"], cfg["own_uid"] = False, True  # and the launcher is inside a PID namespace
+        hide = [a for so in dangerous_extensions(level.python) if not Path(so).name.startswith("_ctypes.")
+                for a in ("--ro-bind", "/dev/null", so)]  # the launcher itself needs _ctypes (audited anyway)
+        prefix += [*hide, "--bind", workdir, workdir, "--chdir", workdir, "--"]
     src = (_HERE / "launcher.py").read_text(encoding="utf-8")
-    return [*level.prefix, level.python, "-I", "-S", "-c", src, json.dumps(cfg)]
+    return [*prefix, level.python, "-I", "-S", "-c", src, json.dumps(cfg)]
 
 
 def _own_processes() -> int:
