@@ -73,7 +73,8 @@ def test_math_agrees_with_math_verify_on_hand_cases(tmp_path):
 @pytest.mark.parametrize("spec,rows,want", [
     ("numeric", [_row("It costs 1,200 dollars.", reference="1200"), _row("About 12.", reference="1200")], [1, 0]),
     ("exact", [_row("Paris.", reference="paris"), _row("Lyon", reference="Paris")], [1, 0]),
-    ("regex", [_row("The colour is blue.", reference=r"\bblue\b"), _row("Red.", reference=r"\bblue\b")], [1, 0]),
+    ("regex", [_row("The colour is blue.", reference="blue."), _row("The colour is blue", reference="blue.")], [1, 0]),
+    ("regex:{reference}", [_row("The colour is blue.", reference=r"\bblue\b"), _row("Red.", reference=r"\bblue\b")], [1, 0]),
     ("regex:^Yes", [_row("Yes, it is."), _row("No.")], [1, 0]),
     ("ends", [_row("Done.", finish_reason="stop"), _row("Cut in the mid", finish_reason="length")], [1, 0]),
     ("math", [_row(r"$\boxed{2}$", answer="2"), _row(r"$\boxed{3}$", answer="2")], [1, 0]),

@@ -3,8 +3,8 @@
 :func:`verify_all` is the one entry point the eval stage and the curate ``verify:`` scorer
 use. Reference-based verifiers run in order in the calling thread (math-verify's timeouts
 need the main thread); ``code`` runs :func:`thresher.evaluate.verifiers.code_passes` (the
-sandbox) in a pool of workers, one program per worker at a time (the seam where the
-sandbox's own batch entry point plugs in).
+sandbox) through :func:`thresher.evaluate.verifiers.code_passes_many`: parallel sandboxes, each
+program passing only with the sandbox's completion proof.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ def default_workers() -> int:
 
 
 def verify_all(fn: Callable[[str, Item], float], answers: Sequence[str], items: Sequence[Item], *,
-               parallel: bool = False, workers: int | None = None) -> list[float]:
-    """``fn(answer, item)`` for every pair, in order; ``parallel`` runs them in a thread pool
-    of ``workers`` (each call waits on its own subprocess, so threads suffice)."""
-    if not parallel or len(answers) < 2:
+               parallel: bool = False, workers: int | None = None, sandbox: str | None = None) -> list[float]:
+    """``fn(answer, item)`` for every pair, in order. ``parallel`` marks the code verifier
+    (``fn`` a ``code_passes`` partial): its programs run in ``workers`` parallel sandboxes
+    (``sandbox``: a container command), with ``fn``'s timeout."""
+    if not parallel:
         return [float(fn(a, it)) for a, it in zip(answers, items)]
-    from concurrent.futures import ThreadPoolExecutor
+    from thresher.evaluate.verifiers import code_passes_many
 
-    n = min(workers or default_workers(), len(answers))
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="thresher-verify") as pool:
-        return [float(v) for v in pool.map(fn, answers, items)]
+    timeout = getattr(fn, "keywords", {}).get("timeout", 10.0)
+    return code_passes_many(list(answers), list(items), timeout=timeout, sandbox=sandbox,
+                            workers=min(workers or default_workers(), max(len(answers), 1)))

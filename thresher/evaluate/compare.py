@@ -30,7 +30,8 @@ def _model_values(spec, path: str, prompts, prompts_path, refs, tests, entry, ju
     flat = [a for answers in texts_k for a in answers]
     values: dict[str, list[float]] = {}
     verifiers = [j for j in judges if j.is_verifier]
-    per_answer = {j.name: M.verifier_values(j, flat, items) for j in verifiers}
+    per_answer = {j.name: M.verifier_values(j, flat, items, sandbox=config.sandbox,
+                                            workers=config.code_workers or None) for j in verifiers}
     for name, vals in per_answer.items():  # avg@k: each prompt's value is the mean over its k answers
         values[name] = [sum(vals[i * k:(i + 1) * k]) / k for i in range(len(texts_k))]
     if len(verifiers) >= 2:  # every verifier passes the same answer, averaged over the k answers
@@ -170,6 +171,10 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
             "pairs": _pairs(ordered, values, directions, config, idx),
         }
     summary["focus"] = focus
+    if any(j.kind == "code" for j in judges):  # which isolation ran the code judge's programs
+        from thresher.sandbox import detect
+
+        summary["sandbox"] = detect(config.sandbox).describe()
     from thresher.evaluate.verdict import verdict
 
     summary["verdict"] = verdict(summary, focus)

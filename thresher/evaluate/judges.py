@@ -7,7 +7,8 @@ Verifiers (programmatic, 1 = pass, 0 = fail):
   expression) is equivalent to the reference, by HF's math-verify (fractions, roots,
   intervals, sets, percent);
 - ``exact``: the answer equals the reference (case, spaces and end punctuation ignored);
-- ``regex:PATTERN``: the answer matches PATTERN; plain ``regex``: the reference is the pattern;
+- ``regex:PATTERN``: the answer matches PATTERN (time-limited per row); plain ``regex``: the
+  answer contains the reference, read as a literal; ``regex:{reference}``: the reference is the pattern;
 - ``numeric`` or ``numeric:TOL``: the answer's last number equals the reference's;
 - ``json`` or ``json:SCHEMA.json``: the answer (or its first fenced block) parses as JSON and
   validates against the schema file;
@@ -16,7 +17,8 @@ Verifiers (programmatic, 1 = pass, 0 = fail):
 - ``words:LO-HI`` (or ``words:HI``): the answer has LO to HI words;
 - ``lang:CODE``: py3langid says the answer is in language CODE (``en``, ``fr`` ...);
 - ``code`` or ``code:TIMEOUT_S``: the answer's code passes the prompt's tests (HumanEval
-  ``check(entry_point)``) in a subprocess with a timeout and no network.
+  ``check(entry_point)``), run to their end in :mod:`thresher.sandbox` (eval's ``sandbox``
+  option gives a container command).
 
 Model-based (never the training signal unless you name it):
 
@@ -73,7 +75,8 @@ class Judge:
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (self.kind == "regex" and self.arg is None)
+        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (
+            self.kind == "regex" and self.arg in (None, v.REFERENCE_PATTERN))
 
     @property
     def needs_tests(self) -> bool:
@@ -143,10 +146,12 @@ def _options(kind: str, arg: str | None, spec: str) -> dict[str, Any]:
             return {"schema": json.loads(p.read_text(encoding="utf-8"))}
         except ValueError as e:
             raise JudgeSpecError(f"judge {spec!r}: {arg} is not JSON ({e})") from None
-    if kind == "regex" and arg:
+    if kind == "regex" and arg and arg != v.REFERENCE_PATTERN:
+        import regex
+
         try:
-            re.compile(arg)
-        except re.error as e:
+            regex.compile(arg)
+        except regex.error as e:
             raise JudgeSpecError(f"judge {spec!r}: bad regular expression ({e})") from None
     if kind in ("reward",) and not arg:
         raise JudgeSpecError(f"judge {spec!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")

@@ -67,6 +67,11 @@ class Config:
     CIs and paired tests still resample prompts."""
     temperature: float | None = None
     """Sampling temperature of the answers (default: 0, greedy, for one answer; 0.6 for several)."""
+    sandbox: str | None = None
+    """``code`` judge: a command that runs ``python -`` in a container (e.g. ``docker run --rm
+    --network none -i IMAGE python -``); default: the strongest sandbox level this machine allows."""
+    code_workers: int = 0
+    """``code`` judge: programs checked in parallel (0: one per CPU)."""
     baseline: bool = True
     """In a recipe: also train and compare the random-subset student."""
     base: str | None = None
@@ -97,6 +102,8 @@ class Config:
             problems.append(f"temperature: must be >= 0 (got {self.temperature})")
         if self.samples > 1 and self.temperature == 0:
             problems.append("temperature: avg@k (samples > 1) needs sampled answers, temperature > 0")
+        if self.code_workers < 0:
+            problems.append("code_workers: must be >= 0")
         if self.resamples < 100:
             problems.append("resamples: must be >= 100")
         for key in ("teacher", "model", "n"):
