@@ -93,11 +93,27 @@ def merge(a: Any, b: Any) -> Any:
     raise ColumnError(f"{describe(b)} where earlier values are {describe(a)}")
 
 
-class ColumnTypes:
-    """The type of each extra column so far, and the place that set it."""
+def too_deep(value: Any) -> bool:
+    """True when ``value`` nests lists/objects deeper than :data:`MAX_DEPTH` (iterative)."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (list, tuple, Mapping)):
+            if d >= MAX_DEPTH:
+                return True
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, Mapping) else v))
+    return False
 
-    def __init__(self, skip: tuple[str, ...] = ("id", "messages", "category", "source")):
+
+class ColumnTypes:
+    """The type of each extra column so far, and the place that set it. Columns in ``loose``
+    (reference answers and tests, normalised to text by :mod:`thresher.io.references`) are
+    only checked for depth."""
+
+    def __init__(self, skip: tuple[str, ...] = ("id", "messages", "category", "source"),
+                 loose: tuple[str, ...] = ()):
         self.skip = set(skip)
+        self.loose = set(loose)
         self.types: dict[str, Any] = {}
         self.where: dict[str, str] = {}
 
@@ -107,6 +123,10 @@ class ColumnTypes:
         new: dict[str, Any] = {}
         for key, value in row.items():
             if key in self.skip:
+                continue
+            if key in self.loose:
+                if too_deep(value):
+                    return f"column '{key}': nested deeper than {MAX_DEPTH} levels"
                 continue
             try:
                 sig = signature(value)

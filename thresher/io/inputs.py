@@ -113,4 +113,7 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
                for p in resolve_inputs(paths)]
     frames = join(results, on_bad_rows=opts.on_bad_rows)  # OpenAI Batch results meet their requests (by custom_id)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return table, rejects_frame([r for res in results for r in res.rejects])
+    from thresher.io.references import normalize_references
+
+    rejects = [r for res in results for r in res.rejects]
+    return normalize_references(table), rejects_frame(rejects)  # reference/tests columns: one name each

@@ -489,7 +489,9 @@ def _rows(records: Iterator[tuple[str, Any]], fmt: str | None, label: str,
                 f"{label}:{first[0]}: cannot tell the record format from its keys "
                 f"({', '.join(map(str, first[1])) or 'none'}); expected messages, conversations, "
                 "instruction/output, prompt/completion or prompt (or pass --format)")
-    types = ColumnTypes()
+    from thresher.io.references import INPUT_KEYS
+
+    types = ColumnTypes(loose=INPUT_KEYS)  # reference/tests columns: normalised to text later
     unknown_keys: set[str] = set()
     if shape == "openai-batch-output":  # results repeat their requests' ids: they are joined later
         ids, ids.file = IdAssigner(), label
@@ -523,7 +525,9 @@ def _row(rec: Mapping[str, Any], where: str, fmt: str | None, shape: str, col: _
                     rec, code="bad-shape")
             return None
     elif fmt != "messages":
-        allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS)
+        from thresher.io.references import INPUT_KEYS  # reference answers and tests travel too
+
+        allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS) | set(INPUT_KEYS)
         unknown = [k for k in rec if k not in allowed]
         if unknown:
             col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
