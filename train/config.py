@@ -9,6 +9,7 @@ problems that depend on the machine (QLoRA without CUDA, FSDP without several GP
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,7 +203,7 @@ class TrainConfig:
             p.append("patience: early stopping needs validation data (val_fraction or val_file)")
         if self.eval_every > 0 and not (self.val_fraction > 0 or self.val_file):
             p.append("eval_every: evaluation needs validation data (val_fraction or val_file)")
-        if self.warmup >= 1 and self.warmup != int(self.warmup):
+        if math.isfinite(self.warmup) and self.warmup >= 1 and self.warmup != int(self.warmup):
             p.append(f"warmup: a step count (>= 1) must be a whole number, got {self.warmup}")
         choice("schedule", SCHEDULES)
         choice("train_on", TRAIN_ON)
@@ -221,7 +222,18 @@ class TrainConfig:
             p.append("fsdp and qlora: not supported together")
         if 0 < self.max_length < 8:
             p.append(f"max_length: must be >= 8, got {self.max_length}")
-        return p
+        bad = self._non_finite()  # NaN passes (or fails oddly) every range check above
+        named = {b.split(":", 1)[0] for b in bad}
+        return bad + [x for x in p if x.split(":", 1)[0] not in named]
+
+    def _non_finite(self) -> list[str]:
+        """``name: must be a finite number`` for every numeric option that is NaN or infinite."""
+        out = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                out.append(f"{f.name}: must be a finite number, got {v}")
+        return out
 
     def report_targets(self) -> list[str]:
         """The ``report_to`` targets, ``none`` removed."""

@@ -240,8 +240,9 @@ def _resume(run: _Run, config: TrainConfig, dist: Any, force: bool) -> Any:
     ddp.barrier()
     last = ck.latest(run.ckdir)
     if last is not None:
-        data = ck.load(last, rank=dist.rank)
-        ck.check_compatible(data["state"], fingerprint=run.fingerprint, world_size=dist.world_size, path=last)
+        saved = ck.read_state(last)  # JSON only; the fingerprint is checked before any other file is read
+        ck.check_compatible(saved, fingerprint=run.fingerprint, world_size=dist.world_size, path=last)
+        data = ck.load(last, rank=dist.rank, state=saved)
         load_trainable_state(run.model, data["adapter"])
         ddp.load_optimizer_state(run.model, run.optimizer, data["optimizer"], fsdp=config.fsdp)
         run.scheduler.load_state_dict(data["scheduler"])
