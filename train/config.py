@@ -52,7 +52,10 @@ class TrainConfig:
     Data
         ``max_length``, ``overlong`` (drop | truncate rows longer than ``max_length``),
         ``train_on`` (all assistant turns | the last one), ``packing``,
-        ``allow_lint_failures`` (skip and list failing rows instead of refusing to start).
+        ``allow_lint_failures`` (skip and list failing rows instead of refusing to start),
+        ``train_reasoning`` (train the ``<think>`` traces, rendered the way the student's
+        template expects, or mask them), ``max_reasoning_tokens`` (drop rows with a longer trace).
+        A row that ``max_length`` would cut inside a reasoning trace is always dropped and listed.
     Validation and checkpoints
         ``val_fraction`` or ``val_file``; ``eval_every`` (0 = only at the end); ``patience``
         (early stopping on validation loss, 0 = off; the best adapter is kept);
@@ -131,6 +134,10 @@ class TrainConfig:
     """Skip (and list) rows that fail the mask lint instead of stopping."""
     allow_special_tokens_in_content: bool = False
     """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
+    train_reasoning: bool = True
+    """Train reasoning traces (reasoning_content, the generate stage's reasoning column, or a leading <think> block) like the answer; off: the trace stays in the context, masked."""
+    max_reasoning_tokens: int = 0
+    """Drop (and list) rows with a reasoning trace longer than this many tokens (0: no limit)."""
     # validation and checkpoints
     val_fraction: float = 0.0
     """Share of rows held out for validation, in [0, 1)."""
@@ -191,7 +198,8 @@ class TrainConfig:
         for name in ("r", "alpha", "lr", "batch_size", "grad_accum", "max_length", "epochs",
                      "save_every", "keep_checkpoints", "log_every", "export_atol"):
             positive(name)
-        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience", "threads"):
+        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience", "threads",
+                     "max_reasoning_tokens"):
             non_negative(name)
         if not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")

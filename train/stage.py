@@ -86,15 +86,20 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
     else:
         train_df, val_df = split_validation(df, config.val_fraction, config.seed)
     kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong,
-          "allow_special_in_content": config.allow_special_tokens_in_content}
+          "allow_special_in_content": config.allow_special_tokens_in_content,
+          "train_reasoning": config.train_reasoning, "max_reasoning_tokens": config.max_reasoning_tokens}
     lint = lint_rows(tokenizer, train_df, **kw)
     if not quiet:
         info(f"mask lint: {lint.summary()}")
+        warning = length_warning(lint, config)
+        if warning:
+            info(warning)
     lint.check(allow_failures=config.allow_lint_failures)
     vlint = lint_rows(tokenizer, val_df, **kw) if val_df.height else None
     val_examples = vlint.examples if vlint is not None else []
     bad = {i.row_id: f"{i.kind}: {i.message}" for i in lint.issues
-           if i.kind in _failure_kinds() or (i.kind == "response_cut" and config.overlong == "drop")}
+           if i.kind in _failure_kinds() or i.kind in ("reasoning_cut", "reasoning_too_long")
+           or (i.kind == "response_cut" and config.overlong == "drop")}
     ids = train_df["id"].cast(pl.String)
     dropped = dropped_frame(train_df.filter(ids.is_in(list(bad))), NAME,
                             pl.col("id").cast(pl.String).replace_strict(bad, default="lint"))
@@ -108,6 +113,41 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
     else:
         units = [[e] for e in examples]
     return Prepared(tokenizer, train_df, val_df, dropped, examples, val_examples, lint, units)
+
+
+def overlong_stats(lint: Any, config: TrainConfig) -> dict[str, Any]:
+    """Rows the length limits left out or cut, for stats.json: ``rows`` (longer than
+    ``max_length``), ``dropped`` (of those), ``truncated``, ``reasoning_cut`` (dropped although
+    ``overlong`` is truncate: the cut fell inside a reasoning trace), ``reasoning_too_long``
+    (over ``max_reasoning_tokens``, dropped), ``longest`` (tokens) and ``truncated_rows`` (ids,
+    the first 1,000)."""
+    over = {i.row_id: i.example.n_full for i in lint.issues
+            if i.kind in ("response_cut", "reasoning_cut") and i.example is not None}
+    over.update({e.row_id: e.n_full for e in lint.examples if e.n_full > config.max_length})
+    truncated = sum(1 for e in lint.examples if e.n_full > config.max_length)
+    return {"max_length": config.max_length, "rows": len(over), "dropped": len(over) - truncated,
+            "truncated": truncated,
+            "reasoning_cut": sum(1 for i in lint.issues if i.kind == "reasoning_cut"),
+            "reasoning_too_long": sum(1 for i in lint.issues if i.kind == "reasoning_too_long"),
+            "longest": max(over.values(), default=None),
+            "truncated_rows": [e.row_id for e in lint.examples if e.n_full > config.max_length][:1000]}
+
+
+def length_warning(lint: Any, config: TrainConfig) -> str | None:
+    """One warning line when rows are longer than ``max_length`` or have over-long traces."""
+    o = overlong_stats(lint, config)
+    parts = []
+    if o["rows"]:
+        why = f", {o['reasoning_cut']} of them because the cut fell inside a reasoning trace" \
+            if o["reasoning_cut"] else ""
+        parts.append(f"{o['rows']} of {lint.rows} rows are longer than --max-length {config.max_length} "
+                     f"(longest {o['longest']} tokens): {o['dropped']} dropped{why}, {o['truncated']} truncated")
+    if o["reasoning_too_long"]:
+        parts.append(f"{o['reasoning_too_long']} rows dropped for a reasoning trace over "
+                     f"--max-reasoning-tokens {config.max_reasoning_tokens}")
+    if not parts:
+        return None
+    return "train: warning: " + "; ".join(parts) + " (dropped rows in dropped.parquet, truncated ones in stats.json)"
 
 
 def _failure_kinds() -> frozenset[str]:
@@ -459,6 +499,7 @@ def _stats(records: list[dict[str, Any]], state: Any, prep: Prepared, config: Tr
         "best_val_loss": state.best_val,
         "best_step": state.best_step,
         "lint": prep.lint.to_stats(),
+        "overlong": overlong_stats(prep.lint, config),
         "export": export_stats,
         "loss_curves": str(curves) if curves else None,
         "train_seconds": round(seconds, 2),
