@@ -195,3 +195,21 @@ def test_train_lora_trains_traces_and_reports_rows_cut_inside_one(tmp_path, tiny
 
     trained = lint_rows(load_tokenizer(str(tiny_lm_dir)), _reasoning_rows(16), max_length=1024)
     assert lint["trained_tokens"] == trained.to_stats()["trained_tokens"] - lint["reasoning_tokens"]
+
+
+def test_long_cpu_sequences_fix_the_malloc_mmap_threshold(monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from thresher.train.config import TrainConfig
+    from thresher.train.stage import bound_allocator
+
+    assert bound_allocator(TrainConfig(max_length=4096), "cpu") is False  # short: the heap is faster
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert bound_allocator(TrainConfig(max_length=16384), "cpu") is False  # the user's own setting wins
+    code = ("import sys, torch; from thresher.train.config import TrainConfig; "
+            "from thresher.train.stage import bound_allocator; "
+            "sys.exit(0 if bound_allocator(TrainConfig(max_length=16384), torch.device('cpu')) else 3)")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
