@@ -208,8 +208,8 @@ def test_long_cpu_sequences_fix_the_malloc_mmap_threshold(monkeypatch):
     assert bound_allocator(TrainConfig(max_length=4096), "cpu") is False  # short: the heap is faster
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
     assert bound_allocator(TrainConfig(max_length=16384), "cpu") is False  # the user's own setting wins
-    code = ("import sys, torch; from thresher.train.config import TrainConfig; "
+    code = ("import sys; from thresher.train.config import TrainConfig; "
             "from thresher.train.stage import bound_allocator; "
-            "sys.exit(0 if bound_allocator(TrainConfig(max_length=16384), torch.device('cpu')) else 3)")
+            "sys.exit(0 if bound_allocator(TrainConfig(max_length=16384), 'cpu') else 3)")
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
