@@ -213,3 +213,18 @@ def test_long_cpu_sequences_fix_the_malloc_mmap_threshold(monkeypatch):
             "sys.exit(0 if bound_allocator(TrainConfig(max_length=16384), 'cpu') else 3)")
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
+def test_qwen3_multi_turn_trains_every_turn(chat_tokenizers):
+    """Qwen3 renders the last turn with its <think> block and earlier turns without one, so
+    prefix renders disagree; every turn is still located (in the whole rendering)."""
+    tok = chat_tokenizers["qwen2"]
+    msgs = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1", "reasoning_content": "R1"},
+            {"role": "user", "content": "Q2"}, {"role": "assistant", "content": "A2", "reasoning_content": "R2"}]
+    with templated(tok, (TEMPLATES / "qwen3.jinja").read_text(encoding="utf-8")):
+        ex = encode_conversation(tok, msgs, max_length=512)
+        assert isinstance(ex, Example), ex
+        assert trained_text(tok, ex) == "A1<|im_end|><think>\nR2\n</think>\n\nA2<|im_end|>"  # R1: dropped by Qwen3
+        masked = encode_conversation(tok, msgs, max_length=512, train_reasoning=False)
+        assert trained_text(tok, masked) == "A1<|im_end|>A2<|im_end|>"
+        assert lint_rows(tok, [{"id": "r", "messages": msgs}], max_length=512).ok

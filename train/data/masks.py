@@ -154,10 +154,14 @@ def _assistant_spans(
         prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_first_prefix(tokenizer, msgs[0])
         upto = full if i == len(msgs) - 1 else _render(tokenizer, msgs[: i + 1], False)
         if not upto.startswith(prefix) or not full.startswith(upto):
-            return spans, (
-                f"turn {i + 1}: the template renders earlier turns differently once later turns "
-                "are added, so the assistant text cannot be located by prefix renders"
-            )
+            located = _span_in_place(tokenizer, msgs, full, i)
+            if located is None:
+                return spans, (
+                    f"turn {i + 1}: the template renders earlier turns differently once later turns "
+                    "are added, so the assistant text cannot be located by prefix renders"
+                )
+            spans.append(located)
+            continue
         try:
             empty = _render(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
         except Exception:  # noqa: BLE001 - a template may reject empty content
@@ -173,6 +177,36 @@ def _assistant_spans(
 
 
 _HOLE = "THRESHERANSWERHOLE"
+
+
+def _span_in_place(tokenizer: Any, msgs: list[dict[str, Any]], full: str, i: int) -> _Span | None:
+    """Turn ``i``'s span found inside the whole rendering, for templates whose prefix renders
+    disagree with it (Qwen3 renders the final turn with a ``<think>`` block, earlier turns
+    without): the conversation is rendered with turn ``i``'s content as a placeholder, and the
+    text around it must equal ``full``'s. The closing text is the special token(s) right after
+    the content (and the whitespace after them). None when the content cannot be located."""
+    import re
+
+    content = msgs[i]["content"]
+    try:
+        skel = _render(tokenizer, [*msgs[:i], {**msgs[i], "content": _HOLE}, *msgs[i + 1:]], False)
+    except Exception:  # noqa: BLE001 - the caller reports the mismatch
+        return None
+    k = skel.find(_HOLE)
+    after = skel[k + len(_HOLE):]
+    if k < 0 or skel.count(_HOLE) != 1 or not full.startswith(skel[:k]) or not full.endswith(after) \
+            or len(full) - len(after) - k != len(content) or full[k:k + len(content)] != content:
+        return None
+    from thresher.chat_tokens import special_token_strings
+
+    specials = special_token_strings(tokenizer)  # control tokens only, longest first
+    if not specials or msgs[i].get("tool_calls"):  # calls follow the content: not handled here
+        return None
+    closing = re.match("(?:" + "|".join(map(re.escape, specials)) + r")+\s*", full[k + len(content):])
+    if closing is None:
+        return None
+    return _Span(i, k, k + len(content), k + len(content) + closing.end(), False)
+
 
 
 def _render_first_prefix(tokenizer: Any, first: dict[str, Any]) -> str:
