@@ -4,12 +4,16 @@ A rendered conversation is plain text: tokenized as a whole, a literal ``<|im_en
 a message becomes the real end-of-turn token, so an answer "It is <|im_end|> and then..."
 teaches the student to stop mid-answer, and a user's ``<|im_end|><|im_start|>assistant``
 forges turn structure. :func:`encode_chat` tokenizes the rendering as usual but gives every
-special token that lies *inside message content* the ``split_special_tokens`` treatment (its
-text is tokenized as ordinary text); the template's own markers stay control tokens.
+special token that lies *inside a message field* the ``split_special_tokens`` treatment (its
+text is tokenized as ordinary text); the template's own markers stay control tokens. Every
+field a template may render is covered: ``content``, ``reasoning_content``, ``name``,
+``tool_call_id`` and tool calls (function name, id, and every key and value of the arguments,
+which templates print through ``tojson``).
 
-Content is located through a skeleton rendering in which every content is a placeholder, so a
-content that repeats the template's own separators cannot confuse the search. Rows whose
-content holds no special-token string (nearly all) take the plain path, unchanged.
+Fields are located through a skeleton rendering in which every field holding a special-token
+string is a placeholder; the rendering is then walked piece by piece, so a field that repeats
+the template's own separators cannot confuse the search. Rows with no special-token string
+in any field (nearly all) take the plain path, unchanged.
 
 Used by the training masks and lint, the loglik/reward scorers and the transformers and vLLM
 generation backends. The OpenAI-compatible backends send messages, not tokens: the server's
@@ -18,13 +22,13 @@ own template and tokenizer decide there.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from thresher.errors import ThresherError
 
-_FIELDS = ("content", "reasoning_content")
 _HOLE = "THRESHERHOLE{}X"
 _HOLE_RE = re.compile(r"THRESHERHOLE(\d+)X")
 
@@ -50,14 +54,61 @@ def special_token_strings(tokenizer: Any) -> tuple[str, ...]:
     return result
 
 
-def _texts(message: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [(f, message[f]) for f in _FIELDS if isinstance(message.get(f), str) and message[f]]
+def _strings(value: Any, *, top: bool = True) -> Iterator[str]:
+    """Every string a chat template may render from a message: content, reasoning_content,
+    name, tool_call_id, tool-call names, ids and arguments (their keys and values, at any
+    depth). ``role`` and a tool call's ``type`` are left out: they pick template branches."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            if (top and k == "role") or (not top and k == "type" and isinstance(v, str) and "function" in value):
+                continue
+            if isinstance(k, str) and not top:
+                yield k
+            yield from _strings(v, top=False)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v, top=False)
+
+
+def _with_holes(value: Any, specials: tuple[str, ...], holes: list[str], *, top: bool = True) -> Any:
+    """``value`` with every string of :func:`_strings` that holds a special-token string
+    replaced by a placeholder (its text appended to ``holes``); everything else as it is."""
+    if isinstance(value, str):
+        if any(s in value for s in specials):
+            holes.append(value)
+            return _HOLE.format(len(holes) - 1)
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if (top and k == "role") or (not top and k == "type" and isinstance(v, str) and "function" in value):
+                out[k] = v
+                continue
+            key = _with_holes(k, specials, holes, top=False) if isinstance(k, str) and not top else k
+            out[key] = _with_holes(v, specials, holes, top=False)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_with_holes(v, specials, holes, top=False) for v in value]
+    return value
 
 
 def has_special_text(tokenizer: Any, messages: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether any message content contains the text of a special token."""
+    """Whether any rendered field of any message (content, reasoning, name, tool calls) contains
+    the text of a special token."""
     specials = special_token_strings(tokenizer)
-    return any(s in text for m in messages for _, text in _texts(m) for s in specials)
+    return any(s in text for m in messages for text in _strings(m) for s in specials)
+
+
+def _rendered_forms(value: str) -> tuple[str, ...]:
+    """How a template may print ``value``: as is, stripped, or JSON-escaped inside ``tojson``
+    (transformers' filter, or Jinja's HTML-safe one)."""
+    as_json = json.dumps(value, ensure_ascii=False)[1:-1]
+    html = (json.dumps(value)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026").replace("'", "\\u0027"))
+    return tuple(dict.fromkeys((value, value.strip(), value.lstrip(), value.rstrip(), as_json,
+                                json.dumps(value)[1:-1], html)))
 
 
 def _render(tokenizer: Any, messages: list[dict[str, Any]], gen: bool) -> str:
@@ -66,19 +117,14 @@ def _render(tokenizer: Any, messages: list[dict[str, Any]], gen: bool) -> str:
 
 def content_spans(tokenizer: Any, messages: Sequence[Mapping[str, Any]], text: str, *,
                   add_generation_prompt: bool = False) -> list[tuple[int, int]]:
-    """Char spans of ``text`` (the rendering of ``messages``) that hold message content with a
-    special-token string. Raises :class:`ContentTokenError` when such a content cannot be
-    located (a template that rewrites content)."""
+    """Char spans of ``text`` (the rendering of ``messages``) that hold a message field (content,
+    reasoning, name, tool-call name, id or arguments) with a special-token string. Raises
+    :class:`ContentTokenError` when such a field cannot be located (a template that rewrites
+    it)."""
     specials = special_token_strings(tokenizer)
     holes: list[str] = []
-    skeleton_msgs = []
-    for m in messages:
-        m2 = dict(m)
-        for f, value in _texts(m):
-            m2[f] = _HOLE.format(len(holes))
-            holes.append(value)
-        skeleton_msgs.append(m2)
-    if not any(s in h for h in holes for s in specials):
+    skeleton_msgs = [_with_holes(m, specials, holes) for m in messages]
+    if not holes:
         return []
     skeleton = _render(tokenizer, skeleton_msgs, add_generation_prompt)
     pieces = _HOLE_RE.split(skeleton)  # template text, hole index, template text, ...
@@ -89,7 +135,7 @@ def content_spans(tokenizer: Any, messages: Sequence[Mapping[str, Any]], text: s
     for k in range(1, len(pieces), 2):
         value, after = holes[int(pieces[k])], pieces[k + 1]
         nxt = _next_template_text(pieces, k)
-        for cand in dict.fromkeys((value, value.strip(), value.lstrip(), value.rstrip())):
+        for cand in _rendered_forms(value):
             if text.startswith(cand, pos) and (text.startswith(after, pos + len(cand)) if after else
                                                nxt is None or text.find(nxt, pos + len(cand)) >= 0):
                 break

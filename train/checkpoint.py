@@ -2,9 +2,15 @@
 
 Layout under the run's ``checkpoints/`` folder::
 
-    step-00000040/   adapter.safetensors  optimizer.pt  scheduler.pt  rng.pt  state.json
+    step-00000040/   adapter.safetensors  resume.safetensors  resume.json  state.json
     latest           the name of the newest complete checkpoint folder
     best/            adapter.safetensors + state.json of the best validation loss so far
+
+No pickle is written or read: the optimiser, scheduler and RNG states are stored as JSON
+(``resume.json``) whose tensors live in ``resume.safetensors`` (:func:`encode_state`). On
+resume ``state.json`` is read and its fingerprint checked first; a folder holding any ``.pt``
+file (an old checkpoint, or a planted pickle, which unpickling would run) is refused with one
+line, never loaded.
 
 A checkpoint folder is written under a temporary name and renamed when complete, and
 ``latest`` is replaced atomically afterwards, so a process killed at any moment leaves either
@@ -25,6 +31,8 @@ from thresher.io.atomic import atomic_path, write_text_atomic
 
 LATEST = "latest"
 BEST = "best"
+RESUME_JSON = "resume.json"
+RESUME_TENSORS = "resume.safetensors"
 
 
 def rng_state() -> dict[str, Any]:
@@ -70,7 +78,6 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
     config fingerprint, world size). ``extra(folder, adapter)`` adds files to the folder before
     it is published (the peft ``adapter_config.json`` + ``adapter_model.safetensors``).
     """
-    import torch
     from safetensors.torch import save_file
 
     ckdir.mkdir(parents=True, exist_ok=True)
@@ -79,9 +86,10 @@ def save(ckdir: Path, *, step: int, adapter: dict[str, Any], optimizer: Any, sch
         tmp.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in adapter.items()}, str(tmp / "adapter.safetensors"))
         opt_state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
-        torch.save(opt_state, tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save(rngs, tmp / "rng.pt")
+        tensors: dict[str, Any] = {}
+        doc = encode_state({"optimizer": opt_state, "scheduler": scheduler.state_dict(), "rng": rngs}, tensors)
+        save_file(tensors, str(tmp / RESUME_TENSORS))
+        (tmp / RESUME_JSON).write_text(json.dumps(doc), encoding="utf-8")
         (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
         if extra is not None:
             extra(tmp, adapter)
@@ -110,22 +118,44 @@ def latest(ckdir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def load(path: Path, *, rank: int = 0) -> dict[str, Any]:
-    """Read a checkpoint: ``adapter``, ``optimizer``, ``scheduler``, ``rng`` (this rank's), ``state``."""
-    import torch
-    from safetensors.torch import load_file
-
+def read_state(path: Path) -> dict[str, Any]:
+    """``state.json`` of a checkpoint (JSON only: nothing else is read). Refuses a folder that
+    holds pickle files (``*.pt``: an old checkpoint or a planted one) without opening them."""
+    pickles = sorted(p.name for p in path.glob("*.pt"))
+    if pickles:
+        raise ThresherError(
+            f"{path}: checkpoint holds pickle files ({', '.join(pickles)}), which thresher never loads "
+            "(unpickling can run code); delete the folder or use --force to start over")
     try:
         state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-        rngs = torch.load(path / "rng.pt", weights_only=False)
+    except (OSError, ValueError) as exc:
+        raise ThresherError(f"{path}: unreadable checkpoint ({exc}); delete it or use --force") from None
+    if not isinstance(state, dict):
+        raise ThresherError(f"{path}: unreadable checkpoint (state.json is not an object); delete it or use --force")
+    return state
+
+
+def load(path: Path, *, rank: int = 0, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint: ``adapter``, ``optimizer``, ``scheduler``, ``rng`` (this rank's), ``state``.
+
+    Call :func:`read_state` and :func:`check_compatible` first (pass the state read there).
+    Only safetensors and JSON are read."""
+    from safetensors.torch import load_file
+
+    if state is None:
+        state = read_state(path)
+    try:
+        tensors = load_file(str(path / RESUME_TENSORS))
+        doc = decode_state(json.loads((path / RESUME_JSON).read_text(encoding="utf-8")), tensors)
+        rngs = doc["rng"]
         return {
             "adapter": load_file(str(path / "adapter.safetensors")),
-            "optimizer": torch.load(path / "optimizer.pt", weights_only=False),
-            "scheduler": torch.load(path / "scheduler.pt", weights_only=False),
+            "optimizer": doc["optimizer"],
+            "scheduler": doc["scheduler"],
             "rng": rngs[rank] if rank < len(rngs) else None,
             "state": state,
         }
-    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
         raise ThresherError(f"{path}: unreadable checkpoint ({exc}); delete it or use --force") from None
 
 
@@ -172,3 +202,54 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     return str(o)
+
+
+# --------------------------------------------------------------------------------------------
+# pickle-free state: JSON with tensors in safetensors
+# --------------------------------------------------------------------------------------------
+
+def encode_state(obj: Any, tensors: dict[str, Any]) -> Any:
+    """``obj`` (nested dicts, lists, tuples, tensors, numpy arrays and scalars) as plain JSON;
+    its tensors are added to ``tensors`` (for safetensors) and referenced by key. Dicts with
+    non-string keys and tuples are tagged so that :func:`decode_state` rebuilds them exactly."""
+    import numpy as np
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"$tensor": key}
+    if isinstance(obj, np.ndarray):
+        return {"$ndarray": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, tuple):
+        return {"$tuple": [encode_state(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [encode_state(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: encode_state(v, tensors) for k, v in obj.items()}
+        return {"$items": [[encode_state(k, tensors), encode_state(v, tensors)] for k, v in obj.items()]}
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint")
+
+
+def decode_state(doc: Any, tensors: dict[str, Any]) -> Any:
+    """The object :func:`encode_state` encoded (no code runs: only data is rebuilt)."""
+    if isinstance(doc, list):
+        return [decode_state(v, tensors) for v in doc]
+    if not isinstance(doc, dict):
+        return doc
+    if "$tensor" in doc:
+        return tensors[doc["$tensor"]]
+    if "$ndarray" in doc:
+        import numpy as np
+
+        return np.array(doc["$ndarray"], dtype=np.dtype(doc["dtype"])).reshape(doc["shape"])
+    if "$tuple" in doc:
+        return tuple(decode_state(v, tensors) for v in doc["$tuple"])
+    if "$items" in doc:
+        return {decode_state(k, tensors): decode_state(v, tensors) for k, v in doc["$items"]}
+    return {k: decode_state(v, tensors) for k, v in doc.items()}

@@ -45,7 +45,7 @@ _OPTS = {
     "distributed": Opt(type=click.Choice(DISTRIBUTED)),
     "val_file": Opt(type=click.Path(dir_okay=True)),
     **{name: Opt(decls=(f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}",))
-       for name in ("dora", "rslora", "qlora", "grad_checkpointing", "packing", "merge")},
+       for name in ("dora", "rslora", "qlora", "grad_checkpointing", "packing", "merge", "train_reasoning")},
 }
 
 

@@ -9,6 +9,7 @@ problems that depend on the machine (QLoRA without CUDA, FSDP without several GP
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,10 @@ class TrainConfig:
     Data
         ``max_length``, ``overlong`` (drop | truncate rows longer than ``max_length``),
         ``train_on`` (all assistant turns | the last one), ``packing``,
-        ``allow_lint_failures`` (skip and list failing rows instead of refusing to start).
+        ``allow_lint_failures`` (skip and list failing rows instead of refusing to start),
+        ``train_reasoning`` (train the ``<think>`` traces, rendered the way the student's
+        template expects, or mask them), ``max_reasoning_tokens`` (drop rows with a longer trace).
+        A row that ``max_length`` would cut inside a reasoning trace is always dropped and listed.
     Validation and checkpoints
         ``val_fraction`` or ``val_file``; ``eval_every`` (0 = only at the end); ``patience``
         (early stopping on validation loss, 0 = off; the best adapter is kept);
@@ -130,6 +134,10 @@ class TrainConfig:
     """Skip (and list) rows that fail the mask lint instead of stopping."""
     allow_special_tokens_in_content: bool = False
     """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
+    train_reasoning: bool = True
+    """Train reasoning traces (reasoning_content, the generate stage's reasoning column, or a leading <think> block) like the answer; off: the trace stays in the context, masked."""
+    max_reasoning_tokens: int = 0
+    """Drop (and list) rows with a reasoning trace longer than this many tokens (0: no limit)."""
     # validation and checkpoints
     val_fraction: float = 0.0
     """Share of rows held out for validation, in [0, 1)."""
@@ -190,7 +198,8 @@ class TrainConfig:
         for name in ("r", "alpha", "lr", "batch_size", "grad_accum", "max_length", "epochs",
                      "save_every", "keep_checkpoints", "log_every", "export_atol"):
             positive(name)
-        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience", "threads"):
+        for name in ("weight_decay", "warmup", "grad_clip", "max_steps", "eval_every", "patience", "threads",
+                     "max_reasoning_tokens"):
             non_negative(name)
         if not 0.0 <= self.dropout < 1.0:
             p.append(f"dropout: must be in [0, 1), got {self.dropout}")
@@ -202,7 +211,7 @@ class TrainConfig:
             p.append("patience: early stopping needs validation data (val_fraction or val_file)")
         if self.eval_every > 0 and not (self.val_fraction > 0 or self.val_file):
             p.append("eval_every: evaluation needs validation data (val_fraction or val_file)")
-        if self.warmup >= 1 and self.warmup != int(self.warmup):
+        if math.isfinite(self.warmup) and self.warmup >= 1 and self.warmup != int(self.warmup):
             p.append(f"warmup: a step count (>= 1) must be a whole number, got {self.warmup}")
         choice("schedule", SCHEDULES)
         choice("train_on", TRAIN_ON)
@@ -221,7 +230,18 @@ class TrainConfig:
             p.append("fsdp and qlora: not supported together")
         if 0 < self.max_length < 8:
             p.append(f"max_length: must be >= 8, got {self.max_length}")
-        return p
+        bad = self._non_finite()  # NaN passes (or fails oddly) every range check above
+        named = {b.split(":", 1)[0] for b in bad}
+        return bad + [x for x in p if x.split(":", 1)[0] not in named]
+
+    def _non_finite(self) -> list[str]:
+        """``name: must be a finite number`` for every numeric option that is NaN or infinite."""
+        out = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                out.append(f"{f.name}: must be a finite number, got {v}")
+        return out
 
     def report_targets(self) -> list[str]:
         """The ``report_to`` targets, ``none`` removed."""

@@ -299,6 +299,7 @@ def run_loop(
         loss, n_train = accumulate_step(model, micro, world_size=dist.world_size,
                                         autocast=autocast, all_reduce=dist.all_reduce)
         grad_norm = _clip(params, cfg.grad_clip)
+        check_finite(state.step + 1, loss, grad_norm, n_train)
         lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
@@ -319,6 +320,21 @@ def run_loop(
         if hooks.save_checkpoint and (state.step % cfg.save_every == 0 or at_end or state.stopped_early):
             hooks.save_checkpoint(state)
     return state
+
+
+def check_finite(step: int, loss: float, grad_norm: float, n_train: int) -> None:
+    """Stop with one line when step ``step``'s loss or gradient norm is NaN or infinite.
+
+    Called before the optimiser step, so no NaN reaches the weights, and before any
+    checkpoint or export of that step: what is on disk is the last finite step's."""
+    from thresher.errors import ThresherError
+
+    bad = [f"{name} {value}" for name, value in (("loss", loss), ("gradient norm", grad_norm))
+           if n_train and not math.isfinite(value)]
+    if bad:
+        raise ThresherError(
+            f"train: the {' and the '.join(bad)} at step {step}: stopping before the update "
+            "(no adapter written); lower --lr, keep --grad-clip on, or check the data and --dtype")
 
 
 def _eval_and_maybe_stop(cfg: TrainConfig, model: torch.nn.Module, val_batches: Sequence[dict],

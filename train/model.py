@@ -21,6 +21,8 @@ def base_folder(base: str | None) -> tuple[Path, str | None]:
 def load_base(cfg: TrainConfig, *, device: Any = None, dtype: Any = None) -> Any:
     """The base causal LM in ``dtype`` (default fp32; 4-bit NF4 with ``qlora``), with the
     attention backend ``cfg.attention``."""
+    import pickle
+
     import torch
 
     from thresher.models import load_model
@@ -45,6 +47,11 @@ def load_base(cfg: TrainConfig, *, device: Any = None, dtype: Any = None) -> Any
     except (OSError, ValueError, ImportError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise ThresherError(f"cannot load base model {cfg.base or folder}: {first}") from None
+    except pickle.UnpicklingError:  # torch's own text advises weights_only=False: never do that
+        raise ThresherError(
+            f"cannot load base model {cfg.base or folder}: its weights are a pickle file holding more "
+            "than tensors, which thresher refuses to load (unpickling can run code); use a model "
+            "saved as safetensors") from None
     if gguf:  # GGUF-loaded weights are plain fp32 once loaded
         model.hf_quantizer = None
         if dtype is not None and not cfg.qlora:

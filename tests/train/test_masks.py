@@ -213,10 +213,25 @@ def test_token_spanning_header_and_answer_is_caught(chat_tokenizers):
     assert "' Paris'" in out.message
 
 
-def test_template_that_rewrites_history_is_caught(chat_tokenizers):
-    # renders the number of messages up front: prefix renders are not prefixes of the whole
+def test_template_that_rewrites_history_is_located_in_place(chat_tokenizers):
+    # renders the number of messages up front: prefix renders are not prefixes of the whole, so
+    # each turn is found in the whole rendering (its content as a placeholder)
     template = (
         "{{ messages|length }} turns\n{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with templated(chat_tokenizers["qwen2"], template) as tok:
+        out = encode_conversation(tok, CHAT, max_length=512)
+        assert isinstance(out, Example), out
+        runs = [tok.decode(r) for r in trained_runs(out)]
+    assert runs == [CHAT[2]["content"] + "<|im_end|>", CHAT[4]["content"] + "<|im_end|>"]
+
+
+def test_template_that_rewrites_history_is_caught(chat_tokenizers):
+    # ... and also rewrites earlier contents: the turn cannot be located, the row is refused
+    template = (
+        "{{ messages|length }} turns\n{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{{ m['content'] if loop.last else m['content']|upper }}"
         "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     with templated(chat_tokenizers["qwen2"], template) as tok:

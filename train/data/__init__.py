@@ -5,7 +5,8 @@ Public API (stable; the trainer imports only these names)::
     from thresher.train.data import (
         load_tokenizer, load_chat_template, require_chat_template, locate_base,  # templates.py
         Example, LintIssue, encode_conversation, generation_mask, end_of_turn_ids,  # masks.py
-        LintReport, lint_rows, render_token_view, FAILURE_KINDS,      # lint.py
+        renders_reasoning, template_turns, with_reasoning,            # masks.py: reasoning traces
+        LintReport, lint_rows, render_token_view, FAILURE_KINDS, LENGTH_KINDS,  # lint.py
         pack_examples, collate, packing_stats, padding_fraction,      # packing.py
         check_attn_implementation,
     )
@@ -17,6 +18,7 @@ cheap. See ``train/README-internal.md`` for how the trainer side uses it.
 from thresher.tokens import end_of_turn_ids  # the one copy, re-exported
 from thresher.train.data.lint import (
     FAILURE_KINDS,
+    LENGTH_KINDS,
     LINT_KINDS,
     LintReport,
     lint_rows,
@@ -28,6 +30,9 @@ from thresher.train.data.masks import (
     LintIssue,
     encode_conversation,
     generation_mask,
+    renders_reasoning,
+    template_turns,
+    with_reasoning,
 )
 from thresher.train.data.packing import (
     PACKING_ATTN,
@@ -47,6 +52,7 @@ from thresher.train.data.templates import (
 __all__ = [
     "FAILURE_KINDS",
     "IGNORE_INDEX",
+    "LENGTH_KINDS",
     "LINT_KINDS",
     "PACKING_ATTN",
     "Example",
@@ -65,5 +71,8 @@ __all__ = [
     "packing_stats",
     "padding_fraction",
     "render_token_view",
+    "renders_reasoning",
     "require_chat_template",
+    "template_turns",
+    "with_reasoning",
 ]

@@ -12,7 +12,8 @@ from thresher.errors import ThresherError
 from thresher.train.config import OVERLONG, TRAIN_ON, TrainConfig
 
 #: the trainer's options that decide the loss masks (same names, defaults and help as train lora)
-_FIELDS = ("base", "chat_template", "max_length", "train_on", "overlong", "trust_remote_code")
+_FIELDS = ("base", "chat_template", "max_length", "train_on", "overlong", "trust_remote_code",
+           "train_reasoning", "max_reasoning_tokens")
 
 
 @click.command("lint-masks")
@@ -21,6 +22,7 @@ _FIELDS = ("base", "chat_template", "max_length", "train_on", "overlong", "trust
     "max_length": Opt(type=click.IntRange(min=8)),
     "train_on": Opt(type=click.Choice(TRAIN_ON)),
     "overlong": Opt(type=click.Choice(OVERLONG)),
+    "train_reasoning": Opt(decls=("--train-reasoning/--no-train-reasoning",)),
 })
 @click.option(
     "--show",
@@ -38,6 +40,8 @@ def lint_masks(data: tuple[str, ...], show: int, allow_special: bool, read: Any,
 
     Checks: template missing, no trainable token, response cut by --max-length, end-of-turn
     not trained, non-assistant text trained (and agreement with {% generation %} markers).
+    Reasoning traces (reasoning_content, a reasoning column) show as trained unless
+    --no-train-reasoning; rows cut inside a trace or over --max-reasoning-tokens are listed.
     Prints counts and a token view (trained tokens highlighted); exits 1 when rows fail.
 
     Example: thresher train lint-masks data.parquet --base smollm2 --max-length 2048
@@ -55,7 +59,8 @@ def lint_masks(data: tuple[str, ...], show: int, allow_special: bool, read: Any,
     if rejected.height:
         click.echo(f"lint-masks: {rejected.height} bad rows skipped on read")
     report = lint_rows(tokenizer, rows, max_length=c.max_length, train_on=c.train_on, overlong=c.overlong,
-                       allow_special_in_content=allow_special)
+                       allow_special_in_content=allow_special, train_reasoning=c.train_reasoning,
+                       max_reasoning_tokens=c.max_reasoning_tokens)
     print_report(report, tokenizer, Console(), show=show)
     click.echo(f"lint-masks: {report.summary()}")
     if not report.ok:

@@ -32,12 +32,16 @@ LINT_KINDS: dict[str, str] = {
     "span_mismatch": "prefix renders disagree, so assistant spans cannot be located",
     "no_trainable_token": "no token of the row is trained",
     "response_cut": "the row is longer than --max-length (dropped, or truncated through a response)",
+    "reasoning_cut": "truncating to --max-length would cut a reasoning trace (row dropped)",
+    "reasoning_too_long": "a reasoning trace is longer than --max-reasoning-tokens (row dropped)",
     "eot_not_trained": "no end-of-turn token after an assistant turn is trained",
     "non_assistant_trained": "text outside the assistant turns is trained",
     "mask_mismatch": "the template's {% generation %} mask disagrees with the prefix-render mask",
 }
-#: kinds that stop training unless --allow-lint-failures (response_cut rows are only listed)
-FAILURE_KINDS: frozenset[str] = frozenset(LINT_KINDS) - {"response_cut"}
+#: kinds of rows left out or cut for their length: listed (and counted), never a failure
+LENGTH_KINDS: frozenset[str] = frozenset({"response_cut", "reasoning_cut", "reasoning_too_long"})
+#: kinds that stop training unless --allow-lint-failures (length kinds are only listed)
+FAILURE_KINDS: frozenset[str] = frozenset(LINT_KINDS) - LENGTH_KINDS
 
 
 @dataclass
@@ -51,6 +55,7 @@ class LintReport:
     rows: int
     examples: list[Example] = field(default_factory=list)
     issues: list[LintIssue] = field(default_factory=list)
+    train_reasoning: bool = True
 
     @property
     def failures(self) -> list[LintIssue]:
@@ -71,7 +76,12 @@ class LintReport:
     def summary(self) -> str:
         """One line: rows, trainable rows and counts per kind."""
         parts = ", ".join(f"{k}: {n}" for k, n in self.counts.items()) or "no issues"
-        return f"{self.rows} rows, {len(self.examples)} trainable ({parts})"
+        traced = [e for e in self.examples if e.traces]
+        if not traced:
+            return f"{self.rows} rows, {len(self.examples)} trainable ({parts})"
+        how = "trained" if self.train_reasoning else "masked"
+        return (f"{self.rows} rows, {len(self.examples)} trainable ({parts}); {len(traced)} with reasoning "
+                f"traces ({sum(e.n_reasoning for e in traced)} tokens, {how})")
 
     def check(self, *, allow_failures: bool = False) -> None:
         """Raise :class:`ThresherError` when rows fail and failures are not allowed."""
@@ -93,6 +103,9 @@ class LintReport:
             "rows": self.rows,
             "trainable_rows": len(self.examples),
             "trained_tokens": sum(e.n_trained for e in self.examples),
+            "reasoning_rows": sum(1 for e in self.examples if e.traces),
+            "reasoning_tokens": sum(e.n_reasoning for e in self.examples),
+            "reasoning_trained": self.train_reasoning,
             "counts": self.counts,
             "issues": [
                 {"id": i.row_id, "kind": i.kind, "message": i.message} for i in self.issues[:limit]
@@ -101,14 +114,20 @@ class LintReport:
 
 
 def _iter_rows(rows: Any) -> Iterable[tuple[str, list[Mapping[str, Any]]]]:
+    """``(id, messages)`` per row; a ``reasoning`` column (the generate stage's side column)
+    becomes the last assistant turn's ``reasoning_content``."""
+    from thresher.train.data.masks import with_reasoning
+
     if hasattr(rows, "iter_rows") and hasattr(rows, "columns"):  # polars DataFrame
         has_id = "id" in rows.columns
-        for n, row in enumerate(rows.iter_rows(named=True)):
-            yield (str(row["id"]) if has_id and row["id"] is not None else str(n)), row["messages"]
+        cols = [c for c in ("id", "messages", "reasoning") if c in rows.columns]
+        for n, row in enumerate(rows.select(cols).iter_rows(named=True)):
+            yield ((str(row["id"]) if has_id and row["id"] is not None else str(n)),
+                   with_reasoning(row["messages"], row.get("reasoning")))
         return
     for n, row in enumerate(rows):
         if isinstance(row, Mapping):
-            yield str(row.get("id", n)), row["messages"]
+            yield str(row.get("id", n)), with_reasoning(row["messages"], row.get("reasoning"))
         else:
             yield str(n), row
 
@@ -148,16 +167,18 @@ def _untrusted_runs(tokenizer: Any, ex: Example, contents: list[str]) -> str | N
 
 
 def _assistant_texts(tokenizer: Any, messages: Any) -> list[str]:
-    """Text each assistant turn may train: its content, or for a tool-call turn the template's
-    whole rendering of that turn (the calls are rendered by the template, not in content)."""
-    from thresher.train.data.masks import _clean, _render
+    """Text each assistant turn may train: its content (a reasoning trace folded in), or for a
+    tool-call turn or a template that renders reasoning itself the template's whole rendering
+    of that turn (the calls and the ``<think>`` block are the template's, not in content)."""
+    from thresher.train.data.masks import _render, renders_reasoning, template_turns
 
-    msgs = _clean(messages)
+    msgs, _ = template_turns(tokenizer, messages)
+    native = renders_reasoning(tokenizer)
     out = []
     for i, m in enumerate(msgs):
         if m["role"] != "assistant":
             continue
-        if m.get("tool_calls"):
+        if m.get("tool_calls") or native:
             try:
                 prefix = _render(tokenizer, msgs[:i], True)
                 out.append(_render(tokenizer, msgs[: i + 1], False)[len(prefix):])
@@ -168,9 +189,12 @@ def _assistant_texts(tokenizer: Any, messages: Any) -> list[str]:
     return out
 
 
-def _mask_mismatch(tokenizer: Any, messages: Any, ex: Example, train_on: str) -> str | None:
+def _mask_mismatch(tokenizer: Any, messages: Any, ex: Example, train_on: str,
+                   train_reasoning: bool = True) -> str | None:
     if any(m.get("weight") is not None and float(m["weight"]) == 0 for m in messages):
         return None  # the {% generation %} mask knows nothing of per-turn weights
+    if ex.traces and not train_reasoning:
+        return None  # nor of masked reasoning traces
     gen = generation_mask(tokenizer, messages)
     if gen is None:
         return None
@@ -196,6 +220,8 @@ def lint_rows(
     overlong: Overlong = "drop",
     check_generation: bool = True,
     allow_special_in_content: bool = False,
+    train_reasoning: bool = True,
+    max_reasoning_tokens: int = 0,
 ) -> LintReport:
     """Encode and lint every row; rows are a DataFrame (``id``, ``messages``) or an iterable.
 
@@ -204,11 +230,13 @@ def lint_rows(
     mask is compared with ``apply_chat_template(return_assistant_tokens_mask=True)`` (not for
     rows whose content holds special-token strings: those are tokenized as text here, see
     :func:`encode_conversation`, while the template's own tokenization makes them control tokens).
+    Reasoning traces (``reasoning_content``, or a ``reasoning`` column) are trained, or masked
+    with ``train_reasoning=False``; see :func:`encode_conversation` for ``max_reasoning_tokens``.
     """
     from thresher.chat_tokens import has_special_text
 
     require_chat_template(tokenizer)
-    report = LintReport(rows=0)
+    report = LintReport(rows=0, train_reasoning=train_reasoning)
     for row_id, messages in _iter_rows(rows):
         report.rows += 1
         out = encode_conversation(
@@ -219,6 +247,8 @@ def lint_rows(
             overlong=overlong,
             row_id=row_id,
             allow_special_in_content=allow_special_in_content,
+            train_reasoning=train_reasoning,
+            max_reasoning_tokens=max_reasoning_tokens,
         )
         if isinstance(out, LintIssue):
             report.issues.append(out)
@@ -230,7 +260,7 @@ def lint_rows(
             continue
         protected = not allow_special_in_content and has_special_text(tokenizer, messages)
         if check_generation and not out.cut and len(out) == out.n_full and not protected:
-            why = _mask_mismatch(tokenizer, messages, out, train_on)
+            why = _mask_mismatch(tokenizer, messages, out, train_on, train_reasoning)
             if why:
                 report.issues.append(LintIssue(row_id, "mask_mismatch", why, out))
                 continue

@@ -52,9 +52,17 @@ class Example:
     row_id: str = ""
     cut: bool = False
     n_full: int = 0
+    traces: tuple[tuple[int, int], ...] = ()
+    """Token ranges ``[start, end)`` of the reasoning traces (``<think>`` blocks) of the
+    trained turns, their closing marker included; trained unless ``train_reasoning=False``."""
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def n_reasoning(self) -> int:
+        """Tokens in the reasoning traces of the trained turns."""
+        return sum(b - a for a, b in self.traces)
 
     @property
     def n_trained(self) -> int:
@@ -146,10 +154,14 @@ def _assistant_spans(
         prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_first_prefix(tokenizer, msgs[0])
         upto = full if i == len(msgs) - 1 else _render(tokenizer, msgs[: i + 1], False)
         if not upto.startswith(prefix) or not full.startswith(upto):
-            return spans, (
-                f"turn {i + 1}: the template renders earlier turns differently once later turns "
-                "are added, so the assistant text cannot be located by prefix renders"
-            )
+            located = _span_in_place(tokenizer, msgs, full, i)
+            if located is None:
+                return spans, (
+                    f"turn {i + 1}: the template renders earlier turns differently once later turns "
+                    "are added, so the assistant text cannot be located by prefix renders"
+                )
+            spans.append(located)
+            continue
         try:
             empty = _render(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
         except Exception:  # noqa: BLE001 - a template may reject empty content
@@ -165,6 +177,36 @@ def _assistant_spans(
 
 
 _HOLE = "THRESHERANSWERHOLE"
+
+
+def _span_in_place(tokenizer: Any, msgs: list[dict[str, Any]], full: str, i: int) -> _Span | None:
+    """Turn ``i``'s span found inside the whole rendering, for templates whose prefix renders
+    disagree with it (Qwen3 renders the final turn with a ``<think>`` block, earlier turns
+    without): the conversation is rendered with turn ``i``'s content as a placeholder, and the
+    text around it must equal ``full``'s. The closing text is the special token(s) right after
+    the content (and the whitespace after them). None when the content cannot be located."""
+    import re
+
+    content = msgs[i]["content"]
+    try:
+        skel = _render(tokenizer, [*msgs[:i], {**msgs[i], "content": _HOLE}, *msgs[i + 1:]], False)
+    except Exception:  # noqa: BLE001 - the caller reports the mismatch
+        return None
+    k = skel.find(_HOLE)
+    after = skel[k + len(_HOLE):]
+    if k < 0 or skel.count(_HOLE) != 1 or not full.startswith(skel[:k]) or not full.endswith(after) \
+            or len(full) - len(after) - k != len(content) or full[k:k + len(content)] != content:
+        return None
+    from thresher.chat_tokens import special_token_strings
+
+    specials = special_token_strings(tokenizer)  # control tokens only, longest first
+    if not specials or msgs[i].get("tool_calls"):  # calls follow the content: not handled here
+        return None
+    closing = re.match("(?:" + "|".join(map(re.escape, specials)) + r")+\s*", full[k + len(content):])
+    if closing is None:
+        return None
+    return _Span(i, k, k + len(content), k + len(content) + closing.end(), False)
+
 
 
 def _render_first_prefix(tokenizer: Any, first: dict[str, Any]) -> str:
@@ -189,6 +231,8 @@ def encode_conversation(
     overlong: Overlong = "drop",
     row_id: str = "",
     allow_special_in_content: bool = False,
+    train_reasoning: bool = True,
+    max_reasoning_tokens: int = 0,
 ) -> Example | LintIssue:
     """Tokenize ``messages`` with the tokenizer's chat template and mask the labels.
 
@@ -202,18 +246,33 @@ def encode_conversation(
     Special-token strings typed inside message content (``"<|im_end|>"``) are tokenized as
     ordinary text, never as control tokens (see :mod:`thresher.chat_tokens`), unless
     ``allow_special_in_content``.
+
+    An assistant turn's ``reasoning_content`` is rendered the way the template expects (see
+    :func:`template_turns`) and trained like the answer, or masked with
+    ``train_reasoning=False``. A trace longer than ``max_reasoning_tokens`` (0 = no limit)
+    drops the row (``reasoning_too_long``); truncation that would cut a trace drops it too
+    (``reasoning_cut``): a trace is never trained without its end and its answer.
     """
     if train_on not in ("all", "last"):
         raise ValueError(f"train_on must be 'all' or 'last', got {train_on!r}")
     if overlong not in ("drop", "truncate"):
         raise ValueError(f"overlong must be 'drop' or 'truncate', got {overlong!r}")
-    msgs = _clean(messages)
-    located = _render_spans(tokenizer, msgs, _trained_turns(messages, train_on), row_id)
+    msgs, answers = template_turns(tokenizer, messages)
+    turns = _trained_turns(messages, train_on)
+    located = _render_spans(tokenizer, msgs, turns, row_id)
     if isinstance(located, LintIssue):
         return located
-    example = _encode_and_label(tokenizer, msgs, *located, row_id, allow_special_in_content)
+    offsets: list[tuple[int, int]] = []
+    example = _encode_and_label(tokenizer, msgs, *located, row_id, allow_special_in_content, offsets)
     if isinstance(example, LintIssue):
         return example
+    if answers:
+        example = _mark_traces(tokenizer, msgs, answers, located[0], located[1], example, offsets,
+                               train_reasoning)
+        too_long = [b - a for a, b in example.traces if max_reasoning_tokens and b - a > max_reasoning_tokens]
+        if too_long:
+            return LintIssue(row_id, "reasoning_too_long", f"a reasoning trace of {max(too_long)} tokens > "
+                             f"--max-reasoning-tokens {max_reasoning_tokens} (row dropped)", example)
     return _fit_length(example, max_length, overlong)
 
 
@@ -241,16 +300,19 @@ def _render_spans(
 
 def _encode_and_label(
     tokenizer: Any, msgs: list[dict[str, Any]], full: str, spans: list[_Span], why: str | None,
-    row_id: str, allow_special_in_content: bool,
+    row_id: str, allow_special_in_content: bool, offsets_out: list[tuple[int, int]] | None = None,
 ) -> Example | LintIssue:
     """Phase 2 of :func:`encode_conversation`: tokenize the rendering and label the spans'
-    tokens; the whole-length :class:`Example`, or the row's issue."""
+    tokens; the whole-length :class:`Example`, or the row's issue (the tokens' char offsets
+    go into ``offsets_out``)."""
     from thresher.chat_tokens import ContentTokenError, encode_chat
 
     try:
         ids, offsets = encode_chat(tokenizer, full, msgs, allow_special_in_content=allow_special_in_content)
     except ContentTokenError as exc:
         return LintIssue(row_id, "render_error", str(exc))
+    if offsets_out is not None:
+        offsets_out[:] = offsets
     labels = [IGNORE_INDEX] * len(ids)
     if why is not None:
         return LintIssue(
@@ -288,10 +350,20 @@ def _fit_length(example: Example, max_length: int, overlong: Overlong) -> Exampl
             f"{len(ids)} tokens > --max-length {max_length} (row dropped; use --overlong truncate to keep it)",
             example,
         )
+    inside = [(a, b) for a, b in example.traces if a < max_length <= b]
+    if inside:
+        return LintIssue(
+            row_id,
+            "reasoning_cut",
+            f"{len(ids)} tokens > --max-length {max_length}: truncation would cut a reasoning trace "
+            f"(tokens {inside[0][0]}-{inside[0][1]}) before its answer (row dropped; raise --max-length)",
+            example,
+        )
     cut_ids, cut_labels = ids[:max_length], labels[:max_length]
     # a response is cut when a trained token (its end-of-turn) lies beyond max_length
     cut = any(x != IGNORE_INDEX for x in labels[max_length:])
-    truncated = Example(cut_ids, cut_labels, row_id, cut=cut, n_full=len(ids))
+    traces = tuple(t for t in example.traces if t[1] <= max_length)
+    truncated = Example(cut_ids, cut_labels, row_id, cut=cut, n_full=len(ids), traces=traces)
     if truncated.n_trained == 0:
         return LintIssue(
             row_id,
@@ -379,6 +451,145 @@ def generation_mask(tokenizer: Any, messages: Sequence[Mapping[str, Any]]) -> li
     if "generation" not in template or "endgeneration" not in template:
         return None
     out = tokenizer.apply_chat_template(
-        _clean(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        template_turns(tokenizer, messages)[0], tokenize=True, return_dict=True,
+        return_assistant_tokens_mask=True,
     )
     return [int(x) for x in out["assistant_masks"]]
+
+
+# --------------------------------------------------------------------------------------------
+# reasoning traces
+# --------------------------------------------------------------------------------------------
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_TRACE_PROBE = "THRESHERTRACEPROBE"
+
+
+def renders_reasoning(tokenizer: Any) -> bool:
+    """Whether the chat template renders an assistant turn's ``reasoning_content`` itself
+    (Qwen3-style), probed once per template."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    cached = getattr(tokenizer, "_thresher_reasoning", None)
+    if cached is not None and cached[0] == template:
+        return cached[1]
+    probe = [{"role": "user", "content": "q"},
+             {"role": "assistant", "content": "a", "reasoning_content": _TRACE_PROBE}]
+    try:
+        native = _TRACE_PROBE in _render(tokenizer, probe, False)
+    except Exception:  # noqa: BLE001 - a template failing here fails on the rows too, with a lint issue
+        native = False
+    try:
+        tokenizer._thresher_reasoning = (template, native)
+    except AttributeError:  # pragma: no cover - slotted tokenizer
+        pass
+    return native
+
+
+def think_block(reasoning: str) -> str:
+    """A trace as text before the answer, for templates that do not render ``reasoning_content``."""
+    return f"{THINK_OPEN}\n{reasoning.strip()}\n{THINK_CLOSE}\n\n"
+
+
+def split_think(content: str) -> tuple[str, str | None]:
+    """``(answer, trace)`` of a content that starts with a ``<think>...</think>`` block, else
+    ``(content, None)``."""
+    head = content.lstrip()
+    if not head.startswith(THINK_OPEN) or THINK_CLOSE not in head:
+        return content, None
+    trace, _, answer = head[len(THINK_OPEN):].partition(THINK_CLOSE)
+    return answer.lstrip(), trace.strip()
+
+
+def with_reasoning(messages: Sequence[Mapping[str, Any]], reasoning: Any) -> list[Any]:
+    """The messages with a row's side-column ``reasoning`` (the generate stage's column) given
+    to its last assistant turn, unless that turn has a ``reasoning_content`` already."""
+    msgs = list(messages)
+    if not isinstance(reasoning, str) or not reasoning.strip():
+        return msgs
+    for i in range(len(msgs) - 1, -1, -1):
+        if msgs[i]["role"] == "assistant":
+            if not msgs[i].get("reasoning_content"):
+                msgs[i] = {**msgs[i], "reasoning_content": reasoning}
+            break
+    return msgs
+
+
+def template_turns(tokenizer: Any, messages: Any) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """Messages for the template (:func:`_clean`) with each assistant trace placed as the
+    template expects, and ``{turn: answer}`` for the assistant turns that carry a trace.
+
+    A trace is ``reasoning_content`` (or a leading ``<think>...</think>`` block of the
+    content). Templates that render ``reasoning_content`` get it there; for the others it
+    becomes ``<think>\ntrace\n</think>\n\n`` before the answer, in the content."""
+    msgs = _clean(messages)
+    native = None
+    answers: dict[int, str] = {}
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        trace = m.pop("reasoning_content", None)
+        answer = m["content"]
+        if not (isinstance(trace, str) and trace.strip()):
+            answer, trace = split_think(answer)
+        if not trace:
+            continue
+        native = renders_reasoning(tokenizer) if native is None else native
+        msgs[i] = {**m, "content": answer, "reasoning_content": trace} if native else \
+            {**m, "content": think_block(trace) + answer}
+        answers[i] = answer
+    return msgs, answers
+
+
+def _answer_start(tokenizer: Any, msgs: list[dict[str, Any]], turn: int, answer: str, full: str,
+                  span: _Span) -> int | None:
+    """Char where turn ``turn``'s answer starts in ``full`` (the trace is before it), or None
+    when the template left the trace out (Qwen3 drops traces of turns before the last user)."""
+    m = msgs[turn]
+    head = m["content"][: len(m["content"]) - len(answer)] if answer else m["content"]
+    try:
+        skel = _render(tokenizer, msgs[:turn] + [{**m, "content": head + _HOLE}], False)
+    except Exception:  # noqa: BLE001 - fall back to the text search below
+        skel = ""
+    k = skel.find(_HOLE)
+    if span.start <= k <= span.content_end and full.startswith(skel[:k]):
+        return k
+    trace = (m.get("reasoning_content") or split_think(m["content"])[1] or "").strip()
+    at = full.rfind(trace, span.start, span.content_end) if trace else -1
+    if at < 0:
+        return None
+    end = at + len(trace)
+    rest = full[end:span.content_end]
+    closing = rest.lstrip()
+    if closing.startswith(THINK_CLOSE):
+        end += len(rest) - len(closing) + len(THINK_CLOSE)
+        end += len(full[end:span.content_end]) - len(full[end:span.content_end].lstrip())
+    return end
+
+
+def _mark_traces(tokenizer: Any, msgs: list[dict[str, Any]], answers: dict[int, str], full: str,
+                 spans: list[_Span], example: Example, offsets: list[tuple[int, int]],
+                 train_reasoning: bool) -> Example:
+    """``example`` with the token ranges of its trained turns' traces (masked unless
+    ``train_reasoning``); ``offsets`` are its tokens' char offsets in ``full``."""
+    import bisect
+    import dataclasses
+
+    ends = [e for _, e in offsets]
+    labels = list(example.labels)
+    traces = []
+    for span in spans:
+        if span.turn not in answers:
+            continue
+        stop = _answer_start(tokenizer, msgs, span.turn, answers[span.turn], full, span)
+        if stop is None:
+            continue
+        first = bisect.bisect_right(ends, span.start)  # first token ending after the header
+        toks = [t for t in range(first, bisect.bisect_right(ends, stop))
+                if offsets[t][0] >= span.start and labels[t] != IGNORE_INDEX]
+        if not toks:
+            continue
+        traces.append((toks[0], toks[-1] + 1))
+        if not train_reasoning:
+            for t in range(toks[0], toks[-1] + 1):
+                labels[t] = IGNORE_INDEX
+    return dataclasses.replace(example, labels=labels, traces=tuple(traces))
