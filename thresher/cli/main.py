@@ -67,6 +67,18 @@ def unexpected_message(e: BaseException) -> str:
     return f"unexpected error ({what}); rerun with {DEBUG_ENV}=1 for the traceback"
 
 
+#: the longest message the CLI prints (a quoted value can make an error huge)
+MESSAGE_LIMIT = 2000
+
+
+def cap(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    more = f"... ({len(text) - limit + 40} more characters)"
+    return text[: limit - 40] + more
+
+
 class RootGroup(LazyGroup):
     """The CLI's error boundary: :class:`ThresherError` becomes a one-line ``Error:`` message
     and exit status 1; an OS error names its path; any other exception becomes one line
@@ -78,9 +90,9 @@ class RootGroup(LazyGroup):
         try:
             return super().invoke(ctx)
         except ThresherError as e:
-            raise click.ClickException(_escape_controls(str(e))) from None
+            raise click.ClickException(cap(_escape_controls(str(e)))) from None
         except click.exceptions.ClickException as e:
-            e.message = _escape_controls(e.message)
+            e.message = cap(_escape_controls(e.message))
             raise
         except (click.exceptions.Abort, click.exceptions.Exit):
             raise
@@ -88,7 +100,7 @@ class RootGroup(LazyGroup):
             if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
                 raise
             if isinstance(e, OSError):
-                raise click.ClickException(os_error_message(e)) from None
+                raise click.ClickException(cap(os_error_message(e))) from None
             raise click.ClickException(unexpected_message(e)) from None
 
 

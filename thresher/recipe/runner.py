@@ -124,11 +124,17 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     if echo is None:
         from thresher.progress import info as echo
     run_dir = Path(run_dir)
-    if not force:  # another recipe's run, or a stage folder: refused
-        from thresher.stage_folder import check_run_dir
+    from thresher.stage_folder import check_run_dir, folder_lock
 
+    if not force:  # another recipe's run, a stage folder, a folder thresher did not make: refused
         check_run_dir(run_dir, recipe.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir, what="run folder"):  # one `thresher run` per run folder at a time
+        return _run_steps(recipe, run_dir, force=force, echo=echo, inputs_step=inputs_step)
+
+
+def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[str], None],
+               inputs_step: Any) -> dict[str, Any]:
+    """The run once its folder is checked and locked: run files, the inputs step, every stage."""
     _write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     _write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
     summary: dict[str, Any] = {
