@@ -79,6 +79,20 @@ def cap(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text[: limit - 40] + more
 
 
+class Waiting(click.ClickException):
+    """A command that stopped to wait for outside work (not an error): the message without
+    ``Error:``, exit status :data:`thresher.errors.EXIT_WAITING`."""
+
+    def __init__(self, message: str):
+        from thresher.errors import EXIT_WAITING
+
+        super().__init__(message)
+        self.exit_code = EXIT_WAITING
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True, file=file)
+
+
 class RootGroup(LazyGroup):
     """The CLI's error boundary: :class:`ThresherError` becomes a one-line ``Error:`` message
     and exit status 1; an OS error names its path; any other exception becomes one line
@@ -87,8 +101,12 @@ class RootGroup(LazyGroup):
     def invoke(self, ctx: click.Context) -> Any:
         import os
 
+        from thresher.errors import BatchPending
+
         try:
             return super().invoke(ctx)
+        except BatchPending as e:
+            raise Waiting(cap(_escape_controls(str(e)))) from None
         except ThresherError as e:
             raise click.ClickException(cap(_escape_controls(str(e)))) from None
         except click.exceptions.ClickException as e:

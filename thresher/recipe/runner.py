@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from thresher.errors import BatchPending
 from thresher.recipe.schema import DATA_STAGES, Recipe, StageSpec, stage_module
 
 VERSION_PACKAGES = (
@@ -150,7 +151,13 @@ def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[st
     def step(n: int, name: str, folder: Path, runner: Callable[[], Any]) -> None:
         echo(f"[{n:02d}/{total - 1:02d}] {name} -> {folder}")
         t0 = time.monotonic()
-        result = runner()
+        try:
+            result = runner()
+        except BatchPending as e:  # not a failure: the run continues when the results exist
+            summary["waiting"] = {"stage": name, "folder": folder.name, "message": str(e)}
+            _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            raise BatchPending(f"{name} ({folder}): waiting for batch results: {e}; then rerun this "
+                               "`thresher run`") from None
         reused = bool(getattr(result, "reused", False))
         stats = _read_json(folder / "stats.json")
         row = {
