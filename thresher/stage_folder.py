@@ -409,7 +409,7 @@ def check_out(out: Path, stage: str, inputs: list[Path]) -> None:
     stage's own input, or anything thresher did not write (a non-empty folder without a
     thresher manifest: ``.``, ``..``, a project). ``--force`` skips the check."""
     out = Path(out)
-    m = read_manifest(out)
+    m = read_manifest(out) or read_manifest(staging(out))  # in a swap window: the new one
     own = is_stage_manifest(m)
     if own and m.get("stage") != stage:  # type: ignore[union-attr]
         raise ThresherError(f"{out}: holds the results of stage '{m['stage']}', not {stage}; {HINT}")  # type: ignore[index]
