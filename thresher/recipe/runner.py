@@ -156,8 +156,9 @@ def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[st
         except BatchPending as e:  # not a failure: the run continues when the results exist
             summary["waiting"] = {"stage": name, "folder": folder.name, "message": str(e)}
             _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-            raise BatchPending(f"{name} ({folder}): waiting for batch results: {e}; then rerun this "
-                               "`thresher run`") from None
+            how = f"rerun thresher run with --set stages[{n - 1}].batch_results=FILE"
+            raise BatchPending(f"{name} ({folder}): waiting for batch results: "
+                               + str(e).replace("rerun this command with --batch-results FILE", how)) from None
         reused = bool(getattr(result, "reused", False))
         stats = _read_json(folder / "stats.json")
         row = {
