@@ -13,7 +13,6 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
-import polars as pl
 import pytest
 import yaml
 from click.testing import CliRunner
