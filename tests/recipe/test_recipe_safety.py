@@ -313,3 +313,26 @@ def test_data_in_the_card_and_report_md_renders_as_text(tmp_path):
                   "[a](javascript:alert(1))", "*bold* _it_ <b>b</b>", "| a | b |"):
             assert f"cat{p}" in text, (md, p)  # the category, shown as itself
         assert "<script>bad()</script>" in text
+
+
+# ---------------------------------------------------------------- issue 26, 18: stderr noise
+
+
+def test_no_library_noise_on_stderr_under_thresher_progress_0(tmp_path):
+    src = _rows(tmp_path / "d.jsonl", [_conv(f"q{i}", f"an answer long enough {i}", category=f"c\r{i % 2} $x")
+                                       for i in range(4)])
+    r = _recipe(tmp_path, src, name="noise")
+    env = {**os.environ, "THRESHER_PROGRESS": "0"}
+    for key in ("TRANSFORMERS_VERBOSITY", "HF_DATASETS_DISABLE_PROGRESS_BARS", "PYTHONWARNINGS"):
+        env.pop(key, None)
+    exe = [sys.executable, "-m", "thresher.cli.main"]
+    run = subprocess.run([*exe, "run", str(r), "--out", str(tmp_path / "run")], env=env, capture_output=True,
+                         text=True)
+    assert run.returncode == 0, run.stderr
+    res = subprocess.run([*exe, "export", str(tmp_path / "run"), "--to", str(tmp_path / "hub")], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == ""  # no matplotlib glyph warnings for a \r category
+    probe = ("import os; from thresher.cli.main import quiet_libraries; quiet_libraries(); "
+             "print(os.environ['TRANSFORMERS_VERBOSITY'], os.environ['HF_DATASETS_DISABLE_PROGRESS_BARS'])")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout
+    assert out == "error 1\n"

@@ -130,10 +130,32 @@ def cli() -> None:
 
     Every step is a command; `thresher run RECIPE` chains them.
     """
+    quiet_libraries()
+
+
+#: what the libraries thresher loads read to stay quiet (set unless the user set them)
+QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error",
+             "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+def quiet_libraries() -> None:
+    """Under ``THRESHER_PROGRESS=0``: no progress bars or advisory warnings from transformers,
+    datasets or the hub on stderr (only thresher's own lines and errors)."""
+    import os
+    import warnings
+
+    if os.environ.get("THRESHER_PROGRESS", "").strip().lower() not in ("0", "false", "no"):
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    for module in ("transformers", "datasets", "huggingface_hub", "peft", "torch", "matplotlib"):
+        warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
 
 
 def main() -> None:
     """Console-script entry point."""
+    quiet_libraries()
     cli(prog_name="thresher")
 
 
