@@ -191,7 +191,10 @@ class Stage:
         release(lock)
 
     def __del__(self) -> None:
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown: the kernel drops the lock anyway
+            pass
 
     def _fingerprint(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -336,3 +337,40 @@ def test_no_library_noise_on_stderr_under_thresher_progress_0(tmp_path):
              "print(os.environ['TRANSFORMERS_VERBOSITY'], os.environ['HF_DATASETS_DISABLE_PROGRESS_BARS'])")
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout
     assert out == "error 1\n"
+
+
+def test_the_card_in_a_headless_browser_runs_no_script(tmp_path):
+    """The rendered card in a real browser (skipped where chromium is not installed)."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    from markdown_it import MarkdownIt
+
+    evil = ["<script>document.title='PWNED'</script>", "<img src=x onerror=\"document.title='PWNED'\">",
+            "```\n<script>document.title='PWNED'</script>", "</details><svg onload=\"document.title='PWNED'\">"]
+    rows = [_conv(f"q {p}", f"an answer long enough {p}", id=f"i{i}{p}", category=f"c{p}") for i, p in enumerate(evil)]
+    r = tmp_path / "r.yaml"
+    r.write_text(yaml.safe_dump({"name": "web", "inputs": [{"path": str(_rows(tmp_path / "e.jsonl", rows))}],
+                                 "stages": [{"filter": {}}]}))
+    assert _invoke("run", r, "--out", tmp_path / "run").exit_code == 0
+    assert _invoke("export", tmp_path / "run", "--to", tmp_path / "hub").exit_code == 0
+    body = (tmp_path / "hub" / "README.md").read_text().split("\n---\n", 1)[1]
+    page = tmp_path / "card.html"
+    page.write_text("<!doctype html><html><head><title>card</title></head><body>"
+                    + MarkdownIt("commonmark", {"html": True}).enable("table").render(body) + "</body></html>")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    assert "<title>card</title>" in dom and "PWNED</title>" not in dom
+    assert "<script" not in dom and "<img" not in dom and "<svg" not in dom
+    assert "&lt;script&gt;document.title='PWNED'&lt;/script&gt;" in dom  # shown as text
+
+
+def test_every_message_is_capped(tmp_path):
+    r = tmp_path / "long.yaml"
+    r.write_text(f"name: long\ninputs: [{{path: {'p' * 100_000}}}]\nstages: [filter]\n")
+    res = _invoke("recipe", "validate", r)
+    assert res.exit_code == 1 and res.output.startswith("Error: ") and "ppppp" in res.output
+    assert re.fullmatch(r"Error: .{1950,1960}\.\.\. \(\d{5} more characters\)\n", res.output), res.output[-80:]
+    assert len(res.output) <= len("Error: ") + 2000 + 1
