@@ -440,9 +440,9 @@ def check_run_dir(run_dir: Path, recipe: str) -> None:
                                 f"{_shown(names)}); {HINT}")
         return
     try:
-        import yaml
+        from thresher.yamlutil import safe_load  # an alias bomb planted there is refused at once
 
-        data = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
+        data = safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
     except Exception:  # noqa: BLE001 - an unreadable recipe.yaml is not ours to judge
         return
     other = data.get("name") if isinstance(data, dict) else None
