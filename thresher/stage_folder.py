@@ -232,11 +232,9 @@ def _try_lock(folder: Path) -> tuple[bool, str | None]:
     if key in _held:
         return True, None
     try:
-        fd = os.open(key, os.O_RDWR)
-    except FileNotFoundError:
-        return True, None  # no lock file: nobody ever locked it
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:
-        return False, None
+        return False, None  # read-only: nothing to repair from here
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         same = os.fstat(fd).st_ino == os.stat(key).st_ino
