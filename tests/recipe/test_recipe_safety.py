@@ -177,6 +177,9 @@ def test_nan_and_infinity_are_refused_for_every_numeric_option(tmp_path, data):
     res = _invoke("curate", "dedup", data, "--out", tmp_path / "d", "--threshold", "nan")
     assert res.output == "Error: threshold: must be a finite number, got nan\n"
     assert not (tmp_path / "d").exists()
+    res = _invoke("train", "lora", data, "--out", tmp_path / "t", "--alpha", "nan", "--lr", "inf", "--max-steps", 1)
+    assert res.output == "Error: 2 problems: alpha: must be a finite number, got nan; lr: must be a finite number, got inf\n"
+    assert not (tmp_path / "t").exists()  # refused before any model loads
 
 
 # ---------------------------------------------------------------- issue 26, 15: openai-batch
