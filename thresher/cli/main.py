@@ -149,6 +149,8 @@ def quiet_libraries() -> None:
         return
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    if os.environ.get(DEBUG_ENV, "").strip() in ("", "0"):
+        os.environ["RUST_BACKTRACE"] = "0"  # a library panic is one line; THRESHER_DEBUG=1 keeps it
     for module in ("transformers", "datasets", "huggingface_hub", "peft", "torch", "matplotlib"):
         warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
 
