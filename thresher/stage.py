@@ -239,7 +239,10 @@ class Stage:
         m = self._manifest()
         if not m or m.get("status") != "done":
             return False
-        same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
+        try:  # a hand-edited manifest of the wrong shape is simply not this result
+            same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
+        except (TypeError, KeyError):
+            return False
         same = (m.get("config") == self.fingerprint["config"] and same_inputs
                 and m.get("stage") == self.name and m.get("read") == self.fingerprint["read"])
         if not (same and (self.out / KEPT).exists()):

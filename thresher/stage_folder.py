@@ -364,7 +364,12 @@ def damage(folder: str | os.PathLike, *, hashes: bool = True) -> str | None:
     m = read_manifest(folder)
     if not m or m.get("status") != "done":
         return None
-    for rel, rec in (m.get("files") or {}).items():
+    files = m.get("files") or {}
+    if not isinstance(files, dict) or not all(isinstance(r, dict) for r in files.values()):
+        return "manifest.json is damaged (its file records are not a mapping of records)"
+    for rel, rec in files.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            return f"manifest.json is damaged (it records a file outside the folder: {rel!r})"
         p = folder / rel
         if not p.exists():
             return f"{rel} is missing"
@@ -382,8 +387,9 @@ def artefact(folder: str | os.PathLike, name: str) -> Path | None:
     """The path of the stage's artefact ``name`` (``adapter``, ``merged``, ``clusters``,
     ``eval`` ...) as its manifest records it, or None when it has none."""
     folder = Path(folder)
-    rel = ((read_manifest(folder) or {}).get("artefacts") or {}).get(name)
-    if not rel:
+    names = (read_manifest(folder) or {}).get("artefacts") or {}
+    rel = names.get(name) if isinstance(names, dict) else None
+    if not rel or not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts:
         return None
     p = folder / rel
     return p if p.exists() else None
