@@ -368,11 +368,13 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
             }
             if config.reasoning == "keep":
                 row["reasoning"] = rec["reasoning"]
+            row.update(p.extra)  # the prompt's reference answer and tests travel with its samples
             rows.append(row)
     extra = {"parent_id": pl.String, "sample_index": pl.Int64, "teacher": pl.String, "gen_params": pl.String,
              "finish_reason": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64}
     if config.reasoning == "keep":
         extra["reasoning"] = pl.String
+    extra.update({c: pl.String for c in (prompts[0].extra if prompts else {})})
     schema = empty_table(extra).schema
     df = pl.DataFrame(rows, schema=schema) if rows else empty_table(extra)
     empty = pl.col("messages").list.last().struct.field("content").str.strip_chars().str.len_chars() == 0

@@ -112,4 +112,6 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
         rejects.extend(res.rejects)
     frames = join(results)  # OpenAI Batch results meet their requests (by custom_id)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return table, rejects_frame(rejects)
+    from thresher.io.references import normalize_references
+
+    return normalize_references(table), rejects_frame(rejects)  # reference/tests columns: one name each

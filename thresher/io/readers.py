@@ -377,7 +377,9 @@ def _rows(records: Iterator[tuple[str, Any]], fmt: str | None, label: str,
                     "instruction/output, prompt/completion or prompt (or pass --format)"
                 )
         if fmt is not None and fmt != "messages":
-            allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS)
+            from thresher.io.references import INPUT_KEYS  # reference answers and tests travel too
+
+            allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS) | set(INPUT_KEYS)
             unknown = [k for k in rec if k not in allowed]
             if unknown:
                 col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
