@@ -285,7 +285,7 @@ def recover(out: str | os.PathLike) -> None:
         return
     try:
         new = staging(out)
-        if new.is_dir() and _is_done(new):
+        if new.is_dir() and not new.is_symlink() and _is_done(new):
             _commit(out, new)
         elif new.exists() or new.is_symlink():
             _rmtree(new)

@@ -36,7 +36,7 @@ TAMPER = st.one_of(
     st.tuples(st.just("delete"), st.sampled_from(FILES), st.just(0)),
     st.tuples(st.just("garbage"), st.sampled_from(FILES), st.binary(max_size=64)),
     st.tuples(st.just("manifest"), st.integers(0, len(MANIFESTS) - 1), st.just(0)),
-    st.tuples(st.just("staging"), st.sampled_from(["file", "empty", "garbage", "committed", "half"]), st.just(0)),
+    st.tuples(st.just("staging"), st.sampled_from(["file", "empty", "garbage", "committed", "half", "link"]), st.just(0)),
     st.tuples(st.just("tmp"), st.sampled_from(FILES), st.binary(max_size=16)),
     st.tuples(st.just("lock"), st.sampled_from(["garbage", "folder", "json"]), st.just(0)),
     st.tuples(st.just("link"), st.sampled_from(FILES), st.sampled_from(["outside", "dangling", "self"])),
@@ -67,6 +67,13 @@ def _tamper(out, kind: str, what, arg) -> None:
             new.unlink()
         if what == "file":
             new.write_text("not a folder")
+            return
+        if what == "link":  # a staging folder that points elsewhere: nothing is taken from there
+            (out.parent / "planted").mkdir(exist_ok=True)
+            for name in FILES:
+                if (out / name).is_file() and not (out / name).is_symlink():
+                    shutil.copy(out / name, out.parent / "planted" / name)
+            new.symlink_to(out.parent / "planted")
             return
         new.mkdir(exist_ok=True)
         if what == "garbage":
