@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -20,6 +21,48 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from thresher.errors import ConfigError
 
 T = TypeVar("T")
+
+#: the longest value a message quotes (a 34 MB alias expansion must not become the error)
+QUOTE_LIMIT = 60
+#: sane upper bounds of options with the same meaning in every stage: name -> (max, why)
+UPPER_BOUNDS: dict[str, tuple[int, str]] = {
+    "max_tokens": (1 << 20, "longer than any model's context window"),
+    "min_tokens": (1 << 20, "longer than any model's context window"),
+    "max_length": (1 << 20, "longer than any model's context window"),
+    "num_perm": (8192, "more MinHash permutations than help; each costs 4 bytes and a hash per row"),
+    "min_chars": ((1 << 31) - 1, "no row is that long; lengths are 32-bit counts"),
+    "max_chars": ((1 << 31) - 1, "no row is that long; lengths are 32-bit counts"),
+}
+#: every integer option must fit in 64 bits (polars, numpy and torch use them as int64)
+INT_MAX = (1 << 63) - 1
+
+
+def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters (``...`` and the full length after it)."""
+    try:
+        text = reprlib_repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still named
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"
+
+
+def reprlib_repr(value: Any) -> str:
+    """``repr`` that never walks more than a few hundred elements of a nested value."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlevel = 100, 100, 2
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 5
+    return r.repr(value)
+
+
+def _int_bound(key: str, value: int, problems: list[str]) -> None:
+    leaf = key.rsplit(".", 1)[-1]
+    bound = UPPER_BOUNDS.get(leaf)
+    if bound is not None and value > bound[0]:
+        problems.append(f"{key}: at most {bound[0]} ({bound[1]}), got {value}")
+    elif abs(value) > INT_MAX:
+        problems.append(f"{key}: too large (integers must fit in 64 bits), got {short_repr(value)}")
 
 
 def did_you_mean(word: Any, choices: Any) -> str | None:
@@ -61,6 +104,9 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{key}: must be a finite number, got {value}")
+            return value
         for a in args:
             if a is type(None):
                 continue
@@ -68,50 +114,58 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             out = _coerce(value, a, key, sub)
             if not sub:
                 return out
-        problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        problems.append(f"{key}: expected {_type_name(tp)}, got {short_repr(value)}")
         return value
     if origin is Literal:
         if value not in get_args(tp):
-            problems.append(f"{key}: must be one of {_type_name(tp)}, got {value!r}")
+            problems.append(f"{key}: must be one of {_type_name(tp)}, got {short_repr(value)}")
         return value
     if origin in (list, tuple):
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            problems.append(f"{key}: expected {_type_name(tp)}, got {value!r}")
+            problems.append(f"{key}: expected {_type_name(tp)}, got {short_repr(value)}")
             return value
         args = [a for a in get_args(tp) if a is not Ellipsis]
         item_tp = args[0] if args else Any
         return tuple(_coerce(v, item_tp, f"{key}[{i}]", problems) for i, v in enumerate(value))
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            problems.append(f"{key}: expected a mapping, got {value!r}")
+            problems.append(f"{key}: expected a mapping, got {short_repr(value)}")
         return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, Mapping):
-            problems.append(f"{key}: expected a mapping, got {value!r}")
+            problems.append(f"{key}: expected a mapping, got {short_repr(value)}")
             return value
         return _build(tp, value, key, problems)
     if tp is bool:
         if not isinstance(value, bool):
-            problems.append(f"{key}: expected true or false, got {value!r}")
+            problems.append(f"{key}: expected true or false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{key}: expected an integer, got {value!r}")
+            problems.append(f"{key}: expected an integer, got {short_repr(value)}")
+        else:
+            _int_bound(key, value, problems)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{key}: expected a number, got {value!r}")
+            problems.append(f"{key}: expected a number, got {short_repr(value)}")
+            return value
+        if isinstance(value, int) and abs(value) > INT_MAX:
+            problems.append(f"{key}: too large, got {short_repr(value)}")
+            return value
+        if not math.isfinite(value):
+            problems.append(f"{key}: must be a finite number, got {value}")
             return value
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            problems.append(f"{key}: expected a string, got {value!r}")
+            problems.append(f"{key}: expected a string, got {short_repr(value)}")
         return value
     if tp is Path:
         if not isinstance(value, (str, Path)):
-            problems.append(f"{key}: expected a path, got {value!r}")
+            problems.append(f"{key}: expected a path, got {short_repr(value)}")
             return value
         return Path(value)
     return value
@@ -181,7 +235,7 @@ def from_dict_partial(cls: type[T], data: Mapping[str, Any] | None, where: str =
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        return None, [f"{where or cls.__name__}: expected a mapping, got {data!r}"]
+        return None, [f"{where or cls.__name__}: expected a mapping, got {short_repr(data)}"]
     problems: list[str] = []
     obj = _build(cls, data, where, problems, partial=partial)
     return obj, problems

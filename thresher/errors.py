@@ -37,3 +37,14 @@ class ConfigError(ThresherError):
         else:
             msg = prefix + f"{len(self.problems)} problems: " + "; ".join(self.problems)
         super().__init__(msg)
+
+
+#: exit status of a command that stopped to wait for outside work (an OpenAI Batch job):
+#: nothing failed; rerun the same command once the results are there (sysexits' EX_TEMPFAIL)
+EXIT_WAITING = 75
+
+
+class BatchPending(ThresherError):
+    """Not a failure: the stage wrote its requests for an outside batch job and stops until
+    the results exist. The CLI prints the message without ``Error:`` and exits with
+    :data:`EXIT_WAITING`."""

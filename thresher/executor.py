@@ -194,6 +194,15 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
     fp_inputs = impl.fingerprint_inputs(paths, config) + list(extra_inputs or [])
     read_fp = None if opts == ReadOptions() else opts.as_dict()  # defaults: same manifests as before
     stage = Stage(impl.name, out, inputs=fp_inputs, config=config, force=force, read_options=read_fp)
+    try:  # the folder's lock is released however the stage ends
+        return _run_in(stage, impl, paths, config, opts, table)
+    finally:
+        stage.close()
+
+
+def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], config: Any,
+            opts: ReadOptions, table: pl.DataFrame | None) -> StageResult:
+    """:func:`run_stage` once its folder is open: reuse, or read, process and finish."""
     if stage.done:
         return stage.result()
     where = ", ".join(str(p) for p in paths)

@@ -5,6 +5,8 @@
     DIR/README.md                          the dataset card (the run report, with hub front matter)
     DIR/data/train-00000-of-00001.parquet  the curated rows
     DIR/data/test-00000-of-00001.parquet   the held-out prompts (recipe runs with ``holdout``)
+    DIR/report.html                        the run report with its plots (runs with a report)
+    DIR/.thresher-export.json              the files this export wrote (a re-export replaces only those)
 
 and the card's ``configs`` point at those files, so ``datasets.load_dataset(DIR)`` and the
 hub read the folder as it is. RUN_DIR is a recipe run folder (its final dataset and
@@ -64,22 +66,28 @@ def _align(train: pl.DataFrame, test: pl.DataFrame | None) -> tuple[pl.DataFrame
             both.filter(pl.col("__split") == "test").drop("__split"))
 
 
-def _card(run_dir: Path, out: Path, splits: dict[str, str], rows: dict[str, int]) -> str:
-    """The dataset card: the run report's text with front matter whose configs name ``splits``."""
+def _card(run_dir: Path, out: Path, splits: dict[str, str], rows: dict[str, int]) -> tuple[str, str | None]:
+    """The dataset card (the run report's text with front matter whose configs name ``splits``)
+    and the report page (``report.html``, which the card names) when the run has a report."""
     import yaml
 
-    body, meta = "", {}
+    from thresher.report.report import md_escape
+
+    body, meta, page = "", {}, None
     try:
-        from thresher.report.report import build, front_matter, render_markdown
+        from thresher.report.report import build, front_matter, render_html, render_markdown
         from thresher.report.run import load_run
 
         run = load_run(run_dir)
-        text = render_markdown(run, build(run), out)
+        sections = build(run)
+        text = render_markdown(run, sections, out)
+        page = render_html(run, sections)
         _, _, rest = text.partition("---\n")
         _, _, body = rest.partition("\n---\n")
         meta = front_matter(run, out)
     except ThresherError:
-        body = f"# Dataset card: {run_dir.name}\n\nMade with thresher from the stage folder `{run_dir.name}`.\n"
+        name = md_escape(run_dir.name)
+        body = f"# Dataset card: {name}\n\nMade with thresher from the stage folder {name}.\n"
     meta.setdefault("tags", ["thresher", "sft", "synthetic"])
     meta["configs"] = [{"config_name": "default",
                         "data_files": [{"split": s, "path": p.replace("00000-of-00001", "*")}
@@ -87,30 +95,95 @@ def _card(run_dir: Path, out: Path, splits: dict[str, str], rows: dict[str, int]
     split_text = ", ".join(f"`{s}` ({rows[s]} rows)" for s in splits)
     note = (f"\nSplits: {split_text}. `test` holds the held-out prompts the curated rows never share a "
             "prompt with.\n" if "test" in splits else f"\nSplits: {split_text}.\n")
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False).rstrip() + "\n---\n" + body.lstrip("\n").rstrip() \
+    card = "---\n" + yaml.safe_dump(meta, sort_keys=False).rstrip() + "\n---\n" + body.lstrip("\n").rstrip() \
         + "\n" + note
+    return card, page
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
-    """Write the hub-ready dataset folder ``out`` for ``run_dir`` (atomically); returns figures."""
-    from thresher.io.atomic import atomic_path
+#: the record of what ``thresher export`` wrote into a folder (only those files are ever replaced)
+EXPORT_RECORD = ".thresher-export.json"
+_EXPORT_STAGING = ".thresher-export.new"
+
+
+def _exported_files(out: Path) -> list[str] | None:
+    """The files an earlier export wrote into ``out`` (None: thresher never exported there)."""
+    try:
+        data = json.loads((out / EXPORT_RECORD).read_text(encoding="utf-8"))
+        files = data.get("files") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(files, list):
+        return None
+    return [f for f in files if isinstance(f, str) and ".." not in Path(f).parts and not Path(f).is_absolute()]
+
+
+def _check_export_target(out: Path, force: bool) -> list[str]:
+    """The files a previous export left in ``out``; refuses a folder thresher did not export."""
+    if out.exists() and not out.is_dir():
+        raise ThresherError(f"{out}: is a file, not a folder; choose another --to")
+    previous = _exported_files(out)
+    if previous is not None or force or not out.exists():
+        return previous or []
+    names = sorted(e.name for e in out.iterdir() if e.name != _EXPORT_STAGING)
+    if names:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise ThresherError(f"{out}: is not empty and was not written by thresher export (it holds {shown}); "
+                            "choose another --to, or pass --force to add the export to it "
+                            "(nothing else in it is changed)")
+    return []
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> dict[str, Any]:
+    """Write the hub-ready dataset folder ``out`` for ``run_dir``; returns figures.
+
+    Each file is written in full and then renamed into place; a re-export replaces the files
+    the previous export wrote (their list is kept in ``.thresher-export.json``) and never
+    touches anything else. A non-empty folder thresher did not export is refused unless
+    ``force`` (then the export's files are added to it; nothing else is changed or deleted).
+    """
+    import shutil
 
     run_dir, out = Path(run_dir), Path(out)
     if not run_dir.is_dir():
         raise ThresherError(f"{run_dir}: run folder not found")
-    if out.exists() and not (out / "README.md").is_file():
-        raise ThresherError(f"{out}: exists and is not an exported dataset folder; choose another --to")
+    previous = _check_export_target(out, force)
     dataset, held, _ = _sources(run_dir)
     train, test = _align(pl.read_parquet(dataset), pl.read_parquet(held) if held is not None else None)
     splits = {"train": TRAIN_FILE, **({"test": TEST_FILE} if test is not None and test.height else {})}
     rows = {"train": train.height, "test": test.height if test is not None else 0}
-    with atomic_path(out, is_dir=True) as tmp:
-        (tmp / "data").mkdir(parents=True)
-        train.write_parquet(tmp / TRAIN_FILE)
-        if "test" in splits:
-            test.write_parquet(tmp / TEST_FILE)  # type: ignore[union-attr]
-        (tmp / "README.md").write_text(_card(run_dir, out, splits, rows), encoding="utf-8")
+    card, page = _card(run_dir, out, splits, rows)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / _EXPORT_STAGING
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "data").mkdir(parents=True)
+    try:
+        _write_export(tmp, out, previous, run_dir, train, test if "test" in splits else None, card, page)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {"out": str(out), "splits": list(splits), "rows": {s: rows[s] for s in splits}}
+
+
+def _write_export(tmp: Path, out: Path, previous: list[str], run_dir: Path, train: pl.DataFrame,
+                  test: pl.DataFrame | None, card: str, page: str | None) -> None:
+    """Write the export's files into ``tmp``, rename each into ``out``, drop what the previous
+    export wrote and this one does not, and record the new list."""
+    from thresher.io.atomic import honour_umask, write_text_atomic
+
+    train.write_parquet(tmp / TRAIN_FILE)
+    if test is not None:
+        test.write_parquet(tmp / TEST_FILE)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    if page is not None:  # the card says the plots are in report.html beside it
+        (tmp / "report.html").write_text(page, encoding="utf-8")
+    honour_umask(tmp)
+    written = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+    for rel in written:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp / rel, out / rel)
+    for rel in sorted(set(previous) - set(written)):
+        if (out / rel).is_file() and not (out / rel).is_symlink():
+            (out / rel).unlink()
+    write_text_atomic(out / EXPORT_RECORD, json.dumps({"run": str(run_dir), "files": written}, indent=2) + "\n")
 
 
 def _adapter_dir(run_dir: Path, summary: dict[str, Any]) -> Path | None:
@@ -153,6 +226,7 @@ def push_run(run_dir: str | os.PathLike, repo_id: str, *, private: bool = False,
     with tempfile.TemporaryDirectory(prefix="thresher-push-") as tmp:
         folder = Path(tmp) / "dataset"
         export_run(run_dir, folder)
+        (folder / EXPORT_RECORD).unlink(missing_ok=True)  # thresher's own bookkeeping stays local
         try:
             api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
             api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",

@@ -27,8 +27,11 @@ from thresher.schema import DROP_COLUMNS
 from thresher.stage_folder import (
     DROPPED,
     KEPT,
+    KIND,
     MANIFEST,
+    OWN_ENTRIES,
     STATS,
+    acquire,
     artefact,
     artefact_records,
     check_out,
@@ -37,6 +40,7 @@ from thresher.stage_folder import (
     kill_point,
     read_manifest,
     recover,
+    release,
     swap_in,
 )
 
@@ -53,7 +57,7 @@ def file_fingerprint(path: str | os.PathLike) -> str:
         return f"missing:{p}"
     if p.is_dir():
         h = hashlib.blake2b(digest_size=16)
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        for f in _folder_files(p):
             h.update(str(f.relative_to(p)).encode())
             h.update(file_fingerprint(f).encode())
         return h.hexdigest()
@@ -67,6 +71,20 @@ def file_fingerprint(path: str | os.PathLike) -> str:
             h.update(chunk)
     _hash_cache[key] = h.hexdigest()
     return _hash_cache[key]
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """The files a folder input's fingerprint covers: thresher's own stage and run folders
+    inside it (``--out`` under the input folder) and its lock/staging entries are left out."""
+    from thresher.stage_folder import is_run_folder, is_stage_manifest
+
+    files = []
+    for root, dirs, names in os.walk(folder):
+        here = Path(root)
+        dirs[:] = [d for d in dirs if d not in OWN_ENTRIES and not is_stage_manifest(read_manifest(here / d))
+                   and not is_run_folder(here / d)]
+        files.extend(here / n for n in names if n not in OWN_ENTRIES)
+    return sorted(files)
 
 
 def config_fingerprint(config: Any, exclude: Any = None) -> str:
@@ -160,11 +178,27 @@ class Stage:
         self.force = force
         self.quiet = quiet
         self.started = time.time()
+        self._lock: str | None = None
+        if not force:  # another stage's results, a recipe run, its input, a folder not ours
+            check_out(self.out, self.name, self.inputs)
+        self._lock = acquire(self.out, what="stage folder")  # one writer at a time
         recover(self.out)  # a swap a kill interrupted: finish or undo it
         self.fingerprint = self._fingerprint()
 
+    def close(self) -> None:
+        """Release the folder's lock (done by :meth:`finish`; safe to call twice)."""
+        lock, self._lock = getattr(self, "_lock", None), None
+        release(lock)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown: the kernel drops the lock anyway
+            pass
+
     def _fingerprint(self) -> dict[str, Any]:
         return {
+            "kind": KIND,
             "stage": self.name,
             "thresher": __version__,
             "config": config_fingerprint(self.config) if self.config is not None else None,
@@ -190,14 +224,12 @@ class Stage:
         """True when this stage already finished with the same inputs and config (and its
         files still match the manifest).
 
-        When False, the ``--out`` folder is checked (another stage's results, a recipe run or
-        the stage's own input are refused unless ``force``) and the stage is marked as running
-        (see :meth:`start`).
+        When False, the stage is marked as running (see :meth:`start`); the ``--out`` folder
+        was checked when the stage was opened (another stage's results, a recipe run, the
+        stage's own input or a folder thresher did not make are refused unless ``force``).
         """
         finished = self._finished()
         if not finished:
-            if not self.force:
-                check_out(self.out, self.name, self.inputs)
             self.start()
         return finished
 
@@ -207,7 +239,10 @@ class Stage:
         m = self._manifest()
         if not m or m.get("status") != "done":
             return False
-        same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
+        try:  # a hand-edited manifest of the wrong shape is simply not this result
+            same_inputs = [i["hash"] for i in m.get("inputs", [])] == [i["hash"] for i in self.fingerprint["inputs"]]
+        except (TypeError, KeyError):
+            return False
         same = (m.get("config") == self.fingerprint["config"] and same_inputs
                 and m.get("stage") == self.name and m.get("read") == self.fingerprint["read"])
         if not (same and (self.out / KEPT).exists()):
@@ -226,6 +261,7 @@ class Stage:
             stats = {}
         if not self.quiet:
             info(f"{self.name}: already finished with the same inputs and config, reusing {self.out}")
+        self.close()
         return StageResult(self.name, self.out, stats, reused=True)
 
     def start(self) -> None:
@@ -275,8 +311,10 @@ class Stage:
                 {**self.fingerprint, "status": "done", "finished": time.time(), "files": records,
                  "artefacts": names}, indent=2))
 
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        swap_in(self.out, write)
+        try:
+            swap_in(self.out, write)
+        finally:
+            self.close()
         if not self.quiet:
             info(f"{self.name}: {full['rows_in']} rows in, {kept.height} kept, {dropped.height} dropped -> {self.out}")
         return StageResult(self.name, self.out, full, reused=False)

@@ -167,7 +167,7 @@ def _parse_rules(raw: Any, problems: list[str]) -> tuple[Rule, ...]:
         problems.append("rules: must be a list of {category, regex|keywords|source}")
         return ()
     rules = []
-    for i, item in enumerate(raw, start=1):
+    for i, item in enumerate(raw):  # counted from 0, like stages[0] and inputs[0]
         where = f"rules[{i}]"
         if not isinstance(item, Mapping):
             problems.append(f"{where}: must be a mapping with category and regex, keywords or source")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
+from thresher.cli.options import wait_option
 
 from .stage import Config
 
@@ -21,6 +22,7 @@ from .stage import Config
 })
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")
+@wait_option
 def select_cmd(inputs: tuple[Path, ...], out: Path, force: bool, **options: Any) -> None:
     """Keep --k rows (or --fraction) of INPUTS by score, by embedding diversity, or both."""
     from thresher.config import from_dict

@@ -87,7 +87,9 @@ class OpenAIBatchBackend:
                 seen.add(cid)
                 lines.append(request_line(cid, conv, self.model, _body_params(params, n)))
         write_requests(self.requests_path, lines)
-        raise ThresherError(
+        from thresher.errors import BatchPending  # not a failure: exit status 75, no "Error:"
+
+        raise BatchPending(
             f"openai-batch: wrote {len(lines)} requests to {self.requests_path}; submit it to the OpenAI "
             "Batch API (endpoint /v1/chat/completions), download the output file and rerun this command "
             "with --batch-results FILE")

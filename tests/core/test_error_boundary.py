@@ -161,7 +161,7 @@ def test_bad_regex_in_mix_rule(rows, tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text('total: 1\ncategories:\n  code: {count: 1}\nrules:\n  - {category: code, regex: "("}\n')
     msg = one_error_line(invoke("curate", "mix", rows, "--spec", spec, "--out", tmp_path / "m"))
-    assert msg == f"Error: {spec}: spec.rules[1].regex: invalid (unclosed group)"
+    assert msg == f"Error: {spec}: spec.rules[0].regex: invalid (unclosed group)"
 
 
 @pytest.mark.parametrize("device, text", [

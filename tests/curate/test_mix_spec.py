@@ -119,9 +119,9 @@ def test_rules_check_their_categories_and_regexes_up_front():
         },
     }
     _, problems = spec_problems(raw)
-    assert any(p.startswith("rules[1].regex: invalid") for p in problems), problems
-    assert "rules[2].colour: unknown key" in problems
-    assert "rules[3].category: required, a non-empty string" in problems
+    assert any(p.startswith("rules[0].regex: invalid") for p in problems), problems
+    assert "rules[1].colour: unknown key" in problems
+    assert "rules[2].category: required, a non-empty string" in problems
     assert any(
         p.startswith(
             "categories.poetry: unknown category (rules and fallback give: code, math, other)"
@@ -172,12 +172,12 @@ def test_top_level_and_rule_problems_are_all_collected():
     assert problems == [
         "total: expected int | null, got 2.5",
         "on_shortfall: must be one of 'redistribute' | 'keep' | 'fail', got 'drop'",
+        "temperature: must be a finite number, got inf",  # every numeric option (issue 26, 6b)
         "fallback: expected str | null, got 5",
         "max_repeats: must be a whole number >= 1, got 0",
-        "temperature: must be a number > 0, got inf",
         "column: must be a column name, got ''",
-        "rules[1].source: expected list of str, got 5",
-        "rules[2].category: expected str | null, got 5",
-        "rules[2].regex: must be a non-empty string",
+        "rules[0].source: expected list of str, got 5",
+        "rules[1].category: expected str | null, got 5",
+        "rules[1].regex: must be a non-empty string",
         "column and rules: categories come from a column or from rules, not both",
     ]

@@ -36,8 +36,8 @@ def test_write_requests_then_read_results(tmp_path):
             "--max-tokens", 32, "--temperature", 0.5)
     r = _gen(*args)
     req_file = out / "openai-batch-requests.jsonl"
-    assert r.exit_code == 1
-    assert r.output.endswith(f"Error: openai-batch: wrote 2 requests to {req_file}; submit it to the OpenAI Batch "
+    assert r.exit_code == 75  # EXIT_WAITING: nothing failed, rerun with the results
+    assert r.output.endswith(f"openai-batch: wrote 2 requests to {req_file}; submit it to the OpenAI Batch "
                              "API (endpoint /v1/chat/completions), download the output file and rerun this "
                              "command with --batch-results FILE\n")
     requests = [json.loads(x) for x in req_file.read_text().splitlines()]

@@ -68,7 +68,7 @@ def test_mix_rule_without_a_condition(tmp_path):
     data.write_text(json.dumps({"messages": GOOD}) + "\n")
     spec = tmp_path / "spec.yaml"
     spec.write_text('rules:\n  - {category: "0"}\n')
-    assert "spec.rules[1]: needs at least one of regex, keywords, source" in _error(
+    assert "spec.rules[0]: needs at least one of regex, keywords, source" in _error(
         ["curate", "mix", data, "--spec", spec, "--out", tmp_path / "m"])
 
 

@@ -47,7 +47,9 @@ def test_export_loads_with_datasets_with_both_splits_and_the_card(run_dir, tmp_p
     heldout = pl.read_parquet(next(run_dir.glob("*/heldout.parquet")))
     assert res.output == f"exported train: {curated.height} rows, test: {heldout.height} rows with the dataset card to {out}\n"
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
+        ".thresher-export.json", "README.md", "data/test-00000-of-00001.parquet",
+        "data/train-00000-of-00001.parquet", "report.html"]
+    assert "<html" in (out / "report.html").read_text()  # the card says the plots are beside it
     card = (out / "README.md").read_text()
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["configs"] == [{"config_name": "default", "data_files": [
@@ -78,7 +80,9 @@ def test_export_of_a_stage_folder_and_errors(run_dir, tmp_path):
     (taken / "x.txt").write_text("mine")
     res = CliRunner().invoke(cli, ["export", str(run_dir), "--to", str(taken)])
     assert res.exit_code == 1
-    assert res.output == f"Error: {taken}: exists and is not an exported dataset folder; choose another --to\n"
+    assert res.output == (f"Error: {taken}: is not empty and was not written by thresher export (it holds "
+                          "x.txt); choose another --to, or pass --force to add the export to it (nothing "
+                          "else in it is changed)\n")
     res = CliRunner().invoke(cli, ["export", str(tmp_path / "nope"), "--to", str(tmp_path / "o")])
     assert res.output == f"Error: {tmp_path / 'nope'}: run folder not found\n"
 

@@ -67,6 +67,32 @@ def unexpected_message(e: BaseException) -> str:
     return f"unexpected error ({what}); rerun with {DEBUG_ENV}=1 for the traceback"
 
 
+#: the longest message the CLI prints (a quoted value can make an error huge)
+MESSAGE_LIMIT = 2000
+
+
+def cap(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    more = f"... ({len(text) - limit + 40} more characters)"
+    return text[: limit - 40] + more
+
+
+class Waiting(click.ClickException):
+    """A command that stopped to wait for outside work (not an error): the message without
+    ``Error:``, exit status :data:`thresher.errors.EXIT_WAITING`."""
+
+    def __init__(self, message: str):
+        from thresher.errors import EXIT_WAITING
+
+        super().__init__(message)
+        self.exit_code = EXIT_WAITING
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.format_message(), err=True, file=file)
+
+
 class RootGroup(LazyGroup):
     """The CLI's error boundary: :class:`ThresherError` becomes a one-line ``Error:`` message
     and exit status 1; an OS error names its path; any other exception becomes one line
@@ -75,12 +101,16 @@ class RootGroup(LazyGroup):
     def invoke(self, ctx: click.Context) -> Any:
         import os
 
+        from thresher.errors import BatchPending
+
         try:
             return super().invoke(ctx)
+        except BatchPending as e:
+            raise Waiting(cap(_escape_controls(str(e)))) from None
         except ThresherError as e:
-            raise click.ClickException(_escape_controls(str(e))) from None
+            raise click.ClickException(cap(_escape_controls(str(e)))) from None
         except click.exceptions.ClickException as e:
-            e.message = _escape_controls(e.message)
+            e.message = cap(_escape_controls(e.message))
             raise
         except (click.exceptions.Abort, click.exceptions.Exit):
             raise
@@ -88,7 +118,7 @@ class RootGroup(LazyGroup):
             if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
                 raise
             if isinstance(e, OSError):
-                raise click.ClickException(os_error_message(e)) from None
+                raise click.ClickException(cap(os_error_message(e))) from None
             raise click.ClickException(unexpected_message(e)) from None
 
 
@@ -100,10 +130,34 @@ def cli() -> None:
 
     Every step is a command; `thresher run RECIPE` chains them.
     """
+    quiet_libraries()
+
+
+#: what the libraries thresher loads read to stay quiet (set unless the user set them)
+QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error",
+             "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
+def quiet_libraries() -> None:
+    """Under ``THRESHER_PROGRESS=0``: no progress bars or advisory warnings from transformers,
+    datasets or the hub on stderr (only thresher's own lines and errors)."""
+    import os
+    import warnings
+
+    if os.environ.get("THRESHER_PROGRESS", "").strip().lower() not in ("0", "false", "no"):
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    if os.environ.get(DEBUG_ENV, "").strip() in ("", "0"):
+        os.environ["RUST_BACKTRACE"] = "0"  # a library panic is one line; THRESHER_DEBUG=1 keeps it
+    for module in ("transformers", "datasets", "huggingface_hub", "peft", "torch", "matplotlib"):
+        warnings.filterwarnings("ignore", module=rf"{module}(\.|$)")
 
 
 def main() -> None:
     """Console-script entry point."""
+    quiet_libraries()
     cli(prog_name="thresher")
 
 

@@ -89,11 +89,30 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _set_wait(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if ctx.resilient_parsing:
+        return value
+    from thresher.stage_folder import set_wait
+
+    set_wait(bool(value))
+    ctx.call_on_close(lambda: set_wait(False))
+    return value
+
+
+def wait_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--wait``: wait for another process writing the same folder instead of stopping
+    (not passed to the command: it sets :func:`thresher.stage_folder.set_wait`)."""
+    return click.option(
+        "--wait", is_flag=True, expose_value=False, callback=_set_wait,
+        help="When another thresher process is writing the same --out folder, wait for it "
+             "instead of stopping.")(fn)
+
+
 def force_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--force``: recompute even if the stage already finished with the same inputs; with it
-    the :func:`executor_options` every stage command has."""
+    the :func:`executor_options` and :func:`wait_option` every stage command has."""
     fn = click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")(fn)
-    return executor_options(fn)
+    return wait_option(executor_options(fn))
 
 
 def stage_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,7 +9,9 @@ import click
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path())
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False),
               help="Folder to write: README.md (dataset card) and data/{train,test}-*.parquet.")
-def export(run_dir: str, out: str) -> None:
+@click.option("--force", is_flag=True, help="Write into a non-empty folder thresher did not export "
+              "(only the export's own files are added or replaced; nothing else is deleted).")
+def export(run_dir: str, out: str, force: bool) -> None:
     """Write RUN_DIR's curated dataset as a folder that `datasets.load_dataset(DIR)` and the
     Hugging Face hub read as it is: the card, the train split and the held-out test split.
 
@@ -17,7 +19,7 @@ def export(run_dir: str, out: str) -> None:
     """
     from thresher.publish import export_run
 
-    res = export_run(run_dir, out)
+    res = export_run(run_dir, out, force=force)
     rows = ", ".join(f"{s}: {n} rows" for s, n in res["rows"].items())
     click.echo(f"exported {rows} with the dataset card to {res['out']}")
 

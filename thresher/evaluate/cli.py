@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import executor_options, read_options
+from thresher.cli.options import executor_options, read_options, wait_option
 from thresher.evaluate.stage import Config
 
 JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail; judged after
@@ -46,6 +46,7 @@ Default: ends, sentences:1-2."""
               help="OpenAI-compatible server of --backend openai (e.g. http://127.0.0.1:8000/v1).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")
+@wait_option
 @executor_options  # the answers go through the generate stage: on Ray with --executor ray
 def eval_cmd(heldout: Path, max_tokens: int, backend: str, base_url: str | None, out: Path, force: bool, read: Any,
              **options: Any) -> None:

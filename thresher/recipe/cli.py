@@ -37,14 +37,17 @@ def _load(recipe: str, overrides: tuple[str, ...], *, offline_hub: bool = True):
 @click.option("--out", "-o", "out", default=None, type=click.Path(file_okay=False),
               help="Run directory (default: runs/<recipe name>).")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.KEY=VALUE", help=SET_HELP)
-@click.option("--force", is_flag=True, help="Recompute every stage even when a finished result exists.")
+@click.option("--force", is_flag=True, help="Recompute every stage even when a finished result exists "
+              "(and write into a --out folder that is not a run folder).")
+@click.option("--wait", is_flag=True, help="When another `thresher run` is writing the same run folder, "
+              "wait for it instead of stopping.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
               help="Run the stages here or on a Ray cluster (default: the recipe's executor:, "
                    "else local; ray needs pip install 'thresher[ray]').")
 @click.option("--ray-address", default=None, metavar="ADDRESS",
               help="Ray cluster for --executor ray (default: $RAY_ADDRESS, or a local cluster "
                    "started for the run).")
-def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: bool,
+def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: bool, wait: bool,
             executor: str | None, ray_address: str | None) -> None:
     """Run RECIPE (a YAML file, or the name of a shipped recipe; default: quickstart) end to end.
 
@@ -55,8 +58,11 @@ def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: boo
     Example: thresher run recipes/quickstart.yaml --out runs/quickstart
     """
     from thresher.recipe.runner import run_recipe, summary_markdown
+    from thresher.stage_folder import set_wait
 
     rec = _load(recipe, overrides)
+    set_wait(wait)
+    click.get_current_context().call_on_close(lambda: set_wait(False))
     run_dir = Path(out) if out else Path("runs") / rec.name
     try:
         summary = run_recipe(rec, run_dir, force=force, executor=executor, ray_address=ray_address)

@@ -48,7 +48,7 @@ def model_refs(stage: Any) -> list[tuple[str, str | None]]:
     c = stage.config
     name = stage.name
     if name == "generate":
-        return [] if getattr(c, "backend", "") == "openai" else [("teacher", getattr(c, "teacher", None))]
+        return [] if getattr(c, "backend", "") in ("openai", "openai-batch") else [("teacher", getattr(c, "teacher", None))]
     if name == "score":
         refs = []
         for s in c.specs():

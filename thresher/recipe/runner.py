@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from thresher.errors import BatchPending
 from thresher.recipe.schema import (
     DATA_STAGES,
     Recipe,
@@ -179,11 +180,17 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     if echo is None:
         from thresher.progress import info as echo
     run_dir = Path(run_dir)
-    if not force:  # another recipe's run, or a stage folder: refused
-        from thresher.stage_folder import check_run_dir
+    from thresher.stage_folder import check_run_dir, folder_lock
 
+    if not force:  # another recipe's run, a stage folder, a folder thresher did not make: refused
         check_run_dir(run_dir, recipe.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir, what="run folder"):  # one `thresher run` per run folder at a time
+        return _run_steps(recipe, run_dir, force=force, echo=echo, inputs_step=inputs_step)
+
+
+def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[str], None],
+               inputs_step: Any) -> dict[str, Any]:
+    """The run once its folder is checked and locked: run files, the inputs step, every stage."""
     _write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     _write_text(run_dir / "versions.json", json.dumps(versions(), indent=2) + "\n")
     summary: dict[str, Any] = {
@@ -199,7 +206,14 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     def step(n: int, name: str, folder: Path, runner: Callable[[], Any]) -> None:
         echo(f"[{n:02d}/{total - 1:02d}] {name} -> {folder}")
         t0 = time.monotonic()
-        result = runner()
+        try:
+            result = runner()
+        except BatchPending as e:  # not a failure: the run continues when the results exist
+            summary["waiting"] = {"stage": name, "folder": folder.name, "message": str(e)}
+            _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+            how = f"rerun thresher run with --set stages[{n - 1}].batch_results=FILE"
+            raise BatchPending(f"{name} ({folder}): waiting for batch results: "
+                               + str(e).replace("rerun this command with --batch-results FILE", how)) from None
         reused = bool(getattr(result, "reused", False))
         stats = _read_json(folder / "stats.json")
         row = {

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import yaml
 
-from thresher.config import did_you_mean
+from thresher.config import did_you_mean, short_repr
 from thresher.errors import ConfigError, ThresherError
 from thresher.yamlutil import safe_load as unique_yaml_load
 
@@ -314,6 +314,13 @@ def _str(v: Any) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
 
+def safe_name(name: str) -> bool:
+    """True when ``name`` is one safe path component (``runs/NAME`` stays under ``runs/``)."""
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name))
+
+
 @dataclass(frozen=True)
 class _InputEntry:
     """The options every input entry may give (validated by ``thresher.config``)."""
@@ -538,6 +545,10 @@ class _RecipeTop:
             problems.append("name: required")
         elif not _str(self.name):
             problems.append(f"name: expected a non-empty string, got {self.name!r}")
+        elif not safe_name(self.name):
+            problems.append(f"name: must be one folder name (letters, digits, '.', '_' and '-', starting "
+                            f"with a letter or digit, at most 100 characters; it names runs/NAME), "
+                            f"got {short_repr(self.name)}")
         if self.holdout < 0:
             problems.append(f"holdout: expected a non-negative integer, got {self.holdout!r}")
         if self.executor not in ("local", "ray"):

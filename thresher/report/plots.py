@@ -16,8 +16,21 @@ import matplotlib.pyplot as plt
 COLORS = ("#3b6ea8", "#e07b39", "#4d9a5b", "#b5473c", "#7e5aa8", "#8c6d46", "#d16fae", "#7f7f7f")
 
 
+def _as_text(fig) -> None:
+    """Labels from data (categories, stage names) drawn as themselves: no mathtext for ``$``,
+    control characters (which no font has) shown escaped."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        t.set_parse_math(False)
+        label = t.get_text()
+        if label and not label.isprintable():
+            t.set_text("".join(c if c.isprintable() else repr(c)[1:-1] for c in label))
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
+    _as_text(fig)
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # legends outside the axes stay in
     plt.close(fig)

@@ -105,8 +105,29 @@ def build(run: Run) -> list[Section]:
     return sections
 
 
+#: every line break CommonMark (or a browser) honours: data stays on its line
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+#: Markdown punctuation that can start inline markup in the middle of a line
+_MD_INLINE = re.compile(r"([\\`*|~]|(?<=\])\(|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+def md_escape(value: Any) -> str:
+    """Data (row content, ids, categories, names) as Markdown that renders as exactly that text:
+    one line, HTML as entities, inline markup characters backslash-escaped."""
+    text = _LINE_BREAKS.sub(" ", str(value if value is not None else ""))
+    return _MD_INLINE.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def md_text(text: str) -> str:
+    """A paragraph thresher wrote (its `code` and **bold** kept) that may quote data: one line,
+    HTML as entities, no fence (3+ backticks or tildes) and no block markup at its start."""
+    text = html.escape(_LINE_BREAKS.sub(" ", text), quote=False)
+    text = re.sub(r"`{3,}|~{3,}", lambda m: "".join("\\" + c for c in m.group(0)), text)
+    return "\\" + text if text[:1] in "#>-+=*_|~[" and text else text
+
+
 def _cell_md(v: Any) -> str:
-    return str(v if v is not None else "").replace("|", "\\|").replace("\n", " ")
+    return md_escape(v)
 
 
 def render_markdown(run: Run, sections: list[Section], out_dir: Path) -> str:
@@ -114,19 +135,20 @@ def render_markdown(run: Run, sections: list[Section], out_dir: Path) -> str:
     import yaml
 
     parts = ["---", yaml.safe_dump(front_matter(run, out_dir), sort_keys=False).rstrip(), "---", ""]
-    parts.append(f"# Dataset card: {run.recipe.get('name') or run.path.name}")
+    parts.append(f"# Dataset card: {md_escape(run.recipe.get('name') or run.path.name)}")
     parts.append("")
     parts.append("Made with thresher. Plots of every section are in `report.html` beside this file.")
     for sec in sections:
-        parts += ["", f"## {sec.title}", ""]
+        parts += ["", f"## {md_escape(sec.title)}", ""]
         for kind, payload in sec.blocks:
             if kind == "text":
-                parts += [payload, ""]
+                parts += [md_text(payload), ""]
             elif kind == "table":
                 parts += _md_table(*payload)
             elif kind == "details":  # collapsible on the hub and GitHub too
                 summary, header, rows = payload
-                parts += [f"<details><summary>{html.escape(summary)}</summary>", "", *_md_table(header, rows),
+                parts += [f"<details><summary>{html.escape(_LINE_BREAKS.sub(' ', summary))}</summary>", "",
+                          *_md_table(header, rows),
                           "</details>", ""]
     return "\n".join(parts).rstrip() + "\n"
 

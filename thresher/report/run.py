@@ -44,16 +44,28 @@ class StageDir:
 
     @property
     def finished(self) -> bool:
-        try:
-            return json.loads((self.path / "manifest.json").read_text()).get("status") == "done"
-        except (OSError, ValueError):
-            return False
+        from thresher.stage_folder import read_manifest
+
+        return (read_manifest(self.path) or {}).get("status") == "done"
 
     def kept(self) -> pl.DataFrame | None:
-        return pl.read_parquet(self.kept_path) if self.kept_path.exists() else None
+        return _read_rows(self.kept_path)
 
     def dropped(self) -> pl.DataFrame | None:
-        return pl.read_parquet(self.dropped_path) if self.dropped_path.exists() else None
+        return _read_rows(self.dropped_path)
+
+
+def _read_rows(path: Path) -> pl.DataFrame | None:
+    """A stage's Parquet file, None when absent; an unreadable one is a one-line error naming it."""
+    if not path.exists():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - polars raises several kinds for a torn or foreign file
+        from thresher.errors import ThresherError
+
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ThresherError(f"{path}: cannot be read as Parquet ({first}); rerun the stage to recompute it") from None
 
 
 @dataclass

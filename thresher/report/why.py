@@ -16,12 +16,13 @@ from thresher.report.run import Run, load_run
 from thresher.schema import prompt_text, response_text
 
 
-def _match(df: pl.DataFrame | None, row_id: str, col: str = "id") -> pl.DataFrame:
+def _match(df: pl.DataFrame | None, row_id: str, col: str = "id", *, exact: bool = False) -> pl.DataFrame:
+    """Rows whose ``col`` is ``row_id`` (or, unless ``exact``, starts with it when none is)."""
     if df is None or col not in df.columns or df.height == 0:
         return pl.DataFrame()
     ids = df[col].cast(pl.String)
-    exact = df.filter(ids == row_id)
-    return exact if exact.height else df.filter(ids.str.starts_with(row_id))
+    same = df.filter(ids == row_id)
+    return same if same.height or exact else df.filter(ids.str.starts_with(row_id))
 
 
 def _short(text: str, n: int = 100) -> str:
@@ -56,9 +57,10 @@ def _describe(row: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _resolve_prefix(run: Run, row_id: str) -> str:
-    """The one row id ``row_id`` names: itself when some stage has it exactly, else the single
-    id starting with it; several ids starting with it are an error listing them."""
+def _resolve_prefix(run: Run, row_id: str) -> tuple[str, bool]:
+    """The one row id ``row_id`` names, and whether some stage has it exactly (an exact id
+    wins over every longer id it prefixes); else the single id starting with it; several ids
+    starting with it are an error listing them."""
     frames = [df for s in run.data_stages for df in (s.dropped(), s.kept())]
     if run.final is not None:
         frames.append(run.final.kept())
@@ -68,21 +70,22 @@ def _resolve_prefix(run: Run, row_id: str) -> str:
             continue
         ids = df["id"].cast(pl.String)
         if (ids == row_id).any():
-            return row_id
+            return row_id, True
         candidates.update(x for x in ids.filter(ids.str.starts_with(row_id)).to_list() if x is not None)
     if len(candidates) > 1:
         shown = sorted(candidates)
         more = f", ... ({len(shown)} in all)" if len(shown) > 8 else ""
         raise ThresherError(f"row id prefix {row_id!r} is ambiguous: it starts {', '.join(shown[:8])}{more}; "
                             "give more of the id")
-    return next(iter(candidates), row_id)
+    found = next(iter(candidates), None)
+    return (found, True) if found is not None else (row_id, False)
 
 
 def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | None:
     """Lines explaining one row's fate, or None when no stage has seen ``row_id``."""
-    row_id = _resolve_prefix(run, row_id)
+    row_id, exact = _resolve_prefix(run, row_id)
     for s in run.lineage:  # the stages the final dataset came through (not a side branch)
-        hit = _match(s.dropped(), row_id)
+        hit = _match(s.dropped(), row_id, exact=exact)
         if hit.height > 1:
             raise ThresherError(f"row id prefix {row_id!r} is ambiguous ({hit.height} rows in {s.folder})")
         if hit.height == 1:
@@ -92,7 +95,7 @@ def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | 
             return lines + _describe(row)
     final = run.final
     if final is not None:
-        hit = _match(final.kept(), row_id)
+        hit = _match(final.kept(), row_id, exact=exact)
         if hit.height > 1:
             raise ThresherError(f"row id prefix {row_id!r} is ambiguous ({hit.height} rows in {final.folder})")
         if hit.height == 1:
@@ -102,7 +105,7 @@ def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | 
     if not fallback:
         return None
     for s in reversed(run.data_stages):  # seen but neither dropped nor final: the run stopped early
-        hit = _match(s.kept(), row_id)
+        hit = _match(s.kept(), row_id, exact=exact)
         if hit.height == 1:
             row = hit.row(0, named=True)
             first = (f"row {row['id']} was kept by {s.folder}, the last finished stage that saw it "
