@@ -40,6 +40,8 @@ def test_planted_pickle_with_empty_state_never_runs(tmp_path, tiny_lm_dir):
     data = write_rows(tmp_path / "rows.jsonl", make_rows(8))
     out, marker = tmp_path / "run", tmp_path / "PWNED"
     _plant(out / "checkpoints" / "step-00000001", marker, "{}")
+    # a killed train run's folder: its running manifest marks it as thresher's
+    (out / "manifest.json").write_text(json.dumps({"kind": "thresher-stage", "stage": "train", "status": "running"}))
     r = _train(data, tiny_lm_dir, out, "--max-steps", 1)
     assert r.exit_code == 1, r.output
     assert not marker.exists()
@@ -116,7 +118,7 @@ def test_recipe_config_rejects_nan():
     from thresher.train.config import TrainConfig
 
     assert validate(TrainConfig, {"lr": float("nan"), "alpha": float("inf"), "r": 4}) == [
-        "alpha: must be a finite number, got inf", "lr: must be a finite number, got nan"]
+        "lr: must be a finite number, got nan", "alpha: must be a finite number, got inf"]
 
 
 def test_nan_loss_stops_with_one_line_and_writes_no_adapter(tmp_path, tiny_lm_dir):
