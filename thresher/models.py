@@ -222,7 +222,45 @@ def load_tokenizer(path: str | os.PathLike, *, trust_remote_code: bool = False, 
     """
     from transformers import AutoTokenizer
 
-    return _from_pretrained(AutoTokenizer.from_pretrained, path, trust_remote_code, kwargs)
+    tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, path, trust_remote_code, kwargs)
+    _guard_chat_template(tokenizer, path)
+    return tokenizer
+
+
+#: the most characters one rendered conversation may have (about 4M tokens: past any context)
+MAX_RENDERED_CHARS = 16_000_000
+
+
+def _guard_chat_template(tokenizer: Any, path: str | os.PathLike) -> None:
+    """Make ``tokenizer.apply_chat_template`` refuse a rendering longer than
+    :data:`MAX_RENDERED_CHARS` with one line, before it is tokenized: a template such as
+    ``{{ 'A' * 10**8 }}`` would otherwise abort the process in the Rust tokenizer."""
+    if callable(getattr(type(tokenizer), "apply_chat_template", None)):
+        tokenizer.apply_chat_template = _GuardedRender(tokenizer, str(path))
+
+
+class _GuardedRender:
+    """``apply_chat_template`` with a length check on the rendered text (a picklable callable:
+    tokenizers travel to worker processes)."""
+
+    def __init__(self, tokenizer: Any, path: str) -> None:
+        self.tokenizer, self.path = tokenizer, path
+
+    def _check(self, out: Any) -> None:
+        for text in out if isinstance(out, list) else [out]:
+            if isinstance(text, str) and len(text) > MAX_RENDERED_CHARS:
+                raise ThresherError(f"{self.path}: the chat template rendered {len(text):,} characters for one "
+                                    f"conversation (at most {MAX_RENDERED_CHARS:,}); refusing the template")
+
+    def __call__(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
+        render = type(self.tokenizer).apply_chat_template
+        if kwargs.get("tokenize", True):
+            plain = {k: v for k, v in kwargs.items() if k not in ("return_dict", "return_assistant_tokens_mask")}
+            self._check(render(self.tokenizer, conversation, *args, **{**plain, "tokenize": False}))
+            return render(self.tokenizer, conversation, *args, **kwargs)
+        out = render(self.tokenizer, conversation, *args, **kwargs)
+        self._check(out)
+        return out
 
 
 def load_config(path: str | os.PathLike, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:

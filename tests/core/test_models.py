@@ -33,3 +33,34 @@ def test_default_model_is_converted_smollm2(smollm2_dir):
     assert res.exit_code == 0 and "SmolLM2-135M-Instruct" in res.output
     res = CliRunner().invoke(cli, ["models", "prepare"])
     assert res.exit_code == 0 and res.output.strip() == str(smollm2_dir)
+
+
+def test_a_chat_template_that_blows_up_is_refused_in_one_line(tmp_path):
+    """Issue 22 section 8: a template rendering ``'A' * 10**8`` is refused before the Rust
+    tokenizer sees it (it aborted the process), and a tokenizer still pickles."""
+    import pickle
+
+    from click.testing import CliRunner
+
+    from tests.train.fetch_tokenizers import ensure
+    from thresher.cli.main import cli
+    from thresher.models import load_tokenizer
+
+    tok = load_tokenizer(ensure()["smollm2"])
+    tok.chat_template = "{{ 'A' * 10**8 }}"
+    folder = tmp_path / "tok"
+    tok.save_pretrained(folder)
+    bomb = load_tokenizer(folder)
+    with pytest.raises(ThresherError, match=r"the chat template rendered 100,000,000 characters"):
+        bomb.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    with pytest.raises(ThresherError, match=r"the chat template rendered 100,000,000 characters"):
+        bomb.apply_chat_template([{"role": "user", "content": "hi"}])
+    clone = pickle.loads(pickle.dumps(load_tokenizer(ensure()["smollm2"])))
+    assert clone.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False).endswith("hi<|im_end|>\n")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n')
+    r = CliRunner().invoke(cli, ["train", "lint-masks", str(rows), "--base", str(folder)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        f"Error: {folder}: the chat template rendered 100,000,000 characters for one conversation "
+        "(at most 16,000,000); refusing the template")

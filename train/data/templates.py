@@ -121,6 +121,8 @@ def require_chat_template(tokenizer: Any, *, name: str = "the base model", label
     for probe in (_PROBE, _PROBE[1:]):
         try:
             text = tokenizer.apply_chat_template(probe, tokenize=False)
+        except ThresherError:
+            raise  # already one line (a template that blows up, see thresher.models)
         except Exception as exc:  # noqa: BLE001 - jinja2 errors, raise_exception() in the template
             last_error = exc
             continue
