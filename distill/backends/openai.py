@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from thresher.errors import ThresherError
+from thresher.redact import redact, register_secret
 
 from .base import Completion, SamplingParams, check_generate_args, make_completion
 
@@ -58,10 +59,11 @@ class OpenAIBackend:
         if not base_url:
             raise ThresherError("backend openai: --base-url is required (e.g. http://127.0.0.1:8000/v1)")
         if not base_url.startswith(("http://", "https://")):
-            raise ThresherError(f"base_url: must start with http:// or https:// (got {base_url!r})")
+            raise ThresherError(redact(f"base_url: must start with http:// or https:// (got {base_url!r})"))
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env) if api_key_env else None
+        register_secret(key)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.concurrency = max(1, concurrency)
         self.max_retries = max(0, max_retries)
@@ -80,7 +82,13 @@ class OpenAIBackend:
 
     # -- HTTP -------------------------------------------------------------------------
     def _request(self, method: str, path: str, payload: dict | None = None) -> Any:
-        """One call with retries; returns the decoded JSON body."""
+        """One call with retries; returns the decoded JSON body (errors redacted: no key, no URL credentials)."""
+        try:
+            return self._request_raw(method, path, payload)
+        except ThresherError as e:
+            raise ThresherError(redact(str(e))) from None
+
+    def _request_raw(self, method: str, path: str, payload: dict | None = None) -> Any:
         httpx = self._httpx
         url = self.base_url + path
         attempt = 0
@@ -177,13 +185,19 @@ class OpenAIBackend:
                                            params=params, reasoning=reasoning))
         return got[:n]
 
+    def _redacted_samples(self, conv: list[dict], n: int, params: SamplingParams) -> list[Completion]:
+        try:
+            return self._samples(conv, n, params)
+        except ThresherError as e:
+            raise ThresherError(redact(str(e))) from None
+
     def generate(self, conversations: list[list[dict]], *, n: int,
                  params: SamplingParams) -> list[list[Completion]]:
         """``n`` completions per conversation, ``concurrency`` requests in flight."""
         check_generate_args(conversations, n, params)
         self._stop.clear()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(self._samples, c, n, params) for c in conversations]
+            futures = [pool.submit(self._redacted_samples, c, n, params) for c in conversations]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in done if f.exception() is not None), None)
             if failed is not None:
