@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from thresher.errors import ThresherError
+from thresher.pricing import BudgetReached
 from thresher.redact import redact, register_secret
 
 from .base import Completion, SamplingParams, check_generate_args, make_completion
@@ -75,6 +76,10 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
         self._stop = threading.Event()
+        self.meter: Any = None  # thresher.pricing.Meter: tokens, cost and the budget (set by the stage)
+        self.limiter: Any = None  # distill.ratelimit.RateLimiter: rpm/tpm (set by the stage)
+        self.count_tokens: Any = None  # conversation -> prompt tokens, for the budget and tpm
+        self.output_spec: Any = None  # distill.structured.OutputSpec: response_format
         self.revision: str | None = None
         self.chat_template: str | None = None
         self.model = model or self._first_model()
@@ -101,6 +106,8 @@ class OpenAIBackend:
             except httpx.TimeoutException:
                 why = f"request to {url} timed out"
             else:
+                if self.limiter is not None:
+                    self.limiter.observe(resp.headers)
                 if resp.status_code < 300:
                     try:
                         return resp.json()
@@ -159,12 +166,32 @@ class OpenAIBackend:
             p["top_k"] = params.top_k
         if params.repetition_penalty != 1.0:
             p["repetition_penalty"] = params.repetition_penalty
+        if self.output_spec is not None:
+            p["response_format"] = self.output_spec.response_format()
         return p
+
+    def _post(self, conv: list[dict], n: int, params: SamplingParams, seed_offset: int) -> dict:
+        """One chat request, through the rate limiter and the meter (budget reserved before it is sent)."""
+        est = self.count_tokens(conv) if self.count_tokens is not None else 0
+        reserved = self.meter.reserve(est, params.max_tokens * n) if self.meter is not None else 0.0
+        try:
+            if self.limiter is not None:
+                self.limiter.acquire(est + params.max_tokens * n, self._stop)
+            body = self._request("POST", "/chat/completions", self._payload(conv, n, params, seed_offset))
+        except BaseException:
+            if self.meter is not None:
+                self.meter.cancel(reserved)
+            raise
+        if self.meter is not None:
+            usage = body.get("usage") or {} if isinstance(body, dict) else {}
+            self.meter.settle(reserved, int(usage.get("prompt_tokens") or est),
+                              int(usage.get("completion_tokens") or 0))
+        return body
 
     def _samples(self, conv: list[dict], n: int, params: SamplingParams) -> list[Completion]:
         got: list[Completion] = []
         while len(got) < n:
-            body = self._request("POST", "/chat/completions", self._payload(conv, n - len(got), params, len(got)))
+            body = self._post(conv, n - len(got), params, len(got))
             choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
             if not choices:
                 raise ThresherError(f"openai: {self.base_url}/chat/completions returned no choices")
@@ -200,6 +227,11 @@ class OpenAIBackend:
             futures = [pool.submit(self._redacted_samples, c, n, params) for c in conversations]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in done if f.exception() is not None), None)
+            if isinstance(failed and failed.exception(), BudgetReached):
+                wait(futures)  # requests in flight finish (their answers are kept); the rest stop at once
+                if all(f.exception() is None or isinstance(f.exception(), BudgetReached) for f in futures):
+                    raise BudgetReached([None if f.exception() else f.result() for f in futures])
+                failed = next(f for f in futures if f.exception() and not isinstance(f.exception(), BudgetReached))
             if failed is not None:
                 self._stop.set()
                 for f in pending:
