@@ -40,7 +40,7 @@ def parse_reset(value: str | None) -> float | None:
 class Bucket:
     """One per-minute limit (see the module docstring)."""
 
-    def __init__(self, per_minute: float, burst_s: float = 1.0) -> None:
+    def __init__(self, per_minute: float, burst_s: float = 0.2) -> None:
         self.configured = float(per_minute)
         self.rate = self.configured / 60.0
         self.burst_s = burst_s
@@ -64,7 +64,7 @@ class Bucket:
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute limits shared by every request thread."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_s: float = 1.0) -> None:
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_s: float = 0.2) -> None:
         self.requests = Bucket(rpm, burst_s) if rpm else None
         self.tokens = Bucket(tpm, burst_s) if tpm else None
         self._paused_until = 0.0
