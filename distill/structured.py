@@ -36,11 +36,11 @@ class OutputSpec:
         return {"type": "json_schema", "json_schema": {"name": self.name, "schema": self.schema, "strict": True}}
 
     def instruction(self) -> str:
-        """The prompt instruction for backends without constrained decoding (transformers)."""
+        """The prompt instruction sent with every request: a skeleton of the object (small models
+        copy a literal example far more reliably than they follow a schema, which they echo)."""
         if self.schema is None:
-            return "Answer with one JSON object only, no other text."
-        return ("Answer with one JSON object only, no other text. It must match this JSON schema: "
-                + json.dumps(self.schema, separators=(",", ":")))
+            return "Reply with only a JSON object, no other text."
+        return f"Reply with only a JSON object of this form, no other text: {json.dumps(skeleton(self.schema))}"
 
     def key(self) -> dict[str, Any]:
         """Part of every row key (answers under another schema are other answers)."""
@@ -65,6 +65,25 @@ class OutputSpec:
                 where = "/".join(str(p) for p in err.absolute_path) or "(root)"
                 return None, f"schema: {where}: {err.message[:160]}"
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")), None
+
+
+def skeleton(schema: Any, depth: int = 0) -> Any:
+    """A placeholder instance of ``schema`` (required properties, or all when none are required)."""
+    if not isinstance(schema, dict) or depth > 4:
+        return "..."
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        names = [n for n in schema.get("required") or props if n in props] or list(props)
+        return {n: skeleton(props[n], depth + 1) for n in names}
+    if kind == "array":
+        return [skeleton(schema.get("items"), depth + 1)] if isinstance(schema.get("items"), dict) else []
+    return {"integer": 0, "number": 0.0, "boolean": True, "null": None}.get(kind, "...")
 
 
 def load_spec(response_format: str | None, json_schema: str | None) -> OutputSpec | None:
