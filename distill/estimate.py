@@ -106,3 +106,30 @@ def estimate_lines(e: dict[str, Any]) -> list[str]:
         lines.append(f"{cost} at USD {price['input_per_1m']:g} in / {price['output_per_1m']:g} out per 1M tokens "
                      f"({price['source']}; shipped prices of {PRICES_DATE})")
     return lines
+
+
+def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
+    """``thresher run --estimate``: the inputs step runs (local, no request), then each generate
+    stage is estimated on the rows it will get (the inputs when no data stage comes before it,
+    else the earlier stage's result when it exists, else the inputs as an upper bound)."""
+    from thresher.recipe import inputs as inputs_step
+    from thresher.recipe.schema import DATA_STAGES
+    from thresher.stage_folder import check_run_dir
+
+    check_run_dir(run_dir, recipe.name)
+    cfg = inputs_step.Config(inputs=recipe.inputs, holdout=recipe.holdout, seed=recipe.seed)
+    in_dir = run_dir / inputs_step.FOLDER
+    inputs_step.run(inputs_step.stage_inputs(cfg), in_dir, cfg)
+    lines: list[str] = []
+    fed, note = in_dir / "kept.parquet", ""
+    for spec in recipe.stages:
+        if spec.name == "generate":
+            lines.append(f"{spec.folder}:{note}")
+            lines += ["  " + line for line in estimate_lines(estimate([fed], run_dir / spec.folder, spec.config))]
+        if spec.name in DATA_STAGES:
+            done = run_dir / spec.folder / "kept.parquet"
+            if done.is_file():
+                fed, note = done, ""
+            elif spec.name != "generate":
+                note = f" (upper bound: {spec.folder} has not run yet, so every input row is counted)"
+    return lines or ["no generate stage in this recipe: nothing to estimate"]

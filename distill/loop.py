@@ -77,6 +77,7 @@ class Accounting:
         cost = self.price.cost(p, o) if self.price else None
         total = self.price.cost(p + sp, o + so) if self.price else None
         return {"prompt_tokens": p, "completion_tokens_total": o, "requests": int(c.get("requests", 0)),
+                "prompt_tokens_with_reused": p + sp, "completion_tokens_with_reused": o + so,
                 "cost_usd": None if cost is None else round(cost, 6),
                 "cost_usd_with_reused": None if total is None else round(total, 6),
                 "price": self.price.as_dict() if self.price else "unknown",

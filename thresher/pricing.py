@@ -186,3 +186,16 @@ class Meter:
         self._reserved = max(0.0, self._reserved - reserved)
         self._in_flight = max(0, self._in_flight - 1)
         self._cond.notify_all()
+
+
+def add_cost(row: dict, summary: dict, stats: dict) -> None:
+    """Copy a stage's tokens and cost (``stats.json``) into its summary row and the run's total
+    (an unknown price makes the total unknown, never 0)."""
+    prompt = int(stats.get("prompt_tokens_with_reused", stats.get("prompt_tokens")) or 0)
+    completion = int(stats.get("completion_tokens_with_reused", stats.get("completion_tokens_total")) or 0)
+    cost = stats.get("cost_usd_with_reused", stats.get("cost_usd"))
+    row.update(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+    known = "cost_usd" not in summary or summary["cost_usd"] is not None
+    summary["prompt_tokens"] = summary.get("prompt_tokens", 0) + prompt
+    summary["completion_tokens"] = summary.get("completion_tokens", 0) + completion
+    summary["cost_usd"] = round((summary.get("cost_usd") or 0.0) + cost, 6) if known and cost is not None else None
