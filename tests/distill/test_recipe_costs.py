@@ -43,3 +43,10 @@ def test_run_estimate_budget_and_summary_totals(cli_run, tmp_path, server):  # n
     assert gen["cost_usd"] == summary["cost_usd"] and abs(summary["cost_usd"] - spent) < 1e-6
     assert summary["prompt_tokens"] == sum(e["prompt_tokens"] for e in srv.log)
     assert "- API cost: USD" in res.output
+    from thresher.report.report import build, render_markdown
+    from thresher.report.run import load_run
+
+    run = load_run(out)
+    text = render_markdown(run, build(run), out)
+    assert f"| 01-generate API usage | {summary['prompt_tokens']} prompt + " in text
+    assert "| API cost of the run | USD " in text
