@@ -168,6 +168,10 @@ class Config:
             v = getattr(self, name)
             if v is not None and not v > 0 and not (name.startswith("price") and v == 0):
                 problems.append(f"{name}: must be > 0 (got {v})")
+        for name in ("max_cost", "rpm", "tpm"):
+            if getattr(self, name) is not None and self.backend != "openai":
+                problems.append(f"{name}: applies to --backend openai (requests sent as the run goes), "
+                                f"not {self.backend}")
         unknown = set(self.prices or {}) - {"input", "output"}
         if unknown:
             problems.append(f"prices: unknown key(s) {', '.join(sorted(unknown))} (expected input, output)")

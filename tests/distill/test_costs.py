@@ -141,3 +141,11 @@ def test_recipe_prices_block_and_max_cost_key(tmp_path):
     with pytest.raises(Exception, match="prices: unknown key"):
         make_config(prices={"in": 1.0})
     assert cfg.max_cost == 3
+
+
+def test_budget_and_rates_need_the_openai_backend():
+    from thresher.distill.stage import make_config
+
+    with pytest.raises(Exception) as e:
+        make_config(backend="transformers", max_cost=1.0, tpm=1000)
+    assert "max_cost: applies to --backend openai" in str(e.value) and "tpm: applies" in str(e.value)
