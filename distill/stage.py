@@ -418,6 +418,11 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
         extra["structured"] = pl.String
     schema = empty_table(extra).schema
     df = pl.DataFrame(rows, schema=schema) if rows else empty_table(extra)
+    return _split(df, config, schema_errors if spec is not None else None)
+
+
+def _split(df: pl.DataFrame, config: Config, schema_errors: list[str | None] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Kept rows, and dropped ones with their reason and code (empty, truncated, schema-invalid)."""
     empty = pl.col("messages").list.last().struct.field("content").str.strip_chars().str.len_chars() == 0
     bad = empty
     reason = pl.when(empty).then(pl.lit("empty response"))
@@ -425,15 +430,15 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
         bad = bad | (pl.col("finish_reason") == "length")
         reason = reason.when(pl.col("finish_reason") == "length").then(pl.lit("truncated at max_tokens"))
     code = pl.lit(None, dtype=pl.String)
-    if spec is not None:
-        df = df.with_columns(pl.Series("__schema_error", schema_errors or [], dtype=pl.String))
+    if schema_errors is not None:
+        df = df.with_columns(pl.Series("__schema_error", schema_errors, dtype=pl.String))
         invalid = pl.col("__schema_error").is_not_null() & ~empty
         bad = bad | invalid
         reason = reason.when(invalid).then(pl.col("__schema_error"))
         code = pl.when(invalid).then(pl.lit("schema-invalid"))
     kept = df.filter(~bad).drop("__schema_error", strict=False)
     bad_rows = df.filter(bad)
-    codes = bad_rows.select(code.otherwise(None).alias("c"))["c"] if spec is not None else None
+    codes = bad_rows.select(code.otherwise(None).alias("c"))["c"] if schema_errors is not None else None
     if codes is not None and bad_rows.height:
         from thresher.stage import drop_code_of
 
