@@ -2,7 +2,9 @@
 
 The request side depends on the backend: OpenAI-compatible servers get ``response_format``
 (``json_object``, or ``json_schema`` with the schema, strict), vLLM gets guided decoding,
-transformers gets an instruction in the prompt. Every answer is then checked here: the JSON
+and every request carries an instruction with an example object (:meth:`OutputSpec.instruction`);
+transformers, which decodes freely, also starts each answer with the object's opening
+(:meth:`OutputSpec.prefill`, e.g. ``{"answer":``). Every answer is then checked here: the JSON
 is parsed (a surrounding Markdown code fence is allowed) and validated against the schema
 with ``jsonschema``; an answer that fails is asked again (``schema_retries``) and finally
 dropped with the reason (``drop_code`` ``schema-invalid``). Kept rows hold the parsed object,
@@ -41,6 +43,14 @@ class OutputSpec:
         if self.schema is None:
             return "Reply with only a JSON object, no other text."
         return f"Reply with only a JSON object of this form, no other text: {json.dumps(skeleton(self.schema))}"
+
+    def prefill(self) -> str:
+        """The start of the answer for backends that decode freely (transformers): the object's
+        opening up to its first key, which small models then continue as JSON."""
+        shape = skeleton(self.schema) if self.schema is not None else {}
+        if isinstance(shape, dict) and shape:
+            return "{" + json.dumps(next(iter(shape))) + ":"
+        return "{"
 
     def key(self) -> dict[str, Any]:
         """Part of every row key (answers under another schema are other answers)."""
