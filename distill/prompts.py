@@ -7,7 +7,7 @@ turn of a prompt must be the user's; multi-turn prompts are kept whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -24,6 +24,9 @@ class Prompt:
     messages: tuple[tuple[str, str], ...]
     category: str | None = None
     source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """The prompt row's reference answer and tests (``thresher.io.references.REFERENCE_COLUMNS``),
+    copied to every sample."""
 
     def as_messages(self) -> list[dict[str, str]]:
         """The messages as a list of ``{"role", "content"}`` dicts."""
@@ -40,8 +43,11 @@ def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | Non
     """
     if "messages" not in df.columns:
         raise InputError(f"{where}: no messages or prompt column")
+    from thresher.io.references import REFERENCE_COLUMNS
+
     has_cat = "category" in df.columns
     has_src = "source" in df.columns
+    carried = [c for c in REFERENCE_COLUMNS if c in df.columns]
     out: list[Prompt] = []
     seen: set[str] = set()
     seen_turns: set[tuple[tuple[str, str], ...]] = set()
@@ -68,6 +74,7 @@ def extract_prompts(df: pl.DataFrame, *, where: str = "input", system: str | Non
                 messages=turns,
                 category=row["category"] if has_cat else None,
                 source=row["source"] if has_src else None,
+                extra={c: row[c] for c in carried},
             )
         )
     return out

@@ -409,6 +409,7 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
             if spec is not None:
                 row["structured"], error = _structured(rec, spec)
                 schema_errors.append(error)
+            row.update(p.extra)  # the prompt's reference answer and tests travel with its samples
             rows.append(row)
     extra = {"parent_id": pl.String, "sample_index": pl.Int64, "teacher": pl.String, "gen_params": pl.String,
              "finish_reason": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64}
@@ -416,6 +417,7 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
         extra["reasoning"] = pl.String
     if spec is not None:
         extra["structured"] = pl.String
+    extra.update({c: pl.String for c in (prompts[0].extra if prompts else {})})
     schema = empty_table(extra).schema
     df = pl.DataFrame(rows, schema=schema) if rows else empty_table(extra)
     return _split(df, config, schema_errors if spec is not None else None)

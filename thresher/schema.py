@@ -94,8 +94,10 @@ class IdAssigner:
     """
 
     def __init__(self) -> None:
-        self.seen: dict[str, str] = {}
+        self.seen: dict[str, tuple[str, str]] = {}
         self._count: dict[str, int] = {}
+        self.file = ""
+        """The input being read (set by the reader): a repeat from another file names that file."""
 
     def assign(self, given: Any, messages: Sequence[Mapping[str, Any]], where: str) -> tuple[str, str | None]:
         """``(id, problem)``: problem is None unless ``given`` repeats an earlier id or is not
@@ -106,9 +108,26 @@ class IdAssigner:
         if given not in (None, ""):
             rid = str(given)
             if rid in self.seen:
-                return rid, f"duplicate id '{rid}' (first seen at {_place(self.seen[rid])})"
-            self.seen[rid] = where
+                file, first = self.seen[rid]
+                place = _place(first) if file == self.file else f"{file}:{first.removeprefix('line ')}"
+                return rid, f"duplicate id '{rid}' (first seen at {place})"
+            self.seen[rid] = (self.file, where)
             return rid, None
+        return self._derive(messages, where), None
+
+    def take_all(self, column: pl.Series, file: str) -> bool:
+        """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...) when
+        none is null, empty, repeated or seen before; False (nothing registered) otherwise."""
+        col = column.cast(pl.String)
+        if col.null_count() or (col == "").any() or col.is_duplicated().any():
+            return False
+        values = col.to_list()
+        if not self.seen.keys().isdisjoint(values):
+            return False
+        self.seen.update((v, (file, f"row {i}")) for i, v in enumerate(values, start=1))
+        return True
+
+    def _derive(self, messages: Sequence[Mapping[str, Any]], where: str) -> str:
         base = content_id(messages)
         occ = self._count.get(base, 0)
         rid = base if occ == 0 else f"{base}-{occ}"
@@ -116,8 +135,8 @@ class IdAssigner:
             occ += 1
             rid = f"{base}-{occ}"
         self._count[base] = occ + 1
-        self.seen[rid] = where
-        return rid, None
+        self.seen[rid] = (self.file, where)
+        return rid
 
 
 def _place(where: str) -> str:
@@ -151,7 +170,9 @@ def validate_messages(messages: Any) -> str | None:
     """Return why ``messages`` is not a valid conversation, or ``None`` when it is.
 
     Rules: a non-empty list of objects, each with a known ``role`` and string ``content``;
-    user and assistant turns must not be empty or whitespace-only.
+    ``tool_calls`` only on assistant turns; user and assistant turns must not be empty or
+    whitespace-only, except a final assistant turn (an empty answer is a row that the filter
+    stage's ``drop_empty`` drops, with its reason); not only system turns.
     """
     if not isinstance(messages, (list, tuple)):
         return f"messages must be a list, got {type(messages).__name__}"
@@ -170,10 +191,15 @@ def validate_messages(messages: Any) -> str | None:
         content = m["content"]
         if not isinstance(content, str):
             return f"message {i} ({role}): content must be a string, got {type(content).__name__}"
+        weight = m.get("weight")
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float))
+                                   or not 0 <= weight <= 1):
+            return f"message {i} ({role}): 'weight' must be a number in [0, 1], got {weight!r}"
         calls = m.get("tool_calls")
         if calls and role != "assistant":
             return f"message {i} ({role}): tool_calls are only allowed on assistant turns"
-        if role in ("user", "assistant") and not content.strip() and not calls:
+        if role in ("user", "assistant") and not content.strip() and not calls \
+                and not (role == "assistant" and i == len(messages)):
             return f"message {i} ({role}): empty content"
     if all(m["role"] == "system" for m in messages):
         return "conversation has only system messages"
@@ -299,61 +325,66 @@ def _messages_expr(dtype: Any) -> pl.Expr:
     return pl.col("messages").list.eval(pl.struct(parts)).cast(target)
 
 
-def table_problems(df: pl.DataFrame) -> pl.DataFrame:
-    """Vectorised validation of a row table: returns ``(row, reason)`` for each bad row
-    (row numbers are 1-based), empty when all rows are valid."""
+def table_problems(df: pl.DataFrame, *, check_ids: bool = True) -> pl.DataFrame:
+    """Vectorised validation of a row table, the rules of :func:`validate_messages`: returns
+    ``(row, reason)`` for each bad row (row numbers are 1-based), empty when all rows are
+    valid. ``check_ids`` also reports missing and duplicate ids."""
     n = df.height
     if n == 0:
         return pl.DataFrame({"row": [], "reason": []}, schema={"row": pl.Int64, "reason": pl.String})
     idx = pl.int_range(1, n + 1, dtype=pl.Int64)
     base = df.select(idx.alias("row"), pl.col("messages"), pl.col("id"))
-    reasons = []
-    reasons.append(
+    reasons = [
         base.filter(pl.col("messages").is_null() | (pl.col("messages").list.len() == 0))
         .select("row", pl.lit("empty conversation").alias("reason"))
-    )
+    ]
     ex = (
         base.filter(pl.col("messages").list.len() > 0)
-        .with_columns(pl.int_ranges(1, pl.col("messages").list.len() + 1).alias("turn"))
+        .with_columns(pl.int_ranges(1, pl.col("messages").list.len() + 1).alias("turn"),
+                      pl.col("messages").list.len().alias("turns"))
         .explode("messages", "turn")
-        .unnest("messages")
     )
+    reasons.append(ex.filter(pl.col("messages").is_null()).select(
+        "row", "turn", pl.lit(-1).alias("_k"),
+        pl.format("message {}: must be an object with role and content", "turn").alias("reason")))
+    ex = ex.filter(pl.col("messages").is_not_null()).unnest("messages")
+    reasons.extend(_turn_problems(ex))
+    only_system = ex.group_by("row").agg((pl.col("role") == "system").all().alias("sys"))
+    reasons.append(only_system.filter(pl.col("sys")).select(
+        "row", pl.lit("conversation has only system messages").alias("reason")))
+    if check_ids:
+        first = base.select("row", "id").with_columns(pl.col("row").min().over("id").alias("first"))
+        reasons.append(first.filter(pl.col("id").is_not_null() & (pl.col("row") != pl.col("first"))).select(
+            "row", pl.format("duplicate id '{}' (first seen at row {})", pl.col("id"), pl.col("first")).alias("reason")))
+        reasons.append(base.filter(pl.col("id").is_null()).select("row", pl.lit("missing id").alias("reason")))
+    # the first problem of a row in the order validate_messages finds them: by turn
+    return pl.concat(reasons, how="diagonal_relaxed").sort(["row", "turn", "_k"], nulls_last=True) \
+        .unique("row", keep="first", maintain_order=True).select("row", "reason")
+
+
+def _turn_problems(ex: pl.DataFrame) -> list[pl.DataFrame]:
+    """Per-turn problems of exploded messages (one row per turn: ``row``, ``turn``, fields)."""
     role_ok = pl.col("role").is_in(list(ROLES))
-    reasons.append(
-        ex.filter(pl.col("role").is_null()).select(
-            "row", pl.format("message {}: missing role", pl.col("turn")).alias("reason")
-        )
-    )
-    reasons.append(
-        ex.filter(pl.col("role").is_not_null() & ~role_ok).select(
-            "row",
-            pl.format(
-                "message {}: unknown role '{}' (expected one of " + ", ".join(ROLES) + ")",
-                pl.col("turn"),
-                pl.col("role"),
-            ).alias("reason"),
-        )
-    )
-    reasons.append(
-        ex.filter(role_ok & pl.col("content").is_null()).select(
-            "row", pl.format("message {} ({}): missing content", "turn", "role").alias("reason")
-        )
-    )
-    no_calls = (pl.col("tool_calls").is_null() | (pl.col("tool_calls").list.len() == 0)) \
-        if "tool_calls" in ex.columns else pl.lit(True)
-    reasons.append(
-        ex.filter(
-            pl.col("role").is_in(["user", "assistant"])
-            & (pl.col("content").str.strip_chars().str.len_chars() == 0)
-            & no_calls
-        ).select("row", pl.format("message {} ({}): empty content", "turn", "role").alias("reason"))
-    )
-    first = base.select("row", "id").with_columns(pl.col("row").min().over("id").alias("first"))
-    dup = first.filter(pl.col("id").is_not_null() & (pl.col("row") != pl.col("first"))).select(
-        "row", pl.format("duplicate id '{}' (first seen at row {})", pl.col("id"), pl.col("first")).alias("reason")
-    )
-    reasons.append(dup)
-    nulls = base.filter(pl.col("id").is_null()).select("row", pl.lit("missing id").alias("reason"))
-    reasons.append(nulls)
-    out = pl.concat(reasons).sort("row").unique("row", keep="first", maintain_order=True)
-    return out
+    has_calls = (pl.col("tool_calls").is_not_null() & (pl.col("tool_calls").list.len() > 0)) \
+        if "tool_calls" in ex.columns else pl.lit(False)
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col("role").is_null(), pl.format("message {}: missing role", "turn")),
+        (pl.col("role").is_not_null() & ~role_ok,
+         pl.format("message {}: unknown role '{}' (expected one of " + ", ".join(ROLES) + ")", "turn", "role")),
+        (role_ok & pl.col("content").is_null(), pl.format("message {} ({}): missing content", "turn", "role")),
+    ]
+    if "weight" in ex.columns:
+        w = pl.col("weight")
+        checks.append((role_ok & pl.col("content").is_not_null() & w.is_not_null() & (w.is_nan() | (w < 0) | (w > 1)),
+                       pl.format("message {} ({}): 'weight' must be a number in [0, 1], got {}", "turn", "role", w)))
+    checks += [
+        (role_ok & pl.col("content").is_not_null() & has_calls & (pl.col("role") != "assistant"),
+         pl.format("message {} ({}): tool_calls are only allowed on assistant turns", "turn", "role")),
+        (pl.col("role").is_in(["user", "assistant"]) & (pl.col("content").str.strip_chars().str.len_chars() == 0)
+         & ~has_calls & ~((pl.col("role") == "assistant") & (pl.col("turn") == pl.col("turns"))),
+         pl.format("message {} ({}): empty content", "turn", "role")),
+    ]
+    out = []
+    for k, (cond, reason) in enumerate(checks):
+        out.append(ex.filter(cond).select("row", "turn", pl.lit(k).alias("_k"), reason.alias("reason")))
+    return [pl.concat(out).sort("row", "turn", "_k")]

@@ -38,6 +38,8 @@ def _limits(_ctx: Any, param: click.Parameter, items: tuple[str, ...]) -> dict[s
     "top_by": Opt(metavar="COL"),
     "best_of": Opt(metavar="K"),
     "best_by": Opt(metavar="COL"),
+    "only_passing": Opt(metavar="COL"),
+    "passrate_by": Opt(metavar="COL"),
     "drop_empty": Opt(decls=("--keep-empty",), help="Do not drop empty responses."),
     "drop_truncated": Opt(decls=("--keep-truncated",), help="Do not drop rows with finish_reason=length."),
     "refusal_phrases": Opt(decls=("--refusal-phrase",), default_text="the built-in list",

@@ -6,7 +6,11 @@ Rules run in this order, each on the rows the previous ones kept, and a dropped 
 1. heuristics on the response: empty, too short / long (characters, tokens), truncated
    (``finish_reason == "length"``), repeated n-grams, refusal phrases, wrong language,
    echo of the prompt;
-2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit;
+2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit; then the
+   verified-distillation rules: ``only_passing`` (keep the samples a verifier passed: with
+   n samples per prompt, "at least one correct" keeps the passing samples of the prompts that
+   have one) and ``min_passrate`` / ``max_passrate`` on the prompt's pass rate (``passrate_by``,
+   default ``score_passrate``): "hard but solvable" keeps the prompts in the range;
 3. ``top_fraction`` or ``top_k`` by ``top_by``, globally or ``per_category``;
 4. best-of-n: ``best_of`` rows per ``parent_id`` by ``best_by``, with an optional ``margin``.
 
@@ -65,6 +69,17 @@ class Config:
     """Score column for best_of."""
     margin: float = 0.0
     """best_of keeps a group only if its K-th beats the runner-up by this."""
+    # verified distillation
+    only_passing: str | None = None
+    """Keep only the samples whose verifier column (e.g. score_m from verify:math) is a pass (1);
+    prompts without a correct sample lose all their rows (rejection sampling)."""
+    min_passrate: float | None = None
+    """Keep prompts whose pass rate (passrate_by) is at least this, e.g. 0.1 (solvable)."""
+    max_passrate: float | None = None
+    """Keep prompts whose pass rate (passrate_by) is at most this, e.g. 0.75 (not too easy;
+    with a student pass rate: drop the prompts the student already solves)."""
+    passrate_by: str = "score_passrate"
+    """The pass-rate column min_passrate / max_passrate read (from curate score's passrate:...)."""
     # heuristics
     drop_empty: bool = True
     """Drop empty responses."""
@@ -104,7 +119,9 @@ class Config:
     def score_columns(self) -> list[str]:
         """Every column a score rule reads."""
         cols = list(self.min_scores) + list(self.max_scores)
-        cols += [c for c in (self.top_by, self.best_by) if c]
+        cols += [c for c in (self.top_by, self.best_by, self.only_passing) if c]
+        if self.min_passrate is not None or self.max_passrate is not None:
+            cols.append(self.passrate_by)
         return list(dict.fromkeys(cols))
 
     def check(self) -> list[str]:
@@ -113,6 +130,13 @@ class Config:
             for col, v in table.items():
                 if not _is_number(v):
                     p.append(f"{key}.{col}: threshold {v!r} is not a number")
+        for name in ("min_passrate", "max_passrate"):
+            v = getattr(self, name)
+            if v is not None and (not _is_number(v) or not 0 <= v <= 1):
+                p.append(f"{name}: must be in [0, 1], got {v!r}")
+        if (_is_number(self.min_passrate) and _is_number(self.max_passrate)
+                and self.min_passrate > self.max_passrate):
+            p.append(f"min_passrate, max_passrate: the range is empty ({self.min_passrate:g} > {self.max_passrate:g})")
         if self.top_fraction is not None and self.top_k is not None:
             p.append("top_fraction, top_k: give one, not both")
         if self.top_fraction is not None and not 0 < self.top_fraction <= 1:
@@ -248,11 +272,14 @@ _CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "t
           ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
           ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
           ("language=", "wrong-language"), ("echo=", "echoes-prompt"), ("top_fraction", "top-fraction"),
-          ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"))
+          ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"),
+          ("not_passing", "not-passing"))
 
 
 def drop_code(reason: str) -> str:
     """The stable ``drop_code`` of a filter reason (``too-short-chars``, ``below-min`` ...)."""
+    if reason.startswith("passrate:"):
+        return "no-score" if "=null" in reason else "passrate-below-min" if " < " in reason else "passrate-above-max"
     for prefix, code in _CODES:
         if reason.startswith(prefix):
             return code
@@ -310,6 +337,9 @@ def thresholds(config: Config) -> dict[str, list[float]]:
     for table in (config.min_scores, config.max_scores):
         for col, v in table.items():
             out.setdefault(col, []).append(float(v))
+    for v in (config.min_passrate, config.max_passrate):
+        if v is not None:
+            out.setdefault(config.passrate_by, []).append(float(v))
     return out
 
 
@@ -362,6 +392,7 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
     for op, table in (("min", config.min_scores), ("max", config.max_scores)):
         for col, limit in table.items():
             merge(f"{op}:{col}", threshold(df[col].to_list(), alive(), col, float(limit), op))
+    _verified_rules(df, config, merge, alive)
     if config.top_by and (config.top_fraction is not None or config.top_k is not None):
         groups = None
         if config.per_category:
@@ -381,6 +412,19 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
             "kept": _describe(kept_vals),
         }
     return reasons, stats
+
+
+def _verified_rules(df, config: Config, merge, alive) -> None:
+    """only_passing, then the pass-rate range (reasons ``not_passing: ...``, ``passrate: ...``)."""
+    if config.only_passing:
+        col = config.only_passing
+        merge("only_passing", [None if r is None else f"not_passing: {r}"
+                               for r in threshold(df[col].to_list(), alive(), col, 0.5, "min")])
+    for op, limit in (("min", config.min_passrate), ("max", config.max_passrate)):
+        if limit is not None:
+            col = config.passrate_by
+            merge(f"{op}_passrate", [None if r is None else f"passrate: {r}"
+                                     for r in threshold(df[col].to_list(), alive(), col, float(limit), op)])
 
 
 def _describe(s) -> dict:

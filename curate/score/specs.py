@@ -10,8 +10,12 @@ KIND) and ``<NAME>_error``.
 - ``length`` or ``length:MODEL``: response length in tokens of MODEL's tokenizer (default SmolLM2);
 - ``ifd`` or ``ifd:MODEL``: instruction-following difficulty, loss(answer | prompt) / loss(answer)
   under MODEL, the student (default SmolLM2);
-- ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's response-only
-  verifiers (``verify:sentences:1-2``, ``verify:words:5-40``, ``verify:json``, ``verify:lang:en``);
+- ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's verifiers
+  (``verify:math``, ``verify:numeric``, ``verify:exact``, ``verify:regex`` against the row's
+  ``reference``; ``verify:code`` with its ``tests``; ``verify:ends``; ``verify:sentences:1-2``,
+  ``verify:words:5-40``, ``verify:json``, ``verify:lang:en``);
+- ``passrate:WHAT``: the share of the prompt's samples passing WHAT (a verify scorer's name,
+  a score column or ``verify:VERIFIER``), on every sample (:mod:`thresher.curate.score.passrate`);
 - ``judge:BACKEND[:MODEL]``: an LLM judge through a distill backend (e.g.
   ``judge:transformers:smollm2``).
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify")
+KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -70,6 +74,11 @@ def parse_spec(text: str) -> ScorerSpec:
     if kind == "verify":
         if not rest:
             raise SpecError(f"scorer {text!r}: verify needs a verifier, e.g. verify:sentences:1-2")
+        return ScorerSpec(name, kind, model=rest)
+    if kind == "passrate":
+        if not rest:
+            raise SpecError(f"scorer {text!r}: passrate needs what passes, e.g. passrate:m (a verify scorer) "
+                            "or passrate:verify:math")
         return ScorerSpec(name, kind, model=rest)
     if kind == "reward":
         if not rest:

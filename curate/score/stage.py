@@ -6,20 +6,25 @@ Float64 column ``score_<name>`` (null when the row has no score) and a String co
 skipped as too long). Results are cached per row and scorer identity (see
 :mod:`thresher.curate.score.cache`), so a re-run after a crash, or with one more scorer,
 only scores what is missing; a scorer whose rows are all cached does not even load its
-model. Scoring drops no rows; ``stats`` holds per-scorer summaries and histograms.
+model. Scoring drops no rows, except rows a verifier cannot judge under ``--on-bad-rows skip``
+(no reference, no tests); ``stats`` holds per-scorer summaries and histograms.
+
+Verifiers (``verify:...``) read the row's ``reference``/``tests``/``finish_reason`` and are not
+cached (they are cheap, and code runs in parallel workers); pass rates (``passrate:...``,
+:mod:`thresher.curate.score.passrate`) are computed once every row is scored.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
 from thresher.histogram import histogram
-from thresher.io.inputs import ReadOptions
+from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
 from .base import ScoreResult, conversation_key
@@ -34,13 +39,18 @@ class Config:
 
     #: options that do not change any score: a finished stage is reused across them
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
-        "batch_size", "max_batch_tokens", "sort_by_length", "cache", "cache_dir",
+        "batch_size", "max_batch_tokens", "sort_by_length", "cache", "cache_dir", "verify_workers",
     )
+    #: fields whose values may name another recipe stage's output (``generate#2``)
+    _stage_refs: ClassVar[tuple[str, ...]] = ("passrate_from",)
     scorers: tuple[str, ...] = ()
     """Scorer as [NAME=]KIND[:ARGS], repeatable; adds column score_NAME (NAME defaults to KIND).
     KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
     (sequence-classification reward model, hub name or folder), judge:BACKEND[:MODEL]
-    (LLM judge through a distill backend: transformers, vllm, openai)."""
+    (LLM judge through a distill backend: transformers, vllm, openai), verify:VERIFIER (1 pass / 0
+    fail: math, numeric, exact, regex against the row's reference; code with its tests; ends;
+    sentences:LO-HI, words:LO-HI, json, lang:CODE), passrate:WHAT (the share of the prompt's
+    samples passing WHAT: a verify scorer's NAME, a score column or verify:VERIFIER)."""
     label: str | None = None
     """Reward models with several labels: the label index or name to use."""
     max_length: int = 2048
@@ -76,6 +86,12 @@ class Config:
     """Allow model repositories' own code."""
     allow_special_tokens_in_content: bool = False
     """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
+    passrate_from: dict[str, str] = field(default_factory=dict)
+    """NAME=ROWS: compute passrate scorer NAME on other rows (a file or stage folder, e.g. the
+    student's answers to the same prompts; in a recipe also a stage such as generate#2) and
+    join each prompt's rate back to these rows by parent_id (difficulty against the student)."""
+    verify_workers: int = 0
+    """Programs the code verifier runs at once (0: one per CPU)."""
 
     def specs(self) -> list[ScorerSpec]:
         """The parsed scorer specs (the default when none are given)."""
@@ -95,12 +111,41 @@ class Config:
             problems.append("judge_retries: must be >= 0")
         if self.judge_max_tokens < 1:
             problems.append("judge_max_tokens: must be >= 1")
+        if self.verify_workers < 0:
+            problems.append("verify_workers: must be >= 0 (0: one per CPU)")
+        problems += _passrate_problems(self)
         if self.judge_rubric is not None and not Path(self.judge_rubric).is_file():
             problems.append(f"judge_rubric: no such file {self.judge_rubric}")
         specs, spec_problems = parse_specs(self.scorers or DEFAULT_SCORERS)
         if self.label is not None and not spec_problems and not any(s.kind == "reward" for s in specs):
             problems.append("label: applies to a reward scorer (--scorer reward:MODEL), and none is given")
         return problems
+
+
+def _passrate_problems(config: Config) -> list[str]:
+    """passrate_from must name passrate scorers; inline verifiers must parse."""
+    specs, bad = parse_specs(config.scorers or DEFAULT_SCORERS)
+    if bad:
+        return []
+    problems = []
+    rates = {s.name: s for s in specs if s.kind == "passrate"}
+    for name, path in config.passrate_from.items():
+        if name not in rates:
+            problems.append(f"passrate_from.{name}: not a passrate scorer (give --scorer {name}=passrate:...)")
+        elif not isinstance(path, (str, Path)) or not str(path).strip():
+            problems.append(f"passrate_from.{name}: expected a file or stage folder, got {path!r}")
+    for s in rates.values():
+        if s.model and s.model.startswith("verify:"):
+            from thresher.evaluate.judges import JudgeSpecError, parse_judge
+
+            try:
+                j = parse_judge(s.model.removeprefix("verify:"))
+            except JudgeSpecError as e:
+                problems.append(f"scorers: {s.name}=passrate:{s.model}: {e}")
+                continue
+            if not j.is_verifier:
+                problems.append(f"scorers: {s.name}=passrate:{s.model}: {j.kind} is not a verifier")
+    return problems
 
 
 def build_scorer(spec: ScorerSpec, config: Config):
@@ -132,7 +177,7 @@ def build_scorer(spec: ScorerSpec, config: Config):
     if spec.kind == "verify":
         from .verify import VerifyScorer
 
-        return VerifyScorer(spec.model, name=spec.name)
+        return VerifyScorer(spec.model, name=spec.name, workers=config.verify_workers or None)
     if spec.kind == "length":
         from .length import LengthScorer
 
@@ -227,7 +272,8 @@ def score_rows(
 
 
 class ScoreStage(RowStage):
-    """Row-wise: every scorer adds its two columns to each batch; no row is dropped.
+    """Row-wise: every scorer adds its two columns to each batch; no row is dropped (but rows
+    a verifier cannot judge, when ``skip``). Pass rates are added in :meth:`finalize`.
 
     The scorers (their models load lazily, on the first batch that needs them) are built
     once per worker in :meth:`setup`. When the whole table is one batch (the local default),
@@ -235,6 +281,33 @@ class ScoreStage(RowStage):
     """
 
     name = "score"
+
+    def __init__(self, skip: bool = False):
+        self.skip = skip  # --on-bad-rows skip: a row a verifier cannot judge is dropped, not an error
+
+    def fingerprint_inputs(self, inputs, config: Config):
+        return [*inputs, *(resolve_input(p) for p in config.passrate_from.values())]
+
+    def check(self, table, config: Config, where: str) -> None:
+        from .verify import VerifyScorer
+
+        verifiers = {s.name: build_scorer(s, config) for s in config.specs() if s.kind == "verify"}
+        for v in verifiers.values():
+            v.check_table(table.columns, where)
+        for spec in (s for s in config.specs() if s.kind == "passrate"):
+            src = config.passrate_from.get(spec.name)
+            if src is not None:
+                if not resolve_input(src).exists():
+                    raise ThresherError(f"passrate_from.{spec.name}: no such file or folder: {src}")
+                continue
+            what = spec.model or ""
+            if what.startswith("verify:"):
+                VerifyScorer(what.removeprefix("verify:"), name=spec.name).check_table(table.columns, where)
+            elif what not in verifiers and f"score_{what}" not in table.columns and what not in table.columns:
+                have = sorted([*(f"score_{n}" for n in verifiers),
+                               *(c for c in table.columns if c.startswith("score_"))]) or ["none"]
+                raise ThresherError(f"{where}: scorer {spec.name} (passrate:{what}): no verify scorer or column "
+                                    f"{what!r} (score columns: {', '.join(have)})")
 
     def setup(self, config: Config, where: str = "", stage=None) -> StageContext:
         ctx = super().setup(config, where, stage)
@@ -244,16 +317,23 @@ class ScoreStage(RowStage):
 
             cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_root()
         ctx.state["cache_root"] = cache_root
-        ctx.state["scorers"] = [(spec, build_scorer(spec, config)) for spec in config.specs()]  # fail fast
+        ctx.state["scorers"] = [(spec, build_scorer(spec, config)) for spec in config.specs()  # fail fast
+                                if spec.kind != "passrate"]
         return ctx
 
     def process_batch(self, table, context: StageContext):
         import polars as pl
 
         conversations = table["messages"].to_list()
+        rejects: dict[int, tuple[str, str]] = {}
         for spec, scorer in context.state["scorers"]:
-            results, cached = score_rows(conversations, scorer, cache_root=context.state["cache_root"])
-            context.count(f"cached:{spec.name}", cached)
+            if spec.kind == "verify":
+                results, bad = scorer.score_table(table, context.where, skip=self.skip)
+                for i, why in bad.items():
+                    rejects.setdefault(i, why)
+            else:
+                results, cached = score_rows(conversations, scorer, cache_root=context.state["cache_root"])
+                context.count(f"cached:{spec.name}", cached)
             table = table.with_columns(
                 pl.Series(spec.column, [r.score for r in results], dtype=pl.Float64),
                 pl.Series(spec.error_column, [r.error for r in results], dtype=pl.String),
@@ -261,10 +341,18 @@ class ScoreStage(RowStage):
             release = getattr(scorer, "release", None)
             if context.single_batch and release is not None:  # free one model before the next loads
                 release()
-        return table, dropped_frame(table.clear(), "score", "")
+        if not rejects:
+            return table, dropped_frame(table.clear(), "score", "")
+        mask = pl.Series([i in rejects for i in range(table.height)])
+        bad = sorted(rejects)
+        return table.filter(~mask), dropped_frame(
+            table.filter(mask), "score", pl.Series([rejects[i][1] for i in bad], dtype=pl.String),
+            pl.Series([rejects[i][0] for i in bad], dtype=pl.String))
 
     def finalize(self, kept, dropped, context: StageContext):
         stats: dict = {"scorers": {}}
+        rate_stats: dict[str, Any] = {}
+        kept = self._passrates(kept, context, rate_stats)
         for spec, scorer in context.state["scorers"]:
             results = [ScoreResult(v, e) for v, e in zip(kept[spec.column].to_list(),
                                                           kept[spec.error_column].to_list())]
@@ -272,7 +360,33 @@ class ScoreStage(RowStage):
             summary.update(kind=spec.kind, identity=scorer.identity,
                            cached=int(context.counters.get(f"cached:{spec.name}", 0)))
             stats["scorers"][spec.name] = summary
+        stats["scorers"].update(rate_stats)
         return kept, dropped, stats
+
+    def _passrates(self, kept, context: StageContext, stats: dict[str, Any]):
+        """Every passrate scorer's column (on the stage's rows or joined from other rows)."""
+        import polars as pl
+
+        from . import passrate as P
+
+        config: Config = context.config
+        verifiers = {spec.name: s for spec, s in context.state["scorers"] if spec.kind == "verify"}
+        keys = P.prompt_keys(kept)
+        for spec in (s for s in config.specs() if s.kind == "passrate"):
+            src = config.passrate_from.get(spec.name)
+            rows, where = (kept, context.where) if src is None else (P.read_rows_from(resolve_input(src)), str(src))
+            values = P.sample_values(spec.model or "", rows, where, verifiers, own_rows=src is None, skip=True)
+            rates = P.rates_by_prompt(P.prompt_keys(rows), values)
+            results = P.rate_results(keys, rates, where)
+            kept = kept.with_columns(
+                pl.Series(spec.column, [r.score for r in results], dtype=pl.Float64),
+                pl.Series(spec.error_column, [r.error for r in results], dtype=pl.String),
+            )
+            summary = summarize(results)
+            summary.update(kind="passrate", identity=f"passrate|{spec.model}|{src or 'own rows'}",
+                           cached=0, per_prompt=P.prompt_summary(keys, rates), source=str(src) if src else None)
+            stats[spec.name] = summary
+        return kept
 
     def teardown(self, context: StageContext) -> None:
         for _, scorer in context.state.get("scorers", []):
@@ -289,4 +403,5 @@ def run(
     problems = config.check()
     if problems:
         raise ConfigError(problems)
-    return run_stage(ScoreStage(), inputs, out, config, force=force, read=read)
+    skip = ReadOptions.coerce(read).on_bad_rows == "skip"
+    return run_stage(ScoreStage(skip), inputs, out, config, force=force, read=read)

@@ -154,7 +154,7 @@ def test_deeply_nested_json(name, tmp_path):
     p = tmp_path / name
     p.write_text("[" * 100_000 + "]" * 100_000 + "\n")
     msg = one_error_line(invoke("convert", p, tmp_path / "o.parquet"))
-    assert msg == f"Error: {p}:1: malformed JSON (nested too deeply at column 1)"
+    assert msg == f"Error: {p}:1: nested too deeply (more than 32 levels)"
 
 
 def test_bad_regex_in_mix_rule(rows, tmp_path):

@@ -105,7 +105,8 @@ BAD_CASES = [
      ":2: message 1 (user): content must be a string, got int", []),
     ("empty.jsonl", "", ": empty file (no rows)", []),
     ("emptyconv.jsonl", GOOD + '\n{"messages": []}\n', ":2: empty conversation", []),
-    ("emptyresp.jsonl", GOOD + '\n{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}\n',
+    ("emptyresp.jsonl", GOOD + '\n{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}, '
+     '{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]}\n',
      ":2: message 2 (assistant): empty content", []),
     ("dupid.jsonl", '{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n',
      ":2: duplicate id 'a' (first seen at line 1)", []),

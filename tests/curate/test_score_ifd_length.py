@@ -93,7 +93,7 @@ def test_verify_scorer_and_its_errors():
     got = v.score([CONVS[0], [{"role": "user", "content": "x"}, {"role": "assistant", "content": "A. B. C."}],
                    [{"role": "user", "content": "x"}]])
     assert [r.score for r in got] == [1.0, 0.0, None]
-    for bad, msg in [("exact", "scorer verify:exact: exact is not a response-only verifier"),
+    for bad, msg in [("refnll", "scorer verify:refnll: refnll is not a verifier"),
                      ("sentences:x", "scorer verify:sentences:x: judge 'sentences:x': expected a range")]:
         with pytest.raises(ThresherError) as e:
             VerifyScorer(bad)

@@ -20,11 +20,18 @@ def test_exact_ignores_case_space_and_end_punctuation():
     assert check("exact", "Lyon", reference="Paris") == 0.0
 
 
-def test_regex_with_a_pattern_and_with_the_reference_as_pattern():
+def test_regex_with_a_pattern_and_with_the_reference_as_literal_or_pattern():
     assert check("regex:^The answer is \\d+", "The answer is 42") == 1.0
     assert check("regex:^The answer is \\d+", "I think 42") == 0.0
-    assert check("regex", "colour", reference="colou?r") == 1.0
-    assert check("regex", "color", reference="^colour$") == 0.0
+    # plain regex: the reference is a literal the answer contains
+    assert check("regex", "It is colou?r, (a+)+$ here", reference="(a+)+$") == 1.0
+    assert check("regex", "colour", reference="colou?r") == 0.0
+    # regex:{reference}: the reference is the pattern
+    assert check("regex:{reference}", "colour", reference="colou?r") == 1.0
+    assert check("regex:{reference}", "color", reference="^colour$") == 0.0
+    assert check("regex:{reference}", "x", reference="(unclosed") == 0.0  # a bad pattern in the data fails
+    assert parse_judge("regex").needs_reference and parse_judge("regex:{reference}").needs_reference
+    assert not parse_judge("regex:a+").needs_reference
 
 
 def test_numeric_reads_the_last_number():
@@ -100,3 +107,58 @@ def test_code_on_real_humaneval_problems():
         item = Item(tests=task["test"], entry_point=task["entry_point"], prompt=task["prompt"])
         assert v.code_passes(task["canonical_solution"], item) == 1.0, task["task_id"]
         assert v.code_passes("    return None\n", item) == 0.0, task["task_id"]
+
+
+ADVERSARIAL = {  # 60 KB answers that blow up backtracking matchers
+    "dots then a letter": "." * 60_000 + "x",
+    "marks and closers": "!?)\"" * 15_000 + "x",
+    "letters": "a" * 60_000 + "b",
+    "fence openers": "```" + "a" * 30_000 + "```\n" + "`" * 29_990,
+    "thousands": "1," * 30_000,
+    "nested json": "[" * 60_000,
+    "words and spaces": "ab " * 20_000 + "!",
+}
+VERIFIER_SPECS = ["exact", "regex", "regex:^The answer is \\d+", "regex:(\\w+\\s?)+$", "numeric", "json", "ends",
+                  "sentences:1-2", "words:1-5", "lang:en"]
+
+
+@pytest.mark.parametrize("spec", VERIFIER_SPECS)
+def test_every_verifier_is_fast_on_adversarial_answers(spec):
+    import time
+
+    fn = parse_judge(spec).verifier()
+    for name, answer in ADVERSARIAL.items():
+        start = time.perf_counter()
+        fn(answer, Item(reference="(a+)+$", finish_reason="stop"))
+        assert time.perf_counter() - start < 1.0, f"{spec} on {name}"
+
+
+def test_a_catastrophic_reference_pattern_is_cut_off_per_row():
+    import time
+
+    for answer in ("a" * 24 + "!", "a" * 60_000 + "!"):
+        for spec in ("regex", "regex:{reference}", "regex:(a+)+$"):
+            start = time.perf_counter()
+            assert check(spec, answer, reference="(a+)+$") == 0.0
+            assert time.perf_counter() - start < 1.0, (spec, len(answer))
+
+
+def test_sentence_count_is_linear_and_unchanged():
+    import time
+
+    assert v.count_sentences('He said "Go." Then left.') == 2
+    assert v.count_sentences("Wait... what?! Yes") == 3
+    assert v.count_sentences("(See above.) Done") == 2
+    start = time.perf_counter()
+    assert v.count_sentences("." * 60_000 + "x") == 1
+    assert v.count_sentences("a. " * 20_000) == 20_000
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.slow
+def test_code_verifier_is_fast_on_a_60kb_answer():
+    import time
+
+    start = time.perf_counter()
+    assert check("code", "```python\n" + "x = 1\n" * 10_000 + "```", tests=TESTS, entry_point="add") == 0.0
+    assert time.perf_counter() - start < 1.0

@@ -129,7 +129,25 @@ def data_file(draw):
     elif mangle == 2:
         depth = draw(st.integers(1, 3000))
         body = body + (b'{"messages": ' + b"[" * depth + b"]" * depth + b"}\n")
+    codec = draw(st.sampled_from(["", "", "", "", ".gz", ".bz2", ".xz", ".zst"]))
+    if codec:  # compressed, sometimes damaged after compression
+        body = _compress(codec, body)
+        if draw(st.integers(0, 3)) == 0 and body:
+            body = body[: draw(st.integers(0, len(body)))]
+        suffix += codec
     return suffix, body
+
+
+def _compress(codec: str, body: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    if codec == ".zst":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(body)
+    return {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[codec](body)
 
 
 def _encode(text: str, enc: str) -> bytes:

@@ -84,3 +84,37 @@ def test_reader_error_naming_a_key_with_a_newline_is_one_line(tmp_path):
     with pytest.raises(ThresherError) as exc:
         read_rows(p)
     assert "\n" not in str(exc.value) and "keys (\\n)" in str(exc.value)
+
+
+def _convert_to(tmp_path, messages, shape):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "messages": messages}) + "\n")
+    return _error(["convert", src, tmp_path / "o.jsonl", "--to", shape])
+
+
+def test_an_empty_system_turn_is_not_silently_lost_by_a_system_field(tmp_path):
+    """Round-trip fuzz (issue 26): ``--to alpaca|sharegpt|prompt`` wrote ``"system": ""``, which
+    reads back as no system turn."""
+    msgs = [{"role": "system", "content": ""}, *GOOD]
+    assert _convert_to(tmp_path, msgs, "alpaca") == \
+        "Error: row 1 (id a): cannot write as alpaca: alpaca cannot hold an empty system message " \
+        "(an empty 'system' field reads back as none)"
+
+
+def test_a_later_system_turn_is_not_silently_moved_first(tmp_path):
+    """Round-trip fuzz (issue 26): ``--to sharegpt`` moved a system turn from the middle of a
+    conversation into the ``system`` field, which reads back as the first turn."""
+    msgs = [*GOOD, {"role": "system", "content": "be brief"}, *GOOD]
+    assert _convert_to(tmp_path, msgs, "sharegpt") == \
+        "Error: row 1 (id a): cannot write as sharegpt: sharegpt holds a system message only as the first turn"
+
+
+def test_a_truncated_compressed_csv_is_one_line(tmp_path):
+    """Reader fuzz with compressed files: a truncated ``.csv.gz`` raised EOFError from the CSV
+    reader (the other formats named the file)."""
+    import gzip
+
+    p = tmp_path / "in.csv.gz"
+    p.write_bytes(gzip.compress(b"prompt,completion\nq,a\n")[:12])
+    assert _error(["convert", p, tmp_path / "o.jsonl"]) == \
+        f"Error: {p}: cannot decompress gzip (Compressed file ended before the end-of-stream marker was reached)"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 import polars as pl
 
@@ -14,33 +17,66 @@ from thresher.io.shapes import WRITE_SHAPES
 @click.argument("srcs", metavar="IN...", nargs=-1, required=True)
 @click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
 @input_options
+@click.option("--split", default=None, metavar="NAME",
+              help="Split to read from a DatasetDict folder or hub dataset (default: train).")
 @click.option("--to", "to_shape", type=click.Choice(WRITE_SHAPES), default="messages", show_default=True,
               help="Record format to write (Parquet/JSONL/folder is chosen by OUT's extension).")
 @click.option("--category", default=None, help="Category for rows that have none.")
 @click.option("--source", default=None, help="Source for rows that have none.")
-def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, to_shape: str,
-            category: str | None, source: str | None) -> None:
-    """Convert IN (JSONL, JSON, Parquet, CSV, dataset folder or hub name; messages, ShareGPT,
-    Alpaca, prompt/completion, prompt or OpenAI Batch records) to OUT, validating every row.
-    Several INs are concatenated; an OpenAI Batch results file is joined to its requests file
-    by custom_id.
+def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, split: str | None,
+            to_shape: str, category: str | None, source: str | None) -> None:
+    """Convert IN (JSONL, JSON, Parquet, CSV/TSV, optionally .gz/.bz2/.xz/.zst; a dataset folder
+    or hub name; messages, ShareGPT, Alpaca, prompt/completion, prompt or OpenAI Batch records)
+    to OUT, validating every row. Several INs are concatenated (ids stay unique across them); an
+    OpenAI Batch results file is joined to its requests file by custom_id. OUT is never an
+    input, nor a file inside a stage or run folder.
 
     Example: thresher convert alpaca.json data.parquet
     """
     from thresher.io.openai_batch import join
-    from thresher.io.readers import ReadResult
+    from thresher.schema import IdAssigner
 
-    results = [read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source)
-               for src in srcs]
-    frames = join(results)
-    res = ReadResult(frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed"),
-                     results[0].path, [r for x in results for r in x.rejects])
-    write_table(res.table, dst, shape=to_shape)
-    rej = write_rejects(res.rejects, dst)
-    msg = f"wrote {res.table.height} rows to {dst}"
+    _check_targets(srcs, dst, on_bad_rows)
+    ids = IdAssigner()
+    results = [read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source, split=split,
+                         ids=ids) for src in srcs]
+    frames = join(results, on_bad_rows=on_bad_rows)
+    table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+    rejects = [r for x in results for r in x.rejects]
+    write_table(table, dst, shape=to_shape)
+    rej = write_rejects(rejects, dst)
+    msg = f"wrote {table.height} rows to {dst}"
     if rej:
-        msg += f"; {len(res.rejects)} bad rows skipped, listed with reasons in {rej}"
+        msg += f"; {len(rejects)} bad rows skipped, listed with reasons in {rej}"
     click.echo(msg)
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_targets(srcs: tuple[str, ...], dst: str, on_bad_rows: str) -> None:
+    """Refuse an OUT that would replace an input, a stage's result, or a file thresher did not write."""
+    from thresher.errors import InputError
+    from thresher.io.writers import is_rejects_file, rejects_path
+    from thresher.stage_folder import read_manifest
+
+    out, rej = Path(dst), rejects_path(dst)
+    for src in srcs:
+        if _same(Path(src), out):
+            raise InputError(f"{dst}: is also an input; write to another file")
+        if _same(Path(src), rej):
+            raise InputError(f"{rej}: is an input, and the rejects file of {dst} would replace it; "
+                             "choose another OUT")
+    for folder in (out.absolute().parent, out):
+        if folder.is_dir() and ((read_manifest(folder) or {}).get("stage") or (folder / "recipe.yaml").is_file()):
+            raise InputError(f"{dst}: inside the stage or run folder {folder}; convert never writes "
+                             "into one (write to another path)")
+    if rej.exists() and not is_rejects_file(rej) and on_bad_rows == "skip":
+        raise InputError(f"{rej}: exists and is not a rejects file thresher wrote; move it away or choose another OUT")
 
 
 def _chat_tokens(tok, messages, name: str) -> int:

@@ -26,7 +26,7 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "fmt",
         type=click.Choice(SHAPES),
         default=None,
-        help="Force the input record format (default: detected from the first record).",
+        help="Force the input record format (default: the format most records have).",
     )(fn)
     return fn
 

@@ -11,13 +11,15 @@ from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.options import executor_options, read_options
 from thresher.evaluate.stage import Config
 
-JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail):
-exact (answer equals the reference); regex:PATTERN (answer matches; plain regex: the
-reference is the pattern); numeric[:TOL] (last number equals the reference's); json[:SCHEMA.json]
+JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail; judged after
+any <think> reasoning block): math (final answer equivalent to the reference, by math-verify);
+exact (answer equals the reference); regex:PATTERN (answer matches, 0.1 s match limit per row;
+plain regex: the answer contains the reference as a literal; regex:{reference}: the reference is
+the pattern); numeric[:TOL] (last number equals the reference's); json[:SCHEMA.json]
 (parses as JSON, validates against the schema); ends (ended by itself within the token
 budget); sentences:LO-HI or sentences:HI; words:LO-HI or words:HI; lang:CODE (py3langid,
-e.g. lang:en); code[:TIMEOUT_S] (passes the row's HumanEval-style tests in a subprocess with a
-timeout and no network). Model-based: refnll (mean token NLL of the held-out human reference
+e.g. lang:en); code[:TIMEOUT_S] (passes the row's HumanEval-style tests, run to their end in
+the sandbox: see --sandbox). Model-based: refnll (mean token NLL of the held-out human reference
 answer under each model; lower is better); reward:MODEL (reward-model score); judge:BACKEND[:MODEL]
 (pointwise LLM judge, 1-10); pairwise:BACKEND[:MODEL] (LLM judge picks the better of two answers,
 asked in both orders). With two or more verifiers, 'all' (every verifier passes) is added.
@@ -36,13 +38,16 @@ Default: ends, sentences:1-2."""
     "focus": Opt(metavar="NAME"),
     "reference_column": Opt(metavar="COL"),
     "base": Opt(metavar="MODEL"),
+    "sandbox": Opt(metavar="CMD"),
 })
 @click.option("--max-tokens", type=int, default=96, show_default=True, help="Token budget of every answer.")
 @click.option("--backend", default="auto", show_default=True, help="auto | transformers | vllm | openai.")
+@click.option("--base-url", default=None, metavar="URL",
+              help="OpenAI-compatible server of --backend openai (e.g. http://127.0.0.1:8000/v1).")
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")
 @executor_options  # the answers go through the generate stage: on Ray with --executor ray
-def eval_cmd(heldout: Path, max_tokens: int, backend: str, out: Path, force: bool, read: Any,
+def eval_cmd(heldout: Path, max_tokens: int, backend: str, base_url: str | None, out: Path, force: bool, read: Any,
              **options: Any) -> None:
     """Every --model answers the prompts of HELDOUT (greedy, the same token budget); each
     --judge scores the answers; every pair of models is compared prompt by prompt (win/tie/loss,
@@ -52,17 +57,24 @@ def eval_cmd(heldout: Path, max_tokens: int, backend: str, out: Path, force: boo
     from thresher.evaluate.stage import run
 
     config = from_dict(Config, {**config_values(Config, options), "baseline": False,
-                                "generate": {"max_tokens": max_tokens, "backend": backend}})
+                                "generate": {"max_tokens": max_tokens, "backend": backend,
+                                             **({"base_url": base_url} if base_url else {})}})
     result = run([heldout], out, config, force=force, read=read)
     ev = result.stats.get("eval", {})
     click.echo(format_table(ev))
     click.echo(ev.get("verdict", ""))
+    if ev.get("sandbox"):
+        click.echo(f"code judge sandbox: {ev['sandbox']['level']}")
     click.echo(f"-> {Path(out) / 'eval.json'}")
 
 
 def format_table(ev: dict) -> str:
     """Means with 95% CIs, one line per model and metric."""
     lines = []
+    samples = ev.get("samples") or 1
+    if samples > 1:
+        lines.append(f"verifiers: avg@{samples} (pass@1 averaged over {samples} answers per prompt at temperature "
+                     f"{ev.get('temperature')}); 95% CIs over prompts")
     for name, d in ev.get("models", {}).items():
         cells = [f"{k} {m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}]"
                  for k, m in d["metrics"].items() if m.get("mean") is not None and m["mean"] == m["mean"]]

@@ -17,20 +17,26 @@ def _model_values(spec, path: str, prompts, prompts_path, refs, tests, entry, ju
                   config, stage, force: bool) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Per-prompt values of every per-model judge, and the model's answers."""
     from thresher.evaluate import metrics as M
-    from thresher.evaluate.stage import _aligned, _answers
+    from thresher.evaluate.stage import _aligned_k, _answers
 
     answers_df, budget = _answers(f"{spec.name}-{_weights_tag(spec.model, path)}", path, prompts_path, config,
                                   stage, force)
-    texts, finish, tokens = _aligned(prompts, answers_df)
+    k = config.samples
+    texts_k, finish_k, tokens_k = _aligned_k(prompts, answers_df, k)
+    texts, finish, tokens = [t[0] for t in texts_k], [f[0] for f in finish_k], [n[0] for n in tokens_k]
     prompt_texts = [m[-1]["content"] if m else "" for m in prompts["messages"].to_list()]
     items = [Item(reference=r, finish_reason=f, tests=t, entry_point=e, prompt=p)
-             for r, f, t, e, p in zip(refs, finish, tests, entry, prompt_texts)]
+             for r, fs, t, e, p in zip(refs, finish_k, tests, entry, prompt_texts) for f in fs]
+    flat = [a for answers in texts_k for a in answers]
     values: dict[str, list[float]] = {}
     verifiers = [j for j in judges if j.is_verifier]
-    for j in verifiers:
-        values[j.name] = M.verifier_values(j, texts, items)
-    if len(verifiers) >= 2:
-        values[ALL] = [float(all(values[j.name][i] == 1.0 for j in verifiers)) for i in range(len(texts))]
+    per_answer = {j.name: M.verifier_values(j, flat, items, sandbox=config.sandbox,
+                                            workers=config.code_workers or None) for j in verifiers}
+    for name, vals in per_answer.items():  # avg@k: each prompt's value is the mean over its k answers
+        values[name] = [sum(vals[i * k:(i + 1) * k]) / k for i in range(len(texts_k))]
+    if len(verifiers) >= 2:  # every verifier passes the same answer, averaged over the k answers
+        both = [all(c == 1.0 for c in cells) for cells in zip(*per_answer.values())]
+        values[ALL] = [sum(both[i * k:(i + 1) * k]) / k for i in range(len(texts_k))]
     for j in judges:
         if j.kind == "refnll":
             convs = [[*m, {"role": "assistant", "content": r}] for m, r in zip(prompts["messages"].to_list(), refs)]
@@ -55,9 +61,13 @@ def _weights_tag(model: str, path: str) -> str:
 
 
 def _reorder(values: list[float], answers_df, prompts) -> list[float]:
+    """Per prompt: the mean of its answers' values (NaN where none has one)."""
     key = "parent_id" if "parent_id" in answers_df.columns else "id"
-    by = dict(zip((str(x) for x in answers_df[key].to_list()), values))
-    return [by.get(str(pid), math.nan) for pid in prompts["id"].to_list()]
+    by: dict[str, list[float]] = {}
+    for x, v in zip(answers_df[key].to_list(), values):
+        if math.isfinite(v):
+            by.setdefault(str(x), []).append(v)
+    return [sum(by[p]) / len(by[p]) if by.get(p) else math.nan for p in map(str, prompts["id"].to_list())]
 
 
 def _mean_ci(values: list[float], config) -> dict[str, float]:
@@ -141,6 +151,8 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
     summary: dict[str, Any] = {
         "prompts": prompts.height,
         "budget": infos[names[0]]["budget"],
+        "samples": config.samples,  # k of avg@k (1: one greedy answer)
+        "temperature": config.answer_temperature(),
         "judges": [{"name": j.name, "kind": j.kind, "arg": j.arg, "higher_is_better": j.higher_is_better}
                    for j in judges] + ([{"name": ALL, "kind": "all", "arg": None, "higher_is_better": True}]
                                        if ALL in directions else []),
@@ -159,6 +171,10 @@ def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: l
             "pairs": _pairs(ordered, values, directions, config, idx),
         }
     summary["focus"] = focus
+    if any(j.kind == "code" for j in judges):  # which isolation ran the code judge's programs
+        from thresher.sandbox import detect
+
+        summary["sandbox"] = detect(config.sandbox).describe()
     from thresher.evaluate.verdict import verdict
 
     summary["verdict"] = verdict(summary, focus)

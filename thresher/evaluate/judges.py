@@ -3,8 +3,12 @@ prompt and model.
 
 Verifiers (programmatic, 1 = pass, 0 = fail):
 
+- ``math``: the answer's final answer (``\\boxed{}``, "the answer is", else its last
+  expression) is equivalent to the reference, by HF's math-verify (fractions, roots,
+  intervals, sets, percent);
 - ``exact``: the answer equals the reference (case, spaces and end punctuation ignored);
-- ``regex:PATTERN``: the answer matches PATTERN; plain ``regex``: the reference is the pattern;
+- ``regex:PATTERN``: the answer matches PATTERN (time-limited per row); plain ``regex``: the
+  answer contains the reference, read as a literal; ``regex:{reference}``: the reference is the pattern;
 - ``numeric`` or ``numeric:TOL``: the answer's last number equals the reference's;
 - ``json`` or ``json:SCHEMA.json``: the answer (or its first fenced block) parses as JSON and
   validates against the schema file;
@@ -13,7 +17,8 @@ Verifiers (programmatic, 1 = pass, 0 = fail):
 - ``words:LO-HI`` (or ``words:HI``): the answer has LO to HI words;
 - ``lang:CODE``: py3langid says the answer is in language CODE (``en``, ``fr`` ...);
 - ``code`` or ``code:TIMEOUT_S``: the answer's code passes the prompt's tests (HumanEval
-  ``check(entry_point)``) in a subprocess with a timeout and no network.
+  ``check(entry_point)``), run to their end in :mod:`thresher.sandbox` (eval's ``sandbox``
+  option gives a container command).
 
 Model-based (never the training signal unless you name it):
 
@@ -24,7 +29,8 @@ Model-based (never the training signal unless you name it):
 - ``pairwise:BACKEND[:MODEL]``: an LLM judge picks the better of two models' answers, asked
   in both orders (a win needs both orders to agree; disagreement is a tie).
 
-When two or more verifiers are named, ``all`` (every verifier passes) is added.
+When two or more verifiers are named, ``all`` (every verifier passes) is added. Every
+verifier but ``ends`` judges the answer after its reasoning block (``<think>...</think>``).
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ from typing import Any
 
 from thresher.evaluate import verifiers as v
 
-VERIFIERS = ("exact", "regex", "numeric", "json", "ends", "sentences", "words", "lang", "code")
+VERIFIERS = ("exact", "regex", "numeric", "math", "json", "ends", "sentences", "words", "lang", "code")
 MODEL_JUDGES = ("refnll", "reward", "judge", "pairwise")
 KINDS = VERIFIERS + MODEL_JUDGES
 #: verifiers that compare with the reference answer
-NEEDS_REFERENCE = ("exact", "numeric")
+NEEDS_REFERENCE = ("exact", "numeric", "math")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RANGE = re.compile(r"^\s*(\d+)?\s*(?:-\s*(\d+)?)?\s*$")
 
@@ -69,11 +75,25 @@ class Judge:
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (self.kind == "regex" and self.arg is None)
+        return self.kind in NEEDS_REFERENCE or self.kind == "refnll" or (
+            self.kind == "regex" and self.arg in (None, v.REFERENCE_PATTERN))
+
+    @property
+    def needs_tests(self) -> bool:
+        return self.kind == "code"
+
+    @property
+    def needs_finish_reason(self) -> bool:
+        return self.kind == "ends"
 
     def verifier(self):
-        """``(answer, item) -> float`` for a verifier judge."""
-        fn = {"exact": v.exact_match, "ends": v.ends_in_budget}.get(self.kind)
+        """``(answer, item) -> float`` for a verifier judge; every verifier but ``ends``
+        judges the answer after its reasoning block."""
+        fn = self._verifier()
+        return fn if self.kind == "ends" else partial(_after_reasoning, fn)
+
+    def _verifier(self):
+        fn = {"exact": v.exact_match, "ends": v.ends_in_budget, "math": v.math_equal}.get(self.kind)
         if fn is not None:
             return fn
         o = self.options
@@ -87,6 +107,10 @@ class Judge:
             "code": partial(v.code_passes, timeout=o.get("timeout", 10.0)),
         }
         return table[self.kind]
+
+
+def _after_reasoning(fn, answer: str, item: v.Item) -> float:
+    return fn(v.after_reasoning(answer), item)
 
 
 def _range(text: str, spec: str) -> dict[str, int | None]:
@@ -122,16 +146,18 @@ def _options(kind: str, arg: str | None, spec: str) -> dict[str, Any]:
             return {"schema": json.loads(p.read_text(encoding="utf-8"))}
         except ValueError as e:
             raise JudgeSpecError(f"judge {spec!r}: {arg} is not JSON ({e})") from None
-    if kind == "regex" and arg:
+    if kind == "regex" and arg and arg != v.REFERENCE_PATTERN:
+        import regex
+
         try:
-            re.compile(arg)
-        except re.error as e:
+            regex.compile(arg)
+        except regex.error as e:
             raise JudgeSpecError(f"judge {spec!r}: bad regular expression ({e})") from None
     if kind in ("reward",) and not arg:
         raise JudgeSpecError(f"judge {spec!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")
     if kind in ("judge", "pairwise") and not arg:
         raise JudgeSpecError(f"judge {spec!r}: {kind} needs a backend, e.g. {kind}:transformers:smollm2")
-    if kind in ("exact", "ends", "refnll") and arg:
+    if kind in ("exact", "ends", "refnll", "math") and arg:
         raise JudgeSpecError(f"judge {spec!r}: {kind} takes no argument")
     return {}
 

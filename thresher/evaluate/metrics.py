@@ -16,10 +16,14 @@ from thresher.evaluate.judges import Judge
 from thresher.evaluate.verifiers import Item
 
 
-def verifier_values(judge: Judge, answers: Sequence[str], items: Sequence[Item]) -> list[float]:
-    """The verifier's 1/0 for each (answer, item)."""
-    fn = judge.verifier()
-    return [float(fn(a, it)) for a, it in zip(answers, items)]
+def verifier_values(judge: Judge, answers: Sequence[str], items: Sequence[Item], *, sandbox: str | None = None,
+                    workers: int | None = None) -> list[float]:
+    """The verifier's 1/0 for each (answer, item); the ``code`` judge runs its programs in
+    ``workers`` parallel sandboxes (``sandbox``: a container command, see thresher.sandbox)."""
+    from thresher.evaluate.batch import verify_all
+
+    return verify_all(judge.verifier(), answers, items, parallel=judge.kind == "code", workers=workers,
+                      sandbox=sandbox)
 
 
 def reference_nll(model: str, conversations: Sequence[list[dict]], *, max_length: int = 1024,

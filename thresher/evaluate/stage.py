@@ -52,13 +52,26 @@ class Config:
     """A file or hub dataset of held-out rows to use instead of the recipe's held-out prompts
     (e.g. a verifiable set such as openai/openai_humaneval with the code judge)."""
     reference_column: str | None = None
-    """Column of the held-out rows holding the reference answer (default: their final assistant turn)."""
+    """Column of the held-out rows holding the reference answer (default: their ``reference`` column
+    (an answer, solution or ideal column is read as one), else their final assistant turn)."""
     tests_column: str = "test"
-    """``code`` judge: column with the tests (HumanEval's ``check(candidate)``)."""
+    """``code`` judge: column with the tests (HumanEval's ``check(candidate)``; a test, tests or
+    test_list column is read as ``tests``)."""
     entry_point_column: str = "entry_point"
     """``code`` judge: column with the function name passed to ``check``."""
     system: str | None = None
     """System prompt given to every model (default none: students answer without one)."""
+    samples: int = 1
+    """Answers per prompt and model (k). With k > 1, sampled at ``temperature``, every verifier's
+    value for a prompt is its pass rate over the k answers (avg@k: pass@1 averaged over k samples);
+    CIs and paired tests still resample prompts."""
+    temperature: float | None = None
+    """Sampling temperature of the answers (default: 0, greedy, for one answer; 0.6 for several)."""
+    sandbox: str | None = None
+    """``code`` judge: a command that runs ``python -`` in a container (e.g. ``docker run --rm
+    --network none -i IMAGE python -``); default: the strongest sandbox level this machine allows."""
+    code_workers: int = 0
+    """``code`` judge: programs checked in parallel (0: one per CPU)."""
     baseline: bool = True
     """In a recipe: also train and compare the random-subset student."""
     base: str | None = None
@@ -83,12 +96,26 @@ class Config:
         names = {j.name for j in judges} | ({ALL} if sum(j.is_verifier for j in judges) >= 2 else set())
         if self.target is not None and judges and self.target not in names:
             problems.append(f"target: {self.target!r} is not a judge's metric (known: {', '.join(sorted(names))})")
+        if self.samples < 1:
+            problems.append(f"samples: must be >= 1 (got {self.samples})")
+        if self.temperature is not None and self.temperature < 0:
+            problems.append(f"temperature: must be >= 0 (got {self.temperature})")
+        if self.samples > 1 and self.temperature == 0:
+            problems.append("temperature: avg@k (samples > 1) needs sampled answers, temperature > 0")
+        if self.code_workers < 0:
+            problems.append("code_workers: must be >= 0")
         if self.resamples < 100:
             problems.append("resamples: must be >= 100")
         for key in ("teacher", "model", "n"):
             if key in self.generate:
                 problems.append(f"generate.{key}: set by the eval stage itself")
         return problems
+
+    def answer_temperature(self) -> float:
+        """The temperature the answers are sampled at (greedy for one answer by default)."""
+        if self.temperature is not None:
+            return self.temperature
+        return 0.6 if self.samples > 1 else 0.0
 
     def parsed_judges(self) -> list[Judge]:
         return parse_judges(self.judges)[0]
@@ -123,11 +150,12 @@ def _prompts_table(heldout, config: Config, judges: list[Judge], where: str):
 
     msgs = heldout["messages"].to_list()
     refs: list[str | None]
-    if config.reference_column:
-        if config.reference_column not in heldout.columns:
+    ref_col = config.reference_column or ("reference" if "reference" in heldout.columns else None)
+    if ref_col:
+        if ref_col not in heldout.columns:
             raise InputError(f"{where}: no reference column {config.reference_column!r} "
                              f"(columns: {', '.join(heldout.columns)})")
-        refs = [None if r is None else str(r) for r in heldout[config.reference_column].to_list()]
+        refs = [None if r is None else str(r) for r in heldout[ref_col].to_list()]
     else:
         refs = [response_text(m) if m and m[-1]["role"] == "assistant" else None for m in msgs]
     needing = [j.name for j in judges if j.needs_reference]
@@ -136,9 +164,10 @@ def _prompts_table(heldout, config: Config, judges: list[Judge], where: str):
         raise InputError(f"{where}: judge {needing[0]} needs a reference answer but {missing} of {len(refs)} "
                          "held-out rows have none (give rows ending with the reference answer, or "
                          "reference_column)")
-    if any(j.kind == "code" for j in judges) and config.tests_column not in heldout.columns:
+    tests_col = config.tests_column if config.tests_column in heldout.columns else "tests"
+    if any(j.kind == "code" for j in judges) and tests_col not in heldout.columns:
         raise InputError(f"{where}: judge code needs a tests column {config.tests_column!r}")
-    tests = heldout[config.tests_column].to_list() if config.tests_column in heldout.columns else [None] * len(msgs)
+    tests = heldout[tests_col].to_list() if tests_col in heldout.columns else [None] * len(msgs)
     entry = (heldout[config.entry_point_column].to_list() if config.entry_point_column in heldout.columns
              else [None] * len(msgs))
     prompts = conform(pl.DataFrame({
@@ -169,7 +198,8 @@ def _answers(name: str, model: str, prompts_path: Path, config: Config, stage, f
     import polars as pl
 
     gen_mod = _module("generate")
-    over: dict[str, Any] = {"teacher": model, "n": 1, "temperature": 0.0, "seed": config.seed,
+    over: dict[str, Any] = {"teacher": model, "n": config.samples, "temperature": config.answer_temperature(),
+                            "seed": config.seed,
                             "system": config.system, "system_in_rows": True}
     cfg = _build(gen_mod, dict(config.generate), f"{NAME}.generate", **over)
     res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)
@@ -178,19 +208,28 @@ def _answers(name: str, model: str, prompts_path: Path, config: Config, stage, f
 
 
 def _aligned(prompts, answers) -> tuple[list[str], list[str | None], list[int | None]]:
-    """Answer text, finish reason and completion tokens per prompt (empty when none came)."""
+    """Answer text, finish reason and completion tokens per prompt (its first answer; empty
+    when none came)."""
+    texts, finish, tokens = _aligned_k(prompts, answers, 1)
+    return [t[0] for t in texts], [f[0] for f in finish], [n[0] for n in tokens]
+
+
+def _aligned_k(prompts, answers, k: int) -> tuple[list[list[str]], list[list[str | None]], list[list[int | None]]]:
+    """The k answers of each prompt (text, finish reason, completion tokens), in sample order;
+    a missing answer (dropped as empty) is an empty text with no finish reason."""
     from thresher.schema import response_text
 
     key = "parent_id" if "parent_id" in answers.columns else "id"
-    by: dict[str, dict[str, Any]] = {}
+    by: dict[str, list[dict[str, Any]]] = {}
     for row in answers.iter_rows(named=True):
-        by.setdefault(str(row[key]), row)
+        by.setdefault(str(row[key]), []).append(row)
     texts, finish, tokens = [], [], []
     for pid in prompts["id"].to_list():
-        row = by.get(str(pid))
-        texts.append(response_text(row["messages"]) if row else "")
-        finish.append(row.get("finish_reason") if row else None)
-        tokens.append(row.get("completion_tokens") if row else None)
+        rows = sorted(by.get(str(pid), []), key=lambda r: r.get("sample_index") or 0)[:k]
+        rows += [None] * (k - len(rows))
+        texts.append([response_text(r["messages"]) if r else "" for r in rows])
+        finish.append([r.get("finish_reason") if r else None for r in rows])
+        tokens.append([r.get("completion_tokens") if r else None for r in rows])
     return texts, finish, tokens
 
 

@@ -11,16 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 # a sentence ends at . ! ? (one or more, maybe followed by a closing quote/bracket) then space or end
-_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
+# a run of sentence-ending marks and closers; it ends a sentence when followed by a space or the end
+# (matched as whole runs, then tested: no lookahead, no backtracking, linear in the text)
+_END_RUN = re.compile(r"[.!?]+[\"')\]]*")
 _FENCE = re.compile(r"```(?:[A-Za-z0-9_+-]*)\n(.*?)```", re.S)
 
 
@@ -46,10 +44,29 @@ def exact_match(answer: str, item: Item) -> float:
     return float(normalize(answer) == normalize(item.reference or ""))
 
 
-def regex_match(answer: str, item: Item, pattern: str | None = None) -> float:
-    """1.0 when ``pattern`` (or, without one, the reference read as a regex) matches the answer."""
-    pat = pattern if pattern is not None else (item.reference or "")
-    return float(re.search(pat, answer or "", flags=re.S) is not None)
+#: the ``regex`` judge's match time limit per row, in seconds: a match running past it is a fail
+REGEX_TIMEOUT = 0.1
+#: ``regex:{reference}``: the row's reference is the pattern (plain ``regex``: it is a literal)
+REFERENCE_PATTERN = "{reference}"
+
+
+def regex_match(answer: str, item: Item, pattern: str | None = None, timeout: float = REGEX_TIMEOUT) -> float:
+    """1.0 when ``pattern`` matches the answer (``regex`` module, ``re`` syntax, dot matches
+    newlines, at most ``timeout`` seconds of matching per row: past it, a fail).
+
+    Without a pattern the row's reference is a *literal* the answer must contain; the pattern
+    ``{reference}`` reads the row's reference as the pattern (time-limited like any other)."""
+    import regex
+
+    text = answer or ""
+    if pattern is None:
+        return float((item.reference or "") in text)
+    if pattern == REFERENCE_PATTERN:
+        pattern = item.reference or ""
+    try:
+        return float(regex.search(pattern, text, flags=regex.S, timeout=timeout) is not None)
+    except (TimeoutError, regex.error):
+        return 0.0
 
 
 def numbers(text: str) -> list[float]:
@@ -75,7 +92,7 @@ def json_valid(answer: str, item: Item, schema: dict[str, Any] | None = None) ->
     validates against it (JSON Schema, via ``jsonschema``)."""
     try:
         value = json.loads(_json_text(answer))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         return 0.0
     if schema is None:
         return 1.0
@@ -98,10 +115,12 @@ def count_sentences(text: str) -> int:
     t = re.sub(_FENCE, " ", text or "").strip()
     if not t:
         return 0
-    ends = list(_SENTENCE_END.finditer(t))
-    n = len(ends)
-    tail = t[ends[-1].end():] if ends else t
-    return n + (1 if tail.strip() else 0)
+    n, last, size = 0, 0, len(t)
+    for m in _END_RUN.finditer(t):
+        end = m.end()
+        if end == size or t[end].isspace():
+            n, last = n + 1, end
+    return n + (1 if t[last:].strip() else 0)
 
 
 def count_words(text: str) -> int:
@@ -139,39 +158,94 @@ def extract_code(answer: str) -> str:
     return m.group(1) if m else (answer or "")
 
 
-def code_passes(answer: str, item: Item, timeout: float = 10.0) -> float:
-    """1.0 when the answer's code passes the prompt's tests (HumanEval style: ``tests``
-    defines ``check(candidate)``, called with ``entry_point``), run in a fresh Python
-    subprocess in an empty temporary folder with a timeout, no network (proxies pointed at
-    nothing, sockets disabled) and no inherited environment."""
-    if not item.tests:
-        return 0.0
+def _program(answer: str, item: Item) -> str:
+    """The candidate's code: the answer's code block, after the HumanEval prompt when the
+    answer only completes the prompt's function body."""
     code = extract_code(answer)
     if item.prompt and item.entry_point and f"def {item.entry_point}" not in code:
-        code = item.prompt + code  # a completion of the HumanEval prompt's function body
-    program = "\n".join([_NO_NETWORK, code, "", item.tests, ""])
-    if item.entry_point:
-        program += f"\ncheck({item.entry_point})\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "check.py"
-        path.write_text(program, encoding="utf-8")
-        env = {"PATH": "/usr/bin:/bin", "HTTP_PROXY": "http://0.0.0.0:9", "HTTPS_PROXY": "http://0.0.0.0:9",
-               "NO_PROXY": "", "PYTHONDONTWRITEBYTECODE": "1"}
-        try:
-            proc = subprocess.run([sys.executable, "-I", str(path)], cwd=tmp, env=env, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return 0.0
-    return float(proc.returncode == 0)
+        code = item.prompt + code
+    return code
 
 
-#: prepended to every checked program: no sockets, no network
-_NO_NETWORK = """
-import socket as _s
-def _blocked(*a, **k):
-    raise OSError("network disabled in thresher eval")
-_s.socket = _blocked
-_s.create_connection = _blocked
-_s.getaddrinfo = _blocked
-del _s, _blocked
-"""
+def code_passes(answer: str, item: Item, timeout: float = 10.0, sandbox: str | None = None) -> float:
+    """1.0 when the answer's code passes the prompt's tests (HumanEval style: ``tests``
+    defines ``check(candidate)``, called with ``entry_point``; without one, plain asserts).
+
+    It runs in :mod:`thresher.sandbox` (the strongest isolation level this machine allows, or
+    the container command ``sandbox``) and passes only with the completion proof: the tests
+    ran to their end (an early ``sys.exit(0)``, ``os._exit(0)`` or ``atexit`` is a fail)."""
+    return code_passes_many([answer], [item], timeout=timeout, sandbox=sandbox, workers=1)[0]
+
+
+def code_passes_many(answers: list[str], items: list[Item], timeout: float = 10.0, sandbox: str | None = None,
+                     workers: int | None = None) -> list[float]:
+    """:func:`code_passes` over many answers with ``workers`` parallel sandboxes (default:
+    the CPU count); an item without tests fails."""
+    from thresher.sandbox import Limits, verify_many
+
+    todo = [i for i, it in enumerate(items) if it.tests]
+    outcomes = verify_many([(_program(answers[i], items[i]), items[i].tests, items[i].entry_point) for i in todo],
+                           workers=workers, limits=Limits(timeout=timeout), sandbox=sandbox)
+    out = [0.0] * len(items)
+    for i, o in zip(todo, outcomes):
+        out[i] = float(o.passed)
+    return out
+
+
+# ---------------------------------------------------------------- verified distillation
+
+#: reasoning blocks: the answer a verifier judges is what follows the block
+_REASONING_MARKERS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
+
+
+def after_reasoning(text: str) -> str:
+    """The answer part of ``text``: what follows a ``<think>...</think>`` block (or
+    ``<thinking>``; a close marker alone counts everything before it as reasoning). An
+    open block never closed (generation cut inside the reasoning) leaves only the text
+    before it; without markers the text is unchanged."""
+    text = text or ""
+    for open_m, close_m in _REASONING_MARKERS:
+        if close_m in text:
+            head, _, answer = text.rpartition(close_m)
+            before = head.partition(open_m)[0] if open_m in head else ""
+            return (before + answer).strip()
+        if open_m in text:
+            return text.partition(open_m)[0].strip()
+    return text
+
+
+def _math_timeout() -> int | None:
+    """math-verify's timeouts use signal.alarm, which works only in the main thread."""
+    import threading
+
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def parse_math(text: str, *, gold: bool = False) -> list:
+    """``math_verify.parse`` of ``text`` (LaTeX or a plain expression; ``\\boxed{}``, "the
+    answer is" and else the last expression of an answer). A reference (``gold``) that does
+    not parse as it is is tried as inline math (``$...$``), then boxed."""
+    from math_verify import parse
+
+    timeout = _math_timeout()
+    candidates = (text, f"${text}$", f"\\boxed{{{text}}}") if gold else (text,)
+    for cand in candidates:
+        parsed = parse(cand, parsing_timeout=timeout)
+        if parsed:
+            return parsed
+    return []
+
+
+def math_equal(answer: str, item: Item) -> float:
+    """1.0 when the answer's final answer (after any reasoning block) is mathematically
+    equivalent to the reference, as HF's math-verify judges it (fractions, roots, intervals,
+    sets, percent, thousands separators, units)."""
+    from math_verify import verify
+
+    gold = parse_math((item.reference or "").strip(), gold=True)
+    if not gold:
+        return 0.0
+    pred = parse_math(after_reasoning(answer))
+    if not pred:
+        return 0.0
+    return float(bool(verify(gold, pred, timeout_seconds=_math_timeout())))

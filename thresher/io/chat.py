@@ -3,8 +3,8 @@
 What a message may hold once read (everything else is dropped, with one warning per input):
 
 - ``role`` and ``content`` (a string; a list of ``{"type": "text", "text": ...}`` parts is
-  joined; a non-text part such as an image is a :class:`ShapeError`, so with ``skip`` the row
-  is rejected with that reason);
+  joined; a bare string part or a non-text part such as an image is a :class:`ShapeError`, so
+  with ``skip`` the row is rejected with that reason);
 - ``tool_calls`` on assistant turns (OpenAI form: ``{id, type: "function", function: {name,
   arguments}}``; ``arguments`` is stored as JSON text, a dict is encoded); the assistant's
   ``content`` may then be null or empty and is stored as ``""``;
@@ -29,12 +29,14 @@ TEXT_PART_TYPES = ("text", "input_text", "output_text")
 
 
 def join_parts(content: list[Any], where: str) -> str:
-    """The text of a list of content parts (``{"type": "text", "text": ...}`` or strings)."""
+    """The text of a list of content parts (``{"type": "text", "text": ...}``), joined without a
+    separator as the OpenAI API does. A bare string part is refused (joining ``["not", "a"]``
+    would silently give ``nota``)."""
     texts: list[str] = []
     for j, part in enumerate(content, start=1):
         if isinstance(part, str):
-            texts.append(part)
-            continue
+            raise ShapeError(f"{where}: content part {j} is a bare string, not a "
+                             '{"type": "text", "text": ...} object')
         if not isinstance(part, Mapping):
             raise ShapeError(f"{where}: content part {j} must be an object, got {type(part).__name__}")
         kind = part.get("type", "text")

@@ -95,21 +95,25 @@ def read_inputs(paths: list[str | os.PathLike] | tuple,
                 options: ReadOptions | dict[str, Any] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Read every input into one row table; returns ``(table, rejected_rows_frame)``.
 
-    Columns missing from some inputs are null. With ``on_bad_rows="error"`` the first bad row
-    raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame.
+    Columns missing from some inputs are null. Ids are unique across all inputs (one
+    :class:`~thresher.schema.IdAssigner`: a given id seen in an earlier input is a bad row, a
+    derived one gets the next occurrence index). With ``on_bad_rows="error"`` the first bad row
+    raises a one-line :class:`InputError`; with ``skip`` it lands in the rejected frame (so do
+    OpenAI Batch requests without a result).
     """
+    from thresher.io.openai_batch import join
     from thresher.io.readers import read_rows
+    from thresher.schema import IdAssigner
 
     opts = ReadOptions.coerce(options)
     if not paths:
         raise InputError("no input given")
-    from thresher.io.openai_batch import join
-
-    results, rejects = [], []
-    for p in resolve_inputs(paths):
-        res = read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split)
-        results.append(res)
-        rejects.extend(res.rejects)
-    frames = join(results)  # OpenAI Batch results meet their requests (by custom_id)
+    ids = IdAssigner()  # one id space: a given id twice across files is a bad row, content ids get occurrences
+    results = [read_rows(p, opts.fmt, on_bad_rows=opts.on_bad_rows, split=opts.split, ids=ids)
+               for p in resolve_inputs(paths)]
+    frames = join(results, on_bad_rows=opts.on_bad_rows)  # OpenAI Batch results meet their requests (by custom_id)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-    return table, rejects_frame(rejects)
+    from thresher.io.references import normalize_references
+
+    rejects = [r for res in results for r in res.rejects]
+    return normalize_references(table), rejects_frame(rejects)  # reference/tests columns: one name each

@@ -86,10 +86,11 @@ def batch_fields(record: Mapping[str, Any], shape: str) -> dict[str, Any]:
     return out
 
 
-def join(results: Sequence[Any]) -> list[Any]:
+def join(results: Sequence[Any], *, on_bad_rows: str = "error") -> list[Any]:
     """Join every Batch output table to the Batch input table among ``results`` (ReadResults)
     by id; returns the tables to concatenate (others unchanged). A result without its request
-    is an InputError naming the custom_id."""
+    is an InputError naming the custom_id; so is a request without a (successful) result,
+    or, with ``on_bad_rows="skip"``, a reject (code ``no-result``) of its requests file."""
     import polars as pl
 
     from thresher.errors import InputError
@@ -99,22 +100,40 @@ def join(results: Sequence[Any]) -> list[Any]:
     outputs = [r for r in results if getattr(r, "shape", None) == OUTPUT]
     if not inputs or not outputs:
         return [r.table for r in results]
-    requests = pl.concat([r.table for r in inputs], how="diagonal_relaxed")
-    prompts = dict(zip(requests["id"].to_list(), requests["messages"].to_list()))
-    joined = []
+    prompts = {}
+    for req in inputs:
+        prompts.update({i: (req, m) for i, m in zip(req.table["id"].to_list(), req.table["messages"].to_list())})
+    joined, answered = [], set()
     for res in outputs:
         df = res.table
         missing = [i for i in df["id"].to_list() if i not in prompts]
         if missing:
             raise InputError(f"{res.path}: custom_id {missing[0]!r} has no request in "
                              f"{', '.join(r.path for r in inputs)}")
-        msgs = [prompts[i] + m for i, m in zip(df["id"].to_list(), df["messages"].to_list())]
+        answered.update(df["id"].to_list())
+        msgs = [prompts[i][1] + m for i, m in zip(df["id"].to_list(), df["messages"].to_list())]
         joined.append(conform(df.drop("messages").with_columns(
             pl.Series("messages", [clean_messages(m) for m in msgs]))))
-    # requests without a (successful) result are left out: a prompt-only row is no SFT row
+    _unanswered(prompts, answered, outputs, on_bad_rows)
     batch = {id(r) for r in (*inputs, *outputs)}
     rest = [r.table for r in results if id(r) not in batch]
     return [*joined, *rest]
+
+
+def _unanswered(prompts: Mapping[str, Any], answered: set, outputs: Sequence[Any], on_bad_rows: str) -> None:
+    """A request without a successful result: an error, or a reject of its requests file."""
+    from thresher.errors import InputError
+
+    where = ", ".join(r.path for r in outputs)
+    for cid, (req, msgs) in prompts.items():
+        if cid in answered:
+            continue
+        reason = f"request custom_id {cid!r} has no successful result in {where}"
+        if on_bad_rows != "skip":
+            raise InputError(f"{req.path}: {reason}")
+        req.rejects.append({"file": req.path, "where": f"custom_id {cid}", "reason": reason,
+                            "raw": json.dumps({"custom_id": cid, "messages": msgs}, ensure_ascii=False, default=str),
+                            "code": "no-result", "id": cid})
 
 
 def request_line(custom_id: str, messages: list[Mapping[str, Any]], model: str,

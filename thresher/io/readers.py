@@ -10,6 +10,8 @@ Every problem names the file and line (or row) and the reason. With
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -21,6 +23,16 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import InputError
+from thresher.io.columns import MAX_DEPTH, ColumnError, ColumnTypes, check_scalar_column
+from thresher.io.compress import (
+    COMPRESSED,
+    decompress_errors,
+    decompress_failure,
+    inner_suffix,
+    lines,
+    open_binary,
+    read_bytes,
+)
 from thresher.io.shapes import (
     ROW_KEYS,
     SHAPE_KEYS,
@@ -36,7 +48,6 @@ from thresher.schema import (
     clean_messages,
     conform,
     empty_table,
-    fill_ids,
     is_messages_dtype,
     table_problems,
     validate_messages,
@@ -104,41 +115,78 @@ def _lone_surrogate(text: str, rec: Any) -> str | None:
     return None
 
 
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+class _DupKeys:
+    """Object keys given twice in one record (JSON keeps the last): counted per file, one warning."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[str, str] | None = None  # (where, key)
+        self.key: str | None = None
+        self.decode = json.JSONDecoder(object_pairs_hook=self.hook).decode
+
+    def hook(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        d = dict(pairs)
+        if len(d) != len(pairs) and self.key is None:
+            seen: set[str] = set()
+            self.key = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        return d
+
+    def note(self, where: str) -> None:
+        if self.key is not None:
+            self.count += 1
+            if self.first is None:
+                self.first = (where, self.key)
+            self.key = None
+
+    def warn(self, label: str) -> None:
+        if self.first is not None:
+            from thresher.progress import info
+
+            where, key = self.first
+            more = f" ({self.count - 1} more record(s) in this file)" if self.count > 1 else ""
+            info(f"{label}:{where}: duplicate key {key!r} in an object; the last value is kept{more}")
+
+
+def _loads(text: str, dups: _DupKeys | None = None) -> Any:
+    return dups.decode(text) if dups is not None else json.loads(text)
 
 
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
-    with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                col.bad(str(lineno), f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
-                        raw.decode("utf-8", "replace").rstrip("\n"), code="invalid-utf8")
-                continue
-            if not text.strip():
-                continue
-            try:
-                rec = _loads(text)
-            except json.JSONDecodeError as e:
-                col.bad(str(lineno), f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})", text.rstrip("\n"),
-                        code="malformed-json")
-                continue
-            why = _lone_surrogate(text, rec)
-            if why:
-                col.bad(str(lineno), why, text.rstrip("\n"), code="invalid-unicode")
-                continue
-            yield str(lineno), rec
+    dups = _DupKeys()
+    for lineno, raw in enumerate(lines(path, col.label), start=1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            col.bad(str(lineno), f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
+                    raw.decode("utf-8", "replace").rstrip("\n"), code="invalid-utf8")
+            continue
+        if not text.strip():
+            continue
+        try:
+            rec = _loads(text, dups)
+        except RecursionError:
+            dups.key = None
+            col.bad(str(lineno), f"nested too deeply (more than {MAX_DEPTH} levels)", text.rstrip("\n")[:1000],
+                    code="too-deep")
+            continue
+        except json.JSONDecodeError as e:
+            dups.key = None
+            col.bad(str(lineno), f"malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})", text.rstrip("\n"),
+                    code="malformed-json")
+            continue
+        dups.note(str(lineno))
+        why = _lone_surrogate(text, rec)
+        if why:
+            col.bad(str(lineno), why, text.rstrip("\n"), code="invalid-unicode")
+            continue
+        yield str(lineno), rec
+    dups.warn(col.label)
 
 
 def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
-    data = path.read_bytes()
+    data = read_bytes(path, col.label)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -147,14 +195,19 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
     text = text.removeprefix("\ufeff")  # UTF-8 byte-order mark
     if not text.strip():
         return
+    dups = _DupKeys()
     try:
-        obj = _loads(text)
+        obj = _loads(text, dups)
+    except RecursionError:
+        raise InputError(f"{col.label}:1: nested too deeply (more than {MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as e:
         # a .json file may hold JSON lines
         if e.msg == "Extra data":
             yield from _jsonl_records(path, col)
             return
         raise InputError(f"{col.label}:{e.lineno}: malformed JSON ({e.msg.removesuffix(' at')} at column {e.colno})") from None
+    dups.note("1")
+    dups.warn(col.label)
     if isinstance(obj, Mapping) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
@@ -173,13 +226,45 @@ def _frame_records(df: pl.DataFrame) -> Iterator[tuple[str, Any]]:
         yield f"row {i}", rec
 
 
-def _csv_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
+#: CSV columns holding an answer: an empty cell is an empty answer (a filterable row), not a missing one
+ANSWER_CELLS = ("completion", "output")
+
+
+def _csv_records(path: Path, col: _Collector, delimiter: str = ",") -> Iterator[tuple[str, Any]]:
+    """Records of a CSV/TSV file, each named by the line it starts on (a quoted cell may span
+    lines). Empty cells are missing values, except in answer columns (an empty answer)."""
+    csv.field_size_limit(2 ** 31 - 1)
+    text = io.TextIOWrapper(open_binary(path), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    start = 1
     try:
-        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
-    except Exception as e:  # polars raises ComputeError for bad UTF-8 and malformed CSV
-        raise InputError(f"{col.label}: cannot read CSV ({str(e).splitlines()[0]})") from None
-    for i, rec in enumerate(df.iter_rows(named=True), start=2):  # line 1 is the header
-        yield str(i), {k: v for k, v in rec.items() if v is not None}
+        with text:
+            header: list[str] | None = None
+            while True:
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    return
+                where, start = str(start), reader.line_num + 1
+                if header is None:
+                    header = cells
+                    continue
+                if not any(cells):
+                    continue
+                if len(cells) != len(header):
+                    col.bad(where, f"{len(cells)} cells, but the header has {len(header)}",
+                            delimiter.join(cells), code="bad-csv-row")
+                    continue
+                yield where, {k: (v if v != "" else "" if k in ANSWER_CELLS else None)
+                              for k, v in zip(header, cells) if v != "" or k in ANSWER_CELLS}
+    except UnicodeDecodeError as e:
+        raise InputError(f"{col.label}:{start}: not valid UTF-8 (byte 0x{e.object[e.start]:02x})") from None
+    except csv.Error as e:
+        raise InputError(f"{col.label}:{start}: cannot read CSV ({e})") from None
+    except decompress_errors() as e:  # a damaged compressed stream
+        if path.suffix.lower() not in COMPRESSED:
+            raise
+        raise decompress_failure(col.label, path, e) from None
 
 
 def _decoded(records: Iterator[tuple[str, Any]], col: _Collector) -> Iterator[tuple[str, Any]]:
@@ -234,34 +319,50 @@ def _looks_like_hub(name: str) -> bool:
             and all(part for part in p.split("/")))
 
 
-def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector) -> pl.DataFrame | None:
-    """Fast path for canonical tables (our own Parquet): vectorised validation."""
+def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssigner) -> pl.DataFrame | None:
+    """Fast path for canonical tables (our own Parquet): the same rules as every other input,
+    vectorised (:func:`thresher.schema.table_problems`), then ids as the record path gives them."""
     if "messages" not in df.columns or not is_messages_dtype(df.schema["messages"]):
         return None
     id_type = df.schema.get("id")
     if id_type is not None and not (id_type in (pl.String, pl.Null, pl.Categorical) or id_type.is_numeric()):
         raise InputError(f"{label}: the id column holds {id_type} values; ids must be strings or numbers")
+    for name in ("category", "source"):
+        kind = df.schema.get(name)
+        if kind is not None and not (kind in (pl.String, pl.Null, pl.Categorical, pl.Enum) or kind.is_numeric()):
+            raise InputError(f"{label}: the {name} column holds {kind} values; it must hold strings")
     if "id" not in df.columns:
-        df = df.with_columns(pl.Series("id", fill_ids([None] * df.height, df["messages"].to_list()),
-                                       dtype=pl.String))
-    elif df["id"].cast(pl.String).is_null().any() or (df["id"].cast(pl.String) == "").any():
-        df = df.with_columns(pl.Series("id", fill_ids(df["id"].cast(pl.String).to_list(),
-                                                      df["messages"].to_list()), dtype=pl.String))
-    df = conform(df)
+        df = df.with_columns(pl.lit(None, dtype=pl.String).alias("id"))
     try:
-        problems = table_problems(df)
+        df = conform(df)
+        problems = table_problems(df, check_ids=False)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # polars panics are BaseExceptions
         raise InputError(f"{label}: cannot validate rows ({str(e).splitlines()[0][:200]})") from None
-    if problems.height:
-        bad_rows = set()
-        for row, reason in problems.iter_rows():
-            code = "duplicate-id" if reason.startswith("duplicate id") else "invalid-messages"
-            col.bad(f"row {row}", reason, df.row(row - 1, named=True), code=code)
-            bad_rows.add(row - 1)
-        keep = [i for i in range(df.height) if i not in bad_rows]
-        df = df[keep]
+    bad = {}
+    for row, reason in problems.iter_rows():
+        bad[row - 1] = reason
+    if not bad and ids.take_all(df["id"], f"{label}"):  # every id given and new: no per-row work
+        return df
+    given = df["id"].to_list()
+    msgs = df["messages"].to_list() if any(g in (None, "") for g in given) else None
+    new_ids: list[str | None] = []
+    for i, g in enumerate(given):
+        if i in bad:
+            col.bad(f"row {i + 1}", bad[i], df.row(i, named=True), code="invalid-messages")
+            new_ids.append(None)
+            continue
+        rid, problem = ids.assign(g, msgs[i] if msgs is not None and g in (None, "") else (), f"row {i + 1}")
+        if problem:
+            col.bad(f"row {i + 1}", problem, df.row(i, named=True), code="duplicate-id")
+            bad[i] = problem
+            new_ids.append(None)
+            continue
+        new_ids.append(rid)
+    df = df.with_columns(pl.Series("id", new_ids, dtype=pl.String))
+    if bad:
+        df = df.filter(~pl.int_range(pl.len()).is_in(list(bad)))
     return df
 
 
@@ -273,17 +374,22 @@ def read_rows(
     category: str | None = None,
     source: str | None = None,
     split: str | None = None,
+    ids: IdAssigner | None = None,
 ) -> ReadResult:
     """Read ``path`` (file, dataset folder or hub name) into validated rows.
 
     ``fmt`` forces a record shape (one of :data:`SHAPES`); unknown columns are then an
     error (except for the canonical ``messages`` shape, which keeps provenance columns).
-    ``category``/``source`` fill those columns where the input has none; ``split`` picks the
-    split of a DatasetDict folder or hub dataset (default ``train``).
+    Without ``fmt`` the shape is the one most records have (a file mixing ``prompt`` and
+    ``prompt``/``completion`` records is prompt/completion); a record of another shape is a
+    bad row. ``category``/``source`` fill those columns where the input has none; ``split``
+    picks the split of a DatasetDict folder or hub dataset (default ``train``). Files may be
+    compressed (``.gz``, ``.bz2``, ``.xz``, ``.zst``).
 
     Rows without an id get :func:`derived_id` (the content hash, plus the occurrence index for
     the second and later copies of the same conversation); a duplicate id the input gave is
-    a bad row naming both lines.
+    a bad row naming both lines. Pass one ``ids`` (:class:`IdAssigner`) to several calls to
+    keep ids unique across files.
     """
     if fmt is not None and fmt not in SHAPES:
         raise InputError(f"unknown format {fmt!r} (expected one of {', '.join(SHAPES)})")
@@ -295,15 +401,18 @@ def read_rows(
     if sep and not p.exists() and named and Path(head).is_dir():  # folder:split
         p, split = Path(head), named
     col = _Collector(label, on_bad_rows)
-    records, fast = _open(p, label, fmt, split, col)
+    ids = ids if ids is not None else IdAssigner()
+    ids.file = label
+    records, frame = _open(p, label, fmt, split, col)
+    fast = _canonical_fast(frame, label, col, ids) if frame is not None and fmt in (None, "messages") else None
     if fast is not None:
-        table = fast
-        if table.height == 0 and not col.rejects:
+        if fast.height == 0 and not col.rejects:
             raise InputError(f"{label}: empty file (no rows)")
-        table = _fill(table, category, source)
-        return ReadResult(table, label, col.rejects)
+        return ReadResult(_fill(fast, category, source), label, col.rejects)
+    if frame is not None:
+        records = _frame_records(frame)
 
-    rows, shape, unknown_keys, any_record = _rows(records, fmt, label, col)
+    rows, shape, unknown_keys, any_record = _rows(records, fmt, label, col, ids)
     if not any_record:
         raise InputError(f"{label}: empty file (no rows)")
     if unknown_keys:
@@ -320,23 +429,20 @@ def read_rows(
     return ReadResult(_fill(table, category, source), label, col.rejects, shape)
 
 
-def _from_frame(frame: pl.DataFrame, label: str, fmt: str | None,
-                col: _Collector) -> tuple[Iterator[tuple[str, Any]], pl.DataFrame | None]:
-    fast = _canonical_fast(frame, label, col) if fmt in (None, "messages") else None
-    return (iter(()) if fast is not None else _frame_records(frame)), fast
-
-
 def _open(p: Path, label: str, fmt: str | None, split: str | None,
           col: _Collector) -> tuple[Iterator[tuple[str, Any]], pl.DataFrame | None]:
-    """``(records, fast)``: the input's records as ``(where, record)`` pairs, or (canonical
-    tables) the already validated table in ``fast``."""
+    """``(records, frame)``: the input's records as ``(where, record)`` pairs, or (Parquet,
+    dataset folders, hub datasets) a table in ``frame``."""
     if p.is_dir():
-        return _from_frame(_disk_frame(p, label, split), label, fmt, col)
+        return iter(()), _disk_frame(p, label, split)
     if _looks_like_hub(label) and not p.exists():
-        return _from_frame(_hub_frame(label, label, split), label, fmt, col)
+        return iter(()), _hub_frame(label, label, split)
+    if p.exists() and not p.is_file():
+        raise InputError(f"{label}: not a regular file (a pipe, socket or device); give a file, "
+                         "a dataset folder or a hub dataset name")
     if not p.is_file():
         raise InputError(f"{label}: no such file or folder")
-    ext = p.suffix.lower()
+    ext = inner_suffix(p)
     if p.stat().st_size == 0:
         raise InputError(f"{label}: empty file (no rows)")
     if ext in JSONL_EXT:
@@ -344,66 +450,108 @@ def _open(p: Path, label: str, fmt: str | None, split: str | None,
     if ext == ".json":
         return _json_records(p, col), None
     if ext in PARQUET_EXT:
+        data = read_bytes(p, label) if p.suffix.lower() in COMPRESSED else None
         try:
-            frame = pl.read_parquet(p)
+            frame = pl.read_parquet(io.BytesIO(data) if data is not None else p)
         except Exception as e:
             raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
-        return _from_frame(frame, label, fmt, col)
+        return iter(()), frame
     if ext in (".csv", ".tsv"):
-        return _decoded(_csv_records(p, col), col), None
-    raise InputError(f"{label}: unsupported file type '{ext or p.name}' "
-                     "(expected .jsonl, .json, .parquet, .csv or a dataset folder)")
+        return _decoded(_csv_records(p, col, "\t" if ext == ".tsv" else ","), col), None
+    raise InputError(f"{label}: unsupported file type '{ext or p.name}' (expected .jsonl, .json, "
+                     ".parquet, .csv or .tsv, optionally compressed as .gz, .bz2, .xz or .zst, or a dataset folder)")
+
+
+def _choose_shape(records: list[tuple[str, Any]]) -> str | None:
+    """The shape most records have (first seen on a tie); ``prompt`` records count as
+    prompt/completion when the file has any (their missing completion is then a bad row)."""
+    counts: dict[str, int] = {}
+    for _, rec in records:
+        if isinstance(rec, Mapping):
+            s = detect_shape(rec)
+            if s is not None:
+                counts[s] = counts.get(s, 0) + 1
+    if "prompt" in counts and "prompt-completion" in counts:
+        counts["prompt-completion"] += counts.pop("prompt")
+    return max(counts, key=lambda k: counts[k]) if counts else None
 
 
 def _rows(records: Iterator[tuple[str, Any]], fmt: str | None, label: str,
-          col: _Collector) -> tuple[list[dict[str, Any]], str | None, set[str], bool]:
+          col: _Collector, ids: IdAssigner) -> tuple[list[dict[str, Any]], str | None, set[str], bool]:
     """Validate each record into a row: ``(rows, shape, ignored message keys, any record)``."""
     rows: list[dict[str, Any]] = []
-    ids = IdAssigner()
-    shape = fmt
-    any_record = False
+    recs = list(records)
+    shape = fmt or _choose_shape(recs)
+    if shape is None:
+        first = next(((w, r) for w, r in recs if isinstance(r, Mapping)), None)
+        if first is not None:
+            raise InputError(
+                f"{label}:{first[0]}: cannot tell the record format from its keys "
+                f"({', '.join(map(str, first[1])) or 'none'}); expected messages, conversations, "
+                "instruction/output, prompt/completion or prompt (or pass --format)")
+    from thresher.io.references import INPUT_KEYS
+
+    types = ColumnTypes(loose=INPUT_KEYS)  # reference/tests columns: normalised to text later
     unknown_keys: set[str] = set()
-    for where, rec in records:
-        any_record = True
+    if shape == "openai-batch-output":  # results repeat their requests' ids: they are joined later
+        ids, ids.file = IdAssigner(), label
+    for where, rec in recs:
         if not isinstance(rec, Mapping):
             col.bad(where, f"expected a JSON object, got {type(rec).__name__}", rec, code="not-an-object")
             continue
-        if shape is None:
-            shape = detect_shape(rec)
-            if shape is None:
-                raise InputError(
-                    f"{label}:{where}: cannot tell the record format from its keys "
-                    f"({', '.join(map(str, rec)) or 'none'}); expected messages, conversations, "
-                    "instruction/output, prompt/completion or prompt (or pass --format)"
-                )
-        if fmt is not None and fmt != "messages":
-            allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS)
-            unknown = [k for k in rec if k not in allowed]
-            if unknown:
-                col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
-                        f"{fmt} (expected {', '.join(SHAPE_KEYS[fmt] + ROW_KEYS)})", rec, code="unknown-column")
-                continue
-        try:
-            msgs = to_messages(rec, shape, unknown_keys)
-        except ShapeError as e:
-            col.bad(where, str(e), rec, code="bad-shape")
+        assert shape is not None
+        row = _row(rec, where, fmt, shape, col, unknown_keys)
+        if row is None:
             continue
-        why = validate_messages(msgs)
+        why = types.check(row, where)
         if why:
-            col.bad(where, why, rec, code="invalid-messages")
+            col.bad(where, why, rec, code="column-type")
             continue
-        try:
-            row = row_fields(rec, shape)
-        except ShapeError as e:
-            col.bad(where, str(e), rec, code="bad-shape")
-            continue
-        row["messages"] = clean_messages(msgs)
         row["id"], problem = ids.assign(row.get("id"), row["messages"], where)
         if problem:
             col.bad(where, problem, rec, code="duplicate-id" if problem.startswith("duplicate") else "bad-id")
             continue
         rows.append(row)
-    return rows, shape, unknown_keys, any_record
+    return rows, shape, unknown_keys, bool(recs)
+
+
+def _row(rec: Mapping[str, Any], where: str, fmt: str | None, shape: str, col: _Collector,
+         unknown_keys: set[str]) -> dict[str, Any] | None:
+    """One record as a row (None when it is a bad row, recorded in ``col``)."""
+    if fmt is None:
+        seen = detect_shape(rec)
+        if seen is not None and seen != shape and not (seen == "prompt" and shape == "prompt-completion"):
+            col.bad(where, f"a {seen} record, but this file's records are {shape} (pass --format to choose)",
+                    rec, code="bad-shape")
+            return None
+    elif fmt != "messages":
+        from thresher.io.references import INPUT_KEYS  # reference answers and tests travel too
+
+        allowed = set(SHAPE_KEYS[fmt]) | set(ROW_KEYS) | set(INPUT_KEYS)
+        unknown = [k for k in rec if k not in allowed]
+        if unknown:
+            col.bad(where, f"unknown column(s) {', '.join(repr(k) for k in unknown)} for format "
+                    f"{fmt} (expected {', '.join(SHAPE_KEYS[fmt] + ROW_KEYS)})", rec, code="unknown-column")
+            return None
+    try:
+        msgs = to_messages(rec, shape, unknown_keys)
+    except ShapeError as e:
+        col.bad(where, str(e), rec, code="bad-shape")
+        return None
+    why = validate_messages(msgs)
+    if why:
+        col.bad(where, why, rec, code="invalid-messages")
+        return None
+    try:
+        row = row_fields(rec, shape)
+        for key in ("category", "source"):
+            if key in row:
+                row[key] = check_scalar_column(row, key)
+    except (ShapeError, ColumnError) as e:
+        col.bad(where, str(e), rec, code="bad-shape" if isinstance(e, ShapeError) else "column-type")
+        return None
+    row["messages"] = clean_messages(msgs)
+    return row
 
 
 def _fill(df: pl.DataFrame, category: str | None, source: str | None) -> pl.DataFrame:
@@ -423,7 +571,9 @@ def read_tables(paths: list[str | os.PathLike] | tuple, fmt: str | None = None, 
     """Read several inputs into one row table (columns missing from some inputs are null)."""
     from thresher.io.openai_batch import join
 
-    frames = join([read_rows(p, fmt, **kwargs) for p in paths])  # Batch results meet their requests
+    ids = IdAssigner()
+    frames = join([read_rows(p, fmt, ids=ids, **kwargs) for p in paths],  # Batch results meet their requests
+                  on_bad_rows=kwargs.get("on_bad_rows", "error"))
     if not frames:
         raise InputError("no input given")
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")

@@ -215,6 +215,10 @@ def from_messages(messages: list[Mapping[str, str]], shape: str) -> dict[str, An
         return {"prompt": strip_nulls(msgs[:-1]), "completion": strip_nulls(msgs[-1:])}
     if len(system) > 1:
         raise ShapeError(f"{shape} holds at most one system message")
+    if system and msgs[0]["role"] != "system":
+        raise ShapeError(f"{shape} holds a system message only as the first turn")
+    if system and not system[0]:
+        raise ShapeError(f"{shape} cannot hold an empty system message (an empty 'system' field reads back as none)")
     if shape == "sharegpt":
         back = {v: k for k, v in SHAREGPT_ROLES.items() if k in ("human", "gpt", "system", "tool")}
         return {"conversations": [{"from": back[m["role"]], "value": m["content"]} for m in rest],

@@ -113,30 +113,31 @@ def read_chatterbot(language: str, categories: tuple[str, ...] = (), *, response
 # ---------------------------------------------------------------- reading
 
 
-def read_input(spec: InputSpec) -> pl.DataFrame:
-    """Read one recipe input (through the stages' one input path: any format, a run folder)
-    into a validated row table with source/category filled."""
-    from thresher.io.inputs import ReadOptions, read_inputs
+def read_input(spec: InputSpec) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Read one recipe input (through the stages' one input path: any format, compressed or
+    not, a run folder) into a validated row table with source/category filled; returns
+    ``(rows, rejected)``, the rows rejected on read (``on_bad_rows: skip``) as dropped rows."""
+    from thresher.io.inputs import ReadOptions, read_inputs, rejects_frame
     from thresher.schema import conform, make_rows
 
+    rejected = rejects_frame([])
     if spec.kind == "chatterbot":
         df = make_rows(
             read_chatterbot(spec.value, spec.categories, responses=spec.responses),
             source=spec.source or "chatterbot-corpus",
         )
-    elif spec.kind == "path":
-        if not Path(spec.value).exists():
-            raise InputError(f"{spec.value}: file not found")
-        df, _ = read_inputs([spec.value], ReadOptions(fmt=spec.format, split=getattr(spec, "split", None)))
     else:
-        df, _ = read_inputs([spec.value], ReadOptions(fmt=spec.format, split=spec.split))
+        if spec.kind == "path" and not Path(spec.value).exists():
+            raise InputError(f"{spec.value}: file not found")
+        df, rejected = read_inputs([spec.value], ReadOptions(fmt=spec.format, on_bad_rows=spec.on_bad_rows,
+                                                             split=spec.split))
     if spec.limit is not None:
         df = df.head(spec.limit)
     if spec.source is not None:
         df = df.with_columns(pl.lit(spec.source, dtype=pl.String).alias("source"))
     if spec.category is not None:
         df = df.with_columns(pl.lit(spec.category, dtype=pl.String).alias("category"))
-    return conform(df)
+    return conform(df), rejected
 
 
 def _prompt_key() -> pl.Expr:
@@ -180,7 +181,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     stage = Stage(STAGE_NAME, out, inputs=inputs, config=config, force=force)
     if stage.done:
         return stage.result()
-    frames = [read_input(spec) for spec in config.inputs]
+    read = [read_input(spec) for spec in config.inputs]
+    frames = [f for f, _ in read]
     extra = sorted({c for f in frames for c in f.columns} - {"id", "messages", "category", "source"})
     df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if df.height == 0:
@@ -195,12 +197,14 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
         [
             dropped_frame(dup, STAGE_NAME, "repeated id from an earlier input"),
             dropped_frame(held_out_rows, STAGE_NAME, "held out for evaluation"),
+            *(rej for _, rej in read if rej.height),
         ],
         how="diagonal_relaxed",
     )
     stats = {
         "inputs": [
-            {"kind": s.kind, "value": s.value, "rows": f.height} for s, f in zip(config.inputs, frames)
+            {"kind": s.kind, "value": s.value, "rows": f.height, "rejected_on_read": r.height}
+            for s, (f, r) in zip(config.inputs, read)
         ],
         "extra_columns": extra,
         "repeated_ids": dup.height,

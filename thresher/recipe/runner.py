@@ -21,7 +21,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from thresher.recipe.schema import DATA_STAGES, Recipe, StageSpec, stage_module
+from thresher.recipe.schema import (
+    DATA_STAGES,
+    Recipe,
+    StageSpec,
+    resolve_stage_ref,
+    stage_module,
+    stage_refs,
+)
 
 VERSION_PACKAGES = (
     "thresher", "torch", "transformers", "peft", "polars", "datasets", "datasketch",
@@ -68,10 +75,53 @@ def _row_count(path: Path) -> int | None:
 _EVAL_OWN = ("teacher", "model", "n", "system", "system_in_rows", "seed", "temperature", "top_p", "top_k")
 
 
+def feeder(spec: StageSpec, recipe: Recipe) -> int:
+    """The index of the stage whose rows feed ``spec`` (-1: the recipe's inputs): its
+    ``input``, else the last data stage before it."""
+    if spec.input is not None:
+        i, _ = resolve_stage_ref(spec.input, [s.name for s in recipe.stages], spec.index)
+        return -1 if i is None else i
+    before = [s.index for s in recipe.stages if s.index < spec.index and s.name in DATA_STAGES]
+    return before[-1] if before else -1
+
+
+def lineage_generate(spec: StageSpec, recipe: Recipe) -> StageSpec | None:
+    """The generate stage ``spec``'s rows come from (following each stage's feeder)."""
+    i = feeder(spec, recipe)
+    while i >= 0:
+        s = recipe.stages[i]
+        if s.name == "generate":
+            return s
+        i = feeder(s, recipe)
+    return None
+
+
+def _rows_of(index: int, recipe: Recipe, run_dir: Path) -> Path:
+    from thresher.recipe import inputs as inputs_step
+
+    folder = inputs_step.FOLDER if index < 0 else recipe.stages[index].folder
+    return run_dir / folder / "kept.parquet"
+
+
+def _with_stage_refs(spec: StageSpec, recipe: Recipe, run_dir: Path) -> Any:
+    """The stage's config with every stage reference of its ``_stage_refs`` fields replaced by
+    that stage's rows (``generate#2`` -> ``RUN/03-generate/kept.parquet``)."""
+    names = [s.name for s in recipe.stages]
+    changes: dict[str, Any] = {}
+    for field_name, values in stage_refs(spec.config).items():
+        resolved = {}
+        for key, value in values.items():
+            i, _ = resolve_stage_ref(value, names, spec.index)
+            resolved[key] = str(_rows_of(i, recipe, run_dir)) if i is not None else value
+        old = getattr(spec.config, field_name)
+        changes[field_name] = resolved[""] if isinstance(old, str) else {**old, **resolved}
+    return dataclasses.replace(spec.config, **changes) if changes else spec.config
+
+
 def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int, Path]) -> tuple[list[Path], Any]:
     """Inputs and config for one stage (the eval stage gets the run's context)."""
     if spec.name not in ("eval", "evaluate"):
-        return [fed[spec.index]], spec.config
+        return [fed[spec.index]], _with_stage_refs(spec, recipe, run_dir)
     from thresher.config import to_dict
 
     before = [s for s in recipe.stages if s.index < spec.index]
@@ -86,6 +136,11 @@ def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int,
         changes["generate"] = {**gen, **dict(ev.generate)}
     if trains:
         train = trains[-1]
+        own = lineage_generate(train, recipe)  # the teacher's generations, not a student's side branch
+        if own is not None:
+            gens = [own]
+            gen = {k: v for k, v in to_dict(own.config).items() if k not in _EVAL_OWN}
+            changes["generate"] = {**gen, **dict(ev.generate)}
         topts = to_dict(train.config)
         base = topts.get("base")
         models = [f"base={base}", f"curated={run_dir / train.folder}"]
@@ -175,7 +230,7 @@ def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
     for spec in recipe.stages:
         module = stage_module(spec.name)
         folder = run_dir / spec.folder
-        fed[spec.index] = prev_kept
+        fed[spec.index] = prev_kept if spec.input is None else _rows_of(feeder(spec, recipe), recipe, run_dir)
         stage_in, config = _stage_inputs(spec, recipe, run_dir, fed)
         step(
             spec.index + 1,

@@ -11,7 +11,8 @@ A recipe looks like::
         source: chatterbot-corpus
     stages:
       - generate: {n: 4}
-      - score: {...}
+      - generate: {input: inputs, teacher: student}   # `input`: another stage's rows feed this one
+      - score: {input: generate#1, passrate_from: {student: generate#2}}
       - dedup: {threshold: 0.8}
       - train: {base: smollm2}
       - report: {}
@@ -21,16 +22,22 @@ anything runs: each stage's options are built by that stage's own ``Config`` (th
 module is imported lazily), and every problem is reported in one :class:`ConfigError` whose
 parts carry their key path (``stages[3].dedup.threshold: must be in (0, 1]``).
 Relative paths in a recipe are relative to the current directory, like CLI options.
+
+Each stage is fed the previous data stage's rows unless it names its ``input``: ``inputs``
+(the recipe's inputs), a stage name (``generate``, when the recipe has one), the N-th stage
+of a name (``generate#2``) or ``stages[I]``; it must be an earlier data stage. A stage
+Config's ``_stage_refs`` fields (score's ``passrate_from``) may name stages the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -67,7 +74,9 @@ class InputSpec:
     ``kind`` is ``path`` (a local file or folder in any format the core reads), ``hub`` (a
     Hugging Face dataset name) or ``chatterbot`` (the chatterbot-corpus package; ``value``
     is the language, ``categories`` the YAML file names to take, all when empty).
-    ``source``/``category`` fill those columns; ``limit`` keeps the first N rows.
+    ``source``/``category`` fill those columns; ``limit`` keeps the first N rows; ``format``,
+    ``split`` and ``on_bad_rows`` are the read options (``skip`` puts rejected rows in the
+    inputs step's dropped.parquet).
     """
 
     kind: str
@@ -79,15 +88,18 @@ class InputSpec:
     split: str | None = None
     categories: tuple[str, ...] = ()
     responses: bool = False
+    on_bad_rows: str = "error"
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One validated stage of a recipe: its name, position and built ``Config``."""
+    """One validated stage of a recipe: its name, position and built ``Config``; ``input``
+    names the stage whose rows feed it (None: the previous data stage)."""
 
     name: str
     index: int
     config: Any
+    input: str | None = None
 
     @property
     def folder(self) -> str:
@@ -128,7 +140,7 @@ class Recipe:
                 if f.name in ("kind", "value"):
                     continue
                 v = getattr(spec, f.name)
-                if f.name in INPUT_KEYS[spec.kind] and v not in (None, (), False):
+                if f.name in INPUT_KEYS[spec.kind] and v not in (None, (), False, "error"):
                     d[f.name] = list(v) if isinstance(v, tuple) else v
             inputs.append(d)
         return {
@@ -138,7 +150,8 @@ class Recipe:
             "holdout": self.holdout,
             **({"executor": self.executor} if self.executor != "local" else {}),
             "inputs": inputs,
-            "stages": [{s.name: to_dict(s.config)} for s in self.stages],
+            "stages": [{s.name: {**({"input": s.input} if s.input else {}), **to_dict(s.config)}}
+                       for s in self.stages],
         }
 
     def to_yaml(self) -> str:
@@ -318,14 +331,30 @@ class _InputEntry:
         return []
 
 
+def _format_problems(fmt: str | None) -> list[str]:
+    from thresher.io.shapes import SHAPES
+
+    if fmt is None or fmt in SHAPES:
+        return []
+    return [f"format: expected one of {', '.join(SHAPES)}, got {fmt!r}"]
+
+
 @dataclass(frozen=True)
 class _PathInput(_InputEntry):
-    """``{path: FILE}``: a local file or folder in any format the core reads."""
+    """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
+    .gz, .bz2, .xz, .zst)."""
 
     path: str = ""
     """The file or folder."""
     format: str | None = None
     """Force the record format (default: detected)."""
+    split: str | None = None
+    """The split to read from a DatasetDict folder (default: train)."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
+
+    def check(self) -> list[str]:
+        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -338,6 +367,11 @@ class _HubInput(_InputEntry):
     """The split to read."""
     format: str | None = None
     """Force the record format (default: detected)."""
+    on_bad_rows: Literal["error", "skip"] = "error"
+    """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
+
+    def check(self) -> list[str]:
+        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -405,7 +439,8 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
             problems.append(f"{where}.chatterbot: {e}")
     return InputSpec(kind=kind, value=str(value), source=entry.source, category=entry.category,
                      limit=entry.limit, format=getattr(entry, "format", None), split=getattr(entry, "split", None),
-                     categories=getattr(entry, "categories", ()), responses=getattr(entry, "responses", False))
+                     categories=getattr(entry, "categories", ()), responses=getattr(entry, "responses", False),
+                     on_bad_rows=getattr(entry, "on_bad_rows", "error"))
 
 
 def stage_module(name: str):
@@ -442,6 +477,10 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
     # YAML 1.1 reads a bare `on:` / `off:` key as a boolean; mean the word
     opts = {({True: "on", False: "off"}[k] if isinstance(k, bool) else k): v for k, v in opts.items()}
     fields = {f.name for f in dataclasses.fields(cls)}
+    feed = opts.pop(INPUT_KEY, None) if INPUT_KEY not in fields else None
+    if feed is not None and not _str(feed):
+        problems.append(f"{where}.{INPUT_KEY}: expected a stage such as inputs, generate#1 or stages[0], got {feed!r}")
+        feed = None
     if "seed" in fields and "seed" not in opts:
         opts["seed"] = seed
     if name == "train":
@@ -453,7 +492,7 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
     except ConfigError as e:
         problems.extend(e.problems)
         return None
-    return StageSpec(name=name, index=i, config=config)
+    return StageSpec(name=name, index=i, config=config, input=feed)
 
 
 def _from_dict_safe(cls: type, opts: dict[str, Any], where: str) -> Any:
@@ -528,6 +567,7 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
                          lambda i, raw: _parse_stage(i, raw, seed, problems))
     if stages is not None:
         problems.extend(_order_problems(data["stages"], holdout))
+        problems.extend(_ref_problems(stages, data["stages"]))
     if problems:
         raise ConfigError(problems)
     return Recipe(
@@ -553,6 +593,76 @@ def _parse_list(data: Mapping[str, Any], key: str, what: str, problems: list[str
         problems.append(f"{key}: expected a non-empty list, got {raw!r}")
         return None
     return [spec for i, item in enumerate(raw) if (spec := parse(i, item)) is not None]
+
+
+#: the recipe key (beside a stage's options) naming the stage whose rows feed it
+INPUT_KEY = "input"
+_STAGE_REF = re.compile(r"^(?:(?P<inputs>inputs)|stages\[(?P<index>\d+)\]|(?P<name>[a-z_]+)(?:#(?P<nth>\d+))?)$")
+
+
+def stage_names(raw_stages: list) -> list[str | None]:
+    """Each raw stage entry's name (None for a malformed entry)."""
+    return [next(iter(s)) if isinstance(s, Mapping) and len(s) == 1 else s if isinstance(s, str) else None
+            for s in raw_stages]
+
+
+def resolve_stage_ref(ref: str, names: Sequence[str | None], before: int) -> tuple[int | None, str | None]:
+    """``(index, problem)``: the index of the stage ``ref`` names (-1: the recipe's inputs),
+    which must be an earlier data stage than ``before``; ``(None, None)`` when ``ref`` is not
+    a stage reference at all (a file path)."""
+    m = _STAGE_REF.match(str(ref).strip())
+    if m is None or (m["name"] and m["name"] not in STAGE_MODULES):
+        return None, None
+    if m["inputs"]:
+        return -1, None
+    if m["index"] is not None:
+        i = int(m["index"])
+        if i >= len(names):
+            return None, f"{ref!r}: the recipe has no stages[{i}]"
+    else:
+        same = [j for j, n in enumerate(names) if n == m["name"]]
+        if m["nth"] is None and len(same) > 1:
+            return None, f"{ref!r}: the recipe has {len(same)} {m['name']} stages; say which with {m['name']}#1 ..."
+        nth = int(m["nth"] or 1)
+        if not same or not 1 <= nth <= len(same):
+            return None, f"{ref!r}: the recipe has no such stage"
+        i = same[nth - 1]
+    if i >= before:
+        return None, f"{ref!r}: names stages[{i}], which does not run before this stage"
+    if names[i] not in DATA_STAGES:
+        return None, f"{ref!r}: stages[{i}] ({names[i]}) writes no rows (data stages: {', '.join(DATA_STAGES)})"
+    return i, None
+
+
+def stage_refs(config: Any) -> dict[str, dict[str, str]]:
+    """The values of a Config's ``_stage_refs`` fields: field -> {key: value} (a plain string
+    field is keyed by ``""``)."""
+    out = {}
+    for name in getattr(config, "_stage_refs", ()):
+        value = getattr(config, name, None)
+        if isinstance(value, Mapping):
+            out[name] = {str(k): v for k, v in value.items() if isinstance(v, str)}
+        elif isinstance(value, str):
+            out[name] = {"": value}
+    return out
+
+
+def _ref_problems(stages: list[StageSpec], raw_stages: list) -> list[str]:
+    """Every ``input`` and stage-reference field must name an earlier data stage."""
+    names = stage_names(raw_stages)
+    problems = []
+    for spec in stages:
+        if spec.input is not None:
+            i, why = resolve_stage_ref(spec.input, names, spec.index)
+            if why or i is None:
+                problems.append(f"{spec.where}.{INPUT_KEY}: {why or f'{spec.input!r} is not a stage'} "
+                                "(expected inputs, NAME, NAME#N or stages[I])")
+        for field_name, values in stage_refs(spec.config).items():
+            for key, value in values.items():
+                _, why = resolve_stage_ref(value, names, spec.index)
+                if why:
+                    problems.append(f"{spec.where}.{field_name}{'.' + key if key else ''}: {why}")
+    return problems
 
 
 def _order_problems(raw_stages: list, holdout: int) -> list[str]:

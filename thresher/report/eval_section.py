@@ -113,6 +113,10 @@ def evaluation(run: Run) -> Section | None:
              + ". Means with 95% bootstrap confidence intervals; refnll is the mean token NLL of the held-out "
                "human reference answers (lower is better).")
     sec.table(["model", "metric", "mean", "95% CI", "prompts"], _means_rows(ev))
+    if ev.get("sandbox"):  # the isolation the code judge's programs ran under
+        sb = ev["sandbox"]
+        sec.text(f"The code judge ran every program in the sandbox level {sb['level']!r}: "
+                 + "; ".join(sb.get("measures", [])) + "." + (f" {sb['warning']}" if sb.get("warning") else ""))
     sec.text("Per pair of models, prompt by prompt: wins/ties/losses of the first model, the mean difference with "
              "its 95% bootstrap CI, the exact sign-test p-value and the paired-bootstrap p-value.")
     sec.table(["pair", "metric", "win/tie/loss", "difference", "95% CI", "p (sign test)", "p (paired bootstrap)"],

@@ -80,6 +80,27 @@ class Run:
         data = self.data_stages
         return data[-1] if data else None
 
+    @property
+    def lineage(self) -> list[StageDir]:
+        """The data stages the final dataset went through, in order: a stage's rows come from
+        its recipe ``input`` when it names one (a side branch, such as the student's answers,
+        is not on the path), else from the data stage before it."""
+        data = self.data_stages
+        if not data or not self.recipe.get("stages"):
+            return data
+        from thresher.recipe.schema import resolve_stage_ref
+
+        names = [next(iter(e)) if isinstance(e, dict) and e else None for e in self.recipe["stages"]]
+        by_index = {int(s.folder[:2]) - 1: s for s in data}  # 00-inputs is -1
+        path, i = [], int(data[-1].folder[:2]) - 1
+        while i in by_index:
+            stage = by_index[i]
+            path.append(stage)
+            ref = stage.config.get("input") if isinstance(stage.config, dict) else None
+            j, _ = resolve_stage_ref(ref, names, i) if isinstance(ref, str) else (None, None)
+            i = j if j is not None else max((k for k in by_index if k < i), default=-2)
+        return path[::-1]
+
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:

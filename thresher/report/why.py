@@ -41,6 +41,11 @@ def _describe(row: dict[str, Any]) -> list[str]:
     resp = response_text(msgs)
     if resp:
         lines.append(f"  response: {_short(resp)!r}")
+    if row.get("reference") is not None:  # verified distillation: what the answer was checked against
+        lines.append(f"  reference: {_short(str(row['reference']))!r}")
+    if row.get("tests") is not None:
+        entry = f" (entry point {row['entry_point']})" if row.get("entry_point") else ""
+        lines.append(f"  tests:    {_short(str(row['tests']), 60)!r}{entry}")
     extra = [f"category={row.get('category')}"] if row.get("category") is not None else []
     if row.get("parent_id"):
         extra.append(f"parent_id={row['parent_id']}")
@@ -76,7 +81,7 @@ def _resolve_prefix(run: Run, row_id: str) -> str:
 def explain_row(run: Run, row_id: str, *, fallback: bool = True) -> list[str] | None:
     """Lines explaining one row's fate, or None when no stage has seen ``row_id``."""
     row_id = _resolve_prefix(run, row_id)
-    for s in run.data_stages:
+    for s in run.lineage:  # the stages the final dataset came through (not a side branch)
         hit = _match(s.dropped(), row_id)
         if hit.height > 1:
             raise ThresherError(f"row id prefix {row_id!r} is ambiguous ({hit.height} rows in {s.folder})")
