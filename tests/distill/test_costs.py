@@ -119,6 +119,8 @@ def test_max_cost_stops_within_one_request_and_the_rerun_loses_nothing(cli_run, 
                                   "rerun with a higher --max-cost to continue")
     worst = max(e["prompt_tokens"] * 1000 + 16 * 2000 for e in srv.log) / 1e6
     assert 1.5 - worst < spent() <= 1.5
+    print(f"\nbudget USD 1.5, concurrency {concurrency}: stopped after {asked} of 60 prompts at USD {spent():.4f} "
+          f"(one request: at most USD {worst:.4f})")
     est = _gen(cli_run, prompts, out, srv, *PRICE, "--estimate")
     assert f"{60 - asked} samples to generate ({asked} already stored)" in est.output
     assert f"expected {12 * (60 - asked):,} (observed mean 12.0 over {asked} samples, stored samples" in est.output
