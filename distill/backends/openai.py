@@ -6,6 +6,12 @@ backoff (honouring ``Retry-After``); 401/403 and 404 fail at once with a clear m
 The API key is read from an environment variable (``api_key_env``) and only ever sent in
 the ``Authorization`` header: it is never logged, put in an error or written to disk.
 Servers that ignore ``n`` are asked again for the missing samples.
+
+The generate stage attaches a :class:`thresher.pricing.Meter` (tokens, cost, ``--max-cost``: a
+request's worst case is reserved before it is sent; at the budget the requests in flight finish
+and :class:`~thresher.pricing.BudgetReached` carries the answers so far), a rate limiter
+(``--rpm``/``--tpm``, fed the ``x-ratelimit-*`` headers of every response) and an output spec
+(``response_format``). Every error message goes through :func:`thresher.redact.redact`.
 """
 
 from __future__ import annotations
