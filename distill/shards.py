@@ -28,6 +28,8 @@ SHARD_SCHEMA: dict[str, pl.DataType] = {
     "finish_reason": pl.String,
     "prompt_tokens": pl.Int64,
     "completion_tokens": pl.Int64,
+    "structured": pl.String,  # structured output: the parsed JSON, or null
+    "schema_error": pl.String,  # structured output: why the answer failed the schema, or null
 }
 
 

@@ -10,7 +10,6 @@ resume key (see :mod:`thresher.distill.shards`), so reruns and resumed runs give
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,12 +21,14 @@ from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
 from thresher.histogram import histogram
 from thresher.io.inputs import ReadOptions
-from thresher.progress import info, progress
+from thresher.progress import info
 from thresher.schema import empty_table
 from thresher.stage import Stage, StageResult, dropped_frame
 
 from .backends import BACKENDS, default_backend, make_backend
 from .backends.base import SamplingParams
+from .costs import stored_usage
+from .loop import Accounting, GenerationLoop
 from .prompts import Prompt, extract_prompts
 from .shards import ShardStore, row_key
 
@@ -102,11 +103,32 @@ class Config:
     """openai-batch: where to write the Batch API input file (default: OUT/openai-batch-requests.jsonl)."""
     batch_results: str | None = None
     """openai-batch: the Batch API output file to read the answers from (rerun with it once the batch is done)."""
+    tokenizer: str | None = None
+    """Tokenizer that counts prompt tokens for --estimate, --max-cost and --tpm (default: the teacher's when available offline, else characters/4)."""
+    price_in: float | None = None
+    """USD per 1M prompt tokens (default: the shipped price table; unknown model: price unknown)."""
+    price_out: float | None = None
+    """USD per 1M completion tokens (default: the shipped price table)."""
+    prices: dict[str, float] | None = None
+    """Recipe: {input: USD, output: USD} per 1M tokens (same as price_in/price_out)."""
+    max_cost: float | None = None
+    """openai: stop before a request could take the stage's cost past this many USD (rerun with a higher one to continue)."""
+    rpm: float | None = None
+    """openai: most requests per minute (client-side token bucket; x-ratelimit-* headers lower it)."""
+    tpm: float | None = None
+    """openai: most tokens per minute, counting prompt + max_tokens per request (token bucket)."""
+    response_format: str = "text"
+    """text | json: ask for a JSON object (response_format on servers; a prompt instruction with transformers)."""
+    json_schema: str | None = None
+    """JSON schema file every answer must match (response_format json_schema / guided decoding); invalid answers are retried then dropped."""
+    schema_retries: int = 0
+    """Times an answer that fails the schema (or is not JSON) is asked again before it is dropped."""
 
     # options that change how fast rows come, never what they are
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = (
         "batch_size", "threads", "tensor_parallel_size", "gpu_memory_utilization", "enforce_eager",
         "concurrency", "timeout", "max_retries", "api_key_env",
+        "tokenizer", "price_in", "price_out", "prices", "max_cost", "rpm", "tpm",
     )
 
     def check(self) -> list[str]:
@@ -138,7 +160,37 @@ class Config:
             problems.append("teacher: required with backend openai-batch (the model name, e.g. gpt-4o-mini)")
         if self.backend == "openai" and not self.base_url:
             problems.append("base_url: required with backend openai (e.g. http://127.0.0.1:8000/v1)")
+        return problems + self._cost_problems()
+
+    def _cost_problems(self) -> list[str]:
+        problems = []
+        for name in ("price_in", "price_out", "max_cost", "rpm", "tpm"):
+            v = getattr(self, name)
+            if v is not None and not v > 0 and not (name.startswith("price") and v == 0):
+                problems.append(f"{name}: must be > 0 (got {v})")
+        for name in ("max_cost", "rpm", "tpm"):
+            if getattr(self, name) is not None and self.backend != "openai":
+                problems.append(f"{name}: applies to --backend openai (requests sent as the run goes), "
+                                f"not {self.backend}")
+        unknown = set(self.prices or {}) - {"input", "output"}
+        if unknown:
+            problems.append(f"prices: unknown key(s) {', '.join(sorted(unknown))} (expected input, output)")
+        if self.response_format not in ("text", "json"):
+            problems.append(f"response_format: must be 'text' or 'json' (got {self.response_format!r})")
+        if self.schema_retries < 0:
+            problems.append("schema_retries: must be >= 0")
         return problems
+
+    def output_spec(self) -> Any:
+        """The structured-output spec (None: free text); reads the schema file."""
+        from .structured import load_spec
+
+        return load_spec(self.response_format, self.json_schema)
+
+    def key_params(self) -> dict[str, Any]:
+        """Everything in a row key besides the prompt, teacher and template: sampling and output format."""
+        spec = self.output_spec()
+        return {**self.sampling().as_dict(), **(spec.key() if spec is not None else {})}
 
     def sampling(self) -> SamplingParams:
         """The sampling parameters (part of every row's key)."""
@@ -182,10 +234,6 @@ def teacher_identity(backend: str, config: Config) -> tuple[str, str | None, str
     return name, model_fingerprint(path), tok.chat_template, None
 
 
-def _prompt_len(p: Prompt) -> int:
-    return sum(len(c) for _, c in p.messages)
-
-
 class GenerateStage(RowStage):
     """Row-wise: each batch's prompts get their samples (stored shards are reused; the
     backend is created once per worker, and only when some sample is missing)."""
@@ -198,6 +246,9 @@ class GenerateStage(RowStage):
     def check(self, table: pl.DataFrame, config: Config, where: str) -> None:
         if not extract_prompts(table, where=where, system=config.system):
             raise ThresherError(f"{where}: no prompts")
+
+    def fingerprint_inputs(self, inputs: list[Any], config: Config) -> list[Any]:
+        return [*inputs, *([Path(config.json_schema)] if config.json_schema else [])]
 
     def setup(self, config: Config, where: str = "", stage: Stage | None = None) -> StageContext:
         backend_name = config.backend if config.backend != "auto" else default_backend()
@@ -213,14 +264,16 @@ class GenerateStage(RowStage):
             teacher, revision, template = backend.model, backend.revision, backend.chat_template
         store = ShardStore(stage.path("shards")) if stage is not None else None
         ctx.state.update(backend_name=backend_name, teacher=teacher, revision=revision, template=template,
-                         backend=backend, store=store, stored=store.load() if store is not None else {})
+                         backend=backend, store=store, stored=store.load() if store is not None else {},
+                         spec=config.output_spec())
+        ctx.state["accounting"] = Accounting.create(config, backend_name, teacher)
         return ctx
 
     def process_batch(self, table: pl.DataFrame, context: StageContext):
         config: Config = context.config
         st = context.state
         prompts = extract_prompts(table, where=context.where, system=config.system)
-        pdict = config.sampling().as_dict()
+        pdict = config.key_params()
         tid = st["revision"] or st["teacher"]
         keys = {p.id: [row_key(p.messages, teacher=tid, revision=None, params=pdict,
                                chat_template=st["template"], sample_index=s) for s in range(config.n)]
@@ -234,15 +287,28 @@ class GenerateStage(RowStage):
             info(f"generate: reusing {reused} of {total} samples already generated in {st['store'].folder}")
         context.count("prompts", len(prompts))
         context.count("reused", reused)
+        acc: Accounting = st["accounting"]
+        before = stored_usage([stored[k] for p in prompts for k in keys[p.id] if k in stored])
+        acc.add_spent_before(*before)
+        context.count("stored_prompt_tokens", before[0])
+        context.count("stored_completion_tokens", before[1])
         if todo:
             if st["backend"] is None:
                 factory = self.backend_factory or make_backend
                 st["backend"] = factory(st["backend_name"], config.teacher, **config.backend_options())
-            tokens, seconds = _generate(st["backend"], todo, keys, config.sampling(), config,
-                                        st["store"], stored)
-            context.count("generated_tokens", tokens)
-            context.count("generation_seconds", seconds)
-        return _assemble(prompts, keys, stored, config, st["teacher"], st["revision"], st["backend_name"], pdict)
+            acc.attach(st["backend"], st["spec"])
+            loop = GenerationLoop(st["backend"], config, st["store"], stored, acc, st["spec"])
+            try:
+                loop.run(todo, keys)
+            finally:
+                for name, value in loop.counters().items():
+                    context.count(name, value)
+            if loop.budget_hit:
+                done = sum(all(k in stored for k in keys[p.id]) for p in prompts)
+                raise ThresherError(f"budget USD {config.max_cost:g} reached after {done} of {len(prompts)} prompts; "
+                                    "rerun with a higher --max-cost to continue")
+        return _assemble(prompts, keys, stored, config, st["teacher"], st["revision"], st["backend_name"], pdict,
+                         st["spec"])
 
     def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
         config: Config = context.config
@@ -265,7 +331,14 @@ class GenerateStage(RowStage):
             "finish_reasons": {str(r): int(n) for r, n in
                                kept["finish_reason"].value_counts(sort=True).iter_rows()} if kept.height else {},
             "completion_tokens": _token_summary(kept["completion_tokens"]) if kept.height else {},
+            **st["accounting"].stats(c),
         }
+        if st["spec"] is not None:
+            invalid = int((dropped["drop_code"] == "schema-invalid").sum()) if dropped.height else 0
+            stats["structured"] = {"schema": config.json_schema or "json object", "invalid_dropped": invalid,
+                                   "retried": int(c.get("schema_retried", 0)),
+                                   "invalid_first_try": int(c.get("schema_invalid_first", 0)),
+                                   "checked_first_try": int(c.get("schema_checked", 0))}
         return kept, dropped, stats
 
     def teardown(self, context: StageContext) -> None:
@@ -303,48 +376,13 @@ def _token_summary(tokens: pl.Series, bins: int = 20) -> dict[str, Any]:
             "histogram": histogram(values.tolist(), bins=min(bins, len(np.unique(values))), digits=2)}
 
 
-def _generate(backend: Any, todo: list[tuple[Prompt, list[int]]], keys: dict[str, list[str]],
-              params: SamplingParams, config: Config, store: ShardStore,
-              stored: dict[str, dict[str, Any]]) -> tuple[int, float]:
-    """Generate the missing samples chunk by chunk, writing one shard per chunk."""
-    batch = config.batch_size or getattr(backend, "batch_size", 16) or 16
-    # group by how many samples are missing (normally all n), longest prompts first so the
-    # ETA is pessimistic early and padding stays low within a chunk
-    groups: dict[int, list[tuple[Prompt, list[int]]]] = {}
-    for item in todo:
-        groups.setdefault(len(item[1]), []).append(item)
-    tokens = 0
-    seconds = 0.0
-    with progress(len(todo), "generate", unit="prompts", extra="{task.fields[tok_s]:.1f} tok/s") as bar:
-        for k, items in sorted(groups.items(), reverse=True):
-            items.sort(key=lambda it: _prompt_len(it[0]), reverse=True)
-            for start in range(0, len(items), batch):
-                chunk = items[start:start + batch]
-                t0 = time.perf_counter()
-                outs = backend.generate([p.as_messages() for p, _ in chunk], n=k, params=params)
-                seconds += time.perf_counter() - t0
-                records = []
-                for (p, missing), comps in zip(chunk, outs):
-                    for s, c in zip(missing, comps):
-                        key = keys[p.id][s]
-                        rec = {"key": key, "parent_id": p.id, "sample_index": s, "text": c.text,
-                               "reasoning": c.reasoning, "finish_reason": c.finish_reason,
-                               "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens}
-                        records.append(rec)
-                        stored[key] = rec
-                        tokens += c.completion_tokens
-                if store is not None:
-                    store.write(records)
-                bar.advance(len(chunk), tok_s=tokens / seconds if seconds else 0.0)
-    return tokens, seconds
-
-
 def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[str, dict[str, Any]],
               config: Config, teacher: str, revision: str | None, backend_name: str,
-              pdict: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+              pdict: dict[str, Any], spec: Any = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Kept and dropped row tables, in prompt order then sample order."""
     teacher_col = f"{teacher}@{revision}" if revision else teacher
     gen_params = json.dumps({**pdict, "n": config.n, "backend": backend_name}, sort_keys=True)
+    schema_errors: list[str | None] = []
     rows: list[dict[str, Any]] = []
     for p in prompts:
         for s, key in enumerate(keys[p.id]):
@@ -368,21 +406,52 @@ def _assemble(prompts: list[Prompt], keys: dict[str, list[str]], stored: dict[st
             }
             if config.reasoning == "keep":
                 row["reasoning"] = rec["reasoning"]
+            if spec is not None:
+                row["structured"], error = _structured(rec, spec)
+                schema_errors.append(error)
             row.update(p.extra)  # the prompt's reference answer and tests travel with its samples
             rows.append(row)
     extra = {"parent_id": pl.String, "sample_index": pl.Int64, "teacher": pl.String, "gen_params": pl.String,
              "finish_reason": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64}
     if config.reasoning == "keep":
         extra["reasoning"] = pl.String
+    if spec is not None:
+        extra["structured"] = pl.String
     extra.update({c: pl.String for c in (prompts[0].extra if prompts else {})})
     schema = empty_table(extra).schema
     df = pl.DataFrame(rows, schema=schema) if rows else empty_table(extra)
+    return _split(df, config, schema_errors if spec is not None else None)
+
+
+def _split(df: pl.DataFrame, config: Config, schema_errors: list[str | None] | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Kept rows, and dropped ones with their reason and code (empty, truncated, schema-invalid)."""
     empty = pl.col("messages").list.last().struct.field("content").str.strip_chars().str.len_chars() == 0
     bad = empty
     reason = pl.when(empty).then(pl.lit("empty response"))
     if config.drop_truncated:
         bad = bad | (pl.col("finish_reason") == "length")
         reason = reason.when(pl.col("finish_reason") == "length").then(pl.lit("truncated at max_tokens"))
-    kept = df.filter(~bad)
-    dropped = dropped_frame(df.filter(bad), NAME, reason.otherwise(pl.lit("")))
+    code = pl.lit(None, dtype=pl.String)
+    if schema_errors is not None:
+        df = df.with_columns(pl.Series("__schema_error", schema_errors, dtype=pl.String))
+        invalid = pl.col("__schema_error").is_not_null() & ~empty
+        bad = bad | invalid
+        reason = reason.when(invalid).then(pl.col("__schema_error"))
+        code = pl.when(invalid).then(pl.lit("schema-invalid"))
+    kept = df.filter(~bad).drop("__schema_error", strict=False)
+    bad_rows = df.filter(bad)
+    codes = bad_rows.select(code.otherwise(None).alias("c"))["c"] if schema_errors is not None else None
+    if codes is not None and bad_rows.height:
+        from thresher.stage import drop_code_of
+
+        reasons = bad_rows.select(reason.otherwise(pl.lit("")).alias("r"))["r"]
+        codes = pl.Series([c or drop_code_of(r) for c, r in zip(codes, reasons)], dtype=pl.String)
+    dropped = dropped_frame(bad_rows, NAME, reason.otherwise(pl.lit("")), codes).drop("__schema_error", strict=False)
     return kept, dropped
+
+
+def _structured(rec: dict[str, Any], spec: Any) -> tuple[str | None, str | None]:
+    """``(parsed JSON, error)`` of a stored sample (checked again: old shards lack the columns)."""
+    if rec.get("structured") is not None or rec.get("schema_error") is not None:
+        return rec.get("structured"), rec.get("schema_error")
+    return spec.check(rec.get("text") or "")

@@ -19,8 +19,10 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    """Print a status line on stderr."""
-    console.print(message, markup=False)
+    """Print a status line on stderr (secrets redacted: :func:`thresher.redact.redact`)."""
+    from thresher.redact import redact
+
+    console.print(redact(message), markup=False)
 
 
 def _enabled() -> bool:

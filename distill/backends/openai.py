@@ -6,6 +6,12 @@ backoff (honouring ``Retry-After``); 401/403 and 404 fail at once with a clear m
 The API key is read from an environment variable (``api_key_env``) and only ever sent in
 the ``Authorization`` header: it is never logged, put in an error or written to disk.
 Servers that ignore ``n`` are asked again for the missing samples.
+
+The generate stage attaches a :class:`thresher.pricing.Meter` (tokens, cost, ``--max-cost``: a
+request's worst case is reserved before it is sent; at the budget the requests in flight finish
+and :class:`~thresher.pricing.BudgetReached` carries the answers so far), a rate limiter
+(``--rpm``/``--tpm``, fed the ``x-ratelimit-*`` headers of every response) and an output spec
+(``response_format``). Every error message goes through :func:`thresher.redact.redact`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from thresher.errors import ThresherError
+from thresher.pricing import BudgetReached
+from thresher.redact import redact, register_secret
 
 from .base import Completion, SamplingParams, check_generate_args, make_completion
 
@@ -58,10 +66,11 @@ class OpenAIBackend:
         if not base_url:
             raise ThresherError("backend openai: --base-url is required (e.g. http://127.0.0.1:8000/v1)")
         if not base_url.startswith(("http://", "https://")):
-            raise ThresherError(f"base_url: must start with http:// or https:// (got {base_url!r})")
+            raise ThresherError(redact(f"base_url: must start with http:// or https:// (got {base_url!r})"))
         self.base_url = base_url.rstrip("/")
         self.api_key_env = api_key_env
         key = os.environ.get(api_key_env) if api_key_env else None
+        register_secret(key)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.concurrency = max(1, concurrency)
         self.max_retries = max(0, max_retries)
@@ -73,6 +82,10 @@ class OpenAIBackend:
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
         self._stop = threading.Event()
+        self.meter: Any = None  # thresher.pricing.Meter: tokens, cost and the budget (set by the stage)
+        self.limiter: Any = None  # distill.ratelimit.RateLimiter: rpm/tpm (set by the stage)
+        self.count_tokens: Any = None  # conversation -> prompt tokens, for the budget and tpm
+        self.output_spec: Any = None  # distill.structured.OutputSpec: response_format
         self.revision: str | None = None
         self.chat_template: str | None = None
         self.model = model or self._first_model()
@@ -80,7 +93,13 @@ class OpenAIBackend:
 
     # -- HTTP -------------------------------------------------------------------------
     def _request(self, method: str, path: str, payload: dict | None = None) -> Any:
-        """One call with retries; returns the decoded JSON body."""
+        """One call with retries; returns the decoded JSON body (errors redacted: no key, no URL credentials)."""
+        try:
+            return self._request_raw(method, path, payload)
+        except ThresherError as e:
+            raise ThresherError(redact(str(e))) from None
+
+    def _request_raw(self, method: str, path: str, payload: dict | None = None) -> Any:
         httpx = self._httpx
         url = self.base_url + path
         attempt = 0
@@ -93,6 +112,8 @@ class OpenAIBackend:
             except httpx.TimeoutException:
                 why = f"request to {url} timed out"
             else:
+                if self.limiter is not None:
+                    self.limiter.observe(resp.headers)
                 if resp.status_code < 300:
                     try:
                         return resp.json()
@@ -151,12 +172,32 @@ class OpenAIBackend:
             p["top_k"] = params.top_k
         if params.repetition_penalty != 1.0:
             p["repetition_penalty"] = params.repetition_penalty
+        if self.output_spec is not None:
+            p["response_format"] = self.output_spec.response_format()
         return p
+
+    def _post(self, conv: list[dict], n: int, params: SamplingParams, seed_offset: int) -> dict:
+        """One chat request, through the rate limiter and the meter (budget reserved before it is sent)."""
+        est = self.count_tokens(conv) if self.count_tokens is not None else 0
+        reserved = self.meter.reserve(est, params.max_tokens * n) if self.meter is not None else 0.0
+        try:
+            if self.limiter is not None:
+                self.limiter.acquire(est + params.max_tokens * n, self._stop)
+            body = self._request("POST", "/chat/completions", self._payload(conv, n, params, seed_offset))
+        except BaseException:
+            if self.meter is not None:
+                self.meter.cancel(reserved)
+            raise
+        if self.meter is not None:
+            usage = body.get("usage") or {} if isinstance(body, dict) else {}
+            self.meter.settle(reserved, int(usage.get("prompt_tokens") or est),
+                              int(usage.get("completion_tokens") or 0))
+        return body
 
     def _samples(self, conv: list[dict], n: int, params: SamplingParams) -> list[Completion]:
         got: list[Completion] = []
         while len(got) < n:
-            body = self._request("POST", "/chat/completions", self._payload(conv, n - len(got), params, len(got)))
+            body = self._post(conv, n - len(got), params, len(got))
             choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
             if not choices:
                 raise ThresherError(f"openai: {self.base_url}/chat/completions returned no choices")
@@ -177,15 +218,26 @@ class OpenAIBackend:
                                            params=params, reasoning=reasoning))
         return got[:n]
 
+    def _redacted_samples(self, conv: list[dict], n: int, params: SamplingParams) -> list[Completion]:
+        try:
+            return self._samples(conv, n, params)
+        except ThresherError as e:
+            raise ThresherError(redact(str(e))) from None
+
     def generate(self, conversations: list[list[dict]], *, n: int,
                  params: SamplingParams) -> list[list[Completion]]:
         """``n`` completions per conversation, ``concurrency`` requests in flight."""
         check_generate_args(conversations, n, params)
         self._stop.clear()
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(self._samples, c, n, params) for c in conversations]
+            futures = [pool.submit(self._redacted_samples, c, n, params) for c in conversations]
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in done if f.exception() is not None), None)
+            if isinstance(failed and failed.exception(), BudgetReached):
+                wait(futures)  # requests in flight finish (their answers are kept); the rest stop at once
+                if all(f.exception() is None or isinstance(f.exception(), BudgetReached) for f in futures):
+                    raise BudgetReached([None if f.exception() else f.result() for f in futures])
+                failed = next(f for f in futures if f.exception() and not isinstance(f.exception(), BudgetReached))
             if failed is not None:
                 self._stop.set()
                 for f in pending:

@@ -94,6 +94,7 @@ class TransformersBackend:
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.convert_ids_to_tokens(self.stop_ids[0])
         self._torch = torch
+        self.output_spec: Any = None  # distill.structured.OutputSpec: answers start with its prefill (set by the stage)
 
     def render(self, conversation: list[dict]) -> str:
         """The prompt text exactly as the model sees it."""
@@ -111,6 +112,10 @@ class TransformersBackend:
         texts = [self.render(c) for c in conversations]
         ids = [encode_chat_ids(self.tokenizer, t, c, add_generation_prompt=True,
                                allow_special_in_content=self.allow_special) for t, c in zip(texts, conversations)]
+        self._prefix = self.output_spec.prefill() if self.output_spec is not None else ""
+        if self._prefix:  # structured output: the answer starts with the JSON object's opening
+            extra = self.tokenizer.encode(self._prefix, add_special_tokens=False)
+            ids = [x + extra for x in ids]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         per_batch = max(1, self.max_batch_sequences // n)
         results: list[list[Completion] | None] = [None] * len(ids)
@@ -165,7 +170,7 @@ class TransformersBackend:
                 else:
                     body, finish, used = seq[:cut], "stop", cut + 1
                 body = [t for t in body if t != pad]
-                raw = self.tokenizer.decode(body, skip_special_tokens=False)
+                raw = getattr(self, "_prefix", "") + self.tokenizer.decode(body, skip_special_tokens=False)
                 comps.append(make_completion(raw, finish_reason=finish, prompt_tokens=len(prompt),
                                              completion_tokens=used, params=params))
             results.append(comps)

@@ -47,6 +47,7 @@ class VLLMBackend:
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ThresherError(f"{self.model}: cannot load the tokenizer from {self.path}: {first}") from None
         self.chat_template = self.tokenizer.chat_template
+        self.output_spec: Any = None  # distill.structured.OutputSpec: guided decoding (set by the stage)
         self.stop_ids = end_of_turn_ids(self.tokenizer)
         self.max_model_len = max_model_len
         self.batch_size = batch_size or 512
@@ -82,7 +83,23 @@ class VLLMBackend:
         return VSP(n=n, temperature=params.temperature, top_p=params.top_p if params.temperature > 0 else 1.0,
                    top_k=params.top_k if params.temperature > 0 else 0, max_tokens=params.max_tokens,
                    seed=params.seed, stop=list(params.stop) or None, stop_token_ids=self.stop_ids,
-                   repetition_penalty=params.repetition_penalty)
+                   repetition_penalty=params.repetition_penalty, **self._guided())
+
+    def _guided(self) -> dict[str, Any]:
+        """Guided decoding for structured output (vLLM's structured_outputs, or guided_decoding before it)."""
+        if self.output_spec is None:
+            return {}
+        schema = self.output_spec.schema
+        try:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            return {"structured_outputs": StructuredOutputsParams(json=schema) if schema is not None
+                    else StructuredOutputsParams(json_object=True)}
+        except ImportError:
+            from vllm.sampling_params import GuidedDecodingParams
+
+            return {"guided_decoding": GuidedDecodingParams(json=schema) if schema is not None
+                    else GuidedDecodingParams(json_object=True)}
 
     def generate(self, conversations: list[list[dict]], *, n: int,
                  params: SamplingParams) -> list[list[Completion]]:

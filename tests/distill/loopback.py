@@ -16,9 +16,12 @@ class ScriptedServer:
     normally; ``always``: a status for every chat request; ``die_after``: stop serving after
     that many successful chat answers; ``max_n``: most choices per answer (1 = ignores n);
     ``content``: a function of the answer text giving the message content to send (e.g. a list
-    of parts, as some servers do)."""
+    of parts, as some servers do); ``echo_auth``: error bodies reflect the request's
+    ``Authorization`` header and URL (a careless server, for the redaction tests)."""
 
-    def __init__(self, *, fail=(), always=None, die_after=None, max_n=None, model="m", content=None):
+    def __init__(self, *, fail=(), always=None, die_after=None, max_n=None, model="m", content=None,
+                 echo_auth=False):
+        self.echo_auth = echo_auth
         self.content = content
         self.fail = list(fail)
         self.always = always
@@ -69,7 +72,11 @@ class ScriptedServer:
                     return self._send(404, {"error": {"message": "not found"}})
                 if status != 200:
                     headers = {"Retry-After": "0"} if status == 429 else {}
-                    return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
+                    message = f"scripted {status}"
+                    if server.echo_auth:
+                        message = (f"invalid request with headers Authorization: {self.headers.get('Authorization')}"
+                                   f" (Bearer {self.headers.get('Authorization', '').split()[-1]})")
+                    return self._send(status, {"error": {"message": message}}, headers)
                 if body.get("model") != server.model:
                     return self._send(404, {"error": {"message": f"model {body.get('model')} does not exist"}})
                 n = body.get("n", 1)

@@ -76,3 +76,21 @@ def test_vllm_stage_keys_match_local_teacher(smol_vllm, smollm2_dir, tmp_path):
     kept = read_table(res.kept_path)
     assert res.stats["generated"] == 6 and kept.height + res.stats["rows_dropped"] == 6
     assert res.stats["backend"] == "vllm"
+
+
+def test_vllm_guided_decoding_gives_schema_valid_answers(smol_vllm):
+    """Structured output on vLLM is guided decoding: every answer of SmolLM2 matches the schema
+    (measured: 8 of 8 guided vs 0 of 8 free with the same instruction)."""
+    from thresher.distill.structured import OutputSpec
+
+    spec = OutputSpec({"type": "object", "required": ["answer"], "additionalProperties": False,
+                       "properties": {"answer": {"type": "string", "maxLength": 40}}})
+    qs = ["What is the capital of France?", "Name a prime number.", "What colour is the sky?", "Who wrote Hamlet?"]
+    smol_vllm.output_spec = spec
+    try:
+        out = smol_vllm.generate([[{"role": "user", "content": f"{q}\n\n{spec.instruction()}"}] for q in qs], n=2,
+                                 params=SamplingParams(temperature=0.7, max_tokens=64, seed=0))
+    finally:
+        smol_vllm.output_spec = None
+    errors = [spec.check(c.text)[1] for o in out for c in o]
+    assert errors == [None] * 8, errors

@@ -10,6 +10,7 @@ import click
 from thresher import __version__
 from thresher.cli.lazy import LazyGroup
 from thresher.errors import ThresherError
+from thresher.redact import redact
 
 LAZY = {
     "convert": ("thresher.cli.data_cmds:convert", "Convert rows between formats, with validation."),
@@ -108,9 +109,9 @@ class RootGroup(LazyGroup):
         except BatchPending as e:
             raise Waiting(cap(_escape_controls(str(e)))) from None
         except ThresherError as e:
-            raise click.ClickException(cap(_escape_controls(str(e)))) from None
+            raise click.ClickException(cap(redact(_escape_controls(str(e))))) from None
         except click.exceptions.ClickException as e:
-            e.message = cap(_escape_controls(e.message))
+            e.message = cap(redact(_escape_controls(e.message)))
             raise
         except (click.exceptions.Abort, click.exceptions.Exit):
             raise
@@ -118,8 +119,8 @@ class RootGroup(LazyGroup):
             if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
                 raise
             if isinstance(e, OSError):
-                raise click.ClickException(cap(os_error_message(e))) from None
-            raise click.ClickException(unexpected_message(e)) from None
+                raise click.ClickException(cap(redact(os_error_message(e)))) from None
+            raise click.ClickException(redact(unexpected_message(e))) from None
 
 
 @click.group(cls=RootGroup, lazy_commands=LAZY, context_settings={"help_option_names": ["-h", "--help"]})

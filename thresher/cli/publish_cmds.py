@@ -9,14 +9,29 @@ import click
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path())
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False),
               help="Folder to write: README.md (dataset card) and data/{train,test}-*.parquet.")
+@click.option("--format", "kind", type=click.Choice(["sft", "dpo", "kto"]), default="sft", show_default=True,
+              help="sft: the curated rows; dpo/kto: preference pairs from the scored samples per prompt.")
+@click.option("--score", default=None, metavar="NAME", help="dpo/kto: ranking score (chosen best, rejected worst).")
+@click.option("--verified", default=None, metavar="NAME",
+              help="dpo/kto: verifier score (1 = pass): chosen passed, rejected failed.")
+@click.option("--min-margin", type=float, default=0.0, show_default=True,
+              help="dpo/kto: least score difference between chosen and rejected.")
 @click.option("--force", is_flag=True, help="Write into a non-empty folder thresher did not export "
               "(only the export's own files are added or replaced; nothing else is deleted).")
-def export(run_dir: str, out: str, force: bool) -> None:
+def export(run_dir: str, out: str, kind: str = "sft", score: str | None = None, verified: str | None = None,
+           min_margin: float = 0.0, force: bool = False) -> None:
     """Write RUN_DIR's curated dataset as a folder that `datasets.load_dataset(DIR)` and the
     Hugging Face hub read as it is: the card, the train split and the held-out test split.
 
     Example: thresher export runs/quickstart --to hub/quickstart
     """
+    if kind != "sft":
+        from thresher.pairs import PairOptions, export_pairs
+
+        res = export_pairs(run_dir, out, PairOptions(kind, score, verified, min_margin))
+        click.echo(f"exported {res['pairs']} {kind} pairs from {res['prompts']} prompts ({res['rows']} rows) "
+                   f"to {res['out']}")
+        return
     from thresher.publish import export_run
 
     res = export_run(run_dir, out, force=force)

@@ -47,8 +47,10 @@ def _load(recipe: str, overrides: tuple[str, ...], *, offline_hub: bool = True):
 @click.option("--ray-address", default=None, metavar="ADDRESS",
               help="Ray cluster for --executor ray (default: $RAY_ADDRESS, or a local cluster "
                    "started for the run).")
+@click.option("--estimate", is_flag=True, help="Print each generate stage's tokens, requests and cost; "
+              "send no request (only the inputs step runs).")
 def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: bool, wait: bool,
-            executor: str | None, ray_address: str | None) -> None:
+            executor: str | None, ray_address: str | None, estimate: bool = False) -> None:
     """Run RECIPE (a YAML file, or the name of a shipped recipe; default: quickstart) end to end.
 
     Each stage writes into its own folder of the run directory. Rerunning reuses finished
@@ -64,6 +66,11 @@ def run_cmd(recipe: str, out: str | None, overrides: tuple[str, ...], force: boo
     set_wait(wait)
     click.get_current_context().call_on_close(lambda: set_wait(False))
     run_dir = Path(out) if out else Path("runs") / rec.name
+    if estimate:
+        from thresher.distill.estimate import estimate_recipe
+
+        click.echo("\n".join(estimate_recipe(rec, run_dir)))
+        return
     try:
         summary = run_recipe(rec, run_dir, force=force, executor=executor, ray_address=ray_address)
     except KeyboardInterrupt:

@@ -224,6 +224,10 @@ def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[st
             "rows_out": _row_count(folder / "kept.parquet"),
             "seconds": round(time.monotonic() - t0, 2),
         }
+        if "cost_usd" in stats:  # API calls: tokens and cost of the stage (reused samples included), run total
+            from thresher.pricing import add_cost
+
+            add_cost(row, summary, stats)
         summary["stages"].append(row)
         echo(
             f"        {row['status']}: {row['rows_in'] if row['rows_in'] is not None else '?'} rows in, "
@@ -318,4 +322,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             lines.append(f"- {label}: {summary[key]}")
     if summary.get("eval"):
         lines.append(f"- eval: {summary['eval'].get('verdict')}")
+    if "cost_usd" in summary:
+        from thresher.pricing import usd
+
+        lines.append(f"- API cost: {usd(summary['cost_usd'])} ({summary['prompt_tokens']} prompt + "
+                     f"{summary['completion_tokens']} completion tokens)")
     return "\n".join(lines) + "\n"

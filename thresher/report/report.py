@@ -68,6 +68,17 @@ def _overview(run: Run) -> Section:
         st = run.by_name(name)
         if st and st[-1].config.get(key):
             facts.append([f"{name} {key}", st[-1].config[key]])
+    for st in run.by_name("generate"):  # API usage: tokens and cost per stage, and the run's total
+        if "cost_usd" in st.stats:
+            from thresher.pricing import usd
+
+            facts.append([f"{st.folder} API usage", f"{st.stats.get('prompt_tokens_with_reused')} prompt + "
+                          f"{st.stats.get('completion_tokens_with_reused')} completion tokens, "
+                          f"{usd(st.stats.get('cost_usd_with_reused'))}"])
+    if "cost_usd" in run.summary:
+        from thresher.pricing import usd
+
+        facts.append(["API cost of the run", usd(run.summary["cost_usd"])])
     if run.summary.get("seconds") is not None:
         facts.append(["run time (s)", run.summary["seconds"]])
     sec.table(["item", "value"], facts)
