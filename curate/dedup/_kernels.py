@@ -277,3 +277,35 @@ def set_jaccard(values, offsets, pa, pb, out):
             while j < jend and values[j] == v:
                 j += 1
         out[p] = inter / union if union else 1.0
+
+
+@njit(cache=True, nogil=True)
+def edit_similarity(cps, offsets, pa, pb, out):
+    """``1 - d / max(len)`` of documents ``pa[p]`` and ``pb[p]`` (code point segments of
+    ``cps`` delimited by ``offsets``), where ``d`` is the optimal string alignment distance
+    (insertions, deletions, substitutions and adjacent transpositions, each costing 1)."""
+    width = 0
+    for k in range(len(offsets) - 1):
+        width = max(width, offsets[k + 1] - offsets[k])
+    prev2 = np.zeros(width + 1, dtype=np.int64)
+    prev = np.zeros(width + 1, dtype=np.int64)
+    cur = np.zeros(width + 1, dtype=np.int64)
+    for p in range(len(pa)):
+        a0, n = offsets[pa[p]], offsets[pa[p] + 1] - offsets[pa[p]]
+        b0, m = offsets[pb[p]], offsets[pb[p] + 1] - offsets[pb[p]]
+        if max(n, m) == 0:
+            out[p] = 1.0
+            continue
+        for j in range(m + 1):
+            prev[j] = j
+        for i in range(1, n + 1):
+            cur[0] = i
+            ca = cps[a0 + i - 1]
+            for j in range(1, m + 1):
+                cb = cps[b0 + j - 1]
+                v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (0 if ca == cb else 1))
+                if i > 1 and j > 1 and ca == cps[b0 + j - 2] and cps[a0 + i - 2] == cb:
+                    v = min(v, prev2[j - 2] + 1)
+                cur[j] = v
+            prev2, prev, cur = prev, cur, prev2
+        out[p] = 1.0 - prev[m] / max(n, m)

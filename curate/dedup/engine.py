@@ -41,9 +41,13 @@ from thresher.curate.dedup.lsh import (
     verify,
 )
 from thresher.curate.dedup.minhash import signatures
-from thresher.curate.dedup.normalize import NormalizeOptions, normalize, text_column
+from thresher.curate.dedup.normalize import NormalizeOptions, normalized_texts, options_of
 from thresher.curate.dedup.shingles import shingle_hashes
 from thresher.curate.dedup.store import BandKeyStore, SignatureStore, parse_size
+
+#: LSH Jaccard threshold for candidates under ``verify: edit`` when none is given: one typo in
+#: a 20-character text leaves a character 3-gram Jaccard near 0.6
+EDIT_LSH_THRESHOLD = 0.4
 
 
 @dataclass
@@ -60,6 +64,17 @@ class DedupResult:
 
 def _fmt_j(j: float) -> str:
     return f"{j:.2f}"
+
+
+def lsh_params(cfg: Any) -> tuple[int, int]:
+    """``(bands, rows)``: given, or chosen (as datasketch) for ``lsh_threshold`` (default:
+    ``threshold``, except under ``verify: edit``, whose threshold is no Jaccard)."""
+    if cfg.bands:
+        return cfg.bands, cfg.rows
+    lsh = getattr(cfg, "lsh_threshold", None)
+    if lsh is None:
+        lsh = EDIT_LSH_THRESHOLD if cfg.verify == "edit" else cfg.threshold
+    return optimal_params(lsh, cfg.num_perm)
 
 
 def _survivor_order(n: int, keyval: pl.Series | None) -> np.ndarray:
@@ -85,7 +100,7 @@ def _sign_rows(df: pl.DataFrame, cfg: Any, store: np.ndarray, offset: int, norm:
     nonempty = np.zeros(df.height, dtype=bool)
     for s in range(0, df.height, cfg.chunk_rows):
         part = df.slice(s, cfg.chunk_rows)
-        texts = normalize(text_column(part, cfg.on), norm).to_list()
+        texts = normalized_texts(part, cfg.on, norm)
         hashes.extend(xxhash.xxh3_128_hexdigest(t.encode("utf-8")) for t in texts)
         nonempty[s:s + len(texts)] = [bool(t) for t in texts]
         h, off = shingle_hashes(texts, ngram=cfg.ngram, unit=cfg.shingle, hash=cfg.hash)
@@ -115,9 +130,9 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     timings: dict[str, float] = {}
     n = df.height
     m = ref.height if ref is not None else 0
-    norm = NormalizeOptions(cfg.nfkc, cfg.casefold, cfg.punctuation, cfg.whitespace)
+    norm = options_of(cfg)
     budget = parse_size(cfg.memory)
-    bands, rows = (cfg.bands, cfg.rows) if cfg.bands else optimal_params(cfg.threshold, cfg.num_perm)
+    bands, rows = lsh_params(cfg)
     id_series = df["id"].cast(pl.String)
     ref_ids = ref["id"].cast(pl.String).to_list() if ref is not None else []
 
@@ -232,11 +247,11 @@ def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray
     ref_cand = cand.filter((pl.col("a") < n) & (pl.col("b") >= n))
     self_cand = cand.filter(pl.col("b") < n)
     exact = None
-    if cfg.verify == "exact":
-        from thresher.curate.dedup.exact import ShingleSets, table_texts
+    if cfg.verify in ("exact", "edit"):
+        from thresher.curate.dedup.exact import pair_verifier, table_texts
 
         rows = np.concatenate([cand["a"].to_numpy(), cand["b"].to_numpy()]).astype(np.int64)
-        exact = ShingleSets(rows, table_texts(tables, cfg), cfg)
+        exact = pair_verifier(rows, table_texts(tables, cfg), cfg)
     del cand
     with progress(ref_cand.height + self_cand.height, "dedup: verify", unit="pairs") as bar:
         ref_ok = verify(sig, ref_cand, cfg.threshold, exact)

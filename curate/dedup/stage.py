@@ -36,6 +36,9 @@ class Config:
     """Strip punctuation and symbols."""
     whitespace: bool = True
     """Collapse whitespace."""
+    strip_chatter: bool = False
+    """Strip greetings and lead-ins ("Hi,", "Quick question:") at the start of each message and
+    thanks ("Thanks!", "Thank you in advance") at its end before comparing (for short prompts)."""
     # shingles and MinHash
     shingle: Literal["word", "char"] = "word"
     """Word or character n-gram shingles."""
@@ -53,10 +56,14 @@ class Config:
     """Shingle hash: fast, or sha1 to reproduce datasketch's default signatures exactly."""
     seed: int = 1
     """MinHash permutation seed (as datasketch)."""
-    verify: Literal["estimate", "exact"] = "estimate"
+    verify: Literal["estimate", "exact", "edit"] = "estimate"
     """How LSH candidate pairs are checked against the threshold: estimate (the signatures'
-    Jaccard estimate, as datasketch) or exact (the true Jaccard of the two rows' shingle sets,
-    re-shingling only the candidate rows; fewer misses and false pairs near the threshold)."""
+    Jaccard estimate, as datasketch), exact (the true Jaccard of the two rows' shingle sets,
+    re-shingling only the candidate rows; fewer misses and false pairs near the threshold) or
+    edit (the threshold applies to the character edit similarity 1 - distance / length of the
+    two texts, which tells a typo from a changed word; for short fields)."""
+    lsh_threshold: float | None = None
+    """Jaccard for which LSH makes candidate pairs (default: threshold; 0.4 under verify: edit)."""
     # survivors and reference
     keep_by: str | None = None
     """Keep the copy with the highest value of this column (ties: first seen)."""
@@ -92,8 +99,10 @@ class Config:
                 p.append("bands, rows: must be >= 1")
             elif self.bands * self.rows > self.num_perm:
                 p.append(f"bands, rows: bands * rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
-        if self.verify not in ("estimate", "exact"):
-            p.append(f"verify: must be 'estimate' or 'exact', got {self.verify!r}")
+        if self.verify not in ("estimate", "exact", "edit"):
+            p.append(f"verify: must be 'estimate', 'exact' or 'edit', got {self.verify!r}")
+        if self.lsh_threshold is not None and not 0 < self.lsh_threshold <= 1:
+            p.append(f"lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
         if not 0 <= self.seed < 2**32:
             p.append("seed: must be in [0, 2**32)")
         try:
