@@ -117,6 +117,10 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     Under ``--executor ray`` (components clustering, no reference) the work runs on the Ray
     cluster (:mod:`.distributed`), with the same result.
     """
+    if getattr(cfg, "mode", "minhash") == "semantic":
+        from thresher.curate.dedup.semantic import semantic_deduplicate
+
+        return semantic_deduplicate(df, cfg, ref=ref, ref_label=ref_label)
     if ref is None and cfg.cluster == "components" and df.height:
         from thresher.ray_executor import current
 
@@ -305,7 +309,7 @@ def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int, rank: np
 def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray, tj: np.ndarray,
            exact: tuple[np.ndarray, np.ndarray], near: tuple[np.ndarray, np.ndarray, np.ndarray],
            nonempty: np.ndarray, counts: dict[str, Any], timings: dict[str, float], *,
-           bands_rows: tuple[int, int], against: tuple | None = None) -> DedupResult:
+           bands_rows: tuple[int, int], against: tuple | None = None, measure: str = "J") -> DedupResult:
     """Phase 5's end, shared by the local and the Ray engine: from the exact groups
     ``(member, representative)`` and the near pairs ``(row, survivor, jaccard)`` to the
     per-row decision, reasons, clusters.parquet and stats."""
@@ -321,7 +325,7 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
     tj[ex_i] = np.where(rep_target == -1, 1.0, tj[ex_rep])
     exact_kind = np.zeros(len(keep), dtype=bool)
     exact_kind[ex_i[rep_target == -1]] = True
-    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against)
+    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against, measure)
     clusters = _clusters(keep, target, tj, exact_kind, id_series)
     stats = _stats(cfg, clusters, kinds, nonempty, counts, timings, bands_rows,
                    against[3] if against is not None else None)
@@ -331,8 +335,9 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
 
 
 def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: np.ndarray,
-             ids: list[str], against: tuple | None) -> tuple[list, list, dict[str, int]]:
-    """Drop reason and duplicate id of every row, and the counts by kind."""
+             ids: list[str], against: tuple | None, measure: str = "J") -> tuple[list, list, dict[str, int]]:
+    """Drop reason and duplicate id of every row, and the counts by kind (``measure``: the
+    similarity's name in the reason, ``J`` for Jaccard, ``cos`` for a cosine)."""
     in_hash, ref_hash, ref_ids, ref_label = against if against is not None else ([], [], [], "")
     n = len(keep)
     reasons: list[str | None] = [None] * n
@@ -348,7 +353,7 @@ def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: n
                 reasons[i] = f"exact duplicate of {rid} in {ref_label}"
             else:
                 kinds["against_near"] += 1
-                reasons[i] = f"near-duplicate of {rid} in {ref_label} (J={_fmt_j(j)})"
+                reasons[i] = f"near-duplicate of {rid} in {ref_label} ({measure}={_fmt_j(j)})"
         elif exact_kind[i]:
             kinds["exact"] += 1
             dup_of[i] = ids[tgt]
@@ -356,7 +361,7 @@ def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: n
         else:
             kinds["near"] += 1
             dup_of[i] = ids[tgt]
-            reasons[i] = f"near-duplicate of {ids[tgt]} (J={_fmt_j(j)})"
+            reasons[i] = f"near-duplicate of {ids[tgt]} ({measure}={_fmt_j(j)})"
     return reasons, dup_of, kinds
 
 
@@ -394,6 +399,8 @@ def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np
     hist = np.bincount(np.minimum(sizes.to_numpy(), 10)) if len(sizes) else np.zeros(0, int)
     return {
         "on": cfg.on,
+        "mode": getattr(cfg, "mode", "minhash"),
+        "strip_chatter": getattr(cfg, "strip_chatter", False),
         "threshold": cfg.threshold,
         "num_perm": cfg.num_perm,
         "ngram": cfg.ngram,

