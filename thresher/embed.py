@@ -49,6 +49,8 @@ def embedder_path(name: str = DEFAULT_EMBEDDER) -> Path:
         return folder
     path = Path(name)
     if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ThresherError(f"embedder {name}: not a model folder (no config.json)")
         return path
     from thresher.models import resolve_model
 
@@ -69,8 +71,12 @@ class Embedder:
         self.batch_size = batch_size
         self.max_length = max_length
         folder = embedder_path(name)
-        self.tokenizer = load_tokenizer(folder)
-        self.model = load_model(folder, kind="base", dtype=torch.float32).to(self.device).eval()
+        try:
+            self.tokenizer = load_tokenizer(folder)
+            self.model = load_model(folder, kind="base", dtype=torch.float32).to(self.device).eval()
+        except (OSError, ValueError, KeyError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ThresherError(f"embedder {name}: cannot load {folder} ({first})") from None
         self.dim = int(self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

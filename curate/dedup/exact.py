@@ -61,6 +61,9 @@ class EditTexts:
     def __init__(self, rows: np.ndarray, texts_of: Callable[[np.ndarray], list[str]], cfg: Any):
         from thresher.curate.dedup.shingles import to_codepoints
 
+        #: similarities below this are only bounded (:func:`~._kernels.edit_similarity`)
+        self.floor = float(cfg.threshold)
+
         self.rows = np.unique(np.asarray(rows, dtype=np.int64))
         texts: list[str] = []
         for s in range(0, len(self.rows), cfg.chunk_rows):
@@ -68,14 +71,15 @@ class EditTexts:
         self.cps, self.offsets = to_codepoints(texts)
 
     def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Edit similarity (float32) of each pair of global rows ``(a[p], b[p])``."""
+        """Edit similarity (float32) of each pair of global rows ``(a[p], b[p])`` (exact at or
+        above the threshold; below it an upper bound, so it stays below)."""
         from thresher.curate.dedup import _kernels
 
         pa = np.searchsorted(self.rows, np.asarray(a, dtype=np.int64))
         pb = np.searchsorted(self.rows, np.asarray(b, dtype=np.int64))
         out = np.empty(len(pa), dtype=np.float32)
         if len(pa):
-            _kernels.edit_similarity(self.cps, self.offsets, pa, pb, out)
+            _kernels.edit_similarity(self.cps, self.offsets, pa, pb, self.floor, out)
         return out
 
 

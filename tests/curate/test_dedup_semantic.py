@@ -79,3 +79,11 @@ def test_cli_mode_semantic(tmp_path):
     assert "3 rows in, 2 kept" in r.output
     bad = CliRunner().invoke(cli, ["curate", "dedup", str(src), "--out", str(tmp_path / "p"), "--cosine", "2"])
     assert bad.exit_code != 0 and "cosine: must be in (0, 1], got 2.0" in bad.output
+
+
+def test_a_folder_that_is_no_model_is_a_one_line_error(tmp_path):
+    src = _write(tmp_path / "q.jsonl", [PAIRS[0][0], PAIRS[0][1]])
+    r = CliRunner().invoke(cli, ["curate", "dedup", str(src), "--out", str(tmp_path / "o"), "--mode", "semantic",
+                                 "--embedder", str(tmp_path)])
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: embedder {tmp_path}: not a model folder (no config.json)"

@@ -109,3 +109,35 @@ def test_short_settings_catch_prefix_suffix_and_typo_variants_and_keep_distinct_
     assert res.keep[:len(QUESTIONS)].all()            # distinct questions (France/Spain) all stay
     assert not res.keep[len(QUESTIONS):].any()        # every variant is dropped
     assert set(res.duplicate_of[len(QUESTIONS):]) == {f"r{i}" for i in range(15)}
+
+
+def _osa(a: str, b: str) -> int:
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            v = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                v = min(v, d[i - 2][j - 2] + 1)
+            d[i][j] = v
+    return d[-1][-1]
+
+
+@pytest.mark.parametrize("floor", [0.0, 0.6, 0.9])
+def test_banded_edit_similarity_is_exact_above_the_floor_and_bounded_below(floor):
+    from thresher.curate.dedup import _kernels
+    from thresher.curate.dedup.shingles import to_codepoints
+
+    rng = random.Random(3)
+    texts = ["".join(rng.choice("abc ") for _ in range(rng.randint(0, 25))) for _ in range(120)]
+    cps, off = to_codepoints(texts)
+    pa = np.array([rng.randrange(120) for _ in range(400)])
+    pb = np.array([rng.randrange(120) for _ in range(400)])
+    out = np.empty(400, np.float32)
+    _kernels.edit_similarity(cps, off, pa, pb, floor, out)
+    for p in range(400):
+        a, b = texts[pa[p]], texts[pb[p]]
+        true = 1 - _osa(a, b) / max(len(a), len(b)) if max(len(a), len(b)) else 1.0
+        if true >= floor - 1e-6:
+            assert out[p] == pytest.approx(true, abs=1e-6)
+        else:
+            assert true - 1e-6 <= out[p] < floor
