@@ -162,6 +162,34 @@ def load_file(path: Path, text_fields: tuple[str, ...], id_field: str | None) ->
     return pl.concat(parts).filter(pl.col("text").is_not_null())
 
 
+def load_semantic_items(
+    names: tuple[str, ...] | list[str],
+    *,
+    text_fields: tuple[str, ...] = ("text",),
+    id_field: str | None = "id",
+) -> pl.DataFrame:
+    """The texts a paraphrase would restate, per benchmark item (same columns and item ids as
+    :func:`load_benchmarks`): MMLU's question without its choices, HumanEval's prompt without
+    the solution, a file's ``text_fields``."""
+    frames = []
+    for name in names:
+        key = str(name).lower()
+        if key == "humaneval":
+            frames.append(load_humaneval().unique("item", keep="first", maintain_order=True))
+        elif key == "mmlu":
+            path = mmlu_path()
+            frames.append(pl.read_ndjson(path).select(
+                pl.lit("mmlu").alias("benchmark"),
+                pl.format("mmlu/{}", pl.int_range(1, pl.len() + 1)).alias("item"),
+                pl.col("question").cast(pl.String).str.strip_chars().alias("text"),
+            ))
+        else:
+            frames.append(load_benchmarks([name], text_fields=text_fields, id_field=id_field))
+    if not frames:
+        return pl.DataFrame(schema=_COLUMNS)
+    return pl.concat(frames).filter(pl.col("text").str.contains(r"[\p{L}\p{N}]"))
+
+
 def load_benchmarks(
     names: tuple[str, ...] | list[str],
     *,

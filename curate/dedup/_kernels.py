@@ -277,3 +277,58 @@ def set_jaccard(values, offsets, pa, pb, out):
             while j < jend and values[j] == v:
                 j += 1
         out[p] = inter / union if union else 1.0
+
+
+@njit(cache=True, nogil=True)
+def edit_similarity(cps, offsets, pa, pb, floor, out):
+    """``1 - d / max(len)`` of documents ``pa[p]`` and ``pb[p]`` (code point segments of
+    ``cps`` delimited by ``offsets``), where ``d`` is the optimal string alignment distance
+    (insertions, deletions, substitutions and adjacent transpositions, each costing 1).
+
+    Only distances up to ``k = (1 - floor) * max(len)`` are computed (a band of ``2k + 1``
+    diagonals, stopping once a whole row exceeds ``k``); a pair below ``floor`` gets an upper
+    bound of its similarity, still below ``floor``. ``floor = 0`` computes every value exactly.
+    """
+    width = 0
+    for q in range(len(offsets) - 1):
+        width = max(width, offsets[q + 1] - offsets[q])
+    prev2 = np.zeros(width + 2, dtype=np.int64)
+    prev = np.zeros(width + 2, dtype=np.int64)
+    cur = np.zeros(width + 2, dtype=np.int64)
+    for p in range(len(pa)):
+        a0, n = offsets[pa[p]], offsets[pa[p] + 1] - offsets[pa[p]]
+        b0, m = offsets[pb[p]], offsets[pb[p] + 1] - offsets[pb[p]]
+        longest = max(n, m)
+        if longest == 0:
+            out[p] = 1.0
+            continue
+        k = int((1.0 - floor) * longest + 1e-9)
+        if abs(n - m) > k:
+            out[p] = 1.0 - abs(n - m) / longest
+            continue
+        big = k + 1
+        for j in range(m + 2):
+            prev[j] = j if j <= k else big
+        over = False
+        for i in range(1, n + 1):
+            lo = max(1, i - k)
+            hi = min(m, i + k)
+            cur[lo - 1] = i if lo == 1 else big
+            rowmin = cur[lo - 1]
+            ca = cps[a0 + i - 1]
+            for j in range(lo, hi + 1):
+                cb = cps[b0 + j - 1]
+                v = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (0 if ca == cb else 1))
+                if i > 1 and j > 1 and ca == cps[b0 + j - 2] and cps[a0 + i - 2] == cb:
+                    v = min(v, prev2[j - 2] + 1)
+                v = min(v, big)
+                cur[j] = v
+                rowmin = min(rowmin, v)
+            if hi < m:
+                cur[hi + 1] = big
+            prev2, prev, cur = prev, cur, prev2
+            if rowmin > k:
+                over = True
+                break
+        d = big if over else prev[m]
+        out[p] = 1.0 - min(d, big) / longest

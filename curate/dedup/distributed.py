@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from thresher.curate.dedup.engine import DedupResult, _survivor_order, decide
-from thresher.curate.dedup.lsh import candidate_pairs, optimal_params
+from thresher.curate.dedup.engine import DedupResult, _survivor_order, decide, lsh_params
+from thresher.curate.dedup.lsh import candidate_pairs
 
 #: label propagation stops after this many rounds even if labels still change (never seen)
 MAX_ROUNDS = 10_000
@@ -72,12 +72,11 @@ def _sign_batch(batch: Any, cfg: dict[str, Any], bands: int, rows: int) -> Any:
 
     from thresher.curate.dedup import _kernels
     from thresher.curate.dedup.minhash import signatures
-    from thresher.curate.dedup.normalize import NormalizeOptions, normalize, text_column
+    from thresher.curate.dedup.normalize import normalized_texts, options_of
     from thresher.curate.dedup.shingles import shingle_hashes
 
     df = pl.from_arrow(batch)
-    norm = NormalizeOptions(cfg["nfkc"], cfg["casefold"], cfg["punctuation"], cfg["whitespace"])
-    texts = normalize(text_column(df, cfg["on"]), norm).to_list()
+    texts = normalized_texts(df, cfg["on"], options_of(cfg))
     digests = [xxhash.xxh3_128_digest(t.encode("utf-8")) for t in texts]
     h, off = shingle_hashes(texts, ngram=cfg["ngram"], unit=cfg["shingle"], hash=cfg["hash"])
     sig = signatures(h, off, num_perm=cfg["num_perm"], seed=cfg["seed"])
@@ -107,7 +106,7 @@ def _signatures(df: pl.DataFrame, cfg: Any, bands: int, rows: int, rank: np.ndar
     step = -(-table.height // parts)
     blocks = [table.slice(s, step).to_arrow() for s in range(0, table.height, step)]
     cfg_d = {k: getattr(cfg, k) for k in ("on", "nfkc", "casefold", "punctuation", "whitespace",
-                                          "ngram", "shingle", "hash", "num_perm", "seed")}
+                                          "strip_chatter", "ngram", "shingle", "hash", "num_perm", "seed")}
     ds = ray.data.from_arrow(blocks).map_batches(
         _sign_batch, batch_format="pyarrow", batch_size=None, fn_args=(cfg_d, bands, rows))
     return list(ds.to_arrow_refs())
@@ -269,13 +268,13 @@ def _exact_verify(df: pl.DataFrame, cfg: Any, cand: list[Any], rank: np.ndarray,
     ``(a, b, ra, rb, j)`` table the components phase reads."""
     import ray
 
-    from thresher.curate.dedup.exact import ShingleSets, table_texts
+    from thresher.curate.dedup.exact import pair_verifier, table_texts
     from thresher.curate.dedup.lsh import verify
     from thresher.ray_executor import gather
 
     pairs = pl.from_arrow(gather(cand)).select("a", "b").sort("a", "b")
     rows = np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]).astype(np.int64)
-    exact = ShingleSets(rows, table_texts([df], cfg), cfg)
+    exact = pair_verifier(rows, table_texts([df], cfg), cfg)
     ok = verify(None, pairs, cfg.threshold, exact)
     ok = ok.with_columns(pl.Series("ra", rank[ok["a"].to_numpy()]), pl.Series("rb", rank[ok["b"].to_numpy()]))
     step = max(1, -(-ok.height // parts))
@@ -292,7 +291,7 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
     timings: dict[str, float] = {}
     t = t0 = time.perf_counter()
     n = df.height
-    bands, rows = (cfg.bands, cfg.rows) if cfg.bands else optimal_params(cfg.threshold, cfg.num_perm)
+    bands, rows = lsh_params(cfg)
     rank = _survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
     order = np.argsort(rank)  # rank -> row
     with session():
@@ -313,7 +312,7 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
         exact = None
-        if cfg.verify == "exact":  # the signatures are not needed again
+        if cfg.verify in ("exact", "edit"):  # the signatures are not needed again
             verified, exact = _exact_verify(df, cfg, cand, rank, parts)
         else:
             sig_parts = shuffle(signed, "idx", parts, fn=functools.partial(_sig_map, not_rep=not_rep))

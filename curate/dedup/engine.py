@@ -41,9 +41,13 @@ from thresher.curate.dedup.lsh import (
     verify,
 )
 from thresher.curate.dedup.minhash import signatures
-from thresher.curate.dedup.normalize import NormalizeOptions, normalize, text_column
+from thresher.curate.dedup.normalize import NormalizeOptions, normalized_texts, options_of
 from thresher.curate.dedup.shingles import shingle_hashes
 from thresher.curate.dedup.store import BandKeyStore, SignatureStore, parse_size
+
+#: LSH Jaccard threshold for candidates under ``verify: edit`` when none is given: one typo in
+#: a 20-character text leaves a character 3-gram Jaccard near 0.6
+EDIT_LSH_THRESHOLD = 0.4
 
 
 @dataclass
@@ -60,6 +64,17 @@ class DedupResult:
 
 def _fmt_j(j: float) -> str:
     return f"{j:.2f}"
+
+
+def lsh_params(cfg: Any) -> tuple[int, int]:
+    """``(bands, rows)``: given, or chosen (as datasketch) for ``lsh_threshold`` (default:
+    ``threshold``, except under ``verify: edit``, whose threshold is no Jaccard)."""
+    if cfg.bands:
+        return cfg.bands, cfg.rows
+    lsh = getattr(cfg, "lsh_threshold", None)
+    if lsh is None:
+        lsh = EDIT_LSH_THRESHOLD if cfg.verify == "edit" else cfg.threshold
+    return optimal_params(lsh, cfg.num_perm)
 
 
 def _survivor_order(n: int, keyval: pl.Series | None) -> np.ndarray:
@@ -85,7 +100,7 @@ def _sign_rows(df: pl.DataFrame, cfg: Any, store: np.ndarray, offset: int, norm:
     nonempty = np.zeros(df.height, dtype=bool)
     for s in range(0, df.height, cfg.chunk_rows):
         part = df.slice(s, cfg.chunk_rows)
-        texts = normalize(text_column(part, cfg.on), norm).to_list()
+        texts = normalized_texts(part, cfg.on, norm)
         hashes.extend(xxhash.xxh3_128_hexdigest(t.encode("utf-8")) for t in texts)
         nonempty[s:s + len(texts)] = [bool(t) for t in texts]
         h, off = shingle_hashes(texts, ngram=cfg.ngram, unit=cfg.shingle, hash=cfg.hash)
@@ -102,6 +117,10 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     Under ``--executor ray`` (components clustering, no reference) the work runs on the Ray
     cluster (:mod:`.distributed`), with the same result.
     """
+    if getattr(cfg, "mode", "minhash") == "semantic":
+        from thresher.curate.dedup.semantic import semantic_deduplicate
+
+        return semantic_deduplicate(df, cfg, ref=ref, ref_label=ref_label)
     if ref is None and cfg.cluster == "components" and df.height:
         from thresher.ray_executor import current
 
@@ -115,9 +134,9 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     timings: dict[str, float] = {}
     n = df.height
     m = ref.height if ref is not None else 0
-    norm = NormalizeOptions(cfg.nfkc, cfg.casefold, cfg.punctuation, cfg.whitespace)
+    norm = options_of(cfg)
     budget = parse_size(cfg.memory)
-    bands, rows = (cfg.bands, cfg.rows) if cfg.bands else optimal_params(cfg.threshold, cfg.num_perm)
+    bands, rows = lsh_params(cfg)
     id_series = df["id"].cast(pl.String)
     ref_ids = ref["id"].cast(pl.String).to_list() if ref is not None else []
 
@@ -232,11 +251,11 @@ def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray
     ref_cand = cand.filter((pl.col("a") < n) & (pl.col("b") >= n))
     self_cand = cand.filter(pl.col("b") < n)
     exact = None
-    if cfg.verify == "exact":
-        from thresher.curate.dedup.exact import ShingleSets, table_texts
+    if cfg.verify in ("exact", "edit"):
+        from thresher.curate.dedup.exact import pair_verifier, table_texts
 
         rows = np.concatenate([cand["a"].to_numpy(), cand["b"].to_numpy()]).astype(np.int64)
-        exact = ShingleSets(rows, table_texts(tables, cfg), cfg)
+        exact = pair_verifier(rows, table_texts(tables, cfg), cfg)
     del cand
     with progress(ref_cand.height + self_cand.height, "dedup: verify", unit="pairs") as bar:
         ref_ok = verify(sig, ref_cand, cfg.threshold, exact)
@@ -290,7 +309,7 @@ def _near_duplicates(sig: Any, self_ok: pl.DataFrame, cfg: Any, n: int, rank: np
 def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray, tj: np.ndarray,
            exact: tuple[np.ndarray, np.ndarray], near: tuple[np.ndarray, np.ndarray, np.ndarray],
            nonempty: np.ndarray, counts: dict[str, Any], timings: dict[str, float], *,
-           bands_rows: tuple[int, int], against: tuple | None = None) -> DedupResult:
+           bands_rows: tuple[int, int], against: tuple | None = None, measure: str = "J") -> DedupResult:
     """Phase 5's end, shared by the local and the Ray engine: from the exact groups
     ``(member, representative)`` and the near pairs ``(row, survivor, jaccard)`` to the
     per-row decision, reasons, clusters.parquet and stats."""
@@ -306,7 +325,7 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
     tj[ex_i] = np.where(rep_target == -1, 1.0, tj[ex_rep])
     exact_kind = np.zeros(len(keep), dtype=bool)
     exact_kind[ex_i[rep_target == -1]] = True
-    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against)
+    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against, measure)
     clusters = _clusters(keep, target, tj, exact_kind, id_series)
     stats = _stats(cfg, clusters, kinds, nonempty, counts, timings, bands_rows,
                    against[3] if against is not None else None)
@@ -316,8 +335,9 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
 
 
 def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: np.ndarray,
-             ids: list[str], against: tuple | None) -> tuple[list, list, dict[str, int]]:
-    """Drop reason and duplicate id of every row, and the counts by kind."""
+             ids: list[str], against: tuple | None, measure: str = "J") -> tuple[list, list, dict[str, int]]:
+    """Drop reason and duplicate id of every row, and the counts by kind (``measure``: the
+    similarity's name in the reason, ``J`` for Jaccard, ``cos`` for a cosine)."""
     in_hash, ref_hash, ref_ids, ref_label = against if against is not None else ([], [], [], "")
     n = len(keep)
     reasons: list[str | None] = [None] * n
@@ -333,7 +353,7 @@ def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: n
                 reasons[i] = f"exact duplicate of {rid} in {ref_label}"
             else:
                 kinds["against_near"] += 1
-                reasons[i] = f"near-duplicate of {rid} in {ref_label} (J={_fmt_j(j)})"
+                reasons[i] = f"near-duplicate of {rid} in {ref_label} ({measure}={_fmt_j(j)})"
         elif exact_kind[i]:
             kinds["exact"] += 1
             dup_of[i] = ids[tgt]
@@ -341,7 +361,7 @@ def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: n
         else:
             kinds["near"] += 1
             dup_of[i] = ids[tgt]
-            reasons[i] = f"near-duplicate of {ids[tgt]} (J={_fmt_j(j)})"
+            reasons[i] = f"near-duplicate of {ids[tgt]} ({measure}={_fmt_j(j)})"
     return reasons, dup_of, kinds
 
 
@@ -379,6 +399,8 @@ def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np
     hist = np.bincount(np.minimum(sizes.to_numpy(), 10)) if len(sizes) else np.zeros(0, int)
     return {
         "on": cfg.on,
+        "mode": getattr(cfg, "mode", "minhash"),
+        "strip_chatter": getattr(cfg, "strip_chatter", False),
         "threshold": cfg.threshold,
         "num_perm": cfg.num_perm,
         "ngram": cfg.ngram,

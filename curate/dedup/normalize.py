@@ -10,6 +10,13 @@ row), with the same definitions as :mod:`thresher.schema`:
 :func:`normalize` then applies, each step switchable: Unicode NFKC, case folding
 (``str.casefold``), punctuation and symbol removal (runs of Unicode ``P*``/``S*`` become one
 space) and whitespace collapsing (runs of whitespace become one space, ends stripped).
+
+With ``chatter`` (off by default) each message first loses the social padding short prompts
+carry (:func:`strip_chatter_expr`): greetings and lead-ins at its start ("Hi,", "Hello!",
+"Hey there", "Quick question:", "Sorry to bother you,") and thanks at its end ("Thanks!",
+"Thank you in advance.", "Any help is appreciated", "please"), so that "Hi! Quick question:
+what is X? Thanks!" compares equal to "What is X?". A message that would be left without a
+letter or digit ("Thank you!") is kept as it is.
 """
 
 from __future__ import annotations
@@ -29,12 +36,49 @@ class NormalizeOptions:
     casefold: bool = True
     punctuation: bool = True
     whitespace: bool = True
+    chatter: bool = False
 
 
-def text_expr(on: str = "conversation") -> pl.Expr:
-    """A polars expression giving the text to compare for each row, from ``messages``."""
+_SEP = r"[\s,!.:;?\-\u2013\u2014]"
+_GREETING = (r"(?:hi|hey|hiya|hello|howdy|greetings|yo|good (?:morning|afternoon|evening|day))"
+             r"(?: there| all| everyone| folks| guys| team| friends?)?")
+_LEAD_IN = (r"(?:(?:a |one )?(?:quick|simple|small|short|silly|dumb|stupid|random|general) question"
+            r"(?: for you)?|question|i have a (?:quick |simple )?question(?: for you)?"
+            r"|(?:i'?m |i was )?just (?:curious|wondering)|sorry to bother(?: you)?"
+            r"|sorry if this is a (?:dumb|silly|stupid|basic) question|excuse me"
+            r"|dear (?:sir|madam|all|assistant|bot|ai)|ok(?:ay)?(?: so)?|so|well|um+|uh+"
+            r"|please (?:answer|help|explain)(?: this)?)")
+# request forms that may run straight into the question ("Can you tell me what X is?")
+_REQUEST = (r"(?:(?:can|could|would) you (?:please )?tell me|please tell me"
+            r"|i (?:was|am|'m) (?:just )?wondering(?: if you could tell me)?|i wonder)")
+# one or more greetings/lead-ins, each followed by punctuation ("hi", "hey", "hi there" by a space)
+_LEAD = (rf"(?i)^\s*(?:(?:{_GREETING}|{_LEAD_IN})\s*[,!.:;?\-\u2013\u2014]+\s*"
+         rf"|(?:hi|hey|hiya|(?:hi|hey|hello) there|(?:ok(?:ay)?,? )?so|{_REQUEST})(?:\s*[,:;\-\u2013\u2014]+\s*|\s+))+")
+_THANKS = (r"(?:(?:many )?thanks?(?: (?:a lot|so much|very much|a bunch|a million|again))?"
+           r"|thank (?:you|u)(?: (?:so|very) much)?(?: again)?|thx|tia|cheers"
+           r"|(?:any|all|your) help (?:is|would be) (?:(?:much|greatly|really|very much) )?appreciated"
+           r"|(?:much|greatly|really) appreciated|please|pls|plz|(?:best|kind) regards"
+           r"|please (?:help|explain|answer)(?: me)?|any (?:ideas|thoughts|help|suggestions|tips)\??)"
+           r"(?: (?:in advance|for (?:your|the|any) help|for helping(?: me)?|for your time))?")
+# one or more thanks at the end; a "?", "!" or "." just before them is kept ("What is X?")
+_TRAIL = rf"(?i)([.?!])?(?:{_SEP}*\b{_THANKS})+{_SEP}*[):(]*{_SEP}*$"
+_HAS_WORD = r"[\p{L}\p{N}]"
+
+
+def strip_chatter_expr(expr: pl.Expr) -> pl.Expr:
+    """``expr`` (strings) without leading greetings/lead-ins and trailing thanks (see the
+    module docstring); a text left without a letter or digit stays as it was."""
+    stripped = expr.str.replace(_LEAD, "").str.replace(_TRAIL, "${1}")
+    return pl.when(stripped.str.contains(_HAS_WORD)).then(stripped).otherwise(expr)
+
+
+def text_expr(on: str = "conversation", chatter: bool = False) -> pl.Expr:
+    """A polars expression giving the text to compare for each row, from ``messages``
+    (``chatter``: each message through :func:`strip_chatter_expr` first)."""
     role = pl.element().struct.field("role")
     content = pl.element().struct.field("content")
+    if chatter:
+        content = strip_chatter_expr(content)
     msgs = pl.col("messages")
     if on == "conversation":
         return (
@@ -57,9 +101,21 @@ def text_expr(on: str = "conversation") -> pl.Expr:
     raise ValueError(f"on must be one of {ON_CHOICES}, got {on!r}")
 
 
-def text_column(df: pl.DataFrame, on: str = "conversation") -> pl.Series:
+def text_column(df: pl.DataFrame, on: str = "conversation", chatter: bool = False) -> pl.Series:
     """The raw (not yet normalised) text to compare for each row of ``df``."""
-    return df.select(text_expr(on).alias("text")).to_series()
+    return df.select(text_expr(on, chatter).alias("text")).to_series()
+
+
+def normalized_texts(df: pl.DataFrame, on: str, options: NormalizeOptions) -> list[str]:
+    """The normalised text to compare of each row of ``df`` (``options.chatter`` included)."""
+    return normalize(text_column(df, on, options.chatter), options).to_list()
+
+
+def options_of(cfg: object) -> NormalizeOptions:
+    """The normalisation options of a dedup config (or any object with those attributes)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    return NormalizeOptions(get("nfkc"), get("casefold"), get("punctuation"), get("whitespace"),
+                            bool(get("strip_chatter", False)))
 
 
 _PUNCT = r"[\p{P}\p{S}]+"

