@@ -324,7 +324,7 @@ def disk_full(e: BaseException) -> bool:
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     text = str(e)
-    return "os error 28" in text or "No space left on device" in text
+    return "os error 28" in text or "no space left on device" in text.lower()
 
 
 # ---------------------------------------------------------------- file records and damage

@@ -471,3 +471,41 @@ def test_convert_split(tmp_path):
     out = tmp_path / "o.jsonl"
     assert _run("convert", folder, out, "--split", "test").exit_code == 0
     assert json.loads(out.read_text())["messages"][0]["content"] == "held"
+
+
+def test_convert_on_a_full_disk_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    """Issue 26 item 14: ``convert`` said ``[Errno 28] No space left on device`` with no path."""
+    import errno as _errno
+
+    import thresher.io.atomic as atomic
+
+    src = tmp_path / "d.jsonl"
+    src.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n')
+    real_replace = atomic.os.replace
+
+    def full(a, b):  # the disk fills while the output is committed
+        raise OSError(_errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", full)
+    out = tmp_path / "o.jsonl"
+    r = CliRunner().invoke(cli, ["convert", str(src), str(out)])
+    monkeypatch.setattr(atomic.os, "replace", real_replace)
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: {out}: no space left on device; nothing was written (free some space and rerun)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+
+
+def test_one_hostile_row_does_not_abort_a_verify_stage(tmp_path):
+    """Issue 26 item 6c: an answer of 100,000 ``[`` scores 0 under ``verify:json``; the stage finishes."""
+    import json as _json
+
+    import polars as pl
+
+    rows = tmp_path / "r.jsonl"
+    rows.write_text("".join(_json.dumps({"id": i, "messages": [{"role": "user", "content": "json?"},
+                                                               {"role": "assistant", "content": a}]}) + "\n"
+                            for i, a in (("a", "[" * 100_000), ("b", '{"x": 1}'))))
+    r = CliRunner().invoke(cli, ["curate", "score", str(rows), "--out", str(tmp_path / "o"), "-s", "j=verify:json"])
+    assert r.exit_code == 0, r.output
+    kept = pl.read_parquet(tmp_path / "o" / "kept.parquet")
+    assert dict(zip(kept["id"], kept["score_j"])) == {"a": 0.0, "b": 1.0}

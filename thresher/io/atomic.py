@@ -6,6 +6,7 @@ An interrupted run never leaves a file (or folder) that looks complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -95,12 +96,15 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # name the file, not a temp name or none
+            raise ThresherError(f"{target}: no space left on device; nothing was written "
+                                "(free some space and rerun)") from None
         raise
 
 
