@@ -35,9 +35,25 @@ def make_text_generator(
         if "backend" not in state:
             from thresher.distill.backends import SamplingParams
 
-            state["backend"] = make_generator(backend, model, **options)
+            state["backend"] = made = make_generator(backend, model, **options)
             state["params"] = SamplingParams(temperature=temperature, max_tokens=max_tokens)
+            if hasattr(made, "meter") and made.meter is None:  # an API backend: count tokens and cost
+                from thresher.pricing import Meter, lookup
+
+                made.meter = Meter(lookup(model, batch=backend == "openai-batch"))
         out = state["backend"].generate(list(conversations), n=1, params=state["params"])
         return [samples[0].text if samples else "" for samples in out]
 
+    def usage() -> dict[str, Any] | None:
+        """Tokens and cost of the API calls made so far (None: not an API backend, or no call)."""
+        meter = getattr(state.get("backend"), "meter", None)
+        if meter is None:
+            return None
+        cost = meter.cost
+        return {"requests": meter.requests, "prompt_tokens": meter.prompt_tokens,
+                "completion_tokens": meter.completion_tokens,
+                "cost_usd": None if cost is None else round(cost, 6),
+                "price": meter.price.as_dict() if meter.price else "unknown"}
+
+    generate.usage = usage  # type: ignore[attr-defined]
     return generate

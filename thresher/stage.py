@@ -309,7 +309,7 @@ class Stage:
             records = {**artefact_records(self.out, names), **file_records(folder)}  # artefacts: already in place
             write_text_atomic(folder / MANIFEST, json.dumps(
                 {**self.fingerprint, "status": "done", "finished": time.time(), "files": records,
-                 "artefacts": names}, indent=2))
+                 "artefacts": names, **_usage(full)}, indent=2))
 
         try:
             swap_in(self.out, write)
@@ -318,6 +318,15 @@ class Stage:
         if not self.quiet:
             info(f"{self.name}: {full['rows_in']} rows in, {kept.height} kept, {dropped.height} dropped -> {self.out}")
         return StageResult(self.name, self.out, full, reused=False)
+
+
+def _usage(stats: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's ``usage`` block: API tokens and cost of a stage that called an API
+    (generate with an API teacher, score with an API judge); empty otherwise."""
+    if "cost_usd" not in stats:
+        return {}
+    keys = ("requests", "prompt_tokens", "completion_tokens_total", "cost_usd", "cost_usd_with_reused")
+    return {"usage": {k: stats[k] for k in keys if k in stats}}
 
 
 def _reason_counts(dropped: pl.DataFrame) -> dict[str, int]:

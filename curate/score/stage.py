@@ -200,6 +200,16 @@ def build_scorer(spec: ScorerSpec, config: Config):
     raise ThresherError(f"unknown scorer {spec.kind!r}")
 
 
+def _add_usage(stats: dict, usage: dict) -> None:
+    """Add one judge's API tokens and cost to the stage totals (``cost_usd`` None once any
+    price is unknown), the keys the run summary and the report read."""
+    for key, value in (("prompt_tokens", usage["prompt_tokens"]), ("completion_tokens_total", usage["completion_tokens"]),
+                       ("requests", usage["requests"])):
+        stats[key] = stats.get(key, 0) + value
+    known = "cost_usd" not in stats or stats["cost_usd"] is not None
+    stats["cost_usd"] = (stats.get("cost_usd") or 0.0) + usage["cost_usd"] if known and usage["cost_usd"] is not None else None
+
+
 def _judge_generator(spec: ScorerSpec, config: Config):
     """The judge's text generator over a distill backend (built lazily by the core)."""
     from thresher.backends import make_text_generator
@@ -360,6 +370,10 @@ class ScoreStage(RowStage):
             summary.update(kind=spec.kind, identity=scorer.identity,
                            cached=int(context.counters.get(f"cached:{spec.name}", 0)))
             stats["scorers"][spec.name] = summary
+            usage = getattr(getattr(scorer, "generate", None), "usage", None)
+            if callable(usage) and usage() is not None:  # a judge through an API: its tokens and cost
+                summary["api"] = usage()
+                _add_usage(stats, summary["api"])
         stats["scorers"].update(rate_stats)
         return kept, dropped, stats
 

@@ -3,6 +3,7 @@ tokens with the real SmolLM2 tokenizer (as a vLLM server of that model would).""
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 
@@ -73,6 +74,8 @@ def test_estimate_within_10_percent_of_the_tokens_used(cli_run, tmp_path, server
     stats = StageStats.read(tmp_path / "g").extra
     assert stats["prompt_tokens"] == actual and stats["requests"] == 1000
     assert stats["cost_usd"] == pytest.approx((actual * 1000 + stats["completion_tokens_total"] * 2000) / 1e6)
+    usage = json.loads((tmp_path / "g" / "manifest.json").read_text())["usage"]  # the manifest carries them too
+    assert usage["prompt_tokens"] == actual and usage["requests"] == 1000 and usage["cost_usd"] == stats["cost_usd"]
     # the same teacher again: the observed completion mean comes from the stored run
     again = _gen(cli_run, prompts, tmp_path / "g", srv, "--estimate", *PRICE)
     assert "0 samples to generate (1,000 already stored)" in again.output
