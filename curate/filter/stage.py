@@ -29,6 +29,7 @@ from thresher.schema import DROP_COLUMNS, prompt_messages, response_text
 from thresher.stage import StageResult, dropped_frame
 
 from . import heuristics as H
+from . import text_rules as T
 from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
 
 
@@ -87,9 +88,17 @@ class Config:
     ngram: int = 3
     """n for max_repeat_ratio."""
     drop_refusals: bool = False
-    """Drop responses containing refusal phrases."""
+    """Drop responses containing refusal phrases (and, with refusal_patterns, refusal and "as an AI" patterns)."""
     refusal_phrases: tuple[str, ...] = H.DEFAULT_REFUSALS
     """Refusal/boilerplate phrases (replace the built-in list)."""
+    refusal_patterns: bool = True
+    """With drop_refusals, also match the built-in refusal and disclaimer patterns ("I'm afraid I can't answer that")."""
+    drop_cut_off: bool = False
+    """Drop answers cut off mid-way: unclosed code fence, bracket or quote, a dangling last word, no end punctuation."""
+    drop_markup: bool = False
+    """Drop answers with HTML tags, HTTP error pages, cookie/subscribe/login notices or template placeholders."""
+    min_novelty: float | None = None
+    """Drop echoes: answers whose share of content words not in the question is below this (e.g. 0.2)."""
     language: str | None = None
     """Drop responses not in this language (ISO 639-1, e.g. en)."""
     language_min_letters: int = 20
@@ -140,7 +149,7 @@ class Config:
             hi = getattr(self, name)
             if hi is not None and hi < max(1, getattr(self, lo)):
                 p.append(f"{name}: must be >= max(1, {lo})")
-        for name in ("max_repeat_ratio", "max_echo_ratio"):
+        for name in ("max_repeat_ratio", "max_echo_ratio", "min_novelty"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 p.append(f"{name}: must be in [0, 1]")
@@ -227,27 +236,46 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
         r = H.repeated_ngram_ratio(resp, c.ngram)
         if r > c.max_repeat_ratio:
             return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
+    if c.drop_markup:
+        why = T.markup(resp, _prompt(messages))
+        if why is not None:
+            return f"markup: {why}"
     if c.drop_refusals:
         ph = H.refusal_phrase(resp, c.refusal_phrases)
         if ph is not None:
             return f"refusal: contains {ph!r}"
+        why = T.refusal(resp) if c.refusal_patterns else None
+        if why is not None:
+            return f"refusal: pattern {why}"
+    if c.drop_cut_off:
+        why = T.cut_off(resp)
+        if why is not None:
+            return f"cut-off: {why}"
     if langid is not None and H.letter_count(resp) >= c.language_min_letters:
         lang, prob = langid(resp)
         if lang != c.language and prob >= c.language_min_prob:
             return f"language={lang} (p={prob:.2f}), expected {c.language}"
     if c.max_echo_ratio is not None:
-        prompt = "\n".join(x["content"] for x in prompt_messages(messages))
-        e = H.echo_ratio(resp, prompt)
+        e = H.echo_ratio(resp, _prompt(messages))
         if e > c.max_echo_ratio:
             return f"echo={e:.2f} of the response repeats the prompt > {c.max_echo_ratio:g}"
+    if c.min_novelty is not None:
+        novel, n = T.novelty(resp, _prompt(messages))
+        if n >= 2 and novel < c.min_novelty:
+            return f"echo: novelty={novel:.2f} < {c.min_novelty:g} ({n} content words, few not in the question)"
     return None
+
+
+def _prompt(messages) -> str:
+    return "\n".join(x["content"] or "" for x in prompt_messages(messages))
 
 
 #: drop_code of each rule, by the start of its reason
 _CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "too-short-chars"),
           ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
           ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
-          ("language=", "wrong-language"), ("echo=", "echoes-prompt"), ("top_fraction", "top-fraction"),
+          ("language=", "wrong-language"), ("echo=", "echoes-prompt"),
+          ("echo:", "echo"), ("cut-off", "cut-off"), ("markup", "markup"), ("top_fraction", "top-fraction"),
           ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"))
 
 

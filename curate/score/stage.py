@@ -39,7 +39,8 @@ class Config:
     scorers: tuple[str, ...] = ()
     """Scorer as [NAME=]KIND[:ARGS], repeatable; adds column score_NAME (NAME defaults to KIND).
     KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
-    (sequence-classification reward model, hub name or folder), judge:BACKEND[:MODEL]
+    (sequence-classification reward model, hub name or folder), gain[:MODEL] (log p(answer|question)
+    - log p(answer) per token: does the answer belong to the question), judge:BACKEND[:MODEL]
     (LLM judge through a distill backend: transformers, vllm, openai)."""
     label: str | None = None
     """Reward models with several labels: the label index or name to use."""
@@ -129,6 +130,10 @@ def build_scorer(spec: ScorerSpec, config: Config):
         from .ifd import IfdScorer
 
         return IfdScorer(spec.model, **common)
+    if spec.kind == "gain":
+        from .gain import GainScorer
+
+        return GainScorer(spec.model, **common)
     if spec.kind == "verify":
         from .verify import VerifyScorer
 
