@@ -97,6 +97,8 @@ class Config:
     """Drop answers cut off mid-way: unclosed code fence, bracket or quote, a dangling last word, no end punctuation."""
     drop_markup: bool = False
     """Drop answers with HTML tags, HTTP error pages, cookie/subscribe/login notices or template placeholders."""
+    drop_junk: bool = False
+    """Drop junk answers: no letters, a placeholder value (null, undefined), a character run, an encoded blob, keyboard mash."""
     min_novelty: float | None = None
     """Drop echoes: answers whose share of content words not in the question is below this (e.g. 0.2)."""
     language: str | None = None
@@ -236,6 +238,10 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
         r = H.repeated_ngram_ratio(resp, c.ngram)
         if r > c.max_repeat_ratio:
             return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
+    if c.drop_junk:
+        why = T.junk(resp)
+        if why is not None:
+            return f"junk: {why}"
     if c.drop_markup:
         why = T.markup(resp, _prompt(messages))
         if why is not None:
@@ -260,8 +266,8 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
         if e > c.max_echo_ratio:
             return f"echo={e:.2f} of the response repeats the prompt > {c.max_echo_ratio:g}"
     if c.min_novelty is not None:
-        novel, n = T.novelty(resp, _prompt(messages))
-        if n >= 2 and novel < c.min_novelty:
+        echo, novel, n = T.is_echo(resp, _prompt(messages), c.min_novelty)
+        if echo:
             return f"echo: novelty={novel:.2f} < {c.min_novelty:g} ({n} content words, few not in the question)"
     return None
 
@@ -275,7 +281,7 @@ _CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "t
           ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
           ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
           ("language=", "wrong-language"), ("echo=", "echoes-prompt"),
-          ("echo:", "echo"), ("cut-off", "cut-off"), ("markup", "markup"), ("top_fraction", "top-fraction"),
+          ("echo:", "echo"), ("cut-off", "cut-off"), ("markup", "markup"), ("junk", "junk"), ("top_fraction", "top-fraction"),
           ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"))
 
 

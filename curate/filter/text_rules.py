@@ -40,6 +40,10 @@ via per between among through during without within against toward towards upon 
 it's i'm you're we're they're let's there's
 """.split())
 
+_PRONOUNS = frozenset("i we they he she".split())
+#: words after which a sentence may end on a subject pronoun ("so do I", "more than we")
+_PRONOUN_ENDS = frozenset("""do does did am are is was were can could will would shall should have has had
+than and or so nor me too neither either""".split())
 _TERMINAL = set(".!?…。！？\"'”’)]}>*_~`|")
 _EMOTICON = re.compile(r"(?:[:;=8][\-o^']?[()\[\]dDpP/\\|*3]|<3|\^\^|\^_\^|xD|XD)\s*$")
 _URL_END = re.compile(r"(?:https?://|www\.)\S+$")
@@ -90,7 +94,10 @@ def cut_off(text: str) -> str | None:
         return None  # ends with a symbol or an emoji
     last = words[-1].lower().replace("’", "'")
     all_words = _WORDS.findall(strip_code(t))
-    if last in DANGLING and len(all_words) >= 2 and (last == "i" or words[-1].islower()):
+    if last in DANGLING and len(all_words) >= 2 and words[-1].islower():
+        return f"dangling last word {words[-1]!r}"
+    before = all_words[-2].lower() if len(all_words) >= 2 else ""
+    if last in _PRONOUNS and before not in _PRONOUN_ENDS and len(all_words) >= 3:
         return f"dangling last word {words[-1]!r}"
     if _LIST_LINE.match(last_line) or len(t.splitlines()) > 1 and last_line.strip().endswith(":"):
         return None
@@ -178,6 +185,39 @@ def markup(text: str, prompt: str = "") -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- junk
+
+_PLACEHOLDER_VALUE = re.compile(r"^\W*(?:null|nil|undefined|nan|none|n/?a|\[object \w+\]|<unk>|<pad>|</?s>|"
+                                r"#(?:value|ref|name|n/a|div/0)!?|err(?:or)?|todo|tbd|xxx+|test|asdf\w*)\W*$", re.I)
+_RUN = re.compile(r"(\S)\1{5,}")
+_BLOB = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])"
+                   r"[A-Za-z0-9+/]{24,}={0,2}(?![\w/.-])")
+_CONSONANTS = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}", re.I)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def junk(text: str) -> str | None:
+    """Why ``text`` is junk rather than an answer (``no letters``, ``placeholder value 'null'``,
+    ``character run``, ``encoded blob``, ``keyboard mash``), or None."""
+    t = text.strip()
+    prose = strip_code(t)
+    if len(t) >= 3 and not _LETTER.search(t) and not re.search(r"\d", t):
+        return "no letters or digits"
+    if _PLACEHOLDER_VALUE.match(t) and not re.match(r"^\W*(?:none|n/?a|test)\W*$", t, re.I):
+        return f"placeholder value {t[:30]!r}"
+    m = _RUN.search(prose)
+    if m and not re.fullmatch(r"[-=_*#~.`+]", m.group(1)):
+        return f"character run {m.group(0)[:12]!r}"
+    m = _BLOB.search(prose)
+    if m:
+        return f"encoded blob {m.group(0)[:24]!r}"
+    words = [w for w in _WORDS.findall(prose) if w.isalpha()]
+    mashed = [w for w in words if _CONSONANTS.search(w) or (len(w) >= 4 and not re.search(r"[aeiouyäöüéèà]", w, re.I))]
+    if words and len(mashed) >= 1 and len(mashed) / len(words) >= 0.34:
+        return f"keyboard mash {mashed[0][:20]!r}"
+    return None
+
+
 # ---------------------------------------------------------------- refusals and disclaimers
 
 _AI = (r"(?:an? )?(?:ai|a\.i\.|artificial intelligence|(?:large )?language model|llm|chat ?bot|"
@@ -198,7 +238,7 @@ REFUSAL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("I'm an AI and cannot", rf"\bi(?:'m| am) (?:just |only |merely |simply )?{_AI}(?: developed by \w+)?"
                              r"[,;]? (?:and|so|which means|therefore)?,? ?(?:i )?(?:can't|cannot|don't|do not|"
                              r"am not|'m not|have no|lack|won't)"),
-    ("I can't help with that", rf"\bi {_CANT} {_ACT}"),
+    ("I can't help with that", rf"\bi ?{_CANT} {_ACT}"),
     ("I'm afraid / sorry, I can't", rf"\b(?:i'm|i am) (?:afraid|sorry|unable)\b[^.!?\n]{{0,60}}?\b(?:can't|cannot|"
                                     r"can not|won't|unable to|not able to|not (?:comfortable|allowed|permitted|in a "
                                     rf"position)(?: with| to)?|must decline|have to decline|not going to) (?:{_ACT}|that\b|this\b|it\b)"),
@@ -251,18 +291,22 @@ def refusal(text: str) -> str | None:
 
 # ---------------------------------------------------------------- echo
 
+#: conversational filler: words that add nothing to a restated question
+FILLER = frozenset("""
+question questions ask asks asked asking answer answers answered tell telling told say says
+said saying know knows wonder wondering want wants good great nice interesting excellent
+fascinating let think thinking thought please thanks thank hi hello hey repeat restate again
+query request hmm um uh ah oh well so ok okay sure yes yeah you your i me my
+""".split())
+
 #: words that carry no content of their own (function words and conversational filler)
-STOPWORDS = frozenset("""
+STOPWORDS = FILLER | frozenset("""
 a an the and or but nor of to in on at by for from with into onto over under about as than
 is are was were be been being am has have had do does did will would shall should can could
 may might must i me my mine we us our you your yours he him his she her it its they them
 their this that these those there here what which who whom whose when where why how whether
 if then so not no yes yeah yep ok okay sure well oh hmm um uh ah just also too very really
-quite all any some each every more most such only own same other s t d ll re ve m don
-question questions ask asks asked asking answer answers answered tell telling told say says
-said saying know knows wonder wondering want wants good great nice interesting excellent
-fascinating let think thinking thought like please thanks thank hi hello hey repeat
-restate again query request
+quite all any some each every more most such only own same other s t d ll re ve m don like
 """.split())
 
 
@@ -283,6 +327,10 @@ def content_words(text: str) -> list[str]:
     return out
 
 
+def _all_words(text: str) -> list[str]:
+    return [_stem(w.removesuffix("'s")) for w in _WORDS.findall(text.lower().replace("\u2019", "'"))]
+
+
 def novelty(response: str, prompt: str) -> tuple[float, int]:
     """``(share of the response's distinct content words absent from the prompt, number of
     distinct content words)``; ``(1.0, 0)`` when the response has no content word."""
@@ -291,3 +339,17 @@ def novelty(response: str, prompt: str) -> tuple[float, int]:
         return 1.0, 0
     p = set(content_words(prompt))
     return len(r - p) / len(r), len(r)
+
+
+def is_echo(response: str, prompt: str, min_novelty: float) -> tuple[bool, float, int]:
+    """``(echo?, novelty, content words)``. An echo is two or more words that (filler such as
+    "you asked" or "good question" aside) all come from the question and hold a content word,
+    or, with three or more content words, has less than ``min_novelty`` of them new."""
+    novel, n = novelty(response, prompt)
+    everything = _all_words(response)
+    if len(everything) >= 2:
+        asked = _all_words(prompt)
+        rest = set(everything) - FILLER
+        if everything == asked or (rest - STOPWORDS and rest <= set(asked)):
+            return True, 0.0, n
+    return n >= 3 and novel < min_novelty, novel, n
