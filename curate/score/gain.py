@@ -3,7 +3,11 @@
 ``score_gain`` = mean log p(answer | question) - mean log p(answer), in nats per answer token,
 under a causal LM (default SmolLM2-135M-Instruct, offline). Both means are over the same
 answer tokens (the rendered final assistant turn with its end-of-turn marker, as the loglik
-scorer takes them): once after the chat-rendered prompt, once after a lone start token. A
+scorer takes them): once after the chat-rendered prompt, once after the same chat frame with
+an empty user turn (a lone start token when the model has no chat template). The frame
+takes out what any chat context adds to an answer, so the gain is what this question adds
+(on planted answers to other questions in chatterbot Q/A, AUC 0.81 against 0.71 after a
+lone start token). A
 good answer is easier to predict once the question is known (gain > 0); an answer to a
 different question is not (gain near 0 or below). Unlike the plain log-likelihood, the gain
 does not favour generic or frequent answers, so one threshold means about the same in every
@@ -22,11 +26,26 @@ from .batching import score_prepared
 from .loglik import LoglikScorer, _Prepared
 
 
-def conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation]
-                     ) -> list[tuple[float, float] | str]:
-    """``(mean log p(answer | prompt), mean log p(answer))`` per conversation, or the reason
-    there is none; every forward pass of both kinds in one length-sorted batching."""
+def neutral_frame(inner: LoglikScorer) -> list[int]:
+    """Token ids that stand before an answer when the question is empty: the chat template's
+    rendering of one empty user turn plus the generation prompt (a start token without one)."""
+    tok = inner.tokenizer
+    if getattr(tok, "chat_template", None):
+        text = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False,
+                                       add_generation_prompt=True)
+        ids = list(tok(text, add_special_tokens=False)["input_ids"])
+        if ids:
+            return ids
+    return [inner.start_id]
+
+
+def conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation],
+                     frame: Sequence[int] | None = None) -> list[tuple[float, float] | str]:
+    """``(mean log p(answer | prompt), mean log p(answer | empty frame))`` per conversation, or the reason
+    there is none; every forward pass of both kinds in one length-sorted batching. ``frame``:
+    the ids before the answer in the answer-only pass (default :func:`neutral_frame`)."""
     prepared = inner.prepare(conversations)
+    frame = neutral_frame(inner) if frame is None else list(frame)
     items: list[_Prepared] = []
     cond_at: list[int | None] = []
     uncond_at: list[int | None] = []
@@ -41,7 +60,7 @@ def conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation]
         answer = tuple(p.ids[p.n_prompt:])
         if answer not in seen:  # identical answers: one answer-only pass
             seen[answer] = len(items)
-            items.append(_Prepared([inner.start_id, *answer], n_prompt=1))
+            items.append(_Prepared([*frame, *answer], n_prompt=len(frame)))
         uncond_at.append(seen[answer])
     scored = score_prepared(items, inner.score_batch, batch_size=inner.batch_size,
                             max_batch_tokens=inner.max_batch_tokens, sort=inner.sort) if items else []
@@ -58,6 +77,7 @@ class GainScorer:
     """``score_<name>`` = mean log p(answer | prompt) - mean log p(answer), nats per token."""
 
     kind = "gain"
+    neutral = True  # answer-only pass after the empty-question chat frame (else a start token)
 
     def __init__(self, model: str | None = None, *, name: str = "gain", **options):
         self.name = name
@@ -73,7 +93,8 @@ class GainScorer:
 
     def score(self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None) -> list[ScoreResult]:
         out = [ScoreResult(None, r) if isinstance(r, str) else self.combine(*r)
-               for r in conditional_pass(self.inner, conversations)]
+               for r in conditional_pass(self.inner, conversations,
+                                         None if self.neutral else [self.inner.start_id])]
         if on_batch is not None:
             on_batch(list(range(len(out))), out)
         return out

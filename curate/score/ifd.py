@@ -20,6 +20,7 @@ class IfdScorer(GainScorer):
     """``score_<name>`` = conditioned NLL / unconditioned NLL of the response."""
 
     kind = "ifd"
+    neutral = False  # the paper's answer-only loss: after a lone start token
 
     def __init__(self, model: str | None = None, *, name: str = "ifd", **options):
         super().__init__(model, name=name, **options)

@@ -34,7 +34,8 @@ def _direct(model_dir, conv) -> tuple[float, float]:
             logits = lm(ids).logits[0, len(prefix) - 1:-1]
         return -float(torch.nn.functional.cross_entropy(logits, ids[0, len(prefix):]))
 
-    return logp(p_ids), logp([tok.bos_token_id])
+    frame = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
+    return logp(p_ids), logp(tok(frame, add_special_tokens=False)["input_ids"])
 
 
 def test_gain_equals_the_formula_in_one_pass_sharing_answers(tiny_lm_dir):
