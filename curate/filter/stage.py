@@ -4,15 +4,17 @@ Rules run in this order, each on the rows the previous ones kept, and a dropped 
 ``drop_reason`` names the first rule that dropped it:
 
 1. heuristics on the response: empty, too short / long (characters, tokens), truncated
-   (``finish_reason == "length"``), repeated n-grams, refusal phrases, wrong language,
-   echo of the prompt;
+   (``finish_reason == "length"``), repeated n-grams, junk, markup and boilerplate, refusal
+   phrases and patterns, a cut-off answer, wrong language, echo of the prompt (overlap, and
+   novelty: the text rules of :mod:`.text_rules`);
 2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit;
 3. ``top_fraction`` or ``top_k`` by ``top_by``, globally or ``per_category``;
 4. best-of-n: ``best_of`` rows per ``parent_id`` by ``best_by``, with an optional ``margin``.
 
-``normalize: zscore | rank`` first adds per-category normalised copies of the score
-columns (``score_x_z`` or ``score_x_rank``) that any rule may name, so one threshold means
-the same in every category.
+``normalize: zscore | rank | robust`` first adds per-category normalised copies of the score
+columns (``score_x_z``, ``score_x_rank`` or ``score_x_rz``: median/MAD with small categories
+shrunk toward the global statistics) that any rule may name, so one threshold means the same
+in every category. A limit ``auto`` is placed from the scores (:mod:`.autocut`).
 """
 
 from __future__ import annotations
@@ -46,12 +48,14 @@ class Config:
     """Options of ``thresher curate filter`` (recipe keys are the field names)."""
 
     # score rules
-    min_scores: dict[str, float] = field(default_factory=dict)
-    """Drop rows whose COL is below VALUE (e.g. score_loglik=-2.5); a column -> limit mapping."""
-    max_scores: dict[str, float] = field(default_factory=dict)
-    """Drop rows whose COL is above VALUE; a column -> limit mapping."""
-    normalize: Literal["none", "zscore", "rank"] = "none"
-    """Add per-category score_X_z / score_X_rank columns that rules may name."""
+    min_scores: dict[str, float | str] = field(default_factory=dict)
+    """Drop rows whose COL is below VALUE (e.g. score_loglik=-2.5, or auto: a cut placed from the scores); a column -> limit mapping."""
+    max_scores: dict[str, float | str] = field(default_factory=dict)
+    """Drop rows whose COL is above VALUE (or auto); a column -> limit mapping."""
+    normalize: Literal["none", "zscore", "rank", "robust"] = "none"
+    """Add per-category score_X_z / score_X_rank / score_X_rz (median/MAD, small categories shrunk to the global) columns."""
+    shrink: float = 20.0
+    """normalize robust: pseudo-rows of the global median/MAD mixed into each category's (0: categories alone)."""
     top_fraction: float | None = None
     """Keep this fraction of the rows, by top_by."""
     top_k: int | None = None
@@ -122,8 +126,8 @@ class Config:
         p: list[str] = []
         for key, table in (("min_scores", self.min_scores), ("max_scores", self.max_scores)):
             for col, v in table.items():
-                if not _is_number(v):
-                    p.append(f"{key}.{col}: threshold {v!r} is not a number")
+                if not _is_number(v) and v != "auto":
+                    p.append(f"{key}.{col}: threshold {v!r} is not a number (or auto)")
         if self.top_fraction is not None and self.top_k is not None:
             p.append("top_fraction, top_k: give one, not both")
         if self.top_fraction is not None and not 0 < self.top_fraction <= 1:
@@ -140,6 +144,8 @@ class Config:
             p.append("best_by: needed with best_of (a score column)")
         if self.margin < 0:
             p.append("margin: must be >= 0")
+        if not _is_number(self.shrink) or self.shrink < 0:
+            p.append("shrink: must be >= 0")
         if any(not str(ph).strip() for ph in self.refusal_phrases):
             p.append("refusal_phrases: an empty phrase would match (and drop) every response")
         if self.margin > 0 and self.best_of is None:
@@ -176,8 +182,8 @@ def _check_columns(df, config: Config, source: str) -> None:
     if missing:
         have = sorted(c for c in present if c.startswith("score_")) or ["none"]
         hint = ""
-        if config.normalize == "none" and any(c.endswith(("_z", "_rank")) for c in missing):
-            hint = "; normalised columns need normalize: zscore or rank"
+        if config.normalize == "none" and any(c.endswith(("_z", "_rank", "_rz")) for c in missing):
+            hint = "; normalised columns need normalize: zscore, rank or robust"
         raise ThresherError(
             f"{source}: no column {', '.join(repr(c) for c in missing)} to filter on "
             f"(score columns: {', '.join(have)}); run `thresher curate score` first{hint}"
@@ -334,23 +340,28 @@ class FilterStage(RowStage):
             dropped = dropped.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
         kept, more, stats = score_rules(kept, config)
         stats["dropped_by_rule"] = {"heuristics": dropped.height, **stats["dropped_by_rule"]}
-        stats["thresholds"] = thresholds(config)
+        stats["thresholds"] = thresholds(config, stats.get("auto_thresholds"))
         return kept, pl.concat([dropped, more], how="diagonal_relaxed"), stats
 
 
-def thresholds(config: Config) -> dict[str, list[float]]:
-    """The score limits of ``config`` by column (declared in stats for the report)."""
+def thresholds(config: Config, autos: dict | None = None) -> dict[str, list[float]]:
+    """The score limits of ``config`` by column (declared in stats for the report); ``auto``
+    ones as placed (``autos``: the ``auto_thresholds`` stats)."""
     out: dict[str, list[float]] = {}
     for table in (config.min_scores, config.max_scores):
         for col, v in table.items():
+            if v == "auto":
+                v = (autos or {}).get(col, {}).get("threshold")
+                if v is None:
+                    continue
             out.setdefault(col, []).append(float(v))
     return out
 
 
 def _normalized(df, config: Config):
     cols = [c for c in df.columns if c.startswith("score_") and df[c].dtype.is_numeric()
-            and not c.endswith(("_z", "_rank"))]
-    return df.with_columns([normalize(df, c, config.normalize) for c in cols])
+            and not c.endswith(("_z", "_rank", "_rz"))]
+    return df.with_columns([normalize(df, c, config.normalize, shrink=config.shrink) for c in cols])
 
 
 def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
@@ -393,9 +404,20 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
     def alive() -> list[bool]:
         return [r is None for r in reasons]
 
+    autos: dict[str, dict] = {}
     for op, table in (("min", config.min_scores), ("max", config.max_scores)):
         for col, limit in table.items():
-            merge(f"{op}:{col}", threshold(df[col].to_list(), alive(), col, float(limit), op))
+            values = df[col].to_list()
+            if limit == "auto":
+                from .autocut import auto_threshold
+
+                live = [v for v, a in zip(values, alive()) if a]
+                autos[col] = dict(auto_threshold(live, op), op=op)
+                limit = autos[col]["threshold"]
+                if limit is None:
+                    counts[f"{op}:{col}"] = 0
+                    continue
+            merge(f"{op}:{col}", threshold(values, alive(), col, float(limit), op))
     if config.top_by and (config.top_fraction is not None or config.top_k is not None):
         groups = None
         if config.per_category:
@@ -407,6 +429,8 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
                                  df["parent_id"].to_list(), config.best_by,
                                  k=config.best_of, margin=config.margin))
     stats: dict[str, Any] = {"dropped_by_rule": counts}
+    if autos:
+        stats["auto_thresholds"] = autos
     for col in config.score_columns():
         vals = df[col].cast(pl.Float64)
         kept_vals = vals.filter(pl.Series(alive()))

@@ -87,7 +87,7 @@ def cut_off(text: str) -> str | None:
     last_line = t.splitlines()[-1]
     if t[-1] in ",;:-–—([{/\\&+=" and not _EMOTICON.search(t):
         return f"ends with {t[-1]!r}"
-    if t[-1] in _TERMINAL or _EMOTICON.search(t) or _URL_END.search(t) or _NUMBER_END.search(t):
+    if t[-1] in _TERMINAL or not t[-1].isalnum() or _EMOTICON.search(t) or _URL_END.search(t) or _NUMBER_END.search(t):
         return None
     words = _WORDS.findall(last_line)
     if not words:
