@@ -35,7 +35,7 @@ def strip_code(text: str) -> str:
 DANGLING = frozenset("""
 a an the and or but nor of to in on at by for from with into onto over under about as than
 because although though while whereas if unless until since so which whose is are was were
-be been being my your his her its our their such very some any each every including
+be been being my your his her its our their such very some any each every including like
 via per between among through during without within against toward towards upon across
 it's i'm you're we're they're let's there's
 """.split())
@@ -51,7 +51,7 @@ _NUMBER_END = re.compile(r"[\d%°$€£]\s*$")
 _LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d+[.)]|[a-zA-Z][.)])\s+\S")
 _SENTENCE_INSIDE = re.compile(
     r"(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bdr)(?<!\bst)(?<!\bjr)(?<!\bsr)(?<!\bvs)(?<!\betc)(?<!\bno)"
-    r"(?<![\s.][a-z])[.!?…]\s+\S", re.I)
+    r"(?<![\s.][a-z])(?:[.!?…]\s+\S|:\s*\n)", re.I)
 _WORDS = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 
@@ -102,7 +102,7 @@ def cut_off(text: str) -> str | None:
     if _LIST_LINE.match(last_line) or len(t.splitlines()) > 1 and last_line.strip().endswith(":"):
         return None
     # no terminal mark: a cut when the writer punctuates elsewhere, or writes long sentences
-    if _SENTENCE_INSIDE.search(t) and len(all_words) >= 4:
+    if _SENTENCE_INSIDE.search(t) and len(all_words) >= 4:  # code blocks count: "example:\n```"
         return "no terminal punctuation after punctuated sentences"
     if len(all_words) >= 12:
         return f"no terminal punctuation after {len(all_words)} words"

@@ -69,6 +69,8 @@ class Config:
     """Extra attempts when a judge answer has no readable score."""
     judge_max_tokens: int = 128
     """Longest judge answer, in tokens."""
+    judge_base_url: str | None = None
+    """OpenAI-compatible server of a judge:openai:MODEL scorer (e.g. https://api.openai.com/v1; key in OPENAI_API_KEY)."""
     cache: bool = True
     """Read and write the score cache."""
     cache_dir: Path | None = None
@@ -164,12 +166,14 @@ def _judge_generator(spec: ScorerSpec, config: Config):
     """The judge's text generator over a distill backend (built lazily by the core)."""
     from thresher.backends import make_text_generator
 
+    extra = {"base_url": config.judge_base_url} if config.judge_base_url else {}
     return make_text_generator(
         spec.backend,
         spec.model,
         temperature=0.0,
         max_tokens=config.judge_max_tokens,
         trust_remote_code=config.trust_remote_code,
+        **extra,
     )
 
 
