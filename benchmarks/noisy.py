@@ -157,13 +157,17 @@ def _typo(q: str, rng: random.Random) -> str:
 
 
 def _truncate(a: str, rng: random.Random) -> str | None:
+    """``a`` cut mid-sentence: a complete answer (ending with . ! ? or a code fence) loses its
+    last 20-70% of words; a cut that happens to end a sentence is not a truncation."""
     words = a.split(" ")
-    if len(words) < 4:
+    if len(words) < 4 or not a.rstrip().endswith((".", "!", "?", "```")):
         return None
     k = rng.randint(max(2, int(len(words) * 0.3)), max(2, int(len(words) * 0.8)))
-    if k >= len(words):
-        k = len(words) - 1
-    return " ".join(words[:k]).rstrip(".!?")
+    k = min(k, len(words) - 1)
+    cut = " ".join(words[:k])
+    if cut.rstrip("\"'”’)").endswith((".", "!", "?")):
+        return None
+    return cut
 
 
 def _flip(a: str, rng: random.Random) -> str | None:

@@ -96,6 +96,8 @@ def cut_off(text: str) -> str | None:
     all_words = _WORDS.findall(strip_code(t))
     if last in DANGLING and len(all_words) >= 2 and words[-1].islower():
         return f"dangling last word {words[-1]!r}"
+    if last.endswith("'s") and words[-1].islower() and len(all_words) >= 2:
+        return f"dangling possessive {words[-1]!r}"
     before = all_words[-2].lower() if len(all_words) >= 2 else ""
     if last in _PRONOUNS and before not in _PRONOUN_ENDS and len(all_words) >= 3:
         return f"dangling last word {words[-1]!r}"
