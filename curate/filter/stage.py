@@ -274,7 +274,8 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
     if c.min_novelty is not None:
         echo, novel, n = T.is_echo(resp, _prompt(messages), c.min_novelty)
         if echo:
-            return f"echo: novelty={novel:.2f} < {c.min_novelty:g} ({n} content words, few not in the question)"
+            what = "no content word" if novel == 0 else f"{round(novel * n)} of {n} content words"
+            return f"echo: novelty={novel:.2f} < {c.min_novelty:g} (the answer adds {what} to the question)"
     return None
 
 

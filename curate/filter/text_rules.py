@@ -265,7 +265,8 @@ REFUSAL_PATTERNS: tuple[tuple[str, str], ...] = (
                          r"(?:knowledge |training )?(?:update|cutoff|cut-off))"),
     ("can't give advice", r"\b(?:can't|cannot|can not|unable to|not able to|not qualified to) "
                           r"(?:give|provide|offer) (?:you )?(?:medical|legal|financial|professional|personal) advice"),
-    ("es: no puedo", r"\b(?:lo siento|lamentablemente|me temo)[^.!?]{0,40}\bno (?:puedo|es posible)|"
+    ("es: no puedo", r"\b(?:lo siento|lamentablemente|me temo)[^.!?]{0,40}\bno (?:puedo (?:ayudar|responder|"
+                     r"proporcionar|hacer eso|asistir|dar|compartir|ofrecer|contestar)|es posible)|"
                      r"\bcomo (?:un |una )?(?:ia|modelo de lenguaje|asistente)\b"),
     ("fr: je ne peux pas", r"\b(?:je suis désolée?|malheureusement|je crains)[^.!?]{0,40}\bne (?:peux|pourrai) pas|"
                            r"\ben tant qu(?:e |')(?:ia|intelligence artificielle|modèle de langage|assistant)"),
