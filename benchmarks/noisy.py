@@ -276,7 +276,7 @@ def to_records(rows: list[dict]) -> list[dict]:
 # ---------------------------------------------------------------- contenders
 
 
-def run_thresher(rows: list[dict], recipe: Path, work: Path) -> tuple[set[str], dict]:
+def run_thresher(rows: list[dict], recipe: Path, work: Path, cache: Path | None = None) -> tuple[set[str], dict]:
     """The recipe's stages (report left out) on the set: ids dropped, and seconds per stage."""
     import yaml
 
@@ -290,7 +290,7 @@ def run_thresher(rows: list[dict], recipe: Path, work: Path) -> tuple[set[str], 
     spec["stages"] = [s for s in spec["stages"] if "report" not in s]
     for stage in spec["stages"]:  # a fresh score cache: the wall time includes the scoring
         if "score" in stage:
-            stage["score"] = dict(stage["score"] or {}, cache_dir=str(work / "score-cache"))
+            stage["score"] = dict(stage["score"] or {}, cache_dir=str(cache or work / "score-cache"))
     run_dir = work / "run"
     run_recipe(parse_recipe(spec), run_dir, force=True, echo=lambda _s: None)
     import polars as pl
@@ -431,6 +431,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recipe", type=Path, default=Path("recipes/filter-noisy.yaml"))
     ap.add_argument("--write-set", type=Path, help="also save the planted set (JSONL with a kind column)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/noisy.json"))
+    ap.add_argument("--score-cache", type=Path, help="reuse scores from this folder (default: a fresh one, "
+                    "so the wall time includes the scoring)")
     ap.add_argument("--limit", type=int, help="only the first N rows (a quick smoke run)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -442,7 +444,7 @@ def main(argv: list[str] | None = None) -> None:
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        dropped, seconds = run_thresher(rows, args.recipe, Path(tmp))
+        dropped, seconds = run_thresher(rows, args.recipe, Path(tmp), args.score_cache)
         results["thresher"] = dict(score(rows, dropped), seconds=time.perf_counter() - t, stages=seconds)
         misses = wrong_examples(rows, dropped)
     t = time.perf_counter()
