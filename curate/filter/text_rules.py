@@ -224,7 +224,7 @@ def junk(text: str) -> str | None:
 
 _AI = (r"(?:an? )?(?:ai|a\.i\.|artificial intelligence|(?:large )?language model|llm|chat ?bot|"
        r"(?:ai|virtual|digital) assistant|ai (?:language )?model|machine|computer program|assistant)")
-_CANT = (r"(?:can't|cannot|can not|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
+_CANT = (r"(?:can't|cannot|can not|won't be able to|will not be able to|wouldn't be able to|won't|will not|am unable to|'m unable to|am not able to|'m not able to|"
          r"am not allowed to|'m not allowed to|am not permitted to|'m not permitted to|must decline to|"
          r"have to decline to|need to decline|'d rather not|would rather not|prefer not to|am not going to|"
          r"'m not going to|do not feel comfortable|don't feel comfortable|am not comfortable|'m not comfortable|"
@@ -248,8 +248,11 @@ REFUSAL_PATTERNS: tuple[tuple[str, str], ...] = (
                    rf"(?:can't|cannot|won't|am unable to|'m unable to|am not able to|'m not able to) (?:{_ACT}|that\b|"
                    r"this\b|it\b)|(?:that|this|it)(?:'s| is) (?:not something|beyond|outside|not (?:appropriate|"
                    r"possible)))"),
-    ("not something I can", r"\b(?:this|that|it) (?:is not|isn't|is outside|is beyond|falls outside) "
-                            r"(?:something i|what i|my (?:area|place|role|expertise)|the scope)"),
+    ("not something I can", r"\b(?:this|that|it|\w+ing(?: \w+){0,3})(?:'s not| is not| isn't|'s outside| is outside|'s beyond| is beyond|"
+                            r" falls outside) (?:(?:something|a (?:question|topic|subject|request|thing)|one|what) "
+                            r"(?:that )?(?:i|i'm|i am)(?: (?:can|could|will|would|am able to|able to|feel comfortable|"
+                            rf"am comfortable|comfortable|am allowed to|allowed to|am permitted to|permitted to))? (?:{_ACT}|do\b)|"
+                            r"my (?:area|place|role|expertise)|the scope)"),
     ("I must decline", r"\bi (?:must|have to|need to|will|'ll|would have to|'d have to) "
                        r"(?:respectfully |politely |kindly )?(?:decline|refrain|pass on)"),
     ("not appropriate", r"\b(?:it|that|this|doing so)(?:'s| is| would be| wouldn't be| would not be) "

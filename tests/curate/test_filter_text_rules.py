@@ -82,6 +82,9 @@ def test_markup_spares_code_and_html_questions(text, prompt):
     "Unfortunately, I am unable to assist with that.",
     "That isn't something I can help with.",
     "Lo siento, pero no puedo ayudarte con eso.",
+    "That's not something I'm able to discuss.",
+    "I apologize, but I won't be able to help you with this one.",
+    "Responding to this isn't something I can do.",
 ])
 def test_refusals_are_caught_with_the_pattern(text):
     why = T.refusal(text)
@@ -94,6 +97,10 @@ def test_refusals_are_caught_with_the_pattern(text):
     "That isn't my name, but it is a useful way to refer to me.",
     "I can't wait to see it!",
     "If you can't sleep, try reading a book.",
+    "It's not something I like.",
+    "That's not what I meant.",
+    "I can't do it alone, but together we can.",
+    "Lo siento, no puedo escucharte por el sonido.",
 ])
 def test_refusal_patterns_spare_ordinary_answers(text):
     assert T.refusal(text) is None
