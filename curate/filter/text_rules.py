@@ -349,13 +349,16 @@ def novelty(response: str, prompt: str) -> tuple[float, int]:
 
 def is_echo(response: str, prompt: str, min_novelty: float) -> tuple[bool, float, int]:
     """``(echo?, novelty, content words)``. An echo is two or more words that (filler such as
-    "you asked" or "good question" aside) all come from the question and hold a content word,
-    or, with three or more content words, has less than ``min_novelty`` of them new."""
+    "you asked" or "good question" aside) all come from the question and repeat at least half
+    of its content words, or, with three or more content words, has less than ``min_novelty``
+    of them new ("Vitamin A" to "Carrots are a good source of which vitamin?" is no echo)."""
     novel, n = novelty(response, prompt)
     everything = _all_words(response)
     if len(everything) >= 2:
         asked = _all_words(prompt)
         rest = set(everything) - FILLER
-        if everything == asked or (rest - STOPWORDS and rest <= set(asked)):
+        asked_content = set(content_words(prompt))
+        covered = len(rest & asked_content) / len(asked_content) if asked_content else 1.0
+        if everything == asked or (rest - STOPWORDS and rest <= set(asked) and covered >= 0.5):
             return True, 0.0, n
     return n >= 3 and novel < min_novelty, novel, n

@@ -116,6 +116,8 @@ def test_refusal_patterns_spare_ordinary_answers(text):
     ("Thank you.", "Nice to meet you.", False),
     ("I could get mad.", "Do you get mad", False),
     ("Black", "What color turtleneck did Steve Jobs wear?", False),
+    ("Vitamin A", "Carrots are a good source of which vitamin?", False),
+    ("I dream of you.", "I dream of electric sheep.", False),
 ])
 def test_echo_by_novelty(answer, question, echo):
     assert T.is_echo(answer, question, 0.2)[0] is echo
