@@ -39,9 +39,36 @@ def neutral_frame(inner: LoglikScorer) -> list[int]:
     return [inner.start_id]
 
 
+#: results of recent conditional passes, shared by the gain, ending and ifd scorers of one
+#: process: a second scorer over the same rows reuses the first one's forward passes
+_MEMO: dict[tuple[str, str], tuple[float, float, float]] = {}
+_MEMO_LIMIT = 500_000
+
+
 def conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation],
-                     frame: Sequence[int] | None = None) -> list[tuple[float, float] | str]:
-    """``(mean log p(answer | prompt), mean log p(answer | empty frame))`` per conversation, or the reason
+                     frame: Sequence[int] | None = None) -> list[tuple[float, float, float] | str]:
+    """:func:`_conditional_pass` through the per-process memo (keyed by model, frame and
+    conversation)."""
+    from .base import conversation_key
+
+    tag = f"{inner.identity}|frame={'neutral' if frame is None else list(frame)}"
+    keys = [(tag, conversation_key(c)) for c in conversations]
+    todo = [i for i, k in enumerate(keys) if k not in _MEMO]
+    fresh = _conditional_pass(inner, [conversations[i] for i in todo], frame) if todo else []
+    out: list = [None] * len(keys)
+    for i, r in zip(todo, fresh):
+        out[i] = r
+        if not isinstance(r, str):
+            if len(_MEMO) >= _MEMO_LIMIT:
+                _MEMO.clear()
+            _MEMO[keys[i]] = r
+    return [out[i] if out[i] is not None else _MEMO[k] for i, k in enumerate(keys)]
+
+
+def _conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation],
+                      frame: Sequence[int] | None = None) -> list[tuple[float, float, float] | str]:
+    """``(mean log p(answer | prompt), mean log p(answer | empty frame), log p(last answer token |
+    prompt, answer before it))`` per conversation, or the reason
     there is none; every forward pass of both kinds in one length-sorted batching. ``frame``:
     the ids before the answer in the answer-only pass (default :func:`neutral_frame`)."""
     prepared = inner.prepare(conversations)
@@ -62,14 +89,22 @@ def conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation],
             seen[answer] = len(items)
             items.append(_Prepared([*frame, *answer], n_prompt=len(frame)))
         uncond_at.append(seen[answer])
-    scored = score_prepared(items, inner.score_batch, batch_size=inner.batch_size,
+    detail: dict[int, float] = {}
+
+    def batch(b: list[_Prepared]) -> list[float]:
+        res = inner.score_batch_detail(b)
+        for p, (_mean, last) in zip(b, res):
+            detail[id(p)] = last
+        return [mean for mean, _last in res]
+
+    scored = score_prepared(items, batch, batch_size=inner.batch_size,
                             max_batch_tokens=inner.max_batch_tokens, sort=inner.sort) if items else []
-    out: list[tuple[float, float] | str] = []
+    out: list[tuple[float, float, float] | str] = []
     for p, c, u in zip(prepared, cond_at, uncond_at):
         if c is None or u is None:
             out.append(p.error or "nothing to score")
         else:
-            out.append((scored[c].score, scored[u].score))
+            out.append((scored[c].score, scored[u].score, detail[id(items[c])]))
     return out
 
 
@@ -87,8 +122,8 @@ class GainScorer:
     def identity(self) -> str:
         return "gain|" + self.inner.identity
 
-    def combine(self, cond: float, uncond: float) -> ScoreResult:
-        """The row's score from its two mean log-probabilities."""
+    def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
+        """The row's score from its two mean log-probabilities (and the last token's)."""
         return ScoreResult(cond - uncond, None)
 
     def score(self, conversations: Sequence[Conversation], on_batch: BatchCallback | None = None) -> list[ScoreResult]:
@@ -101,3 +136,23 @@ class GainScorer:
 
     def release(self) -> None:
         self.inner.release()
+
+
+class EndingScorer(GainScorer):
+    """``score_<name>`` = log p(end of the answer | question, answer): the log-probability of
+    the answer's last token (the chat template's end-of-turn marker) where it stands. A
+    complete answer ends where the model expects an end; an answer cut off mid-sentence
+    ("No, I am") does not. Computed in the gain scorer's conditional pass (shared with it
+    through the per-process memo: listing both costs one pass)."""
+
+    kind = "ending"
+
+    def __init__(self, model: str | None = None, *, name: str = "ending", **options):
+        super().__init__(model, name=name, **options)
+
+    @property
+    def identity(self) -> str:
+        return "ending|" + self.inner.identity
+
+    def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
+        return ScoreResult(last, None)

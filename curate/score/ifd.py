@@ -29,7 +29,7 @@ class IfdScorer(GainScorer):
     def identity(self) -> str:
         return "ifd|" + self.inner.identity
 
-    def combine(self, cond: float, uncond: float) -> ScoreResult:
+    def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
         if uncond == 0:
             return ScoreResult(None, "answer has zero loss without the prompt: IFD undefined")
         return ScoreResult(cond / uncond, None)  # (-cond) / (-uncond)

@@ -12,6 +12,8 @@ KIND) and ``<NAME>_error``.
   under MODEL, the student (default SmolLM2);
 - ``gain`` or ``gain:MODEL``: does the answer belong to the question: mean log p(answer | prompt)
   - mean log p(answer) per token under MODEL (default SmolLM2), one batched pass;
+- ``ending`` or ``ending:MODEL``: log p(end of turn | question, answer): low for an answer cut
+  off mid-way (the same pass as ``gain``: listing both costs one pass);
 - ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's response-only
   verifiers (``verify:sentences:1-2``, ``verify:words:5-40``, ``verify:json``, ``verify:lang:en``);
 - ``judge:BACKEND[:MODEL]``: an LLM judge through a distill backend (e.g.
@@ -25,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "gain")
+KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "gain", "ending")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -67,7 +69,7 @@ def parse_spec(text: str) -> ScorerSpec:
     if kind not in KINDS:
         raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
     name = name or kind
-    if kind in ("loglik", "length", "ifd", "gain"):
+    if kind in ("loglik", "length", "ifd", "gain", "ending"):
         return ScorerSpec(name, kind, model=rest or None)
     if kind == "verify":
         if not rest:

@@ -40,7 +40,8 @@ class Config:
     """Scorer as [NAME=]KIND[:ARGS], repeatable; adds column score_NAME (NAME defaults to KIND).
     KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
     (sequence-classification reward model, hub name or folder), gain[:MODEL] (log p(answer|question)
-    - log p(answer) per token: does the answer belong to the question), judge:BACKEND[:MODEL]
+    - log p(answer) per token: does the answer belong to the question), ending[:MODEL] (log p(end of
+    turn | question, answer): low for a cut-off answer), judge:BACKEND[:MODEL]
     (LLM judge through a distill backend: transformers, vllm, openai)."""
     label: str | None = None
     """Reward models with several labels: the label index or name to use."""
@@ -136,6 +137,10 @@ def build_scorer(spec: ScorerSpec, config: Config):
         from .gain import GainScorer
 
         return GainScorer(spec.model, **common)
+    if spec.kind == "ending":
+        from .gain import EndingScorer
+
+        return EndingScorer(spec.model, **common)
     if spec.kind == "verify":
         from .verify import VerifyScorer
 

@@ -34,23 +34,38 @@ def _direct(model_dir, conv) -> tuple[float, float]:
             logits = lm(ids).logits[0, len(prefix) - 1:-1]
         return -float(torch.nn.functional.cross_entropy(logits, ids[0, len(prefix):]))
 
+    def last(prefix):
+        ids = torch.tensor([prefix + r_ids])
+        with torch.no_grad():
+            logits = lm(ids).logits[0, -2]
+        return float(torch.log_softmax(logits, -1)[ids[0, -1]])
+
     frame = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
-    return logp(p_ids), logp(tok(frame, add_special_tokens=False)["input_ids"])
+    return logp(p_ids), logp(tok(frame, add_special_tokens=False)["input_ids"]), last(p_ids)
 
 
 def test_gain_equals_the_formula_in_one_pass_sharing_answers(tiny_lm_dir):
-    from thresher.curate.score.gain import GainScorer
+    from thresher.curate.score import gain
+    from thresher.curate.score.gain import EndingScorer, GainScorer
 
+    gain._MEMO.clear()
     scorer = GainScorer(str(tiny_lm_dir), device="cpu", dtype="float32", batch_size=64)
     calls = []
-    inner = scorer.inner.score_batch
-    scorer.inner.score_batch = lambda batch: calls.append(len(batch)) or inner(batch)
+    inner = scorer.inner.score_batch_detail
+    scorer.inner.score_batch_detail = lambda batch: calls.append(len(batch)) or inner(batch)
     got = scorer.score(CONVS)
     assert calls == [5]  # 3 conditional + 2 distinct answers, one batch
     for conv, r in zip(CONVS, got):
-        cond, uncond = _direct(tiny_lm_dir, conv)
+        cond, uncond, _ = _direct(tiny_lm_dir, conv)
         assert r.error is None
         assert math.isclose(r.score, cond - uncond, rel_tol=1e-4, abs_tol=1e-5), (r, conv)
+    # the ending scorer reuses the same pass (no new forward pass) and reads the last token
+    ending = EndingScorer(str(tiny_lm_dir), device="cpu", dtype="float32", batch_size=64)
+    ending.inner.score_batch_detail = lambda batch: calls.append(-1) or []
+    ends = ending.score(CONVS)
+    assert calls == [5]
+    for conv, r in zip(CONVS, ends):
+        assert math.isclose(r.score, _direct(tiny_lm_dir, conv)[2], rel_tol=1e-4, abs_tol=1e-5)
 
 
 def test_gain_without_an_answer_has_no_score_and_spec_parses(tiny_lm_dir):
