@@ -4,9 +4,10 @@ Rules run in this order, each on the rows the previous ones kept, and a dropped 
 ``drop_reason`` names the first rule that dropped it:
 
 1. heuristics on the response: empty, too short / long (characters, tokens), truncated
-   (``finish_reason == "length"``), repeated n-grams, refusal phrases, wrong language,
-   echo of the prompt;
-2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit; then the
+   (``finish_reason == "length"``), repeated n-grams, junk, markup and boilerplate, refusal
+   phrases and patterns, a cut-off answer, wrong language, echo of the prompt (overlap, and
+   novelty: the text rules of :mod:`.text_rules`);
+2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit (or ``auto``); then the
    verified-distillation rules: ``only_passing`` (keep the samples a verifier passed: with
    n samples per prompt, "at least one correct" keeps the passing samples of the prompts that
    have one) and ``min_passrate`` / ``max_passrate`` on the prompt's pass rate (``passrate_by``,
@@ -14,9 +15,10 @@ Rules run in this order, each on the rows the previous ones kept, and a dropped 
 3. ``top_fraction`` or ``top_k`` by ``top_by``, globally or ``per_category``;
 4. best-of-n: ``best_of`` rows per ``parent_id`` by ``best_by``, with an optional ``margin``.
 
-``normalize: zscore | rank`` first adds per-category normalised copies of the score
-columns (``score_x_z`` or ``score_x_rank``) that any rule may name, so one threshold means
-the same in every category.
+``normalize: zscore | rank | robust`` first adds per-category normalised copies of the score
+columns (``score_x_z``, ``score_x_rank`` or ``score_x_rz``: median/MAD with small categories
+shrunk toward the global statistics) that any rule may name, so one threshold means the same
+in every category. A limit ``auto`` is placed from the scores (:mod:`.autocut`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from thresher.schema import DROP_COLUMNS, prompt_messages, response_text
 from thresher.stage import StageResult, dropped_frame
 
 from . import heuristics as H
+from . import text_rules as T
 from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
 
 
@@ -49,12 +52,14 @@ class Config:
     """Options of ``thresher curate filter`` (recipe keys are the field names)."""
 
     # score rules
-    min_scores: dict[str, float] = field(default_factory=dict)
-    """Drop rows whose COL is below VALUE (e.g. score_loglik=-2.5); a column -> limit mapping."""
-    max_scores: dict[str, float] = field(default_factory=dict)
-    """Drop rows whose COL is above VALUE; a column -> limit mapping."""
-    normalize: Literal["none", "zscore", "rank"] = "none"
-    """Add per-category score_X_z / score_X_rank columns that rules may name."""
+    min_scores: dict[str, float | str] = field(default_factory=dict)
+    """Drop rows whose COL is below VALUE (e.g. score_loglik=-2.5, or auto: a cut placed from the scores); a column -> limit mapping."""
+    max_scores: dict[str, float | str] = field(default_factory=dict)
+    """Drop rows whose COL is above VALUE (or auto); a column -> limit mapping."""
+    normalize: Literal["none", "zscore", "rank", "robust"] = "none"
+    """Add per-category score_X_z / score_X_rank / score_X_rz (median/MAD, small categories shrunk to the global) columns."""
+    shrink: float = 20.0
+    """normalize robust: pseudo-rows of the global median/MAD mixed into each category's (0: categories alone)."""
     top_fraction: float | None = None
     """Keep this fraction of the rows, by top_by."""
     top_k: int | None = None
@@ -102,9 +107,19 @@ class Config:
     ngram: int = 3
     """n for max_repeat_ratio."""
     drop_refusals: bool = False
-    """Drop responses containing refusal phrases."""
+    """Drop responses containing refusal phrases (and, with refusal_patterns, refusal and "as an AI" patterns)."""
     refusal_phrases: tuple[str, ...] = H.DEFAULT_REFUSALS
     """Refusal/boilerplate phrases (replace the built-in list)."""
+    refusal_patterns: bool = True
+    """With drop_refusals, also match the built-in refusal and disclaimer patterns ("I'm afraid I can't answer that")."""
+    drop_cut_off: bool = False
+    """Drop answers cut off mid-way: unclosed code fence, bracket or quote, a dangling last word, no end punctuation."""
+    drop_markup: bool = False
+    """Drop answers with HTML tags, HTTP error pages, cookie/subscribe/login notices or template placeholders."""
+    drop_junk: bool = False
+    """Drop junk answers: no letters, a placeholder value (null, undefined), a character run, an encoded blob, keyboard mash."""
+    min_novelty: float | None = None
+    """Drop echoes: answers whose share of content words not in the question is below this (e.g. 0.2)."""
     language: str | None = None
     """Drop responses not in this language (ISO 639-1, e.g. en)."""
     language_min_letters: int = 20
@@ -128,8 +143,8 @@ class Config:
         p: list[str] = []
         for key, table in (("min_scores", self.min_scores), ("max_scores", self.max_scores)):
             for col, v in table.items():
-                if not _is_number(v):
-                    p.append(f"{key}.{col}: threshold {v!r} is not a number")
+                if not _is_number(v) and v != "auto":
+                    p.append(f"{key}.{col}: threshold {v!r} is not a number (or auto)")
         for name in ("min_passrate", "max_passrate"):
             v = getattr(self, name)
             if v is not None and (not _is_number(v) or not 0 <= v <= 1):
@@ -153,6 +168,8 @@ class Config:
             p.append("best_by: needed with best_of (a score column)")
         if self.margin < 0:
             p.append("margin: must be >= 0")
+        if not _is_number(self.shrink) or self.shrink < 0:
+            p.append("shrink: must be >= 0")
         if any(not str(ph).strip() for ph in self.refusal_phrases):
             p.append("refusal_phrases: an empty phrase would match (and drop) every response")
         if self.margin > 0 and self.best_of is None:
@@ -164,7 +181,7 @@ class Config:
             hi = getattr(self, name)
             if hi is not None and hi < max(1, getattr(self, lo)):
                 p.append(f"{name}: must be >= max(1, {lo})")
-        for name in ("max_repeat_ratio", "max_echo_ratio"):
+        for name in ("max_repeat_ratio", "max_echo_ratio", "min_novelty"):
             v = getattr(self, name)
             if v is not None and not 0 <= v <= 1:
                 p.append(f"{name}: must be in [0, 1]")
@@ -189,8 +206,8 @@ def _check_columns(df, config: Config, source: str) -> None:
     if missing:
         have = sorted(c for c in present if c.startswith("score_")) or ["none"]
         hint = ""
-        if config.normalize == "none" and any(c.endswith(("_z", "_rank")) for c in missing):
-            hint = "; normalised columns need normalize: zscore or rank"
+        if config.normalize == "none" and any(c.endswith(("_z", "_rank", "_rz")) for c in missing):
+            hint = "; normalised columns need normalize: zscore, rank or robust"
         raise ThresherError(
             f"{source}: no column {', '.join(repr(c) for c in missing)} to filter on "
             f"(score columns: {', '.join(have)}); run `thresher curate score` first{hint}"
@@ -251,29 +268,53 @@ def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> st
         r = H.repeated_ngram_ratio(resp, c.ngram)
         if r > c.max_repeat_ratio:
             return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
+    if c.drop_junk:
+        why = T.junk(resp)
+        if why is not None:
+            return f"junk: {why}"
+    if c.drop_markup:
+        why = T.markup(resp, _prompt(messages))
+        if why is not None:
+            return f"markup: {why}"
     if c.drop_refusals:
         ph = H.refusal_phrase(resp, c.refusal_phrases)
         if ph is not None:
             return f"refusal: contains {ph!r}"
+        why = T.refusal(resp) if c.refusal_patterns else None
+        if why is not None:
+            return f"refusal: pattern {why}"
+    if c.drop_cut_off:
+        why = T.cut_off(resp)
+        if why is not None:
+            return f"cut-off: {why}"
     if langid is not None and H.letter_count(resp) >= c.language_min_letters:
         lang, prob = langid(resp)
         if lang != c.language and prob >= c.language_min_prob:
             return f"language={lang} (p={prob:.2f}), expected {c.language}"
     if c.max_echo_ratio is not None:
-        prompt = "\n".join(x["content"] for x in prompt_messages(messages))
-        e = H.echo_ratio(resp, prompt)
+        e = H.echo_ratio(resp, _prompt(messages))
         if e > c.max_echo_ratio:
             return f"echo={e:.2f} of the response repeats the prompt > {c.max_echo_ratio:g}"
+    if c.min_novelty is not None:
+        echo, novel, n = T.is_echo(resp, _prompt(messages), c.min_novelty)
+        if echo:
+            what = "no content word" if novel == 0 else f"{round(novel * n)} of {n} content words"
+            return f"echo: novelty={novel:.2f} < {c.min_novelty:g} (the answer adds {what} to the question)"
     return None
+
+
+def _prompt(messages) -> str:
+    return "\n".join(x["content"] or "" for x in prompt_messages(messages))
 
 
 #: drop_code of each rule, by the start of its reason
 _CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "too-short-chars"),
           ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
           ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
-          ("language=", "wrong-language"), ("echo=", "echoes-prompt"), ("top_fraction", "top-fraction"),
-          ("top_k", "top-k"), ("best_of_margin", "best-of-margin"), ("best_of", "best-of"),
-          ("not_passing", "not-passing"))
+          ("language=", "wrong-language"), ("echo=", "echoes-prompt"),
+          ("echo:", "echo"), ("cut-off", "cut-off"), ("markup", "markup"), ("junk", "junk"),
+          ("top_fraction", "top-fraction"), ("top_k", "top-k"), ("best_of_margin", "best-of-margin"),
+          ("best_of", "best-of"), ("not_passing", "not-passing"))
 
 
 def drop_code(reason: str) -> str:
@@ -327,15 +368,20 @@ class FilterStage(RowStage):
             dropped = dropped.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
         kept, more, stats = score_rules(kept, config)
         stats["dropped_by_rule"] = {"heuristics": dropped.height, **stats["dropped_by_rule"]}
-        stats["thresholds"] = thresholds(config)
+        stats["thresholds"] = thresholds(config, stats.get("auto_thresholds"))
         return kept, pl.concat([dropped, more], how="diagonal_relaxed"), stats
 
 
-def thresholds(config: Config) -> dict[str, list[float]]:
-    """The score limits of ``config`` by column (declared in stats for the report)."""
+def thresholds(config: Config, autos: dict | None = None) -> dict[str, list[float]]:
+    """The score limits of ``config`` by column (declared in stats for the report); ``auto``
+    ones as placed (``autos``: the ``auto_thresholds`` stats)."""
     out: dict[str, list[float]] = {}
     for table in (config.min_scores, config.max_scores):
         for col, v in table.items():
+            if v == "auto":
+                v = (autos or {}).get(col, {}).get("threshold")
+                if v is None:
+                    continue
             out.setdefault(col, []).append(float(v))
     for v in (config.min_passrate, config.max_passrate):
         if v is not None:
@@ -345,8 +391,8 @@ def thresholds(config: Config) -> dict[str, list[float]]:
 
 def _normalized(df, config: Config):
     cols = [c for c in df.columns if c.startswith("score_") and df[c].dtype.is_numeric()
-            and not c.endswith(("_z", "_rank"))]
-    return df.with_columns([normalize(df, c, config.normalize) for c in cols])
+            and not c.endswith(("_z", "_rank", "_rz"))]
+    return df.with_columns([normalize(df, c, config.normalize, shrink=config.shrink) for c in cols])
 
 
 def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
@@ -389,9 +435,20 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
     def alive() -> list[bool]:
         return [r is None for r in reasons]
 
+    autos: dict[str, dict] = {}
     for op, table in (("min", config.min_scores), ("max", config.max_scores)):
         for col, limit in table.items():
-            merge(f"{op}:{col}", threshold(df[col].to_list(), alive(), col, float(limit), op))
+            values = df[col].to_list()
+            if limit == "auto":
+                from .autocut import auto_threshold
+
+                live = [v for v, a in zip(values, alive()) if a]
+                autos[col] = dict(auto_threshold(live, op), op=op)
+                limit = autos[col]["threshold"]
+                if limit is None:
+                    counts[f"{op}:{col}"] = 0
+                    continue
+            merge(f"{op}:{col}", threshold(values, alive(), col, float(limit), op))
     _verified_rules(df, config, merge, alive)
     if config.top_by and (config.top_fraction is not None or config.top_k is not None):
         groups = None
@@ -404,6 +461,8 @@ def score_reasons(df, config: Config) -> tuple[list[str | None], dict]:
                                  df["parent_id"].to_list(), config.best_by,
                                  k=config.best_of, margin=config.margin))
     stats: dict[str, Any] = {"dropped_by_rule": counts}
+    if autos:
+        stats["auto_thresholds"] = autos
     for col in config.score_columns():
         vals = df[col].cast(pl.Float64)
         kept_vals = vals.filter(pl.Series(alive()))

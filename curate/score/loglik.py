@@ -197,6 +197,11 @@ class LoglikScorer:
 
     def score_batch(self, batch: list[_Prepared]) -> list[float]:
         """Mean response log-probability for each prepared row of one batch."""
+        return [mean for mean, _last in self.score_batch_detail(batch)]
+
+    def score_batch_detail(self, batch: list[_Prepared]) -> list[tuple[float, float]]:
+        """``(mean, last)`` response log-probability for each prepared row of one batch; the
+        last response token is the end-of-turn marker when the chat template adds one."""
         import torch
 
         self._ensure_model()
@@ -222,7 +227,7 @@ class LoglikScorer:
                     logits = logits_all[i, lo:hi].float()
                 targets = input_ids[i, lo + 1 : hi + 1]
                 logp = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])
-                out.append(float(logp.mean()))
+                out.append((float(logp.mean()), float(logp[-1])))
         return out
 
     def release(self) -> None:

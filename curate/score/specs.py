@@ -10,6 +10,10 @@ KIND) and ``<NAME>_error``.
 - ``length`` or ``length:MODEL``: response length in tokens of MODEL's tokenizer (default SmolLM2);
 - ``ifd`` or ``ifd:MODEL``: instruction-following difficulty, loss(answer | prompt) / loss(answer)
   under MODEL, the student (default SmolLM2);
+- ``gain`` or ``gain:MODEL``: does the answer belong to the question: mean log p(answer | prompt)
+  - mean log p(answer) per token under MODEL (default SmolLM2), one batched pass;
+- ``ending`` or ``ending:MODEL``: log p(end of turn | question, answer): low for an answer cut
+  off mid-way (the same pass as ``gain``: listing both costs one pass);
 - ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's verifiers
   (``verify:math``, ``verify:numeric``, ``verify:exact``, ``verify:regex`` against the row's
   ``reference``; ``verify:code`` with its ``tests``; ``verify:ends``; ``verify:sentences:1-2``,
@@ -27,7 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate")
+KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate", "gain", "ending")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -69,7 +73,7 @@ def parse_spec(text: str) -> ScorerSpec:
     if kind not in KINDS:
         raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
     name = name or kind
-    if kind in ("loglik", "length", "ifd"):
+    if kind in ("loglik", "length", "ifd", "gain", "ending"):
         return ScorerSpec(name, kind, model=rest or None)
     if kind == "verify":
         if not rest:

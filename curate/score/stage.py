@@ -46,7 +46,9 @@ class Config:
     scorers: tuple[str, ...] = ()
     """Scorer as [NAME=]KIND[:ARGS], repeatable; adds column score_NAME (NAME defaults to KIND).
     KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
-    (sequence-classification reward model, hub name or folder), judge:BACKEND[:MODEL]
+    (sequence-classification reward model, hub name or folder), gain[:MODEL] (log p(answer|question)
+    - log p(answer) per token: does the answer belong to the question), ending[:MODEL] (log p(end of
+    turn | question, answer): low for a cut-off answer), judge:BACKEND[:MODEL]
     (LLM judge through a distill backend: transformers, vllm, openai), verify:VERIFIER (1 pass / 0
     fail: math, numeric, exact, regex against the row's reference; code with its tests; ends;
     sentences:LO-HI, words:LO-HI, json, lang:CODE), passrate:WHAT (the share of the prompt's
@@ -78,6 +80,8 @@ class Config:
     """Extra attempts when a judge answer has no readable score."""
     judge_max_tokens: int = 128
     """Longest judge answer, in tokens."""
+    judge_base_url: str | None = None
+    """OpenAI-compatible server of a judge:openai:MODEL scorer (e.g. https://api.openai.com/v1; key in OPENAI_API_KEY)."""
     cache: bool = True
     """Read and write the score cache."""
     cache_dir: Path | None = None
@@ -174,6 +178,14 @@ def build_scorer(spec: ScorerSpec, config: Config):
         from .ifd import IfdScorer
 
         return IfdScorer(spec.model, **common)
+    if spec.kind == "gain":
+        from .gain import GainScorer
+
+        return GainScorer(spec.model, **common)
+    if spec.kind == "ending":
+        from .gain import EndingScorer
+
+        return EndingScorer(spec.model, **common)
     if spec.kind == "verify":
         from .verify import VerifyScorer
 
@@ -214,12 +226,14 @@ def _judge_generator(spec: ScorerSpec, config: Config):
     """The judge's text generator over a distill backend (built lazily by the core)."""
     from thresher.backends import make_text_generator
 
+    extra = {"base_url": config.judge_base_url} if config.judge_base_url else {}
     return make_text_generator(
         spec.backend,
         spec.model,
         temperature=0.0,
         max_tokens=config.judge_max_tokens,
         trust_remote_code=config.trust_remote_code,
+        **extra,
     )
 
 

@@ -180,7 +180,7 @@ def test_missing_score_column_is_a_clear_error(scored, tmp_path):
     assert "no column 'score_judge' to filter on (score columns: score_loglik, score_reward)" \
         in res.output
     res = _filter(scored, "--min", "score_reward_z=0", "--out", tmp_path / "f")
-    assert res.exit_code == 1 and "normalised columns need normalize: zscore or rank" in res.output
+    assert res.exit_code == 1 and "normalised columns need normalize: zscore, rank or robust" in res.output
 
 
 def test_non_numeric_thresholds_and_bad_options(scored, tmp_path):

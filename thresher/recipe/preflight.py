@@ -122,7 +122,7 @@ def column_reads(stage: Any) -> list[tuple[str, str]]:
     if stage.name == "filter":
         out = [(f"min_scores.{k}", k) for k in c.min_scores] + [(f"max_scores.{k}", k) for k in c.max_scores]
         out += [(opt, v) for opt in ("top_by", "best_by") if (v := getattr(c, opt, None))]
-        suffix = {"zscore": "_z", "rank": "_rank"}.get(getattr(c, "normalize", "none"))
+        suffix = {"zscore": "_z", "rank": "_rank", "robust": "_rz"}.get(getattr(c, "normalize", "none"))
         if suffix:  # score_x_z / score_x_rank are made by the filter itself from score_x
             out = [(opt, col.removesuffix(suffix)) for opt, col in out]
         if getattr(c, "best_of", None):

@@ -178,3 +178,27 @@ def grouped(title: str, labels: Sequence[str], series: Mapping[str, Sequence[flo
     ax.set_title(title)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def auto_cut(name: str, values: Sequence[float], fit: Mapping, threshold: float | None) -> bytes:
+    """Score histogram (as a density) with the fitted two-component mixture and the ``auto`` cut."""
+    import math
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(values, bins=40, density=True, color=COLORS[0], alpha=0.5, label=f"scores ({len(values)})")
+    lo, hi = min(values), max(values)
+    xs = [lo + (hi - lo) * i / 300 for i in range(301)]
+    for k, label in enumerate(("low component", "high component")):
+        try:
+            w, m, s = fit["weights"][k], fit["means"][k], fit["stds"][k]
+        except (KeyError, IndexError, TypeError):
+            break
+        ys = [w * math.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi)) for x in xs]
+        ax.plot(xs, ys, color=COLORS[3 if k == 0 else 2], label=f"{label} (w={w:.2f}, mean={m:.2f})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"auto cut {threshold:.3g}")
+    ax.set_xlabel(name)
+    ax.set_ylabel("density")
+    ax.set_title(f"auto threshold on {name}")
+    ax.legend(fontsize=7)
+    return _png(fig)

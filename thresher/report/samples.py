@@ -69,7 +69,7 @@ def stage_samples(run: Run) -> list[tuple[str, list[list[Any]]]]:
         except Exception:  # noqa: BLE001 - an unreadable file must not break the report
             continue
         cols = sorted({c for df in (kept, dropped) if df is not None for c in df.columns
-                       if c.startswith("score_") and not c.endswith(("_z", "_rank"))})
+                       if c.startswith("score_") and not c.endswith(("_z", "_rank", "_rz"))})
         rows = _rows(_pick(kept, N_KEPT), "kept", cols) + _rows(_pick(dropped, N_DROPPED), "dropped", cols)
         if rows:
             out.append((s.folder, rows))

@@ -145,6 +145,78 @@ def scores(run: Run) -> Section | None:
     return sec
 
 
+# ---------------------------------------------------------------- per-rule drops and auto cuts
+
+N_EXAMPLES = 3
+
+
+def _cut(text: Any, n: int = 120) -> str:
+    t = " ".join(str(text or "").split())
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
+def _turn(msgs: Any, role: str) -> str:
+    seq = [m for m in (msgs or []) if m.get("role") == role]
+    return _cut(seq[-1].get("content")) if seq else ""
+
+
+def drop_rules(run: Run) -> Section | None:
+    """Per stage and drop rule (``drop_code``): rows dropped and three examples."""
+    counts: list[list[Any]] = []
+    examples: list[tuple[str, list[list[Any]]]] = []
+    for s in run.data_stages:
+        d = s.dropped()
+        if d is None or d.height == 0 or "drop_code" not in d.columns:
+            continue
+        by_code = d.group_by("drop_code", maintain_order=True).len().sort("len", descending=True)
+        rows = []
+        for code, n in by_code.iter_rows():
+            counts.append([s.folder, code, n])
+            sample = d.filter(pl.col("drop_code") == code).head(N_EXAMPLES)
+            for r in sample.iter_rows(named=True):
+                rows.append([code, _turn(r.get("messages"), "user"), _turn(r.get("messages"), "assistant"),
+                             _cut(r.get("drop_reason"), 160)])
+        examples.append((s.folder, rows))
+    if not counts:
+        return None
+    sec = Section("Drops per rule")
+    sec.text(f"Rows each rule dropped (by `drop_code`), stage by stage, and up to {N_EXAMPLES} examples of each.")
+    sec.table(["stage", "rule", "rows dropped"], counts)
+    for folder, rows in examples:
+        sec.blocks.append(("details", (f"{folder}: examples", ["rule", "prompt", "response", "reason"], rows)))
+    return sec
+
+
+def auto_cuts(run: Run) -> Section | None:
+    """``auto`` thresholds placed by filter stages: the fit, the cut and a plot."""
+    found = [(s, col, a) for s in run.by_name("filter")
+             for col, a in (s.stats.get("auto_thresholds") or {}).items() if isinstance(a, dict)]
+    if not found:
+        return None
+    sec = Section("Automatic thresholds")
+    sec.text("`auto` places a cut from the score distribution: a two-component Gaussian mixture fitted to the "
+             "scores; when the components are apart (separation, Ashman's D, >= 2) the cut is where the low one (the high one "
+             "for a max rule) stops being the more likely, else median - 2.5 x 1.4826 x MAD.")
+    rows = []
+    for s, col, a in found:
+        means = ", ".join(f"{m:.3g}" for m in a.get("means") or [])
+        weights = ", ".join(f"{w:.2f}" for w in a.get("weights") or [])
+        dropped = (s.stats.get("dropped_by_rule") or {}).get(f"{a.get('op', 'min')}:{col}")
+        rows.append([s.folder, col, a.get("op", "min"), _fmt(a.get("threshold")), a.get("method"),
+                     _fmt(a.get("separation")), means, weights, a.get("n"), dropped])
+    sec.table(["stage", "score", "rule", "threshold", "method", "separation", "means", "weights", "rows", "dropped"],
+              rows)
+    plots = _lazy_plots()
+    for s, col, a in found:
+        frames = [f for f in (s.kept(), s.dropped()) if f is not None and col in f.columns]
+        if not frames:
+            continue
+        vals = pl.concat([f[col].cast(pl.Float64, strict=False) for f in frames]).drop_nulls().drop_nans().to_list()
+        if vals:
+            sec.plot(lambda c=col, v=vals, fit=a: plots.auto_cut(c, v, fit, fit.get("threshold")), f"{col} auto cut")
+    return sec
+
+
 # ---------------------------------------------------------------- lengths
 
 
@@ -365,4 +437,4 @@ def label_bias(run: Run) -> Section | None:
     return sec
 
 
-BUILDERS = (funnel, scores, lengths, duplicates, contamination, category_mix, training, payoff, label_bias)
+BUILDERS = (funnel, drop_rules, scores, auto_cuts, lengths, duplicates, contamination, category_mix, training, payoff, label_bias)
