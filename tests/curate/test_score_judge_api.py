@@ -39,5 +39,13 @@ def test_facts_judge_through_an_openai_server(tmp_path):
         got = pl.read_parquet(tmp_path / "s" / "kept.parquet").sort("id")
         assert dict(zip(got["id"], got["score_facts"])) == {"flipped": 1.0, "right": 5.0}
         assert server.requests[0]["messages"][0]["content"] == RUBRIC.read_text().strip()
+        # the API calls are metered: tokens and requests in stats.json and the manifest, an
+        # unknown model's cost "unknown" (never 0)
+        stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+        api = stats["scorers"]["facts"]["api"]
+        assert api["requests"] == len(server.requests) == 2
+        assert api["price"] == "unknown" and api["cost_usd"] is None
+        usage = json.loads((tmp_path / "s" / "manifest.json").read_text())["usage"]
+        assert usage["requests"] == 2 and usage["cost_usd"] is None
     finally:
         server.stop()
