@@ -38,11 +38,11 @@ def test_verified_recipe_is_rejection_sampling():
     assert gen.teacher == "smollm2" and gen.backend == "transformers"
     assert gen.n >= 8 and gen.temperature > 0 and "Examples" in gen.system and gen.system_in_rows is False
     assert rec.holdout >= 100
-    assert "m=verify:math" in rec.stage("score").config.scorers
+    assert "m=verify:numeric" in rec.stage("score").config.scorers
     filt = rec.stage("filter").config
-    assert filt.only_passing == "score_m" and filt.best_of == 1
+    assert filt.only_passing == "score_m" and filt.best_of == 1 and filt.drop_truncated
     ev = rec.stage("eval").config
-    assert [j.kind for j in ev.parsed_judges()] == ["math"] and ev.baseline and ev.system is None
+    assert [j.kind for j in ev.parsed_judges()] == ["numeric"] and ev.baseline and ev.system is None
 
 
 def test_reasoning_gpu_recipe_verifies_against_the_student():
