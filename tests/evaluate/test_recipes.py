@@ -67,11 +67,17 @@ def test_new_recipes_validate_offline_without_loading_models(monkeypatch):
     """`thresher recipe validate` accepts both recipes with the hub offline and no model loaded."""
     import sys
 
+    import transformers
     from click.testing import CliRunner
 
     from thresher.cli.main import cli
 
+    def refuse(*args, **kwargs):
+        raise AssertionError("validate loaded a model")
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
     for name in ("verified.yaml", "reasoning-gpu.yaml"):
         res = CliRunner().invoke(cli, ["recipe", "validate", str(RECIPES / name)])
         assert res.exit_code == 0, res.output
