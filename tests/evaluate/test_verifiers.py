@@ -162,3 +162,15 @@ def test_code_verifier_is_fast_on_a_60kb_answer():
     start = time.perf_counter()
     assert check("code", "```python\n" + "x = 1\n" * 10_000 + "```", tests=TESTS, entry_point="add") == 0.0
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("answer,ok", [
+    ("Therefore, 30 - 2 =", 0), (r"14 \times 2 =", 0), ("It is 30 - 2 = $", 0), ("28 +", 0),
+    ("30 - 2 = 28", 1), ("The answer is 28.", 1), (r"\boxed{28}", 1), ("x = 28", 1),
+])
+def test_math_refuses_an_unfinished_expression(answer, ok):
+    """math-verify evaluates "30 - 2 =" to 28: an answer that stops before its result is a fail
+    (a cut-off teacher sample must not pass rejection sampling)."""
+    from thresher.evaluate.verifiers import math_equal
+
+    assert math_equal(answer, Item(reference="28")) == float(ok)

@@ -236,6 +236,10 @@ def parse_math(text: str, *, gold: bool = False) -> list:
     return []
 
 
+#: an answer that stops on an operator or an equals sign has not stated its result
+_UNFINISHED = re.compile(r"(?:=|[+\-*/×÷^]|\\(?:times|cdot|div))\s*\$*\s*$")
+
+
 def math_equal(answer: str, item: Item) -> float:
     """1.0 when the answer's final answer (after any reasoning block) is mathematically
     equivalent to the reference, as HF's math-verify judges it (fractions, roots, intervals,
@@ -245,7 +249,10 @@ def math_equal(answer: str, item: Item) -> float:
     gold = parse_math((item.reference or "").strip(), gold=True)
     if not gold:
         return 0.0
-    pred = parse_math(after_reasoning(answer))
+    final = after_reasoning(answer)
+    if _UNFINISHED.search(final):  # "Therefore, 30 - 2 =": math-verify would evaluate it; no answer was given
+        return 0.0
+    pred = parse_math(final)
     if not pred:
         return 0.0
     return float(bool(verify(gold, pred, timeout_seconds=_math_timeout())))
