@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from ._direct_lm import DirectLM
+
 CONVS = [
     [{"role": "user", "content": "What is the capital of France?"},
      {"role": "assistant", "content": "Paris is the capital of France."}],
@@ -17,31 +19,10 @@ CONVS = [
 ]
 
 
-def _direct(model_dir, conv) -> tuple[float, float]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    lm = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    p = tok.apply_chat_template(conv[:-1], tokenize=False, add_generation_prompt=True)
-    full = tok.apply_chat_template(conv, tokenize=False)
-    p_ids = tok(p, add_special_tokens=False)["input_ids"]
-    r_ids = tok(full[len(p):].rstrip(), add_special_tokens=False)["input_ids"]
-
-    def logp(prefix):
-        ids = torch.tensor([prefix + r_ids])
-        with torch.no_grad():
-            logits = lm(ids).logits[0, len(prefix) - 1:-1]
-        return -float(torch.nn.functional.cross_entropy(logits, ids[0, len(prefix):]))
-
-    def last(prefix):
-        ids = torch.tensor([prefix + r_ids])
-        with torch.no_grad():
-            logits = lm(ids).logits[0, -2]
-        return float(torch.log_softmax(logits, -1)[ids[0, -1]])
-
-    frame = tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
-    return logp(p_ids), logp(tok(frame, add_special_tokens=False)["input_ids"]), last(p_ids)
+def _direct(model_dir, conv) -> tuple[float, float, float]:
+    d = DirectLM(model_dir, conv)
+    frame = d.tok.apply_chat_template([{"role": "user", "content": ""}], tokenize=False, add_generation_prompt=True)
+    return -d.nll(d.p_ids), -d.nll(d.tok(frame, add_special_tokens=False)["input_ids"]), d.last_logp(d.p_ids)
 
 
 def test_gain_equals_the_formula_in_one_pass_sharing_answers(tiny_lm_dir):

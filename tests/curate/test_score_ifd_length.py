@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from ._direct_lm import DirectLM
+
 CONVS = [
     [{"role": "user", "content": "What is the capital of France?"},
      {"role": "assistant", "content": "Paris is the capital of France."}],
@@ -16,23 +18,8 @@ CONVS = [
 
 
 def _direct_ifd(model_dir, conv) -> float:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    lm = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    p = tok.apply_chat_template(conv[:-1], tokenize=False, add_generation_prompt=True)
-    full = tok.apply_chat_template(conv, tokenize=False)
-    p_ids = tok(p, add_special_tokens=False)["input_ids"]
-    r_ids = tok(full[len(p):].rstrip(), add_special_tokens=False)["input_ids"]
-
-    def nll(prefix):
-        ids = torch.tensor([prefix + r_ids])
-        with torch.no_grad():
-            logits = lm(ids).logits[0, len(prefix) - 1:-1]
-        return float(torch.nn.functional.cross_entropy(logits, ids[0, len(prefix):]))
-
-    return nll(p_ids) / nll([tok.bos_token_id])
+    d = DirectLM(model_dir, conv)
+    return d.nll(d.p_ids) / d.nll([d.tok.bos_token_id])
 
 
 def test_ifd_equals_the_formula(tiny_lm_dir):
