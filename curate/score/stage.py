@@ -384,6 +384,10 @@ class ScoreStage(RowStage):
             summary.update(kind=spec.kind, identity=scorer.identity,
                            cached=int(context.counters.get(f"cached:{spec.name}", 0)))
             stats["scorers"][spec.name] = summary
+            if getattr(getattr(scorer, "judge", None), "kind", None) == "code":  # which isolation ran the programs
+                from thresher.sandbox import detect
+
+                summary["sandbox"] = detect().describe()
             usage = getattr(getattr(scorer, "generate", None), "usage", None)
             if callable(usage) and usage() is not None:  # a judge through an API: its tokens and cost
                 summary["api"] = usage()

@@ -86,6 +86,13 @@ def test_each_verifier_right_and_wrong(tmp_path, spec, rows, want):
     r, out = _score(tmp_path, rows, f"v=verify:{spec}")
     assert r.exit_code == 0, r.output
     assert pl.read_parquet(out / "kept.parquet")["score_v"].to_list() == [float(w) for w in want]
+    summary = json.loads((out / "stats.json").read_text())["scorers"]["v"]
+    if spec == "code":  # stats name the sandbox level the programs ran at
+        from thresher.sandbox import detect
+
+        assert summary["sandbox"]["level"] == detect().name
+    else:
+        assert "sandbox" not in summary
 
 
 def test_missing_reference_is_one_line_error_or_a_dropped_row(tmp_path):
