@@ -411,7 +411,10 @@ def is_run_folder(folder: Path) -> bool:
 def check_out(out: Path, stage: str, inputs: list[Path]) -> None:
     """Refuse (one line) an ``--out`` that holds another stage's results, a recipe run, this
     stage's own input, or anything thresher did not write (a non-empty folder without a
-    thresher manifest: ``.``, ``..``, a project). ``--force`` skips the check."""
+    thresher manifest: ``.``, ``..``, a project). ``--force`` skips the check, and so does a
+    secondary torchrun rank (rank 0 checks; a secondary would race with its first writes)."""
+    if _secondary_rank():
+        return
     out = Path(out)
     m = read_manifest(out) or read_manifest(staging(out))  # in a swap window: the new one
     own = is_stage_manifest(m)

@@ -58,6 +58,7 @@ def test_fsdp_two_processes_match_one_and_resume_after_sigkill(tmp_path, tiny_lm
         if latest.exists() and latest.read_text().strip() >= "step-00000002":
             break
         time.sleep(0.02)
+    assert proc.poll() is None, "torchrun ended before the kill: " + proc.stderr.read().decode()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
