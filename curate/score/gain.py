@@ -114,13 +114,13 @@ class GainScorer:
     kind = "gain"
     neutral = True  # answer-only pass after the empty-question chat frame (else a start token)
 
-    def __init__(self, model: str | None = None, *, name: str = "gain", **options):
-        self.name = name
-        self.inner = LoglikScorer(model, name=name, **options)
+    def __init__(self, model: str | None = None, *, name: str | None = None, **options):
+        self.name = name or self.kind
+        self.inner = LoglikScorer(model, name=self.name, **options)
 
     @property
     def identity(self) -> str:
-        return "gain|" + self.inner.identity
+        return f"{self.kind}|" + self.inner.identity
 
     def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
         """The row's score from its two mean log-probabilities (and the last token's)."""
@@ -146,13 +146,6 @@ class EndingScorer(GainScorer):
     through the per-process memo: listing both costs one pass)."""
 
     kind = "ending"
-
-    def __init__(self, model: str | None = None, *, name: str = "ending", **options):
-        super().__init__(model, name=name, **options)
-
-    @property
-    def identity(self) -> str:
-        return "ending|" + self.inner.identity
 
     def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
         return ScoreResult(last, None)

@@ -22,13 +22,6 @@ class IfdScorer(GainScorer):
     kind = "ifd"
     neutral = False  # the paper's answer-only loss: after a lone start token
 
-    def __init__(self, model: str | None = None, *, name: str = "ifd", **options):
-        super().__init__(model, name=name, **options)
-
-    @property
-    def identity(self) -> str:
-        return "ifd|" + self.inner.identity
-
     def combine(self, cond: float, uncond: float, last: float) -> ScoreResult:
         if uncond == 0:
             return ScoreResult(None, "answer has zero loss without the prompt: IFD undefined")
