@@ -9,29 +9,19 @@ program passing only with the sandbox's completion proof.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from thresher.evaluate.verifiers import Item
-
-
-def default_workers() -> int:
-    """Parallel code checks: the CPUs this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def verify_all(fn: Callable[[str, Item], float], answers: Sequence[str], items: Sequence[Item], *,
                parallel: bool = False, workers: int | None = None, sandbox: str | None = None) -> list[float]:
     """``fn(answer, item)`` for every pair, in order. ``parallel`` marks the code verifier
     (``fn`` a ``code_passes`` partial): its programs run in ``workers`` parallel sandboxes
-    (``sandbox``: a container command), with ``fn``'s timeout."""
+    (``sandbox``: a container command; default: one per CPU), with ``fn``'s timeout."""
     if not parallel:
         return [float(fn(a, it)) for a, it in zip(answers, items)]
     from thresher.evaluate.verifiers import code_passes_many
 
     timeout = getattr(fn, "keywords", {}).get("timeout", 10.0)
-    return code_passes_many(list(answers), list(items), timeout=timeout, sandbox=sandbox,
-                            workers=min(workers or default_workers(), max(len(answers), 1)))
+    return code_passes_many(list(answers), list(items), timeout=timeout, sandbox=sandbox, workers=workers)

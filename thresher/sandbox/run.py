@@ -234,6 +234,14 @@ def probe(level: Level) -> bool:
     return not run_check("def f(x):\n    return x\n", tests, "f", level=level, limits=Limits(timeout=20)).passed
 
 
+def _cpus() -> int:
+    """The CPUs this process may use (its affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def verify_many(jobs: Iterable[Sequence[str | None]], *, workers: int | None = None, limits: Limits = Limits(),
                 sandbox: str | None = None, level: Level | None = None) -> list[Outcome]:
     """``run_check`` over ``(code, tests, entry_point)`` jobs with ``workers`` parallel
@@ -242,7 +250,7 @@ def verify_many(jobs: Iterable[Sequence[str | None]], *, workers: int | None = N
     if not jobs:
         return []
     level = level or detect(sandbox)
-    n = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    n = max(1, min(workers or _cpus(), len(jobs)))
     with ThreadPoolExecutor(max_workers=n) as pool:
         return list(pool.map(lambda j: run_check(j[0], j[1], j[2] if len(j) > 2 else None, limits=limits,
                                                  level=level), jobs))
