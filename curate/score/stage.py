@@ -389,9 +389,10 @@ class ScoreStage(RowStage):
 
                 summary["sandbox"] = detect().describe()
             usage = getattr(getattr(scorer, "generate", None), "usage", None)
-            if callable(usage) and usage() is not None:  # a judge through an API: its tokens and cost
-                summary["api"] = usage()
-                _add_usage(stats, summary["api"])
+            api = usage() if callable(usage) else None
+            if api is not None:  # a judge through an API: its tokens and cost
+                summary["api"] = api
+                _add_usage(stats, api)
         stats["scorers"].update(rate_stats)
         return kept, dropped, stats
 
