@@ -1,6 +1,8 @@
-"""Cheap per-row response checks; each returns a drop reason or None.
+"""Cheap per-row measures of a response (a repeated n-gram share, an echo share, a refusal
+phrase, a language, a token count); the row rules of :mod:`.row_rules` turn them into drop
+reasons against the config's limits.
 
-All checks look at the final assistant turn (the response) and, for the echo check, at the
+They look at the final assistant turn (the response) and, for the echo measure, at the
 prompt. Token counts use a Hugging Face tokenizer when one is given, else a simple word and
 punctuation count (``\\w+|[^\\w\\s]``). Language identification uses ``py3langid`` (its model
 ships inside the wheel, so it works offline).

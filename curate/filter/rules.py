@@ -1,10 +1,11 @@
 """Score rules: thresholds, top fraction / top k, per-category normalisation, best-of-n.
 
 Every function takes the table, the ``alive`` mask (rows no earlier rule dropped; rules only
-look at those) and returns a list with one drop reason (or None) per row. Reasons name the
-rule first (``score_loglik=-3.1 < -2.5``, ``top_fraction: ...``, ``best_of: ...``) so the
-report can count them. Rows with a null score are dropped with ``<column>=null``: a missing
-score is never treated as good or bad by a number.
+look at those) and returns a list with one drop reason (or None) per row. A reason is a
+:class:`Reason`: the human text (``score_loglik=-3.1 < -2.5``, ``top_fraction: ...``,
+``best_of: ...``) carrying its ``drop_code`` (``below-min``, ``top-fraction``, ``best-of`` ...),
+written here with the text, never read back from it. Rows with a null score are dropped with
+``<column>=null`` (code ``no-score``): a missing score is never treated as good or bad by a number.
 """
 
 from __future__ import annotations
@@ -18,6 +19,21 @@ import polars as pl
 NORMALIZE_SUFFIX = {"zscore": "_z", "rank": "_rank", "robust": "_rz"}
 #: 1.4826 * MAD estimates the standard deviation of normal data
 MAD_SCALE = 1.4826
+
+
+class Reason(str):
+    """A drop reason's text (it compares and prints as the text) with its ``drop_code``."""
+
+    __slots__ = ("code",)
+
+    def __new__(cls, text: str, code: str) -> Reason:
+        obj = super().__new__(cls, text)
+        obj.code = code
+        return obj
+
+
+#: drop_code of a row whose score column is null
+NO_SCORE = "no-score"
 
 
 def fmt(value: float) -> str:
@@ -34,11 +50,11 @@ def threshold(
         if not alive[i]:
             continue
         if v is None or (isinstance(v, float) and math.isnan(v)):
-            out[i] = f"{column}=null (no score)"
+            out[i] = Reason(f"{column}=null (no score)", NO_SCORE)
         elif op == "min" and v < limit:
-            out[i] = f"{column}={fmt(v)} < {fmt(limit)}"
+            out[i] = Reason(f"{column}={fmt(v)} < {fmt(limit)}", "below-min")
         elif op == "max" and v > limit:
-            out[i] = f"{column}={fmt(v)} > {fmt(limit)}"
+            out[i] = Reason(f"{column}={fmt(v)} > {fmt(limit)}", "above-max")
     return out
 
 
@@ -111,7 +127,7 @@ def _scored_groups(values: Sequence[float | None], alive: Sequence[bool], column
         if not alive[i]:
             continue
         if values[i] is None or math.isnan(values[i]):  # type: ignore[arg-type]
-            out[i] = f"{column}=null (no score)"
+            out[i] = Reason(f"{column}=null (no score)", NO_SCORE)
             continue
         groups[key(i)].append(i)
     return out, groups
@@ -134,10 +150,9 @@ def top(
         where = f" in category {g!r}" if groups is not None else ""
         for rank, i in enumerate(_order(idx, values), start=1):
             if rank > keep:
-                out[i] = (
+                out[i] = Reason(
                     f"{rule}: {column}={fmt(values[i])} ranks {rank} of {len(idx)}{where} "  # type: ignore[arg-type]
-                    f"(keeps {keep})"
-                )
+                    f"(keeps {keep})", rule.replace("_", "-"))
     return out
 
 
@@ -163,17 +178,16 @@ def best_of(
         label = parent if not isinstance(parent, tuple) else "(none)"
         for rank, i in enumerate(ranked, start=1):
             if rank > k:
-                out[i] = (
+                out[i] = Reason(
                     f"best_of: {column}={fmt(values[i])} ranks {rank} of {len(ranked)} "  # type: ignore[arg-type]
-                    f"for parent {label!r} (keeps {k})"
-                )
+                    f"for parent {label!r} (keeps {k})", "best-of")
         if margin > 0 and len(ranked) > k:
             kth, runner = values[ranked[k - 1]], values[ranked[k]]
             gap = kth - runner  # type: ignore[operator]
             if gap < margin:
                 for i in ranked[:k]:
-                    out[i] = (
+                    out[i] = Reason(
                         f"best_of_margin: {column}={fmt(values[i])} beats runner-up "  # type: ignore[arg-type]
-                        f"{fmt(runner)} by {fmt(gap)} < {fmt(margin)} for parent {label!r}"  # type: ignore[arg-type]
-                    )
+                        f"{fmt(runner)} by {fmt(gap)} < {fmt(margin)} for parent {label!r}",  # type: ignore[arg-type]
+                        "best-of-margin")
     return out

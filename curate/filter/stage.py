@@ -1,12 +1,13 @@
 """The filter stage: keep the good rows and explain every dropped one.
 
 Rules run in this order, each on the rows the previous ones kept, and a dropped row's
-``drop_reason`` names the first rule that dropped it:
+``drop_reason`` and ``drop_code`` name the first rule that dropped it:
 
-1. heuristics on the response: empty, too short / long (characters, tokens), truncated
-   (``finish_reason == "length"``), repeated n-grams, junk, markup and boilerplate, refusal
-   phrases and patterns, a cut-off answer, wrong language, echo of the prompt (overlap, and
-   novelty: the text rules of :mod:`.text_rules`);
+1. row rules, one entry each in :data:`.row_rules.RULES` (name, drop code, on, check): on
+   the response, empty, truncated (``finish_reason == "length"``), too short / long
+   (characters, tokens), repeated n-grams, junk, markup and boilerplate, refusal phrases and
+   patterns, a cut-off answer, wrong language, echo of the prompt (overlap, and novelty: the
+   text rules of :mod:`.text_rules`);
 2. thresholds: ``min_scores`` / ``max_scores`` map a score column to a limit (or ``auto``); then the
    verified-distillation rules: ``only_passing`` (keep the samples a verifier passed: with
    n samples per prompt, "at least one correct" keeps the passing samples of the prompts that
@@ -31,12 +32,12 @@ from typing import Any, Literal
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import ROW_INDEX, RowStage, StageContext, run_stage
 from thresher.io.inputs import ReadOptions
-from thresher.schema import DROP_COLUMNS, prompt_messages, response_text
+from thresher.schema import DROP_COLUMNS
 from thresher.stage import StageResult, dropped_frame
 
 from . import heuristics as H
-from . import text_rules as T
-from .rules import NORMALIZE_SUFFIX, best_of, normalize, threshold, top
+from . import row_rules
+from .rules import NO_SCORE, NORMALIZE_SUFFIX, Reason, best_of, normalize, threshold, top
 
 
 def _iso(code: Any) -> bool:
@@ -194,7 +195,7 @@ class Config:
             p.append("ngram: must be >= 1")
         if self.language is not None and not _iso(self.language):
             p.append(f"language: {self.language!r} is not an ISO 639-1 code such as 'en'")
-        return p
+        return p + row_rules.config_problems(self)
 
 
 def _check_columns(df, config: Config, source: str) -> None:
@@ -224,109 +225,25 @@ def _check_columns(df, config: Config, source: str) -> None:
         )
 
 
-def heuristic_tools(config: Config) -> tuple[Any, Any]:
-    """``(count_tokens, langid)`` for the heuristics (None when unused); built once per worker."""
-    count_tokens = None
-    if config.min_tokens > 0 or config.max_tokens is not None:
-        count_tokens = H.make_token_counter(config.tokenizer, trust_remote_code=config.trust_remote_code)
-    langid = None
-    if config.language:
-        cands = config.language_candidates
-        langid = H.LanguageId(tuple(dict.fromkeys((config.language, *cands))) if cands else None)
-    return count_tokens, langid
+def heuristic_tools(config: Config) -> dict[Any, Any]:
+    """The row rules' tools (a token counter, a language identifier: only those the config
+    uses); built once per worker."""
+    return row_rules.build_tools(config)
 
 
-def heuristic_reasons(df, config: Config, tools: tuple[Any, Any] | None = None) -> list[str | None]:
-    """First failing heuristic per row (None when the row passes them all)."""
-    msgs = df["messages"].to_list()
-    finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
-    count_tokens, langid = tools if tools is not None else heuristic_tools(config)
-    out: list[str | None] = []
-    for i, m in enumerate(msgs):
-        resp = response_text(m)
-        out.append(_first_reason(resp, m, finish[i] if finish else None, config, count_tokens, langid))
-    return out
-
-
-def _first_reason(resp, messages, finish, c: Config, count_tokens, langid) -> str | None:
-    if c.drop_empty and not resp.strip():
-        return "empty: no response text"
-    if c.drop_truncated and finish == "length":
-        return "truncated: finish_reason=length"
-    n = len(resp)
-    if n < c.min_chars:
-        return f"too_short_chars={n} < {c.min_chars}"
-    if c.max_chars is not None and n > c.max_chars:
-        return f"too_long_chars={n} > {c.max_chars}"
-    if count_tokens is not None:
-        t = count_tokens(resp)
-        if t < c.min_tokens:
-            return f"too_short_tokens={t} < {c.min_tokens}"
-        if c.max_tokens is not None and t > c.max_tokens:
-            return f"too_long_tokens={t} > {c.max_tokens}"
-    if c.max_repeat_ratio is not None:
-        r = H.repeated_ngram_ratio(resp, c.ngram)
-        if r > c.max_repeat_ratio:
-            return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
-    if c.drop_junk:
-        why = T.junk(resp)
-        if why is not None:
-            return f"junk: {why}"
-    if c.drop_markup:
-        why = T.markup(resp, _prompt(messages))
-        if why is not None:
-            return f"markup: {why}"
-    if c.drop_refusals:
-        ph = H.refusal_phrase(resp, c.refusal_phrases)
-        if ph is not None:
-            return f"refusal: contains {ph!r}"
-        why = T.refusal(resp) if c.refusal_patterns else None
-        if why is not None:
-            return f"refusal: pattern {why}"
-    if c.drop_cut_off:
-        why = T.cut_off(resp)
-        if why is not None:
-            return f"cut-off: {why}"
-    if langid is not None and H.letter_count(resp) >= c.language_min_letters:
-        lang, prob = langid(resp)
-        if lang != c.language and prob >= c.language_min_prob:
-            return f"language={lang} (p={prob:.2f}), expected {c.language}"
-    if c.max_echo_ratio is not None:
-        e = H.echo_ratio(resp, _prompt(messages))
-        if e > c.max_echo_ratio:
-            return f"echo={e:.2f} of the response repeats the prompt > {c.max_echo_ratio:g}"
-    if c.min_novelty is not None:
-        echo, novel, n = T.is_echo(resp, _prompt(messages), c.min_novelty)
-        if echo:
-            what = "no content word" if novel == 0 else f"{round(novel * n)} of {n} content words"
-            return f"echo: novelty={novel:.2f} < {c.min_novelty:g} (the answer adds {what} to the question)"
-    return None
-
-
-def _prompt(messages) -> str:
-    return "\n".join(x["content"] or "" for x in prompt_messages(messages))
-
-
-#: drop_code of each rule, by the start of its reason
-_CODES = (("empty", "empty"), ("truncated", "truncated"), ("too_short_chars", "too-short-chars"),
-          ("too_long_chars", "too-long-chars"), ("too_short_tokens", "too-short-tokens"),
-          ("too_long_tokens", "too-long-tokens"), ("repeated_", "repeated-ngrams"), ("refusal", "refusal"),
-          ("language=", "wrong-language"), ("echo=", "echoes-prompt"),
-          ("echo:", "echo"), ("cut-off", "cut-off"), ("markup", "markup"), ("junk", "junk"),
-          ("top_fraction", "top-fraction"), ("top_k", "top-k"), ("best_of_margin", "best-of-margin"),
-          ("best_of", "best-of"), ("not_passing", "not-passing"))
+def heuristic_reasons(df, config: Config, tools: dict[Any, Any] | None = None) -> list[Reason | None]:
+    """First failing row rule per row (None when the row passes them all): the rules of
+    :data:`.row_rules.RULES`, each reason carrying its rule's ``drop_code``."""
+    return row_rules.row_reasons(df, config, tools)
 
 
 def drop_code(reason: str) -> str:
-    """The stable ``drop_code`` of a filter reason (``too-short-chars``, ``below-min`` ...)."""
-    if reason.startswith("passrate:"):
-        return "no-score" if "=null" in reason else "passrate-below-min" if " < " in reason else "passrate-above-max"
-    for prefix, code in _CODES:
-        if reason.startswith(prefix):
-            return code
-    if "=null" in reason:
-        return "no-score"
-    return "below-min" if " < " in reason else "above-max" if " > " in reason else "filtered"
+    """The ``drop_code`` of a filter reason (``too-short-chars``, ``below-min`` ...): the code
+    its rule wrote with it. A reason no rule made has none (an error, never a guess)."""
+    code = getattr(reason, "code", None)
+    if not isinstance(code, str):
+        raise ValueError(f"filter reason {str(reason)!r} carries no drop code (reasons come from a rule)")
+    return code
 
 
 def _dropped(df, reasons: list[str | None]):
@@ -477,13 +394,18 @@ def _verified_rules(df, config: Config, merge, alive) -> None:
     """only_passing, then the pass-rate range (reasons ``not_passing: ...``, ``passrate: ...``)."""
     if config.only_passing:
         col = config.only_passing
-        merge("only_passing", [None if r is None else f"not_passing: {r}"
+        merge("only_passing", [None if r is None else Reason(f"not_passing: {r}", "not-passing")
                                for r in threshold(df[col].to_list(), alive(), col, 0.5, "min")])
     for op, limit in (("min", config.min_passrate), ("max", config.max_passrate)):
         if limit is not None:
             col = config.passrate_by
-            merge(f"{op}_passrate", [None if r is None else f"passrate: {r}"
+            merge(f"{op}_passrate", [None if r is None else Reason(f"passrate: {r}", _passrate_code(r))
                                      for r in threshold(df[col].to_list(), alive(), col, float(limit), op)])
+
+
+def _passrate_code(r: Reason) -> str:
+    """``passrate-below-min`` / ``passrate-above-max``, or ``no-score`` for a null rate."""
+    return NO_SCORE if r.code == NO_SCORE else f"passrate-{r.code}"
 
 
 def _describe(s) -> dict:
