@@ -20,10 +20,12 @@ answers share one answer-only forward pass. The IFD scorer uses the same pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .base import BatchCallback, Conversation, ScoreResult
 from .batching import score_prepared
 from .loglik import LoglikScorer, _Prepared
+from .options import ModelOptions
 
 
 def neutral_frame(inner: LoglikScorer) -> list[int]:
@@ -114,9 +116,12 @@ class GainScorer:
     kind = "gain"
     neutral = True  # answer-only pass after the empty-question chat frame (else a start token)
 
-    def __init__(self, model: str | None = None, *, name: str | None = None, **options):
+    def __init__(self, model: str | None = None, *, name: str | None = None,
+                 options: ModelOptions | None = None, **overrides: Any):
+        """``options``: the shared model-scorer options (default: score's Config defaults);
+        keyword arguments override single fields."""
         self.name = name or self.kind
-        self.inner = LoglikScorer(model, name=self.name, **options)
+        self.inner = LoglikScorer(model, name=self.name, options=options, **overrides)
 
     @property
     def identity(self) -> str:

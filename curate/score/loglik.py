@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from thresher.chat_tokens import ContentTokenError, encode_chat, encode_chat_ids, has_special_text
 from thresher.errors import ThresherError
@@ -25,12 +26,11 @@ from .base import (
     Conversation,
     ScoreResult,
     folder_fingerprint,
-    resolve_device,
     resolve_dtype,
     split_response,
 )
 from .batching import score_prepared
-from .reward import OVERFLOW_CHOICES
+from .options import ModelOptions, adopt, model_options
 
 
 @dataclass
@@ -45,34 +45,13 @@ class LoglikScorer:
 
     kind = "loglik"
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        name: str = "loglik",
-        max_length: int = 2048,
-        overflow: str = "truncate_left",
-        batch_size: int = 8,
-        max_batch_tokens: int | None = 8192,
-        device: str = "auto",
-        dtype: str = "auto",
-        sort: bool = True,
-        trust_remote_code: bool = False,
-        allow_special_in_content: bool = False,
-    ):
-        if overflow not in OVERFLOW_CHOICES:
-            raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+    def __init__(self, model: str | None = None, *, name: str = "loglik", options: ModelOptions | None = None,
+                 **overrides: Any):
+        """``options``: the shared model-scorer options (default: score's Config defaults);
+        keyword arguments (``batch_size=4``, ``device="cpu"`` ...) override single fields."""
         self.name = name
         self.model_name = model
-        self.max_length = max_length
-        self.overflow = overflow
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.sort = sort
-        self.trust_remote_code = trust_remote_code
-        self.allow_special = allow_special_in_content
-        self.device = resolve_device(device)
-        self.dtype_name = dtype
+        adopt(self, model_options(options, overrides))
         self._load()
 
     def _load(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from thresher.chat_tokens import ContentTokenError
 from thresher.errors import ThresherError
@@ -20,12 +21,11 @@ from .base import (
     Conversation,
     ScoreResult,
     folder_fingerprint,
-    resolve_device,
     resolve_dtype,
 )
 from .batching import score_prepared
+from .options import ModelOptions, adopt, model_options
 
-OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
 ENGINES = ("auto", "transformers", "vllm")
 
 
@@ -77,27 +77,13 @@ class RewardScorer:
 
     kind = "reward"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        name: str = "reward",
-        label: str | int | None = None,
-        max_length: int = 2048,
-        overflow: str = "truncate_left",
-        batch_size: int = 16,
-        max_batch_tokens: int | None = 16384,
-        device: str = "auto",
-        dtype: str = "auto",
-        sort: bool = True,
-        trust_remote_code: bool = False,
-        engine: str = "auto",
-        allow_special_in_content: bool = False,
-    ):
+    def __init__(self, model: str, *, name: str = "reward", label: str | int | None = None, engine: str = "auto",
+                 options: ModelOptions | None = None, **overrides: Any):
         """``engine``: ``transformers``, ``vllm`` (pooling runner) or ``auto`` (vllm when it
-        is installed and a GPU is visible, else transformers)."""
-        if overflow not in OVERFLOW_CHOICES:
-            raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+        is installed and a GPU is visible, else transformers). ``options``: the shared
+        model-scorer options (default: score's Config defaults); keyword arguments
+        (``batch_size=4``, ``device="cpu"`` ...) override single fields."""
+        options = model_options(options, overrides)
         if engine not in ENGINES:
             raise ThresherError(f"engine: must be one of {', '.join(ENGINES)}")
         if engine == "auto":
@@ -108,15 +94,7 @@ class RewardScorer:
         self.name = name
         self.model_name = model
         self.label = label
-        self.max_length = max_length
-        self.overflow = overflow
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self.sort = sort
-        self.trust_remote_code = trust_remote_code
-        self.allow_special = allow_special_in_content
-        self.device = resolve_device(device)
-        self.dtype_name = dtype
+        adopt(self, options)
         self._load()
 
     def _load(self) -> None:
@@ -152,8 +130,7 @@ class RewardScorer:
             from .vllm_reward import VllmRewardRunner
 
             dtype = str(self.torch_dtype).replace("torch.", "")
-            self.model = VllmRewardRunner(self.path, dtype=dtype, max_length=self.max_length,
-                                          trust_remote_code=self.trust_remote_code)
+            self.model = VllmRewardRunner(self.path, self.options, dtype=dtype)
             return
         from thresher.models import load_model
 

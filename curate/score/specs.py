@@ -1,4 +1,5 @@
-"""Scorer specs: the ``--scorer`` strings and how they become scorers.
+"""Scorer specs: the ``--scorer`` strings and how they become scorers (each kind's parser and
+builder: :data:`thresher.curate.score.registry.SCORERS`).
 
 Syntax: ``[NAME=]KIND[:ARGS]``; the scorer writes column ``score_<NAME>`` (NAME defaults to
 KIND) and ``<NAME>_error``.
@@ -31,7 +32,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate", "gain", "ending")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -69,29 +69,11 @@ def parse_spec(text: str) -> ScorerSpec:
             raise SpecError(f"scorer {text!r}: name {name!r} must be letters, digits and _")
     kind, _, rest = raw.partition(":")
     kind = kind.strip().lower()
-    rest = rest.strip()
-    if kind not in KINDS:
-        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
-    name = name or kind
-    if kind in ("loglik", "length", "ifd", "gain", "ending"):
-        return ScorerSpec(name, kind, model=rest or None)
-    if kind == "verify":
-        if not rest:
-            raise SpecError(f"scorer {text!r}: verify needs a verifier, e.g. verify:sentences:1-2")
-        return ScorerSpec(name, kind, model=rest)
-    if kind == "passrate":
-        if not rest:
-            raise SpecError(f"scorer {text!r}: passrate needs what passes, e.g. passrate:m (a verify scorer) "
-                            "or passrate:verify:math")
-        return ScorerSpec(name, kind, model=rest)
-    if kind == "reward":
-        if not rest:
-            raise SpecError(f"scorer {text!r}: reward needs a model, e.g. reward:PATH_OR_HUB_NAME")
-        return ScorerSpec(name, kind, model=rest)
-    backend, _, model = rest.partition(":")
-    if not backend.strip():
-        raise SpecError(f"scorer {text!r}: judge needs a backend, e.g. judge:transformers:smollm2")
-    return ScorerSpec(name, kind, model=model.strip() or None, backend=backend.strip())
+    from .registry import SCORERS  # the registry imports ScorerSpec from here
+
+    if kind not in SCORERS:
+        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(SCORERS)})")
+    return SCORERS[kind].parse(name or kind, kind, rest.strip(), text)
 
 
 def parse_specs(texts: tuple[str, ...] | list[str]) -> tuple[list[ScorerSpec], list[str]]:

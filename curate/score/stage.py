@@ -153,63 +153,14 @@ def _passrate_problems(config: Config) -> list[str]:
 
 
 def build_scorer(spec: ScorerSpec, config: Config):
-    """Instantiate the scorer a spec names (models load lazily, on first scored batch)."""
-    common = {
-        "name": spec.name,
-        "max_length": config.max_length,
-        "overflow": config.overflow,
-        "batch_size": config.batch_size,
-        "max_batch_tokens": config.max_batch_tokens,
-        "device": config.device,
-        "dtype": config.dtype,
-        "sort": config.sort_by_length,
-        "trust_remote_code": config.trust_remote_code,
-        "allow_special_in_content": config.allow_special_tokens_in_content,
-    }
-    if spec.kind == "reward":
-        from .reward import RewardScorer
+    """Instantiate the scorer a spec names (models load lazily, on first scored batch), by
+    its kind's entry in :data:`.registry.SCORERS`."""
+    from .registry import SCORERS
 
-        return RewardScorer(spec.model, label=config.label, engine=config.engine, **common)
-    if spec.kind == "loglik":
-        from .loglik import LoglikScorer
-
-        return LoglikScorer(spec.model, **common)
-    if spec.kind == "ifd":
-        from .ifd import IfdScorer
-
-        return IfdScorer(spec.model, **common)
-    if spec.kind == "gain":
-        from .gain import GainScorer
-
-        return GainScorer(spec.model, **common)
-    if spec.kind == "ending":
-        from .gain import EndingScorer
-
-        return EndingScorer(spec.model, **common)
-    if spec.kind == "verify":
-        from .verify import VerifyScorer
-
-        return VerifyScorer(spec.model, name=spec.name, workers=config.verify_workers or None)
-    if spec.kind == "length":
-        from .length import LengthScorer
-
-        return LengthScorer(spec.model, name=spec.name, trust_remote_code=config.trust_remote_code)
-    if spec.kind == "judge":
-        from .judge import DEFAULT_RUBRIC, JudgeScorer
-
-        rubric = DEFAULT_RUBRIC
-        if config.judge_rubric is not None:
-            rubric = Path(config.judge_rubric).read_text(encoding="utf-8").strip()
-        return JudgeScorer(
-            _judge_generator(spec, config),
-            model_id=f"{spec.backend}:{spec.model or 'default'}:max_tokens={config.judge_max_tokens}",
-            name=spec.name,
-            rubric=rubric,
-            scale=(1, config.judge_scale),
-            retries=config.judge_retries,
-            batch_size=config.batch_size,
-        )
-    raise ThresherError(f"unknown scorer {spec.kind!r}")
+    build = SCORERS[spec.kind].build
+    if build is None:
+        raise ThresherError(f"scorer {spec.name}: {spec.kind} is computed by the stage, not built")
+    return build(spec, config)
 
 
 def _add_usage(stats: dict, usage: dict) -> None:
@@ -220,21 +171,6 @@ def _add_usage(stats: dict, usage: dict) -> None:
         stats[key] = stats.get(key, 0) + value
     known = "cost_usd" not in stats or stats["cost_usd"] is not None
     stats["cost_usd"] = (stats.get("cost_usd") or 0.0) + usage["cost_usd"] if known and usage["cost_usd"] is not None else None
-
-
-def _judge_generator(spec: ScorerSpec, config: Config):
-    """The judge's text generator over a distill backend (built lazily by the core)."""
-    from thresher.backends import make_text_generator
-
-    extra = {"base_url": config.judge_base_url} if config.judge_base_url else {}
-    return make_text_generator(
-        spec.backend,
-        spec.model,
-        temperature=0.0,
-        max_tokens=config.judge_max_tokens,
-        trust_remote_code=config.trust_remote_code,
-        **extra,
-    )
 
 
 def summarize(results: list[ScoreResult]) -> dict:

@@ -10,8 +10,12 @@ chosen label is taken. vLLM schedules its own batches, so length sorting is left
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from thresher.errors import ThresherError
+
+if TYPE_CHECKING:
+    from .options import ModelOptions
 
 
 def vllm_usable() -> bool:
@@ -26,7 +30,9 @@ def vllm_usable() -> bool:
 class VllmRewardRunner:
     """A vLLM ``LLM`` in pooling mode over a sequence-classification model."""
 
-    def __init__(self, path: str, *, dtype: str, max_length: int, trust_remote_code: bool):
+    def __init__(self, path: str, options: ModelOptions, *, dtype: str):
+        """``options``: the reward scorer's (``max_length``, ``trust_remote_code``); ``dtype``:
+        the resolved torch dtype's name (``bfloat16``)."""
         if importlib.util.find_spec("vllm") is None:
             raise ThresherError("engine vllm: the vllm package is not installed "
                                 "(pip install 'thresher[vllm]')")
@@ -35,8 +41,8 @@ class VllmRewardRunner:
         kwargs = {
             "model": path,
             "runner": "pooling",
-            "max_model_len": max_length,
-            "trust_remote_code": trust_remote_code,
+            "max_model_len": options.max_length,
+            "trust_remote_code": options.trust_remote_code,
             "dtype": dtype,
         }
         try:

@@ -1,0 +1,89 @@
+"""The options every model scorer shares (loglik, reward, ifd, gain, ending; the local judge
+and vLLM's reward runner take the ones they use), built from the score stage's Config.
+
+The defaults are the Config's: :meth:`ModelOptions.default` is ``from_config(Config())``, so
+a scorer built directly (``LoglikScorer(path, batch_size=4)``) and one the stage builds agree.
+Keyword arguments a scorer is given override single fields (:func:`model_options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from thresher.errors import ThresherError
+
+OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How a model scorer loads its model and batches rows (score's Config fields of the same
+    meaning; :meth:`from_config`)."""
+
+    max_length: int
+    """Token limit per row."""
+    overflow: str
+    """Rows over max_length: truncate_left (keep the end), truncate_right, or skip."""
+    batch_size: int
+    """Rows per batch (at most)."""
+    max_batch_tokens: int | None
+    """Padded tokens per batch (rows x longest row); None: no limit."""
+    device: str
+    """auto, cpu, cuda, cuda:1 ..."""
+    dtype: str
+    """auto, float32, bfloat16, float16."""
+    sort: bool
+    """Batch rows by length."""
+    trust_remote_code: bool
+    """Allow model repositories' own code."""
+    allow_special_in_content: bool
+    """Special-token strings typed in message content act as control tokens."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> ModelOptions:
+        """The options of a score stage ``Config``."""
+        return cls(
+            max_length=config.max_length, overflow=config.overflow, batch_size=config.batch_size,
+            max_batch_tokens=config.max_batch_tokens, device=config.device, dtype=config.dtype,
+            sort=config.sort_by_length, trust_remote_code=config.trust_remote_code,
+            allow_special_in_content=config.allow_special_tokens_in_content,
+        )
+
+    @classmethod
+    def default(cls) -> ModelOptions:
+        """The options of the default score Config."""
+        from .stage import Config
+
+        return cls.from_config(Config())
+
+
+def model_options(options: ModelOptions | None, overrides: dict[str, Any]) -> ModelOptions:
+    """``options`` (default: :meth:`ModelOptions.default`) with the fields in ``overrides``
+    replaced; an unknown field is a TypeError, an unknown ``overflow`` a one-line error."""
+    base = options if options is not None else ModelOptions.default()
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(ModelOptions)})
+    if unknown:
+        raise TypeError(f"unexpected scorer option(s): {', '.join(unknown)}")
+    out = dataclasses.replace(base, **overrides) if overrides else base
+    if out.overflow not in OVERFLOW_CHOICES:
+        raise ThresherError(f"overflow: must be one of {', '.join(OVERFLOW_CHOICES)}")
+    return out
+
+
+def adopt(scorer: Any, options: ModelOptions) -> None:
+    """Set a model scorer's option attributes (``max_length``, ``batch_size``, ``device``
+    resolved ...) from ``options``; ``scorer.options`` keeps the whole object."""
+    from .base import resolve_device
+
+    scorer.options = options
+    scorer.max_length = options.max_length
+    scorer.overflow = options.overflow
+    scorer.batch_size = options.batch_size
+    scorer.max_batch_tokens = options.max_batch_tokens
+    scorer.sort = options.sort
+    scorer.trust_remote_code = options.trust_remote_code
+    scorer.allow_special = options.allow_special_in_content
+    scorer.device = resolve_device(options.device)
+    scorer.dtype_name = options.dtype
