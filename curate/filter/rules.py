@@ -31,6 +31,9 @@ class Reason(str):
         obj.code = code
         return obj
 
+    def __reduce__(self):  # pickles (a Ray worker, a process pool) with its code
+        return Reason, (str(self), self.code)
+
 
 #: drop_code of a row whose score column is null
 NO_SCORE = "no-score"

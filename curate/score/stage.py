@@ -1,6 +1,7 @@
 """The score stage: run one or more scorers over a table and add ``score_<name>`` columns.
 
-Each scorer (see :mod:`thresher.curate.score.specs` for the ``scorers`` syntax) adds a
+Each scorer (see :mod:`thresher.curate.score.specs` for the ``scorers`` syntax, and
+:data:`thresher.curate.score.registry.SCORERS` for how each kind is parsed and built) adds a
 Float64 column ``score_<name>`` (null when the row has no score) and a String column
 ``<name>_error`` (why there is no score: a judge answer that could not be read, a row
 skipped as too long). Results are cached per row and scorer identity (see

@@ -4,12 +4,14 @@ written there (never guessed from the reason), and the stage runs whatever the t
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 
 import polars as pl
 import pytest
 
 from thresher.curate.filter import row_rules
+from thresher.curate.filter.rules import Reason
 from thresher.curate.filter.stage import Config, drop_code, run
 from thresher.schema import make_rows
 
@@ -28,6 +30,8 @@ def test_a_code_is_a_slug_and_a_reason_without_a_rule_has_no_code():
         row_rules.Rule("max_turns", "Too Many", lambda c: True, lambda row, c: None)
     with pytest.raises(ValueError, match="carries no drop code"):
         drop_code("turns=3 > 2")  # text alone: no guessing ("above-max" before issue 23)
+    reason = pickle.loads(pickle.dumps(Reason("score_x=1 < 2", "below-min")))
+    assert reason == "score_x=1 < 2" and drop_code(reason) == "below-min"
 
 
 @dataclass(frozen=True)
