@@ -215,6 +215,14 @@ def row_reasons(df: Any, config: Any, tools: dict[Any, Any] | None = None) -> li
     finish = df["finish_reason"].to_list() if "finish_reason" in df.columns else None
     out: list[Reason | None] = []
     for i, messages in enumerate(df["messages"].to_list()):
-        row = Row(messages, finish[i] if finish else None, tools)
-        out.append(next((Reason(why, r.code) for r in rules if (why := r.check(row, config)) is not None), None))
+        out.append(first_reason(Row(messages, finish[i] if finish else None, tools), rules, config))
     return out
+
+
+def first_reason(row: Row, rules: list[Rule], config: Any) -> Reason | None:
+    """The reason of the first of ``rules`` that drops ``row`` (with that rule's code), or None."""
+    for rule in rules:
+        why = rule.check(row, config)
+        if why is not None:
+            return Reason(why, rule.code)
+    return None
