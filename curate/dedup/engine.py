@@ -122,7 +122,7 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
 
         return semantic_deduplicate(df, cfg, ref=ref, ref_label=ref_label)
     if ref is None and cfg.cluster == "components" and df.height:
-        from thresher.ray_executor import current
+        from thresher.executors.ray_session import current
 
         if current() == "ray":
             from thresher.curate.dedup.distributed import ray_deduplicate

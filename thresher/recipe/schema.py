@@ -123,7 +123,7 @@ class Recipe:
     holdout: int = 0
     description: str = ""
     path: Path | None = field(default=None, compare=False)
-    executor: str = "local"  # local, or ray (thresher.ray_executor); --executor overrides it
+    executor: str = "local"  # local, or ray (thresher.executors); --executor overrides it
 
     def stage(self, name: str) -> StageSpec | None:
         """The first stage called ``name`` (None when the recipe has none)."""
