@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from thresher.curate.dedup.engine import DedupResult, _survivor_order, decide, lsh_params
+from thresher.curate.dedup.decision import DedupResult, decide, lsh_params, survivor_order
 from thresher.curate.dedup.lsh import candidate_pairs
 from thresher.curate.dedup.shuffle import apply, default_partitions, gather, shuffle
 from thresher.executors.ray_session import cluster_cpus, session
@@ -289,7 +289,7 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
     t = t0 = time.perf_counter()
     n = df.height
     bands, rows = lsh_params(cfg)
-    rank = _survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
+    rank = survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
     order = np.argsort(rank)  # rank -> row
     with session():
         parts = partitions or default_partitions()
