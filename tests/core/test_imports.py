@@ -94,9 +94,24 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> list[Import]:
     return out
 
 
+def _with_packages(source: str, imps: list[Import], known: dict[str, Path]) -> list[Import]:
+    """Each import plus the packages it runs first (``a.b.c`` runs ``a.b``'s ``__init__``),
+    except those that already hold ``source``."""
+    out: list[Import] = []
+    for i in imps:
+        parts = i.target.split(".")
+        for k in range(1, len(parts)):
+            pkg = ".".join(parts[:k])
+            if pkg in known and not (source == pkg or source.startswith(pkg + ".")):
+                out.append(Import(source, pkg, (), i.where))
+        out.append(i)
+    return out
+
+
 def graph(known: dict[str, Path]) -> dict[str, list[Import]]:
     """Module -> its imports of other known modules."""
-    return {m: [i for i in imports(m, p, known) if i.target != m] for m, p in known.items()}
+    return {m: [i for i in _with_packages(m, imports(m, p, known), known) if i.target != m]
+            for m, p in known.items()}
 
 
 def cycles(edges: dict[str, list[Import]]) -> list[list[Import]]:
@@ -191,3 +206,14 @@ def test_detector_finds_planted_cycle_and_private_import(tmp_path):
     assert [describe(c) for c in found] == [
         f"top.a -> top.sub.b ({tmp_path / 'top' / 'a.py'}:5) -> top.a ({tmp_path / 'sub' / 'b.py'}:1)"]
     assert private_imports(edges) == [f"{tmp_path / 'sub' / 'b.py'}:1: top.sub.b imports _hidden from top.a"]
+
+
+def test_detector_sees_a_cycle_through_a_package_init(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.setuptools.package-dir]\n"top" = "top"\n')
+    (tmp_path / "top" / "pkg").mkdir(parents=True)
+    (tmp_path / "top" / "__init__.py").write_text("")
+    (tmp_path / "top" / "pkg" / "__init__.py").write_text("from top.c import C\n")
+    (tmp_path / "top" / "pkg" / "leaf.py").write_text("X = 1\n")
+    (tmp_path / "top" / "c.py").write_text("C = 1\n\ndef f():\n    from top.pkg.leaf import X\n")
+    found = [describe(c) for c in cycles(graph(modules(package_dirs(tmp_path))))]
+    assert found == [f"top.c -> top.pkg ({tmp_path / 'top' / 'c.py'}:4) -> top.c ({tmp_path / 'top' / 'pkg' / '__init__.py'}:1)"]
