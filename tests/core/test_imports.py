@@ -10,6 +10,7 @@ planted tree, so the test can fail.
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,15 +178,20 @@ def describe(cycle: list[Import]) -> str:
     return cycle[0].source + "".join(f" -> {e.target} ({e.where})" for e in cycle)
 
 
+@functools.cache
+def _project_graph() -> dict[str, list[Import]]:
+    return graph(modules(package_dirs()))
+
+
 def test_no_import_cycle():
-    edges = graph(modules(package_dirs()))
+    edges = _project_graph()
     assert len(edges) > 100  # every package was found
     found = [describe(c) for c in cycles(edges)]
     assert not found, "import cycles:\n" + "\n".join(found)
 
 
 def test_no_private_name_imported_across_modules():
-    found = private_imports(graph(modules(package_dirs())))
+    found = private_imports(_project_graph())
     assert not found, "private names imported across modules:\n" + "\n".join(found)
 
 
