@@ -79,7 +79,7 @@ def measure(stage: str, src: Path, workdir: Path, executor: str) -> tuple[float,
     """Wall seconds of one stage run under ``executor`` and the ids it kept."""
     import polars as pl
 
-    from thresher.ray_executor import using
+    from thresher.executors.ray_session import using
 
     out = workdir / f"{stage}-{executor}"
     with using(executor):

@@ -10,14 +10,16 @@ A stage is one of two kinds:
 - a **global** stage (:class:`GlobalStage`: dedup, mix, train) needs the whole table at once
   and implements :meth:`GlobalStage.run_table`.
 
-:func:`run_stage` (the local executor) drives both: it fingerprints the inputs, config and
-read options, reuses a finished result, reads the inputs through the one input path
-(:func:`thresher.io.inputs.read_inputs`), runs the batches, adds the rows rejected on read to
-``dropped`` (``drop_stage = "read"``) and writes the stage folder. A Ray executor plugs in at
-the same seam: :class:`BatchFn` is the callable class to hand to ``Dataset.map_batches``
-(``setup`` in ``__init__``, one load per actor; each call returns kept and dropped rows in
-one table, dropped ones with a non-null ``drop_stage``), and the driver then calls
-:meth:`RowStage.finalize` and :meth:`thresher.stage.Stage.finish` as :func:`run_stage` does.
+:func:`run_stage` drives both: it fingerprints the inputs, config and read options, reuses a
+finished result, reads the inputs through the one input path
+(:func:`thresher.io.inputs.read_inputs`), hands a row-wise stage's rows to an executor object
+(:func:`thresher.executors.pick`: :class:`~thresher.executors.local.LocalExecutor`, or
+:class:`~thresher.executors.ray.RayExecutor` under ``--executor ray``; one seam,
+``run_rows``), adds the rows rejected on read to ``dropped`` (``drop_stage = "read"``) and
+writes the stage folder. :class:`BatchFn` (from :mod:`thresher.executors.rows`) is the
+callable class to hand to ``Dataset.map_batches`` (``setup`` in ``__init__``, one load per
+actor; each call returns kept and dropped rows in one table, dropped ones with a non-null
+``drop_stage``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from thresher.executors import pick
+from thresher.executors.rows import ROW_INDEX, BatchFn
 from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
-from thresher.schema import DROP_COLUMNS
 from thresher.stage import Stage, StageResult
 
-ROW_INDEX = "__thresher_row"
+__all__ = ["ROW_INDEX", "BatchFn", "GlobalStage", "RowStage", "StageContext", "run_stage"]
 
 
 @dataclass
@@ -125,64 +128,17 @@ class GlobalStage:
         return table.height
 
 
-def batches(table: pl.DataFrame, rows: int | None):
-    """``table`` in slices of ``rows`` (one slice when None or the table is small)."""
-    if rows is None or table.height <= rows:
-        yield table
-        return
-    for start in range(0, table.height, rows):
-        yield table.slice(start, rows)
-
-
-def run_batches(impl: RowStage, table: pl.DataFrame, context: StageContext,
-                rows: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every batch through ``impl.process_batch``; kept and dropped in input order, each with
-    the input position in column ``ROW_INDEX`` (:meth:`RowStage.finalize` may use it)."""
-    from thresher.progress import progress
-
-    numbered = table.with_row_index(ROW_INDEX)
-    size = rows if rows is not None else impl.batch_rows
-    kept, dropped = [], []
-    if size is None or table.height <= size:  # one batch: the stage shows its own progress
-        context.single_batch = True
-        try:
-            kept, dropped = impl.process_batch(numbered, context)
-        finally:
-            context.single_batch = False
-        return _in_order(kept), _in_order(dropped)
-    with progress(table.height, impl.name) as bar:
-        for part in batches(numbered, size):
-            k, d = impl.process_batch(part, context)
-            kept.append(k)
-            dropped.append(d)
-            bar.advance(part.height)
-    return _in_order(pl.concat(kept, how="diagonal_relaxed")), _in_order(pl.concat(dropped, how="diagonal_relaxed"))
-
-
-def _in_order(df: pl.DataFrame, drop: bool = False) -> pl.DataFrame:
-    if ROW_INDEX not in df.columns:
-        return df
-    df = df.sort(ROW_INDEX)
-    return df.drop(ROW_INDEX) if drop else df
-
-
 def _with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     if rejected.height == 0:
         return dropped
     return pl.concat([rejected, dropped], how="diagonal_relaxed")
 
 
-def _on_ray() -> bool:
-    """True when ``--executor ray`` (or ``executor: ray``) chose the Ray executor."""
-    from thresher.ray_executor import current
-
-    return current() == "ray"
-
-
 def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out: str | os.PathLike,
               config: Any, *, force: bool = False, read: ReadOptions | dict | None = None,
               extra_inputs: list[Path] | None = None, table: pl.DataFrame | None = None) -> StageResult:
-    """The local executor: run ``impl`` on ``inputs`` into the stage folder ``out``.
+    """Run ``impl`` on ``inputs`` into the stage folder ``out`` (row-wise stages on the
+    executor :func:`thresher.executors.pick` chooses).
 
     Same inputs, config and read options as a finished run: the result is reused. Otherwise
     the inputs are read (bad rows under ``on_bad_rows="skip"`` go to dropped.parquet as
@@ -210,20 +166,9 @@ def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], confi
         table, rejected = read_inputs(paths, opts)
     else:
         rejected = pl.DataFrame()
-    if impl.kind == "row" and table.height and _on_ray():
+    if impl.kind == "row":
         impl.check(table, config, where)
-        from thresher.ray_executor import run_batches_ray
-
-        kept, dropped, stats, context = run_batches_ray(impl, table, config, where, stage)
-    elif impl.kind == "row":
-        impl.check(table, config, where)
-        context = impl.setup(config, where, stage)
-        try:
-            kept, dropped = run_batches(impl, table, context)
-            kept, dropped, stats = impl.finalize(kept, dropped, context)
-        finally:
-            impl.teardown(context)
-        kept, dropped = _in_order(kept, drop=True), _in_order(dropped, drop=True)
+        kept, dropped, stats, context = pick(table.height).run_rows(impl, config, table, stage, where)
     else:
         context = StageContext(config, where, stage)
         kept, dropped, stats = impl.run_table(table, context)
@@ -232,30 +177,3 @@ def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], confi
         n_in += rejected.height
     return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in,
                         artefacts=context.artefacts)
-
-
-class BatchFn:
-    """``Dataset.map_batches`` adapter for a :class:`RowStage` (a callable class: Ray builds
-    one per actor, so :meth:`RowStage.setup` runs once per worker).
-
-    Each call takes a pyarrow Table (or polars DataFrame) and returns one pyarrow Table of the
-    kept rows followed by the dropped ones; dropped rows have a non-null ``drop_stage``.
-    """
-
-    def __init__(self, impl: RowStage, config: Any, where: str = ""):
-        self.impl = impl
-        self.context = impl.setup(config, where, None)
-
-    def __call__(self, batch: Any) -> Any:
-        df = batch if isinstance(batch, pl.DataFrame) else pl.from_arrow(batch)
-        kept, dropped = self.impl.process_batch(df, self.context)
-        kept = kept.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS
-                                  if c not in kept.columns])
-        return pl.concat([kept, dropped], how="diagonal_relaxed").to_arrow()
-
-    @staticmethod
-    def split(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Split a :meth:`__call__` output back into ``(kept, dropped)``."""
-        is_dropped = pl.col("drop_stage").is_not_null()
-        kept = table.filter(~is_dropped).drop([c for c in DROP_COLUMNS if c in table.columns])
-        return kept, table.filter(is_dropped)

@@ -13,9 +13,9 @@ _BLOCK_WORDS = ("attn", "attention", "mlp", "feed_forward", "ffn")
 
 def base_folder(base: str | None) -> tuple[Path, str | None]:
     """(folder, gguf file or None) of ``base`` (a folder, a ``.gguf`` file or a known name)."""
-    from thresher.train.data.templates import _locate
+    from thresher.train.data.templates import locate_base
 
-    return _locate(base)
+    return locate_base(base)
 
 
 def load_base(cfg: TrainConfig, *, device: Any = None, dtype: Any = None) -> Any:

@@ -33,8 +33,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from thresher.curate.dedup.engine import DedupResult, _survivor_order, decide, lsh_params
+from thresher.curate.dedup.decision import DedupResult, decide, lsh_params, survivor_order
 from thresher.curate.dedup.lsh import candidate_pairs
+from thresher.curate.dedup.shuffle import apply, default_partitions, gather, shuffle
+from thresher.executors.ray_session import cluster_cpus, session
 
 #: label propagation stops after this many rounds even if labels still change (never seen)
 MAX_ROUNDS = 10_000
@@ -98,7 +100,6 @@ def _signatures(df: pl.DataFrame, cfg: Any, bands: int, rows: int, rank: np.ndar
     """Phase 1 on Ray Data: object refs of the signed blocks."""
     import ray.data
 
-    from thresher.ray_executor import cluster_cpus
 
     table = df.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("idx"),
                       pl.Series("rank", rank), "messages")
@@ -188,7 +189,6 @@ def _score_pairs(t: Any, num_perm: int, threshold: float | None) -> Any:
 def _jaccard_join(pairs: list[Any], sig_parts: list[Any], num_perm: int,
                   threshold: float | None) -> list[Any]:
     """Pairs ``(a, b)`` partitioned on ``a`` -> ``(a, b, ra, rb, j)``, computed in workers."""
-    from thresher.ray_executor import apply, shuffle
 
     parts = len(sig_parts)
     with_a = apply(_attach, pairs, sig_parts, col="a")
@@ -238,7 +238,6 @@ def _components(verified: list[Any], parts: int) -> tuple[np.ndarray, np.ndarray
     """``(member_rank, survivor_rank)`` of every non-survivor node, and the rounds taken."""
     import ray
 
-    from thresher.ray_executor import apply, gather, shuffle
 
     by_a = shuffle(verified, "ra", parts)
     by_b = shuffle(verified, "rb", parts)
@@ -270,7 +269,6 @@ def _exact_verify(df: pl.DataFrame, cfg: Any, cand: list[Any], rank: np.ndarray,
 
     from thresher.curate.dedup.exact import pair_verifier, table_texts
     from thresher.curate.dedup.lsh import verify
-    from thresher.ray_executor import gather
 
     pairs = pl.from_arrow(gather(cand)).select("a", "b").sort("a", "b")
     rows = np.concatenate([pairs["a"].to_numpy(), pairs["b"].to_numpy()]).astype(np.int64)
@@ -286,13 +284,12 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
     """:func:`~.engine.deduplicate` on the connected Ray cluster (components, no reference)."""
     import ray
 
-    from thresher.ray_executor import apply, default_partitions, gather, session, shuffle
 
     timings: dict[str, float] = {}
     t = t0 = time.perf_counter()
     n = df.height
     bands, rows = lsh_params(cfg)
-    rank = _survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
+    rank = survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
     order = np.argsort(rank)  # rank -> row
     with session():
         parts = partitions or default_partitions()

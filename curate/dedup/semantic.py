@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from thresher.curate.dedup.engine import (
+from thresher.curate.dedup.decision import (
     DedupResult,
-    _exact,
-    _near_duplicates,
-    _survivor_order,
     decide,
+    exact_groups,
+    near_duplicates,
+    survivor_order,
 )
 from thresher.curate.dedup.normalize import normalized_texts, options_of, text_column
 
@@ -73,8 +73,8 @@ def semantic_deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None
     n = df.height
     in_hash, in_nonempty = _hashes(df, cfg)
     ref_hash, ref_nonempty = _hashes(ref, cfg) if ref is not None else ([], np.zeros(0, dtype=bool))
-    rank = _survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
-    keep, target, tj, (ex_i, ex_rep), is_rep = _exact(in_hash, in_nonempty, ref_hash, ref_nonempty, rank)
+    rank = survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
+    keep, target, tj, (ex_i, ex_rep), is_rep = exact_groups(in_hash, in_nonempty, ref_hash, ref_nonempty, rank)
     timings["exact"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -104,7 +104,7 @@ def semantic_deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None
     i, j, sim = cosine_pairs(emb, None, cfg.cosine)
     self_ok = pl.DataFrame({"a": reps[i], "b": reps[j], "j": sim},
                            schema={"a": pl.UInt32, "b": pl.UInt32, "j": pl.Float32})
-    near = _near_duplicates(None, self_ok, cfg, n, rank, CosineScores(reps, emb))
+    near = near_duplicates(None, self_ok, cfg, n, rank, CosineScores(reps, emb))
     timings["neighbours"] = time.perf_counter() - t
     counts = {"reference_rows": ref.height if ref is not None else 0, "candidate_pairs": int(len(i)) + ref_pairs,
               "verified_pairs": int(len(i)) + ref_pairs, "embedder": cfg.embedder, "cosine": cfg.cosine,

@@ -24,7 +24,7 @@ from typing import Any
 
 from .base import BatchCallback, Conversation, ScoreResult
 from .batching import score_prepared
-from .loglik import LoglikScorer, _Prepared
+from .loglik import LoglikScorer, Prepared
 from .options import ModelOptions
 
 
@@ -75,7 +75,7 @@ def _conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation]
     the ids before the answer in the answer-only pass (default :func:`neutral_frame`)."""
     prepared = inner.prepare(conversations)
     frame = neutral_frame(inner) if frame is None else list(frame)
-    items: list[_Prepared] = []
+    items: list[Prepared] = []
     cond_at: list[int | None] = []
     uncond_at: list[int | None] = []
     seen: dict[tuple[int, ...], int] = {}
@@ -89,11 +89,11 @@ def _conditional_pass(inner: LoglikScorer, conversations: Sequence[Conversation]
         answer = tuple(p.ids[p.n_prompt:])
         if answer not in seen:  # identical answers: one answer-only pass
             seen[answer] = len(items)
-            items.append(_Prepared([*frame, *answer], n_prompt=len(frame)))
+            items.append(Prepared([*frame, *answer], n_prompt=len(frame)))
         uncond_at.append(seen[answer])
     detail: dict[int, float] = {}
 
-    def batch(b: list[_Prepared]) -> list[float]:
+    def batch(b: list[Prepared]) -> list[float]:
         res = inner.score_batch_detail(b)
         for p, (_mean, last) in zip(b, res):
             detail[id(p)] = last

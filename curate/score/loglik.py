@@ -34,7 +34,9 @@ from .options import ModelOptions, adopt, model_options
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """One conversation's token ids to score (or why it cannot be scored)."""
+
     ids: list[int] | None
     n_prompt: int = 0  # tokens before the first response token
     error: str | None = None
@@ -119,28 +121,28 @@ class LoglikScorer:
         spans = [(0, len(cand))] if cand else []
         return p_ids, encode_chat(tok, r, [response], spans=spans)[0]
 
-    def prepare(self, conversations: Sequence[Conversation]) -> list[_Prepared]:
+    def prepare(self, conversations: Sequence[Conversation]) -> list[Prepared]:
         out = []
         for conv in conversations:
             rendered = self._render(conv)
             if rendered is None:
-                out.append(_Prepared(None, error="no final assistant turn to score"))
+                out.append(Prepared(None, error="no final assistant turn to score"))
                 continue
             p, r = rendered
             try:
                 p_ids, r_ids = self._encode(conv, p, r)
             except ContentTokenError as e:
-                out.append(_Prepared(None, error=str(e)))
+                out.append(Prepared(None, error=str(e)))
                 continue
             p_ids = p_ids or [self.start_id]
             if not r_ids:
-                out.append(_Prepared(None, error="empty response: nothing to score"))
+                out.append(Prepared(None, error="empty response: nothing to score"))
                 continue
             total = len(p_ids) + len(r_ids)
             if total > self.max_length:
                 if self.overflow == "skip":
                     out.append(
-                        _Prepared(
+                        Prepared(
                             None, error=f"skipped: {total} tokens > max_length {self.max_length}"
                         )
                     )
@@ -152,7 +154,7 @@ class LoglikScorer:
                 else:  # truncate_right: keep the prompt, cut the end of the response
                     p_ids = p_ids[: self.max_length - 1]
                     r_ids = r_ids[: self.max_length - len(p_ids)]
-            out.append(_Prepared(p_ids + r_ids, n_prompt=len(p_ids)))
+            out.append(Prepared(p_ids + r_ids, n_prompt=len(p_ids)))
         return out
 
     # -- model ---------------------------------------------------------------------------
@@ -174,11 +176,11 @@ class LoglikScorer:
         except Exception:  # noqa: BLE001 - any architecture without the pieces: use full logits
             return False
 
-    def score_batch(self, batch: list[_Prepared]) -> list[float]:
+    def score_batch(self, batch: list[Prepared]) -> list[float]:
         """Mean response log-probability for each prepared row of one batch."""
         return [mean for mean, _last in self.score_batch_detail(batch)]
 
-    def score_batch_detail(self, batch: list[_Prepared]) -> list[tuple[float, float]]:
+    def score_batch_detail(self, batch: list[Prepared]) -> list[tuple[float, float]]:
         """``(mean, last)`` response log-probability for each prepared row of one batch; the
         last response token is the end-of-turn marker when the chat template adds one."""
         import torch

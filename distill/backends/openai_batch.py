@@ -168,12 +168,12 @@ class OpenAIBatchBackend:
 
     def _completions(self, rec: dict[str, Any], n: int, params: SamplingParams) -> list[Completion]:
         from thresher.io.chat import join_parts
-        from thresher.io.openai_batch import _body
-        from thresher.io.shapes import ShapeError
+        from thresher.io.openai_batch import result_body
+        from thresher.io.shape_error import ShapeError
 
         where = f"{rec.get('_file', self.results_path)}:{rec['_line']}"
         try:
-            body = _body(rec)
+            body = result_body(rec)
         except ShapeError as e:
             raise ThresherError(f"{where}: {e}") from None
         choices = sorted(body["choices"], key=lambda c: c.get("index", 0))

@@ -13,14 +13,14 @@ from thresher.curate.dedup.stage import Config
 
 
 def test_short_settings_on_ray_match_local(tmp_path, on_ray):
-    from thresher import ray_executor
+    from thresher.executors import ray_session
 
     rng = random.Random(0)
     df = _rows(QUESTIONS + [f"Hi! {q} Thanks!" for q in QUESTIONS[:5]] + [_typo(q, rng) for q in QUESTIONS[5:10]])
     cfg = Config(**SHORT)
     remote = deduplicate(df, cfg, spill_dir=tmp_path / "r")
     assert remote.stats["executor"] == "ray"
-    ray_executor.use("local")
+    ray_session.use("local")
     local = deduplicate(df, cfg, spill_dir=tmp_path / "l")
     assert np.array_equal(local.keep, remote.keep) and local.reasons == remote.reasons
     assert (~local.keep).sum() == 10

@@ -64,7 +64,7 @@ def _set_executor(ctx: click.Context, param: click.Parameter, value: Any) -> Any
         ctx.meta["thresher_ray_address"] = value
         return value
     from thresher.errors import ThresherError
-    from thresher.ray_executor import use
+    from thresher.executors.ray_session import use
 
     try:  # every command starts from the executor it was given (default: local) ...
         use(value or "local", ctx.meta.get("thresher_ray_address"))
@@ -76,7 +76,7 @@ def _set_executor(ctx: click.Context, param: click.Parameter, value: Any) -> Any
 
 def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--executor local|ray`` and ``--ray-address``: where the stage runs (not passed to the
-    command: they set :func:`thresher.ray_executor.use`)."""
+    command: they set :func:`thresher.executors.ray_session.use`)."""
     fn = click.option(
         "--ray-address", default=None, expose_value=False, callback=_set_executor, is_eager=True,
         metavar="ADDRESS", help="Ray cluster to use with --executor ray (default: $RAY_ADDRESS, "

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from thresher.evaluate import stats as S
+from thresher.evaluate.answers import aligned_k, answers, model_path
 from thresher.evaluate.judges import Judge
 from thresher.evaluate.verifiers import Item
 
@@ -17,12 +18,10 @@ def _model_values(spec, path: str, prompts, prompts_path, refs, tests, entry, ju
                   config, stage, force: bool) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Per-prompt values of every per-model judge, and the model's answers."""
     from thresher.evaluate import metrics as M
-    from thresher.evaluate.stage import _aligned_k, _answers
-
-    answers_df, budget = _answers(f"{spec.name}-{_weights_tag(spec.model, path)}", path, prompts_path, config,
+    answers_df, budget = answers(f"{spec.name}-{_weights_tag(spec.model, path)}", path, prompts_path, config,
                                   stage, force)
     k = config.samples
-    texts_k, finish_k, tokens_k = _aligned_k(prompts, answers_df, k)
+    texts_k, finish_k, tokens_k = aligned_k(prompts, answers_df, k)
     texts, finish, tokens = [t[0] for t in texts_k], [f[0] for f in finish_k], [n[0] for n in tokens_k]
     prompt_texts = [m[-1]["content"] if m else "" for m in prompts["messages"].to_list()]
     items = [Item(reference=r, finish_reason=f, tests=t, entry_point=e, prompt=p)
@@ -131,8 +130,6 @@ def _rows(names, prompts, values, infos):
 def evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges: list[Judge], config, stage,
                     force: bool):
     """Kept rows (one per model and prompt) and the eval summary (see the stage docstring)."""
-    from thresher.evaluate.stage import model_path
-
     names = [m.name for m in models]
     values: dict[str, dict[str, list[float]]] = {}
     infos: dict[str, dict[str, Any]] = {}

@@ -18,7 +18,6 @@ same per category, and the verdict sentence) and ``stats.json`` (the same summar
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -26,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import ConfigError, InputError, ThresherError
+from thresher.evaluate.answers import stage_config, stage_module
 from thresher.evaluate.judges import Judge, parse_judges
-from thresher.evaluate.models import ModelSpec, fingerprint_path, loadable, parse_models
+from thresher.evaluate.models import ModelSpec, fingerprint_path, parse_models
 
 NAME = "eval"
 DEFAULT_JUDGES = ("ends", "sentences:1-2")
@@ -127,21 +127,6 @@ class Config:
         return ALL if sum(j.is_verifier for j in judges) >= 2 else judges[0].name
 
 
-def _module(name: str):
-    from thresher.recipe.schema import stage_module
-
-    return stage_module(name)
-
-
-def _build(module, options: dict[str, Any], where: str, **overrides: Any):
-    """The stage's Config from ``options`` with ``overrides`` applied where the field exists."""
-    from thresher.config import from_dict
-
-    fields = {f.name for f in dataclasses.fields(module.Config)}
-    opts = {k: v for k, v in {**options, **overrides}.items() if k in fields}
-    return from_dict(module.Config, opts, where)
-
-
 def _prompts_table(heldout, config: Config, judges: list[Judge], where: str):
     """The prompt rows the models answer, and each prompt's reference, tests and entry point."""
     import polars as pl
@@ -187,50 +172,10 @@ def _random_student(inputs: list[Path], config: Config, stage, force: bool) -> s
     subset = generations.sample(n=n, seed=config.seed, shuffle=True)
     path = stage.path("random-subset.parquet")
     write_table(subset, path)
-    train_mod = _module("train")
-    cfg = _build(train_mod, dict(config.train), f"{NAME}.train", merge=True)
+    train_mod = stage_module("train")
+    cfg = stage_config(train_mod, dict(config.train), f"{NAME}.train", merge=True)
     train_mod.run([path], stage.path("train-random"), cfg, force=force)
     return str(stage.path("train-random"))
-
-
-def _answers(name: str, model: str, prompts_path: Path, config: Config, stage, force: bool):
-    """The model's answers to the prompts, through the generate stage (greedy, one each)."""
-    import polars as pl
-
-    gen_mod = _module("generate")
-    over: dict[str, Any] = {"teacher": model, "n": config.samples, "temperature": config.answer_temperature(),
-                            "seed": config.seed,
-                            "system": config.system, "system_in_rows": True}
-    cfg = _build(gen_mod, dict(config.generate), f"{NAME}.generate", **over)
-    res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)
-    df = pl.read_parquet(Path(res.out) / "kept.parquet")
-    return df, getattr(cfg, "max_tokens", None) or getattr(cfg, "max_new_tokens", None)
-
-
-def _aligned(prompts, answers) -> tuple[list[str], list[str | None], list[int | None]]:
-    """Answer text, finish reason and completion tokens per prompt (its first answer; empty
-    when none came)."""
-    texts, finish, tokens = _aligned_k(prompts, answers, 1)
-    return [t[0] for t in texts], [f[0] for f in finish], [n[0] for n in tokens]
-
-
-def _aligned_k(prompts, answers, k: int) -> tuple[list[list[str]], list[list[str | None]], list[list[int | None]]]:
-    """The k answers of each prompt (text, finish reason, completion tokens), in sample order;
-    a missing answer (dropped as empty) is an empty text with no finish reason."""
-    from thresher.schema import response_text
-
-    key = "parent_id" if "parent_id" in answers.columns else "id"
-    by: dict[str, list[dict[str, Any]]] = {}
-    for row in answers.iter_rows(named=True):
-        by.setdefault(str(row[key]), []).append(row)
-    texts, finish, tokens = [], [], []
-    for pid in prompts["id"].to_list():
-        rows = sorted(by.get(str(pid), []), key=lambda r: r.get("sample_index") or 0)[:k]
-        rows += [None] * (k - len(rows))
-        texts.append([response_text(r["messages"]) if r else "" for r in rows])
-        finish.append([r.get("finish_reason") if r else None for r in rows])
-        tokens.append([r.get("completion_tokens") if r else None for r in rows])
-    return texts, finish, tokens
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None):
@@ -285,8 +230,3 @@ def _json_default(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return str(v)
-
-
-def model_path(spec: ModelSpec, stage, config: Config) -> str:
-    """A loadable form of the spec's model (adapters merged under the stage folder)."""
-    return loadable(spec.model, stage.out, base=config.base)

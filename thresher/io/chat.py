@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from thresher.io.shapes import ShapeError
+from thresher.io.shape_error import ShapeError
 
 #: optional message fields kept in the schema, in canonical order
 EXTRA_FIELDS: tuple[str, ...] = ("tool_calls", "tool_call_id", "name", "weight", "reasoning_content")

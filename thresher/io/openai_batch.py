@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from thresher.io.shapes import ShapeError
+from thresher.io.shape_error import ShapeError
 
 INPUT, OUTPUT = "openai-batch", "openai-batch-output"
 ENDPOINT = "/v1/chat/completions"
@@ -37,7 +37,7 @@ def _custom_id(record: Mapping[str, Any]) -> str:
     return str(cid)
 
 
-def _body(record: Mapping[str, Any]) -> Mapping[str, Any]:
+def result_body(record: Mapping[str, Any]) -> Mapping[str, Any]:
     """The chat-completion body of a successful result (raises ShapeError for a failed one)."""
     err = record.get("error")
     resp = record.get("response")
@@ -68,7 +68,7 @@ def batch_messages(record: Mapping[str, Any], shape: str) -> list[Any]:
         if not isinstance(msgs, list):
             raise ShapeError("'body.messages' must be a list (only chat-completion requests are read)")
         return list(msgs)
-    choice = _body(record)["choices"][0]
+    choice = result_body(record)["choices"][0]
     msg = choice.get("message") if isinstance(choice, Mapping) else None
     if not isinstance(msg, Mapping):
         raise ShapeError("'response.body.choices[0].message' must be an object")
@@ -80,7 +80,7 @@ def batch_fields(record: Mapping[str, Any], shape: str) -> dict[str, Any]:
     (the model that answered) and ``finish_reason``."""
     out: dict[str, Any] = {"id": _custom_id(record)}
     if shape == OUTPUT:
-        body = _body(record)
+        body = result_body(record)
         out["teacher"] = body.get("model")
         out["finish_reason"] = body["choices"][0].get("finish_reason")
     return out

@@ -14,6 +14,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from thresher.io.shape_error import ShapeError
+
 WRITE_SHAPES: tuple[str, ...] = ("messages", "sharegpt", "alpaca", "prompt-completion", "prompt")
 BATCH_SHAPES: tuple[str, ...] = ("openai-batch", "openai-batch-output")
 SHAPES: tuple[str, ...] = (*WRITE_SHAPES, *BATCH_SHAPES)
@@ -40,10 +42,6 @@ SHAREGPT_ROLES = {
     "function": "tool",
     "observation": "tool",
 }
-
-
-class ShapeError(ValueError):
-    """A record does not fit its shape (the message is the reason)."""
 
 
 def detect_shape(record: Mapping[str, Any]) -> str | None:

@@ -165,9 +165,9 @@ def run_recipe(
     """Run ``recipe`` into ``run_dir`` and return the summary (also written as summary.json).
 
     ``executor`` (default: the recipe's ``executor:``, else local) runs the data stages here
-    or on Ray (:mod:`thresher.ray_executor`; one cluster connection for the whole run).
+    or on Ray (:mod:`thresher.executors`; one cluster connection for the whole run).
     """
-    from thresher.ray_executor import using
+    from thresher.executors.ray_session import using
 
     with using(executor or recipe.executor, ray_address):
         return _run_recipe(recipe, run_dir, force=force, echo=echo)

@@ -123,7 +123,7 @@ class Recipe:
     holdout: int = 0
     description: str = ""
     path: Path | None = field(default=None, compare=False)
-    executor: str = "local"  # local, or ray (thresher.ray_executor); --executor overrides it
+    executor: str = "local"  # local, or ray (thresher.executors); --executor overrides it
 
     def stage(self, name: str) -> StageSpec | None:
         """The first stage called ``name`` (None when the recipe has none)."""
@@ -438,7 +438,7 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
     if check_files and kind == "path" and not Path(value).exists():
         problems.append(f"{where}.path: file not found: {value}")
     if kind == "chatterbot":
-        from thresher.recipe.inputs import chatterbot_files
+        from thresher.recipe.chatterbot import chatterbot_files
 
         try:
             chatterbot_files(value, entry.categories)

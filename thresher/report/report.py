@@ -10,8 +10,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from thresher.report import sections as S
+from thresher.report.eval_section import evaluation
 from thresher.report.run import Run, load_run
-from thresher.report.sections import BUILDERS, Section
+from thresher.report.sections import Section
+
+#: the sections in report order (each returns None when the run has nothing for it)
+BUILDERS = (S.funnel, S.drop_rules, S.scores, S.auto_cuts, S.lengths, S.duplicates, S.contamination,
+            S.category_mix, S.training, evaluation, S.label_bias)
 
 
 def _size_category(n: int) -> str:

@@ -340,7 +340,7 @@ def category_mix(run: Run) -> Section | None:
     return sec
 
 
-# ---------------------------------------------------------------- training and payoff
+# ---------------------------------------------------------------- training
 
 
 def loss_points(folder) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
@@ -395,13 +395,6 @@ def training(run: Run) -> Section | None:
     return sec
 
 
-def payoff(run: Run) -> Section | None:
-    """The evaluation section (see :mod:`thresher.report.eval_section`)."""
-    from thresher.report.eval_section import evaluation
-
-    return evaluation(run)
-
-
 # ---------------------------------------------------------------- label bias
 
 
@@ -435,6 +428,3 @@ def label_bias(run: Run) -> Section | None:
                                    {"before": [100 * (b[k] or 0) for k in names], "after": [100 * (a[k] or 0) for k in names]},
                                    "% of responses"), "label bias")
     return sec
-
-
-BUILDERS = (funnel, drop_rules, scores, auto_cuts, lengths, duplicates, contamination, category_mix, training, payoff, label_bias)

@@ -9,7 +9,7 @@ machine allows, and pass it only when the tests provably ran to the end.
 - The completion proof and the in-process guard: :mod:`thresher.sandbox.harness`.
 """
 
-from thresher.sandbox.levels import ORDER, Level, detect
-from thresher.sandbox.run import Limits, Outcome, run_check, verify_many
+from thresher.sandbox.levels import ORDER, Level
+from thresher.sandbox.run import Limits, Outcome, detect, run_check, verify_many
 
 __all__ = ["ORDER", "Level", "Limits", "Outcome", "detect", "run_check", "verify_many"]

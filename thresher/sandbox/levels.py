@@ -195,32 +195,8 @@ def build(name: str, sandbox_cmd: str | None = None, tool: str = "unshare") -> L
     raise ValueError(f"unknown sandbox level {name!r} (expected one of {', '.join(ORDER)})")
 
 
-_LOCK = threading.Lock()
-_CHOSEN: dict[tuple[str | None, str | None], Level] = {}
 _WARNED: set[str] = set()
 _WARN_LOCK = threading.Lock()
-
-
-def detect(sandbox_cmd: str | None = None, cap: str | None = None) -> Level:
-    """The strongest level that works here (probed with a real check, once per process).
-    ``cap`` (or ``THRESHER_SANDBOX_LEVEL``) names the strongest level to consider."""
-    from thresher.sandbox.run import probe
-
-    cap = cap or os.environ.get("THRESHER_SANDBOX_LEVEL") or None
-    if cap is not None and cap not in ORDER:
-        raise ValueError(f"THRESHER_SANDBOX_LEVEL: unknown level {cap!r} (expected one of {', '.join(ORDER)})")
-    key = (sandbox_cmd, cap)
-    with _LOCK:
-        if key in _CHOSEN:
-            return _CHOSEN[key]
-        names = ORDER[ORDER.index(cap):] if cap else ORDER
-        tries = [(n, t) for n in names for t in (("unshare", "bwrap") if n == "namespaces" else ("",))]
-        for name, tool in tries:
-            level = build(name, sandbox_cmd, tool or "unshare")
-            if level is not None and (name in ("container", "fallback") or probe(level)):
-                _CHOSEN[key] = level
-                return level
-    raise RuntimeError("no sandbox level works")  # fallback always does
 
 
 def warn_once(level: Level) -> None:

@@ -10,13 +10,21 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from thresher.sandbox.levels import Level, dangerous_extensions, detect, elf_interpreter, warn_once
+from thresher.sandbox.levels import (
+    ORDER,
+    Level,
+    build,
+    dangerous_extensions,
+    elf_interpreter,
+    warn_once,
+)
 
 _HERE = Path(__file__).parent
 #: modules imported (and snapshotted against patching) before the candidate runs
@@ -232,6 +240,30 @@ def probe(level: Level) -> bool:
     if not good.passed:
         return False
     return not run_check("def f(x):\n    return x\n", tests, "f", level=level, limits=Limits(timeout=20)).passed
+
+
+_LOCK = threading.Lock()
+_CHOSEN: dict[tuple[str | None, str | None], Level] = {}
+
+
+def detect(sandbox_cmd: str | None = None, cap: str | None = None) -> Level:
+    """The strongest level that works here (probed with a real check, once per process).
+    ``cap`` (or ``THRESHER_SANDBOX_LEVEL``) names the strongest level to consider."""
+    cap = cap or os.environ.get("THRESHER_SANDBOX_LEVEL") or None
+    if cap is not None and cap not in ORDER:
+        raise ValueError(f"THRESHER_SANDBOX_LEVEL: unknown level {cap!r} (expected one of {', '.join(ORDER)})")
+    key = (sandbox_cmd, cap)
+    with _LOCK:
+        if key in _CHOSEN:
+            return _CHOSEN[key]
+        names = ORDER[ORDER.index(cap):] if cap else ORDER
+        tries = [(n, t) for n in names for t in (("unshare", "bwrap") if n == "namespaces" else ("",))]
+        for name, tool in tries:
+            level = build(name, sandbox_cmd, tool or "unshare")
+            if level is not None and (name in ("container", "fallback") or probe(level)):
+                _CHOSEN[key] = level
+                return level
+    raise RuntimeError("no sandbox level works")  # fallback always does
 
 
 def _cpus() -> int:

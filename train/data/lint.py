@@ -170,7 +170,7 @@ def _assistant_texts(tokenizer: Any, messages: Any) -> list[str]:
     """Text each assistant turn may train: its content (a reasoning trace folded in), or for a
     tool-call turn or a template that renders reasoning itself the template's whole rendering
     of that turn (the calls and the ``<think>`` block are the template's, not in content)."""
-    from thresher.train.data.masks import _render, renders_reasoning, template_turns
+    from thresher.train.data.masks import render_text, renders_reasoning, template_turns
 
     msgs, _ = template_turns(tokenizer, messages)
     native = renders_reasoning(tokenizer)
@@ -180,8 +180,8 @@ def _assistant_texts(tokenizer: Any, messages: Any) -> list[str]:
             continue
         if m.get("tool_calls") or native:
             try:
-                prefix = _render(tokenizer, msgs[:i], True)
-                out.append(_render(tokenizer, msgs[: i + 1], False)[len(prefix):])
+                prefix = render_text(tokenizer, msgs[:i], True)
+                out.append(render_text(tokenizer, msgs[: i + 1], False)[len(prefix):])
                 continue
             except Exception:  # noqa: BLE001 - the mask step reports template errors
                 pass

@@ -89,7 +89,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _render(tokenizer: Any, messages: Sequence[Mapping[str, str]], gen: bool) -> str:
+def render_text(tokenizer: Any, messages: Sequence[Mapping[str, str]], gen: bool) -> str:
+    """The chat template's text of ``messages`` (``gen``: with the generation prompt)."""
     return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=gen)
 
 
@@ -151,8 +152,8 @@ def _assistant_spans(
     """Char spans of the assistant turns ``turns`` inside ``full``, or (partial, why not)."""
     spans: list[_Span] = []
     for i in turns:
-        prefix = _render(tokenizer, msgs[:i], True) if i > 0 else _render_first_prefix(tokenizer, msgs[0])
-        upto = full if i == len(msgs) - 1 else _render(tokenizer, msgs[: i + 1], False)
+        prefix = render_text(tokenizer, msgs[:i], True) if i > 0 else _render_first_prefix(tokenizer, msgs[0])
+        upto = full if i == len(msgs) - 1 else render_text(tokenizer, msgs[: i + 1], False)
         if not upto.startswith(prefix) or not full.startswith(upto):
             located = _span_in_place(tokenizer, msgs, full, i)
             if located is None:
@@ -163,7 +164,7 @@ def _assistant_spans(
             spans.append(located)
             continue
         try:
-            empty = _render(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
+            empty = render_text(tokenizer, msgs[:i] + [{"role": "assistant", "content": ""}], False)
         except Exception:  # noqa: BLE001 - a template may reject empty content
             empty = None
         tail = empty[len(prefix) :] if empty is not None and empty.startswith(prefix) else None
@@ -189,7 +190,7 @@ def _span_in_place(tokenizer: Any, msgs: list[dict[str, Any]], full: str, i: int
 
     content = msgs[i]["content"]
     try:
-        skel = _render(tokenizer, [*msgs[:i], {**msgs[i], "content": _HOLE}, *msgs[i + 1:]], False)
+        skel = render_text(tokenizer, [*msgs[:i], {**msgs[i], "content": _HOLE}, *msgs[i + 1:]], False)
     except Exception:  # noqa: BLE001 - the caller reports the mismatch
         return None
     k = skel.find(_HOLE)
@@ -215,7 +216,7 @@ def _render_first_prefix(tokenizer: Any, first: dict[str, Any]) -> str:
     (transformers refuses an empty conversation), so the first message is rendered with a
     placeholder content and the text before it is the prefix."""
     try:
-        skeleton = _render(tokenizer, [{**first, "content": _HOLE}], False)
+        skeleton = render_text(tokenizer, [{**first, "content": _HOLE}], False)
     except Exception:  # noqa: BLE001 - the full render reports template errors
         return ""
     k = skeleton.find(_HOLE)
@@ -282,7 +283,7 @@ def _render_spans(
     """Phase 1 of :func:`encode_conversation`: render the conversation and find the trained
     assistant spans in the text; ``(text, spans, why_spans_failed)`` or the row's issue."""
     try:
-        full = _render(tokenizer, msgs, False)
+        full = render_text(tokenizer, msgs, False)
         if not turns:
             why_none = "every assistant turn has weight 0" if any(
                 m["role"] == "assistant" for m in msgs) else "the conversation has no assistant turn"
@@ -475,7 +476,7 @@ def renders_reasoning(tokenizer: Any) -> bool:
     probe = [{"role": "user", "content": "q"},
              {"role": "assistant", "content": "a", "reasoning_content": _TRACE_PROBE}]
     try:
-        native = _TRACE_PROBE in _render(tokenizer, probe, False)
+        native = _TRACE_PROBE in render_text(tokenizer, probe, False)
     except Exception:  # noqa: BLE001 - a template failing here fails on the rows too, with a lint issue
         native = False
     try:
@@ -547,7 +548,7 @@ def _answer_start(tokenizer: Any, msgs: list[dict[str, Any]], turn: int, answer:
     m = msgs[turn]
     head = m["content"][: len(m["content"]) - len(answer)] if answer else m["content"]
     try:
-        skel = _render(tokenizer, msgs[:turn] + [{**m, "content": head + _HOLE}], False)
+        skel = render_text(tokenizer, msgs[:turn] + [{**m, "content": head + _HOLE}], False)
     except Exception:  # noqa: BLE001 - fall back to the text search below
         skel = ""
     k = skel.find(_HOLE)

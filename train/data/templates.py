@@ -64,9 +64,6 @@ def locate_base(base: str | Path | None) -> tuple[Path, str | None]:
     return resolved, None
 
 
-_locate = locate_base  # old private name, kept for callers
-
-
 def load_tokenizer(
     base: str | Path | None,
     *,

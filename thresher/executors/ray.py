@@ -1,25 +1,16 @@
-"""The Ray executor: thresher's stages on a Ray cluster (``--executor ray``).
+"""The Ray executor: a row-wise stage on a Ray cluster (``--executor ray``).
 
-Ray is an optional extra (``pip install 'thresher[ray]'``); this module imports it lazily, so
-``thresher --help`` and the local executor never need it.
-
-- :func:`use` / :func:`current` hold the executor chosen by ``--executor`` (stage commands,
-  ``thresher run``) or ``executor:`` (recipes); :func:`thresher.executor.run_stage` asks
-  :func:`current` and hands row-wise stages to :func:`run_batches_ray`.
-- :func:`session` connects to ``--ray-address`` (default ``$RAY_ADDRESS``) or starts a local
-  cluster for the run, and shuts down only what it started.
-- :func:`run_batches_ray` runs a :class:`~thresher.executor.RowStage` as ``ray.data``
-  ``map_batches`` over its ``process_batch``: model stages (generate, score) in an actor pool
-  (one model load per actor, ``num_gpus`` per actor when the cluster has GPUs, vLLM tensor
-  parallelism through a placement group from ``ray_remote_args_fn``), the others as tasks.
-  Every batch's output is written by the worker as a Parquet shard into the stage folder
-  (``ray-shards/``); a rerun after a crash or a killed driver processes only the rows no shard
-  holds yet. The driver then runs the stage's ``finalize`` and writes kept/dropped/stats and
-  the manifest exactly as the local executor does.
-- :func:`shuffle` / :func:`apply` are hash-partitioned tables (lists of object refs of Arrow
-  tables, one per partition) for the distributed dedup's joins and its iterative connected
-  components: plain Ray tasks, so an iteration costs milliseconds of scheduling instead of a
-  Ray Data execution's start-up.
+:class:`RayExecutor` runs a :class:`~thresher.executor.RowStage` as ``ray.data``
+``map_batches`` over its ``process_batch``: model stages (:data:`MODEL_STAGES`: generate,
+score, eval) in an actor pool (one model load per actor, ``num_gpus`` per actor when the
+cluster has GPUs, vLLM tensor parallelism through a placement group from
+``ray_remote_args_fn``), the others as tasks. Every batch's output is written by the worker
+as a Parquet shard into the stage folder (``ray-shards/``); a rerun after a crash or a killed
+driver processes only the rows no shard holds yet. The driver then runs the stage's
+``finalize`` with a context from ``setup`` plus the workers' summed counters, and
+:func:`thresher.executor.run_stage` writes kept/dropped/stats and the manifest exactly as
+for the local executor. The cluster session and the executor setting are
+:mod:`thresher.executors.ray_session`.
 
 Multi-node clusters need the run folder on a filesystem every node sees (NFS, a mounted
 bucket): workers write their shards there.
@@ -27,187 +18,22 @@ bucket): workers write their shards there.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from thresher.errors import ThresherError
+from thresher.executors.ray_session import (
+    cluster_cpus,
+    cluster_gpus,
+    ray_actors,
+    ray_address,
+    session,
+)
+from thresher.executors.rows import ROW_INDEX, BatchFn, in_order
 
-INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"
-EXECUTORS = ("local", "ray")
 #: row-wise stages that load a model: they run in an actor pool (one load per actor)
 MODEL_STAGES = ("generate", "score", "eval")
 SHARDS = "ray-shards"
-_SETTINGS: dict[str, Any] = {"executor": "local", "address": None, "actors": None}
-
-
-def use(executor: str = "local", address: str | None = None, actors: int | None = None) -> None:
-    """Choose the executor for the stages run from now on in this process."""
-    _SETTINGS.update(executor=check_executor(executor), address=address, actors=actors)
-
-
-def current() -> str:
-    """The executor chosen by :func:`use` (``local`` unless ``--executor ray`` was given)."""
-    return _SETTINGS["executor"]
-
-
-@contextlib.contextmanager
-def using(executor: str, address: str | None = None) -> Iterator[None]:
-    """:func:`use` for the duration of a block (the recipe runner; on Ray, one session for
-    the whole block), then restore the previous choice."""
-    saved = dict(_SETTINGS)
-    use(executor, address or saved.get("address"), saved.get("actors"))
-    try:
-        if executor == "ray":
-            with session(_SETTINGS["address"]):
-                yield
-        else:
-            yield
-    finally:
-        _SETTINGS.update(saved)
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or a one-line :class:`ThresherError` saying how to install it."""
-    try:
-        import ray
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise ThresherError(INSTALL_HINT) from None
-    return ray
-
-
-def check_executor(name: str) -> str:
-    """``name`` if it is a known executor (``local`` or ``ray``), else a one-line error."""
-    if name not in EXECUTORS:
-        raise ThresherError(f"executor: must be one of {', '.join(EXECUTORS)}, got {name!r}")
-    if name == "ray":
-        require_ray()
-    return name
-
-
-def _quiet_data_context() -> None:
-    import logging
-
-    import ray.data
-
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # "no available CPUs" while tasks run
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    with contextlib.suppress(AttributeError):
-        ctx.enable_operator_progress_bars = False
-
-
-@contextlib.contextmanager
-def session(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[Any]:
-    """Use the Ray cluster at ``address`` (or ``$RAY_ADDRESS``), or start a local one.
-
-    An already initialised Ray (a test fixture, a user's driver script) is used as it is and
-    left running. A cluster this function started is shut down on exit.
-    """
-    ray = require_ray()
-    if ray.is_initialized():
-        _quiet_data_context()
-        yield ray
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
-    if address is None and num_cpus is not None:
-        kwargs["num_cpus"] = num_cpus
-    try:
-        ray.init(address=address, **kwargs)
-    except ConnectionError as e:
-        raise ThresherError(f"--ray-address {address}: cannot connect to a Ray cluster ({e})") from None
-    try:
-        _quiet_data_context()
-        yield ray
-    finally:
-        ray.shutdown()
-
-
-def cluster_cpus() -> int:
-    """Number of CPUs in the connected cluster (at least 1)."""
-    import ray
-
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def cluster_gpus() -> int:
-    """Number of GPUs in the connected cluster."""
-    import ray
-
-    return int(ray.cluster_resources().get("GPU", 0))
-
-
-def default_partitions() -> int:
-    """Partitions for the shuffles: two per CPU of the cluster."""
-    return max(2, 2 * cluster_cpus())
-
-
-# --- hash-partitioned tables over Ray tasks ------------------------------------------------
-
-def _remote(fn: Callable[..., Any], **options: Any) -> Any:
-    import ray
-
-    return ray.remote(**options)(fn) if options else ray.remote(fn)
-
-
-def _split_table(table: Any, key: str, parts: int, fn: Callable[[Any], Any] | None) -> tuple:
-    """Map side of a shuffle: apply ``fn``, then split rows by ``hash(key) % parts``."""
-    import numpy as np
-    import pyarrow as pa
-
-    if fn is not None:
-        table = fn(table)
-    if table.num_rows == 0:
-        empty = table.slice(0, 0)
-        return tuple(empty for _ in range(parts)) if parts > 1 else empty
-    values = table.column(key).to_numpy().astype(np.uint64, copy=False)
-    part = ((values * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) % np.uint64(parts)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64))
-    table = table.take(pa.array(order))
-    out = tuple(table.slice(int(bounds[p]), int(bounds[p + 1] - bounds[p])) for p in range(parts))
-    return out if parts > 1 else out[0]
-
-
-def _concat(*tables: Any) -> Any:
-    import pyarrow as pa
-
-    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-
-
-def shuffle(blocks: Sequence[Any], key: str, parts: int,
-            fn: Callable[[Any], Any] | None = None) -> list[Any]:
-    """Hash-partition Arrow blocks (object refs) on the integer column ``key``.
-
-    ``fn`` (optional) transforms each block on the map side first. Returns ``parts`` object
-    refs; partition ``p`` holds every row whose ``key`` hashes to ``p``.
-    """
-    split = _remote(_split_table, num_returns=parts)
-    maps = [split.remote(b, key, parts, fn) for b in blocks]
-    if parts == 1:
-        maps = [[m] for m in maps]
-    concat = _remote(_concat)
-    return [concat.remote(*[m[p] for m in maps]) for p in range(parts)]
-
-
-def apply(fn: Callable[..., Any], *partitions: Sequence[Any], **kwargs: Any) -> list[Any]:
-    """Run ``fn(part_a[p], part_b[p], ..., **kwargs)`` as one task per partition ``p``."""
-    task = _remote(fn)
-    return [task.remote(*args, **kwargs) for args in zip(*partitions)]
-
-
-def gather(refs: Sequence[Any]) -> Any:
-    """Fetch and concatenate Arrow tables (object refs) on the driver."""
-    import ray
-
-    return _concat(*ray.get(list(refs)))
 
 
 # --- row-wise stages as map_batches ----------------------------------------------------------
@@ -270,8 +96,6 @@ class ShardWriter:
     """
 
     def __init__(self, impl: Any, config: Any, where: str, shard_dir: str):
-        from thresher.executor import BatchFn
-
         self.fn = BatchFn(impl, config, where)
         self.shard_dir = shard_dir
 
@@ -283,7 +107,6 @@ class ShardWriter:
         import polars as pl
         import pyarrow as pa
 
-        from thresher.executor import ROW_INDEX
         from thresher.io.atomic import atomic_path, write_text_atomic
 
         t0 = time.perf_counter()
@@ -340,7 +163,7 @@ def _map_options(impl: Any, config: Any) -> dict[str, Any]:
         return {"compute_actors": False}
     gpus = cluster_gpus()
     tp = _tensor_parallel(config)
-    actors = _SETTINGS.get("actors") or (max(1, gpus // tp) if gpus else max(1, cluster_cpus() // 2))
+    actors = ray_actors() or (max(1, gpus // tp) if gpus else max(1, cluster_cpus() // 2))
     opts: dict[str, Any] = {"compute_actors": True, "concurrency": actors}
     if gpus and tp > 1:
         opts["num_gpus"] = 0  # the placement group holds the GPUs
@@ -420,27 +243,24 @@ def _shard_counters(files: list[Any]) -> dict[str, float]:
 def run_batches_ray(impl: Any, table: Any, config: Any, where: str,
                     stage: Any) -> tuple[Any, Any, dict[str, Any], Any]:
     """A row-wise stage on Ray (see the module docstring): ``(kept, dropped, stats, context)``
-    as :func:`thresher.executor.run_stage` gets them from the local path."""
-    from thresher.executor import _in_order
-
+    as :class:`~thresher.executors.local.LocalExecutor` returns them."""
     context = impl.setup(config, where, stage)  # on the driver too: fails fast, and for finalize
     try:
-        with session(_SETTINGS.get("address")):
+        with session(ray_address()):
             kept, dropped, files = _run_shards(impl, table, config, where, stage)
         for k, v in _shard_counters(files).items():
             context.count(k, v)
-        kept, dropped, stats = impl.finalize(_in_order(kept), _in_order(dropped), context)
+        kept, dropped, stats = impl.finalize(in_order(kept), in_order(dropped), context)
     finally:
         impl.teardown(context)
     stats = {**stats, "executor": "ray", "shards": len(files)}
-    return _in_order(kept, drop=True), _in_order(dropped, drop=True), stats, context
+    return in_order(kept, drop=True), in_order(dropped, drop=True), stats, context
 
 
 def _run_shards(impl: Any, table: Any, config: Any, where: str, stage: Any) -> tuple[Any, Any, list[Any]]:
     """The pending shards on Ray, then every shard read back: ``(kept, dropped, files)``."""
     import polars as pl
 
-    from thresher.executor import ROW_INDEX, BatchFn
     from thresher.progress import info
 
     numbered = table.with_row_index(ROW_INDEX)
@@ -464,3 +284,15 @@ def _run_shards(impl: Any, table: Any, config: Any, where: str, stage: Any) -> t
     files = sorted(p for p in shard_dir.iterdir() if _parse_shard(p.name))
     kept, dropped = BatchFn.split(pl.concat([pl.read_parquet(p) for p in files], how="diagonal_relaxed"))
     return kept, dropped, files
+
+
+class RayExecutor:
+    """Row-wise stages on the Ray cluster of :func:`~thresher.executors.ray_session.session`."""
+
+    name = "ray"
+
+    def run_rows(self, impl: Any, config: Any, table: Any, stage: Any,
+                 where: str) -> tuple[Any, Any, dict[str, Any], Any]:
+        """``(kept, dropped, stats, context)``, as :class:`~thresher.executors.local.LocalExecutor`
+        returns them (``stats`` adds ``executor: ray`` and the number of shards)."""
+        return run_batches_ray(impl, table, config, where, stage)
