@@ -1,7 +1,7 @@
 """The options every model scorer shares (loglik, reward, ifd, gain, ending; the local judge
 and vLLM's reward runner take the ones they use), built from the score stage's Config.
 
-The defaults are the Config's: :meth:`ModelOptions.default` is ``from_config(Config())``, so
+The defaults are written here once, and score's Config takes its defaults from them, so
 a scorer built directly (``LoglikScorer(path, batch_size=4)``) and one the stage builds agree.
 Keyword arguments a scorer is given override single fields (:func:`model_options`).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from thresher.errors import ThresherError
 
@@ -22,23 +22,23 @@ class ModelOptions:
     """How a model scorer loads its model and batches rows (score's Config fields of the same
     meaning; :meth:`from_config`)."""
 
-    max_length: int
+    max_length: int = 2048
     """Token limit per row."""
-    overflow: str
+    overflow: Literal["truncate_left", "truncate_right", "skip"] = "truncate_left"
     """Rows over max_length: truncate_left (keep the end), truncate_right, or skip."""
-    batch_size: int
+    batch_size: int = 16
     """Rows per batch (at most)."""
-    max_batch_tokens: int | None
+    max_batch_tokens: int | None = 16384
     """Padded tokens per batch (rows x longest row); None: no limit."""
-    device: str
+    device: str = "auto"
     """auto, cpu, cuda, cuda:1 ..."""
-    dtype: str
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """auto, float32, bfloat16, float16."""
-    sort: bool
+    sort: bool = True
     """Batch rows by length."""
-    trust_remote_code: bool
+    trust_remote_code: bool = False
     """Allow model repositories' own code."""
-    allow_special_in_content: bool
+    allow_special_in_content: bool = False
     """Special-token strings typed in message content act as control tokens."""
 
     @classmethod
@@ -53,10 +53,8 @@ class ModelOptions:
 
     @classmethod
     def default(cls) -> ModelOptions:
-        """The options of the default score Config."""
-        from .stage import Config
-
-        return cls.from_config(Config())
+        """The default options (score's Config takes its defaults from these fields)."""
+        return cls()
 
 
 def model_options(options: ModelOptions | None, overrides: dict[str, Any]) -> ModelOptions:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .options import ModelOptions
-from .specs import ScorerSpec, SpecError
+from .specs import NAME_PATTERN, ScorerSpec, SpecError
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,41 @@ SCORERS: dict[str, ScorerKind] = {
     "gain": ScorerKind(optional_model, model_scorer("gain", "GainScorer")),
     "ending": ScorerKind(optional_model, model_scorer("gain", "EndingScorer")),
 }
+
+
+# ---------------------------------------------------------------- parsing a spec
+
+
+def parse_spec(text: str) -> ScorerSpec:
+    """Parse one scorer spec; raise SpecError with a one-line reason."""
+    raw = text.strip()
+    name = None
+    head = raw.split(":", 1)[0]
+    if "=" in head:
+        name, raw = raw.split("=", 1)
+        name = name.strip()
+        if not NAME_PATTERN.match(name):
+            raise SpecError(f"scorer {text!r}: name {name!r} must be letters, digits and _")
+    kind, _, rest = raw.partition(":")
+    kind = kind.strip().lower()
+    if kind not in SCORERS:
+        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(SCORERS)})")
+    return SCORERS[kind].parse(name or kind, kind, rest.strip(), text)
+
+
+def parse_specs(texts: tuple[str, ...] | list[str]) -> tuple[list[ScorerSpec], list[str]]:
+    """Parse every spec; return (specs, problems) with duplicate names reported."""
+    specs, problems, seen = [], [], set()
+    for i, t in enumerate(texts):
+        try:
+            s = parse_spec(str(t))
+        except SpecError as e:
+            problems.append(f"scorers[{i}]: {e}")
+            continue
+        if s.name in seen:
+            problems.append(
+                f"scorers[{i}]: two scorers named {s.name!r}; name one, e.g. {s.name}2={t}"
+            )
+        seen.add(s.name)
+        specs.append(s)
+    return specs, problems

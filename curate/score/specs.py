@@ -32,7 +32,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+"""What a scorer's name may be (it becomes the column ``score_<name>``)."""
 
 
 @dataclass(frozen=True)
@@ -55,40 +56,3 @@ class ScorerSpec:
 
 class SpecError(ValueError):
     """A malformed scorer spec (message is user-facing)."""
-
-
-def parse_spec(text: str) -> ScorerSpec:
-    """Parse one scorer spec; raise SpecError with a one-line reason."""
-    raw = text.strip()
-    name = None
-    head = raw.split(":", 1)[0]
-    if "=" in head:
-        name, raw = raw.split("=", 1)
-        name = name.strip()
-        if not _NAME.match(name):
-            raise SpecError(f"scorer {text!r}: name {name!r} must be letters, digits and _")
-    kind, _, rest = raw.partition(":")
-    kind = kind.strip().lower()
-    from .registry import SCORERS  # the registry imports ScorerSpec from here
-
-    if kind not in SCORERS:
-        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(SCORERS)})")
-    return SCORERS[kind].parse(name or kind, kind, rest.strip(), text)
-
-
-def parse_specs(texts: tuple[str, ...] | list[str]) -> tuple[list[ScorerSpec], list[str]]:
-    """Parse every spec; return (specs, problems) with duplicate names reported."""
-    specs, problems, seen = [], [], set()
-    for i, t in enumerate(texts):
-        try:
-            s = parse_spec(str(t))
-        except SpecError as e:
-            problems.append(f"scorers[{i}]: {e}")
-            continue
-        if s.name in seen:
-            problems.append(
-                f"scorers[{i}]: two scorers named {s.name!r}; name one, e.g. {s.name}2={t}"
-            )
-        seen.add(s.name)
-        specs.append(s)
-    return specs, problems

@@ -29,7 +29,11 @@ from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
 from .base import ScoreResult, conversation_key
-from .specs import ScorerSpec, parse_specs
+from .options import ModelOptions
+from .registry import parse_specs
+from .specs import ScorerSpec
+
+_MODEL = ModelOptions()  # the model scorers' defaults, written once there
 
 DEFAULT_SCORERS = ("loglik",)
 
@@ -56,22 +60,22 @@ class Config:
     samples passing WHAT: a verify scorer's NAME, a score column or verify:VERIFIER)."""
     label: str | None = None
     """Reward models with several labels: the label index or name to use."""
-    max_length: int = 2048
+    max_length: int = _MODEL.max_length
     """Token limit per row for reward and loglik scorers."""
-    overflow: Literal["truncate_left", "truncate_right", "skip"] = "truncate_left"
+    overflow: Literal["truncate_left", "truncate_right", "skip"] = _MODEL.overflow
     """Rows over max_length: keep the end, keep the start, or skip with a reason."""
-    batch_size: int = 16
+    batch_size: int = _MODEL.batch_size
     """Rows per batch (at most)."""
-    max_batch_tokens: int = 16384
+    max_batch_tokens: int = _MODEL.max_batch_tokens
     """Padded tokens per batch (rows x longest row)."""
-    sort_by_length: bool = True
+    sort_by_length: bool = _MODEL.sort
     """Batch rows by length (off: in input order; slower, for comparison)."""
     engine: Literal["auto", "transformers", "vllm"] = "auto"
     """Reward-model engine: vllm's pooling runner, transformers, or auto (vllm when installed and
     a GPU is visible)."""
-    device: str = "auto"
+    device: str = _MODEL.device
     """auto, cpu, cuda, cuda:1 ... (auto: cuda when available, else cpu)."""
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _MODEL.dtype
     """auto: bfloat16 on GPU, float32 on CPU."""
     judge_rubric: Path | None = None
     """Text file with the judge's rubric (replaces the default)."""
@@ -87,9 +91,9 @@ class Config:
     """Read and write the score cache."""
     cache_dir: Path | None = None
     """Score cache folder (default $THRESHER_CACHE/scores or ~/.cache/thresher/scores)."""
-    trust_remote_code: bool = False
+    trust_remote_code: bool = _MODEL.trust_remote_code
     """Allow model repositories' own code."""
-    allow_special_tokens_in_content: bool = False
+    allow_special_tokens_in_content: bool = _MODEL.allow_special_in_content
     """Let special-token strings typed in message content (e.g. <|im_end|>) act as control tokens (default: tokenized as text)."""
     passrate_from: dict[str, str] = field(default_factory=dict)
     """NAME=ROWS: compute passrate scorer NAME on other rows (a file or stage folder, e.g. the

@@ -51,7 +51,7 @@ def test_gain_equals_the_formula_in_one_pass_sharing_answers(tiny_lm_dir):
 
 def test_gain_without_an_answer_has_no_score_and_spec_parses(tiny_lm_dir):
     from thresher.curate.score.gain import GainScorer
-    from thresher.curate.score.specs import parse_spec
+    from thresher.curate.score.registry import parse_spec
 
     (r,) = GainScorer(str(tiny_lm_dir), device="cpu").score([[{"role": "user", "content": "Hi"}]])
     assert r.score is None and r.error == "no final assistant turn to score"

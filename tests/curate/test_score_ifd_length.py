@@ -51,7 +51,7 @@ def test_length_counts_answer_tokens(tiny_lm_dir):
 
 @pytest.mark.parametrize("spec,kind", [("length", "length"), ("ifd", "ifd"), ("d=ifd:/m", "ifd")])
 def test_specs_parse(spec, kind):
-    from thresher.curate.score.specs import parse_spec
+    from thresher.curate.score.registry import parse_spec
 
     assert parse_spec(spec).kind == kind
 

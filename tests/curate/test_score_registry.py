@@ -11,7 +11,8 @@ import pytest
 from thresher.curate.score import registry
 from thresher.curate.score.base import ScoreResult, split_response
 from thresher.curate.score.options import ModelOptions, model_options
-from thresher.curate.score.specs import SpecError, parse_spec
+from thresher.curate.score.registry import parse_spec
+from thresher.curate.score.specs import SpecError
 from thresher.curate.score.stage import Config, build_scorer, run
 from thresher.schema import make_rows
 
