@@ -32,10 +32,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from thresher.config import EXECUTORS
 from thresher.errors import ThresherError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"
-EXECUTORS = ("local", "ray")
 #: row-wise stages that load a model: they run in an actor pool (one load per actor)
 MODEL_STAGES = ("generate", "score", "eval")
 SHARDS = "ray-shards"
