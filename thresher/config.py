@@ -35,9 +35,6 @@ UPPER_BOUNDS: dict[str, tuple[int, str]] = {
 }
 #: every integer option must fit in 64 bits (polars, numpy and torch use them as int64)
 INT_MAX = (1 << 63) - 1
-#: where stages run: here, or on a Ray cluster (``--executor``, a recipe's ``executor:``)
-Executor = Literal["local", "ray"]
-EXECUTORS: tuple[str, ...] = get_args(Executor)
 
 
 def short_repr(value: Any, limit: int = QUOTE_LIMIT) -> str:

@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from thresher.config import EXECUTORS
+from thresher.choices import EXECUTORS
 from thresher.errors import ThresherError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"

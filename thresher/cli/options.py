@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from thresher.choices import EXECUTORS
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.config import EXECUTORS
 from thresher.io.inputs import ReadOptions
 
 #: how the :class:`~thresher.io.inputs.ReadOptions` fields are spelled on the command line

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from thresher.config import EXECUTORS
+from thresher.choices import EXECUTORS
 from thresher.errors import ThresherError
 
 SET_HELP = "Override a recipe value: STAGE.KEY=VALUE (VALUE is YAML), e.g. --set dedup.threshold=0.9. Repeatable."

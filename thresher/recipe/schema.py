@@ -41,7 +41,8 @@ from typing import Any
 
 import yaml
 
-from thresher.config import Executor, did_you_mean, short_repr
+from thresher.choices import Executor
+from thresher.config import did_you_mean, short_repr
 from thresher.errors import ConfigError, ThresherError
 from thresher.io.inputs import OnBadRows
 from thresher.yamlutil import safe_load as unique_yaml_load
