@@ -5,6 +5,7 @@ and convert never replacing what it should not. Each test goes through the CLI."
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import json
 import lzma
@@ -16,13 +17,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import invoke as _run
+from tests.conftest import one_error_line
 from thresher.cli.main import cli
 
 QA = {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}
-
-
-def _run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def _jsonl(path: Path, records) -> Path:
@@ -30,10 +29,7 @@ def _jsonl(path: Path, records) -> Path:
     return path
 
 
-def _error(res) -> str:
-    assert res.exit_code == 1, res.output
-    assert "Traceback" not in res.output
-    return res.output.strip().splitlines()[-1]
+_error = functools.partial(one_error_line, status=1)
 
 
 # ------------------------------------------------------------------ compressed inputs (issue 20)

@@ -7,17 +7,14 @@ import socket
 
 import pytest
 
+from tests.conftest import one_error_line
+
 
 def _one_line_error(r, *needles):
-    assert r.exit_code == 1, r.output
-    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
-    assert lines[-1].startswith("Error: "), r.output
-    assert "Traceback" not in r.output
-    errors = [ln for ln in lines if ln.startswith("Error:")]
-    assert len(errors) == 1
+    msg = one_error_line(r, status=1)
     for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
+        assert n in msg, msg
+    return msg
 
 
 def test_missing_prompt(cli_run, tmp_path):

@@ -3,11 +3,13 @@ stage that reads a column no earlier stage produces."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import one_error_line
 from thresher.cli.main import cli
 
 ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
@@ -26,9 +28,7 @@ def _recipe(tmp_path, rows, stages: str):
     return p
 
 
-def _error(res) -> str:
-    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
-    return res.output.strip().splitlines()[-1]
+_error = functools.partial(one_error_line, status=1)
 
 
 def test_missing_train_base_is_caught_before_any_stage(tmp_path, rows):
