@@ -114,7 +114,8 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             out = _coerce(value, a, key, sub)
             if not sub:
                 return out
-        problems.append(f"{key}: expected {_type_name(tp)}, got {short_repr(value)}")
+        choice = all(get_origin(a) is Literal for a in args if a is not type(None))
+        problems.append(f"{key}: {'must be one of' if choice else 'expected'} {_type_name(tp)}, got {short_repr(value)}")
         return value
     if origin is Literal:
         if value not in get_args(tp):

@@ -141,8 +141,8 @@ def test_recipe_input_reads_a_split(tmp_path):
 
 @pytest.mark.parametrize("key,msg", [
     ("on_bad_rows: ignore", "inputs[0].on_bad_rows: must be one of 'error' | 'skip', got 'ignore'"),
-    ("format: tsv", "inputs[0].format: expected one of messages, sharegpt, alpaca, prompt-completion, prompt, "
-     "openai-batch, openai-batch-output, got 'tsv'"),
+    ("format: tsv", "inputs[0].format: must be one of 'messages' | 'sharegpt' | 'alpaca' | 'prompt-completion' | "
+     "'prompt' | 'openai-batch' | 'openai-batch-output' | null, got 'tsv'"),
 ])
 def test_recipe_input_keys_are_validated(tmp_path, key, msg):
     src = _jsonl(tmp_path / "d.jsonl", [QA])

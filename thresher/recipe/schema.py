@@ -45,6 +45,7 @@ from thresher.choices import Executor
 from thresher.config import did_you_mean, short_repr
 from thresher.errors import ConfigError, ThresherError
 from thresher.io.inputs import OnBadRows
+from thresher.io.shapes import Shape
 from thresher.yamlutil import safe_load as unique_yaml_load
 
 #: recipe stage name -> module exposing ``Config`` and ``run`` (the stage contract)
@@ -86,11 +87,11 @@ class InputSpec:
     source: str | None = None
     category: str | None = None
     limit: int | None = None
-    format: str | None = None
+    format: Shape | None = None
     split: str | None = None
     categories: tuple[str, ...] = ()
     responses: bool = False
-    on_bad_rows: str = "error"
+    on_bad_rows: OnBadRows = "error"
 
 
 @dataclass(frozen=True)
@@ -340,14 +341,6 @@ class _InputEntry:
         return []
 
 
-def _format_problems(fmt: str | None) -> list[str]:
-    from thresher.io.shapes import SHAPES
-
-    if fmt is None or fmt in SHAPES:
-        return []
-    return [f"format: expected one of {', '.join(SHAPES)}, got {fmt!r}"]
-
-
 @dataclass(frozen=True)
 class _PathInput(_InputEntry):
     """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
@@ -355,15 +348,12 @@ class _PathInput(_InputEntry):
 
     path: str = ""
     """The file or folder."""
-    format: str | None = None
+    format: Shape | None = None
     """Force the record format (default: detected)."""
     split: str | None = None
     """The split to read from a DatasetDict folder (default: train)."""
     on_bad_rows: OnBadRows = "error"
     """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
-
-    def check(self) -> list[str]:
-        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -374,13 +364,10 @@ class _HubInput(_InputEntry):
     """The dataset name."""
     split: str | None = None
     """The split to read."""
-    format: str | None = None
+    format: Shape | None = None
     """Force the record format (default: detected)."""
     on_bad_rows: OnBadRows = "error"
     """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
-
-    def check(self) -> list[str]:
-        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
