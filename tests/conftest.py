@@ -108,6 +108,19 @@ def smollm2_dir() -> Path:
 # ----------------------------------------------------------------------------- CLI helpers
 # Plain functions shared by the CLI tests: ``from tests.conftest import invoke, one_error_line``.
 
+#: one valid conversation row (the ``rows`` fixture's file holds it)
+ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
+
+
+@pytest.fixture
+def rows(tmp_path) -> Path:
+    """A JSONL file of one valid row, :data:`ROW` (a module may override it with its own)."""
+    import json
+
+    p = tmp_path / "rows.jsonl"
+    p.write_text(json.dumps(ROW) + "\n")
+    return p
+
 
 def invoke(*args, **kwargs):
     """``thresher ARGS...`` in-process through click's CliRunner (every argument as a string);

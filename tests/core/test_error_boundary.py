@@ -10,17 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import invoke, one_error_line
+from tests.conftest import ROW, invoke, one_error_line
 from thresher.cli.main import RootGroup, cli, os_error_message
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 def test_out_is_a_folder(rows, tmp_path):

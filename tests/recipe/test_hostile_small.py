@@ -8,18 +8,9 @@ import json
 import polars as pl
 import pytest
 
-from tests.conftest import invoke
+from tests.conftest import ROW, invoke
 from tests.conftest import one_error_line as error
 from tests.recipe.conftest import fake_recipe
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 @pytest.mark.parametrize("phrase", ["", "   "])

@@ -9,17 +9,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import one_error_line
+from tests.conftest import ROW, one_error_line
 from thresher.cli.main import cli
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 def _recipe(tmp_path, rows, stages: str):
