@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 
 from thresher.choices import GenerateBackend
-from thresher.config import from_dict
+from thresher.config import choice_problems, from_dict
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
 from thresher.histogram import histogram
@@ -134,7 +134,7 @@ class Config:
 
     def check(self) -> list[str]:
         """Range and consistency problems, one string each."""
-        problems = list(self.sampling().check())
+        problems = choice_problems(self) + self.sampling().check()
         if self.n < 1:
             problems.append(f"n: must be >= 1 (got {self.n})")
         if self.threads < 0:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from thresher.config import choice_problems
 from thresher.precision import Dtype
 
 # Options that change what is computed (and therefore whether a checkpoint can be resumed).
@@ -182,7 +183,7 @@ class TrainConfig:
 
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
-        p: list[str] = []
+        p: list[str] = choice_problems(self)
 
         def positive(name: str) -> None:
             if getattr(self, name) <= 0:

@@ -97,9 +97,10 @@ class Config:
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows", "device", "embed_batch")
 
     def check(self) -> list[str]:
+        from thresher.config import choice_problems
         from thresher.curate.dedup.store import parse_size
 
-        p: list[str] = []
+        p: list[str] = choice_problems(self)
         if not 0 < self.threshold <= 1:
             p.append(f"threshold: must be in (0, 1], got {self.threshold}")
         if self.num_perm < 2:

@@ -42,3 +42,11 @@ def test_one_config_to_dict_and_one_dtype_list():
 
     assert not hasattr(train_config, "to_plain")  # thresher.config.to_dict is the one helper
     assert not hasattr(train_config, "DTYPES") and DTYPES == ("auto", "fp32", "bf16")
+
+
+def test_a_config_built_directly_checks_its_choices_the_same_way():
+    from thresher.distill.stage import Config as GenerateConfig
+
+    assert TrainConfig(schedule="cos").check() == ["schedule: must be one of 'cosine' | 'linear' | 'constant', got 'cos'"]
+    assert GenerateConfig(backend="magic").check() == [
+        "backend: must be one of 'auto' | 'transformers' | 'vllm' | 'openai' | 'openai-batch', got 'magic'"]
