@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import polars as pl
 
-from thresher.config import from_dict
+from thresher.choices import GenerateBackend
+from thresher.config import choice_problems, from_dict
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
 from thresher.histogram import histogram
@@ -25,7 +26,7 @@ from thresher.progress import info
 from thresher.schema import empty_table
 from thresher.stage import Stage, StageResult, dropped_frame
 
-from .backends import BACKENDS, default_backend, make_backend
+from .backends import default_backend, make_backend
 from .backends.base import SamplingParams
 from .costs import stored_usage
 from .loop import Accounting, GenerationLoop
@@ -44,7 +45,7 @@ class Config:
     (openai). Default: the embedded SmolLM2-135M-Instruct."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) of the teacher."""
-    backend: str = "auto"
+    backend: GenerateBackend = "auto"
     """auto | vllm | openai | openai-batch | transformers (auto: vllm when installed with a GPU, else transformers)."""
     n: int = 1
     """Samples per prompt."""
@@ -67,7 +68,7 @@ class Config:
     system_in_rows: bool = True
     """Keep the system prompt in the rows; off: it steers the teacher only and the rows are stored
     without it, so a student learns the behaviour without being told (context distillation)."""
-    reasoning: str = "keep"
+    reasoning: Literal["keep", "strip"] = "keep"
     """keep: <think> text goes to a 'reasoning' column; strip: it is dropped."""
     drop_truncated: bool = False
     """Drop responses cut by max_tokens."""
@@ -117,7 +118,7 @@ class Config:
     """openai: most requests per minute (client-side token bucket; x-ratelimit-* headers lower it)."""
     tpm: float | None = None
     """openai: most tokens per minute, counting prompt + max_tokens per request (token bucket)."""
-    response_format: str = "text"
+    response_format: Literal["text", "json"] = "text"
     """text | json: ask for a JSON object (response_format on servers; a prompt instruction with transformers)."""
     json_schema: str | None = None
     """JSON schema file every answer must match (response_format json_schema / guided decoding); invalid answers are retried then dropped."""
@@ -133,13 +134,9 @@ class Config:
 
     def check(self) -> list[str]:
         """Range and consistency problems, one string each."""
-        problems = list(self.sampling().check())
-        if self.backend not in ("auto", *BACKENDS):
-            problems.append(f"backend: unknown backend {self.backend!r} (expected auto, {', '.join(BACKENDS)})")
+        problems = choice_problems(self) + self.sampling().check()
         if self.n < 1:
             problems.append(f"n: must be >= 1 (got {self.n})")
-        if self.reasoning not in ("keep", "strip"):
-            problems.append(f"reasoning: must be 'keep' or 'strip' (got {self.reasoning!r})")
         if self.threads < 0:
             problems.append("threads: must be >= 0 (0 = torch's default)")
         if self.batch_size < 0:
@@ -175,8 +172,6 @@ class Config:
         unknown = set(self.prices or {}) - {"input", "output"}
         if unknown:
             problems.append(f"prices: unknown key(s) {', '.join(sorted(unknown))} (expected input, output)")
-        if self.response_format not in ("text", "json"):
-            problems.append(f"response_format: must be 'text' or 'json' (got {self.response_format!r})")
         if self.schema_retries < 0:
             problems.append("schema_retries: must be >= 0")
         return problems

@@ -103,3 +103,41 @@ def smollm2_dir() -> Path:
     from thresher.models import resolve_model
 
     return resolve_model(None)
+
+
+# ----------------------------------------------------------------------------- CLI helpers
+# Plain functions shared by the CLI tests: ``from tests.conftest import invoke, one_error_line``.
+
+#: one valid conversation row (the ``rows`` fixture's file holds it)
+ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
+
+
+@pytest.fixture
+def rows(tmp_path) -> Path:
+    """A JSONL file of one valid row, :data:`ROW` (a module may override it with its own)."""
+    import json
+
+    p = tmp_path / "rows.jsonl"
+    p.write_text(json.dumps(ROW) + "\n")
+    return p
+
+
+def invoke(*args, **kwargs):
+    """``thresher ARGS...`` in-process through click's CliRunner (every argument as a string);
+    ``kwargs`` go to ``CliRunner.invoke`` (``input=``, ``env=`` ...). Returns click's Result."""
+    from click.testing import CliRunner
+
+    from thresher.cli.main import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], **kwargs)
+
+
+def one_error_line(res, status: int | None = None) -> str:
+    """The one ``Error:`` line a failed command ends with: a non-zero exit status (``status``
+    when given), no traceback, and no other ``Error:`` line."""
+    assert res.exit_code != 0 if status is None else res.exit_code == status, (res.exit_code, res.output)
+    assert "Traceback" not in res.output, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error:")]
+    assert len(errors) == 1 and errors[0] == lines[-1], res.output
+    return errors[0]

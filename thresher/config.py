@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import re
 import types
@@ -114,7 +115,8 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[str]) -> Any:
             out = _coerce(value, a, key, sub)
             if not sub:
                 return out
-        problems.append(f"{key}: expected {_type_name(tp)}, got {short_repr(value)}")
+        choice = all(get_origin(a) is Literal for a in args if a is not type(None))
+        problems.append(f"{key}: {'must be one of' if choice else 'expected'} {_type_name(tp)}, got {short_repr(value)}")
         return value
     if origin is Literal:
         if value not in get_args(tp):
@@ -239,6 +241,30 @@ def from_dict_partial(cls: type[T], data: Mapping[str, Any] | None, where: str =
     problems: list[str] = []
     obj = _build(cls, data, where, problems, partial=partial)
     return obj, problems
+
+
+@functools.cache
+def _choice_fields(cls: type) -> tuple[tuple[str, Any], ...]:
+    """``(name, annotation)`` of the fields of ``cls`` whose values are a ``Literal`` (or None)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name)
+        args = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
+        if any(get_origin(a) is Literal for a in args) and all(
+                get_origin(a) is Literal or a is type(None) for a in args):
+            out.append((f.name, tp))
+    return tuple(out)
+
+
+def choice_problems(obj: Any) -> list[str]:
+    """``key: must be one of 'a' | 'b', got 'c'`` for every ``Literal`` field of the dataclass
+    ``obj`` holding another value: what :func:`from_dict` says, for a config built directly
+    (call it from ``check()``; the Literal is the one place the choices are written)."""
+    problems: list[str] = []
+    for name, tp in _choice_fields(type(obj)):
+        _coerce(getattr(obj, name), tp, name, problems)
+    return problems
 
 
 def validate(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> list[str]:

@@ -20,13 +20,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import polars as pl
 
 from thresher.errors import ThresherError
 
-KINDS = ("dpo", "kto")
+#: a preference-pair format
+PairKind = Literal["dpo", "kto"]
+KINDS: tuple[str, ...] = get_args(PairKind)
 DATA_FILE = "data/train-00000-of-00001.parquet"
 
 
@@ -34,7 +36,7 @@ DATA_FILE = "data/train-00000-of-00001.parquet"
 class PairOptions:
     """How pairs are chosen (see the module docstring)."""
 
-    kind: str = "dpo"
+    kind: PairKind = "dpo"
     """dpo (prompt/chosen/rejected) or kto (prompt/completion/label)."""
     score: str | None = None
     """Ranking column (score_NAME or NAME); default: the only score column that is not a verifier's."""

@@ -19,13 +19,18 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from thresher.errors import ThresherError
 
+#: a compute precision choice (``--dtype`` of train and the model loaders)
+Dtype = Literal["auto", "fp32", "bf16"]
 #: the accepted ``--dtype`` values
-DTYPES = ("auto", "fp32", "bf16")
-_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16"}
+DTYPES: tuple[str, ...] = get_args(Dtype)
+#: every spelling :func:`normalize` reads, to its short name (fp16 only where a caller allows it)
+_ALIASES = {"auto": "auto", "fp32": "fp32", "float32": "fp32", "float": "fp32", "bf16": "bf16",
+            "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
+_TORCH = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: CPU flags that mean native bf16 matrix math (x86 AMX / AVX-512 BF16, Arm BF16)
 BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 
@@ -34,7 +39,7 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
 class Precision:
     """The compute dtype chosen for one model, and why.
 
-    ``name``: ``"fp32"`` or ``"bf16"``. ``reason``: a short phrase for the start-up line
+    ``name``: ``"fp32"``, ``"bf16"`` (or ``"fp16"`` where a caller allows it). ``reason``: a short phrase for the start-up line
     (``"CPU has avx512_bf16"``, ``"forced"``...).
     """
 
@@ -48,22 +53,24 @@ class Precision:
 
     @property
     def torch_dtype(self) -> Any:
-        """The torch dtype (``torch.bfloat16`` or ``torch.float32``)."""
+        """The torch dtype (``torch.bfloat16``, ``torch.float32`` or ``torch.float16``)."""
         import torch
 
-        return torch.bfloat16 if self.bf16 else torch.float32
+        return getattr(torch, _TORCH[self.name])
 
     def describe(self) -> str:
         """One line for the start-up log: ``precision: bf16 (CPU has avx512_bf16)``."""
         return f"precision: {self.name} ({self.reason})"
 
 
-def normalize(choice: str | None) -> str:
-    """``auto``/``fp32``/``bf16`` (also ``float32``/``bfloat16``); a one-line error otherwise."""
-    key = (choice or "auto").strip().lower()
-    if key not in _ALIASES:
-        raise ThresherError(f"dtype: must be one of {', '.join(DTYPES)}, got {choice!r}")
-    return _ALIASES[key]
+def normalize(choice: str | None, *, fp16: bool = False) -> str:
+    """``auto``/``fp32``/``bf16`` (also ``float32``/``float``/``bfloat16``; with ``fp16``,
+    ``fp16``/``float16``/``half`` too); a one-line error otherwise. The one dtype parser."""
+    key = _ALIASES.get((choice or "auto").strip().lower())
+    if key is None or (key == "fp16" and not fp16):
+        allowed = (*DTYPES, "fp16") if fp16 else DTYPES
+        raise ThresherError(f"dtype: must be one of {', '.join(allowed)}, got {choice!r}")
+    return key
 
 
 @functools.cache
@@ -113,9 +120,10 @@ def cpu_fast_bf16() -> tuple[bool, str]:
     return speedup >= 1.3, f"bf16 matmul {speedup:.1f}x fp32 on this CPU"
 
 
-def resolve(choice: str | None, device: Any = "cpu") -> Precision:
-    """The precision for ``choice`` (auto/fp32/bf16) on ``device`` (a str or torch.device)."""
-    key = normalize(choice)
+def resolve(choice: str | None, device: Any = "cpu", *, fp16: bool = False) -> Precision:
+    """The precision for ``choice`` (auto/fp32/bf16, and fp16 when ``fp16``) on ``device``
+    (a str or torch.device)."""
+    key = normalize(choice, fp16=fp16)
     if key == "auto":
         key = normalize(os.environ.get("THRESHER_DTYPE") or "auto")
         if key != "auto":
@@ -132,3 +140,9 @@ def resolve(choice: str | None, device: Any = "cpu") -> Precision:
         return Precision("fp32", f"default on {kind}")
     ok, why = cpu_fast_bf16()
     return Precision("bf16" if ok else "fp32", why)
+
+
+def torch_dtype(choice: str | None, device: Any = "cpu") -> Any:
+    """The torch dtype a model loads in for ``choice`` (any spelling :func:`normalize` reads,
+    fp16 included) on ``device``; ``auto`` as :func:`resolve` decides."""
+    return resolve(choice, device, fp16=True).torch_dtype

@@ -14,7 +14,7 @@ import click
 from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.lazy import LazyGroup
 from thresher.cli.options import force_option, out_option, read_options
-from thresher.train.config import DISTRIBUTED, DTYPES, OVERLONG, SCHEDULES, TRAIN_ON, TrainConfig
+from thresher.train.config import TrainConfig
 
 LAZY = {
     "lint-masks": ("thresher.train.data.cli:lint_masks",
@@ -38,11 +38,6 @@ _OPTS = {
     "r": Opt(decls=("-r", "--rank")),
     "target_modules": Opt(callback=_csv, multiple=False,
                           help="Comma-separated module names (default: every linear layer of attention and MLP)."),
-    "schedule": Opt(type=click.Choice(SCHEDULES)),
-    "dtype": Opt(type=click.Choice(DTYPES)),
-    "overlong": Opt(type=click.Choice(OVERLONG)),
-    "train_on": Opt(type=click.Choice(TRAIN_ON)),
-    "distributed": Opt(type=click.Choice(DISTRIBUTED)),
     "val_file": Opt(type=click.Path(dir_okay=True)),
     **{name: Opt(decls=(f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}",))
        for name in ("dora", "rslora", "qlora", "grad_checkpointing", "packing", "merge", "train_reasoning")},

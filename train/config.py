@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+from thresher.config import choice_problems
+from thresher.precision import Dtype
 
 # Options that change what is computed (and therefore whether a checkpoint can be resumed).
 # Options outside this set (save_every, log_every, merge, ...) may change between reruns.
@@ -20,11 +23,10 @@ _RESUME_IRRELEVANT = frozenset(
      "threads", "trust_remote_code", "report_to"}
 )
 
-SCHEDULES = ("cosine", "linear", "constant")
-TRAIN_ON = ("all", "last")
-OVERLONG = ("drop", "truncate")
-DISTRIBUTED = ("ddp", "fsdp")
-DTYPES = ("auto", "fp32", "bf16")
+Schedule = Literal["cosine", "linear", "constant"]
+TrainOn = Literal["all", "last"]
+Overlong = Literal["drop", "truncate"]
+Distributed = Literal["ddp", "fsdp"]
 REPORT_TO = ("tensorboard", "trackio", "wandb", "mlflow", "none")
 
 
@@ -103,7 +105,7 @@ class TrainConfig:
     """AdamW weight decay."""
     warmup: float = 0.03
     """Warmup: a fraction of the steps (<1) or a step count."""
-    schedule: str = "cosine"
+    schedule: Schedule = "cosine"
     """Decay after warmup: cosine, linear or constant."""
     grad_clip: float = 1.0
     """Gradient-norm clipping, 0 = off."""
@@ -113,7 +115,7 @@ class TrainConfig:
     """Micro-batches per optimiser step."""
     grad_checkpointing: bool = False
     """Recompute activations in the backward pass."""
-    dtype: str = "auto"
+    dtype: Dtype = "auto"
     """Compute precision: auto (bf16 where the GPU/CPU has native bf16 math, else fp32), fp32 or bf16."""
     seed: int = 0
     """Random seed."""
@@ -124,9 +126,9 @@ class TrainConfig:
     # data
     max_length: int = 1024
     """Longest sequence (rendered conversation) in tokens."""
-    overlong: str = "drop"
+    overlong: Overlong = "drop"
     """Rows longer than max_length: drop them (listed) or truncate them."""
-    train_on: str = "all"
+    train_on: TrainOn = "all"
     """Train on all assistant turns or only the last one."""
     packing: bool = False
     """Pack conversations into max_length sequences (isolated attention)."""
@@ -162,7 +164,7 @@ class TrainConfig:
     export_atol: float = 1e-3
     """Largest merged-vs-adapter logit difference allowed on the probe prompts."""
     # several processes / threads
-    distributed: str = "ddp"
+    distributed: Distributed = "ddp"
     """Under torchrun: ddp (replicate the model) or fsdp (FSDP2 fully_shard; gloo on CPU, NCCL on CUDA)."""
     threads: int = 0
     """CPU threads per process (0: torch's default)."""
@@ -181,7 +183,7 @@ class TrainConfig:
 
     def check(self) -> list[str]:
         """Every range/consistency problem, one string each (empty when the config is valid)."""
-        p: list[str] = []
+        p: list[str] = choice_problems(self)
 
         def positive(name: str) -> None:
             if getattr(self, name) <= 0:
@@ -190,10 +192,6 @@ class TrainConfig:
         def non_negative(name: str) -> None:
             if getattr(self, name) < 0:
                 p.append(f"{name}: must be >= 0, got {getattr(self, name)}")
-
-        def choice(name: str, options: tuple[str, ...]) -> None:
-            if getattr(self, name) not in options:
-                p.append(f"{name}: must be one of {', '.join(options)}, got {getattr(self, name)!r}")
 
         for name in ("r", "alpha", "lr", "batch_size", "grad_accum", "max_length", "epochs",
                      "save_every", "keep_checkpoints", "log_every", "export_atol"):
@@ -213,11 +211,6 @@ class TrainConfig:
             p.append("eval_every: evaluation needs validation data (val_fraction or val_file)")
         if math.isfinite(self.warmup) and self.warmup >= 1 and self.warmup != int(self.warmup):
             p.append(f"warmup: a step count (>= 1) must be a whole number, got {self.warmup}")
-        choice("schedule", SCHEDULES)
-        choice("train_on", TRAIN_ON)
-        choice("overlong", OVERLONG)
-        choice("distributed", DISTRIBUTED)
-        choice("dtype", DTYPES)
         if self.attn_implementation == "thresher_segments" and not self.packing:
             p.append("attn_implementation: thresher_segments attends within packed conversations; "
                      "it needs packing")
@@ -259,15 +252,6 @@ class TrainConfig:
         if self.warmup < 1:
             return round(self.warmup * total_steps)
         return min(int(self.warmup), total_steps)
-
-
-def to_plain(cfg: Any) -> dict[str, Any]:
-    """The config as a JSON-friendly dict (lists for tuples)."""
-    out = {}
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        out[f.name] = list(v) if isinstance(v, tuple) else v
-    return out
 
 
 def environment_problems(cfg: TrainConfig) -> list[str]:

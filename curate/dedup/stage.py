@@ -97,9 +97,10 @@ class Config:
     _fingerprint_exclude: ClassVar[tuple[str, ...]] = ("memory", "chunk_rows", "device", "embed_batch")
 
     def check(self) -> list[str]:
+        from thresher.config import choice_problems
         from thresher.curate.dedup.store import parse_size
 
-        p: list[str] = []
+        p: list[str] = choice_problems(self)
         if not 0 < self.threshold <= 1:
             p.append(f"threshold: must be in (0, 1], got {self.threshold}")
         if self.num_perm < 2:
@@ -113,8 +114,6 @@ class Config:
                 p.append("bands, rows: must be >= 1")
             elif self.bands * self.rows > self.num_perm:
                 p.append(f"bands, rows: bands * rows = {self.bands * self.rows} exceeds num_perm {self.num_perm}")
-        if self.verify not in ("estimate", "exact", "edit"):
-            p.append(f"verify: must be 'estimate', 'exact' or 'edit', got {self.verify!r}")
         if self.lsh_threshold is not None and not 0 < self.lsh_threshold <= 1:
             p.append(f"lsh_threshold: must be in (0, 1], got {self.lsh_threshold}")
         if not 0 <= self.seed < 2**32:
@@ -128,8 +127,6 @@ class Config:
             p.append("chunk_rows: must be >= 1")
         if self.max_bucket < 2:
             p.append("max_bucket: must be >= 2")
-        if self.mode not in ("minhash", "semantic"):
-            p.append(f"mode: must be 'minhash' or 'semantic', got {self.mode!r}")
         if not 0 < self.cosine <= 1:
             p.append(f"cosine: must be in (0, 1], got {self.cosine}")
         if self.embed_batch < 1:

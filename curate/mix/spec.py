@@ -69,6 +69,10 @@ class CategorySpec:
     min_score: float | None = None
 
 
+#: what a mix does when a category has fewer rows than asked
+OnShortfall = Literal["redistribute", "keep", "fail"]
+
+
 @dataclass(frozen=True)
 class MixSpec:
     """A parsed, validated mix spec (see the module docstring for the YAML form)."""
@@ -76,7 +80,7 @@ class MixSpec:
     categories: tuple[CategorySpec, ...] = ()
     total: int | None = None
     max_repeats: int = 1
-    on_shortfall: str = "redistribute"
+    on_shortfall: OnShortfall = "redistribute"
     temperature: float | None = None
     column: str = "category"
     rules: tuple[Rule, ...] = ()
@@ -281,7 +285,7 @@ class _SpecOptions:
     """Size of the mix (replay rows come on top)."""
     max_repeats: int = 1
     """Copies of one row at most (1: no upsampling)."""
-    on_shortfall: Literal["redistribute", "keep", "fail"] = "redistribute"
+    on_shortfall: OnShortfall = "redistribute"
     """What to do when a category cannot fill its target."""
     temperature: float | None = None
     """T-sampling over natural sizes for categories with no count or weight of their own."""

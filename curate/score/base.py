@@ -71,17 +71,11 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str):
-    """``auto`` means bfloat16 on a GPU or a CPU with native bf16 math, else float32
-    (:mod:`thresher.precision`)."""
-    import torch
+    """``auto`` means bfloat16 on a GPU or a CPU with native bf16 math, else float32; the one
+    parser, :func:`thresher.precision.torch_dtype`."""
+    from thresher.precision import torch_dtype
 
-    if dtype == "auto":
-        from thresher.precision import resolve
-
-        return resolve("auto", device).torch_dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    return table[dtype]
+    return torch_dtype(dtype, device)
 
 
 def folder_fingerprint(path: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from thresher.errors import ConfigError, InputError
 from thresher.stage import Stage, StageResult, dropped_frame
@@ -118,19 +118,23 @@ def choose(df, config: Config, where: str) -> tuple[list[int], dict]:
     return chosen, stats
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -> StageResult:
-    """Keep the selected rows of ``inputs`` (see the module docstring)."""
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None) -> StageResult:
+    """Keep the selected rows of ``inputs`` (files or run folders; see the module docstring),
+    read with ``read`` (:class:`thresher.io.inputs.ReadOptions`; rows rejected on read are
+    dropped rows)."""
     problems = config.check()
     if problems:
         raise ConfigError(problems, where=NAME)
     import polars as pl
 
-    from thresher.io import read_tables
+    from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
 
-    stage = Stage(NAME, out, inputs=inputs, config=config, force=force)
+    inputs, opts = resolve_inputs(inputs), ReadOptions.coerce(read)
+    stage = Stage(NAME, out, inputs=inputs, config=config, force=force,
+                  read_options=None if opts == ReadOptions() else opts.as_dict())
     if stage.done:
         return stage.result()
-    df = read_tables(inputs)
+    df, rejected = read_inputs(inputs, opts)
     if df.height == 0:
         raise InputError(f"{inputs[0]}: no rows to select from")
     chosen, stats = choose(df, config, str(inputs[0]))
@@ -140,4 +144,6 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False) -
     what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
             "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
     dropped = dropped_frame(df.filter(~mask), NAME, what)
-    return stage.finish(kept, dropped, stats=stats)
+    if rejected.height:
+        dropped = pl.concat([rejected, dropped], how="diagonal_relaxed")
+    return stage.finish(kept, dropped, stats=stats, rows_in=df.height + rejected.height)

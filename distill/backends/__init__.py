@@ -39,11 +39,12 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from thresher.choices import GENERATE_BACKENDS
 from thresher.errors import ThresherError
 
 from .base import Backend, Completion, SamplingParams, split_reasoning
 
-BACKENDS: tuple[str, ...] = ("transformers", "vllm", "openai", "openai-batch")
+BACKENDS: tuple[str, ...] = tuple(b for b in GENERATE_BACKENDS if b != "auto")
 
 __all__ = ["BACKENDS", "Backend", "Completion", "SamplingParams", "default_backend",
            "make_backend", "split_reasoning"]

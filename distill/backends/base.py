@@ -10,7 +10,6 @@ Every backend returns exactly ``n`` completions per conversation, in sample-inde
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -60,10 +59,11 @@ class SamplingParams:
         return problems
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain, JSON-ready dict (used for row keys and the ``gen_params`` column)."""
-        d = dataclasses.asdict(self)
-        d["stop"] = list(self.stop)
-        return d
+        """Plain, JSON-ready dict (used for row keys and the ``gen_params`` column):
+        :func:`thresher.config.to_dict`."""
+        from thresher.config import to_dict
+
+        return to_dict(self)
 
 
 @dataclass

@@ -30,22 +30,12 @@ def load_causal_lm(model: str | None, *, dtype: str = "auto", device: str | None
 
     Returns ``(path, tokenizer, model)``; errors are one-line :class:`ThresherError`.
     """
-    import torch
-
     from thresher.models import check_device, load_model, load_tokenizer, resolve_model
+    from thresher.precision import torch_dtype as precision_dtype
 
     device = check_device(device)  # before resolving or loading anything
     path = resolve_model(model, revision=revision)
-    if dtype == "auto":  # bf16 on a GPU or a CPU with native bf16 math (thresher.precision)
-        from thresher.precision import resolve as resolve_precision
-
-        torch_dtype = resolve_precision("auto", device).torch_dtype
-    else:
-        try:
-            torch_dtype = getattr(torch, dtype)
-            assert isinstance(torch_dtype, torch.dtype)
-        except (AttributeError, AssertionError):
-            raise ThresherError(f"dtype: unknown torch dtype {dtype!r}") from None
+    torch_dtype = precision_dtype(dtype, device)  # auto: bf16 on a GPU or a CPU with native bf16 math
     try:
         tok = load_tokenizer(path, trust_remote_code=trust_remote_code)
         lm = load_model(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)

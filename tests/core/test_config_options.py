@@ -131,3 +131,44 @@ def test_a_field_without_a_docstring_is_seen():
 def test_an_unknown_field_in_the_spelling_is_an_error():
     with pytest.raises(TypeError, match="has no field"):
         config_options(_Demo, opts={"thresold": Opt()})
+
+
+# every command that reads rows: the stage commands plus convert and stats
+READING_COMMANDS = [*STAGE_COMMANDS, ("thresher.cli.data_cmds", "convert"), ("thresher.cli.data_cmds", "stats")]
+
+
+@pytest.mark.parametrize(("module", "name"), READING_COMMANDS, ids=[n for _, n in READING_COMMANDS])
+def test_read_options_are_generated_from_read_options(module, name):
+    """--format, --on-bad-rows and --split come from ReadOptions (its docstrings, its Literals,
+    its defaults), the same on every command; none writes a default of its own."""
+    from thresher.io.inputs import ReadOptions
+    from thresher.io.shapes import SHAPES
+
+    cmd = _command(module, name)
+    params = {p.name: p for p in cmd.params}
+    docs = field_docs(ReadOptions)
+    for field, flag in (("fmt", "--format"), ("on_bad_rows", "--on-bad-rows"), ("split", "--split")):
+        p = params[field]
+        assert p.opts == [flag] and p.default is None, (name, field)
+        assert p.help.startswith(docs[field]), (name, field, p.help)
+    assert list(params["fmt"].type.choices) == list(SHAPES)
+    assert list(params["on_bad_rows"].type.choices) == ["error", "skip"]
+    assert "[default: error]" in params["on_bad_rows"].help
+    if (module, name) in STAGE_COMMANDS:  # the stage's own Config stays the command's mark
+        assert getattr(cmd.callback, CONFIG_ATTR)[0] is not ReadOptions
+
+
+def test_read_options_reach_the_command_as_one_read_keyword(tmp_path):
+    from thresher.cli.options import read_options
+    from thresher.io.inputs import ReadOptions
+
+    seen = []
+
+    @click.command()
+    @read_options
+    def cmd(read):
+        seen.append(read)
+
+    assert CliRunner().invoke(cmd, []).exit_code == 0
+    assert CliRunner().invoke(cmd, ["--on-bad-rows", "skip", "--format", "alpaca", "--split", "test"]).exit_code == 0
+    assert seen == [ReadOptions(), ReadOptions(fmt="alpaca", on_bad_rows="skip", split="test")]

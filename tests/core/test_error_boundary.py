@@ -10,30 +10,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import ROW, invoke, one_error_line
 from thresher.cli.main import RootGroup, cli, os_error_message
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-def one_error_line(res) -> str:
-    """The single ``Error:`` line of a failed command (and no traceback)."""
-    assert res.exit_code != 0, res.output
-    assert "Traceback" not in res.output
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("Error:")]
-    assert len(errors) == 1 and errors[0] == lines[-1], res.output
-    return errors[0]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 def test_out_is_a_folder(rows, tmp_path):
@@ -46,7 +24,7 @@ def test_out_parent_is_a_file(rows, tmp_path):
     msg = one_error_line(invoke("convert", rows, rows / "x.parquet"))
     assert msg == f"Error: {rows / 'x.parquet'}: {rows} is a file, not a folder"
     msg = one_error_line(invoke("curate", "filter", rows, "--out", rows / "f"))
-    assert "is a file, not a folder" in msg or "not a folder" in msg, msg
+    assert msg == f"Error: {rows / 'f'}: {rows} is a file, not a folder"
 
 
 def test_existing_folder_is_never_replaced_by_a_dataset(rows, tmp_path):
@@ -226,3 +204,10 @@ def test_deeply_nested_json_in_a_csv_cell(tmp_path):
     p.write_text('messages,id\n"' + "[" * 100_000 + "]" * 100_000 + '",x\n')
     msg = one_error_line(invoke("convert", p, tmp_path / "o.parquet"))
     assert msg == f"Error: {p}:2: 'messages': malformed JSON in cell (nested too deeply)"
+
+
+def test_not_a_folder_names_the_file_in_the_way(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    assert os_error_message(NotADirectoryError(20, "Not a directory", str(f / "a" / "b"))) == \
+        f"{f / 'a' / 'b'}: {f} is a file, not a folder"

@@ -5,6 +5,7 @@ and convert never replacing what it should not. Each test goes through the CLI."
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import json
 import lzma
@@ -16,13 +17,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import invoke as _run
+from tests.conftest import one_error_line
 from thresher.cli.main import cli
 
 QA = {"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}]}
-
-
-def _run(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def _jsonl(path: Path, records) -> Path:
@@ -30,10 +29,7 @@ def _jsonl(path: Path, records) -> Path:
     return path
 
 
-def _error(res) -> str:
-    assert res.exit_code == 1, res.output
-    assert "Traceback" not in res.output
-    return res.output.strip().splitlines()[-1]
+_error = functools.partial(one_error_line, status=1)
 
 
 # ------------------------------------------------------------------ compressed inputs (issue 20)
@@ -145,8 +141,8 @@ def test_recipe_input_reads_a_split(tmp_path):
 
 @pytest.mark.parametrize("key,msg", [
     ("on_bad_rows: ignore", "inputs[0].on_bad_rows: must be one of 'error' | 'skip', got 'ignore'"),
-    ("format: tsv", "inputs[0].format: expected one of messages, sharegpt, alpaca, prompt-completion, prompt, "
-     "openai-batch, openai-batch-output, got 'tsv'"),
+    ("format: tsv", "inputs[0].format: must be one of 'messages' | 'sharegpt' | 'alpaca' | 'prompt-completion' | "
+     "'prompt' | 'openai-batch' | 'openai-batch-output' | null, got 'tsv'"),
 ])
 def test_recipe_input_keys_are_validated(tmp_path, key, msg):
     src = _jsonl(tmp_path / "d.jsonl", [QA])

@@ -10,9 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke
 
 REFUSAL = "needs its own Python code (auto_map); pass --trust-remote-code"
 PKG_DIRS = ("thresher", "curate", "distill", "train")
@@ -55,7 +54,7 @@ def rows(tmp_path) -> Path:
 
 
 def _invoke(args: list[str]):
-    return CliRunner().invoke(cli, args, input="y\ny\ny\n")
+    return invoke(*args, input="y\ny\ny\n")
 
 
 @pytest.mark.parametrize("command", [

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke as _invoke
 
 GOOD = [
     ("What is the capital of France?", "Paris is the capital of France, on the Seine."),
@@ -33,10 +32,6 @@ def write_with_two_bad_rows(path: Path) -> Path:
              json.dumps(_conv(*GOOD[3]))]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _invoke(*args) -> object:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def _stage_args(name: str, tmp_path: Path, tiny_lm_dir: Path) -> list:

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import invoke as _invoke
 from thresher.cli.main import cli
 from thresher.stage_folder import damage, read_manifest, recover
 
@@ -100,10 +101,6 @@ def test_a_truncated_kept_parquet_is_named_and_recomputed(tmp_path):
     assert res.exit_code == 0, res.output
     assert "kept.parquet is damaged" in res.output and "recomputing" in res.output
     assert pl.read_parquet(kept).height == 4 and damage(out) is None
-
-
-def _invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_out_at_another_stages_folder_is_refused(tmp_path):

@@ -113,7 +113,7 @@ def test_exact_verify_against_a_reference(tmp_path):
 
 def test_verify_is_validated():
     assert Config().verify == "estimate"
-    assert Config(verify="fuzzy").check() == ["verify: must be 'estimate', 'exact' or 'edit', got 'fuzzy'"]
+    assert Config(verify="fuzzy").check() == ["verify: must be one of 'estimate' | 'exact' | 'edit', got 'fuzzy'"]
 
 
 def test_cli_has_the_verify_option():

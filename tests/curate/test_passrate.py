@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import polars as pl
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke as _cli
 
 PLANTED = {"none": 0, "some": 3, "all": 8}  # prompt -> correct samples out of 8
 
@@ -25,10 +24,6 @@ def _planted(path: Path, counts: dict[str, int] = PLANTED, n: int = 8) -> Path:
                                         {"role": "user", "content": f"Question {pid}?"},
                                         {"role": "assistant", "content": answer}]}) + "\n")
     return path
-
-
-def _cli(*args) -> object:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_passrate_on_every_sample_and_the_range_filter(tmp_path):

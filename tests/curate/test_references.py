@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 import polars as pl
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke
 from thresher.io.references import last_boxed, normalize_references, solution_answer
 
 GSM8K = ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
@@ -60,7 +59,7 @@ class _Scripted:
 
 
 def _invoke(*args):
-    r = CliRunner().invoke(cli, [str(a) for a in args])
+    r = invoke(*args)
     assert r.exit_code == 0, r.output
     return r
 

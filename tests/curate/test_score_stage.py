@@ -7,9 +7,8 @@ import json
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke
 from thresher.schema import make_rows
 
 QA = [
@@ -35,7 +34,7 @@ def data(tmp_path):
 
 
 def _invoke(*args):
-    return CliRunner().invoke(cli, ["curate", "score", *map(str, args)])
+    return invoke("curate", "score", *args)
 
 
 def test_cli_adds_score_columns_and_stats(data, tmp_path, tiny_reward_dir, tiny_lm_dir):

@@ -82,3 +82,31 @@ def test_select_diversity_with_the_model_embeddings(tmp_path, tiny_lm_dir):
 
     e = mean_pooled(["hello world", "a much longer sentence about the sea", "hello world"], str(tiny_lm_dir))
     assert e.shape == (3, 64) and np.allclose(e[0], e[2], atol=1e-5) and not np.allclose(e[0], e[1])
+
+
+def test_select_takes_the_read_options_and_a_run_folder(tmp_path):
+    """select reads like every stage: run folders, --on-bad-rows skip (the rejected row is a
+    dropped row of stage "read"), and the read options are part of its fingerprint."""
+    import json
+
+    from tests.conftest import invoke
+
+    rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": f"question {i}?"},
+                                          {"role": "assistant", "content": f"answer {i}."}], "score_q": float(i)}
+            for i in range(6)]
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]) + '{"oops\n'
+                   + "".join(json.dumps(r) + "\n" for r in rows[3:]))
+    out = tmp_path / "sel"
+    res = invoke("curate", "select", src, "--by", "score_q", "--k", "2", "--out", out)
+    assert res.exit_code == 1 and res.output.startswith(f"Error: {src}:4: malformed JSON")
+    res = invoke("curate", "select", src, "--by", "score_q", "--k", "2", "--on-bad-rows", "skip", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert pl.read_parquet(out / "kept.parquet")["id"].to_list() == ["r4", "r5"]
+    dropped = pl.read_parquet(out / "dropped.parquet")
+    assert dropped.filter(pl.col("drop_stage") == "read")["drop_code"].to_list() == ["malformed-json"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["rows_in"], stats["rows_rejected_on_read"], stats["rows_out"]) == (7, 1, 2)
+    again = invoke("curate", "select", out, "--by", "score_q", "--k", "1", "--out", tmp_path / "sel2")
+    assert again.exit_code == 0, again.output  # a run folder stands for its kept.parquet
+    assert pl.read_parquet(tmp_path / "sel2" / "kept.parquet")["id"].to_list() == ["r5"]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 PROMPTS = [
     "What is the capital of France?",
@@ -36,11 +35,11 @@ def prompts_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli_run():
-    """Invoke the root CLI; returns click's Result."""
-    from thresher.cli.main import cli
+    """Invoke the root CLI; returns click's Result (:func:`tests.conftest.invoke`)."""
+    from tests.conftest import invoke
 
     def run(*args: str, env: dict | None = None):
-        return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=True)
+        return invoke(*args, env=env)
 
     return run
 

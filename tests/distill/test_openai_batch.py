@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 import polars as pl
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke
 
 PROMPTS = [{"id": "p1", "prompt": "Name a prime."}, {"id": "p2", "prompt": "Name a colour.", "system": "Be brief."}]
 
 
 def _gen(*args):
-    return CliRunner().invoke(cli, ["distill", "generate", *map(str, args)])
+    return invoke("distill", "generate", *args)
 
 
 def _answer(request: dict, k: int) -> dict:

@@ -18,7 +18,7 @@ def test_distill_gpu_recipe():
     ev = rec.stage("eval").config
     assert ev.heldout == "openai/openai_humaneval:test" and ev.target == "code"
     assert [j.kind for j in ev.parsed_judges()] == ["code", "ends"]
-    assert ev.generate["backend"] == "vllm"
+    assert ev.backend == "vllm" and ev.max_tokens == 512 and "backend" not in ev.generate
     assert rec.stage("select").config.method == "score-then-diversity"
 
 

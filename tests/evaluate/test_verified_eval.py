@@ -72,8 +72,8 @@ def test_avg_at_k_with_bootstrap_cis_over_prompts(tmp_path, server):
         for q, ref in (("Q1: 3 + 4?", "7"), ("Q2: half of 1?", "\\frac{1}{2}"), ("Q3: 1 + 2?", "3")):
             f.write(json.dumps({"prompt": q, "answer": ref}) + "\n")  # answer: read as the reference
     cfg = from_dict(Config, {"models": ["m=m"], "judges": ["math", "ends"], "samples": 4, "baseline": False,
-                             "resamples": 500, "generate": {"backend": "openai", "base_url": server.base_url,
-                                                            "max_tokens": 32, "max_retries": 0}})
+                             "resamples": 500, "backend": "openai", "base_url": server.base_url,
+                             "max_tokens": 32, "generate": {"max_retries": 0}})
     res = run([held], tmp_path / "ev", cfg)
     ev = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert ev["samples"] == 4 and ev["temperature"] == 0.6

@@ -7,17 +7,16 @@ import json
 import polars as pl
 from click.testing import CliRunner
 
+from tests.conftest import invoke, one_error_line
 from thresher.cli.main import cli
 
 GOOD = [{"role": "user", "content": "q?"}, {"role": "assistant", "content": "a"}]
 
 
 def _error(args) -> str:
-    res = CliRunner().invoke(cli, [str(a) for a in args])
-    assert res.exit_code != 0 and "Traceback" not in res.output and "unexpected error" not in res.output, res.output
-    lines = res.output.strip().splitlines()
-    assert len([ln for ln in lines if ln.startswith("Error:")]) == 1
-    return lines[-1]
+    msg = one_error_line(invoke(*args))
+    assert "unexpected error" not in msg, msg
+    return msg
 
 
 def test_parquet_row_with_null_messages(tmp_path):

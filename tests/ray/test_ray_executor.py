@@ -195,7 +195,7 @@ def test_recipe_executor_key_is_validated(tmp_path, data_recipe):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**data, "executor": "spark"}, sort_keys=False))
     r = CliRunner().invoke(cli, ["recipe", "validate", str(bad)])
-    assert r.exit_code == 1 and r.output == f"Error: {bad}: executor: expected local or ray, got 'spark'\n"
+    assert r.exit_code == 1 and r.output == f"Error: {bad}: executor: must be one of 'local' | 'ray', got 'spark'\n"
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({**data, "executor": "ray"}, sort_keys=False))
     r = CliRunner().invoke(cli, ["recipe", "show", str(good)])

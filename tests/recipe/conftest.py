@@ -54,3 +54,24 @@ def fake_recipe(**over) -> dict:
     }
     data.update(over)
     return data
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """One run of :func:`fake_recipe` with the fake stages, shared by a test module (the fake
+    stages patched in meanwhile). A module that needs its own run overrides it."""
+    from tests.conftest import invoke
+    from tests.recipe import fakes
+    from thresher.recipe import schema
+
+    tmp = tmp_path_factory.mktemp("fake-run")
+    recipe = tmp / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(fake_recipe(), sort_keys=False))
+    out = tmp / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in FAKES:
+            mp.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
+        fakes.CALLS.clear()
+        res = invoke("run", recipe, "--out", out)
+    assert res.exit_code == 0, res.output
+    return out

@@ -21,7 +21,7 @@ THRESHER = [sys.executable, "-m", "thresher.cli.main"]
 #: the quickstart made small enough for CI (fewer prompts, samples, tokens and steps)
 REDUCED = [
     "inputs[0].limit=12", "holdout=3", "generate.n=2", "generate.max_tokens=16",
-    "train.max_steps=2", "train.eval_every=1", "train.save_every=1", "eval.generate.max_tokens=12",
+    "train.max_steps=2", "train.eval_every=1", "train.save_every=1", "eval.max_tokens=12",
     "filter.drop_truncated=false", "filter.min_scores={}",  # 16 tokens: keep rows for the 2 steps
 ]
 SET_REDUCED = [arg for s in REDUCED for arg in ("--set", s)]

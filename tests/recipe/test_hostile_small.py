@@ -7,28 +7,10 @@ import json
 
 import polars as pl
 import pytest
-from click.testing import CliRunner
 
+from tests.conftest import ROW, invoke
+from tests.conftest import one_error_line as error
 from tests.recipe.conftest import fake_recipe
-from thresher.cli.main import cli
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def error(res) -> str:
-    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
-    return res.output.strip().splitlines()[-1]
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 @pytest.mark.parametrize("phrase", ["", "   "])
@@ -89,8 +71,12 @@ def test_id_that_is_not_a_string_or_number_is_refused(tmp_path, value, kind):
     src.write_text(json.dumps({**ROW, "id": value}) + "\n")
     assert error(invoke("convert", src, tmp_path / "o.parquet")) == \
         f"Error: {src}:1: id must be a string or a number, got {kind}"
-    res = invoke("convert", src, tmp_path / "o.parquet", "--on-bad-rows", "skip")
-    assert json.loads((tmp_path / "o.rejects.jsonl").read_text())["code"] == "bad-id" or res.exit_code != 0
+    res = invoke("convert", src, tmp_path / "o.parquet", "--on-bad-rows", "skip")  # skipped as a bad row
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == (f"wrote 0 rows to {tmp_path / 'o.parquet'}; 1 bad rows skipped, listed with "
+                                  f"reasons in {tmp_path / 'o.rejects.jsonl'}")
+    rejected = json.loads((tmp_path / "o.rejects.jsonl").read_text())
+    assert (rejected["code"], rejected["reason"]) == ("bad-id", f"id must be a string or a number, got {kind}")
 
 
 def test_dedup_keep_by_a_string_column_is_refused(tmp_path):

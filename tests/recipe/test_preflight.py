@@ -3,21 +3,14 @@ stage that reads a column no earlier stage produces."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import ROW, one_error_line
 from thresher.cli.main import cli
-
-ROW = {"id": "a", "messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello"}]}
-
-
-@pytest.fixture
-def rows(tmp_path):
-    p = tmp_path / "rows.jsonl"
-    p.write_text(json.dumps(ROW) + "\n")
-    return p
 
 
 def _recipe(tmp_path, rows, stages: str):
@@ -26,9 +19,7 @@ def _recipe(tmp_path, rows, stages: str):
     return p
 
 
-def _error(res) -> str:
-    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
-    return res.output.strip().splitlines()[-1]
+_error = functools.partial(one_error_line, status=1)
 
 
 def test_missing_train_base_is_caught_before_any_stage(tmp_path, rows):

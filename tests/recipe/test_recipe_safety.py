@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from thresher.cli.main import cli
+from tests.conftest import invoke as _invoke
 
 HINT = "choose another --out, or pass --force to replace it"
-
-
-def _invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def _rows(path: Path, rows: list[dict]) -> Path:

@@ -6,32 +6,6 @@ from __future__ import annotations
 import re
 
 import polars as pl
-import pytest
-import yaml
-from click.testing import CliRunner
-
-from tests.recipe.conftest import fake_recipe
-from thresher.cli.main import cli
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """One fake-stage recipe run for the whole module (the fake stages patched in meanwhile)."""
-    from tests.recipe import fakes
-    from tests.recipe.conftest import FAKES
-    from thresher.recipe import schema
-
-    tmp = tmp_path_factory.mktemp("fake-run")
-    recipe = tmp / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump(fake_recipe(), sort_keys=False))
-    out = tmp / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        for name in FAKES:
-            mp.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
-        fakes.CALLS.clear()
-        res = CliRunner().invoke(cli, ["run", str(recipe), "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
 
 
 def test_sample_rows_per_stage_collapsible(run_dir):

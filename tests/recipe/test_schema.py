@@ -187,6 +187,7 @@ def test_recipe_top_level_problems_are_all_collected(fake_stages):
                      check_files=False)
     assert e.value.problems == [
         "descripton: unknown key (did you mean 'description'?)", "seed: expected an integer, got 'x'",
+        "executor: must be one of 'local' | 'ray', got 'spark'",
         "name: expected a non-empty string, got ''", "holdout: expected a non-negative integer, got -1",
-        "executor: expected local or ray, got 'spark'", "stages[0].generate.n: expected an integer, got 'four'",
+        "stages[0].generate.n: expected an integer, got 'four'",
     ]

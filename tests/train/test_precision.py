@@ -108,3 +108,22 @@ def test_scoring_and_generation_auto_follow_the_precision_rule(monkeypatch, tiny
     monkeypatch.setenv("THRESHER_DTYPE", "fp32")
     assert resolve_dtype("auto", "cpu") == torch.float32
     assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+
+
+def test_one_parser_for_every_dtype_spelling(monkeypatch):
+    """thresher.precision is the one dtype parser: the score stage's float16 and the generate
+    backends' torch names go through it too."""
+    import torch
+
+    from thresher.curate.score.base import resolve_dtype
+    from thresher.precision import torch_dtype
+
+    monkeypatch.setenv("THRESHER_DTYPE", "fp32")
+    assert [torch_dtype(x) for x in ("float32", "fp32", "float", "bfloat16", "bf16", "float16", "fp16", "half")] == \
+        [torch.float32] * 3 + [torch.bfloat16] * 2 + [torch.float16] * 3
+    assert torch_dtype("auto") == resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("float16", "cpu") == torch.float16
+    assert normalize("half", fp16=True) == "fp16"
+    with pytest.raises(ThresherError) as e:
+        torch_dtype("int8")
+    assert str(e.value) == "dtype: must be one of auto, fp32, bf16, fp16, got 'int8'"

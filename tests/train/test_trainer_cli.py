@@ -8,12 +8,13 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import invoke
 from tests.train._trainer_helpers import make_rows, one_thread, write_rows  # noqa: F401 (autouse fixture)
 from thresher.cli.main import cli
 
 
 def _run(*args):
-    return CliRunner().invoke(cli, ["train", "lora", *map(str, args)])
+    return invoke("train", "lora", *args)
 
 
 @pytest.fixture()

@@ -153,12 +153,15 @@ def _option(f: dataclasses.Field[Any], tp: Any, doc: str, spec: Opt) -> Callable
 
 
 def config_options(cls: type, *, opts: Mapping[str, Opt] | None = None,
-                   recipe_only: Iterable[str] = (), only: Iterable[str] | None = None) -> Callable[[Any], Any]:
+                   recipe_only: Iterable[str] = (), only: Iterable[str] | None = None,
+                   mark: bool = True) -> Callable[[Any], Any]:
     """A decorator adding one click option per field of ``cls`` (except ``recipe_only``).
 
     The click parameter is named after the field, its default is ``None`` (not given) and its
     help is the field's docstring plus the Config default; see :func:`config_values`. ``only``
     picks a subset of the fields (a command sharing some of another stage's options).
+    ``mark=False`` leaves the command's stage Config mark alone (a shared bundle such as
+    :func:`thresher.cli.options.read_options`).
     """
     opts = dict(opts or {})
     fields = config_fields(cls)
@@ -176,7 +179,8 @@ def config_options(cls: type, *, opts: Mapping[str, Opt] | None = None,
         for f in reversed(fields):
             if f.name not in skip:
                 fn = _option(f, hints[f.name], docs.get(f.name, ""), opts.get(f.name, Opt()))(fn)
-        setattr(fn, CONFIG_ATTR, (cls, skip))
+        if mark:
+            setattr(fn, CONFIG_ATTR, (cls, skip))
         return fn
 
     return decorate

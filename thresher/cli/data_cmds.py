@@ -8,23 +8,22 @@ from pathlib import Path
 import click
 import polars as pl
 
-from thresher.cli.options import input_options
+from thresher.cli.options import read_options
 from thresher.io import read_rows, write_rejects, write_table
+from thresher.io.inputs import ReadOptions
 from thresher.io.shapes import WRITE_SHAPES
 
 
 @click.command()
 @click.argument("srcs", metavar="IN...", nargs=-1, required=True)
 @click.argument("dst", metavar="OUT", type=click.Path(dir_okay=True))
-@input_options
-@click.option("--split", default=None, metavar="NAME",
-              help="Split to read from a DatasetDict folder or hub dataset (default: train).")
+@read_options
 @click.option("--to", "to_shape", type=click.Choice(WRITE_SHAPES), default="messages", show_default=True,
               help="Record format to write (Parquet/JSONL/folder is chosen by OUT's extension).")
 @click.option("--category", default=None, help="Category for rows that have none.")
 @click.option("--source", default=None, help="Source for rows that have none.")
-def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, split: str | None,
-            to_shape: str, category: str | None, source: str | None) -> None:
+def convert(srcs: tuple[str, ...], dst: str, read: ReadOptions, to_shape: str, category: str | None,
+            source: str | None) -> None:
     """Convert IN (JSONL, JSON, Parquet, CSV/TSV, optionally .gz/.bz2/.xz/.zst; a dataset folder
     or hub name; messages, ShareGPT, Alpaca, prompt/completion, prompt or OpenAI Batch records)
     to OUT, validating every row. Several INs are concatenated (ids stay unique across them); an
@@ -36,11 +35,11 @@ def convert(srcs: tuple[str, ...], dst: str, fmt: str | None, on_bad_rows: str, 
     from thresher.io.openai_batch import join
     from thresher.schema import IdAssigner
 
-    _check_targets(srcs, dst, on_bad_rows)
+    _check_targets(srcs, dst, read.on_bad_rows)
     ids = IdAssigner()
-    results = [read_rows(src, fmt, on_bad_rows=on_bad_rows, category=category, source=source, split=split,
-                         ids=ids) for src in srcs]
-    frames = join(results, on_bad_rows=on_bad_rows)
+    results = [read_rows(src, read.fmt, on_bad_rows=read.on_bad_rows, category=category, source=source,
+                         split=read.split, ids=ids) for src in srcs]
+    frames = join(results, on_bad_rows=read.on_bad_rows)
     table = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
     rejects = [r for x in results for r in x.rejects]
     write_table(table, dst, shape=to_shape)
@@ -105,13 +104,12 @@ def _summary(s: pl.Series) -> list[str]:
 
 @click.command()
 @click.argument("src", metavar="IN")
-@input_options
+@read_options
 @click.option("--tokenizer", default=None, help="Model or folder whose tokenizer counts tokens too.")
 @click.option("--trust-remote-code", is_flag=True,
               help="Run the --tokenizer folder's own Python code (auto_map); only for models you trust.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, trust_remote_code: bool,
-          as_json: bool) -> None:
+def stats(src: str, read: ReadOptions, tokenizer: str | None, trust_remote_code: bool, as_json: bool) -> None:
     """Row count, per-category and per-source counts, turns and length summaries of IN.
 
     Example: thresher stats data.parquet --tokenizer smollm2
@@ -123,7 +121,7 @@ def stats(src: str, fmt: str | None, on_bad_rows: str, tokenizer: str | None, tr
 
     from thresher.schema import prompt_text, response_text
 
-    res = read_rows(src, fmt, on_bad_rows=on_bad_rows)
+    res = read_rows(src, read.fmt, on_bad_rows=read.on_bad_rows, split=read.split)
     df = res.table
     msgs = df["messages"].to_list()
     lengths = pl.DataFrame({

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -44,13 +46,24 @@ def _escape_controls(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+def _file_in_the_way(path: Any) -> str | None:
+    """``ANCESTOR is a file, not a folder`` for the nearest existing ancestor of ``path`` that
+    is a file (why a NotADirectoryError happened), or None."""
+    if path is None:
+        return None
+    for anc in Path(os.fsdecode(path)).parents:
+        if anc.exists():
+            return None if anc.is_dir() else f"{anc} is a file, not a folder"
+    return None
+
+
 def os_error_message(e: OSError) -> str:
     """``PATH: reason`` for an OS error (read-only folder, OUT is a folder, parent is a file...)."""
     reason = (e.strerror or _one_line(str(e)) or type(e).__name__).lower()
     if isinstance(e, IsADirectoryError):
         reason = "is a folder, not a file"
     elif isinstance(e, NotADirectoryError):
-        reason = "a part of this path is a file, not a folder"
+        reason = _file_in_the_way(e.filename) or "a part of this path is a file, not a folder"
     elif isinstance(e, PermissionError):
         reason = "permission denied (read-only or not yours?)"
     if e.filename is None:

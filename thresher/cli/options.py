@@ -8,45 +8,25 @@ from typing import Any
 
 import click
 
-from thresher.io.shapes import SHAPES
+from thresher.choices import EXECUTORS
+from thresher.cli.config_options import Opt, config_options, config_values
+from thresher.io.inputs import ReadOptions
 
-
-def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--format`` (force a record shape) and ``--on-bad-rows error|skip``."""
-    fn = click.option(
-        "--on-bad-rows",
-        type=click.Choice(["error", "skip"]),
-        default="error",
-        show_default=True,
-        help="Stop at the first bad row, or skip bad rows and record each with its reason "
-             "(stages: in dropped.parquet as drop_stage=read; convert: beside the output).",
-    )(fn)
-    fn = click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(SHAPES),
-        default=None,
-        help="Force the input record format (default: the format most records have).",
-    )(fn)
-    return fn
+#: how the :class:`~thresher.io.inputs.ReadOptions` fields are spelled on the command line
+_READ_OPTS = {"fmt": Opt(decls=("--format",)), "split": Opt(metavar="NAME")}
 
 
 def read_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The shared input bundle of every stage command: ``--format``, ``--on-bad-rows`` and
-    ``--split``, handed to the command as one ``read`` keyword (a
-    :class:`thresher.io.inputs.ReadOptions`, part of the stage fingerprint)."""
+    """The shared input bundle of every command that reads rows: ``--format``, ``--on-bad-rows``
+    and ``--split``, generated from :class:`thresher.io.inputs.ReadOptions` (its fields, their
+    docstrings and defaults) and handed to the command as one ``read`` keyword (part of the
+    stage fingerprint)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, fmt: str | None, on_bad_rows: str, split: str | None, **kwargs: Any) -> Any:
-        from thresher.io.inputs import ReadOptions
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, read=ReadOptions(**config_values(ReadOptions, kwargs)), **kwargs)
 
-        return fn(*args, read=ReadOptions(fmt=fmt, on_bad_rows=on_bad_rows, split=split), **kwargs)
-
-    wrapper = click.option(
-        "--split", default=None, metavar="NAME",
-        help="Split to read from a DatasetDict folder or hub dataset (default: train).",
-    )(wrapper)
-    return input_options(wrapper)
+    return config_options(ReadOptions, opts=_READ_OPTS, mark=False)(wrapper)
 
 
 def out_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,7 +63,7 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "or a local cluster started for the run).",
     )(fn)
     return click.option(
-        "--executor", type=click.Choice(["local", "ray"]), default=None, expose_value=False,
+        "--executor", type=click.Choice(EXECUTORS), default=None, expose_value=False,
         callback=_set_executor, help="Run here (local, the default) or on a Ray cluster "
         "(needs pip install 'thresher[ray]').",
     )(fn)

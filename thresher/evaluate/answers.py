@@ -26,13 +26,17 @@ def stage_config(module, options: dict[str, Any], where: str, **overrides: Any):
     return from_dict(module.Config, opts, where)
 
 
+#: generate options that are fields of eval's Config itself (one place for each)
+OWN_GENERATE_KEYS = ("max_tokens", "backend", "base_url")
+
+
 def answers(name: str, model: str, prompts_path: Path, config: Any, stage, force: bool):
     """The model's answers to the prompts, through the generate stage (greedy, one each)."""
     import polars as pl
 
     gen_mod = stage_module("generate")
     over: dict[str, Any] = {"teacher": model, "n": config.samples, "temperature": config.answer_temperature(),
-                            "seed": config.seed,
+                            "seed": config.seed, **{k: getattr(config, k) for k in OWN_GENERATE_KEYS},
                             "system": config.system, "system_in_rows": True}
     cfg = stage_config(gen_mod, dict(config.generate), f"{stage.name}.generate", **over)
     res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from thresher.cli.config_options import Opt, config_options, config_values
-from thresher.cli.options import executor_options, read_options, wait_option
+from thresher.cli.options import read_options, stage_options
 from thresher.evaluate.stage import Config
 
 JUDGE_HELP = """Judge (repeatable), [NAME=]KIND[:ARGS]. Verifiers (1 pass / 0 fail; judged after
@@ -39,17 +39,10 @@ Default: ends, sentences:1-2."""
     "reference_column": Opt(metavar="COL"),
     "base": Opt(metavar="MODEL"),
     "sandbox": Opt(metavar="CMD"),
+    "base_url": Opt(metavar="URL"),
 })
-@click.option("--max-tokens", type=int, default=96, show_default=True, help="Token budget of every answer.")
-@click.option("--backend", default="auto", show_default=True, help="auto | transformers | vllm | openai.")
-@click.option("--base-url", default=None, metavar="URL",
-              help="OpenAI-compatible server of --backend openai (e.g. http://127.0.0.1:8000/v1).")
-@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("--force", is_flag=True, help="Recompute even when a finished result exists.")
-@wait_option
-@executor_options  # the answers go through the generate stage: on Ray with --executor ray
-def eval_cmd(heldout: Path, max_tokens: int, backend: str, base_url: str | None, out: Path, force: bool, read: Any,
-             **options: Any) -> None:
+@stage_options  # --out, --force, --wait, --executor (the answers go through the generate stage: on Ray)
+def eval_cmd(heldout: Path, out: str, force: bool, read: Any, **options: Any) -> None:
     """Every --model answers the prompts of HELDOUT (greedy, the same token budget); each
     --judge scores the answers; every pair of models is compared prompt by prompt (win/tie/loss,
     mean difference with a 95% bootstrap CI, sign-test and paired-bootstrap p-values, per
@@ -57,10 +50,8 @@ def eval_cmd(heldout: Path, max_tokens: int, backend: str, base_url: str | None,
     from thresher.config import from_dict
     from thresher.evaluate.stage import run
 
-    config = from_dict(Config, {**config_values(Config, options), "baseline": False,
-                                "generate": {"max_tokens": max_tokens, "backend": backend,
-                                             **({"base_url": base_url} if base_url else {})}})
-    result = run([heldout], out, config, force=force, read=read)
+    config = from_dict(Config, {**config_values(Config, options), "baseline": False})
+    result = run([heldout], Path(out), config, force=force, read=read)
     ev = result.stats.get("eval", {})
     click.echo(format_table(ev))
     click.echo(ev.get("verdict", ""))

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thresher.choices import GenerateBackend
 from thresher.errors import ConfigError, InputError, ThresherError
-from thresher.evaluate.answers import stage_config, stage_module
+from thresher.evaluate.answers import OWN_GENERATE_KEYS, stage_config, stage_module
 from thresher.evaluate.judges import Judge, parse_judges
 from thresher.evaluate.models import ModelSpec, fingerprint_path, parse_models
 
@@ -61,6 +62,13 @@ class Config:
     """``code`` judge: column with the function name passed to ``check``."""
     system: str | None = None
     """System prompt given to every model (default none: students answer without one)."""
+    max_tokens: int = 96
+    """Token budget of every answer (the same for every model)."""
+    backend: GenerateBackend = "auto"
+    """How the models answer (the generate stage's backends): auto (vllm when installed with a GPU,
+    else transformers), transformers, vllm, openai (a server: base_url) or openai-batch."""
+    base_url: str | None = None
+    """backend openai: the OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)."""
     samples: int = 1
     """Answers per prompt and model (k). With k > 1, sampled at ``temperature``, every verifier's
     value for a prompt is its pass rate over the k answers (avg@k: pass@1 averaged over k samples);
@@ -81,7 +89,8 @@ class Config:
     seed: int = 0
     """Seed of the random subset and of the bootstrap."""
     generate: dict[str, Any] = field(default_factory=dict)
-    """Options of the generate stage for the answers (max_tokens is the token budget)."""
+    """Other options of the generate stage for the answers (dtype, max_model_len ...; in a recipe
+    the teacher's, except its sampling, token budget and backend)."""
     score: dict[str, Any] = field(default_factory=dict)
     """Options of the score stage for reward / judge judges (batch_size, judge_scale ...)."""
     train: dict[str, Any] = field(default_factory=dict)
@@ -106,9 +115,14 @@ class Config:
             problems.append("code_workers: must be >= 0")
         if self.resamples < 100:
             problems.append("resamples: must be >= 100")
+        if self.max_tokens < 1:
+            problems.append(f"max_tokens: must be >= 1 (got {self.max_tokens})")
         for key in ("teacher", "model", "n"):
             if key in self.generate:
                 problems.append(f"generate.{key}: set by the eval stage itself")
+        for key in OWN_GENERATE_KEYS:
+            if key in self.generate:
+                problems.append(f"generate.{key}: set eval's own {key} instead")
         return problems
 
     def answer_temperature(self) -> float:

@@ -17,10 +17,10 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from thresher.choices import EXECUTORS
 from thresher.errors import ThresherError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"
-EXECUTORS = ("local", "ray")
 _SETTINGS: dict[str, Any] = {"executor": "local", "address": None, "actors": None}
 
 

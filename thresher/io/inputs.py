@@ -12,31 +12,41 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
 from thresher.errors import InputError
+from thresher.io.shapes import Shape
 
 READ_STAGE = "read"
 
 
+#: what a stage does with a bad input row: stop, or skip it and record why
+OnBadRows = Literal["error", "skip"]
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a stage reads its inputs (part of the stage fingerprint)."""
+    """How a stage reads its inputs (part of the stage fingerprint). The fields are the
+    ``--format``, ``--on-bad-rows`` and ``--split`` options of every command that reads rows
+    (:func:`thresher.cli.options.read_options`); the docstrings are their help."""
 
-    fmt: str | None = None
-    """Force the record format (``messages``, ``sharegpt``, ``alpaca`` ...); None detects it."""
-    on_bad_rows: str = "error"
-    """``error`` stops at the first bad row; ``skip`` records it in dropped.parquet (stage "read")."""
+    fmt: Shape | None = None
+    """Force the input record format (default: the format most records have)."""
+    on_bad_rows: OnBadRows = "error"
+    """Stop at the first bad row (error), or skip bad rows and record each with its reason
+    (stages: in dropped.parquet as drop_stage=read; convert: beside the output)."""
     split: str | None = None
-    """Split of a DatasetDict folder or hub dataset (default: ``train``)."""
+    """Split to read from a DatasetDict folder or hub dataset (default: train)."""
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain mapping (for manifests)."""
-        return asdict(self)
+        """Plain mapping (for manifests): :func:`thresher.config.to_dict`."""
+        from thresher.config import to_dict
+
+        return to_dict(self)
 
     @classmethod
     def coerce(cls, value: ReadOptions | dict[str, Any] | None) -> ReadOptions:
@@ -45,8 +55,8 @@ class ReadOptions:
             return cls()
         if isinstance(value, ReadOptions):
             return value
-        known = {k: v for k, v in dict(value).items() if k in ("fmt", "on_bad_rows", "split")}
-        return cls(**known)
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in dict(value).items() if k in names})
 
 
 def resolve_input(path: str | os.PathLike) -> Path:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 from thresher.io.shape_error import ShapeError
 
-WRITE_SHAPES: tuple[str, ...] = ("messages", "sharegpt", "alpaca", "prompt-completion", "prompt")
-BATCH_SHAPES: tuple[str, ...] = ("openai-batch", "openai-batch-output")
+WriteShape = Literal["messages", "sharegpt", "alpaca", "prompt-completion", "prompt"]
+BatchShape = Literal["openai-batch", "openai-batch-output"]
+#: a record format (``--format``): one thresher writes, or an OpenAI Batch file it reads
+Shape = Literal[WriteShape, BatchShape]
+WRITE_SHAPES: tuple[str, ...] = get_args(WriteShape)
+BATCH_SHAPES: tuple[str, ...] = get_args(BatchShape)
 SHAPES: tuple[str, ...] = (*WRITE_SHAPES, *BATCH_SHAPES)
 ROW_KEYS: tuple[str, ...] = ("id", "category", "source")
 SHAPE_KEYS: dict[str, tuple[str, ...]] = {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from thresher.choices import EXECUTORS
 from thresher.errors import ThresherError
 
 SET_HELP = "Override a recipe value: STAGE.KEY=VALUE (VALUE is YAML), e.g. --set dedup.threshold=0.9. Repeatable."
@@ -41,7 +42,7 @@ def _load(recipe: str, overrides: tuple[str, ...], *, offline_hub: bool = True):
               "(and write into a --out folder that is not a run folder).")
 @click.option("--wait", is_flag=True, help="When another `thresher run` is writing the same run folder, "
               "wait for it instead of stopping.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None,
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
               help="Run the stages here or on a Ray cluster (default: the recipe's executor:, "
                    "else local; ray needs pip install 'thresher[ray]').")
 @click.option("--ray-address", default=None, metavar="ADDRESS",

@@ -124,7 +124,9 @@ def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int,
     if spec.name not in ("eval", "evaluate"):
         return [fed[spec.index]], _with_stage_refs(spec, recipe, run_dir)
     from thresher.config import to_dict
+    from thresher.evaluate.stage import OWN_GENERATE_KEYS
 
+    not_inherited = (*_EVAL_OWN, *OWN_GENERATE_KEYS)  # eval's own budget and backend, not the teacher's
     before = [s for s in recipe.stages if s.index < spec.index]
     gens = [s for s in before if s.name == "generate"]
     trains = [s for s in before if s.name == "train"]
@@ -133,14 +135,14 @@ def _stage_inputs(spec: StageSpec, recipe: Recipe, run_dir: Path, fed: dict[int,
     models: list[str] = []
     changes: dict[str, Any] = {}
     if gens:
-        gen = {k: v for k, v in to_dict(gens[-1].config).items() if k not in _EVAL_OWN}
+        gen = {k: v for k, v in to_dict(gens[-1].config).items() if k not in not_inherited}
         changes["generate"] = {**gen, **dict(ev.generate)}
     if trains:
         train = trains[-1]
         own = lineage_generate(train, recipe)  # the teacher's generations, not a student's side branch
         if own is not None:
             gens = [own]
-            gen = {k: v for k, v in to_dict(own.config).items() if k not in _EVAL_OWN}
+            gen = {k: v for k, v in to_dict(own.config).items() if k not in not_inherited}
             changes["generate"] = {**gen, **dict(ev.generate)}
         topts = to_dict(train.config)
         base = topts.get("base")

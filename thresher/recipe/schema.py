@@ -37,12 +37,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from thresher.choices import Executor
 from thresher.config import did_you_mean, short_repr
 from thresher.errors import ConfigError, ThresherError
+from thresher.io.inputs import OnBadRows
+from thresher.io.shapes import Shape
 from thresher.yamlutil import safe_load as unique_yaml_load
 
 #: recipe stage name -> module exposing ``Config`` and ``run`` (the stage contract)
@@ -84,11 +87,11 @@ class InputSpec:
     source: str | None = None
     category: str | None = None
     limit: int | None = None
-    format: str | None = None
+    format: Shape | None = None
     split: str | None = None
     categories: tuple[str, ...] = ()
     responses: bool = False
-    on_bad_rows: str = "error"
+    on_bad_rows: OnBadRows = "error"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class Recipe:
     holdout: int = 0
     description: str = ""
     path: Path | None = field(default=None, compare=False)
-    executor: str = "local"  # local, or ray (thresher.executors); --executor overrides it
+    executor: Executor = "local"  # --executor overrides it
 
     def stage(self, name: str) -> StageSpec | None:
         """The first stage called ``name`` (None when the recipe has none)."""
@@ -338,14 +341,6 @@ class _InputEntry:
         return []
 
 
-def _format_problems(fmt: str | None) -> list[str]:
-    from thresher.io.shapes import SHAPES
-
-    if fmt is None or fmt in SHAPES:
-        return []
-    return [f"format: expected one of {', '.join(SHAPES)}, got {fmt!r}"]
-
-
 @dataclass(frozen=True)
 class _PathInput(_InputEntry):
     """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
@@ -353,15 +348,12 @@ class _PathInput(_InputEntry):
 
     path: str = ""
     """The file or folder."""
-    format: str | None = None
+    format: Shape | None = None
     """Force the record format (default: detected)."""
     split: str | None = None
     """The split to read from a DatasetDict folder (default: train)."""
-    on_bad_rows: Literal["error", "skip"] = "error"
+    on_bad_rows: OnBadRows = "error"
     """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
-
-    def check(self) -> list[str]:
-        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -372,13 +364,10 @@ class _HubInput(_InputEntry):
     """The dataset name."""
     split: str | None = None
     """The split to read."""
-    format: str | None = None
+    format: Shape | None = None
     """Force the record format (default: detected)."""
-    on_bad_rows: Literal["error", "skip"] = "error"
+    on_bad_rows: OnBadRows = "error"
     """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
-
-    def check(self) -> list[str]:
-        return super().check() + _format_problems(self.format)
 
 
 @dataclass(frozen=True)
@@ -532,7 +521,7 @@ class _RecipeTop:
     """Free text about the recipe."""
     holdout: int = 0
     """Prompts kept aside for the ``eval`` stage."""
-    executor: str = "local"
+    executor: Executor = "local"
     """Where stages run: local, or ray (``--executor`` overrides it)."""
     inputs: Any = None
     """The input entries (each validated as a path, hub or chatterbot entry)."""
@@ -551,8 +540,6 @@ class _RecipeTop:
                             f"got {short_repr(self.name)}")
         if self.holdout < 0:
             problems.append(f"holdout: expected a non-negative integer, got {self.holdout!r}")
-        if self.executor not in ("local", "ray"):
-            problems.append(f"executor: expected local or ray, got {self.executor!r}")
         return problems
 
 
@@ -569,7 +556,7 @@ def parse_recipe(data: Mapping[str, Any], *, path: Path | None = None, check_fil
     name = top.name if _str(top.name) else "recipe"
     seed = top.seed
     holdout = max(top.holdout, 0)
-    executor = top.executor if top.executor in ("local", "ray") else "local"
+    executor = top.executor  # an unknown one is a problem above, and top has the default
     description = top.description or ""
 
     inputs = _parse_list(data, "inputs", "a list of path, hub or chatterbot entries", problems,

@@ -9,7 +9,7 @@ import click
 from thresher.cli.config_options import Opt, config_options, config_values
 from thresher.cli.options import read_options
 from thresher.errors import ThresherError
-from thresher.train.config import OVERLONG, TRAIN_ON, TrainConfig
+from thresher.train.config import TrainConfig
 
 #: the trainer's options that decide the loss masks (same names, defaults and help as train lora)
 _FIELDS = ("base", "chat_template", "max_length", "train_on", "overlong", "trust_remote_code",
@@ -20,8 +20,6 @@ _FIELDS = ("base", "chat_template", "max_length", "train_on", "overlong", "trust
 @click.argument("data", metavar="DATA...", nargs=-1, required=True)
 @config_options(TrainConfig, only=_FIELDS, opts={
     "max_length": Opt(type=click.IntRange(min=8)),
-    "train_on": Opt(type=click.Choice(TRAIN_ON)),
-    "overlong": Opt(type=click.Choice(OVERLONG)),
     "train_reasoning": Opt(decls=("--train-reasoning/--no-train-reasoning",)),
 })
 @click.option(
