@@ -9,7 +9,7 @@ import pytest
 
 from thresher.config import from_dict
 from thresher.errors import ConfigError
-from thresher.evaluate import stage as eval_stage
+from thresher.evaluate import answers as eval_answers
 from thresher.evaluate.stage import Config
 
 
@@ -25,15 +25,17 @@ def _answers_config(config: Config, monkeypatch, tmp_path: Path):
         seen["cfg"] = cfg
         raise _Captured
 
-    gen_mod = eval_stage._module("generate")
+    gen_mod = eval_answers.stage_module("generate")
     monkeypatch.setattr(gen_mod, "run", fake_run)
 
     class _Folder:
+        name = "eval"
+
         def path(self, name):
             return tmp_path / name
 
     with pytest.raises(_Captured):
-        eval_stage._answers("m", "smollm2", tmp_path / "prompts.parquet", config, _Folder(), False)
+        eval_answers.answers("m", "smollm2", tmp_path / "prompts.parquet", config, _Folder(), False)
     return seen["cfg"]
 
 
