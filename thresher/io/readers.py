@@ -404,6 +404,14 @@ def read_rows(
     ids = ids if ids is not None else IdAssigner()
     ids.file = label
     records, frame = _open(p, label, fmt, split, col)
+    if frame is None and fmt in (None, "messages") and inner_suffix(p) in JSONL_EXT:
+        from thresher.io.arrow_jsonl import (
+            read_canonical,  # clean messages lines, straight into Arrow
+        )
+
+        rows_fast = read_canonical(p, label, ids)
+        if rows_fast is not None:
+            return ReadResult(_fill(rows_fast, category, source), label, [], "messages")
     fast = _canonical_fast(frame, label, col, ids) if frame is not None and fmt in (None, "messages") else None
     if fast is not None:
         if fast.height == 0 and not col.rejects:
