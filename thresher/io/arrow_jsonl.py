@@ -18,25 +18,25 @@ differently.
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
 from thresher.io.columns import MAX_DEPTH
-from thresher.io.compress import COMPRESSED, read_bytes
+from thresher.io.compress import open_binary
 from thresher.schema import EXTRA_MESSAGE_FIELDS, IdAssigner, conform, table_problems
 
 #: rows handed to Python at a time while deriving ids (bounds the per-row objects alive at once)
 ID_SLICE = 20_000
+#: rows validated at a time
+CHECK_ROWS = 50_000
 #: pyarrow's block size: a line longer than this is read by the record path
-BLOCK_BYTES = 1 << 24
+BLOCK_BYTES = 1 << 22
 #: bytes scanned for line ends at a time
-SCAN_BYTES = 1 << 22
+SCAN_BYTES = 1 << 20
 #: optional message fields read as they are (the others, and the aliases, take the record path)
 TEXT_FIELDS = ("tool_call_id", "name", "reasoning_content")
 CORE_TYPES = (pa.string(), pa.int64(), pa.null())  # id, category and source: text or integers
@@ -44,17 +44,21 @@ CORE_TYPES = (pa.string(), pa.int64(), pa.null())  # id, category and source: te
 _LONG_NUMBER = re.compile(rb"[:\[,][ \t]*-?[0-9]{19,}")  # may not fit in 64 bits: pyarrow makes it a double
 
 
-@contextmanager
-def _buffer(p: Path) -> Iterator[bytes | mmap.mmap | None]:
-    """The file's (decompressed) bytes: mapped when plain, read when compressed (None: unreadable)."""
-    if p.suffix.lower() in COMPRESSED:
-        try:
-            yield read_bytes(p, str(p))
-        except Exception:  # noqa: BLE001 - the record path reports a damaged stream at its line
-            yield None
-        return
-    with open(p, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        yield mm
+def _chunks(p: Path) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in chunks of whole lines (the last may end without a newline)."""
+    with open_binary(p) as fh:
+        rest = b""
+        while True:
+            block = fh.read(SCAN_BYTES)
+            if not block:
+                break
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+        if rest:
+            yield rest
 
 
 def _lines_ok(a, first: bool, last: bool) -> int | None:
@@ -89,26 +93,23 @@ def _lines_ok(a, first: bool, last: bool) -> int | None:
     return len(nl)
 
 
-def _one_object_per_line(buf: bytes | mmap.mmap) -> int | None:
+def _one_object_per_line(p: Path) -> int | None:
     """The number of lines when the file is UTF-8 and every line is exactly one ``{...}``
-    (:func:`_lines_ok`), else None; read in chunks of whole lines."""
+    (:func:`_lines_ok`), else None."""
     import numpy as np
 
-    n, start, lines = len(buf), 0, 0
-    while start < n:
-        stop = buf.find(b"\n", min(n, start + SCAN_BYTES))
-        stop = n if stop < 0 else stop + 1
-        chunk = bytes(buf[start:stop])
+    lines, ends_line = 0, True
+    for i, chunk in enumerate(_chunks(p)):
         try:
             chunk.decode("utf-8")  # pyarrow does not check that strings are UTF-8
         except UnicodeDecodeError:
             return None
-        got = _lines_ok(np.frombuffer(chunk, dtype=np.uint8), start == 0, stop == n)
+        ends_line = chunk.endswith(b"\n")
+        got = _lines_ok(np.frombuffer(chunk, dtype=np.uint8), i == 0, not ends_line)
         if got is None:
             return None
         lines += got
-        start = stop
-    return lines + (0 if buf[n - 1:n] == b"\n" else 1) if n else None
+    return (lines + (0 if ends_line else 1)) or None
 
 
 def _depth(t: pa.DataType) -> int:
@@ -149,7 +150,7 @@ def _messages_ok(t: pa.DataType) -> bool:
     return True
 
 
-def _schema_ok(schema: pa.Schema, has_double: bool, buf: bytes | mmap.mmap) -> bool:
+def _schema_ok(schema: pa.Schema, has_double: bool, p: Path) -> bool:
     names = schema.names
     if "messages" not in names or "custom_id" in names or len(set(names)) != len(names):
         return False
@@ -162,7 +163,7 @@ def _schema_ok(schema: pa.Schema, has_double: bool, buf: bytes | mmap.mmap) -> b
             ok = _plain_value(f.type)
         if not ok:
             return False
-    return not (has_double and _LONG_NUMBER.search(buf))
+    return not (has_double and any(_LONG_NUMBER.search(chunk) for chunk in _chunks(p)))
 
 
 def _no_timestamps(t: pa.DataType) -> pa.DataType:
@@ -176,20 +177,24 @@ def _no_timestamps(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def _parse(buf: bytes | mmap.mmap) -> pa.Table | None:
+def _parse(p: Path) -> pa.Table | None:
     import pyarrow.json as pj
 
     opts = pj.ReadOptions(block_size=BLOCK_BYTES)
     try:
-        table = pj.read_json(pa.py_buffer(buf), read_options=opts)
+        with open_binary(p) as fh:
+            table = pj.read_json(fh, read_options=opts)
         if any(_depth(f.type) >= MAX_DEPTH for f in table.schema):  # the record path names the row
             return None
         fixed = pa.schema([pa.field(f.name, _no_timestamps(f.type)) for f in table.schema])
         if fixed != table.schema:
-            table = pj.read_json(pa.py_buffer(buf), read_options=opts,
-                                 parse_options=pj.ParseOptions(explicit_schema=fixed))
-    except Exception:  # noqa: BLE001 - any parse problem: the record path names it
+            del table
+            with open_binary(p) as fh:
+                table = pj.read_json(fh, read_options=opts, parse_options=pj.ParseOptions(explicit_schema=fixed))
+    except Exception:  # noqa: BLE001 - any parse or decompression problem: the record path names it
         return None
+    finally:
+        pa.default_memory_pool().release_unused()
     return table
 
 
@@ -243,20 +248,21 @@ def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str) -> pl.Series | No
 def read_canonical(p: Path, label: str, ids: IdAssigner) -> pl.DataFrame | None:
     """The validated rows of the canonical JSONL file ``p`` with their ids (registered in
     ``ids``), or None: read it through the record path (see the module docstring)."""
-    with _buffer(p) as buf:
-        if buf is None:
+    try:
+        lines = _one_object_per_line(p)
+        table = _parse(p) if lines else None
+        if table is None or table.num_rows != lines \
+                or not _schema_ok(table.schema, any(_has_double(f.type) for f in table.schema), p):
             return None
-        lines = _one_object_per_line(buf)
-        table = _parse(buf) if lines else None
-        if table is None or table.num_rows != lines:
-            return None
-        if not _schema_ok(table.schema, any(_has_double(f.type) for f in table.schema), buf):
-            return None
+    except Exception:  # noqa: BLE001 - a damaged compressed stream: the record path names the line
+        return None
     try:
         df = _frame(table)
         del table
-        if not table_problems(df, check_ids=False).is_empty():
-            return None
+        pa.default_memory_pool().release_unused()
+        for start in range(0, df.height, CHECK_ROWS):  # a slice at a time: bounded scratch memory
+            if not table_problems(df.slice(start, CHECK_ROWS), check_ids=False).is_empty():
+                return None
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:  # noqa: BLE001 - polars panics are BaseExceptions: the record path decides
