@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from unittest import mock
 
+import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzz._fuzz import budget, count, data_file, workdir
 from thresher.errors import ThresherError
-from thresher.io import arrow_jsonl, read_rows
+from thresher.io import arrow_jsonl, read_rows, readers
 from thresher.schema import IdAssigner
 
 CLEAN = st.sampled_from(["hi", "question?", "é💥", "a\nb", "2024-01-02", "2024-01-02T03:04:05", "<|im_end|>",
@@ -152,3 +153,29 @@ def test_fast_path_takes_clean_files(tmp_path):
     with mock.patch.object(arrow_jsonl, "read_canonical", side_effect=lambda *a: None):
         slow = read_rows(p).table
     assert table.equals(slow) and table.schema == slow.schema
+
+
+def _read_with(path, mode: str, frame):
+    with mock.patch.object(readers, "_row_frame", frame):
+        try:
+            res = read_rows(path, on_bad_rows=mode)
+        except ThresherError as e:
+            return str(e)
+    return res.table, res.table.schema, res.table.columns, res.rejects
+
+
+@budget(150)
+@given(st.one_of(data_file(), canonical_file()), st.sampled_from(["error", "skip"]))
+def test_record_path_builds_messages_through_arrow_as_polars_would(f, mode):
+    """The record path's table (messages built through Arrow) equals ``pl.DataFrame(rows)``'s."""
+    suffix, body = f
+    with workdir() as d:
+        p = d / f"in{suffix}"
+        p.write_bytes(body)
+        ours = _read_with(p, mode, readers._row_frame)
+        plain = _read_with(p, mode, lambda rows: pl.DataFrame(rows, infer_schema_length=None))
+    if isinstance(ours, str) or isinstance(plain, str):
+        assert ours == plain
+    else:
+        assert ours[0].equals(plain[0]) and ours[1:] == plain[1:]
+    count("record-path-arrow-messages")
