@@ -30,9 +30,9 @@ from thresher.io.compress import open_binary
 from thresher.schema import EXTRA_MESSAGE_FIELDS, IdAssigner, conform, table_problems
 
 #: rows handed to Python at a time while deriving ids (bounds the per-row objects alive at once)
-ID_SLICE = 20_000
+ID_SLICE = 2_000
 #: rows validated at a time
-CHECK_ROWS = 50_000
+CHECK_ROWS = 5_000
 #: pyarrow's block size: a line longer than this is read by the record path
 BLOCK_BYTES = 1 << 22
 #: bytes scanned for line ends at a time
