@@ -114,7 +114,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, action="append", help="rows (repeat for several sizes; default 100000)")
     ap.add_argument("--stages", default="filter,score", help="comma-separated: filter, score")
     ap.add_argument("--small", action="store_true", help="two-turn ~350-byte rows (issue 24's first figures)")
-    ap.add_argument("--thresher", default=shutil.which("thresher") or "thresher",
+    beside = Path(sys.executable).with_name("thresher")  # this environment's install
+    ap.add_argument("--thresher", default=str(beside) if beside.exists() else shutil.which("thresher") or "thresher",
                     help="the thresher executable to measure (another install for a before/after)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of the table")
     args = ap.parse_args()
