@@ -44,21 +44,31 @@ CORE_TYPES = (pa.string(), pa.int64(), pa.null())  # id, category and source: te
 _LONG_NUMBER = re.compile(rb"[:\[,][ \t]*-?[0-9]{19,}")  # may not fit in 64 bits: pyarrow makes it a double
 
 
+class _LineTooLong(Exception):
+    """A line longer than pyarrow's block: the record path reads the file."""
+
+
 def _chunks(p: Path) -> Iterator[bytes]:
-    """The file's (decompressed) bytes in chunks of whole lines (the last may end without a newline)."""
+    """The file's (decompressed) bytes in chunks of whole lines (the last may end without a
+    newline); raises :class:`_LineTooLong` for a line longer than :data:`BLOCK_BYTES`."""
     with open_binary(p) as fh:
-        rest = b""
+        parts: list[bytes] = []
+        size = 0
         while True:
             block = fh.read(SCAN_BYTES)
             if not block:
                 break
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            rest = data[cut:]
-            if cut:
-                yield data[:cut]
-        if rest:
-            yield rest
+            cut = block.rfind(b"\n") + 1
+            if not cut:
+                size += len(block)
+                if size > BLOCK_BYTES:
+                    raise _LineTooLong
+                parts.append(block)
+                continue
+            yield b"".join([*parts, block[:cut]])
+            parts, size = [block[cut:]], len(block) - cut
+        if size:
+            yield b"".join(parts)
 
 
 def _lines_ok(a, first: bool, last: bool) -> int | None:
@@ -248,13 +258,13 @@ def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str) -> pl.Series | No
 def read_canonical(p: Path, label: str, ids: IdAssigner) -> pl.DataFrame | None:
     """The validated rows of the canonical JSONL file ``p`` with their ids (registered in
     ``ids``), or None: read it through the record path (see the module docstring)."""
-    try:
+    try:  # _LineTooLong, a damaged compressed stream: the record path reads it
         lines = _one_object_per_line(p)
         table = _parse(p) if lines else None
         if table is None or table.num_rows != lines \
                 or not _schema_ok(table.schema, any(_has_double(f.type) for f in table.schema), p):
             return None
-    except Exception:  # noqa: BLE001 - a damaged compressed stream: the record path names the line
+    except Exception:  # noqa: BLE001 - the record path names the problem
         return None
     try:
         df = _frame(table)
