@@ -179,3 +179,20 @@ def test_record_path_builds_messages_through_arrow_as_polars_would(f, mode):
     else:
         assert ours[0].equals(plain[0]) and ours[1:] == plain[1:]
     count("record-path-arrow-messages")
+
+
+def test_fast_path_reads_compressed_files_and_leaves_long_lines_to_the_record_path(tmp_path):
+    import gzip
+
+    rows = [{"messages": [{"role": "user", "content": "q" * n}, {"role": "assistant", "content": "a"}]}
+            for n in (10, 300, 20)]
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    p = tmp_path / "in.jsonl.gz"
+    p.write_bytes(gzip.compress(body))
+    ids = IdAssigner()
+    fast = arrow_jsonl.read_canonical(p, str(p), ids)
+    assert fast is not None and fast.height == 3
+    assert fast.equals(read_rows(p).table)
+    with mock.patch.object(arrow_jsonl, "BLOCK_BYTES", 100), mock.patch.object(arrow_jsonl, "SCAN_BYTES", 16):
+        assert arrow_jsonl.read_canonical(p, str(p), IdAssigner()) is None  # the 300-byte line
+        assert read_rows(p).table.equals(fast)
