@@ -115,17 +115,34 @@ class IdAssigner:
             return rid, None
         return self._derive(messages, where), None
 
-    def take_all(self, column: pl.Series, file: str) -> bool:
-        """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...) when
-        none is null, empty, repeated or seen before; False (nothing registered) otherwise."""
+    def take_all(self, column: pl.Series, file: str, prefix: str = "row ") -> bool:
+        """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...; lines
+        ``1``, ``2`` ... with ``prefix=""``) when none is null, empty, repeated or seen before;
+        False (nothing registered) otherwise."""
         col = column.cast(pl.String)
         if col.null_count() or (col == "").any() or col.is_duplicated().any():
             return False
         values = col.to_list()
         if not self.seen.keys().isdisjoint(values):
             return False
-        self.seen.update((v, (file, f"row {i}")) for i, v in enumerate(values, start=1))
+        self.seen.update((v, (file, f"{prefix}{i}")) for i, v in enumerate(values, start=1))
         return True
+
+    def overlay(self) -> IdAssigner:
+        """A trial assigner that sees this one's ids but records its own apart (keep them with
+        :meth:`commit`, or drop the trial to leave this one unchanged)."""
+        from collections import ChainMap
+
+        trial = IdAssigner()
+        trial.file = self.file
+        trial.seen = ChainMap({}, self.seen)  # type: ignore[assignment]
+        trial._count = ChainMap({}, self._count)  # type: ignore[assignment]
+        return trial
+
+    def commit(self, trial: IdAssigner) -> None:
+        """Keep the ids a trial from :meth:`overlay` assigned."""
+        self.seen.update(trial.seen.maps[0])  # type: ignore[attr-defined]
+        self._count.update(trial._count.maps[0])  # type: ignore[attr-defined]
 
     def _derive(self, messages: Sequence[Mapping[str, Any]], where: str) -> str:
         base = content_id(messages)
@@ -362,6 +379,10 @@ def table_problems(df: pl.DataFrame, *, check_ids: bool = True) -> pl.DataFrame:
         .unique("row", keep="first", maintain_order=True).select("row", "reason")
 
 
+#: the characters ``str.strip()`` removes (polars' default strips fewer: not U+001C..U+001F)
+PY_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
 def _turn_problems(ex: pl.DataFrame) -> list[pl.DataFrame]:
     """Per-turn problems of exploded messages (one row per turn: ``row``, ``turn``, fields)."""
     role_ok = pl.col("role").is_in(list(ROLES))
@@ -380,7 +401,7 @@ def _turn_problems(ex: pl.DataFrame) -> list[pl.DataFrame]:
     checks += [
         (role_ok & pl.col("content").is_not_null() & has_calls & (pl.col("role") != "assistant"),
          pl.format("message {} ({}): tool_calls are only allowed on assistant turns", "turn", "role")),
-        (pl.col("role").is_in(["user", "assistant"]) & (pl.col("content").str.strip_chars().str.len_chars() == 0)
+        (pl.col("role").is_in(["user", "assistant"]) & (pl.col("content").str.strip_chars(PY_WHITESPACE).str.len_chars() == 0)
          & ~has_calls & ~((pl.col("role") == "assistant") & (pl.col("turn") == pl.col("turns"))),
          pl.format("message {} ({}): empty content", "turn", "role")),
     ]

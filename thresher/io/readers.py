@@ -44,6 +44,7 @@ from thresher.io.shapes import (
     to_messages,
 )
 from thresher.schema import (
+    EXTRA_MESSAGE_FIELDS,
     IdAssigner,
     clean_messages,
     conform,
@@ -345,15 +346,13 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssign
         bad[row - 1] = reason
     if not bad and ids.take_all(df["id"], f"{label}"):  # every id given and new: no per-row work
         return df
-    given = df["id"].to_list()
-    msgs = df["messages"].to_list() if any(g in (None, "") for g in given) else None
     new_ids: list[str | None] = []
-    for i, g in enumerate(given):
+    for i, g, msgs in _ids_and_messages(df):
         if i in bad:
             col.bad(f"row {i + 1}", bad[i], df.row(i, named=True), code="invalid-messages")
             new_ids.append(None)
             continue
-        rid, problem = ids.assign(g, msgs[i] if msgs is not None and g in (None, "") else (), f"row {i + 1}")
+        rid, problem = ids.assign(g, msgs, f"row {i + 1}")
         if problem:
             col.bad(f"row {i + 1}", problem, df.row(i, named=True), code="duplicate-id")
             bad[i] = problem
@@ -364,6 +363,18 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssign
     if bad:
         df = df.filter(~pl.int_range(pl.len()).is_in(list(bad)))
     return df
+
+
+def _ids_and_messages(df: pl.DataFrame, rows: int = 20_000) -> Iterator[tuple[int, Any, Any]]:
+    """``(index, given id, messages)`` per row, a slice of ``rows`` at a time as Python objects
+    (messages only where the id is missing: they give the derived id)."""
+    for start in range(0, df.height, rows):
+        part = df.slice(start, rows)
+        given = part["id"].to_list()
+        need = any(g in (None, "") for g in given)
+        msgs = part["messages"].to_list() if need else None
+        for j, g in enumerate(given):
+            yield start + j, g, msgs[j] if msgs is not None and g in (None, "") else ()
 
 
 def read_rows(
@@ -404,6 +415,14 @@ def read_rows(
     ids = ids if ids is not None else IdAssigner()
     ids.file = label
     records, frame = _open(p, label, fmt, split, col)
+    if frame is None and fmt in (None, "messages") and inner_suffix(p) in JSONL_EXT:
+        from thresher.io.arrow_jsonl import (
+            read_canonical,  # clean messages lines, straight into Arrow
+        )
+
+        rows_fast = read_canonical(p, label, ids)
+        if rows_fast is not None:
+            return ReadResult(_fill(rows_fast, category, source), label, [], "messages")
     fast = _canonical_fast(frame, label, col, ids) if frame is not None and fmt in (None, "messages") else None
     if fast is not None:
         if fast.height == 0 and not col.rejects:
@@ -423,10 +442,38 @@ def read_rows(
     if not rows:
         return ReadResult(_fill(empty_table(), category, source), label, col.rejects, shape)
     try:
-        table = conform(pl.DataFrame(rows, infer_schema_length=None))
+        table = conform(_row_frame(rows))
     except Exception as e:
         raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
     return ReadResult(_fill(table, category, source), label, col.rejects, shape)
+
+
+def _arrow_messages(fields: set[str]) -> Any:
+    """The Arrow type of :func:`thresher.schema.messages_dtype` for ``fields``."""
+    import pyarrow as pa
+
+    text = pa.large_string()
+    call = pa.struct([("id", text), ("type", text), ("function", pa.struct([("name", text), ("arguments", text)]))])
+    kinds = {"tool_calls": pa.list_(call), "weight": pa.float64()}
+    extra = [(k, kinds.get(k, text)) for k in EXTRA_MESSAGE_FIELDS if k in fields]
+    return pa.large_list(pa.struct([("role", text), ("content", text), *extra]))
+
+
+def _row_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """``pl.DataFrame(rows)`` with the (validated, cleaned) messages built through Arrow: polars
+    builds nested values from Python objects at about twice the memory (``rows`` lose them)."""
+    import pyarrow as pa
+
+    msgs = [r.pop("messages") for r in rows]
+    try:
+        fields = {k for m in msgs for turn in m for k in turn}
+        column = pl.from_arrow(pa.array(msgs, type=_arrow_messages(fields)))
+    except (pa.ArrowException, TypeError, ValueError):  # not expected: build it as polars would
+        for r, m in zip(rows, msgs):
+            r["messages"] = m
+        return pl.DataFrame(rows, infer_schema_length=None)
+    del msgs
+    return pl.DataFrame(rows, infer_schema_length=None).with_columns(column.alias("messages"))
 
 
 def _open(p: Path, label: str, fmt: str | None, split: str | None,
