@@ -14,6 +14,8 @@ KIND) and ``<NAME>_error``.
   - mean log p(answer) per token under MODEL (default SmolLM2), one batched pass;
 - ``ending`` or ``ending:MODEL``: log p(end of turn | question, answer): low for an answer cut
   off mid-way (the same pass as ``gain``: listing both costs one pass);
+- ``relevance`` or ``relevance:EMBEDDER``: cosine of the question and the answer under an offline
+  sentence embedder (default ``minilm``; :mod:`thresher.curate.score.relevance`);
 - ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's verifiers
   (``verify:math``, ``verify:numeric``, ``verify:exact``, ``verify:regex`` against the row's
   ``reference``; ``verify:code`` with its ``tests``; ``verify:ends``; ``verify:sentences:1-2``,
@@ -31,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate", "gain", "ending")
+KINDS = ("loglik", "reward", "judge", "length", "ifd", "verify", "passrate", "gain", "ending", "relevance")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -73,7 +75,7 @@ def parse_spec(text: str) -> ScorerSpec:
     if kind not in KINDS:
         raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(KINDS)})")
     name = name or kind
-    if kind in ("loglik", "length", "ifd", "gain", "ending"):
+    if kind in ("loglik", "length", "ifd", "gain", "ending", "relevance"):
         return ScorerSpec(name, kind, model=rest or None)
     if kind == "verify":
         if not rest:
