@@ -100,3 +100,18 @@ def test_cli_bad_embedder_is_a_one_line_error(tmp_path):
                                   "a .gguf file or a hub name 'org/name')")
     assert not (tmp_path / "run" / "kept.parquet").exists()
     assert pl.read_parquet(path).height == 1
+
+
+@pytest.mark.slow
+def test_cli_scores_relevance_with_the_shipped_embedder(tmp_path):
+    rows = make_rows([{"messages": _conv("What is the capital of France?", "Paris is the capital of France."),
+                       "id": "right"},
+                      {"messages": _conv("What is the capital of France?", "I like trains."), "id": "wrong"}])
+    path = tmp_path / "in.parquet"
+    rows.write_parquet(path)
+    res = CliRunner().invoke(cli, ["curate", "score", str(path), "-s", "relevance", "--out", str(tmp_path / "run"),
+                                   "--no-cache"])
+    assert res.exit_code == 0, res.output
+    kept = pl.read_parquet(tmp_path / "run" / "kept.parquet")
+    got = dict(zip(kept["id"], kept["score_relevance"]))
+    assert got["right"] > 0.5 > got["wrong"]
