@@ -359,15 +359,22 @@ def run_random(rows: list[dict], n: int, seed: int) -> set[str]:
 # ---------------------------------------------------------------- scoring
 
 
-def score(rows: list[dict], dropped: set[str]) -> dict:
-    """Recall per kind, good rows kept, precision and F1 of a dropped-id set."""
+def pair_units(rows: list[dict], dropped: set[str]) -> set[str]:
+    """``dropped`` with each near-duplicate pair as one unit: when the original went and the
+    near-duplicate stayed, the near-duplicate counts as the dropped copy (whichever survives)."""
     dropped = set(dropped)
     by_q = {r["q"]: r for r in rows if r["kind"] == "good"}
-    for r in rows:  # a near-duplicate pair is one unit: caught when exactly one copy goes
+    for r in rows:
         if r["kind"] == "near_dup" and r.get("pair") in by_q:
             orig = by_q[r["pair"]]
             if orig["id"] in dropped and r["id"] not in dropped:
                 dropped = (dropped - {orig["id"]}) | {r["id"]}
+    return dropped
+
+
+def score(rows: list[dict], dropped: set[str]) -> dict:
+    """Recall per kind, good rows kept, precision and F1 of a dropped-id set."""
+    dropped = pair_units(rows, dropped)
     out: dict = {"recall": {}}
     for kind in KINDS:
         ids = [r["id"] for r in rows if r["kind"] == kind]
@@ -407,7 +414,8 @@ def table(results: dict[str, dict]) -> str:
 
 
 def wrong_examples(rows: list[dict], dropped: set[str], limit: int = 3) -> dict[str, list]:
-    """Up to ``limit`` missed rows per kind and good rows dropped."""
+    """Up to ``limit`` missed rows per kind and good rows dropped (near-duplicate pairs as units)."""
+    dropped = pair_units(rows, dropped)
     out: dict[str, list] = {}
     for r in rows:
         missed = r["kind"] != "good" and r["id"] not in dropped

@@ -14,8 +14,9 @@ space) and whitespace collapsing (runs of whitespace become one space, ends stri
 With ``chatter`` (off by default) each message first loses the social padding short prompts
 carry (:func:`strip_chatter_expr`): greetings and lead-ins at its start ("Hi,", "Hello!",
 "Hey there", "Quick question:", "Sorry to bother you,") and thanks at its end ("Thanks!",
-"Thank you in advance.", "Any help is appreciated", "please"), so that "Hi! Quick question:
-what is X? Thanks!" compares equal to "What is X?". A message that would be left without a
+"Thank you in advance.", "Any help is appreciated", "please"), and whole sentences of social
+words only before or after it ("Can you help?", "Any ideas?", "I need some advice."), so that
+"Hi! Quick question: what is X? Thanks!" compares equal to "What is X?". A message that would be left without a
 letter or digit ("Thank you!") is kept as it is.
 """
 
@@ -63,12 +64,25 @@ _THANKS = (r"(?:(?:many )?thanks?(?: (?:a lot|so much|very much|a bunch|a millio
 # one or more thanks at the end; a "?", "!" or "." just before them is kept ("What is X?")
 _TRAIL = rf"(?i)([.?!])?(?:{_SEP}*\b{_THANKS})+{_SEP}*[):(]*{_SEP}*$"
 _HAS_WORD = r"[\p{L}\p{N}]"
+# a whole sentence of social words only ("Can you help?", "Any ideas?", "I need some advice.",
+# "Could someone please help me out?"): no content word, no question word, no "is"
+_SOCIAL = (r"\b(?:i|me|my|we|us|you|u|ya|your|someone|somebody|anyone|anybody|everyone|everybody|all|folks|"
+           r"guys|there|again|can|could|would|will|do|does|please|pls|plz|kindly|help|helps|helping|assist|"
+           r"advice|idea|ideas|thought|thoughts|suggestion|suggestions|tip|tips|pointer|pointers|input|hi|hey|"
+           r"hello|hiya|howdy|greetings|thanks|thank|thx|cheers|appreciated|appreciate|much|so|very|a|lot|in|"
+           r"advance|quick|simple|small|short|question|have|got|need|some|any|out|ok|okay|well|um|uh|hmm|just|"
+           r"wondering|curious|know|answer|reply|respond|explain|here|me)\b")
+_SOCIAL_CLAUSE = rf"{_SOCIAL}(?:\s+{_SOCIAL})*"
+_SOCIAL_LEAD = rf"(?i)^\s*(?:{_SOCIAL_CLAUSE}\s*[,!.:;?\-\u2013\u2014]+\s*)+"
+# after the question's own end mark, which is kept
+_SOCIAL_TRAIL = rf"(?i)([.?!])(?:\s*{_SOCIAL_CLAUSE}\s*[,!.:;?):(]*)+\s*$"
 
 
 def strip_chatter_expr(expr: pl.Expr) -> pl.Expr:
     """``expr`` (strings) without leading greetings/lead-ins and trailing thanks (see the
     module docstring); a text left without a letter or digit stays as it was."""
     stripped = expr.str.replace(_LEAD, "").str.replace(_TRAIL, "${1}")
+    stripped = stripped.str.replace(_SOCIAL_LEAD, "").str.replace(_SOCIAL_TRAIL, "${1}")
     return pl.when(stripped.str.contains(_HAS_WORD)).then(stripped).otherwise(expr)
 
 

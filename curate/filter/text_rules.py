@@ -2,7 +2,8 @@
 returns a short description of what it matched, or None.
 
 - :func:`cut_off`: an answer that stops mid-way (an unclosed code fence, bracket or quote, a
-  dangling last word such as "the" or "and", a trailing comma, or no terminal punctuation
+  dangling last word such as "the" or "and", a verb that needs an object right after a
+  subject or a modal ("it means", "I could get"), a trailing comma, or no terminal punctuation
   where the writer otherwise punctuates). Answers ending with an abbreviation, a code block,
   a list item, a URL, a number or an emoticon are complete.
 - :func:`markup`: HTML tags and entities, HTTP error pages ("403 Forbidden", "nginx"),
@@ -44,6 +45,14 @@ _PRONOUNS = frozenset("i we they he she".split())
 #: words after which a sentence may end on a subject pronoun ("so do I", "more than we")
 _PRONOUN_ENDS = frozenset("""do does did am are is was were can could will would shall should have has had
 than and or so nor me too neither either""".split())
+#: verbs that need an object or complement ("it means", "I could get"): an answer ending on one
+#: right after a subject pronoun or a modal was cut ("if you want", "as you wish" stay: not
+#: after "you")
+_TRANSITIVE = frozenset("""require requires required mean means seem seems become becomes make makes take takes
+get gets give gives want wants need needs wish include includes contain contains lack lacks involve
+involves cause causes allow allows let lets prefer prefers enjoy enjoys consider considers""".split())
+_SUBJECT_OR_MODAL = frozenset("""i he she it we they this that which who can could would will should might must
+may shall cannot can't couldn't wouldn't won't shouldn't don't doesn't didn't to""".split())
 _TERMINAL = set(".!?…。！？\"'”’)]}>*_~`|")
 _EMOTICON = re.compile(r"(?:[:;=8][\-o^']?[()\[\]dDpP/\\|*3]|<3|\^\^|\^_\^|xD|XD)\s*$")
 _URL_END = re.compile(r"(?:https?://|www\.)\S+$")
@@ -98,7 +107,11 @@ def cut_off(text: str) -> str | None:
         return f"dangling last word {words[-1]!r}"
     if last.endswith("'s") and words[-1].islower() and len(all_words) >= 2:
         return f"dangling possessive {words[-1]!r}"
-    before = all_words[-2].lower() if len(all_words) >= 2 else ""
+    before = all_words[-2].lower().replace("’", "'") if len(all_words) >= 2 else ""
+    third = all_words[-3].lower() if len(all_words) >= 3 else ""
+    if (last in _TRANSITIVE and before in _SUBJECT_OR_MODAL and words[-1].islower()
+            and third not in ("what", "whatever", "as", "if", "however")):  # "what it takes"
+        return f"dangling verb {words[-1]!r}"
     if last in _PRONOUNS and before not in _PRONOUN_ENDS and len(all_words) >= 3:
         return f"dangling last word {words[-1]!r}"
     if _LIST_LINE.match(last_line) or len(t.splitlines()) > 1 and last_line.strip().endswith(":"):

@@ -89,6 +89,12 @@ def _length(spec: ScorerSpec, config: Any):
     return LengthScorer(spec.model, name=spec.name, trust_remote_code=config.trust_remote_code)
 
 
+def _relevance(spec: ScorerSpec, config: Any):
+    from .relevance import RelevanceScorer
+
+    return RelevanceScorer(spec.model, name=spec.name, device=config.device, batch_size=config.batch_size)
+
+
 def _judge(spec: ScorerSpec, config: Any):
     from .judge import DEFAULT_RUBRIC, JudgeScorer
 
@@ -134,6 +140,7 @@ SCORERS: dict[str, ScorerKind] = {
                                     "or passrate:verify:math"), None),
     "gain": ScorerKind(optional_model, model_scorer("gain", "GainScorer")),
     "ending": ScorerKind(optional_model, model_scorer("gain", "EndingScorer")),
+    "relevance": ScorerKind(optional_model, _relevance),
 }
 
 

@@ -15,6 +15,8 @@ KIND) and ``<NAME>_error``.
   - mean log p(answer) per token under MODEL (default SmolLM2), one batched pass;
 - ``ending`` or ``ending:MODEL``: log p(end of turn | question, answer): low for an answer cut
   off mid-way (the same pass as ``gain``: listing both costs one pass);
+- ``relevance`` or ``relevance:EMBEDDER``: cosine of the question and the answer under an offline
+  sentence embedder (default ``minilm``; :mod:`thresher.curate.score.relevance`);
 - ``verify:VERIFIER``: 1.0 when the response passes one of thresher eval's verifiers
   (``verify:math``, ``verify:numeric``, ``verify:exact``, ``verify:regex`` against the row's
   ``reference``; ``verify:code`` with its ``tests``; ``verify:ends``; ``verify:sentences:1-2``,

@@ -53,7 +53,8 @@ class Config:
     KIND: loglik[:MODEL] (default; SmolLM2 when MODEL is omitted), reward:MODEL
     (sequence-classification reward model, hub name or folder), gain[:MODEL] (log p(answer|question)
     - log p(answer) per token: does the answer belong to the question), ending[:MODEL] (log p(end of
-    turn | question, answer): low for a cut-off answer), judge:BACKEND[:MODEL]
+    turn | question, answer): low for a cut-off answer), relevance[:EMBEDDER] (cosine of the question
+    and the answer under an offline sentence embedder, default minilm), judge:BACKEND[:MODEL]
     (LLM judge through a distill backend: transformers, vllm, openai), verify:VERIFIER (1 pass / 0
     fail: math, numeric, exact, regex against the row's reference; code with its tests; ends;
     sentences:LO-HI, words:LO-HI, json, lang:CODE), passrate:WHAT (the share of the prompt's

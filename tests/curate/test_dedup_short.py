@@ -28,6 +28,12 @@ def strip(texts: list[str]) -> list[str]:
     ("What is X? Any help is appreciated!", "What is X?"),
     ("Good morning everyone! Is it raining?", "Is it raining?"),
     ("Sorry to bother you, where is the station? Thanks a lot for your help", "where is the station?"),
+    # whole sentences of social words only, before or after the question
+    ("Could anyone help me out? What is the boiling point of water?", "What is the boiling point of water?"),
+    ("I need some advice. Should I learn Rust?", "Should I learn Rust?"),
+    ("Where is Paris? Do you know?", "Where is Paris?"),
+    ("What is X? Ideas, anyone?", "What is X?"),
+    ("What is your name? Thanks so much in advance!", "What is your name?"),
 ])
 def test_chatter_is_stripped(raw, expected):
     assert strip([raw]) == [expected]
@@ -36,6 +42,8 @@ def test_chatter_is_stripped(raw, expected):
 @pytest.mark.parametrize("raw", [
     "Thank you!", "Hi!", "Hello world program in C?", "What is theta", "Tell me about Thanksgiving",
     "Hello. Thanks.", "hi",
+    # a social-words-only message, a request with content, a leading sentence with a question word
+    "Can you help?", "Can you help me with my homework?", "Is there anyone? Where is it?",
 ])
 def test_content_and_chatter_only_messages_stay(raw):
     assert strip([raw]) == [raw]

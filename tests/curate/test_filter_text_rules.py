@@ -21,6 +21,10 @@ CODE = "Here's a loop:\n\n```python\nfor i in range(3):\n    print(i)\n```"
     ("The steps are: first, open the lid,", "ends with ','"),
     ("Restart it. Then check the cable and the power", "no terminal punctuation after punctuated sentences"),
     ("Anger is not an emotion I", "dangling last word 'I'"),
+    ("In short, it means", "dangling verb 'means'"),
+    ("To fix it you will need to take", "dangling verb 'take'"),
+    ("Unfortunately, I think I could get", "dangling verb 'get'"),
+    ("For a robot like me it requires", "dangling verb 'requires'"),
 ])
 def test_cut_off_answers_are_caught(text, why):
     assert T.cut_off(text) == why
@@ -42,6 +46,12 @@ def test_cut_off_answers_are_caught(text, why):
     "So do I",
     "That's great :)",
     "Nice to meet you too! 😀",
+    # a verb that needs an object, but not after a subject or a modal / after "you"
+    "Take whatever you want",
+    "As you wish",
+    "It depends on what it takes",
+    "Do as they wish",
+    "Happy Meals",
 ])
 def test_complete_answers_are_kept(text):
     assert T.cut_off(text) is None
