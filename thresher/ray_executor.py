@@ -36,8 +36,6 @@ from thresher.errors import ThresherError
 
 INSTALL_HINT = "--executor ray needs Ray: pip install 'thresher[ray]'"
 EXECUTORS = ("local", "ray")
-#: row-wise stages that load a model: they run in an actor pool (one load per actor)
-MODEL_STAGES = ("generate", "score", "eval")
 SHARDS = "ray-shards"
 _SETTINGS: dict[str, Any] = {"executor": "local", "address": None, "actors": None}
 
@@ -336,7 +334,7 @@ def _placement_args(tp: int) -> Callable[[], dict[str, Any]]:
 
 def _map_options(impl: Any, config: Any) -> dict[str, Any]:
     """How ``map_batches`` runs the stage: actors for model stages, tasks otherwise."""
-    if impl.name not in MODEL_STAGES:
+    if not impl.loads_model:  # a stage that loads a model runs in an actor pool (one load per actor)
         return {"compute_actors": False}
     gpus = cluster_gpus()
     tp = _tensor_parallel(config)

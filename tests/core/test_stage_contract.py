@@ -218,13 +218,14 @@ def test_split_picks_a_datasetdict_split(tmp_path):
     assert res.exit_code == 1 and "has no 'nope' split" in res.output
 
 
-def test_data_stages_and_stage_modules_are_defined_once():
-    import thresher.recipe.runner as runner
-    import thresher.report.run as report_run
-    from thresher.recipe.schema import DATA_STAGES, stage_module
+def test_data_stages_and_stage_modules_come_from_the_registry():
+    from thresher import registry
+    from thresher.recipe.schema import stage_module
 
-    assert runner.DATA_STAGES is DATA_STAGES and report_run.DATA_STAGES is DATA_STAGES
+    assert registry.data_stages() == ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix",
+                                      "select")
     assert stage_module("filter").__name__ == "thresher.curate.filter.stage"
+    assert registry.stage_class("mix").name == "mix" and not registry.stage_class("train").makes_data
 
 
 def test_model_folders_come_from_the_manifest_not_a_glob(tmp_path):

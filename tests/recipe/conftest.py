@@ -15,10 +15,10 @@ FAKES = ("generate", "score", "filter", "dedup", "train")
 def fake_stages(monkeypatch):
     """Point the recipe runner's generate/score/filter/dedup/train at tests.recipe.fakes."""
     from tests.recipe import fakes
-    from thresher.recipe import schema
+    from thresher import registry
 
     for name in FAKES:
-        monkeypatch.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
+        monkeypatch.setitem(registry.OVERRIDES, name, f"tests.recipe.fakes.{name}")
     fakes.CALLS.clear()
     return fakes.CALLS
 

@@ -19,7 +19,7 @@ def run_dir(tmp_path_factory):
     """One fake-stage recipe run for the whole module (the fake stages patched in meanwhile)."""
     from tests.recipe import fakes
     from tests.recipe.conftest import FAKES
-    from thresher.recipe import schema
+    from thresher import registry
 
     tmp = tmp_path_factory.mktemp("fake-run")
     recipe = tmp / "recipe.yaml"
@@ -27,7 +27,7 @@ def run_dir(tmp_path_factory):
     out = tmp / "run"
     with pytest.MonkeyPatch.context() as mp:
         for name in FAKES:
-            mp.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
+            mp.setitem(registry.OVERRIDES, name, f"tests.recipe.fakes.{name}")
         fakes.CALLS.clear()
         res = CliRunner().invoke(cli, ["run", str(recipe), "--out", str(out)])
     assert res.exit_code == 0, res.output
