@@ -71,6 +71,8 @@ def _class_or_none(name: str) -> type | None:
 def _load(target: str) -> tuple[ModuleType, type | None]:
     mod_name, _, attr = target.partition(":")
     module = importlib.import_module(mod_name)
+    if attr and not hasattr(module, attr):  # a stale entry point: like a module that is not there
+        raise ImportError(f"{mod_name} has no {attr}", name=mod_name)
     return module, (getattr(module, attr) if attr else None)
 
 
