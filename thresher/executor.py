@@ -7,11 +7,15 @@ A stage is one of two kinds:
   expensive to build (a model, a benchmark index) is built once per worker by
   :meth:`RowStage.setup` and handed to every batch as the ``context``;
   :meth:`RowStage.finalize` then sees every batch's output once (global rules, stats);
-- a **global** stage (:class:`GlobalStage`: dedup, mix, train) needs the whole table at once
-  and implements :meth:`GlobalStage.run_table`.
+- a **global** stage (:class:`GlobalStage`: dedup, mix, select, eval, report, the recipe's
+  inputs step, train) needs the whole table at once and implements :meth:`GlobalStage.run_table`.
+
+Both declare their facts (:class:`StageFacts`: name, Config, command, whether they make data
+or load a model, the columns they read and write); :mod:`thresher.registry` lists the stages.
 
 :func:`run_stage` (the local executor) drives both: it fingerprints the inputs, config and
-read options, reuses a finished result, reads the inputs through the one input path
+read options (:func:`open_stage`, also the one door of a stage that holds its folder itself:
+train), reuses a finished result, reads the inputs through the one input path
 (:func:`thresher.io.inputs.read_inputs`), runs the batches, adds the rows rejected on read to
 ``dropped`` (``drop_stage = "read"``) and writes the stage folder. A Ray executor plugs in at
 the same seam: :class:`BatchFn` is the callable class to hand to ``Dataset.map_batches``
