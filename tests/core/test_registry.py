@@ -36,3 +36,22 @@ def test_a_broken_plugin_is_named_and_the_rest_still_works(tmp_path):
     finally:
         uninstall(root, {"ghost_stage"})
     assert "ghost" not in registry.names()
+
+
+def test_every_registered_stage_declares_its_facts():
+    import dataclasses
+    import importlib
+
+    import click
+
+    for name in registry.names():
+        cls = registry.stage_class(name)
+        assert cls.name in (name, "eval"), name  # evaluate: the former name of eval
+        assert dataclasses.is_dataclass(cls.config_cls) and cls.config_cls is registry.stage_module(name).Config
+        assert callable(registry.stage_module(name).run), name
+        if cls.cli:
+            module, attr = cls.cli.split(":")
+            assert isinstance(getattr(importlib.import_module(module), attr), click.Command), name
+        facts, config = registry.facts(name), cls.config_cls()  # the facts of the default options
+        assert isinstance(facts.models(config), list) and isinstance(facts.reads(config), list)
+        assert facts.writes(config) is None or isinstance(facts.writes(config), set)
