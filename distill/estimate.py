@@ -114,7 +114,7 @@ def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
     else the earlier stage's result when it exists, else the inputs as an upper bound)."""
     from thresher.io import write_text_atomic
     from thresher.recipe import inputs as inputs_step
-    from thresher.recipe.schema import DATA_STAGES
+    from thresher.registry import data_stages
     from thresher.stage_folder import check_run_dir, folder_lock
 
     check_run_dir(run_dir, recipe.name)
@@ -130,7 +130,7 @@ def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
         if spec.name == "generate":
             lines.append(f"{spec.folder}:{note}")
             lines += ["  " + line for line in estimate_lines(estimate([fed], run_dir / spec.folder, spec.config))]
-        if spec.name in DATA_STAGES:
+        if spec.name in data_stages():
             done = run_dir / spec.folder / "kept.parquet"
             if done.is_file():
                 fed, note = done, ""

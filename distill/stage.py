@@ -234,6 +234,22 @@ class GenerateStage(RowStage):
     backend is created once per worker, and only when some sample is missing)."""
 
     name = NAME
+    config_cls = Config
+    cli = "thresher.distill.cli:generate"
+    cli_group = "distill"
+    loads_model = True
+    position = 10
+    #: the provenance columns generate adds to each sample
+    COLUMNS = frozenset({"parent_id", "sample_index", "teacher", "gen_params", "finish_reason",
+                         "prompt_tokens", "completion_tokens", "reasoning"})
+
+    def models(self, config: Config) -> list[tuple[str, str | None]]:
+        """The teacher (none for an API backend)."""
+        return [] if config.backend in ("openai", "openai-batch") else [("teacher", config.teacher)]
+
+    def writes(self, config: Config) -> set[str]:
+        """The provenance columns."""
+        return set(self.COLUMNS)
 
     def __init__(self, backend_factory: Any = None):
         self.backend_factory = backend_factory

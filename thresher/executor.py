@@ -7,11 +7,15 @@ A stage is one of two kinds:
   expensive to build (a model, a benchmark index) is built once per worker by
   :meth:`RowStage.setup` and handed to every batch as the ``context``;
   :meth:`RowStage.finalize` then sees every batch's output once (global rules, stats);
-- a **global** stage (:class:`GlobalStage`: dedup, mix, train) needs the whole table at once
-  and implements :meth:`GlobalStage.run_table`.
+- a **global** stage (:class:`GlobalStage`: dedup, mix, select, eval, report, the recipe's
+  inputs step, train) needs the whole table at once and implements :meth:`GlobalStage.run_table`.
 
-:func:`run_stage` drives both: it fingerprints the inputs, config and read options, reuses a
-finished result, reads the inputs through the one input path
+Both declare their facts (:class:`StageFacts`: name, Config, command, whether they make data
+or load a model, the columns they read and write); :mod:`thresher.registry` lists the stages.
+
+:func:`run_stage` drives both: it fingerprints the inputs, config and read options
+(:func:`open_stage`, also the one door of a stage that holds its folder itself: train),
+reuses a finished result, reads the inputs through the one input path
 (:func:`thresher.io.inputs.read_inputs`), hands a row-wise stage's rows to an executor object
 (:func:`thresher.executors.pick`: :class:`~thresher.executors.local.LocalExecutor`, or
 :class:`~thresher.executors.ray.RayExecutor` under ``--executor ray``; one seam,
@@ -58,13 +62,72 @@ class StageContext:
     single_batch: bool = False
     artefacts: dict[str, str] = field(default_factory=dict)
     """Named extra outputs the stage wrote into its folder (name -> path inside it)."""
+    inputs: list[Path] = field(default_factory=list)
+    """The resolved input paths (a stage with ``reads_rows = False`` reads them itself)."""
+    read: ReadOptions = field(default_factory=ReadOptions)
+    """The read options (for a stage that reads its inputs itself)."""
+    force: bool = False
+    """``--force``: a stage that runs nested stages passes it on."""
 
     def count(self, name: str, n: float = 1) -> None:
         """Add ``n`` to counter ``name``."""
         self.counters[name] = self.counters.get(name, 0) + n
 
 
-class RowStage:
+class StageFacts:
+    """What a stage declares about itself; the registry (:mod:`thresher.registry`), the CLI,
+    the recipe's preflight and the Ray executor read these, never a list in the core.
+
+    ``name`` is the recipe stage name, ``config_cls`` its frozen Config; ``cli`` the click
+    command (``"module:attr"``) listed in the group ``cli_group`` (``""``: top level,
+    ``"curate"``; another group declares its commands itself) with the short help
+    ``summary``; ``makes_data`` says its ``kept.parquet`` is a version of the dataset (False
+    for train, eval, report); ``loads_model`` runs it in a Ray actor pool (one load per
+    actor); ``in_recipe`` False keeps it out of a recipe's ``stages`` (the inputs step);
+    ``reads_rows`` False lets it read its inputs itself.
+    """
+
+    name: ClassVar[str] = ""
+    config_cls: ClassVar[type | None] = None
+    cli: ClassVar[str] = ""
+    cli_group: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    makes_data: ClassVar[bool] = True
+    loads_model: ClassVar[bool] = False
+    in_recipe: ClassVar[bool] = True
+    reads_rows: ClassVar[bool] = True
+    position: ClassVar[int] = 1000
+    """Where the stage usually sits in a pipeline; orders listings (built-ins: 0 to 110)."""
+    """False: :func:`run_stage` does not read the inputs; the stage reads ``context.inputs``
+    with ``context.read`` itself (mix reads narrow columns, report reads run folders)."""
+
+    def models(self, config: Any) -> list[tuple[str, str | None]]:
+        """``(option, model)`` pairs the stage loads (None: the embedded default), checked
+        before a recipe runs."""
+        return []
+
+    def reads(self, config: Any) -> list[tuple[str, str]]:
+        """``(option, column)`` pairs the stage reads beyond id/messages/category/source."""
+        return []
+
+    def writes(self, config: Any) -> set[str] | None:
+        """Columns the stage adds to its rows (None: unknown, it may add anything)."""
+        return None
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Any) -> list[Path]:
+        """Every file the result depends on (default: the inputs)."""
+        return list(inputs)
+
+    def fingerprint_config(self, config: Any) -> Any:
+        """The config as fingerprinted (default: itself; mix puts its spec's content there)."""
+        return config
+
+    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
+        """Rows in for the stats (None: kept + dropped)."""
+        return table.height
+
+
+class RowStage(StageFacts):
     """A stage whose rows are processed independently, in batches (see the module docstring).
 
     Subclasses set :attr:`name` and implement :meth:`process_batch`; the other hooks have
@@ -73,12 +136,7 @@ class RowStage:
     """
 
     kind: ClassVar[str] = "row"
-    name: ClassVar[str] = ""
     batch_rows: ClassVar[int | None] = None
-
-    def fingerprint_inputs(self, inputs: list[Path], config: Any) -> list[Path]:
-        """Every file the result depends on (default: the inputs)."""
-        return list(inputs)
 
     def check(self, table: pl.DataFrame, config: Any, where: str) -> None:
         """Raise a one-line error when ``table`` cannot be processed (a missing column ...)."""
@@ -102,30 +160,17 @@ class RowStage:
     def teardown(self, context: StageContext) -> None:
         """Release what :meth:`setup` built (models, connections)."""
 
-    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
-        """Rows in for the stats (None: kept + dropped)."""
-        return table.height
 
-
-class GlobalStage:
-    """A stage that needs the whole table at once (dedup, mix, train)."""
+class GlobalStage(StageFacts):
+    """A stage that needs the whole table at once (dedup, mix, select, train, eval, report)."""
 
     kind: ClassVar[str] = "global"
-    name: ClassVar[str] = ""
-
-    def fingerprint_inputs(self, inputs: list[Path], config: Any) -> list[Path]:
-        """Every file the result depends on (default: the inputs)."""
-        return list(inputs)
 
     def run_table(self, table: pl.DataFrame,
                   context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
         """``(kept, dropped, stats)`` for the whole input table (``context.stage`` is the
         run folder, for extra artefacts)."""
         raise NotImplementedError
-
-    def rows_in(self, table: pl.DataFrame, context: StageContext) -> int | None:
-        """Rows in for the stats (None: kept + dropped)."""
-        return table.height
 
 
 def _with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
@@ -145,15 +190,30 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
     ``drop_stage = "read"``), processed, and the folder is written. ``table`` replaces reading
     (tests, callers that already hold the rows); ``extra_inputs`` are fingerprinted but not read.
     """
-    opts = ReadOptions.coerce(read)
-    paths = resolve_inputs(inputs)
-    fp_inputs = impl.fingerprint_inputs(paths, config) + list(extra_inputs or [])
-    read_fp = None if opts == ReadOptions() else opts.as_dict()  # defaults: same manifests as before
-    stage = Stage(impl.name, out, inputs=fp_inputs, config=config, force=force, read_options=read_fp)
+    stage, paths, opts = open_stage(impl, inputs, out, config, force=force, read=read,
+                                    extra_inputs=extra_inputs)
     try:  # the folder's lock is released however the stage ends
         return _run_in(stage, impl, paths, config, opts, table)
     finally:
         stage.close()
+
+
+def open_stage(impl: StageFacts, inputs: list[str | os.PathLike], out: str | os.PathLike, config: Any, *,
+               force: bool = False, read: ReadOptions | dict | None = None,
+               extra_inputs: list[Path] | None = None, quiet: bool = False) -> tuple[Stage, list[Path], ReadOptions]:
+    """``(stage folder, resolved inputs, read options)``: the one place a stage's folder is
+    opened and fingerprinted (inputs + ``impl.fingerprint_inputs`` + ``extra_inputs``, the
+    config as ``impl.fingerprint_config`` gives it, the read options unless they are the
+    defaults, so manifests of runs without read options stay reusable). :func:`run_stage`
+    uses it; a stage that must hold its folder itself (train: checkpoints, ranks) calls it
+    and then ``stage.done`` / ``stage.finish``."""
+    opts = ReadOptions.coerce(read)
+    paths = resolve_inputs(inputs)
+    fp_inputs = impl.fingerprint_inputs(paths, config) + list(extra_inputs or [])
+    read_fp = None if opts == ReadOptions() else opts.as_dict()  # defaults: same manifests as before
+    stage = Stage(impl.name, out, inputs=fp_inputs, config=impl.fingerprint_config(config), force=force,
+                  read_options=read_fp, quiet=quiet)
+    return stage, paths, opts
 
 
 def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], config: Any,
@@ -162,15 +222,16 @@ def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], confi
     if stage.done:
         return stage.result()
     where = ", ".join(str(p) for p in paths)
-    if table is None:
+    rejected = pl.DataFrame()
+    if table is None and impl.reads_rows:
         table, rejected = read_inputs(paths, opts)
-    else:
-        rejected = pl.DataFrame()
+    elif table is None:
+        table = pl.DataFrame()
     if impl.kind == "row":
         impl.check(table, config, where)
         kept, dropped, stats, context = pick(table.height).run_rows(impl, config, table, stage, where)
     else:
-        context = StageContext(config, where, stage)
+        context = StageContext(config, where, stage, inputs=paths, read=opts, force=stage.force)
         kept, dropped, stats = impl.run_table(table, context)
     n_in = impl.rows_in(table, context)
     if n_in is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import ConfigError, ThresherError
+from thresher.executor import GlobalStage
 from thresher.train.config import TrainConfig, environment_problems
 
 Config = TrainConfig
@@ -156,12 +157,32 @@ def _failure_kinds() -> frozenset[str]:
     return FAILURE_KINDS
 
 
+class TrainStage(GlobalStage):
+    """Global: the whole set trains one adapter. It holds its folder itself (checkpoints to
+    resume from, one writer among torchrun ranks): :func:`run` opens it with
+    :func:`thresher.executor.open_stage` (same fingerprint as :func:`run_stage`)."""
+
+    name = NAME
+    config_cls = TrainConfig
+    cli = "thresher.train.cli:lora"
+    cli_group = "train"
+    makes_data = False
+    position = 80
+
+    def models(self, config: TrainConfig) -> list[tuple[str, str | None]]:
+        """The student's base model."""
+        return [("base", config.base)]
+
+    def writes(self, config: TrainConfig) -> set[str]:
+        """``split`` (train or validation)."""
+        return {"split"}
+
+
 def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = False, read: Any = None) -> Any:
     """Train (or resume, or reuse a finished run) and export; returns the StageResult.
 
     ``inputs`` may be files or run folders; ``read`` holds the read options (fingerprinted)."""
-    from thresher.io.inputs import ReadOptions, resolve_inputs
-    from thresher.stage import Stage
+    from thresher.executor import open_stage
     from thresher.train import ddp
 
     problems = config.check() + environment_problems(config)
@@ -172,10 +193,8 @@ def run(inputs: list[Path], out: Path, config: TrainConfig, *, force: bool = Fal
     check_report_to(config.report_targets())  # a missing tracker package fails before any work
     dist, device = ddp.init()
     try:
-        inputs = resolve_inputs(inputs)
-        opts = ReadOptions.coerce(read)
-        stage = Stage(NAME, out, inputs=inputs, config=config, force=force, quiet=not dist.main,
-                      read_options=None if opts == ReadOptions() else opts.as_dict())
+        stage, inputs, opts = open_stage(TrainStage(), inputs, out, config, force=force, read=read,
+                                         quiet=not dist.main)
         done = ddp.broadcast(stage.done if dist.main else None)
         result = stage.result() if done else _train(stage, inputs, Path(out), config, force, dist, device, opts)
         # every process leaves together: a gloo group torn down while a peer still

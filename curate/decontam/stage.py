@@ -192,7 +192,15 @@ class DecontamStage(RowStage):
     """Row-wise: each batch is matched against the benchmark index built once per worker."""
 
     name = NAME
+    config_cls = Config
+    cli = "thresher.curate.decontam.cli:decontam"
+    cli_group = "curate"
+    summary = "Remove rows that leak benchmark data."
     batch_rows = 20_000
+    position = 50
+
+    def writes(self, config: Config) -> set[str]:
+        return set()
 
     def fingerprint_inputs(self, inputs: list[Path], config: Config) -> list[Path]:
         if len(inputs) != 1:

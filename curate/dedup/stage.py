@@ -151,6 +151,18 @@ class DedupStage(GlobalStage):
     """Global: every row is compared with every other (and with the reference)."""
 
     name = "dedup"
+    config_cls = Config
+    cli = "thresher.curate.dedup.cli:dedup"
+    cli_group = "curate"
+    summary = "Exact and MinHash/LSH near-duplicate removal."
+    position = 40
+
+    def reads(self, config: Config) -> list[tuple[str, str]]:
+        """The ``keep_by`` score column."""
+        return [("keep_by", config.keep_by)] if config.keep_by else []
+
+    def writes(self, config: Config) -> set[str]:
+        return set()
 
     def fingerprint_inputs(self, inputs: list[Path], config: Config) -> list[Path]:
         ref = Path(config.against) if config.against else None

@@ -259,7 +259,31 @@ class FilterStage(RowStage):
     """Row-wise heuristics per batch; score rules (which rank or normalise) in :meth:`finalize`."""
 
     name = "filter"
+    config_cls = Config
+    cli = "thresher.curate.filter.cli:filter_cmd"
+    cli_group = "curate"
+    summary = "Keep good rows; every dropped row keeps a reason."
     batch_rows = 20_000
+    position = 30
+
+    def models(self, config: Config) -> list[tuple[str, str | None]]:
+        """The tokenizer, when a token-length rule is on."""
+        uses = config.min_tokens > 0 or config.max_tokens is not None
+        return [("tokenizer", config.tokenizer)] if uses and config.tokenizer else []
+
+    def reads(self, config: Config) -> list[tuple[str, str]]:
+        """The score columns of the thresholds, top_by/best_by (parent_id for best_of)."""
+        out = [(f"min_scores.{k}", k) for k in config.min_scores] + [(f"max_scores.{k}", k) for k in config.max_scores]
+        out += [(opt, v) for opt in ("top_by", "best_by") if (v := getattr(config, opt, None))]
+        suffix = {"zscore": "_z", "rank": "_rank", "robust": "_rz"}.get(config.normalize)
+        if suffix:  # score_x_z / score_x_rank are made by the filter itself from score_x
+            out = [(opt, col.removesuffix(suffix)) for opt, col in out]
+        if config.best_of:
+            out.append(("best_of", "parent_id"))
+        return out
+
+    def writes(self, config: Config) -> set[str]:
+        return set()
 
     def check(self, table, config: Config, where: str) -> None:
         _check_columns(table, config, where)

@@ -30,10 +30,11 @@ from thresher.curate.mix.gather import INPUT, LOCAL, Source, messages_for, narro
 from thresher.curate.mix.plan import CategoryPlan, make_plan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
 from thresher.errors import ConfigError, InputError, ThresherError
+from thresher.executor import GlobalStage, run_stage
 from thresher.io import read_table
-from thresher.io.inputs import ReadOptions, resolve_inputs
+from thresher.io.inputs import ReadOptions
 from thresher.progress import info
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.stage import StageResult, dropped_frame
 
 NAME = "mix"
 CORE = ("id", "messages", "category", "source")
@@ -360,44 +361,76 @@ def _stats(config: Config, spec: MixSpec, plan: list[CategoryPlan], replay_stats
     }
 
 
+class MixStage(GlobalStage):
+    """Global: the categories' shares are chosen over every input row at once. It reads its
+    inputs itself (narrow columns first, conversations of the chosen rows only)."""
+
+    name = NAME
+    config_cls = Config
+    cli = "thresher.curate.mix.cli:mix"
+    cli_group = "curate"
+    summary = "Mix categories into a balanced, quality-first set."
+    reads_rows = False
+    position = 60
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def reads(self, config: Config) -> list[tuple[str, str]]:
+        """The ``rank_by`` score column."""
+        return [("rank_by", config.rank_by)] if config.rank_by else []
+
+    def writes(self, config: Config) -> set[str]:
+        """``mix_copy``."""
+        return {"mix_copy"}
+
+    def fingerprint_inputs(self, inputs: list[Path], config: Config) -> list[Path]:
+        return [*inputs, *([Path(config.replay)] if config.replay else [])]
+
+    def fingerprint_config(self, config: Config) -> Config:
+        """The spec's content (not its path) is part of the fingerprint."""
+        raw, _ = resolve_spec(config.spec) if config.spec is not None else (None, "")
+        return replace(config, spec=raw)
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the last lap under ``name``."""
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._clock, 3)
+        self._clock = now
+
+    def run_table(self, table: pl.DataFrame, context: Any) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        config = context.config
+        self._clock = time.perf_counter()
+        spec, sources, df, present = _read(config, list(context.inputs), context.read)
+        self.lap("read")
+        names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
+        df = _with_exclusions(df, names)
+        ok, plan, chosen = _choose(df, spec, config, names)
+        self.lap("select")
+        kept, in_mix, replay_stats = _gather(df, sources, chosen, spec, config)
+        self.lap("gather")
+        dropped = _dropped(df, ok, in_mix, spec, plan, config)
+        self.lap("dropped")
+        stats = _stats(config, spec, plan, replay_stats, self.seconds)
+        rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
+        if rejected:
+            dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
+        context.state["rows_in"] = df.height + sum(r.height for r in rejected)
+        return kept, dropped, stats
+
+    def rows_in(self, table: pl.DataFrame, context: Any) -> int | None:
+        return context.state["rows_in"]
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         read: ReadOptions | dict | None = None) -> StageResult:
     """Mix ``inputs`` (files or run folders) into ``out`` per ``config`` (see the module docstring)."""
     if not inputs:
         raise InputError("mix: no input given")
-    inputs = resolve_inputs(inputs)
-    read = ReadOptions.coerce(read)
-    raw, _ = resolve_spec(config.spec) if config.spec is not None else (None, "")
-    stage_inputs = [*inputs, *([Path(config.replay)] if config.replay else [])]
-    # the spec's content (not its path) is part of the fingerprint
-    stage = Stage(NAME, out, inputs=stage_inputs, config=replace(config, spec=raw), force=force,
-                  read_options=None if read == ReadOptions() else read.as_dict())
-    if stage.done:
-        return stage.result()
-    clock = [time.perf_counter()]
-    seconds: dict[str, float] = {}
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        seconds[name] = round(now - clock[0], 3)
-        clock[0] = now
-
-    spec, sources, df, present = _read(config, list(inputs), read)
-    lap("read")
-
-    names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
-    df = _with_exclusions(df, names)
-    ok, plan, chosen = _choose(df, spec, config, names)
-    lap("select")
-    kept, in_mix, replay_stats = _gather(df, sources, chosen, spec, config)
-    lap("gather")
-    dropped = _dropped(df, ok, in_mix, spec, plan, config)
-    lap("dropped")
-    stats = _stats(config, spec, plan, replay_stats, seconds)
-    rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
-    if rejected:
-        dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
-    result = stage.finish(kept, dropped, stats, rows_in=df.height + sum(r.height for r in rejected))
-    lap("write")
-    result.stats["mix"]["seconds"] = seconds
+    impl = MixStage()
+    result = run_stage(impl, inputs, out, config, force=force, read=read)
+    if not result.reused:
+        impl.lap("write")
+        result.stats["mix"]["seconds"] = impl.seconds
     return result

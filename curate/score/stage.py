@@ -247,6 +247,26 @@ class ScoreStage(RowStage):
     """
 
     name = "score"
+    config_cls = Config
+    cli = "thresher.curate.score.cli:score"
+    cli_group = "curate"
+    summary = "Add score columns (reward model, loglik, judge)."
+    loads_model = True
+    position = 20
+
+    def models(self, config: Config) -> list[tuple[str, str | None]]:
+        """The scorers' models (an API judge loads none)."""
+        refs: list[tuple[str, str | None]] = []
+        for s in config.specs():
+            if s.kind in ("loglik", "reward", "ifd"):
+                refs.append((f"scorers ({s.kind})", s.model))
+            elif s.kind == "judge" and s.backend not in ("openai",):
+                refs.append(("scorers (judge)", s.model))
+        return refs
+
+    def writes(self, config: Config) -> set[str]:
+        """One column per scorer."""
+        return {s.column for s in config.specs()}
 
     def __init__(self, skip: bool = False):
         self.skip = skip  # --on-bad-rows skip: a row a verifier cannot judge is dropped, not an error

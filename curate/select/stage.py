@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thresher.errors import ConfigError, InputError
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.executor import GlobalStage, run_stage
+from thresher.stage import StageResult, dropped_frame
 
 NAME = "select"
 METHODS = ("top", "diversity", "score-then-diversity")
@@ -118,32 +119,46 @@ def choose(df, config: Config, where: str) -> tuple[list[int], dict]:
     return chosen, stats
 
 
+class SelectStage(GlobalStage):
+    """Global: k rows are chosen among all the rows at once."""
+
+    name = NAME
+    config_cls = Config
+    cli = "thresher.curate.select.cli:select_cmd"
+    cli_group = "curate"
+    summary = "Keep k rows by score, embedding diversity or both (Deita)."
+    position = 70
+
+    def models(self, config: Config) -> list[tuple[str, str | None]]:
+        """The embedding model (diversity methods without a ready embedding column)."""
+        uses = config.method != "top" and not config.embedding_column
+        return [("model", config.model)] if uses else []
+
+    def reads(self, config: Config) -> list[tuple[str, str]]:
+        """The ``by`` score column and the ``embedding_column``."""
+        return [(opt, v) for opt in ("by", "embedding_column") if (v := getattr(config, opt))]
+
+    def writes(self, config: Config) -> set[str]:
+        return set()
+
+    def run_table(self, df: Any, context: Any) -> tuple[Any, Any, dict]:
+        import polars as pl
+
+        config = context.config
+        first = context.inputs[0] if context.inputs else context.where
+        if df.height == 0:
+            raise InputError(f"{first}: no rows to select from")
+        chosen, stats = choose(df, config, str(first))
+        pos = pl.Series("_pos", range(df.height))
+        mask = pos.is_in(pl.Series(chosen).implode())
+        what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
+                "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
+        return df.filter(mask), dropped_frame(df.filter(~mask), NAME, what), stats
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None) -> StageResult:
-    """Keep the selected rows of ``inputs`` (files or run folders; see the module docstring),
-    read with ``read`` (:class:`thresher.io.inputs.ReadOptions`; rows rejected on read are
-    dropped rows)."""
+    """Keep the selected rows of ``inputs`` (see the module docstring)."""
     problems = config.check()
     if problems:
         raise ConfigError(problems, where=NAME)
-    import polars as pl
-
-    from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
-
-    inputs, opts = resolve_inputs(inputs), ReadOptions.coerce(read)
-    stage = Stage(NAME, out, inputs=inputs, config=config, force=force,
-                  read_options=None if opts == ReadOptions() else opts.as_dict())
-    if stage.done:
-        return stage.result()
-    df, rejected = read_inputs(inputs, opts)
-    if df.height == 0:
-        raise InputError(f"{inputs[0]}: no rows to select from")
-    chosen, stats = choose(df, config, str(inputs[0]))
-    pos = pl.Series("_pos", range(df.height))
-    mask = pos.is_in(pl.Series(chosen).implode())
-    kept = df.filter(mask)
-    what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
-            "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
-    dropped = dropped_frame(df.filter(~mask), NAME, what)
-    if rejected.height:
-        dropped = pl.concat([rejected, dropped], how="diagonal_relaxed")
-    return stage.finish(kept, dropped, stats=stats, rows_in=df.height + rejected.height)
+    return run_stage(SelectStage(), inputs, out, config, force=force, read=read)

@@ -34,41 +34,61 @@ def write_with_two_bad_rows(path: Path) -> Path:
     return path
 
 
-def _stage_args(name: str, tmp_path: Path, tiny_lm_dir: Path) -> list:
+def _commands() -> dict[str, list[str]]:
+    """name -> command line of every registered stage with a command (its ``cli`` and
+    ``cli_group`` facts: ``["curate", "filter"]``, ``["train", "lora"]``, ``["eval"]``)."""
+    import importlib
+
+    from thresher import registry
+
+    out = {}
+    for name in registry.names():
+        cls = registry.stage_class(name)
+        if cls.cli and cls.name == name:  # an alias (evaluate) has no command of its own
+            module, attr = cls.cli.split(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            out[name] = [cls.cli_group, cmd.name] if cls.cli_group else [cmd.name]
+    return out
+
+
+COMMANDS = _commands()
+#: stages whose command reads no rows, or whose test lives elsewhere
+NOT_ROW_COMMANDS = {"report": "reads a run folder", "eval": "models answer the rows: tests/evaluate"}
+STAGES = [n for n in COMMANDS if n not in NOT_ROW_COMMANDS]
+
+
+def _stage_options(name: str, tmp_path: Path, tiny_lm_dir: Path) -> list:
+    """The options a stage needs to run on a few rows (none for most)."""
     if name == "generate":
-        return ["distill", "generate", "--teacher", tiny_lm_dir, "--max-tokens", "4"]
+        return ["--teacher", tiny_lm_dir, "--max-tokens", "4"]
     if name == "score":
-        return ["curate", "score", "-s", f"loglik:{tiny_lm_dir}", "--no-cache"]
-    if name == "filter":
-        return ["curate", "filter"]
-    if name == "dedup":
-        return ["curate", "dedup"]
+        return ["-s", f"loglik:{tiny_lm_dir}", "--no-cache"]
     if name == "decontam":
         bench = tmp_path / "bench.jsonl"
         bench.write_text(json.dumps({"id": "b1", "text": "completely unrelated benchmark words here"}) + "\n")
-        return ["curate", "decontam", "--against", bench, "-n", "3"]
+        return ["--against", bench, "-n", "3"]
     if name == "mix":
         spec = tmp_path / "mix.yaml"
         spec.write_text("on_shortfall: keep\ncategories:\n  chat: {weight: 1.0}\n")
-        return ["curate", "mix", "--spec", spec]
+        return ["--spec", spec]
+    if name == "select":
+        return ["--k", "2", "--method", "diversity", "--model", tiny_lm_dir, "--max-length", "16"]
     if name == "train":
-        return ["train", "lora", "--base", tiny_lm_dir, "--max-steps", "1", "--batch-size", "2",
-                "--val-fraction", "0"]
-    raise AssertionError(name)
+        return ["--base", tiny_lm_dir, "--max-steps", "1", "--batch-size", "2", "--val-fraction", "0"]
+    return []
 
 
-STAGES = ["generate", "score", "filter", "dedup", "decontam", "mix", "train"]
-COMMANDS = {"generate": ["distill", "generate"], "score": ["curate", "score"], "filter": ["curate", "filter"],
-            "dedup": ["curate", "dedup"], "decontam": ["curate", "decontam"], "mix": ["curate", "mix"],
-            "train": ["train", "lora"], "lint-masks": ["train", "lint-masks"], "eval": ["eval"]}
+def test_the_contract_lists_are_the_registry():
+    assert STAGES == ["generate", "score", "filter", "dedup", "decontam", "mix", "select", "train"]
+    assert COMMANDS["train"] == ["train", "lora"] and COMMANDS["eval"] == ["eval"]
 
 
 @pytest.mark.parametrize("name", STAGES)
 def test_every_stage_keeps_account_of_rows_rejected_on_read(name, tmp_path, tiny_lm_dir):
     src = write_with_two_bad_rows(tmp_path / "in.jsonl")
     out = tmp_path / name
-    cmd = _stage_args(name, tmp_path, tiny_lm_dir)
-    res = _invoke(*cmd[:2], src, *cmd[2:], "--on-bad-rows", "skip", "--out", out)
+    opts = _stage_options(name, tmp_path, tiny_lm_dir)
+    res = _invoke(*COMMANDS[name], src, *opts, "--on-bad-rows", "skip", "--out", out)
     assert res.exit_code == 0, res.output
     kept = pl.read_parquet(out / "kept.parquet")
     dropped = pl.read_parquet(out / "dropped.parquet")
@@ -83,22 +103,25 @@ def test_every_stage_keeps_account_of_rows_rejected_on_read(name, tmp_path, tiny
     assert stats["drop_codes"]["read:malformed-json"] == 1
 
 
-@pytest.mark.parametrize("name", [*STAGES, "lint-masks", "eval"])
+@pytest.mark.parametrize("name", [*STAGES, "eval", "lint-masks"])
 def test_every_stage_command_shows_the_read_options(name):
-    res = _invoke(*COMMANDS[name], "--help")
+    res = _invoke(*COMMANDS.get(name, ["train", name]), "--help")
     assert res.exit_code == 0, res.output
     for opt in ("--format", "--on-bad-rows", "--split"):
         assert opt in res.output, (name, opt)
 
 
-@pytest.mark.parametrize("name", ["score", "filter", "dedup", "decontam", "mix"])
+#: the data stages that read rows (generate is left out: it answers with a model)
+RUN_FOLDER_STAGES = [n for n in STAGES if n not in ("generate", "train")]
+
+
+@pytest.mark.parametrize("name", RUN_FOLDER_STAGES)
 def test_every_stage_command_accepts_a_run_folder(name, tmp_path, tiny_lm_dir):
     src = write_with_two_bad_rows(tmp_path / "in.jsonl")
     first = tmp_path / "first"
     assert _invoke("curate", "filter", src, "--on-bad-rows", "skip", "--out", first).exit_code == 0
-    cmd = _stage_args(name, tmp_path, tiny_lm_dir)
     out = tmp_path / "second"
-    res = _invoke(*cmd[:2], first, *cmd[2:], "--out", out)
+    res = _invoke(*COMMANDS[name], first, *_stage_options(name, tmp_path, tiny_lm_dir), "--out", out)
     assert res.exit_code == 0, res.output
     kept = pl.read_parquet(out / "kept.parquet")
     assert kept.height + pl.read_parquet(out / "dropped.parquet").height == 4
@@ -213,13 +236,14 @@ def test_split_picks_a_datasetdict_split(tmp_path):
     assert res.exit_code == 1 and "has no 'nope' split" in res.output
 
 
-def test_data_stages_and_stage_modules_are_defined_once():
-    import thresher.recipe.runner as runner
-    import thresher.report.run as report_run
-    from thresher.recipe.schema import DATA_STAGES, stage_module
+def test_data_stages_and_stage_modules_come_from_the_registry():
+    from thresher import registry
+    from thresher.recipe.schema import stage_module
 
-    assert runner.DATA_STAGES is DATA_STAGES and report_run.DATA_STAGES is DATA_STAGES
+    assert registry.data_stages() == ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix",
+                                      "select")
     assert stage_module("filter").__name__ == "thresher.curate.filter.stage"
+    assert registry.stage_class("mix").name == "mix" and not registry.stage_class("train").makes_data
 
 
 def test_model_folders_come_from_the_manifest_not_a_glob(tmp_path):

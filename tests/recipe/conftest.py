@@ -15,10 +15,10 @@ FAKES = ("generate", "score", "filter", "dedup", "train")
 def fake_stages(monkeypatch):
     """Point the recipe runner's generate/score/filter/dedup/train at tests.recipe.fakes."""
     from tests.recipe import fakes
-    from thresher.recipe import schema
+    from thresher import registry
 
     for name in FAKES:
-        monkeypatch.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
+        monkeypatch.setitem(registry.OVERRIDES, name, f"tests.recipe.fakes.{name}")
     fakes.CALLS.clear()
     return fakes.CALLS
 
@@ -62,7 +62,7 @@ def run_dir(tmp_path_factory):
     stages patched in meanwhile). A module that needs its own run overrides it."""
     from tests.conftest import invoke
     from tests.recipe import fakes
-    from thresher.recipe import schema
+    from thresher import registry
 
     tmp = tmp_path_factory.mktemp("fake-run")
     recipe = tmp / "recipe.yaml"
@@ -70,7 +70,7 @@ def run_dir(tmp_path_factory):
     out = tmp / "run"
     with pytest.MonkeyPatch.context() as mp:
         for name in FAKES:
-            mp.setitem(schema.STAGE_MODULES, name, f"tests.recipe.fakes.{name}")
+            mp.setitem(registry.OVERRIDES, name, f"tests.recipe.fakes.{name}")
         fakes.CALLS.clear()
         res = invoke("run", recipe, "--out", out)
     assert res.exit_code == 0, res.output

@@ -15,21 +15,42 @@ from thresher.errors import ThresherError
 
 
 class LazyGroup(click.Group):
-    """``lazy_commands`` maps a command name to ``("module:attr", "short help")``."""
+    """``lazy_commands`` maps a command name to ``("module:attr", "short help")``; with
+    ``stage_group`` (``""``: the top level, ``"curate"``) the commands of the registered stages
+    listed in that group are added (:func:`thresher.registry.commands`)."""
 
-    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs: Any):
+    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]] | None = None,
+                 stage_group: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.lazy_commands = dict(lazy_commands or {})
+        self.stage_group = stage_group
+
+    def _stage_commands(self) -> dict[str, tuple[str, str]]:
+        if self.stage_group is None:
+            return {}
+        from thresher.registry import commands
+
+        return commands(self.stage_group)
+
+    def _lazy(self, name: str) -> tuple[str, str] | None:
+        if name in self.lazy_commands:
+            return self.lazy_commands[name]
+        if self.stage_group is None:
+            return None
+        from thresher.registry import command
+
+        return command(self.stage_group, name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands) | set(self._stage_commands()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        if cmd_name not in self.lazy_commands:
+        lazy = self._lazy(cmd_name)
+        if lazy is None:
             return None
-        target, short = self.lazy_commands[cmd_name]
+        target, short = lazy
         mod_name, attr = target.split(":")
         try:
             mod = importlib.import_module(mod_name)
@@ -51,7 +72,7 @@ class LazyGroup(click.Group):
                     continue
                 rows.append((name, cmd.get_short_help_str(limit=formatter.width - 6 - len(name))))
             else:
-                rows.append((name, self.lazy_commands[name][1]))
+                rows.append((name, (self._lazy(name) or ("", ""))[1]))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

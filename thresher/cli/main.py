@@ -14,6 +14,7 @@ from thresher.cli.lazy import LazyGroup
 from thresher.errors import ThresherError
 from thresher.redact import redact
 
+#: the commands that are not a stage's (a stage's command comes from the registry: its ``cli``)
 LAZY = {
     "convert": ("thresher.cli.data_cmds:convert", "Convert rows between formats, with validation."),
     "stats": ("thresher.cli.data_cmds:stats", "Row counts, categories, sources and lengths of a dataset."),
@@ -21,10 +22,8 @@ LAZY = {
     "distill": ("thresher.distill.cli:cli", "Generate teacher responses (vLLM, OpenAI-compatible, transformers)."),
     "curate": ("thresher.curate.cli:cli", "Score, filter, dedup, decontaminate and mix rows."),
     "train": ("thresher.train.cli:cli", "Train a student with LoRA/DoRA; lint loss masks."),
-    "eval": ("thresher.evaluate.cli:eval_cmd", "Compare models on held-out prompts: verifiers, reference NLL, judges, p-values."),
     "run": ("thresher.recipe.cli:run_cmd", "Run a YAML recipe end to end (resumable)."),
     "recipe": ("thresher.recipe.cli:recipe", "Validate recipes."),
-    "report": ("thresher.report.cli:report", "Write report.md and report.html for a run folder."),
     "why": ("thresher.report.cli:why", "Say which stage dropped a row and why."),
     "export": ("thresher.cli.publish_cmds:export", "Write a run's dataset as a hub-ready folder (card, train/test Parquet)."),
     "push": ("thresher.cli.publish_cmds:push", "Upload a run's exported dataset (and adapter) to the Hugging Face hub."),
@@ -136,7 +135,7 @@ class RootGroup(LazyGroup):
             raise click.ClickException(redact(unexpected_message(e))) from None
 
 
-@click.group(cls=RootGroup, lazy_commands=LAZY, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, lazy_commands=LAZY, stage_group="", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="thresher")
 def cli() -> None:
     """thresher: from a teacher model and raw prompts to a clean, balanced SFT set and a

@@ -12,7 +12,7 @@ from thresher.evaluate.models import ModelSpec, loadable
 
 def stage_module(name: str):
     """The module of recipe stage ``name`` (generate, train ...)."""
-    from thresher.recipe.schema import stage_module as module_of
+    from thresher.registry import stage_module as module_of
 
     return module_of(name)
 

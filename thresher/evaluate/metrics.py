@@ -99,7 +99,7 @@ def score_stage_values(judge: Judge, answers_path, out, *, force: bool = False,
     import polars as pl
 
     from thresher.config import from_dict
-    from thresher.recipe.schema import stage_module
+    from thresher.registry import stage_module
 
     mod = stage_module("score")
     spec = f"{judge.name}={judge.kind}:{judge.arg}"

@@ -29,6 +29,7 @@ from thresher.errors import ConfigError, InputError, ThresherError
 from thresher.evaluate.answers import OWN_GENERATE_KEYS, stage_config, stage_module
 from thresher.evaluate.judges import Judge, parse_judges
 from thresher.evaluate.models import ModelSpec, fingerprint_path, parse_models
+from thresher.executor import GlobalStage
 
 NAME = "eval"
 DEFAULT_JUDGES = ("ends", "sentences:1-2")
@@ -192,18 +193,62 @@ def _random_student(inputs: list[Path], config: Config, stage, force: bool) -> s
     return str(stage.path("train-random"))
 
 
+class EvalStage(GlobalStage):
+    """Global: every model answers every held-out prompt (nested generate/train stage folders
+    under its own); it reads the held-out rows itself (``heldout`` or the first input)."""
+
+    name = NAME
+    config_cls = Config
+    cli = "thresher.evaluate.cli:eval_cmd"
+    summary = "Compare models on held-out prompts: verifiers, reference NLL, judges, p-values."
+    makes_data = False
+    loads_model = True
+    reads_rows = False
+    position = 90
+
+    def writes(self, config: Config) -> set[str]:
+        return set()  # its rows are answers, not the dataset
+
+    def run_table(self, table: Any, context: Any) -> tuple[Any, Any, dict[str, Any]]:
+        from thresher.evaluate.compare import evaluate_models
+        from thresher.io import write_table, write_text_atomic
+        from thresher.io.inputs import read_inputs
+
+        config, stage, inputs = context.config, context.stage, context.inputs
+        models, _ = parse_models(config.models)
+        judges = config.parsed_judges()
+        source = config.heldout or inputs[0]
+        heldout, rejected = read_inputs([source], context.read)
+        if heldout.height == 0:
+            raise InputError(f"{source}: no held-out prompts")
+        prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(source))
+        prompts_path = stage.path("prompts.parquet")
+        write_table(prompts, prompts_path)
+        random_dir = _random_student(inputs, config, stage, context.force)
+        if random_dir is not None:
+            models = [*models, ModelSpec("random", random_dir)]
+        kept, summary = evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges, config, stage,
+                                        context.force)
+        summary["heldout"] = str(source)
+        write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")
+        context.artefacts["eval"] = "eval.json"
+        context.state["rows_in"] = prompts.height + rejected.height
+        return kept, (rejected if rejected.height else None), {"eval": summary}
+
+    def rows_in(self, table: Any, context: Any) -> int | None:
+        return context.state["rows_in"]
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None):
     """Evaluate every model on the held-out prompts of ``inputs[0]`` (module docstring).
 
     ``inputs[0]`` may be a file or a run folder; ``read`` (:class:`thresher.io.inputs.ReadOptions`)
     says how to read it; rows rejected on read are listed in dropped.parquet."""
+    from thresher.executor import run_stage
+
     problems = config.check()
     if problems:
         raise ConfigError(problems, where=NAME)
-    from thresher.io import write_table
-    from thresher.io.inputs import ReadOptions, read_inputs, resolve_input
-    from thresher.stage import Stage
-
     if not inputs:
         raise ThresherError("eval: no held-out prompts given")
     models, _ = parse_models(config.models)
@@ -212,32 +257,7 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, r
     extra = [p for p in (fingerprint_path(m.model) for m in models) if p is not None]
     if config.heldout and Path(config.heldout).exists():
         extra.append(Path(config.heldout))
-    inputs = [resolve_input(inputs[0]), *inputs[1:]]
-    opts = ReadOptions.coerce(read)
-    stage = Stage(NAME, out, inputs=[*inputs, *extra], config=config, force=force,
-                  read_options=None if opts == ReadOptions() else opts.as_dict())
-    if stage.done:
-        return stage.result()
-    judges = config.parsed_judges()
-    source = config.heldout or inputs[0]
-    heldout, rejected = read_inputs([source], opts)
-    if heldout.height == 0:
-        raise InputError(f"{source}: no held-out prompts")
-    prompts, refs, tests, entry = _prompts_table(heldout, config, judges, str(source))
-    prompts_path = stage.path("prompts.parquet")
-    write_table(prompts, prompts_path)
-    random_dir = _random_student(inputs, config, stage, force)
-    if random_dir is not None:
-        models = [*models, ModelSpec("random", random_dir)]
-    from thresher.evaluate.compare import evaluate_models
-
-    kept, summary = evaluate_models(models, prompts, prompts_path, refs, tests, entry, judges, config, stage, force)
-    summary["heldout"] = str(source)
-    from thresher.io import write_text_atomic
-
-    write_text_atomic(stage.path("eval.json"), json.dumps(summary, indent=2, default=_json_default) + "\n")
-    return stage.finish(kept, rejected if rejected.height else None, stats={"eval": summary},
-                        rows_in=prompts.height + rejected.height, artefacts={"eval": "eval.json"})
+    return run_stage(EvalStage(), inputs, out, config, force=force, read=read, extra_inputs=extra)
 
 
 def _json_default(v: Any) -> Any:

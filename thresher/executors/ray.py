@@ -1,7 +1,7 @@
 """The Ray executor: a row-wise stage on a Ray cluster (``--executor ray``).
 
 :class:`RayExecutor` runs a :class:`~thresher.executor.RowStage` as ``ray.data``
-``map_batches`` over its ``process_batch``: model stages (:data:`MODEL_STAGES`: generate,
+``map_batches`` over its ``process_batch``: model stages (``loads_model``: generate,
 score, eval) in an actor pool (one model load per actor, ``num_gpus`` per actor when the
 cluster has GPUs, vLLM tensor parallelism through a placement group from
 ``ray_remote_args_fn``), the others as tasks. Every batch's output is written by the worker
@@ -31,8 +31,6 @@ from thresher.executors.ray_session import (
 )
 from thresher.executors.rows import ROW_INDEX, BatchFn, in_order
 
-#: row-wise stages that load a model: they run in an actor pool (one load per actor)
-MODEL_STAGES = ("generate", "score", "eval")
 SHARDS = "ray-shards"
 
 
@@ -159,7 +157,7 @@ def _placement_args(tp: int) -> Callable[[], dict[str, Any]]:
 
 def _map_options(impl: Any, config: Any) -> dict[str, Any]:
     """How ``map_batches`` runs the stage: actors for model stages, tasks otherwise."""
-    if impl.name not in MODEL_STAGES:
+    if not impl.loads_model:  # a stage that loads a model runs in an actor pool (one load per actor)
         return {"compute_actors": False}
     gpus = cluster_gpus()
     tp = _tensor_parallel(config)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from thresher.errors import InputError
+from thresher.executor import GlobalStage
 from thresher.recipe.chatterbot import chatterbot_files, read_chatterbot
 from thresher.recipe.schema import InputSpec
 
@@ -99,44 +101,57 @@ def split_holdout(df: pl.DataFrame, n: int, seed: int) -> tuple[pl.DataFrame, pl
     return rest, held
 
 
-def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    """Read every recipe input, concatenate, drop repeated ids and set aside held-out prompts."""
-    from thresher.io import write_table
-    from thresher.stage import Stage, dropped_frame
+class InputsStage(GlobalStage):
+    """The recipe's inputs step (``00-inputs``): not a recipe stage of its own; it reads the
+    recipe's inputs itself (files, hub datasets, chatterbot-corpus)."""
 
-    stage = Stage(STAGE_NAME, out, inputs=inputs, config=config, force=force)
-    if stage.done:
-        return stage.result()
-    read = [read_input(spec) for spec in config.inputs]
-    frames = [f for f, _ in read]
-    extra = sorted({c for f in frames for c in f.columns} - {"id", "messages", "category", "source"})
-    df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    if df.height == 0:
-        raise InputError("the recipe's inputs hold no rows")
-    dup = df.filter(~pl.col("id").is_first_distinct())
-    df = df.filter(pl.col("id").is_first_distinct())
-    kept, held = split_holdout(df, config.holdout, config.seed)
-    held_ids = held["id"].implode()
-    held_out_rows = df.filter(pl.col("id").is_in(held_ids) | ~pl.col("id").is_in(kept["id"].implode()))
-    write_table(held, stage.path("heldout.parquet"))
-    dropped = pl.concat(
-        [
-            dropped_frame(dup, STAGE_NAME, "repeated id from an earlier input"),
-            dropped_frame(held_out_rows, STAGE_NAME, "held out for evaluation"),
-            *(rej for _, rej in read if rej.height),
-        ],
-        how="diagonal_relaxed",
-    )
-    stats = {
-        "inputs": [
-            {"kind": s.kind, "value": s.value, "rows": f.height, "rejected_on_read": r.height}
-            for s, (f, r) in zip(config.inputs, read)
-        ],
-        "extra_columns": extra,
-        "repeated_ids": dup.height,
-        "heldout": held.height,
-    }
-    return stage.finish(kept, dropped, stats=stats, artefacts={"heldout": "heldout.parquet"})
+    name = STAGE_NAME
+    config_cls = Config
+    in_recipe = False
+    position = 0
+    reads_rows = False
+
+    def run_table(self, table: pl.DataFrame, context: Any) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        from thresher.io import write_table
+        from thresher.stage import dropped_frame
+
+        config = context.config
+        read = [read_input(spec) for spec in config.inputs]
+        frames = [f for f, _ in read]
+        extra = sorted({c for f in frames for c in f.columns} - {"id", "messages", "category", "source"})
+        df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        if df.height == 0:
+            raise InputError("the recipe's inputs hold no rows")
+        dup = df.filter(~pl.col("id").is_first_distinct())
+        df = df.filter(pl.col("id").is_first_distinct())
+        kept, held = split_holdout(df, config.holdout, config.seed)
+        held_ids = held["id"].implode()
+        held_out_rows = df.filter(pl.col("id").is_in(held_ids) | ~pl.col("id").is_in(kept["id"].implode()))
+        write_table(held, context.stage.path("heldout.parquet"))
+        context.artefacts["heldout"] = "heldout.parquet"
+        dropped = pl.concat([dropped_frame(dup, STAGE_NAME, "repeated id from an earlier input"),
+                             dropped_frame(held_out_rows, STAGE_NAME, "held out for evaluation"),
+                             *(rej for _, rej in read if rej.height)], how="diagonal_relaxed")
+        stats = {
+            "inputs": [{"kind": s.kind, "value": s.value, "rows": f.height, "rejected_on_read": r.height}
+                       for s, (f, r) in zip(config.inputs, read)],
+            "extra_columns": extra,
+            "repeated_ids": dup.height,
+            "heldout": held.height,
+        }
+        return kept, dropped, stats
+
+    def rows_in(self, table: pl.DataFrame, context: Any) -> int | None:
+        return None  # kept + dropped
+
+
+def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
+    """Read every recipe input, concatenate, drop repeated ids and set aside held-out prompts.
+
+    ``inputs`` (:func:`stage_inputs`) are fingerprinted as they are, not read."""
+    from thresher.executor import run_stage
+
+    return run_stage(InputsStage(), [], out, config, force=force, extra_inputs=list(inputs))
 
 
 def stage_inputs(config: Config) -> list[Path]:

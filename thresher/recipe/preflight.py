@@ -9,7 +9,9 @@ What otherwise fails only after the expensive stages:
 - a stage reading a column no earlier stage (nor the inputs) produces, e.g. filter
   ``best_by: score_loglik`` before the score stage that writes ``score_loglik``.
 
-Only the built-in stages are checked (test doubles and plug-ins are left alone).
+What a stage loads, reads and writes are facts of its class (``models``, ``reads``,
+``writes``; see :mod:`thresher.registry`), so a plug-in stage is checked like a built-in one;
+one that does not say what it writes makes the later columns unknown (not checked).
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from typing import Any
 
 BASE_COLUMNS = frozenset({"id", "messages", "category", "source"})
 OFFLINE = ", and HF_HUB_OFFLINE is set, so it cannot be downloaded"
-GENERATE_COLUMNS = frozenset({"parent_id", "sample_index", "teacher", "gen_params", "finish_reason",
-                              "prompt_tokens", "completion_tokens", "reasoning"})
 
 
 def preflight(recipe: Any, *, offline_hub: bool = True) -> tuple[list[str], list[str]]:
@@ -37,32 +37,18 @@ def preflight(recipe: Any, *, offline_hub: bool = True) -> tuple[list[str], list
     return models + column_problems(recipe), hub
 
 
-def _builtin(stage: Any) -> bool:
-    return type(stage.config).__module__.startswith("thresher.")
+def _facts(stage: Any) -> Any:
+    """The registered stage class's facts (``models``, ``reads``, ``writes``) for a recipe stage."""
+    from thresher.registry import facts
+
+    return facts(stage.name)
 
 
 # -- models -----------------------------------------------------------------------------------
 
 def model_refs(stage: Any) -> list[tuple[str, str | None]]:
-    """(option, model name) pairs a built-in stage loads (None = the embedded default)."""
-    c = stage.config
-    name = stage.name
-    if name == "generate":
-        return [] if getattr(c, "backend", "") in ("openai", "openai-batch") else [("teacher", getattr(c, "teacher", None))]
-    if name == "score":
-        refs = []
-        for s in c.specs():
-            if s.kind in ("loglik", "reward", "ifd"):
-                refs.append((f"scorers ({s.kind})", s.model))
-            elif s.kind == "judge" and s.backend not in ("openai",):
-                refs.append(("scorers (judge)", s.model))
-        return refs
-    if name == "filter":
-        uses = getattr(c, "min_tokens", 0) > 0 or getattr(c, "max_tokens", None) is not None
-        return [("tokenizer", c.tokenizer)] if uses and getattr(c, "tokenizer", None) else []
-    if name == "train":
-        return [("base", getattr(c, "base", None))]
-    return []
+    """(option, model name) pairs a stage loads (None = the embedded default): its ``models``."""
+    return _facts(stage).models(stage.config)
 
 
 def model_problem(model: str | None) -> str | None:
@@ -105,8 +91,6 @@ def model_problems(recipe: Any) -> tuple[list[str], list[str]]:
     """(missing models, hub models not cached while offline) of every built-in stage."""
     problems, hub = [], []
     for stage in recipe.stages:
-        if not _builtin(stage):
-            continue
         for option, model in model_refs(stage):
             why = model_problem(model)
             if why:
@@ -117,31 +101,13 @@ def model_problems(recipe: Any) -> tuple[list[str], list[str]]:
 # -- columns ----------------------------------------------------------------------------------
 
 def column_reads(stage: Any) -> list[tuple[str, str]]:
-    """(option, column) pairs a built-in stage reads beyond the base columns."""
-    c = stage.config
-    if stage.name == "filter":
-        out = [(f"min_scores.{k}", k) for k in c.min_scores] + [(f"max_scores.{k}", k) for k in c.max_scores]
-        out += [(opt, v) for opt in ("top_by", "best_by") if (v := getattr(c, opt, None))]
-        suffix = {"zscore": "_z", "rank": "_rank", "robust": "_rz"}.get(getattr(c, "normalize", "none"))
-        if suffix:  # score_x_z / score_x_rank are made by the filter itself from score_x
-            out = [(opt, col.removesuffix(suffix)) for opt, col in out]
-        if getattr(c, "best_of", None):
-            out.append(("best_of", "parent_id"))
-        return out
-    if stage.name == "mix" and getattr(c, "rank_by", None):
-        return [("rank_by", c.rank_by)]
-    if stage.name == "dedup" and getattr(c, "keep_by", None):
-        return [("keep_by", c.keep_by)]
-    return []
+    """(option, column) pairs a stage reads beyond the base columns: its ``reads``."""
+    return list(_facts(stage).reads(stage.config))
 
 
-def column_writes(stage: Any) -> set[str]:
-    """Columns a built-in stage adds to its rows."""
-    if stage.name == "score":
-        return {s.column for s in stage.config.specs()}
-    if stage.name == "generate":
-        return set(GENERATE_COLUMNS)
-    return set()
+def column_writes(stage: Any) -> set[str] | None:
+    """Columns a stage adds to its rows: its ``writes`` (None: unknown, it may add any)."""
+    return _facts(stage).writes(stage.config)
 
 
 def input_columns(recipe: Any) -> set[str] | None:
@@ -189,18 +155,19 @@ def column_problems(recipe: Any) -> list[str]:
     produced: set[str] = set()
     problems = []
     for i, stage in enumerate(stages):
-        if _builtin(stage):
-            for option, col in column_reads(stage):
-                if col in produced or (known is not None and col in known):
-                    continue
-                later = next((s for s in stages[i + 1:] if _builtin(s) and col in column_writes(s)), None)
-                if later is not None:
-                    problems.append(f"{stage.where}.{option}: reads column {col!r}, which only the later stage "
-                                    f"{later.where} produces (move that stage before this one)")
-                elif known is not None:
-                    problems.append(f"{stage.where}.{option}: reads column {col!r}, which neither the inputs "
-                                    "nor an earlier stage produce")
-            produced |= column_writes(stage)
+        for option, col in column_reads(stage):
+            if col in produced or (known is not None and col in known):
+                continue
+            later = next((s for s in stages[i + 1:] if col in (column_writes(s) or ())), None)
+            if later is not None:
+                problems.append(f"{stage.where}.{option}: reads column {col!r}, which only the later stage "
+                                f"{later.where} produces (move that stage before this one)")
+            elif known is not None:
+                problems.append(f"{stage.where}.{option}: reads column {col!r}, which neither the inputs "
+                                "nor an earlier stage produce")
+        writes = column_writes(stage)
+        if writes is None:
+            known = None  # a stage that does not say what it adds may add anything
         else:
-            known = None  # a plug-in stage may add anything
+            produced |= writes
     return problems

@@ -23,9 +23,9 @@ from typing import Any
 
 from thresher.errors import BatchPending
 from thresher.recipe.schema import (
-    DATA_STAGES,
     Recipe,
     StageSpec,
+    data_stages,
     resolve_stage_ref,
     stage_module,
     stage_refs,
@@ -82,7 +82,8 @@ def feeder(spec: StageSpec, recipe: Recipe) -> int:
     if spec.input is not None:
         i, _ = resolve_stage_ref(spec.input, [s.name for s in recipe.stages], spec.index)
         return -1 if i is None else i
-    before = [s.index for s in recipe.stages if s.index < spec.index and s.name in DATA_STAGES]
+    data = data_stages()
+    before = [s.index for s in recipe.stages if s.index < spec.index and s.name in data]
     return before[-1] if before else -1
 
 
@@ -255,7 +256,7 @@ def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[st
             lambda m=module, i=stage_in, f=folder, c=config: m.run(i, f, c, force=force),
         )
         kept = folder / "kept.parquet"
-        if kept.exists() and spec.name in DATA_STAGES:
+        if kept.exists() and spec.name in data_stages():
             prev_kept = dataset = kept
     _complete_summary(summary, recipe, run_dir, dataset, t_run)
     _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

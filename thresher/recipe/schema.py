@@ -32,7 +32,6 @@ Config's ``_stage_refs`` fields (score's ``passrate_from``) may name stages the 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,24 +45,14 @@ from thresher.config import did_you_mean, short_repr
 from thresher.errors import ConfigError, ThresherError
 from thresher.io.inputs import OnBadRows
 from thresher.io.shapes import Shape
+from thresher.registry import (  # the stages: one registry
+    config_cls,
+    data_stages,
+    stage_module,  # noqa: F401 - re-exported (the recipe's stage modules)
+    targets,
+)
+from thresher.registry import names as stage_names_known
 from thresher.yamlutil import safe_load as unique_yaml_load
-
-#: recipe stage name -> module exposing ``Config`` and ``run`` (the stage contract)
-STAGE_MODULES: dict[str, str] = {
-    "generate": "thresher.distill.stage",
-    "score": "thresher.curate.score.stage",
-    "filter": "thresher.curate.filter.stage",
-    "dedup": "thresher.curate.dedup.stage",
-    "decontam": "thresher.curate.decontam.stage",
-    "mix": "thresher.curate.mix.stage",
-    "select": "thresher.curate.select.stage",
-    "train": "thresher.train.stage",
-    "eval": "thresher.evaluate.stage",
-    "evaluate": "thresher.recipe.evaluate",  # the former name of eval
-    "report": "thresher.report.stage",
-}
-#: stages whose kept.parquet is (a version of) the dataset; the last one in a run is "the" dataset
-DATA_STAGES: tuple[str, ...] = ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix", "select")
 
 INPUT_KINDS = ("path", "hub", "chatterbot")
 #: the train stage option naming the student's base model (required in a recipe)
@@ -439,11 +428,6 @@ def _parse_input(i: int, raw: Any, problems: list[str], check_files: bool) -> In
                      on_bad_rows=getattr(entry, "on_bad_rows", "error"))
 
 
-def stage_module(name: str):
-    """The module of recipe stage ``name`` (its ``Config`` and ``run``)."""
-    return importlib.import_module(STAGE_MODULES[name])
-
-
 def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec | None:
     if isinstance(raw, str):
         raw = {raw: {}}
@@ -451,11 +435,12 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
         problems.append(f"stages[{i}]: expected one stage name with its options, like {{dedup: {{...}}}}")
         return None
     name, opts = next(iter(raw.items()))
-    if name not in STAGE_MODULES:
-        close = did_you_mean(name, STAGE_MODULES)
+    known = stage_names_known(recipe=True)
+    if name not in known:
+        close = did_you_mean(name, known)
         hint = f"did you mean '{close}'? " if close else ""
         problems.append(
-            f"stages[{i}]: unknown stage '{name}' ({hint}known: {', '.join(STAGE_MODULES)})"
+            f"stages[{i}]: unknown stage '{name}' ({hint}known: {', '.join(known)})"
         )
         return None
     where = f"stages[{i}].{name}"
@@ -465,11 +450,10 @@ def _parse_stage(i: int, raw: Any, seed: int, problems: list[str]) -> StageSpec 
         problems.append(f"{where}: expected a mapping of options, got {opts!r}")
         return None
     try:
-        module = stage_module(name)
+        cls = config_cls(name)
     except ImportError as e:
-        problems.append(f"{where}: stage module {STAGE_MODULES[name]} is not available ({e})")
+        problems.append(f"{where}: stage module {targets()[name].split(':')[0]} is not available ({e})")
         return None
-    cls = module.Config
     # YAML 1.1 reads a bare `on:` / `off:` key as a boolean; mean the word
     opts = {({True: "on", False: "off"}[k] if isinstance(k, bool) else k): v for k, v in opts.items()}
     fields = {f.name for f in dataclasses.fields(cls)}
@@ -609,7 +593,7 @@ def resolve_stage_ref(ref: str, names: Sequence[str | None], before: int) -> tup
     which must be an earlier data stage than ``before``; ``(None, None)`` when ``ref`` is not
     a stage reference at all (a file path)."""
     m = _STAGE_REF.match(str(ref).strip())
-    if m is None or (m["name"] and m["name"] not in STAGE_MODULES):
+    if m is None or (m["name"] and m["name"] not in stage_names_known(recipe=True)):
         return None, None
     if m["inputs"]:
         return -1, None
@@ -627,8 +611,9 @@ def resolve_stage_ref(ref: str, names: Sequence[str | None], before: int) -> tup
         i = same[nth - 1]
     if i >= before:
         return None, f"{ref!r}: names stages[{i}], which does not run before this stage"
-    if names[i] not in DATA_STAGES:
-        return None, f"{ref!r}: stages[{i}] ({names[i]}) writes no rows (data stages: {', '.join(DATA_STAGES)})"
+    data = data_stages()
+    if names[i] not in data:
+        return None, f"{ref!r}: stages[{i}] ({names[i]}) writes no rows (data stages: {', '.join(data)})"
     return i, None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import ThresherError
-from thresher.recipe.schema import DATA_STAGES
+from thresher.registry import data_stages
 from thresher.stage_folder import damage, recover
 
 STAGE_DIR = re.compile(r"^(\d{2})-([a-z_]+)$")
@@ -84,7 +84,7 @@ class Run:
     @property
     def data_stages(self) -> list[StageDir]:
         """Finished stages whose kept.parquet is (a version of) the dataset."""
-        return [s for s in self.stages if s.name in DATA_STAGES and s.kept_path.exists()]
+        return [s for s in self.stages if s.name in data_stages() and s.kept_path.exists()]
 
     @property
     def final(self) -> StageDir | None:

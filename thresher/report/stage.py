@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from thresher.executor import GlobalStage, run_stage
 
 STAGE_NAME = "report"
 
@@ -32,21 +35,42 @@ def _upstream(out: Path) -> list[Path]:
                   if p.is_dir() and p.name[:2].isdigit() and p.name < out.name and (p / "stats.json").exists())
 
 
+class ReportStage(GlobalStage):
+    """Global: the report of the run folder holding this stage's folder (it reads every
+    earlier stage's folder itself)."""
+
+    name = STAGE_NAME
+    config_cls = Config
+    cli = "thresher.report.cli:report"
+    summary = "Write report.md and report.html for a run folder."
+    makes_data = False
+    reads_rows = False
+    position = 110
+
+    def writes(self, config: Config) -> set[str]:
+        return set()  # the dataset it was given, unchanged
+
+    def run_table(self, table: Any, context: Any) -> tuple[Any, Any, dict[str, Any]]:
+        import polars as pl
+
+        from thresher.report.report import write_report
+
+        out, inputs = context.stage.out, context.inputs
+        also = (out.parent,) if context.config.copy_to_run_dir else ()
+        md, page = write_report(out.parent, out, also=also)
+        kept = pl.read_parquet(inputs[0]) if inputs and Path(inputs[0]).exists() else None
+        if kept is None:
+            from thresher.schema import empty_table
+
+            kept = empty_table()
+        context.state["rows_in"] = kept.height
+        return kept, None, {"report_md": str(md), "report_html": str(page)}
+
+    def rows_in(self, table: Any, context: Any) -> int | None:
+        return context.state["rows_in"]
+
+
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
     """Write the report for the run directory holding ``out`` (the final dataset is ``inputs[0]``)."""
-    import polars as pl
-
-    from thresher.report.report import write_report
-    from thresher.stage import Stage
-
     out = Path(out)
-    stage = Stage(STAGE_NAME, out, inputs=[*inputs, *_upstream(out)], config=config, force=force)
-    if stage.done:
-        return stage.result()
-    md, page = write_report(out.parent, out, also=(out.parent,) if config.copy_to_run_dir else ())
-    kept = pl.read_parquet(inputs[0]) if inputs and Path(inputs[0]).exists() else None
-    if kept is None:
-        from thresher.schema import empty_table
-
-        kept = empty_table()
-    return stage.finish(kept, None, stats={"report_md": str(md), "report_html": str(page)}, rows_in=kept.height)
+    return run_stage(ReportStage(), inputs, out, config, force=force, extra_inputs=_upstream(out))

@@ -9,6 +9,9 @@ from thresher.stage import Stage
 
 from . import count
 
+#: the registry's fact for a module-only double: a train folder's rows are not the dataset
+MAKES_DATA = False
+
 
 @dataclass(frozen=True)
 class Config:
