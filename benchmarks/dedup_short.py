@@ -76,7 +76,7 @@ def planted(seed: int = 0, n_plant: int = 300):
     import polars as pl
 
     from thresher.curate.dedup.normalize import normalize
-    from thresher.recipe.inputs import read_chatterbot
+    from thresher.recipe.inputs_step import read_chatterbot
 
     rng = random.Random(seed)
     qs, seen = [], set()

@@ -114,7 +114,7 @@ TEMPLATES: dict[str, dict[str, list[str]]] = {
 
 def good_rows() -> list[dict]:
     """Real chatterbot English Q/A pairs, one answer per distinct question."""
-    from thresher.recipe.inputs import read_chatterbot
+    from thresher.recipe.inputs_step import read_chatterbot
 
     seen: set[str] = set()
     out = []
@@ -132,7 +132,7 @@ def good_rows() -> list[dict]:
 
 def foreign_answers() -> list[str]:
     """Real answers of the corpus's other languages (at least 20 letters)."""
-    from thresher.recipe.inputs import read_chatterbot
+    from thresher.recipe.inputs_step import read_chatterbot
 
     out = []
     for lang in ("spanish", "german", "french", "italian", "portuguese", "dutch", "turkish", "indonesian"):
@@ -281,7 +281,7 @@ def run_thresher(rows: list[dict], recipe: Path, work: Path, cache: Path | None 
     import yaml
 
     from thresher.recipe.runner import run_recipe
-    from thresher.recipe.schema import parse_recipe
+    from thresher.recipe.spec import parse_recipe
 
     data = work / "noisy.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in to_records(rows)), encoding="utf-8")

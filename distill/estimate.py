@@ -113,7 +113,7 @@ def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
     stage is estimated on the rows it will get (the inputs when no data stage comes before it,
     else the earlier stage's result when it exists, else the inputs as an upper bound)."""
     from thresher.io import write_text_atomic
-    from thresher.recipe import inputs as inputs_step
+    from thresher.recipe import inputs_step
     from thresher.registry import data_stages
     from thresher.stage_folder import check_run_dir, folder_lock
 

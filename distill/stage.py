@@ -24,7 +24,7 @@ from thresher.histogram import histogram
 from thresher.io.inputs import ReadOptions
 from thresher.progress import info
 from thresher.schema import empty_table
-from thresher.stage import Stage, StageResult, dropped_frame
+from thresher.stage import StageFolder, StageResult, dropped_frame
 
 from .backends import default_backend, make_backend
 from .backends.base import SamplingParams
@@ -261,7 +261,7 @@ class GenerateStage(RowStage):
     def fingerprint_inputs(self, inputs: list[Any], config: Config) -> list[Any]:
         return [*inputs, *([Path(config.json_schema)] if config.json_schema else [])]
 
-    def setup(self, config: Config, where: str = "", stage: Stage | None = None) -> StageContext:
+    def setup(self, config: Config, where: str = "", stage: StageFolder | None = None) -> StageContext:
         backend_name = config.backend if config.backend != "auto" else default_backend()
         if backend_name == "openai-batch" and not config.batch_requests and stage is not None:
             import dataclasses

@@ -1,4 +1,4 @@
-"""The Stage protocol and the local executor.
+"""The stage protocol: row-wise and global stages, their facts, and run_stage.
 
 A stage is one of two kinds:
 
@@ -38,7 +38,7 @@ import polars as pl
 from thresher.executors import pick
 from thresher.executors.rows import ROW_INDEX, BatchFn
 from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
-from thresher.stage import Stage, StageResult
+from thresher.stage import StageFolder, StageResult
 
 __all__ = ["ROW_INDEX", "BatchFn", "GlobalStage", "RowStage", "StageContext", "run_stage"]
 
@@ -56,7 +56,7 @@ class StageContext:
 
     config: Any
     where: str = ""
-    stage: Stage | None = None
+    stage: StageFolder | None = None
     state: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
     single_batch: bool = False
@@ -141,7 +141,7 @@ class RowStage(StageFacts):
     def check(self, table: pl.DataFrame, config: Any, where: str) -> None:
         """Raise a one-line error when ``table`` cannot be processed (a missing column ...)."""
 
-    def setup(self, config: Any, where: str = "", stage: Stage | None = None) -> StageContext:
+    def setup(self, config: Any, where: str = "", stage: StageFolder | None = None) -> StageContext:
         """Build the per-worker context (load models here; once per worker)."""
         return StageContext(config, where, stage)
 
@@ -200,7 +200,7 @@ def run_stage(impl: RowStage | GlobalStage, inputs: list[str | os.PathLike], out
 
 def open_stage(impl: StageFacts, inputs: list[str | os.PathLike], out: str | os.PathLike, config: Any, *,
                force: bool = False, read: ReadOptions | dict | None = None,
-               extra_inputs: list[Path] | None = None, quiet: bool = False) -> tuple[Stage, list[Path], ReadOptions]:
+               extra_inputs: list[Path] | None = None, quiet: bool = False) -> tuple[StageFolder, list[Path], ReadOptions]:
     """``(stage folder, resolved inputs, read options)``: the one place a stage's folder is
     opened and fingerprinted (inputs + ``impl.fingerprint_inputs`` + ``extra_inputs``, the
     config as ``impl.fingerprint_config`` gives it, the read options unless they are the
@@ -211,12 +211,12 @@ def open_stage(impl: StageFacts, inputs: list[str | os.PathLike], out: str | os.
     paths = resolve_inputs(inputs)
     fp_inputs = impl.fingerprint_inputs(paths, config) + list(extra_inputs or [])
     read_fp = None if opts == ReadOptions() else opts.as_dict()  # defaults: same manifests as before
-    stage = Stage(impl.name, out, inputs=fp_inputs, config=impl.fingerprint_config(config), force=force,
+    stage = StageFolder(impl.name, out, inputs=fp_inputs, config=impl.fingerprint_config(config), force=force,
                   read_options=read_fp, quiet=quiet)
     return stage, paths, opts
 
 
-def _run_in(stage: Stage, impl: RowStage | GlobalStage, paths: list[Path], config: Any,
+def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path], config: Any,
             opts: ReadOptions, table: pl.DataFrame | None) -> StageResult:
     """:func:`run_stage` once its folder is open: reuse, or read, process and finish."""
     if stage.done:

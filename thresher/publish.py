@@ -254,7 +254,7 @@ def _staged_adapter(adapter: Path, dst: Path, dataset_repo: str, summary: dict[s
     stats_path = adapter.parent / "stats.json"
     try:
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
-        from thresher.train.publish import card_info, identity_from_adapter, model_card
+        from thresher.train.portable import card_info, identity_from_adapter, model_card
 
         info = card_info(adapter.parent, stats, dataset=dataset_repo, evaluation=summary.get("eval"))
         info["run_card"] = f"https://huggingface.co/datasets/{dataset_repo}"

@@ -44,7 +44,7 @@ from thresher.stage_folder import (
     swap_in,
 )
 
-__all__ = ["DROPPED", "KEPT", "MANIFEST", "STATS", "Stage", "StageResult", "StageStats", "artefact",
+__all__ = ["DROPPED", "KEPT", "MANIFEST", "STATS", "StageFolder", "StageResult", "StageStats", "artefact",
            "damage", "dropped_frame", "drop_code_of"]
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
@@ -164,7 +164,7 @@ def _category_counts(df: pl.DataFrame | None) -> dict[str, int]:
     return {str(c) if c is not None else "(none)": int(n) for c, n in counts.iter_rows()}
 
 
-class Stage:
+class StageFolder:
     """A stage's run folder. See the module docstring and CONTRIBUTING.md."""
 
     def __init__(self, name: str, out: str | os.PathLike, *, inputs: list[str | os.PathLike] | tuple = (),

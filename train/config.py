@@ -50,7 +50,7 @@ class TrainConfig:
         ``batch_size`` (sequences per micro-batch and process), ``grad_accum``,
         ``grad_checkpointing``, ``dtype`` (auto | fp32 | bf16: compute precision; auto = bf16
         where the hardware has native bf16 math, a CUDA GPU or a CPU with AMX/AVX-512 BF16,
-        see :mod:`thresher.train.precision`), ``seed``, ``max_steps`` (0 = use ``epochs``), ``epochs``.
+        see :mod:`thresher.train.mixed_precision`), ``seed``, ``max_steps`` (0 = use ``epochs``), ``epochs``.
     Data
         ``max_length``, ``overlong`` (drop | truncate rows longer than ``max_length``),
         ``train_on`` (all assistant turns | the last one), ``packing``,

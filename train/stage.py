@@ -276,13 +276,13 @@ def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any
     from thresher.train.data import collate
     from thresher.train.loop import lr_lambda, total_steps
     from thresher.train.metrics import MetricsWriter
-    from thresher.train.model import add_adapter, load_base
-    from thresher.train.precision import (
+    from thresher.train.mixed_precision import (
         base_dtype,
         check_master_weights,
         skip_adapter_input_casts,
         training_precision,
     )
+    from thresher.train.model import add_adapter, load_base
 
     tok = prep.tokenizer
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -354,7 +354,7 @@ def _loop(run: _Run, prep: Prepared, config: TrainConfig, dist: Any, device: Any
     from thresher.train import checkpoint as ck
     from thresher.train import ddp
     from thresher.train.loop import Hooks, LoopState, run_loop
-    from thresher.train.publish import checkpoint_writer, identity_for
+    from thresher.train.portable import checkpoint_writer, identity_for
     from thresher.train.tracking import BAR_EXTRA, Tracker, bar_fields
 
     model, optimizer = run.model, run.optimizer
@@ -448,7 +448,7 @@ def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config
 def _publish(out: Path, records: list[dict[str, Any]], state: Any, stats: dict[str, Any], config: TrainConfig,
              run: _Run) -> None:
     """trainer_state.json and the adapter's model card (main process, after the export)."""
-    from thresher.train.publish import card_info, finish_adapter, identity_for
+    from thresher.train.portable import card_info, finish_adapter, identity_for
     from thresher.train.tracking import write_trainer_state
 
     write_trainer_state(out, records, state, total_steps=run.steps, config=_plain_config(config),
@@ -482,7 +482,7 @@ def _val_batches(examples: list[Any], config: TrainConfig, dist: Any, collate_fn
 
 
 def _autocast(config: TrainConfig, device: Any) -> Any:
-    from thresher.train.precision import autocast_factory, training_precision
+    from thresher.train.mixed_precision import autocast_factory, training_precision
 
     return autocast_factory(training_precision(config.dtype, device, qlora=config.qlora), device)
 
@@ -502,7 +502,7 @@ def _export(model: Any, adapter: dict[str, Any], prep: Prepared, config: TrainCo
 
         model = add_adapter(load_base(dataclasses.replace(config, qlora=False, grad_checkpointing=False)), config)
         load_trainable_state(model, adapter)
-    from thresher.train.publish import fix_adapter_config, identity_for
+    from thresher.train.portable import fix_adapter_config, identity_for
 
     ident = identity_for(config)
     adapter_dir = save_adapter(model, prep.tokenizer, stage.path("adapter"))

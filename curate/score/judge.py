@@ -2,7 +2,7 @@
 
 The judge model is reached through a ``generate`` callable (list of conversations -> list
 of answer strings), so any distill backend works without this package importing distill:
-the stage builds the callable with ``thresher.backends.make_generator``.
+the stage builds the callable with ``thresher.generation.make_generator``.
 
 The answer must carry an explicit score inside the scale: a JSON object with a ``score``
 key, a ``score: N`` (or ``N/10``-style) line, or a bare number. Anything else is retried

@@ -115,7 +115,7 @@ def _judge(spec: ScorerSpec, config: Any):
 
 def judge_generator(spec: ScorerSpec, config: Any, options: ModelOptions):
     """The judge's text generator over a distill backend (built lazily by the core)."""
-    from thresher.backends import make_text_generator
+    from thresher.generation import make_text_generator
 
     extra = {"base_url": config.judge_base_url} if config.judge_base_url else {}
     return make_text_generator(

@@ -1,4 +1,4 @@
-"""The import graph of thresher/, curate/, distill/ and train/: no cycle, and no module imports
+"""The import graph of thresher/ and the stage packages (curate/, distill/, train/, evaluate/): no cycle, and no module imports
 another module's private name (``from x import _y``).
 
 Every import counts, function-level ones included (they hide cycles); only the imports under

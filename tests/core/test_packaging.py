@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPED = {"thresher": "thresher", "curate": "thresher.curate", "distill": "thresher.distill",
-          "train": "thresher.train"}
+          "train": "thresher.train", "evaluate": "thresher.evaluate"}
 
 
 def _folders_with_init() -> set[str]:
@@ -28,12 +28,12 @@ def test_pyproject_lists_every_package():
     listed = set(cfg["packages"])
     assert listed == _folders_with_init(), "pyproject [tool.setuptools] packages out of date"
     for pkg in listed:
-        if pkg.split(".")[1:2] and pkg.split(".")[1] in ("curate", "distill", "train"):
+        if pkg.split(".")[1:2] and pkg.split(".")[1] in ("curate", "distill", "train", "evaluate"):
             assert pkg in cfg["package-dir"], f"{pkg} has no package-dir entry"
             assert (ROOT / cfg["package-dir"][pkg] / "__init__.py").exists()
 
 
-@pytest.mark.parametrize("name", ["curate", "distill", "train"])
+@pytest.mark.parametrize("name", ["curate", "distill", "train", "evaluate"])
 def test_top_level_import_fails_with_hint(name):
     proc = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0

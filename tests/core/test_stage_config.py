@@ -12,7 +12,7 @@ from thresher.config import from_dict, from_dict_partial, to_dict
 from thresher.errors import ConfigError
 from thresher.io import read_table, write_table
 from thresher.schema import make_rows
-from thresher.stage import Stage, dropped_frame
+from thresher.stage import StageFolder, dropped_frame
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def _rows(n=4):
 
 
 def _run(inp, out, cfg):
-    stage = Stage("toy", out, inputs=[inp], config=cfg, quiet=True)
+    stage = StageFolder("toy", out, inputs=[inp], config=cfg, quiet=True)
     if stage.done:
         return stage.result()
     df = read_table(inp)
@@ -69,17 +69,17 @@ def test_changed_config_or_input_recomputes(tmp_path):
 def test_interrupted_stage_is_not_reused(tmp_path):
     inp = write_table(_rows(), tmp_path / "in.parquet")
     _run(inp, tmp_path / "s", Cfg())
-    stage = Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True)
+    stage = StageFolder("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True)
     assert not stage.done  # the recompute starts; the process "dies" here
     # the old result stays complete (it is replaced only by an atomic swap) ...
     assert json.loads((tmp_path / "s" / "manifest.json").read_text())["status"] == "done"
-    assert Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(), quiet=True).done
+    assert StageFolder("toy", tmp_path / "s", inputs=[inp], config=Cfg(), quiet=True).done
     # ... and the interrupted config is not taken as finished
-    assert not Stage("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True).done
+    assert not StageFolder("toy", tmp_path / "s", inputs=[inp], config=Cfg(threshold=0.7), quiet=True).done
     fresh = tmp_path / "fresh"
-    assert not Stage("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done  # killed in its first run
+    assert not StageFolder("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done  # killed in its first run
     assert json.loads((fresh / "manifest.json").read_text())["status"] == "running"
-    assert not Stage("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done
+    assert not StageFolder("toy", fresh, inputs=[inp], config=Cfg(), quiet=True).done
 
 
 def test_from_dict_lists_every_problem():

@@ -238,7 +238,7 @@ def test_split_picks_a_datasetdict_split(tmp_path):
 
 def test_data_stages_and_stage_modules_come_from_the_registry():
     from thresher import registry
-    from thresher.recipe.schema import stage_module
+    from thresher.recipe.spec import stage_module
 
     assert registry.data_stages() == ("inputs", "generate", "score", "filter", "dedup", "decontam", "mix",
                                       "select")
@@ -248,10 +248,10 @@ def test_data_stages_and_stage_modules_come_from_the_registry():
 
 def test_model_folders_come_from_the_manifest_not_a_glob(tmp_path):
     from thresher.evaluate.models import find_model_dirs
-    from thresher.stage import Stage
+    from thresher.stage import StageFolder
 
     out = tmp_path / "train"
-    stage = Stage("train", out, quiet=True)
+    stage = StageFolder("train", out, quiet=True)
     assert not stage.done
     (stage.path("adapter") / "adapter_config.json").parent.mkdir()
     (stage.path("adapter") / "adapter_config.json").write_text("{}")

@@ -14,7 +14,7 @@ from thresher.schema import make_rows
 
 @pytest.fixture(scope="module")
 def chatterbot(tmp_path_factory):
-    from thresher.recipe.inputs import read_chatterbot
+    from thresher.recipe.inputs_step import read_chatterbot
 
     recs = read_chatterbot("english", responses=True)
     path = tmp_path_factory.mktemp("chatterbot") / "chatterbot.jsonl"

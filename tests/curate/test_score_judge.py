@@ -103,7 +103,7 @@ def test_identity_changes_with_rubric_and_model():
 def test_real_transformers_backend_judge(tiny_lm_dir):
     """A real (tiny, random) model through the transformers distill backend: its answers are
     noise, so every row must end with no score and the raw answer recorded."""
-    from thresher.backends import make_text_generator
+    from thresher.generation import make_text_generator
 
     gen = make_text_generator("transformers", str(tiny_lm_dir), max_tokens=12, device="cpu")
     judge = JudgeScorer(gen, model_id="tiny", retries=1, batch_size=4)

@@ -50,7 +50,7 @@ def test_cli_and_config_share_one_default():
 
 def test_recipe_eval_answers_with_its_own_budget_not_the_teachers(monkeypatch, tmp_path):
     from thresher.recipe.runner import _stage_inputs
-    from thresher.recipe.schema import parse_recipe
+    from thresher.recipe.spec import parse_recipe
 
     recipe = parse_recipe({"name": "r", "holdout": 2, "inputs": [{"path": "a.jsonl"}], "stages": [
         {"generate": {"max_tokens": 512, "backend": "transformers", "stop": ["END"]}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thresher.recipe.schema import load_recipe
+from thresher.recipe.loading import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 

@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from thresher.errors import ThresherError
-from thresher.recipe import inputs as step
-from thresher.recipe.schema import InputSpec
+from thresher.recipe import inputs_step as step
+from thresher.recipe.spec import InputSpec
 
 
 def test_chatterbot_prompts_are_unique_and_interleaved():

@@ -8,8 +8,9 @@ import pytest
 
 from tests.curate.test_passrate import _planted
 from thresher.errors import ConfigError
+from thresher.recipe.loading import load_recipe
 from thresher.recipe.runner import lineage_generate, run_recipe
-from thresher.recipe.schema import load_recipe, parse_recipe
+from thresher.recipe.spec import parse_recipe
 
 
 def _recipe(stages: list, path: str = "rows.jsonl") -> dict:

@@ -10,7 +10,7 @@ from thresher.train import loss as L
 from thresher.train.data import collate
 from thresher.train.data.masks import Example
 from thresher.train.loop import token_loss_sum
-from thresher.train.precision import skip_adapter_input_casts
+from thresher.train.mixed_precision import skip_adapter_input_casts
 
 VOCAB = 101
 

@@ -173,7 +173,7 @@ def test_report_to_unknown_and_none(tmp_path, tiny_lm_dir):
 
 
 def test_embedded_default_is_named_by_its_hub_id(tmp_path):
-    from thresher.train.publish import base_identity
+    from thresher.train.portable import base_identity
 
     ident = base_identity("smollm2", tmp_path / ".cache" / "thresher" / "models" / "SmolLM2-135M-Instruct")
     assert (ident.hub_id, ident.dtype) == ("HuggingFaceTB/SmolLM2-135M-Instruct", "bfloat16")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from thresher.executor import RowStage, StageContext
-    from thresher.stage import Stage
+    from thresher.stage import StageFolder
 
 __all__ = ["Executor", "LocalExecutor", "RayExecutor", "pick"]
 
@@ -29,7 +29,7 @@ class Executor(Protocol):
 
     name: str
 
-    def run_rows(self, impl: RowStage, config: Any, table: pl.DataFrame, stage: Stage | None,
+    def run_rows(self, impl: RowStage, config: Any, table: pl.DataFrame, stage: StageFolder | None,
                  where: str) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], StageContext]:
         """``(kept, dropped, stats, context)`` of a row-wise stage over ``table``, in input order."""
         ...

@@ -11,7 +11,7 @@ from thresher.executors.rows import ROW_INDEX, in_order
 
 if TYPE_CHECKING:
     from thresher.executor import RowStage, StageContext
-    from thresher.stage import Stage
+    from thresher.stage import StageFolder
 
 
 def batches(table: pl.DataFrame, rows: int | None) -> Iterator[pl.DataFrame]:
@@ -53,7 +53,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def run_rows(self, impl: RowStage, config: Any, table: pl.DataFrame, stage: Stage | None,
+    def run_rows(self, impl: RowStage, config: Any, table: pl.DataFrame, stage: StageFolder | None,
                  where: str) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], StageContext]:
         """``(kept, dropped, stats, context)`` of ``impl`` over ``table`` (kept and dropped in
         input order, without :data:`ROW_INDEX`)."""

@@ -14,8 +14,8 @@ SET_HELP = "Override a recipe value: STAGE.KEY=VALUE (VALUE is YAML), e.g. --set
 
 def _load(recipe: str, overrides: tuple[str, ...], *, offline_hub: bool = True):
     from thresher.errors import ConfigError
+    from thresher.recipe.loading import load_recipe
     from thresher.recipe.preflight import preflight
-    from thresher.recipe.schema import load_recipe
 
     try:
         rec = load_recipe(recipe, overrides)

@@ -26,7 +26,7 @@ OFFLINE = ", and HF_HUB_OFFLINE is set, so it cannot be downloaded"
 
 
 def preflight(recipe: Any, *, offline_hub: bool = True) -> tuple[list[str], list[str]]:
-    """``(problems, warnings)`` of ``recipe`` (a :class:`thresher.recipe.schema.Recipe`).
+    """``(problems, warnings)`` of ``recipe`` (a :class:`thresher.recipe.spec.Recipe`).
 
     A hub model that is not cached while ``HF_HUB_OFFLINE`` is set is a problem when
     ``offline_hub`` (``run``: it cannot load), else a warning (``recipe validate`` of a GPU

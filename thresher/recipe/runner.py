@@ -2,7 +2,7 @@
 
 ``RUN_DIR/00-inputs`` holds the concatenated inputs, ``RUN_DIR/NN-<stage>`` the output of
 the recipe's N-th stage, fed by the previous stage's ``kept.parquet``. Each stage's manifest
-(hash of its inputs and config, see :class:`thresher.stage.Stage`) makes a finished stage
+(hash of its inputs and config, see :class:`thresher.stage.StageFolder`) makes a finished stage
 with the same inputs and config a no-op, so rerunning a killed run continues where it
 stopped and changing one stage's config reruns that stage and those it feeds only.
 The run directory also holds ``recipe.yaml`` (the resolved recipe), ``versions.json`` and
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import BatchPending
-from thresher.recipe.schema import (
+from thresher.recipe.spec import (
     Recipe,
     StageSpec,
     data_stages,
@@ -99,7 +99,7 @@ def lineage_generate(spec: StageSpec, recipe: Recipe) -> StageSpec | None:
 
 
 def _rows_of(index: int, recipe: Recipe, run_dir: Path) -> Path:
-    from thresher.recipe import inputs as inputs_step
+    from thresher.recipe import inputs_step
 
     folder = inputs_step.FOLDER if index < 0 else recipe.stages[index].folder
     return run_dir / folder / "kept.parquet"
@@ -178,7 +178,7 @@ def run_recipe(
 
 def _run_recipe(recipe: Recipe, run_dir: Path, *, force: bool,
                 echo: Callable[[str], None] | None) -> dict[str, Any]:
-    from thresher.recipe import inputs as inputs_step
+    from thresher.recipe import inputs_step
 
     if echo is None:
         from thresher.progress import info as echo
@@ -298,7 +298,7 @@ def _refresh_adapter_card(adapter: Path, run_dir: Path, evaluation: dict[str, An
     stats = _read_json(adapter.parent / "stats.json")
     if not stats or not (adapter / "adapter_config.json").is_file():
         return
-    from thresher.train.publish import card_info, identity_from_adapter, model_card
+    from thresher.train.portable import card_info, identity_from_adapter, model_card
 
     info = card_info(adapter.parent, stats, evaluation=evaluation)
     if (run_dir / "report.md").exists():

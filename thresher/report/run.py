@@ -100,7 +100,7 @@ class Run:
         data = self.data_stages
         if not data or not self.recipe.get("stages"):
             return data
-        from thresher.recipe.schema import resolve_stage_ref
+        from thresher.recipe.spec import resolve_stage_ref
 
         names = [next(iter(e)) if isinstance(e, dict) and e else None for e in self.recipe["stages"]]
         by_index = {int(s.folder[:2]) - 1: s for s in data}  # 00-inputs is -1

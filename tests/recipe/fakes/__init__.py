@@ -2,7 +2,7 @@
 
 They let the recipe runner and the report be tested quickly and without models: each
 exposes a frozen ``Config`` and ``run(inputs, out, config, *, force=False)`` and writes a
-real stage folder through ``thresher.stage.Stage``. ``CALLS`` counts real (not reused) runs.
+real stage folder through ``thresher.stage.StageFolder``. ``CALLS`` counts real (not reused) runs.
 """
 
 CALLS: dict[str, int] = {}

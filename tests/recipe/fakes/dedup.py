@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from thresher.io import read_table
-from thresher.stage import Stage, dropped_frame
+from thresher.stage import StageFolder, dropped_frame
 
 from . import count
 
@@ -21,7 +21,7 @@ class Config:
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    stage = Stage("dedup", out, inputs=inputs, config=config, force=force, quiet=True)
+    stage = StageFolder("dedup", out, inputs=inputs, config=config, force=force, quiet=True)
     if stage.done:
         return stage.result()
     count("dedup")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from thresher.io import read_table
 from thresher.schema import make_rows, prompt_messages, prompt_text
-from thresher.stage import Stage
+from thresher.stage import StageFolder
 
 from . import count
 
@@ -23,7 +23,7 @@ class Config:
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    stage = Stage("generate", out, inputs=inputs, config=config, force=force, quiet=True)
+    stage = StageFolder("generate", out, inputs=inputs, config=config, force=force, quiet=True)
     if stage.done:
         return stage.result()
     count("generate")

@@ -7,7 +7,7 @@ import polars as pl
 
 from thresher.io import read_table
 from thresher.schema import response_text
-from thresher.stage import Stage
+from thresher.stage import StageFolder
 
 from . import count
 
@@ -22,7 +22,7 @@ class Config:
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    stage = Stage("score", out, inputs=inputs, config=config, force=force, quiet=True)
+    stage = StageFolder("score", out, inputs=inputs, config=config, force=force, quiet=True)
     if stage.done:
         return stage.result()
     count("score")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thresher.io import read_table
-from thresher.stage import Stage
+from thresher.stage import StageFolder
 
 from . import count
 
@@ -25,7 +25,7 @@ class Config:
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
-    stage = Stage("train", out, inputs=inputs, config=config, force=force, quiet=True)
+    stage = StageFolder("train", out, inputs=inputs, config=config, force=force, quiet=True)
     if stage.done:
         return stage.result()
     count("train")

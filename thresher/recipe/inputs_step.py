@@ -4,7 +4,7 @@ Each recipe input (a local file, a hub dataset or the chatterbot-corpus package)
 with the core readers, gets its ``source``/``category`` filled, and all are concatenated.
 Rows whose id repeats an earlier row are dropped. When the recipe asks for held-out
 prompts (``holdout: N``), N prompts are set aside (spread over categories, seeded) into
-``heldout.parquet`` for the ``evaluate`` stage, and every row sharing their prompt text is
+``heldout.parquet`` for the ``eval`` stage, and every row sharing their prompt text is
 kept out of the training data.
 """
 
@@ -19,7 +19,7 @@ import polars as pl
 from thresher.errors import InputError
 from thresher.executor import GlobalStage
 from thresher.recipe.chatterbot import chatterbot_files, read_chatterbot
-from thresher.recipe.schema import InputSpec
+from thresher.recipe.spec import InputSpec
 
 STAGE_NAME = "inputs"
 FOLDER = "00-inputs"

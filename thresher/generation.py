@@ -1,7 +1,9 @@
-"""Lazy access to the generation backends of ``thresher.distill`` for other packages.
+"""Text generation for the stages that need a model to write (curate's LLM judge, eval's
+judges): the registered ``generate`` stage's backends, found through the stage registry.
 
-curate (e.g. the LLM judge) must not import distill; the CLI and recipe runner call
-:func:`make_generator` here, which imports ``thresher.distill.backends`` only when used.
+curate must not import distill, and the core names no stage package: :func:`make_generator`
+asks :mod:`thresher.registry` for the ``generate`` stage's module (its ``make_backend`` and
+``SamplingParams``), imported only when a generator is first used.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ def make_generator(backend: str, model: str | None, **options: Any) -> Any:
 
     The object has ``generate(conversations, *, n, params) -> list[list[Completion]]``.
     """
-    from thresher.distill.backends import make_backend
+    from thresher.registry import stage_module
 
-    return make_backend(backend, model, **options)
+    return stage_module("generate").make_backend(backend, model, **options)
 
 
 def make_text_generator(
@@ -33,8 +35,9 @@ def make_text_generator(
 
     def generate(conversations: list[list[dict]]) -> list[str]:
         if "backend" not in state:
-            from thresher.distill.backends import SamplingParams
+            from thresher.registry import stage_module
 
+            SamplingParams = stage_module("generate").SamplingParams  # noqa: N806
             state["backend"] = made = make_generator(backend, model, **options)
             state["params"] = SamplingParams(temperature=temperature, max_tokens=max_tokens)
             if hasattr(made, "meter") and made.meter is None:  # an API backend: count tokens and cost

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from tests.recipe.conftest import fake_recipe
 from thresher.cli.main import cli
 from thresher.errors import ConfigError, ThresherError
-from thresher.recipe.schema import apply_overrides, load_recipe, parse_recipe
+from thresher.recipe.loading import apply_overrides, load_recipe
+from thresher.recipe.spec import parse_recipe
 
 
 def test_fake_recipe_parses_with_defaults_and_seed(fake_stages, write_recipe):

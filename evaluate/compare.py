@@ -91,8 +91,8 @@ def _pairs(names: list[str], values: dict[str, dict[str, list[float]]], directio
 
 def _pairwise(judges: list[Judge], names: list[str], prompts, infos, config) -> list[dict[str, Any]]:
     """The pairwise LLM judge for every pair of models (both orders)."""
-    from thresher.backends import make_text_generator
     from thresher.evaluate.metrics import pairwise_values
+    from thresher.generation import make_text_generator
 
     out = []
     questions = [m[-1]["content"] if m else "" for m in prompts["messages"].to_list()]
