@@ -30,7 +30,7 @@ from .base import (
     split_response,
 )
 from .batching import score_prepared
-from .options import ModelOptions, adopt, model_options
+from .options import ModelOptions, ModelScorer, adopt, model_options
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Prepared:
     error: str | None = None
 
 
-class LoglikScorer:
+class LoglikScorer(ModelScorer):
     """Mean log-likelihood of the final assistant turn given the prompt."""
 
     kind = "loglik"
@@ -211,16 +211,9 @@ class LoglikScorer:
                 out.append((float(logp.mean()), float(logp[-1])))
         return out
 
-    def release(self) -> None:
-        """Drop the loaded model (it loads again on the next ``score``)."""
-        self.model = None
-        import gc
-
-        gc.collect()
-
     @property
     def identity(self) -> str:
-        dtype = str(self.torch_dtype).replace("torch.", "")
+        dtype = self.dtype_label()
         return (
             f"loglik|{folder_fingerprint(self.path)}|max_length={self.max_length}"
             f"|overflow={self.overflow}|dtype={dtype}"

@@ -85,3 +85,22 @@ def adopt(scorer: Any, options: ModelOptions) -> None:
     scorer.allow_special = options.allow_special_in_content
     scorer.device = resolve_device(options.device)
     scorer.dtype_name = options.dtype
+
+
+class ModelScorer:
+    """What every model scorer that holds a loaded model shares (loglik, reward)."""
+
+    model: Any = None
+    torch_dtype: Any = None
+
+    def release(self) -> None:
+        """Drop the loaded model (it loads again on the next ``score``)."""
+        self.model = None
+        import gc
+
+        gc.collect()
+
+    def dtype_label(self) -> str:
+        """The compute dtype as it appears in the scorer's identity (``float32``, ``bfloat16``)."""
+        return str(self.torch_dtype).replace("torch.", "")
+

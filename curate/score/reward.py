@@ -24,7 +24,7 @@ from .base import (
     resolve_dtype,
 )
 from .batching import score_prepared
-from .options import ModelOptions, adopt, model_options
+from .options import ModelOptions, ModelScorer, adopt, model_options
 
 ENGINES = ("auto", "transformers", "vllm")
 
@@ -72,7 +72,7 @@ def pick_label(config, label: str | int | None, model_name: str) -> int:
     )
 
 
-class RewardScorer:
+class RewardScorer(ModelScorer):
     """Scores conversations with a sequence-classification reward model."""
 
     kind = "reward"
@@ -129,7 +129,7 @@ class RewardScorer:
         if self.engine == "vllm":
             from .vllm_reward import VllmRewardRunner
 
-            dtype = str(self.torch_dtype).replace("torch.", "")
+            dtype = self.dtype_label()
             self.model = VllmRewardRunner(self.path, self.options, dtype=dtype)
             return
         from thresher.models import load_model
@@ -152,16 +152,9 @@ class RewardScorer:
         self.pad_id = int(pad)
         self.model = model
 
-    def release(self) -> None:
-        """Drop the loaded model (it loads again on the next ``score``)."""
-        self.model = None
-        import gc
-
-        gc.collect()
-
     @property
     def identity(self) -> str:
-        dtype = str(self.torch_dtype).replace("torch.", "")
+        dtype = self.dtype_label()
         engine = "|engine=vllm" if self.engine == "vllm" else ""
         return (
             f"reward|{folder_fingerprint(self.path)}|label={self.label_index}"

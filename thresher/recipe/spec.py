@@ -179,32 +179,32 @@ class _InputEntry:
 
 
 @dataclass(frozen=True)
-class _PathInput(_InputEntry):
-    """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
-    .gz, .bz2, .xz, .zst)."""
+class _ReadInput(_InputEntry):
+    """The read options of an input that is read as records (a file or a hub dataset)."""
 
-    path: str = ""
-    """The file or folder."""
     format: Shape | None = None
     """Force the record format (default: detected)."""
     split: str | None = None
-    """The split to read from a DatasetDict folder (default: train)."""
+    """The split to read (a DatasetDict folder or a hub dataset; default: train)."""
     on_bad_rows: OnBadRows = "error"
     """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
 
 
 @dataclass(frozen=True)
-class _HubInput(_InputEntry):
+class _PathInput(_ReadInput):
+    """``{path: FILE}``: a local file or folder in any format the core reads (also compressed:
+    .gz, .bz2, .xz, .zst)."""
+
+    path: str = ""
+    """The file or folder."""
+
+
+@dataclass(frozen=True)
+class _HubInput(_ReadInput):
     """``{hub: NAME}``: a Hugging Face dataset."""
 
     hub: str = ""
     """The dataset name."""
-    split: str | None = None
-    """The split to read."""
-    format: Shape | None = None
-    """Force the record format (default: detected)."""
-    on_bad_rows: OnBadRows = "error"
-    """``skip`` records bad rows in the inputs step's dropped.parquet (drop_stage read) instead of stopping."""
 
 
 @dataclass(frozen=True)
