@@ -39,6 +39,7 @@ class Prepared:
     val_examples: list[Any]
     lint: Any
     units: list[list[Any]]
+    token_cache: dict[str, Any] | None = None  # stats of the token caches (train, val), when used
 
 
 def split_validation(df: Any, fraction: float, seed: int) -> tuple[Any, Any]:
@@ -55,11 +56,14 @@ def split_validation(df: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     return df.filter(~mask), df.filter(mask)
 
 
-def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, read: Any = None) -> Prepared:
+def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, read: Any = None,
+            cache_dir: Path | None = None) -> Prepared:
     """Read, split, tokenize and lint the rows; refuse to start on lint failures (unless allowed).
 
     ``read`` (:class:`thresher.io.inputs.ReadOptions`) says how to read ``inputs``; rows
-    rejected on read join the dropped rows (``drop_stage = "read"``)."""
+    rejected on read join the dropped rows (``drop_stage = "read"``). With ``cache_dir`` the
+    rows are tokenised into a memory-mapped token cache there (reused when it matches), see
+    :mod:`thresher.train.data.token_cache`."""
     import polars as pl
 
     from thresher.io import read_table
@@ -68,7 +72,6 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
     from thresher.stage import dropped_frame
     from thresher.train.data import (
         check_attn_implementation,
-        lint_rows,
         load_tokenizer,
         pack_examples,
     )
@@ -89,14 +92,13 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
     kw = {"max_length": config.max_length, "train_on": config.train_on, "overlong": config.overlong,
           "allow_special_in_content": config.allow_special_tokens_in_content,
           "train_reasoning": config.train_reasoning, "max_reasoning_tokens": config.max_reasoning_tokens}
-    lint = lint_rows(tokenizer, train_df, **kw)
+    lint, vlint, caches = _lint_both(tokenizer, train_df, val_df, kw, cache_dir)
     if not quiet:
         info(f"mask lint: {lint.summary()}")
         warning = length_warning(lint, config)
         if warning:
             info(warning)
     lint.check(allow_failures=config.allow_lint_failures)
-    vlint = lint_rows(tokenizer, val_df, **kw) if val_df.height else None
     val_examples = vlint.examples if vlint is not None else []
     bad = {i.row_id: f"{i.kind}: {i.message}" for i in lint.issues
            if i.kind in _failure_kinds() or i.kind in ("reasoning_cut", "reasoning_too_long")
@@ -113,7 +115,27 @@ def prepare(inputs: list[Path], config: TrainConfig, *, quiet: bool = False, rea
         units = [[examples[i] for i in b] for b in bins]
     else:
         units = [[e] for e in examples]
-    return Prepared(tokenizer, train_df, val_df, dropped, examples, val_examples, lint, units)
+    return Prepared(tokenizer, train_df, val_df, dropped, examples, val_examples, lint, units, caches)
+
+
+def _lint_both(tokenizer: Any, train_df: Any, val_df: Any, kw: dict[str, Any],
+               cache_dir: Path | None) -> tuple[Any, Any, dict[str, Any] | None]:
+    """(train lint, val lint or None, cache stats or None): in memory, or through the cache."""
+    from thresher.train.data import lint_rows
+
+    if cache_dir is None:
+        return (lint_rows(tokenizer, train_df, **kw),
+                lint_rows(tokenizer, val_df, **kw) if val_df.height else None, None)
+    from thresher.train.data.token_cache import cached_lint
+
+    lint, stats = cached_lint(tokenizer, train_df, cache_dir, **kw)
+    caches = {"train": stats}
+    vlint = None
+    if val_df.height:
+        vlint, caches["val"] = cached_lint(tokenizer, val_df, cache_dir, **kw)
+    caches["tokens"] = sum(c["tokens"] for c in caches.values())
+    caches["reused"] = all(c["reused"] for k, c in caches.items() if k in ("train", "val"))
+    return lint, vlint, caches
 
 
 def overlong_stats(lint: Any, config: TrainConfig) -> dict[str, Any]:
@@ -231,7 +253,7 @@ def _train(stage: Any, inputs: list[Path], out: Path, config: TrainConfig, force
     if config.threads:
         torch.set_num_threads(config.threads)
     bound_allocator(config, device)
-    prep = prepare(inputs, config, quiet=not dist.main, read=read)
+    prep = prepare(inputs, config, quiet=not dist.main, read=read, cache_dir=stage.path("token_cache"))
     run = _build(stage, prep, out, config, dist, device)
     state = _resume(run, config, dist, force)
     state = _loop(run, prep, config, dist, device, state)
@@ -435,6 +457,8 @@ def _finish(stage: Any, run: _Run, prep: Prepared, state: Any, out: Path, config
     stats = _stats(records, state, prep, config, run.steps, dist, export_stats, curves, time.time() - t_start)
     stats["packing"] = pack
     stats["precision"] = run.precision
+    if prep.token_cache is not None:
+        stats["token_cache"] = prep.token_cache
     _publish(out, records, state, stats, config, run)
     kept = pl.concat([prep.train_df.with_columns(pl.lit("train").alias("split")),
                       prep.val_df.with_columns(pl.lit("val").alias("split"))], how="diagonal_relaxed") \

@@ -1,0 +1,105 @@
+"""The memory-mapped token cache gives what in-memory linting gives, and is reused or rebuilt."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from tests.train._trainer_helpers import make_rows
+from thresher.train.data import lint_rows
+from thresher.train.data import token_cache as tc
+
+KW = {"max_length": 40, "train_on": "all", "overlong": "truncate", "allow_special_in_content": False,
+      "train_reasoning": True, "max_reasoning_tokens": 0}
+
+
+def _df(n: int = 30) -> pl.DataFrame:
+    rows = make_rows(n)
+    rows[1]["messages"] = [{"role": "user", "content": "only a question"}]  # no_trainable_token
+    return pl.DataFrame(rows)
+
+
+def _same(a, b) -> None:
+    assert a.rows == b.rows and a.counts == b.counts and a.summary() == b.summary()
+    assert a.to_stats() == b.to_stats()
+    assert len(a.examples) == len(b.examples)
+    for x, y in zip(a.examples, b.examples):
+        assert (x.input_ids, x.labels, x.row_id, x.cut, x.n_full, x.traces, len(x), x.n_trained) == \
+            (y.input_ids, y.labels, y.row_id, y.cut, y.n_full, y.traces, len(y), y.n_trained)
+    for i, j in zip(a.issues, b.issues):
+        assert (i.row_id, i.kind, i.message) == (j.row_id, j.kind, j.message)
+        assert (i.example is None) == (j.example is None)
+        if i.example is not None:
+            assert (i.example.input_ids, i.example.labels) == (j.example.input_ids, j.example.labels)
+
+
+@pytest.mark.parametrize("name", ["smollm2", "qwen2", "llama3"])
+def test_cache_equals_in_memory_lint(tmp_path, chat_tokenizers, name):
+    tok, df = chat_tokenizers[name], _df()
+    want = lint_rows(tok, df, **KW)
+    got, stats = tc.cached_lint(tok, df, tmp_path, batch_rows=7, **KW)
+    assert not stats["reused"] and stats["tokens"] > 0
+    assert any(i.kind == "response_cut" for i in want.issues)  # truncated rows are in both lists
+    _same(want, got)
+
+
+def _counting(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = tc._lint.lint_rows
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tc._lint, "lint_rows", counted)
+    return calls
+
+
+def test_second_run_reuses_the_cache(tmp_path, chat_tokenizers, monkeypatch):
+    tok, df = chat_tokenizers["smollm2"], _df()
+    calls = _counting(monkeypatch)
+    first, s1 = tc.cached_lint(tok, df, tmp_path, batch_rows=10, **KW)
+    assert len(calls) == 3 and not s1["reused"]
+    second, s2 = tc.cached_lint(tok, df, tmp_path, batch_rows=10, **KW)
+    assert len(calls) == 3 and s2["reused"] and s2["key"] == s1["key"]
+    _same(first, second)
+    _, s3 = tc.cached_lint(tok, df, tmp_path, **{**KW, "train_reasoning": False})  # another option
+    assert not s3["reused"] and s3["key"] != s1["key"]
+    _, s4 = tc.cached_lint(tok, df.head(20), tmp_path, **KW)  # other rows
+    assert not s4["reused"] and s4["key"] != s1["key"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "no_meta", "temp_only"])
+def test_partial_cache_is_rebuilt(tmp_path, chat_tokenizers, monkeypatch, damage):
+    tok, df = chat_tokenizers["smollm2"], _df()
+    _, s1 = tc.cached_lint(tok, df, tmp_path, **KW)
+    want = lint_rows(tok, df, **KW)  # (the first report's memory map sees the damaged file)
+    folder = tmp_path / s1["key"]
+    if damage == "truncate":
+        data = (folder / "ids.bin").read_bytes()
+        (folder / "ids.bin").write_bytes(data[: len(data) // 2])
+    elif damage == "no_meta":
+        (folder / "meta.json").unlink()
+    else:  # killed before the rename: only a temporary folder is left
+        folder.rename(tmp_path / f".{s1['key']}.x.tmp")
+    calls = _counting(monkeypatch)
+    got, s2 = tc.cached_lint(tok, df, tmp_path, **KW)
+    assert calls and not s2["reused"]
+    _same(want, got)
+
+
+def test_build_killed_midway_leaves_no_cache(tmp_path, chat_tokenizers, monkeypatch):
+    tok, df = chat_tokenizers["smollm2"], _df()
+    real = tc._lint.lint_rows
+    calls: list[int] = []
+
+    def dies(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tc._lint, "lint_rows", dies)
+    with pytest.raises(KeyboardInterrupt):
+        tc.cached_lint(tok, df, tmp_path, batch_rows=10, **KW)
+    assert list(tmp_path.iterdir()) == []
