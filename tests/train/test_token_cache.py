@@ -103,3 +103,42 @@ def test_build_killed_midway_leaves_no_cache(tmp_path, chat_tokenizers, monkeypa
     with pytest.raises(KeyboardInterrupt):
         tc.cached_lint(tok, df, tmp_path, batch_rows=10, **KW)
     assert list(tmp_path.iterdir()) == []
+
+
+def _losses(out):
+    import json
+
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in recs if "loss" in r], [r["val_loss"] for r in recs if "val_loss" in r]
+
+
+@pytest.mark.slow
+def test_training_through_the_cache_equals_in_memory(tmp_path, tiny_lm_dir, monkeypatch):
+    """Same losses with and without the cache; a restart's prepare reuses it (no tokenising)."""
+    import json
+
+    from tests.train._trainer_helpers import write_rows
+    from thresher.train import stage
+    from thresher.train.config import TrainConfig
+
+    data = write_rows(tmp_path / "rows.jsonl", make_rows(24))
+    config = TrainConfig(base=str(tiny_lm_dir), r=4, alpha=8, dropout=0.0, max_steps=3, batch_size=2,
+                         packing=True, max_length=128, val_fraction=0.2, eval_every=3, report_to="none",
+                         lr=3e-3)
+    stage.run([data], tmp_path / "cached", config)
+    stats = json.loads((tmp_path / "cached" / "stats.json").read_text())["token_cache"]
+    assert stats["reused"] is False and stats["tokens"] > 0
+    assert (tmp_path / "cached" / "token_cache" / stats["train"]["key"] / "meta.json").exists()
+
+    real = stage.prepare
+    monkeypatch.setattr(stage, "prepare", lambda *a, cache_dir=None, **k: real(*a, **k))
+    stage.run([data], tmp_path / "memory", config)
+    assert "token_cache" not in json.loads((tmp_path / "memory" / "stats.json").read_text())
+    assert len(_losses(tmp_path / "cached")[0]) == 3
+    assert _losses(tmp_path / "cached") == _losses(tmp_path / "memory")
+    monkeypatch.undo()
+
+    calls = _counting(monkeypatch)
+    prep = stage.prepare([data], config, quiet=True, cache_dir=tmp_path / "cached" / "token_cache")
+    assert calls == [] and prep.token_cache["reused"] is True
+    assert prep.token_cache["tokens"] == stats["tokens"]
