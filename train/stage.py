@@ -126,13 +126,14 @@ def _lint_both(tokenizer: Any, train_df: Any, val_df: Any, kw: dict[str, Any],
     if cache_dir is None:
         return (lint_rows(tokenizer, train_df, **kw),
                 lint_rows(tokenizer, val_df, **kw) if val_df.height else None, None)
-    from thresher.train.data.token_cache import cached_lint
+    from thresher.train.data.token_cache import cached_lint, prune
 
     lint, stats = cached_lint(tokenizer, train_df, cache_dir, **kw)
     caches = {"train": stats}
     vlint = None
     if val_df.height:
         vlint, caches["val"] = cached_lint(tokenizer, val_df, cache_dir, **kw)
+    prune(cache_dir, {c["key"] for c in caches.values()})
     caches["tokens"] = sum(c["tokens"] for c in caches.values())
     caches["reused"] = all(c["reused"] for k, c in caches.items() if k in ("train", "val"))
     return lint, vlint, caches

@@ -142,3 +142,11 @@ def test_training_through_the_cache_equals_in_memory(tmp_path, tiny_lm_dir, monk
     prep = stage.prepare([data], config, quiet=True, cache_dir=tmp_path / "cached" / "token_cache")
     assert calls == [] and prep.token_cache["reused"] is True
     assert prep.token_cache["tokens"] == stats["tokens"]
+
+
+def test_prune_keeps_only_the_used_keys(tmp_path):
+    for name in ("old", "new", ".new.x.tmp"):
+        (tmp_path / name).mkdir()
+    assert tc.prune(tmp_path, {"new"}) == ["old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".new.x.tmp", "new"]
+    assert tc.prune(tmp_path / "missing", set()) == []

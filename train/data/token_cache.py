@@ -136,6 +136,18 @@ def cached_lint(tokenizer: Any, df: Any, cache_dir: Path, *, batch_rows: int = B
                     "entries": meta["entries"], "tokens": meta["tokens"]}
 
 
+def prune(cache_dir: Path, keep: set[str]) -> list[str]:
+    """Remove the finished caches in ``cache_dir`` other than ``keep`` (keys of an older config
+    or older rows); temporary folders (another process still writing) are left. Returns the
+    removed keys."""
+    removed = []
+    for child in sorted(Path(cache_dir).iterdir()) if Path(cache_dir).is_dir() else []:
+        if child.is_dir() and not child.name.startswith(".") and child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    return removed
+
+
 def build(tokenizer: Any, df: Any, folder: Path, *, batch_rows: int = BATCH_ROWS, **options: Any) -> None:
     """Lint ``df`` in batches and write the cache folder atomically (``meta.json`` last)."""
     from thresher.io.atomic import atomic_path
