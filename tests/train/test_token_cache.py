@@ -16,6 +16,8 @@ KW = {"max_length": 40, "train_on": "all", "overlong": "truncate", "allow_specia
 def _df(n: int = 30) -> pl.DataFrame:
     rows = make_rows(n)
     rows[1]["messages"] = [{"role": "user", "content": "only a question"}]  # no_trainable_token
+    for i, row in enumerate(rows):  # the generate stage's side column: a reasoning trace
+        row["reasoning"] = "first the cat, then the mat" if i % 4 == 2 else None
     return pl.DataFrame(rows)
 
 
@@ -40,6 +42,7 @@ def test_cache_equals_in_memory_lint(tmp_path, chat_tokenizers, name):
     got, stats = tc.cached_lint(tok, df, tmp_path, batch_rows=7, **KW)
     assert not stats["reused"] and stats["tokens"] > 0
     assert any(i.kind == "response_cut" for i in want.issues)  # truncated rows are in both lists
+    assert any(e.traces for e in want.examples)
     _same(want, got)
 
 
@@ -150,3 +153,19 @@ def test_prune_keeps_only_the_used_keys(tmp_path):
     assert tc.prune(tmp_path, {"new"}) == ["old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".new.x.tmp", "new"]
     assert tc.prune(tmp_path / "missing", set()) == []
+
+
+def test_lint_views_of_a_cached_report_are_the_same(tmp_path, chat_tokenizers):
+    """print_report / render_token_view (what lint-masks prints) read cached examples alike."""
+    from rich.console import Console
+
+    from thresher.train.data.lint import print_report
+
+    tok, df = chat_tokenizers["smollm2"], _df()
+    texts = []
+    for report in (lint_rows(tok, df, **KW), tc.cached_lint(tok, df, tmp_path, **KW)[0]):
+        console = Console(record=True, width=120, force_terminal=False)
+        print_report(report, tok, console, show=4)
+        texts.append(console.export_text())
+    assert "no_trainable_token" in texts[0] and "«" in texts[0]
+    assert texts[0] == texts[1]

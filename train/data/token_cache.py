@@ -27,7 +27,7 @@ from thresher.train.data import lint as _lint
 from thresher.train.data.masks import LintIssue
 
 #: bump when the files' layout or the tokenisation code changes what a key maps to
-FORMAT = 1
+FORMAT = 2
 #: rows linted (and appended to the files) per batch
 BATCH_ROWS = 1024
 _ENTRY_COLS = 5  # start, length, n_full, n_trained, cut
@@ -45,7 +45,7 @@ class TokenStore:
         self.labels = np.memmap(folder / "labels.bin", dtype=np.int32, mode="r") if n_tokens else empty
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class CachedExample:
     """An :class:`~thresher.train.data.masks.Example` whose tokens stay on disk until read."""
 
@@ -167,19 +167,21 @@ def _write(tokenizer: Any, df: Any, tmp: Path, batch_rows: int, options: dict[st
     import numpy as np
 
     meta: dict[str, Any] = {"rows": 0, "train_reasoning": options.get("train_reasoning", True),
-                            "row_ids": [], "traces": [], "examples": [], "issues": []}
-    entries: list[list[int]] = []
+                            "row_ids": [], "traces": {}, "examples": [], "issues": []}
+    entries: list[Any] = []  # one int64 array per batch
+    batch: list[tuple[int, ...]] = []
     tokens = 0
     with open(tmp / "ids.bin", "wb") as ids_fh, open(tmp / "labels.bin", "wb") as lab_fh:
         def add(ex: Any) -> int:
             nonlocal tokens
             ids_fh.write(np.asarray(ex.input_ids, dtype=np.int32).tobytes())
             lab_fh.write(np.asarray(ex.labels, dtype=np.int32).tobytes())
-            entries.append([tokens, len(ex), ex.n_full, ex.n_trained, int(ex.cut)])
+            batch.append((tokens, len(ex), ex.n_full, ex.n_trained, int(ex.cut)))
             meta["row_ids"].append(ex.row_id)
-            meta["traces"].append([list(t) for t in ex.traces])
+            if ex.traces:
+                meta["traces"][str(len(meta["row_ids"]) - 1)] = [list(t) for t in ex.traces]
             tokens += len(ex)
-            return len(entries) - 1
+            return len(meta["row_ids"]) - 1
 
         for start in range(0, df.height, batch_rows):
             part = _lint.lint_rows(tokenizer, df.slice(start, batch_rows), **options)
@@ -194,8 +196,10 @@ def _write(tokenizer: Any, df: Any, tmp: Path, batch_rows: int, options: dict[st
                 meta["issues"].append([issue.row_id, issue.kind, issue.message, entry])
             for ex in part.examples:
                 meta["examples"].append(seen[id(ex)] if id(ex) in seen else add(ex))
-    np.save(tmp / "entries.npy", np.asarray(entries, dtype=np.int64).reshape(-1, _ENTRY_COLS))
-    meta.update(format=FORMAT, entries=len(entries), tokens=tokens)
+            entries.append(np.asarray(batch, dtype=np.int64).reshape(-1, _ENTRY_COLS))
+            batch.clear()
+    np.save(tmp / "entries.npy", np.concatenate(entries) if entries else np.zeros((0, _ENTRY_COLS), np.int64))
+    meta.update(format=FORMAT, entries=len(meta["row_ids"]), tokens=tokens)
     return meta
 
 
@@ -213,8 +217,8 @@ def load(folder: Path) -> _lint.LintReport | None:
             or entries.shape != (meta["entries"], _ENTRY_COLS):
         return None
     store = TokenStore(folder, meta["tokens"])
-    examples = [CachedExample(store, int(s), int(n), meta["row_ids"][i], bool(c), int(f),
-                              tuple(tuple(t) for t in meta["traces"][i]), int(t))
+    traces = {int(i): tuple(tuple(t) for t in v) for i, v in meta["traces"].items()}
+    examples = [CachedExample(store, s, n, meta["row_ids"][i], bool(c), f, traces.get(i, ()), t)
                 for i, (s, n, f, t, c) in enumerate(entries.tolist())]
     report = _lint.LintReport(rows=meta["rows"], train_reasoning=meta["train_reasoning"])
     report.examples = [examples[i] for i in meta["examples"]]
