@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,16 +123,20 @@ def cached_lint(tokenizer: Any, df: Any, cache_dir: Path, *, batch_rows: int = B
     was found), ``rows``, ``entries`` and ``tokens`` (cached)."""
     key = cache_key(df, tokenizer, options)
     folder = Path(cache_dir) / key
-    report = load(folder)
-    reused = report is not None
-    if report is None:
+    found = _load(folder)
+    reused = found is not None
+    if found is None:
         _lint.require_chat_template(tokenizer)
         shutil.rmtree(folder, ignore_errors=True)  # a damaged cache: rebuilt
         build(tokenizer, df, folder, batch_rows=batch_rows, **options)
-        report = load(folder)
-        if report is None:
+        for wait in (0.0, 0.1, 0.5, 2.0):  # another rank may be swapping its identical copy in
+            time.sleep(wait)
+            found = _load(folder)
+            if found is not None:
+                break
+        else:
             raise RuntimeError(f"{folder}: token cache unreadable right after writing it")
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    report, meta = found
     return report, {"key": key, "folder": str(folder), "reused": reused, "rows": meta["rows"],
                     "entries": meta["entries"], "tokens": meta["tokens"]}
 
@@ -205,6 +210,12 @@ def _write(tokenizer: Any, df: Any, tmp: Path, batch_rows: int, options: dict[st
 
 def load(folder: Path) -> _lint.LintReport | None:
     """The report of a finished, intact cache folder, or None (missing, partial, damaged)."""
+    found = _load(folder)
+    return found[0] if found is not None else None
+
+
+def _load(folder: Path) -> tuple[_lint.LintReport, dict[str, Any]] | None:
+    """(report, meta) of a finished, intact cache folder, or None."""
     import numpy as np
 
     try:
@@ -224,4 +235,4 @@ def load(folder: Path) -> _lint.LintReport | None:
     report.examples = [examples[i] for i in meta["examples"]]
     report.issues = [LintIssue(row_id, kind, message, examples[e] if e >= 0 else None)
                      for row_id, kind, message, e in meta["issues"]]
-    return report
+    return report, meta
