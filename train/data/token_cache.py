@@ -105,11 +105,25 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return h.hexdigest()
 
 
+def code_digest() -> str:
+    """Digest of the source of the modules that turn a row into tokens and labels, so an edit
+    to them (a development checkout) never reuses tokens made by the old code."""
+    import sys
+
+    from thresher import chat_tokens
+    from thresher.train.data import masks, templates
+
+    h = hashlib.blake2b(digest_size=16)
+    for mod in (masks, _lint, templates, chat_tokens, sys.modules[__name__]):
+        h.update(Path(mod.__file__ or "").read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(df: Any, tokenizer: Any, options: dict[str, Any]) -> str:
     """The cache folder name for these rows, tokenizer and lint/masking ``options``."""
     from thresher import __version__
 
-    parts = {"format": FORMAT, "thresher": __version__, "rows": rows_digest(df),
+    parts = {"format": FORMAT, "thresher": __version__, "code": code_digest(), "rows": rows_digest(df),
              "tokenizer": tokenizer_fingerprint(tokenizer), "options": options}
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(),
                            digest_size=16).hexdigest()
