@@ -44,6 +44,7 @@ def refresh() -> None:
     """Read the entry points again (after installing a plug-in in this process)."""
     _installed.cache_clear()
     _load.cache_clear()
+    static_facts.cache_clear()
 
 
 def targets() -> dict[str, str]:
@@ -55,9 +56,22 @@ def names(*, recipe: bool = False) -> list[str]:
     """Every registered stage name in pipeline order (``position``, then name; ``recipe``: only
     those a recipe's ``stages`` may hold; a stage whose module does not import is listed, so
     that using it names the import error)."""
-    classes = {n: _class_or_none(n) for n in targets()}
-    ordered = sorted(classes, key=lambda n: (getattr(classes[n], "position", 1000), n))
-    return [n for n in ordered if not recipe or getattr(classes[n], "in_recipe", True)]
+    facts = {n: _listing(n) for n in targets()}
+    ordered = sorted(facts, key=lambda n: (facts[n].get("position", 1000), n))
+    return [n for n in ordered if not recipe or facts[n].get("in_recipe", True)]
+
+
+def _listing(name: str) -> dict[str, Any]:
+    """The facts that list a stage (name, position, in_recipe, cli, cli_group, summary), read
+    from its class's source without importing it when they are plain literals (so that
+    ``thresher --help`` imports no stage), else from the imported class."""
+    found = static_facts(targets()[name])
+    if found is not None:
+        return found
+    cls = _class_or_none(name)
+    if cls is None:
+        return {}
+    return {k: getattr(cls, k) for k in LISTING if hasattr(cls, k)} | {"__doc__": cls.__doc__}
 
 
 def _class_or_none(name: str) -> type | None:
@@ -115,12 +129,70 @@ def commands(group: str) -> dict[str, tuple[str, str]]:
 
 
 def command(group: str, name: str) -> tuple[str, str] | None:
-    """Stage ``name``'s command when it is listed in ``group`` (only that stage is imported)."""
-    cls = _class_or_none(name) if name in targets() else None
-    if cls is not None and cls.cli and cls.cli_group == group and cls.name == name:  # an alias has none
-        return cls.cli, cls.summary or _first_line(cls.__doc__)
+    """Stage ``name``'s command when it is listed in ``group`` (no stage module is imported
+    when its listing facts are literals in its source)."""
+    f = _listing(name) if name in targets() else {}
+    if f.get("cli") and f.get("cli_group", "") == group and f.get("name") == name:  # an alias has none
+        return f["cli"], f.get("summary") or _first_line(f.get("__doc__"))
     return None
 
 
 def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n")[0]
+
+
+#: the facts :func:`names` and :func:`command` need (class attributes with literal values)
+LISTING = ("name", "position", "in_recipe", "cli", "cli_group", "summary")
+_BASES = {"RowStage", "GlobalStage", "StageFacts"}
+
+
+@functools.cache
+def static_facts(target: str) -> dict[str, Any] | None:
+    """The :data:`LISTING` facts of ``"module:Class"`` read from the module's source (the class
+    must subclass RowStage/GlobalStage directly and say its ``name``; values are literals or
+    module-level literal constants), or None: then the class is imported instead."""
+    import ast
+    import importlib.util
+
+    mod_name, _, attr = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(mod_name)
+        source = open(spec.origin, encoding="utf-8").read() if spec and spec.origin else None  # noqa: SIM115
+        tree = ast.parse(source) if source else None
+    except (ImportError, OSError, SyntaxError, ValueError):
+        return None
+    if tree is None or not attr:
+        return None
+    constants = _literals(tree.body, {})
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == attr:
+            if not {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases} & _BASES:
+                return None
+            found = {k: v for k, v in _literals(node.body, constants).items() if k in LISTING}
+            found["__doc__"] = ast.get_docstring(node)
+            return found if "name" in found else None
+    return None
+
+
+def _literals(body: list, constants: dict[str, Any]) -> dict[str, Any]:
+    """``NAME = literal`` (or ``= CONSTANT``) assignments among ``body``'s statements."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for node in body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        if isinstance(value, ast.Name) and value.id in constants:
+            out[target.id] = constants[value.id]
+            continue
+        try:
+            out[target.id] = ast.literal_eval(value)
+        except ValueError:
+            continue
+    return out

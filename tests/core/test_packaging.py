@@ -74,3 +74,29 @@ def test_help_lists_command_groups():
     assert proc.returncode == 0
     for group in ("distill", "curate", "train", "run", "report", "convert", "stats", "why"):
         assert f"  {group} " in proc.stdout
+
+
+def test_help_imports_no_stage_module():
+    """The command lists come from the registry's static facts: no stage module (nor polars,
+    which every stage pulls in) is imported to print them."""
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom thresher.cli.main import cli\n"
+            "for args in (['--help'], ['curate', '--help']):\n"
+            "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in sys.modules if m.endswith('.stage') or m == 'polars'))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_static_facts_match_the_classes():
+    """What --help reads from the source is what the imported classes say."""
+    from thresher import registry
+
+    for name, target in registry.targets().items():
+        found = registry.static_facts(target)
+        if found is None:
+            continue
+        cls = registry.stage_class(name)
+        for key in registry.LISTING:
+            if key in found:
+                assert found[key] == getattr(cls, key), (name, key)
