@@ -42,13 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from thresher.evaluate import verifiers as v
+from thresher.named_spec import split_named_spec
 
 VERIFIERS = ("exact", "regex", "numeric", "math", "json", "ends", "sentences", "words", "lang", "code")
 MODEL_JUDGES = ("refnll", "reward", "judge", "pairwise")
 KINDS = VERIFIERS + MODEL_JUDGES
 #: verifiers that compare with the reference answer
 NEEDS_REFERENCE = ("exact", "numeric", "math")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _RANGE = re.compile(r"^\s*(\d+)?\s*(?:-\s*(\d+)?)?\s*$")
 
 
@@ -164,18 +164,8 @@ def _options(kind: str, arg: str | None, spec: str) -> dict[str, Any]:
 
 def parse_judge(spec: str) -> Judge:
     """Parse one judge spec (see the module docstring); raise JudgeSpecError."""
-    raw = str(spec).strip()
-    name = None
-    head = raw.split(":", 1)[0]
-    if "=" in head:
-        name, raw = (s.strip() for s in raw.split("=", 1))
-        if not _NAME.match(name):
-            raise JudgeSpecError(f"judge {spec!r}: name {name!r} must be letters, digits and _")
-    kind, sep, arg = raw.partition(":")
-    kind = kind.strip().lower()
-    if kind not in KINDS:
-        raise JudgeSpecError(f"unknown judge {kind!r} in {spec!r} (expected one of {', '.join(KINDS)})")
-    arg = arg.strip() if sep else None
+    name, kind, arg, sep = split_named_spec(spec, "judge", KINDS, JudgeSpecError)
+    arg = arg if sep else None
     return Judge(name or kind, kind, arg or None, _options(kind, arg or None, str(spec)))
 
 

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from thresher.named_spec import split_named_spec
+
 from .options import ModelOptions
-from .specs import NAME_PATTERN, ScorerSpec, SpecError
+from .specs import ScorerSpec, SpecError
 
 
 @dataclass(frozen=True)
@@ -149,19 +151,8 @@ SCORERS: dict[str, ScorerKind] = {
 
 def parse_spec(text: str) -> ScorerSpec:
     """Parse one scorer spec; raise SpecError with a one-line reason."""
-    raw = text.strip()
-    name = None
-    head = raw.split(":", 1)[0]
-    if "=" in head:
-        name, raw = raw.split("=", 1)
-        name = name.strip()
-        if not NAME_PATTERN.match(name):
-            raise SpecError(f"scorer {text!r}: name {name!r} must be letters, digits and _")
-    kind, _, rest = raw.partition(":")
-    kind = kind.strip().lower()
-    if kind not in SCORERS:
-        raise SpecError(f"unknown scorer {kind!r} in {text!r} (expected one of {', '.join(SCORERS)})")
-    return SCORERS[kind].parse(name or kind, kind, rest.strip(), text)
+    name, kind, rest, _ = split_named_spec(text, "scorer", SCORERS, SpecError)
+    return SCORERS[kind].parse(name or kind, kind, rest, text)
 
 
 def parse_specs(texts: tuple[str, ...] | list[str]) -> tuple[list[ScorerSpec], list[str]]:

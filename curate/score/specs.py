@@ -31,11 +31,7 @@ Examples: ``--scorer loglik --scorer rm=reward:/models/skywork --scorer judge:vl
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-"""What a scorer's name may be (it becomes the column ``score_<name>``)."""
 
 
 @dataclass(frozen=True)
