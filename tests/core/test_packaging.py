@@ -58,15 +58,21 @@ def test_wheel_contains_every_package(tmp_path):
         assert "/".join(pkg.split(".")) + "/__init__.py" in names, pkg
 
 
-def test_help_does_not_import_torch():
+def _printed_after_help(expr: str) -> str:
+    """What ``print(expr)`` shows in a fresh interpreter after ``thresher --help`` and
+    ``thresher curate --help`` ran there."""
     code = ("import sys\nfrom click.testing import CliRunner\nfrom thresher.cli.main import cli\n"
-            "r = CliRunner().invoke(cli, ['--help'])\nassert r.exit_code == 0, r.output\n"
-            "for sub in (['curate', '--help'],):\n    CliRunner().invoke(cli, sub)\n"
-            "heavy = [m for m in ('torch', 'transformers', 'vllm', 'datasketch') if m in sys.modules]\n"
-            "print(heavy)\n")
+            "for args in (['--help'], ['curate', '--help']):\n"
+            "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
+            f"print({expr})\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    return proc.stdout.strip()
+
+
+def test_help_does_not_import_torch():
+    heavy = "[m for m in ('torch', 'transformers', 'vllm', 'datasketch') if m in sys.modules]"
+    assert _printed_after_help(heavy) == "[]"
 
 
 def test_help_lists_command_groups():
@@ -79,13 +85,7 @@ def test_help_lists_command_groups():
 def test_help_imports_no_stage_module():
     """The command lists come from the registry's static facts: no stage module (nor polars,
     which every stage pulls in) is imported to print them."""
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom thresher.cli.main import cli\n"
-            "for args in (['--help'], ['curate', '--help']):\n"
-            "    r = CliRunner().invoke(cli, args)\n    assert r.exit_code == 0, r.output\n"
-            "print(sorted(m for m in sys.modules if m.endswith('.stage') or m == 'polars'))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert _printed_after_help("sorted(m for m in sys.modules if m.endswith('.stage') or m == 'polars')") == "[]"
 
 
 def test_static_facts_match_the_classes():
