@@ -23,10 +23,13 @@ letter or digit ("Thank you!") is kept as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import polars as pl
 
-ON_CHOICES = ("conversation", "prompt", "response")
+#: which text of a row dedup compares
+DedupOn = Literal["conversation", "prompt", "response"]
+ON_CHOICES: tuple[str, ...] = get_args(DedupOn)
 
 
 @dataclass(frozen=True)

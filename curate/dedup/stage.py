@@ -20,12 +20,14 @@ from thresher.io import read_table, write_table
 from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
+from .normalize import DedupOn
+
 
 @dataclass(frozen=True)
 class Config:
     """Options of ``thresher curate dedup`` (recipe keys are the field names)."""
 
-    on: Literal["conversation", "prompt", "response"] = "conversation"
+    on: DedupOn = "conversation"
     """Text to compare: all turns with role markers, the prompt, or the response."""
     mode: Literal["minhash", "semantic"] = "minhash"
     """minhash: exact and MinHash/LSH near-duplicates of the text; semantic: exact duplicates,

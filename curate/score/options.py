@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from thresher.errors import ThresherError
 
-OVERFLOW_CHOICES = ("truncate_left", "truncate_right", "skip")
+#: what a model scorer does with a row over ``max_length``
+Overflow = Literal["truncate_left", "truncate_right", "skip"]
+OVERFLOW_CHOICES: tuple[str, ...] = get_args(Overflow)
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class ModelOptions:
 
     max_length: int = 2048
     """Token limit per row."""
-    overflow: Literal["truncate_left", "truncate_right", "skip"] = "truncate_left"
+    overflow: Overflow = "truncate_left"
     """Rows over max_length: truncate_left (keep the end), truncate_right, or skip."""
     batch_size: int = 16
     """Rows per batch (at most)."""

@@ -29,7 +29,7 @@ from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
 from .base import ScoreResult, conversation_key
-from .options import ModelOptions
+from .options import ModelOptions, Overflow
 from .registry import parse_specs
 from .specs import ScorerSpec
 
@@ -63,7 +63,7 @@ class Config:
     """Reward models with several labels: the label index or name to use."""
     max_length: int = _MODEL.max_length
     """Token limit per row for reward and loglik scorers."""
-    overflow: Literal["truncate_left", "truncate_right", "skip"] = _MODEL.overflow
+    overflow: Overflow = _MODEL.overflow
     """Rows over max_length: keep the end, keep the start, or skip with a reason."""
     batch_size: int = _MODEL.batch_size
     """Rows per batch (at most)."""
