@@ -51,9 +51,13 @@ HASHED = (KEPT, DROPPED, STATS)
 #: the staging folder inside a stage folder, the lock file, and the manifest's mark
 STAGING = ".thresher-new"
 LOCK = ".thresher.lock"
+#: where a swap moves a replaced result folder (a folder of parts) before removing it
+RETIRED = ".thresher-old"
+#: where a streaming stage keeps its finished parts until the stage finishes (resume per part)
+PARTS_WORK = ".thresher-parts"
 KIND = "thresher-stage"
 #: entries thresher itself keeps in a folder (a folder holding only these counts as empty)
-OWN_ENTRIES = (STAGING, LOCK)
+OWN_ENTRIES = (STAGING, LOCK, RETIRED, PARTS_WORK)
 #: temporary files :func:`thresher.io.atomic.atomic_path` leaves when a kill interrupts it
 _TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
@@ -261,12 +265,23 @@ def _commit(out: Path, new: Path, *, points: bool = False) -> None:
     point("carried")
     for name in HASHED:
         if (new / name).exists():
-            os.replace(new / name, out / name)
+            _replace(new / name, out / name, out / RETIRED)
     point("retired")
     if (new / MANIFEST).exists():
         os.replace(new / MANIFEST, out / MANIFEST)
     point("swapped")
     _rmtree(new)
+    _rmtree(out / RETIRED)
+
+
+def _replace(src: Path, dst: Path, retired: Path) -> None:
+    """Rename ``src`` over ``dst``; a folder (a Parquet dataset) cannot be renamed over, or onto
+    a file, so the old entry is first moved into ``retired`` (removed once the swap is done)."""
+    if (src.is_dir() or dst.is_dir()) and (dst.exists() or dst.is_symlink()):
+        retired.mkdir(exist_ok=True)
+        _rmtree(retired / dst.name)
+        os.replace(dst, retired / dst.name)
+    os.replace(src, dst)
 
 
 def recover(out: str | os.PathLike) -> None:
@@ -278,7 +293,7 @@ def recover(out: str | os.PathLike) -> None:
     except OSError:
         return
     tmps = [n for n in names if _TMP.match(n)]
-    if STAGING not in names and not tmps:
+    if STAGING not in names and RETIRED not in names and not tmps:
         return
     ok, key = _try_lock(out)
     if not ok:
@@ -289,6 +304,7 @@ def recover(out: str | os.PathLike) -> None:
             _commit(out, new)
         elif new.exists() or new.is_symlink():
             _rmtree(new)
+        _rmtree(out / RETIRED)
         for n in tmps:
             with contextlib.suppress(OSError):
                 (out / n).unlink()
@@ -345,9 +361,20 @@ def _hash(path: Path) -> str:
 
 
 def file_records(folder: Path) -> dict[str, dict[str, Any]]:
-    """Size and hash of each result file (kept, dropped, stats) of ``folder``."""
-    return {name: {"size": (folder / name).stat().st_size, "hash": _hash(folder / name)}
-            for name in HASHED if (folder / name).is_file()}
+    """Size and hash of each result file (kept, dropped, stats) of ``folder``; a result that is
+    a folder of Parquet parts has one record per part (``kept.parquet/part-00000.parquet``),
+    with its row count."""
+    from thresher.io import parts
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in HASHED:
+        p = folder / name
+        if p.is_file():
+            out[name] = {"size": p.stat().st_size, "hash": _hash(p)}
+        elif p.is_dir():
+            for f in parts.files(p):
+                out[f"{name}/{f.name}"] = {"size": f.stat().st_size, "hash": _hash(f), "rows": parts.count(f)}
+    return out
 
 
 def artefact_records(folder: Path, artefacts: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -367,6 +394,9 @@ def damage(folder: str | os.PathLike, *, hashes: bool = True) -> str | None:
     files = m.get("files") or {}
     if not isinstance(files, dict) or not all(isinstance(r, dict) for r in files.values()):
         return "manifest.json is damaged (its file records are not a mapping of records)"
+    extra = _unrecorded_parts(folder, files)
+    if extra:
+        return f"{extra} is not one of the parts the manifest records"
     for rel, rec in files.items():
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
             return f"manifest.json is damaged (it records a file outside the folder: {rel!r})"
@@ -380,6 +410,19 @@ def damage(folder: str | os.PathLike, *, hashes: bool = True) -> str | None:
             return f"{rel} is damaged ({size} bytes, the manifest says {rec.get('size')})"
         if hashes and rec.get("hash") and p.is_file() and _hash(p) != rec["hash"]:
             return f"{rel} was changed after the stage finished (its hash differs from the manifest's)"
+    return None
+
+
+def _unrecorded_parts(folder: Path, files: dict[str, Any]) -> str | None:
+    """The first part file of a result folder (``kept.parquet/``) the manifest does not record."""
+    from thresher.io import parts
+
+    for name in HASHED:
+        if (folder / name).is_dir():
+            for f in parts.files(folder / name):
+                rel = f"{name}/{f.name}"
+                if rel not in files:
+                    return rel
     return None
 
 

@@ -65,7 +65,9 @@ def resolve_input(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.is_dir():
         return p
-    if (p / "kept.parquet").is_file():
+    from thresher.io import parts
+
+    if parts.exists(p / "kept.parquet"):  # one file, or a folder of parts
         return p / "kept.parquet"
     summary = p / "summary.json"
     if summary.is_file():
@@ -73,7 +75,7 @@ def resolve_input(path: str | os.PathLike) -> Path:
             dataset = json.loads(summary.read_text(encoding="utf-8")).get("dataset")
         except (OSError, ValueError):
             dataset = None
-        if dataset and Path(dataset).is_file():
+        if dataset and parts.exists(dataset):
             return Path(dataset)
         raise InputError(f"{p}: recipe run folder has no finished dataset yet (run `thresher run` first)")
     if (p / "manifest.json").is_file():

@@ -481,6 +481,13 @@ def _open(p: Path, label: str, fmt: str | None, split: str | None,
     """``(records, frame)``: the input's records as ``(where, record)`` pairs, or (Parquet,
     dataset folders, hub datasets) a table in ``frame``."""
     if p.is_dir():
+        from thresher.io import parts
+
+        if parts.is_dataset(p):  # a folder of Parquet part files (a streaming stage's kept.parquet)
+            try:
+                return iter(()), parts.read(p)
+            except Exception as e:
+                raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
         return iter(()), _disk_frame(p, label, split)
     if _looks_like_hub(label) and not p.exists():
         return iter(()), _hub_frame(label, label, split)
