@@ -160,6 +160,17 @@ class RowStage(StageFacts):
     def teardown(self, context: StageContext) -> None:
         """Release what :meth:`setup` built (models, connections)."""
 
+    def streams(self, config: Any) -> bool:
+        """True when the stage may run in parts (:mod:`thresher.executors.stream`): its
+        :meth:`finalize` works from the projection :meth:`finalize_columns` names. Default:
+        True for a stage without a finalize of its own."""
+        return type(self).finalize is RowStage.finalize
+
+    def finalize_columns(self, config: Any, columns: list[str]) -> list[str]:
+        """The columns (of ``columns``, a part's) :meth:`finalize` reads when the stage
+        streams; :data:`ROW_INDEX`, ``category`` and the drop columns come anyway."""
+        return []
+
 
 class GlobalStage(StageFacts):
     """A stage that needs the whole table at once (dedup, mix, select, train, eval, report)."""
@@ -173,7 +184,7 @@ class GlobalStage(StageFacts):
         raise NotImplementedError
 
 
-def _with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
+def with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     if rejected.height == 0:
         return dropped
     return pl.concat([rejected, dropped], how="diagonal_relaxed")
@@ -216,6 +227,13 @@ def open_stage(impl: StageFacts, inputs: list[str | os.PathLike], out: str | os.
     return stage, paths, opts
 
 
+def _local() -> bool:
+    """True unless ``--executor ray`` is in force."""
+    from thresher.executors.ray_session import current
+
+    return current() != "ray"
+
+
 def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path], config: Any,
             opts: ReadOptions, table: pl.DataFrame | None) -> StageResult:
     """:func:`run_stage` once its folder is open: reuse, or read, process and finish."""
@@ -223,6 +241,11 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         return stage.result()
     where = ", ".join(str(p) for p in paths)
     rejected = pl.DataFrame()
+    if table is None and impl.kind == "row" and impl.reads_rows and _local():
+        from thresher.executors.stream import run_streaming, should_stream
+
+        if should_stream(impl, config, paths, opts):  # type: ignore[arg-type]
+            return run_streaming(stage, impl, paths, config, opts)  # type: ignore[arg-type]
     if table is None and impl.reads_rows:
         table, rejected = read_inputs(paths, opts)
     elif table is None:
@@ -236,5 +259,5 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
     n_in = impl.rows_in(table, context)
     if n_in is not None:
         n_in += rejected.height
-    return stage.finish(kept, _with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in,
+    return stage.finish(kept, with_read_rejects(dropped, rejected), stats=stats, rows_in=n_in,
                         artefacts=context.artefacts)

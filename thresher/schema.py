@@ -115,7 +115,7 @@ class IdAssigner:
             return rid, None
         return self._derive(messages, where), None
 
-    def take_all(self, column: pl.Series, file: str, prefix: str = "row ") -> bool:
+    def take_all(self, column: pl.Series, file: str, prefix: str = "row ", start: int = 1) -> bool:
         """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...; lines
         ``1``, ``2`` ... with ``prefix=""``) when none is null, empty, repeated or seen before;
         False (nothing registered) otherwise."""
@@ -125,7 +125,7 @@ class IdAssigner:
         values = col.to_list()
         if not self.seen.keys().isdisjoint(values):
             return False
-        self.seen.update((v, (file, f"{prefix}{i}")) for i, v in enumerate(values, start=1))
+        self.seen.update((v, (file, f"{prefix}{i}")) for i, v in enumerate(values, start=start))
         return True
 
     def overlay(self) -> IdAssigner:

@@ -272,7 +272,9 @@ class StageFolder:
         if not (m and m.get("status") == "done"):
             write_text_atomic(self.manifest_path, json.dumps({**self.fingerprint, "status": "running"}, indent=2))
 
-    def _dropped_table(self, kept: pl.DataFrame, dropped: pl.DataFrame | None) -> pl.DataFrame:
+    def dropped_table(self, kept: pl.DataFrame, dropped: pl.DataFrame | None) -> pl.DataFrame:
+        """``dropped`` as dropped.parquet holds it: the drop columns last, each row with a code
+        (an empty frame of ``kept``'s columns when None)."""
         if dropped is None:
             dropped = kept.clear().with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS])
         for c in DROP_COLUMNS:
@@ -295,15 +297,39 @@ class StageFolder:
         """
         from thresher.io.writers import write_table
 
-        dropped = self._dropped_table(kept, dropped)
-        full = StageStats.build(self.name, kept, dropped, rows_in, time.time() - self.started, stats).to_dict()
-        names = {k: str(v) for k, v in (artefacts or {}).items()}
+        dropped = self.dropped_table(kept, dropped)
 
-        def write(folder: Path) -> None:
+        def rows(folder: Path) -> None:
             write_table(kept, folder / KEPT)
             kill_point("kept")
             write_table(dropped, folder / DROPPED)
             kill_point("dropped")
+
+        return self._commit(kept, dropped, stats, rows_in, artefacts, rows)
+
+    def finish_parts(self, written: Path, kept: pl.DataFrame, dropped: pl.DataFrame,
+                     stats: dict[str, Any] | None = None, *, rows_in: int | None = None,
+                     artefacts: dict[str, str] | None = None) -> StageResult:
+        """:meth:`finish` for a stage that streamed: ``written`` holds its finished
+        ``kept.parquet`` and ``dropped.parquet`` (files or folders of parts, moved in as they
+        are); ``kept`` and ``dropped`` are projections of them (``category`` and the drop
+        columns) the stats are counted from."""
+
+        def rows(folder: Path) -> None:
+            os.replace(written / KEPT, folder / KEPT)
+            kill_point("kept")
+            os.replace(written / DROPPED, folder / DROPPED)
+            kill_point("dropped")
+
+        return self._commit(kept, dropped, stats, rows_in, artefacts, rows)
+
+    def _commit(self, kept: pl.DataFrame, dropped: pl.DataFrame, stats: dict[str, Any] | None,
+                rows_in: int | None, artefacts: dict[str, str] | None, rows: Any) -> StageResult:
+        full = StageStats.build(self.name, kept, dropped, rows_in, time.time() - self.started, stats).to_dict()
+        names = {k: str(v) for k, v in (artefacts or {}).items()}
+
+        def write(folder: Path) -> None:
+            rows(folder)
             write_text_atomic(folder / STATS, json.dumps(full, indent=2, default=str))
             kill_point("stats")
             records = {**artefact_records(self.out, names), **file_records(folder)}  # artefacts: already in place

@@ -288,6 +288,15 @@ class FilterStage(RowStage):
     def check(self, table, config: Config, where: str) -> None:
         _check_columns(table, config, where)
 
+    def streams(self, config: Config) -> bool:
+        """Always: the score rules need only the score columns (:meth:`finalize_columns`)."""
+        return True
+
+    def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
+        """The score columns (normalised and summarised), and what the rules read."""
+        read = [c for _, c in self.reads(config)] + [c for c in (config.only_passing, config.passrate_by) if c]
+        return [c for c in columns if c.startswith("score_") or c in read]
+
     def setup(self, config: Config, where: str = "", stage=None) -> StageContext:
         ctx = super().setup(config, where, stage)
         ctx.state["tools"] = heuristic_tools(config)

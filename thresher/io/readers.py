@@ -222,8 +222,8 @@ def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
         yield f"row {i}", rec
 
 
-def _frame_records(df: pl.DataFrame) -> Iterator[tuple[str, Any]]:
-    for i, rec in enumerate(df.iter_rows(named=True), start=1):
+def _frame_records(df: pl.DataFrame, first: int = 0) -> Iterator[tuple[str, Any]]:
+    for i, rec in enumerate(df.iter_rows(named=True), start=first + 1):
         yield f"row {i}", rec
 
 
@@ -320,9 +320,11 @@ def _looks_like_hub(name: str) -> bool:
             and all(part for part in p.split("/")))
 
 
-def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssigner) -> pl.DataFrame | None:
+def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssigner,
+                    first: int = 0) -> pl.DataFrame | None:
     """Fast path for canonical tables (our own Parquet): the same rules as every other input,
-    vectorised (:func:`thresher.schema.table_problems`), then ids as the record path gives them."""
+    vectorised (:func:`thresher.schema.table_problems`), then ids as the record path gives them.
+    ``first`` is the number of rows of the same input before ``df`` (a batch of a stream)."""
     if "messages" not in df.columns or not is_messages_dtype(df.schema["messages"]):
         return None
     id_type = df.schema.get("id")
@@ -344,17 +346,18 @@ def _canonical_fast(df: pl.DataFrame, label: str, col: _Collector, ids: IdAssign
     bad = {}
     for row, reason in problems.iter_rows():
         bad[row - 1] = reason
-    if not bad and ids.take_all(df["id"], f"{label}"):  # every id given and new: no per-row work
+    if not bad and ids.take_all(df["id"], f"{label}", start=first + 1):  # every id given and new: no per-row work
         return df
     new_ids: list[str | None] = []
     for i, g, msgs in _ids_and_messages(df):
+        where = f"row {first + i + 1}"
         if i in bad:
-            col.bad(f"row {i + 1}", bad[i], df.row(i, named=True), code="invalid-messages")
+            col.bad(where, bad[i], df.row(i, named=True), code="invalid-messages")
             new_ids.append(None)
             continue
-        rid, problem = ids.assign(g, msgs, f"row {i + 1}")
+        rid, problem = ids.assign(g, msgs, where)
         if problem:
-            col.bad(f"row {i + 1}", problem, df.row(i, named=True), code="duplicate-id")
+            col.bad(where, problem, df.row(i, named=True), code="duplicate-id")
             bad[i] = problem
             new_ids.append(None)
             continue
@@ -439,13 +442,17 @@ def read_rows(
 
         info(f"{label}: ignored message key(s) {', '.join(sorted(unknown_keys))} (kept: role, content, "
              "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
+    return ReadResult(_fill(_table_of(rows, label), category, source), label, col.rejects, shape)
+
+
+def _table_of(rows: list[dict[str, Any]], label: str) -> pl.DataFrame:
+    """The canonical table of validated rows (the empty table when there are none)."""
     if not rows:
-        return ReadResult(_fill(empty_table(), category, source), label, col.rejects, shape)
+        return empty_table()
     try:
-        table = conform(_row_frame(rows))
+        return conform(_row_frame(rows))
     except Exception as e:
         raise InputError(f"{label}: inconsistent column types across rows ({str(e).splitlines()[0]})") from None
-    return ReadResult(_fill(table, category, source), label, col.rejects, shape)
 
 
 def _arrow_messages(fields: set[str]) -> Any:
@@ -531,11 +538,12 @@ def _choose_shape(records: list[tuple[str, Any]]) -> str | None:
 
 
 def _rows(records: Iterator[tuple[str, Any]], fmt: str | None, label: str,
-          col: _Collector, ids: IdAssigner) -> tuple[list[dict[str, Any]], str | None, set[str], bool]:
-    """Validate each record into a row: ``(rows, shape, ignored message keys, any record)``."""
+          col: _Collector, ids: IdAssigner, shape: str | None = None) -> tuple[list[dict[str, Any]], str | None, set[str], bool]:
+    """Validate each record into a row: ``(rows, shape, ignored message keys, any record)``.
+    ``shape``: the records' shape as an earlier batch of the same input chose it."""
     rows: list[dict[str, Any]] = []
     recs = list(records)
-    shape = fmt or _choose_shape(recs)
+    shape = fmt or shape or _choose_shape(recs)
     if shape is None:
         first = next(((w, r) for w, r in recs if isinstance(r, Mapping)), None)
         if first is not None:

@@ -1,0 +1,160 @@
+"""Read a stage's inputs in batches: the streaming twin of :func:`thresher.io.inputs.read_inputs`.
+
+:func:`iter_inputs` yields ``(rows, rejected)`` a batch at a time, with the same rules as the
+whole-table read (shapes, validation, ids unique across every input, rows rejected on read as
+``drop_stage = "read"`` frames), so that peak memory depends on the batch size, not on the
+input size:
+
+- JSONL and CSV/TSV (compressed or not) record by record, ``rows`` records a batch;
+- Parquet by row groups, and a folder of Parquet parts part by part.
+
+What still grows with the input: the id of every row read (an id given twice is a bad row
+naming the first place it appeared), about 150 bytes a row. The record shape of a file with
+no ``--format`` is chosen from its first batch (the whole-table read chooses it from every
+record). Inputs that only read whole (JSON arrays, dataset folders, hub datasets, OpenAI
+Batch files, which meet their requests by id) make :func:`streamable` False.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+
+from thresher.errors import InputError
+from thresher.io import parts
+from thresher.io.compress import COMPRESSED, inner_suffix, open_binary
+from thresher.io.inputs import ReadOptions, rejects_frame, resolve_inputs
+
+#: rows a batch holds by default (a part of a streaming stage's output)
+BATCH_ROWS = 50_000
+_RECORD_EXT = {".jsonl", ".ndjson", ".csv", ".tsv"}
+
+
+def _kind(p: Path) -> str | None:
+    """``"records"`` (JSONL, CSV), ``"parquet"`` (a file or a folder of parts) or None."""
+    if parts.is_dataset(p):
+        return "parquet"
+    if not p.is_file():
+        return None
+    ext = inner_suffix(p)
+    if ext in (".parquet", ".pq"):
+        return "parquet" if p.suffix.lower() not in COMPRESSED else None
+    return "records" if ext in _RECORD_EXT else None
+
+
+def _batch_file(p: Path) -> bool:
+    """True for an OpenAI Batch file (its first record has a ``custom_id``)."""
+    if inner_suffix(p) not in (".jsonl", ".ndjson"):
+        return False
+    try:
+        with open_binary(p) as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    return isinstance(rec, dict) and "custom_id" in rec
+    except (OSError, ValueError, EOFError):
+        return False
+    return False
+
+
+def streamable(paths: list[str | os.PathLike] | tuple, options: ReadOptions | None = None) -> bool:
+    """True when every input can be read a batch at a time (see the module docstring)."""
+    opts = ReadOptions.coerce(options)
+    if opts.fmt is not None and opts.fmt.startswith("openai-batch"):
+        return False
+    try:
+        resolved = resolve_inputs(paths)
+    except InputError:
+        return False
+    return bool(resolved) and all(_kind(p) is not None and not _batch_file(p) for p in resolved)
+
+
+def input_bytes(paths: list[str | os.PathLike] | tuple) -> int:
+    """Bytes on disk of the inputs (a compressed file counts four times its size)."""
+    total = 0
+    for p in resolve_inputs(paths):
+        if parts.exists(p):
+            total += parts.size(p) * (4 if p.suffix.lower() in COMPRESSED else 1)
+        elif p.is_file():
+            total += p.stat().st_size * (4 if p.suffix.lower() in COMPRESSED else 1)
+    return total
+
+
+def iter_inputs(paths: list[str | os.PathLike] | tuple, options: ReadOptions | dict | None = None,
+                rows: int = BATCH_ROWS) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """``(rows, rejected)`` batches of every input in order (see the module docstring); a
+    batch of ``rows`` rows or fewer. Raises :class:`InputError` as the whole-table read does."""
+    from thresher.schema import IdAssigner
+
+    opts = ReadOptions.coerce(options)
+    if not paths:
+        raise InputError("no input given")
+    ids = IdAssigner()
+    for p in resolve_inputs(paths):
+        yield from _one_input(p, opts, ids, rows)
+
+
+def _one_input(p: Path, opts: ReadOptions, ids, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    from thresher.io.readers import _Collector
+
+    label = str(p)
+    col = _Collector(label, opts.on_bad_rows)
+    ids.file = label
+    batches = _parquet_batches(p, label, opts, col, ids, rows) if _kind(p) == "parquet" \
+        else _record_batches(p, label, opts, col, ids, rows)
+    seen = 0
+    for table in batches:
+        seen += table.height + len(col.rejects)
+        yield _finish(table), rejects_frame(col.rejects)
+        col.rejects = []
+    if seen == 0:
+        raise InputError(f"{label}: empty file (no rows)")
+
+
+def _finish(table: pl.DataFrame) -> pl.DataFrame:
+    from thresher.io.references import normalize_references
+
+    return normalize_references(table)
+
+
+def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
+    from thresher.io.readers import _canonical_fast, _frame_records, _rows, _table_of
+
+    first, shape = 0, None
+    try:
+        source = parts.iter_batches(p, rows)
+        for df in source:
+            fast = _canonical_fast(df, label, col, ids, first) if opts.fmt in (None, "messages") else None
+            if fast is None:
+                found, shape, _, _ = _rows(_frame_records(df, first), opts.fmt, label, col, ids, shape)
+                fast = _table_of(found, label)
+            first += df.height
+            yield fast
+    except InputError:
+        raise
+    except Exception as e:  # a damaged file: one line naming it
+        raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
+
+
+def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
+    from thresher.io.readers import _open, _rows, _table_of
+
+    records, _ = _open(p, label, opts.fmt, opts.split, col)
+    shape, unknown = None, set()
+    while True:
+        chunk = list(itertools.islice(records, rows))
+        if not chunk:
+            break
+        found, shape, keys, _ = _rows(iter(chunk), opts.fmt, label, col, ids, shape)
+        unknown |= keys
+        yield _table_of(found, label)
+    if unknown:
+        from thresher.progress import info
+
+        info(f"{label}: ignored message key(s) {', '.join(sorted(unknown))} (kept: role, content, "
+             "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
