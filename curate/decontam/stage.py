@@ -237,6 +237,14 @@ class DecontamStage(RowStage):
             context.count("texts_embedded", texts.height)
         return split_matches(table, hits, context.config.n, paraphrases)
 
+    def streams(self, config: Config) -> bool:
+        """Always: the stats need only the dropped rows' benchmark column."""
+        return True
+
+    def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
+        """The benchmark each dropped row matched."""
+        return [c for c in columns if c == "benchmark"]
+
     def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
         return kept, dropped, decontam_stats(dropped, context)
 

@@ -264,6 +264,15 @@ class ScoreStage(RowStage):
                 refs.append(("scorers (judge)", s.model))
         return refs
 
+    def streams(self, config: Config) -> bool:
+        """Without pass rates: those join every sample of a prompt (a whole-table rule)."""
+        return not any(spec.kind == "passrate" for spec in config.specs())
+
+    def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
+        """Each scorer's value and error column (summarised into the stats)."""
+        want = {c for spec in config.specs() for c in (spec.column, spec.error_column)}
+        return [c for c in columns if c in want]
+
     def writes(self, config: Config) -> set[str]:
         """One column per scorer."""
         return {s.column for s in config.specs()}

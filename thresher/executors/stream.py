@@ -182,6 +182,7 @@ def _second_pass(stage: StageFolder, work: _Work, kept: pl.DataFrame, dropped: p
     ``kept.parquet`` and ``dropped.parquet``."""
     final = work.root / "final"
     shutil.rmtree(final, ignore_errors=True)
+    kept, dropped = kept.sort(ROW_INDEX, nulls_last=True), dropped.sort(ROW_INDEX, nulls_last=True)
     kept_cols = [c for c in kept.columns if c != ROW_INDEX]
     drop_cols = [c for c in dropped.columns if c != ROW_INDEX]
     for i, (lo, hi) in enumerate(work.bounds):

@@ -1,0 +1,179 @@
+"""Streaming row-wise stages (issue 24): inputs read in batches, each batch a Parquet part,
+``finalize`` from a projection, a second pass, resume per part after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from thresher.curate.filter.stage import Config, run
+from thresher.executors.stream import MIN_BYTES_ENV, PART_ROWS_ENV
+from thresher.io import parts
+from thresher.io.stream import iter_inputs, streamable
+from thresher.stage_folder import PARTS_WORK, damage, read_manifest
+
+WORDS = ["alpha", "beta", "gamma", "delta", "the", "sea", "is", "blue", "seven"]
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8)))
+        a = " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 10)))
+        row = {"messages": [{"role": "user", "content": f"{q} {i}?"}, {"role": "assistant", "content": a}],
+               "category": rng.choice(["x", "y", "z"]), "score_q": rng.random()}
+        if i >= n // 2:
+            row["note"] = f"n{i}"  # a column the first batches do not have
+        out.append(row)
+    return out
+
+
+def _jsonl(path: Path, rows: list[dict], bad_line: bool = True) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, r in enumerate(rows):
+            fh.write(json.dumps(r) + "\n")
+            if bad_line and i == len(rows) // 3:
+                fh.write("{not json\n")
+    return path
+
+
+@pytest.fixture
+def stream(monkeypatch):
+    """Stream every input, in parts of 40 rows."""
+    monkeypatch.setenv(MIN_BYTES_ENV, "0")
+    monkeypatch.setenv(PART_ROWS_ENV, "40")
+
+
+CONFIG = dict(min_chars=12, normalize="robust", min_scores={"score_q_rz": -1.0})
+
+
+def _run(src: Path, out: Path, **kw) -> dict:
+    res = run([src], out, Config(**{**CONFIG, **kw}), read={"on_bad_rows": "skip"})
+    return res.stats
+
+
+def _same(a: Path, b: Path) -> None:
+    for name in ("kept.parquet", "dropped.parquet"):
+        x, y = parts.read(a / name), parts.read(b / name)
+        assert sorted(x.columns) == sorted(y.columns), name
+        assert x.select(sorted(x.columns)).sort("id").equals(y.select(sorted(y.columns)).sort("id"), null_equal=True), name
+
+
+def test_batches_give_the_rows_and_rejects_of_the_whole_read(tmp_path):
+    from thresher.io.inputs import read_inputs
+
+    src = _jsonl(tmp_path / "in.jsonl", _rows(100))
+    assert streamable([src])
+    got = list(iter_inputs([src], {"on_bad_rows": "skip"}, rows=30))
+    assert [b.height for b, _ in got] == [30, 30, 30, 10] and sum(r.height for _, r in got) == 1
+    whole, rejected = read_inputs([src], {"on_bad_rows": "skip"})
+    assert pl.concat([b for b, _ in got], how="diagonal_relaxed")["id"].to_list() == whole["id"].to_list()
+    assert rejected["drop_reason"].to_list() == pl.concat([r for _, r in got])["drop_reason"].to_list()
+
+
+def test_a_duplicate_id_in_a_later_batch_names_the_first_row(tmp_path):
+    rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+            for i in range(10)]
+    rows.append(dict(rows[2]))
+    src = tmp_path / "in.parquet"
+    pl.DataFrame(rows).write_parquet(src, row_group_size=4)
+    from thresher.errors import InputError
+
+    with pytest.raises(InputError, match=r"in.parquet:row 11: duplicate id 'r2' \(first seen at row 3\)"):
+        list(iter_inputs([src], rows=4))
+
+
+def test_json_arrays_and_batch_files_read_whole(tmp_path):
+    arr = tmp_path / "a.json"
+    arr.write_text(json.dumps([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]))
+    batch = tmp_path / "b.jsonl"
+    batch.write_text(json.dumps({"custom_id": "x", "response": {}}) + "\n")
+    assert not streamable([arr]) and not streamable([batch])
+
+
+def test_a_streamed_stage_writes_what_the_whole_table_run_writes(tmp_path, stream, monkeypatch):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    streamed = _run(src, tmp_path / "s")
+    monkeypatch.setenv(MIN_BYTES_ENV, str(1 << 40))  # now read whole
+    whole = _run(src, tmp_path / "w")
+    assert parts.is_dataset(tmp_path / "s" / "kept.parquet") and len(parts.files(tmp_path / "s" / "kept.parquet")) == 5
+    assert (tmp_path / "w" / "kept.parquet").is_file()
+    _same(tmp_path / "s", tmp_path / "w")
+    assert streamed["streamed"] == {"parts": 5, "part_rows": 40, "parts_reused": 0}
+    for key in ("rows_in", "rows_out", "rows_dropped", "drop_codes", "kept_by_category", "dropped_by_rule"):
+        assert streamed[key] == whole[key], key
+    assert streamed["dropped_by_rule"]["min:score_q_rz"] > 0  # the global rule ran on the projection
+    m = read_manifest(tmp_path / "s")
+    rows = sum(r["rows"] for k, r in m["files"].items() if k.startswith("kept.parquet/"))
+    assert rows == streamed["rows_out"] and damage(tmp_path / "s") is None
+    assert not (tmp_path / "s" / PARTS_WORK).exists()
+
+
+def test_every_part_has_the_same_columns(tmp_path, stream):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    _run(src, tmp_path / "s")
+    for name in ("kept.parquet", "dropped.parquet"):
+        schemas = {tuple(pl.read_parquet_schema(f).items()) for f in parts.files(tmp_path / "s" / name)}
+        assert len(schemas) == 1, name
+    assert "note" in parts.schema(tmp_path / "s" / "kept.parquet")
+
+
+def test_a_small_output_stays_one_file(tmp_path, stream):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(30), bad_line=False)
+    _run(src, tmp_path / "s")
+    assert (tmp_path / "s" / "kept.parquet").is_file() and (tmp_path / "s" / "dropped.parquet").is_file()
+
+
+def test_the_next_stage_streams_from_the_parts(tmp_path, stream):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    _run(src, tmp_path / "a")
+    res = run([tmp_path / "a"], tmp_path / "b", Config(min_chars=20))
+    kept_a = parts.read(tmp_path / "a" / "kept.parquet")
+    assert res.stats["rows_in"] == kept_a.height and res.stats["streamed"]["parts"] > 1
+    rerun = run([tmp_path / "a"], tmp_path / "b", Config(min_chars=20))
+    assert rerun.reused
+
+
+def _filter_proc(src: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "THRESHER_PROGRESS": "0", MIN_BYTES_ENV: "0", PART_ROWS_ENV: "40"}
+    env.pop("THRESHER_TEST_KILL_AT", None)
+    if kill_at:
+        env["THRESHER_TEST_KILL_AT"] = kill_at
+    code = ("import sys, json; from pathlib import Path; from thresher.curate.filter.stage import Config, run; "
+            f"r = run([Path(sys.argv[1])], Path(sys.argv[2]), Config(**{CONFIG!r}), read={{'on_bad_rows': 'skip'}}); "
+            "print(json.dumps(r.stats['streamed']))")
+    return subprocess.run([sys.executable, "-c", code, str(src), str(out)], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "done"), [("part-0", 1), ("part-2", 3), ("kept", 5)])
+def test_a_kill_mid_stream_redoes_only_the_unfinished_parts(point, done, tmp_path):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    assert _filter_proc(src, tmp_path / "whole").returncode == 0
+    killed = _filter_proc(src, tmp_path / "s", kill_at=point)
+    assert killed.returncode == -9, killed.stderr
+    assert read_manifest(tmp_path / "s")["status"] == "running"
+    again = _filter_proc(src, tmp_path / "s")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout.strip().splitlines()[-1])["parts_reused"] == done
+    _same(tmp_path / "s", tmp_path / "whole")
+    assert damage(tmp_path / "s") is None
+
+
+def test_a_changed_config_starts_the_parts_afresh(tmp_path, stream, monkeypatch):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    work = tmp_path / "s" / PARTS_WORK
+    (work / "pass1").mkdir(parents=True)
+    (work / "key.json").write_text("{}")  # another run's parts
+    (work / "pass1" / "part-00000.json").write_text("{}")
+    stats = _run(src, tmp_path / "s")
+    assert stats["streamed"]["parts_reused"] == 0
