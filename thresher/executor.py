@@ -183,8 +183,42 @@ class GlobalStage(StageFacts):
         run folder, for extra artefacts)."""
         raise NotImplementedError
 
+    # -- streaming (optional): decide from a projection, never holding the rows
+
+    def streams(self, config: Any) -> bool:
+        """True when the stage can decide from a projection of its rows (:meth:`project`,
+        :meth:`run_projection`): the executor then streams it (:mod:`thresher.executors.stream`)."""
+        return False
+
+    def setup(self, config: Any, where: str = "", stage: StageFolder | None = None) -> StageContext:
+        """The context :meth:`project` and :meth:`run_projection` share when streaming."""
+        return StageContext(config, where, stage)
+
+    def projection_columns(self, config: Any, columns: list[str]) -> list[str]:
+        """The columns (of ``columns``, a batch's) :meth:`run_projection` reads as they are;
+        :data:`ROW_INDEX`, ``id`` and ``category`` come anyway."""
+        return []
+
+    def project(self, batch: pl.DataFrame, context: StageContext) -> pl.DataFrame | None:
+        """Columns computed from a batch of rows for :meth:`run_projection` (a frame of the
+        batch's height, e.g. a hash or a length), or None. Called once per batch, in input
+        order; it may also feed state kept in ``context.state`` (an index)."""
+        return None
+
+    def run_projection(self, table: pl.DataFrame,
+                       context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+        """``(kept, dropped, stats)`` as projections: ``table`` is every row's projection (with
+        :data:`ROW_INDEX`); return its rows split in two, dropped ones with the drop columns.
+        A column of the returned frames that the rows do not have is added to them (joined
+        back by :data:`ROW_INDEX`): drop scratch columns (hashes, lengths) before returning."""
+        raise NotImplementedError
+
+    def teardown(self, context: StageContext) -> None:
+        """Release what :meth:`setup` built."""
+
 
 def with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
+    """``dropped`` after the rows rejected on read (``drop_stage = "read"``)."""
     if rejected.height == 0:
         return dropped
     return pl.concat([rejected, dropped], how="diagonal_relaxed")
@@ -241,11 +275,16 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         return stage.result()
     where = ", ".join(str(p) for p in paths)
     rejected = pl.DataFrame()
-    if table is None and impl.kind == "row" and impl.reads_rows and _local():
+    if table is None and impl.kind == "row" and impl.reads_rows and _local():  # Ray: see executors.ray
         from thresher.executors.stream import run_streaming, should_stream
 
         if should_stream(impl, config, paths, opts):  # type: ignore[arg-type]
             return run_streaming(stage, impl, paths, config, opts)  # type: ignore[arg-type]
+    if table is None and impl.kind == "global" and impl.reads_rows:
+        from thresher.executors.stream import ProjectedStage, run_streaming, should_stream
+
+        if should_stream(impl, config, paths, opts):  # type: ignore[arg-type]
+            return run_streaming(stage, ProjectedStage(impl), paths, config, opts)  # type: ignore[arg-type]
     if table is None and impl.reads_rows:
         table, rejected = read_inputs(paths, opts)
     elif table is None:

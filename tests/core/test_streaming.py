@@ -13,6 +13,8 @@ import polars as pl
 import pytest
 
 from thresher.curate.filter.stage import Config, run
+from thresher.executor import ROW_INDEX, GlobalStage, run_stage
+from thresher.stage import dropped_frame
 from thresher.executors.stream import MIN_BYTES_ENV, PART_ROWS_ENV
 from thresher.io import parts
 from thresher.io.stream import iter_inputs, streamable
@@ -177,3 +179,43 @@ def test_a_changed_config_starts_the_parts_afresh(tmp_path, stream, monkeypatch)
     (work / "pass1" / "part-00000.json").write_text("{}")
     stats = _run(src, tmp_path / "s")
     assert stats["streamed"]["parts_reused"] == 0
+
+
+class Longest(GlobalStage):
+    """A toy global stage: per category, only the row with the longest answer survives."""
+
+    name = "longest"
+
+    def streams(self, config):
+        return True
+
+    def project(self, batch, context):
+        context.count("batches")
+        return batch.select(pl.col("messages").list.last().struct.field("content").str.len_chars().alias("_len"))
+
+    def run_projection(self, table, context):
+        best = pl.col("_len") == pl.col("_len").max().over("category")
+        first = pl.int_range(pl.len()).over("category", best) == 0
+        keep = table.filter(best & first).drop("_len").with_columns(pl.lit(True).alias("longest"))
+        drop = table.filter(~(best & first)).drop("_len")
+        return keep, dropped_frame(drop, self.name, "shorter", "shorter"), {"batches": context.counters["batches"]}
+
+    def run_table(self, table, context):
+        table = table.with_row_index(ROW_INDEX)
+        proj = table.select(ROW_INDEX, "id", "category").with_columns(self.project(table, context))
+        keep, drop, stats = self.run_projection(proj, context)
+        kept = table.join(keep, on=[ROW_INDEX, "id", "category"], how="inner", maintain_order="left")
+        dropped = table.join(drop, on=[ROW_INDEX, "id", "category"], how="inner", maintain_order="left")
+        return kept.drop(ROW_INDEX), dropped.drop(ROW_INDEX), stats
+
+
+def test_a_global_stage_streams_from_its_projection(tmp_path, stream, monkeypatch):
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200), bad_line=False)
+    res = run_stage(Longest(), [src], tmp_path / "s", None)
+    assert res.stats["streamed"]["parts"] == 5 and res.stats["batches"] == 5
+    monkeypatch.setenv(MIN_BYTES_ENV, str(1 << 40))
+    whole = run_stage(Longest(), [src], tmp_path / "w", None)
+    assert "streamed" not in whole.stats
+    _same(tmp_path / "s", tmp_path / "w")
+    kept = parts.read(tmp_path / "s" / "kept.parquet")
+    assert kept.height == 3 and kept["longest"].to_list() == [True] * 3 and "_len" not in kept.columns

@@ -133,6 +133,49 @@ def _project(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
     return df.select(seen)
 
 
+class ProjectedStage:
+    """A streaming :class:`~thresher.executor.GlobalStage` as the row-wise streamer sees it:
+    every batch is kept as it is (its :meth:`~thresher.executor.GlobalStage.project` columns
+    go to the projection only), and ``finalize`` is the stage's ``run_projection``."""
+
+    def __init__(self, impl: Any):
+        self.impl = impl
+        self.name = impl.name
+
+    def streams(self, config: Any) -> bool:
+        return self.impl.streams(config)
+
+    def setup(self, config: Any, where: str = "", stage: Any = None) -> StageContext:
+        context = self.impl.setup(config, where, stage)
+        context.state["projected"] = []
+        return context
+
+    def check(self, table: pl.DataFrame, config: Any, where: str) -> None:
+        check = getattr(self.impl, "check", None)
+        if check is not None:
+            check(table, config, where)
+
+    def process_batch(self, table: pl.DataFrame, context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return table, table.clear().with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS])
+
+    def extra(self, table: pl.DataFrame, context: StageContext) -> pl.DataFrame | None:
+        """The stage's computed projection columns of a (numbered) batch."""
+        more = self.impl.project(table, context)
+        return None if more is None else more.with_columns(table[ROW_INDEX])
+
+    def finalize_columns(self, config: Any, columns: list[str]) -> list[str]:
+        return ["id", *self.impl.projection_columns(config, columns)]
+
+    def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
+        extra = context.state.pop("projected")
+        if extra:
+            kept = kept.join(pl.concat(extra, how="diagonal_relaxed"), on=ROW_INDEX, how="left", maintain_order="left")
+        return self.impl.run_projection(kept, context)
+
+    def teardown(self, context: StageContext) -> None:
+        self.impl.teardown(context)
+
+
 def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[Path], opts: ReadOptions,
                 rows: int, work: _Work) -> None:
     """Every batch through ``process_batch`` into a part (finished parts of a killed run reused)."""
@@ -154,6 +197,11 @@ def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[
             parts.write_part(d, work.root / "pass1" / "dropped", i)
             write_text_atomic(work.marker(i), json.dumps({"rows": batch.height, "rejected": rejected.height}))
             kill_point(f"part-{i}")
+        extra = getattr(impl, "extra", None)
+        if extra is not None:  # a global stage's computed projection (recomputed for a reused part)
+            more = extra(k, context)
+            if more is not None:
+                context.state["projected"].append(more)
         work.kept.append(_project(k, impl, config))
         work.dropped.append(_project(d, impl, config))
         work.bounds.append((start, end))
