@@ -40,7 +40,7 @@ from thresher.executors.rows import ROW_INDEX, BatchFn
 from thresher.io.inputs import ReadOptions, read_inputs, resolve_inputs
 from thresher.stage import StageFolder, StageResult
 
-__all__ = ["ROW_INDEX", "BatchFn", "GlobalStage", "RowStage", "StageContext", "run_stage"]
+__all__ = ["ROW_INDEX", "BatchFn", "GlobalStage", "RowStage", "StageContext", "WrittenParts", "run_stage"]
 
 
 @dataclass
@@ -216,6 +216,26 @@ class GlobalStage(StageFacts):
     def teardown(self, context: StageContext) -> None:
         """Release what :meth:`setup` built."""
 
+    def run_parts(self, context: StageContext) -> WrittenParts | None:
+        """For a stage that reads its inputs itself (``reads_rows = False``): stream them into
+        ``kept.parquet`` / ``dropped.parquet`` parts under a work folder and return what was
+        written, or None to be run by :meth:`run_table` (the default)."""
+        return None
+
+
+@dataclass
+class WrittenParts:
+    """What a stage that streamed its own rows wrote (:meth:`GlobalStage.run_parts`)."""
+
+    folder: Path
+    """Holds ``kept.parquet`` and ``dropped.parquet`` (files or folders of parts)."""
+    kept: pl.DataFrame
+    """A projection of the kept rows (``category``) the stats count."""
+    dropped: pl.DataFrame
+    """A projection of the dropped rows (``category`` and the drop columns)."""
+    stats: dict[str, Any]
+    rows_in: int | None = None
+
 
 def with_read_rejects(dropped: pl.DataFrame, rejected: pl.DataFrame) -> pl.DataFrame:
     """``dropped`` after the rows rejected on read (``drop_stage = "read"``)."""
@@ -294,6 +314,10 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         kept, dropped, stats, context = pick(table.height).run_rows(impl, config, table, stage, where)
     else:
         context = StageContext(config, where, stage, inputs=paths, read=opts, force=stage.force)
+        written = impl.run_parts(context) if not impl.reads_rows else None
+        if written is not None:  # the stage streamed its rows into parts itself
+            return stage.finish_parts(written.folder, written.kept, written.dropped, written.stats,
+                                      rows_in=written.rows_in, artefacts=context.artefacts)
         kept, dropped, stats = impl.run_table(table, context)
     n_in = impl.rows_in(table, context)
     if n_in is not None:

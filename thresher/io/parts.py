@@ -105,3 +105,34 @@ def write_part(df: pl.DataFrame, folder: str | os.PathLike, index: int, **kwargs
     with atomic_path(target) as tmp:
         df.write_parquet(tmp, **kwargs)
     return target
+
+
+def harmonize(folder: str | os.PathLike) -> None:
+    """Give every part of ``folder`` the same columns in the same order (a column all null in
+    one batch is typed by the parts that have values); parts already alike are not rewritten."""
+    found = files(folder)
+    schemas = [pl.read_parquet_schema(f) for f in found]
+    if all(s == schemas[0] for s in schemas):
+        return
+    target = pl.concat([pl.DataFrame(schema=s) for s in schemas], how="diagonal_relaxed").schema
+    for f, s in zip(found, schemas):
+        if s != target:
+            df = pl.read_parquet(f)
+            df = df.with_columns([pl.lit(None).alias(c) for c in target if c not in df.columns])
+            write_part(df.select([pl.col(c).cast(t) for c, t in target.items()]), folder,
+                       int(f.name[len(PART_PREFIX):-len(PART_SUFFIX)]))
+
+
+def seal(folder: str | os.PathLike) -> None:
+    """Finish a folder of parts: :func:`harmonize` it, and make a folder holding a single part
+    that one file (small outputs stay one file)."""
+    import shutil
+
+    harmonize(folder)
+    found = files(folder)
+    if len(found) == 1:
+        p = Path(folder)
+        tmp = p.with_name(p.name + ".one")
+        os.replace(found[0], tmp)
+        shutil.rmtree(p)
+        os.replace(tmp, p)

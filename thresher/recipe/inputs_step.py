@@ -17,9 +17,10 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import InputError
-from thresher.executor import GlobalStage
+from thresher.executor import GlobalStage, WrittenParts
 from thresher.recipe.chatterbot import chatterbot_files, read_chatterbot
 from thresher.recipe.spec import InputSpec
+from thresher.stage_folder import PARTS_WORK
 
 STAGE_NAME = "inputs"
 FOLDER = "00-inputs"
@@ -143,6 +144,119 @@ class InputsStage(GlobalStage):
 
     def rows_in(self, table: pl.DataFrame, context: Any) -> int | None:
         return None  # kept + dropped
+
+    def run_parts(self, context: Any) -> WrittenParts | None:
+        """Stream large file inputs into parts (no held-out prompts: those need every row)."""
+        config: Config = context.config
+        if not _streams(config):
+            return None
+        return stream_inputs(config, context.stage.out / PARTS_WORK / "inputs")
+
+
+def _read_options(spec: InputSpec) -> Any:
+    from thresher.io.inputs import ReadOptions
+
+    return ReadOptions(fmt=spec.format, on_bad_rows=spec.on_bad_rows, split=spec.split)
+
+
+def _streams(config: Config) -> bool:
+    """True when every input is a file read in batches and they are large enough to stream
+    (:func:`thresher.executors.stream.should_stream`'s threshold), with no held-out prompts."""
+    import os
+
+    from thresher.executors.stream import MIN_BYTES_ENV, STREAM_MIN_BYTES
+    from thresher.io.stream import input_bytes, streamable
+
+    if config.holdout or not config.inputs or any(s.kind != "path" for s in config.inputs):
+        return False
+    if not all(streamable([s.value], _read_options(s)) for s in config.inputs):
+        return False
+    floor = int(os.environ.get(MIN_BYTES_ENV) or STREAM_MIN_BYTES)
+    return floor <= 0 or input_bytes([s.value for s in config.inputs]) >= floor
+
+
+def _fill(df: pl.DataFrame, spec: InputSpec) -> pl.DataFrame:
+    from thresher.schema import conform
+
+    if spec.source is not None:
+        df = df.with_columns(pl.lit(spec.source, dtype=pl.String).alias("source"))
+    if spec.category is not None:
+        df = df.with_columns(pl.lit(spec.category, dtype=pl.String).alias("category"))
+    return conform(df)
+
+
+def stream_inputs(config: Config, work: Path) -> WrittenParts:
+    """Every input a batch at a time into parts under ``work``: rows whose id an earlier input
+    gave are dropped (the ids of every input but the last are kept in memory to find them)."""
+    import shutil
+
+    from thresher.io import parts
+
+    shutil.rmtree(work, ignore_errors=True)
+    run = _Streamed(work)
+    for n, spec in enumerate(config.inputs):
+        run.read(spec, last=n == len(config.inputs) - 1)
+    if run.rows == 0:
+        raise InputError("the recipe's inputs hold no rows")
+    for name in ("kept.parquet", "dropped.parquet"):
+        parts.seal(work / name)
+    stats = {"inputs": run.per_input, "extra_columns": sorted(run.columns - {"id", "messages", "category", "source"}),
+             "repeated_ids": run.repeated, "heldout": 0, "streamed": {"parts": run.index}}
+    return WrittenParts(work, pl.concat(run.kept, how="diagonal_relaxed"),
+                        pl.concat(run.dropped, how="diagonal_relaxed"), stats)
+
+
+class _Streamed:
+    """The state of :func:`stream_inputs`: parts written, projections, ids of earlier inputs."""
+
+    def __init__(self, work: Path):
+        self.work, self.seen, self.columns = work, set(), set()
+        self.kept: list[pl.DataFrame] = []
+        self.dropped: list[pl.DataFrame] = []
+        self.per_input: list[dict[str, Any]] = []
+        self.index = self.rows = self.repeated = 0
+
+    def read(self, spec: InputSpec, last: bool) -> None:
+        """Stream one input into parts (its ids remembered unless it is the ``last``)."""
+        from thresher.executors.stream import part_rows
+        from thresher.io.stream import iter_inputs
+
+        left, rows, rejected_n, ids = spec.limit, 0, 0, set()
+        for batch, rejected in iter_inputs([spec.value], _read_options(spec), part_rows()):
+            batch = _fill(batch if left is None else batch.head(left), spec)
+            self.write(batch, rejected)
+            rows, rejected_n = rows + batch.height, rejected_n + rejected.height
+            if not last:
+                ids.update(batch["id"].to_list())
+            if left is not None:
+                left -= batch.height
+                if left <= 0:
+                    break
+        self.seen |= ids
+        self.rows += rows
+        self.per_input.append({"kind": spec.kind, "value": spec.value, "rows": rows, "rejected_on_read": rejected_n})
+
+    def write(self, batch: pl.DataFrame, rejected: pl.DataFrame) -> None:
+        """One batch as the next part: rows whose id an earlier input gave are dropped."""
+        from thresher.io import parts
+        from thresher.schema import DROP_COLUMNS
+        from thresher.stage import dropped_frame
+
+        seen = self.seen
+        dup = pl.Series([i in seen for i in batch["id"].to_list()], dtype=pl.Boolean) if seen \
+            else pl.Series([False] * batch.height, dtype=pl.Boolean)
+        kept = batch.filter(~dup)
+        dropped = pl.concat([rejected, dropped_frame(batch.filter(dup), STAGE_NAME,
+                                                     "repeated id from an earlier input")], how="diagonal_relaxed")
+        dropped = dropped.select([*(c for c in dropped.columns if c not in DROP_COLUMNS), *DROP_COLUMNS])
+        parts.write_part(kept, self.work / "kept.parquet", self.index)
+        parts.write_part(dropped, self.work / "dropped.parquet", self.index)
+        self.kept.append(kept.select("category"))
+        self.dropped.append(dropped.select([c for c in ("category", "drop_stage", "drop_code", "drop_reason")
+                                            if c in dropped.columns]))
+        self.columns |= set(batch.columns)
+        self.index += 1
+        self.repeated += int(dup.sum())
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False):
