@@ -8,8 +8,9 @@ input size:
 - JSONL and CSV/TSV (compressed or not) record by record, ``rows`` records a batch;
 - Parquet by row groups, and a folder of Parquet parts part by part.
 
-What still grows with the input: the id of every row read (an id given twice is a bad row
-naming the first place it appeared), about 150 bytes a row. The record shape of a file with
+What still grows with the input: the id of every row read from a file (an id given twice is a
+bad row naming the first place it appeared), about 220 bytes a row; a finished stage's own
+output (a stage folder) is read without it, its ids being unique already. The record shape of a file with
 no ``--format`` is chosen from its first batch (the whole-table read chooses it from every
 record). Inputs that only read whole (JSON arrays, dataset folders, hub datasets, OpenAI
 Batch files, which meet their requests by id) make :func:`streamable` False.
@@ -94,9 +95,35 @@ def iter_inputs(paths: list[str | os.PathLike] | tuple, options: ReadOptions | d
     opts = ReadOptions.coerce(options)
     if not paths:
         raise InputError("no input given")
-    ids = IdAssigner()
-    for p in resolve_inputs(paths):
+    resolved = resolve_inputs(paths)
+    ids = _TrustedIds() if len(resolved) == 1 and _stage_output(resolved[0]) else IdAssigner()
+    for p in resolved:
         yield from _one_input(p, opts, ids, rows)
+
+
+def _stage_output(p: Path) -> bool:
+    """True for the kept rows of a finished thresher stage (their ids are unique already)."""
+    from thresher.stage_folder import KEPT, is_stage_manifest, read_manifest
+
+    m = read_manifest(p.parent)
+    return p.name == KEPT and is_stage_manifest(m) and (m or {}).get("status") == "done"
+
+
+class _TrustedIds:
+    """The id check of a stage's own output: ids were made unique when it was written, so
+    nothing is remembered across batches (a repeat inside one batch still falls back to the
+    full check of :class:`~thresher.schema.IdAssigner` for that batch)."""
+
+    file = ""
+
+    def take_all(self, column: pl.Series, file: str, prefix: str = "row ", start: int = 1) -> bool:
+        col = column.cast(pl.String)
+        return not (col.null_count() or (col == "").any() or col.is_duplicated().any())
+
+    def assign(self, given, messages, where):  # noqa: ANN001 - IdAssigner's signature
+        from thresher.schema import IdAssigner
+
+        return IdAssigner().assign(given, messages, where)
 
 
 def _one_input(p: Path, opts: ReadOptions, ids, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
