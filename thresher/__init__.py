@@ -5,4 +5,4 @@ config validation, the model cache and the root CLI. Stage packages live in
 ``thresher.curate``, ``thresher.distill`` and ``thresher.train``.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
