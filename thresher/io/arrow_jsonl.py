@@ -160,7 +160,7 @@ def _messages_ok(t: pa.DataType) -> bool:
     return True
 
 
-def _schema_ok(schema: pa.Schema, has_double: bool, p: Path) -> bool:
+def _schema_ok(schema: pa.Schema, has_double: bool, p: Path | bytes) -> bool:
     names = schema.names
     if "messages" not in names or "custom_id" in names or len(set(names)) != len(names):
         return False
@@ -173,7 +173,8 @@ def _schema_ok(schema: pa.Schema, has_double: bool, p: Path) -> bool:
             ok = _plain_value(f.type)
         if not ok:
             return False
-    return not (has_double and any(_LONG_NUMBER.search(chunk) for chunk in _chunks(p)))
+    chunks = [p] if isinstance(p, bytes) else _chunks(p)
+    return not (has_double and any(_LONG_NUMBER.search(chunk) for chunk in chunks))
 
 
 def _no_timestamps(t: pa.DataType) -> pa.DataType:
@@ -187,19 +188,25 @@ def _no_timestamps(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def _parse(p: Path) -> pa.Table | None:
+def _parse(p: Path | bytes) -> pa.Table | None:
+    """The file ``p`` (or a block of its whole lines) parsed by pyarrow, or None."""
+    import io
+
     import pyarrow.json as pj
 
-    opts = pj.ReadOptions(block_size=BLOCK_BYTES)
+    def source():
+        return io.BytesIO(p) if isinstance(p, bytes) else open_binary(p)
+
+    opts = pj.ReadOptions(block_size=max(BLOCK_BYTES, len(p) + 1) if isinstance(p, bytes) else BLOCK_BYTES)
     try:
-        with open_binary(p) as fh:
+        with source() as fh:
             table = pj.read_json(fh, read_options=opts)
         if any(_depth(f.type) >= MAX_DEPTH for f in table.schema):  # the record path names the row
             return None
         fixed = pa.schema([pa.field(f.name, _no_timestamps(f.type)) for f in table.schema])
         if fixed != table.schema:
             del table
-            with open_binary(p) as fh:
+            with source() as fh:
                 table = pj.read_json(fh, read_options=opts, parse_options=pj.ParseOptions(explicit_schema=fixed))
     except Exception:  # noqa: BLE001 - any parse or decompression problem: the record path names it
         return None
@@ -233,10 +240,10 @@ def _frame(table: pa.Table) -> pl.DataFrame:
     return conform(df)
 
 
-def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str) -> pl.Series | None:
-    """The ids the record path gives these rows (line ``i`` is row ``i``), registered in ``ids``;
-    None (``ids`` unchanged) when a given id repeats one: the record path reports it."""
-    if ids.take_all(df["id"], label, prefix=""):
+def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str, first: int = 0) -> pl.Series | None:
+    """The ids the record path gives these rows (line ``first + i`` is row ``i``), registered in
+    ``ids``; None (``ids`` unchanged) when a given id repeats one: the record path reports it."""
+    if ids.take_all(df["id"], label, prefix="", start=first + 1):
         return df["id"]
     given_any = df.select((pl.col("id").is_not_null() & (pl.col("id") != "")).any()).item()
     trial = ids.overlay() if given_any else ids  # derived ids never fail: no trial needed
@@ -245,7 +252,7 @@ def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str) -> pl.Series | No
         part = df.slice(start, ID_SLICE)
         given = part["id"].to_list()
         msgs = part["messages"].to_list()
-        for i, (g, m) in enumerate(zip(given, msgs), start=start + 1):
+        for i, (g, m) in enumerate(zip(given, msgs), start=first + start + 1):
             rid, problem = trial.assign(g, m, str(i))
             if problem:
                 return None
@@ -253,6 +260,42 @@ def _assign_ids(df: pl.DataFrame, ids: IdAssigner, label: str) -> pl.Series | No
     if trial is not ids:
         ids.commit(trial)
     return pl.Series("id", out, dtype=pl.String)
+
+
+def read_block(block: bytes, label: str, ids: IdAssigner, first: int) -> pl.DataFrame | None:
+    """:func:`read_canonical` for a block of whole lines of a file (a batch of a stream), the
+    first of them line ``first + 1``; None: read the block through the record path."""
+    import numpy as np
+
+    try:
+        block.decode("utf-8")
+        if not block or _lines_ok(np.frombuffer(block, dtype=np.uint8), first == 0, not block.endswith(b"\n")) is None:
+            return None
+        table = _parse(block)
+        lines = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        if table is None or table.num_rows != lines \
+                or not _schema_ok(table.schema, any(_has_double(f.type) for f in table.schema), block):
+            return None
+    except Exception:  # noqa: BLE001 - the record path names the problem
+        return None
+    return _checked(table, ids, label, first)
+
+
+def _checked(table: pa.Table, ids: IdAssigner, label: str, first: int = 0) -> pl.DataFrame | None:
+    """The parsed rows validated and with their ids, or None (the record path decides)."""
+    try:
+        df = _frame(table)
+        del table
+        pa.default_memory_pool().release_unused()
+        for start in range(0, df.height, CHECK_ROWS):  # a slice at a time: bounded scratch memory
+            if not table_problems(df.slice(start, CHECK_ROWS), check_ids=False).is_empty():
+                return None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - polars panics are BaseExceptions: the record path decides
+        return None
+    new = _assign_ids(df, ids, label, first)
+    return None if new is None else df.with_columns(new)
 
 
 def read_canonical(p: Path, label: str, ids: IdAssigner) -> pl.DataFrame | None:
@@ -266,16 +309,4 @@ def read_canonical(p: Path, label: str, ids: IdAssigner) -> pl.DataFrame | None:
             return None
     except Exception:  # noqa: BLE001 - the record path names the problem
         return None
-    try:
-        df = _frame(table)
-        del table
-        pa.default_memory_pool().release_unused()
-        for start in range(0, df.height, CHECK_ROWS):  # a slice at a time: bounded scratch memory
-            if not table_problems(df.slice(start, CHECK_ROWS), check_ids=False).is_empty():
-                return None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException:  # noqa: BLE001 - polars panics are BaseExceptions: the record path decides
-        return None
-    new = _assign_ids(df, ids, label)
-    return None if new is None else df.with_columns(new)
+    return _checked(table, ids, label)

@@ -15,7 +15,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,14 @@ def _loads(text: str, dups: _DupKeys | None = None) -> Any:
 
 def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
     dups = _DupKeys()
-    for lineno, raw in enumerate(lines(path, col.label), start=1):
+    yield from _line_records(enumerate(lines(path, col.label), start=1), col, dups)
+    dups.warn(col.label)
+
+
+def _line_records(numbered: Iterable[tuple[int, bytes]], col: _Collector,
+                  dups: _DupKeys) -> Iterator[tuple[str, Any]]:
+    """The records of numbered raw JSONL lines (bad lines reported to ``col``)."""
+    for lineno, raw in numbered:
         if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 byte-order mark
             raw = raw[3:]
         try:
@@ -183,7 +190,6 @@ def _jsonl_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:
             col.bad(str(lineno), why, text.rstrip("\n"), code="invalid-unicode")
             continue
         yield str(lineno), rec
-    dups.warn(col.label)
 
 
 def _json_records(path: Path, col: _Collector) -> Iterator[tuple[str, Any]]:

@@ -168,9 +168,46 @@ def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int
         raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
 
 
+def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
+    """A JSONL file ``rows`` lines at a time: a clean block straight into Arrow
+    (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
+    from thresher.io.arrow_jsonl import read_block
+    from thresher.io.compress import lines
+    from thresher.io.readers import _DupKeys, _line_records, _open, _rows, _table_of
+
+    _open(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
+    source, first, shape, dups, unknown = lines(p, label), 0, None, _DupKeys(), set()
+    fast_ok = opts.fmt in (None, "messages")
+    while True:
+        block = list(itertools.islice(source, rows))
+        if not block:
+            break
+        fast = read_block(b"".join(block), label, ids, first) if fast_ok else None
+        if fast is None:
+            numbered = enumerate(block, start=first + 1)
+            found, shape, keys, _ = _rows(_line_records(numbered, col, dups), opts.fmt, label, col, ids, shape)
+            unknown |= keys
+            fast = _table_of(found, label)
+        first += len(block)
+        yield fast
+    dups.warn(label)
+    if unknown:
+        _ignored(label, unknown)
+
+
+def _ignored(label: str, keys: set[str]) -> None:
+    from thresher.progress import info
+
+    info(f"{label}: ignored message key(s) {', '.join(sorted(keys))} (kept: role, content, "
+         "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
+
+
 def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
     from thresher.io.readers import _open, _rows, _table_of
 
+    if inner_suffix(p) in (".jsonl", ".ndjson"):
+        yield from _jsonl_batches(p, label, opts, col, ids, rows)
+        return
     records, _ = _open(p, label, opts.fmt, opts.split, col)
     shape, unknown = None, set()
     while True:
@@ -181,7 +218,4 @@ def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int)
         unknown |= keys
         yield _table_of(found, label)
     if unknown:
-        from thresher.progress import info
-
-        info(f"{label}: ignored message key(s) {', '.join(sorted(unknown))} (kept: role, content, "
-             "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
+        _ignored(label, unknown)
