@@ -9,8 +9,17 @@ whole process tree (polled every 20 ms with psutil) beside the input size.
 ``--thresher PATH`` runs another install's executable on the same data (e.g. the main
 checkout's ``.venv/bin/thresher``): run the script twice for a before/after table.
 
+``--executor ray`` runs the stage with ``--executor ray`` (a local Ray cluster started by the
+driver) and reports the driver's peak RSS (the thresher process alone) beside the largest peak
+of any other process of the tree (a Ray worker, the raylet, the GCS) and the whole tree's;
+``--no-stream`` reads the input whole (the executors' path before streaming) for a before/after;
+``--from-parts`` gives the measured stage a finished stage's folder of parts (the JSONL filtered
+once with ``--min-chars 1``, cached) instead of the JSONL: on Ray its workers then read the rows
+and the driver none.
+
     python benchmarks/stream.py --rows 100000 --rows 300000
     python benchmarks/stream.py --rows 300000 --small --thresher /work/main/.venv/bin/thresher
+    python benchmarks/stream.py --rows 200000 --rows 600000 --small --stages filter --executor ray
 """
 
 from __future__ import annotations
@@ -73,33 +82,56 @@ def corpus(rows: int, small: bool) -> Path:
     return out
 
 
-def _tree_rss(proc) -> int:
+def as_parts(exe: str, data: Path) -> Path:
+    """A finished stage folder holding every row of ``data`` as Parquet parts (made once)."""
+    out = data.with_name(data.stem + "-parts")
+    manifest = out / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("status") == "done":
+        return out
+    env = {**os.environ, "THRESHER_PROGRESS": "0", "THRESHER_STREAM_MIN_BYTES": "0"}
+    subprocess.run([exe, "curate", "filter", str(data), "--out", str(out), "--force", "--min-chars", "1"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+    return out
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*.parquet")) if path.is_dir() else path.stat().st_size
+
+
+def _rss(procs: list) -> list[int]:
     import psutil
 
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
+    out = []
+    for p in procs:
         try:
-            total += p.memory_info().rss
+            out.append(p.memory_info().rss)
         except psutil.Error:
-            pass
-    return total
+            out.append(0)
+    return out
 
 
-def run(exe: str, stage: str, data: Path) -> tuple[float, int]:
-    """(seconds, peak RSS bytes of the process tree) of one stage run into a fresh folder."""
+def run(exe: str, stage: str, data: Path, executor: str = "local", stream: bool = True) -> tuple[float, dict[str, int]]:
+    """(seconds, peak RSS bytes) of one stage run into a fresh folder: ``tree`` (the whole
+    process tree), ``driver`` (the thresher process alone) and ``other`` (the largest of any
+    other process in the tree: a Ray worker, raylet or GCS; a tokenizer's helper locally)."""
     import psutil
 
     out = Path(tempfile.mkdtemp(prefix="thresher-stream-"))
-    cmd = [exe, *STAGES[stage][:2], str(data), "--out", str(out / "run"), *STAGES[stage][2:]]
+    cmd = [exe, *STAGES[stage][:2], str(data), "--out", str(out / "run"), *STAGES[stage][2:],
+           "--executor", executor]
     env = {**os.environ, "THRESHER_PROGRESS": "0"}
+    # streamed whatever the input's size (a Parquet input is often under the 64 MiB floor), or read whole
+    env["THRESHER_STREAM_MIN_BYTES"] = "0" if stream else str(1 << 60)
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    ps, peak = psutil.Process(proc.pid), 0
+    ps, peak = psutil.Process(proc.pid), {"tree": 0, "driver": 0, "other": 0}
     while proc.poll() is None:
         try:
-            peak = max(peak, _tree_rss(ps))
+            driver, *others = _rss([ps, *ps.children(recursive=True)])
         except psutil.Error:
-            pass
+            continue
+        peak = {"tree": max(peak["tree"], driver + sum(others)), "driver": max(peak["driver"], driver),
+                "other": max([peak["other"], *others])}
         time.sleep(0.02)
     seconds = time.time() - start
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
@@ -114,25 +146,37 @@ def main() -> None:
     ap.add_argument("--rows", type=int, action="append", help="rows (repeat for several sizes; default 100000)")
     ap.add_argument("--stages", default="filter,score", help="comma-separated: filter, score")
     ap.add_argument("--small", action="store_true", help="two-turn ~350-byte rows (issue 24's first figures)")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="ray: a local Ray cluster; the driver's peak RSS is reported on its own")
+    ap.add_argument("--no-stream", action="store_true", help="read the input whole (the path before streaming)")
+    ap.add_argument("--from-parts", action="store_true",
+                    help="read a finished stage's folder of parts (made from the JSONL once) instead")
     beside = Path(sys.executable).with_name("thresher")  # this environment's install
     ap.add_argument("--thresher", default=str(beside) if beside.exists() else shutil.which("thresher") or "thresher",
                     help="the thresher executable to measure (another install for a before/after)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of the table")
     args = ap.parse_args()
     records, lines = [], []
+    mode = f"{args.executor}{'-whole' if args.no_stream else ''}{'-parts' if args.from_parts else ''}"
     for rows in args.rows or [100_000]:
         data = corpus(rows, args.small)
-        mb = data.stat().st_size / 1e6
+        if args.from_parts:
+            data = as_parts(args.thresher, data)
+        mb = _size(data) / 1e6
         for stage in args.stages.split(","):
-            seconds, peak = run(args.thresher, stage, data)
-            bench = f"stream/{stage}/{'small' if args.small else 'real'}/{rows}"
+            seconds, peak = run(args.thresher, stage, data, args.executor, not args.no_stream)
+            bench = f"stream/{stage}/{'small' if args.small else 'real'}/{rows}/{mode}"
             records += [record(bench, args.thresher, "rows_per_s", rows / seconds, "rows/s", False),
-                        record(bench, args.thresher, "peak_rss_mb", peak / 1e6, "MB", False),
-                        record(bench, args.thresher, "rss_vs_input", peak / 1e6 / mb, "x", False)]
-            lines.append(f"{stage:7s} {rows:>9,d} {mb:9.1f} {rows / seconds:10,.0f} {peak / 1e6:9.0f} "
-                         f"{peak / 1e6 / mb:8.1f}x")
+                        record(bench, args.thresher, "peak_rss_mb", peak["tree"] / 1e6, "MB", False),
+                        record(bench, args.thresher, "driver_peak_rss_mb", peak["driver"] / 1e6, "MB", False),
+                        record(bench, args.thresher, "other_peak_rss_mb", peak["other"] / 1e6, "MB", False),
+                        record(bench, args.thresher, "rss_vs_input", peak["tree"] / 1e6 / mb, "x", False)]
+            lines.append(f"{stage:7s} {mode:14s} {rows:>9,d} {mb:9.1f} {rows / seconds:10,.0f} "
+                         f"{peak['tree'] / 1e6:9.0f} {peak['tree'] / 1e6 / mb:8.1f}x {peak['driver'] / 1e6:9.0f} "
+                         f"{peak['other'] / 1e6:9.0f}")
     head = [f"# {machine()}", f"# {args.thresher}",
-            f"{'stage':7s} {'rows':>9s} {'input MB':>9s} {'rows/s':>10s} {'peak MB':>9s} {'RSS/in':>9s}"]
+            f"{'stage':7s} {'executor':14s} {'rows':>9s} {'input MB':>9s} {'rows/s':>10s} {'peak MB':>9s} "
+            f"{'RSS/in':>9s} {'driver MB':>9s} {'other MB':>9s}"]
     if args.json:
         print("\n".join(head + lines), file=sys.stderr)
         print_json(records)

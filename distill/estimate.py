@@ -112,7 +112,7 @@ def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
     """``thresher run --estimate``: the inputs step runs (local, no request), then each generate
     stage is estimated on the rows it will get (the inputs when no data stage comes before it,
     else the earlier stage's result when it exists, else the inputs as an upper bound)."""
-    from thresher.io import write_text_atomic
+    from thresher.io import parts, write_text_atomic
     from thresher.recipe import inputs_step
     from thresher.registry import data_stages
     from thresher.stage_folder import check_run_dir, folder_lock
@@ -132,7 +132,7 @@ def estimate_recipe(recipe: Any, run_dir: Path) -> list[str]:
             lines += ["  " + line for line in estimate_lines(estimate([fed], run_dir / spec.folder, spec.config))]
         if spec.name in data_stages():
             done = run_dir / spec.folder / "kept.parquet"
-            if done.is_file():
+            if parts.exists(done):  # one file or a folder of parts
                 fed, note = done, ""
             elif spec.name != "generate":
                 note = f" (upper bound: {spec.folder} has not run yet, so every input row is counted)"

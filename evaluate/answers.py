@@ -32,7 +32,7 @@ OWN_GENERATE_KEYS = ("max_tokens", "backend", "base_url")
 
 def answers(name: str, model: str, prompts_path: Path, config: Any, stage, force: bool):
     """The model's answers to the prompts, through the generate stage (greedy, one each)."""
-    import polars as pl
+    from thresher.io import parts
 
     gen_mod = stage_module("generate")
     over: dict[str, Any] = {"teacher": model, "n": config.samples, "temperature": config.answer_temperature(),
@@ -40,7 +40,7 @@ def answers(name: str, model: str, prompts_path: Path, config: Any, stage, force
                             "system": config.system, "system_in_rows": True}
     cfg = stage_config(gen_mod, dict(config.generate), f"{stage.name}.generate", **over)
     res = gen_mod.run([prompts_path], stage.path(f"answers-{name}"), cfg, force=force)
-    df = pl.read_parquet(Path(res.out) / "kept.parquet")
+    df = parts.read(Path(res.out) / "kept.parquet")  # one file or a folder of parts
     return df, getattr(cfg, "max_tokens", None) or getattr(cfg, "max_new_tokens", None)
 
 

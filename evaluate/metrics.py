@@ -96,9 +96,8 @@ def score_stage_values(judge: Judge, answers_path, out, *, force: bool = False,
                        options: dict[str, Any] | None = None) -> list[float]:
     """A reward-model or pointwise LLM-judge score per answer, through the score stage
     (its batching, caching and strict judge parsing); NaN where the scorer gave none."""
-    import polars as pl
-
     from thresher.config import from_dict
+    from thresher.io import parts
     from thresher.registry import stage_module
 
     mod = stage_module("score")
@@ -109,6 +108,6 @@ def score_stage_values(judge: Judge, answers_path, out, *, force: bool = False,
     opts = {k: v for k, v in (options or {}).items() if k in fields and k != "scorers"}
     cfg = from_dict(mod.Config, {**opts, "scorers": [spec]}, f"eval.{judge.name}")
     res = mod.run([answers_path], out, cfg, force=force)
-    df = pl.read_parquet(res.out / "kept.parquet")
+    df = parts.read(res.out / "kept.parquet")  # one file or a folder of parts
     col = f"score_{judge.name}"
     return [math.nan if v is None else float(v) for v in df[col].to_list()]

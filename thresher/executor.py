@@ -295,11 +295,15 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         return stage.result()
     where = ", ".join(str(p) for p in paths)
     rejected = pl.DataFrame()
-    if table is None and impl.kind == "row" and impl.reads_rows and _local():  # Ray: see executors.ray
+    if table is None and impl.kind == "row" and impl.reads_rows:
         from thresher.executors.stream import run_streaming, should_stream
 
         if should_stream(impl, config, paths, opts):  # type: ignore[arg-type]
-            return run_streaming(stage, impl, paths, config, opts)  # type: ignore[arg-type]
+            if _local():
+                return run_streaming(stage, impl, paths, config, opts)  # type: ignore[arg-type]
+            from thresher.executors.stream_ray import run_streaming_ray
+
+            return run_streaming_ray(stage, impl, paths, config, opts)  # type: ignore[arg-type]  # workers hold the rows
     if table is None and impl.kind == "global" and impl.reads_rows:
         from thresher.executors.stream import ProjectedStage, run_streaming, should_stream
 

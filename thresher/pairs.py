@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args
 import polars as pl
 
 from thresher.errors import ThresherError
+from thresher.io import parts
 
 #: a preference-pair format
 PairKind = Literal["dpo", "kto"]
@@ -162,18 +163,19 @@ def _card(source: str, opts: PairOptions, counts: dict[str, int]) -> str:
 
 
 def scored_samples(run_dir: Path, opts: PairOptions) -> tuple[pl.DataFrame, str]:
-    """The last table of ``run_dir`` holding scored samples (a stage folder's kept.parquet, or a file)."""
-    if run_dir.is_file():
-        return pl.read_parquet(run_dir), run_dir.name
-    candidates = sorted(run_dir.glob("*/kept.parquet"), reverse=True)
-    if (run_dir / "kept.parquet").is_file():
+    """The last table of ``run_dir`` holding scored samples (a stage folder's kept.parquet, or a
+    file); a kept.parquet is one file or a folder of parts."""
+    if run_dir.is_file() or parts.is_dataset(run_dir):
+        return parts.read(run_dir), run_dir.name
+    candidates = sorted((p for p in run_dir.glob("*/kept.parquet") if parts.exists(p)), reverse=True)
+    if parts.exists(run_dir / "kept.parquet"):
         candidates.insert(0, run_dir / "kept.parquet")
     for path in candidates:
-        cols = pl.read_parquet_schema(path)
+        cols = parts.schema(path)
         wanted = [c for c in (opts.score, opts.verified) if c]
         wanted = [c if c.startswith("score_") else f"score_{c}" for c in wanted]
         if "parent_id" in cols and any(c.startswith("score_") for c in cols) and all(c in cols for c in wanted):
-            return pl.read_parquet(path), f"{run_dir.name}/{path.parent.name}" if path.parent != run_dir \
+            return parts.read(path), f"{run_dir.name}/{path.parent.name}" if path.parent != run_dir \
                 else run_dir.name
     raise ThresherError(f"{run_dir}: no scored samples (a score stage after generate with n > 1) to build pairs from")
 

@@ -10,7 +10,8 @@
 
 and the card's ``configs`` point at those files, so ``datasets.load_dataset(DIR)`` and the
 hub read the folder as it is. RUN_DIR is a recipe run folder (its final dataset and
-``00-inputs/heldout.parquet``) or a stage folder (its ``kept.parquet``; no test split).
+``00-inputs/heldout.parquet``) or a stage folder (its ``kept.parquet``; no test split); a
+``kept.parquet`` that is a folder of parts is written as the one train file.
 Both splits have the same columns (missing ones are null), as the hub's Parquet loader needs.
 
 ``push_run(RUN_DIR, REPO_ID)`` exports to a temporary folder and uploads it to a dataset repo
@@ -29,18 +30,20 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import ThresherError
+from thresher.io import parts
 
 TRAIN_FILE = "data/train-00000-of-00001.parquet"
 TEST_FILE = "data/test-00000-of-00001.parquet"
 
 
 def _sources(run_dir: Path) -> tuple[Path, Path | None, dict[str, Any]]:
-    """(curated rows, held-out rows or None, summary) of a run or stage folder."""
+    """(curated rows, held-out rows or None, summary) of a run or stage folder; the curated rows
+    are one Parquet file or a folder of parts (a streaming stage's ``kept.parquet``)."""
     summary: dict[str, Any] = {}
     if (run_dir / "summary.json").is_file():
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     dataset = Path(summary["dataset"]) if summary.get("dataset") else None
-    if dataset is None or not dataset.is_file():
+    if dataset is None or not parts.exists(dataset):
         from thresher.report.run import load_run
 
         try:
@@ -48,7 +51,7 @@ def _sources(run_dir: Path) -> tuple[Path, Path | None, dict[str, Any]]:
         except ThresherError:
             final = None
         dataset = final.kept_path if final is not None else run_dir / "kept.parquet"
-    if not dataset.is_file():
+    if not parts.exists(dataset):
         raise ThresherError(f"{run_dir}: no finished dataset to export (no kept.parquet; run the stages first)")
     held = next(iter(sorted(run_dir.glob("*/heldout.parquet"))), None)
     return dataset, held, summary
@@ -148,7 +151,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, *, force: boo
         raise ThresherError(f"{run_dir}: run folder not found")
     previous = _check_export_target(out, force)
     dataset, held, _ = _sources(run_dir)
-    train, test = _align(pl.read_parquet(dataset), pl.read_parquet(held) if held is not None else None)
+    train, test = _align(parts.read(dataset), pl.read_parquet(held) if held is not None else None)
     splits = {"train": TRAIN_FILE, **({"test": TEST_FILE} if test is not None and test.height else {})}
     rows = {"train": train.height, "test": test.height if test is not None else 0}
     card, page = _card(run_dir, out, splits, rows)

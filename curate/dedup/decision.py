@@ -150,7 +150,7 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
     tj[ex_i] = np.where(rep_target == -1, 1.0, tj[ex_rep])
     exact_kind = np.zeros(len(keep), dtype=bool)
     exact_kind[ex_i[rep_target == -1]] = True
-    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series.to_list(), against, measure)
+    reasons, dup_of, kinds = _reasons(keep, target, tj, exact_kind, id_series, against, measure)
     clusters = _clusters(keep, target, tj, exact_kind, id_series)
     stats = _stats(cfg, clusters, kinds, nonempty, counts, timings, bands_rows,
                    against[3] if against is not None else None)
@@ -160,7 +160,7 @@ def decide(cfg: Any, id_series: pl.Series, keep: np.ndarray, target: np.ndarray,
 
 
 def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: np.ndarray,
-             ids: list[str], against: tuple | None, measure: str = "J") -> tuple[list, list, dict[str, int]]:
+             id_series: pl.Series, against: tuple | None, measure: str = "J") -> tuple[list, list, dict[str, int]]:
     """Drop reason and duplicate id of every row, and the counts by kind (``measure``: the
     similarity's name in the reason, ``J`` for Jaccard, ``cos`` for a cosine)."""
     in_hash, ref_hash, ref_ids, ref_label = against if against is not None else ([], [], [], "")
@@ -168,12 +168,15 @@ def _reasons(keep: np.ndarray, target: np.ndarray, tj: np.ndarray, exact_kind: n
     reasons: list[str | None] = [None] * n
     dup_of: list[str | None] = [None] * n
     kinds = {"exact": 0, "near": 0, "against_exact": 0, "against_near": 0}
-    for i in np.flatnonzero(~keep):
+    drop = np.flatnonzero(~keep)
+    # the survivors' ids only (not a Python string per row)
+    ids = dict(zip(target[drop].tolist(), id_series.gather(np.maximum(target[drop], 0)).to_list()))
+    for i in drop:
         tgt = int(target[i])
         j = float(tj[i])
         if tgt <= -2:
             rid = dup_of[i] = ref_ids[-2 - tgt]
-            if in_hash[i] == ref_hash[-2 - tgt]:
+            if in_hash[int(i)] == ref_hash[-2 - tgt]:
                 kinds["against_exact"] += 1
                 reasons[i] = f"exact duplicate of {rid} in {ref_label}"
             else:

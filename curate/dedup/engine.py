@@ -24,6 +24,8 @@ Rows whose normalised text is empty are never compared (always kept).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from thresher.curate.dedup.decision import (
     near_duplicates,
     survivor_order,
 )
+from thresher.curate.dedup.exact import table_texts
 from thresher.curate.dedup.lsh import (
     band_key_frame,
     candidate_pairs,
@@ -94,9 +97,6 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
     m = ref.height if ref is not None else 0
     norm = options_of(cfg)
     budget = parse_size(cfg.memory)
-    bands, rows = lsh_params(cfg)
-    id_series = df["id"].cast(pl.String)
-    ref_ids = ref["id"].cast(pl.String).to_list() if ref is not None else []
 
     # 1. signatures (input rows 0..n-1, reference rows n..n+m-1)
     sigstore = SignatureStore(n + m, cfg.num_perm, budget, spill_dir)
@@ -106,38 +106,78 @@ def deduplicate(df: pl.DataFrame, cfg: Any, *, ref: pl.DataFrame | None = None,
         ref_hash, ref_nonempty = (_sign_rows(ref, cfg, sig, n, norm, bar) if ref is not None
                                   else ([], np.zeros(0, dtype=bool)))
     timings["signatures"] = time.perf_counter() - t0
+    tables = [df] + ([ref] if ref is not None else [])
+    signed = Signed(sig, in_hash, in_nonempty, ref_hash, ref_nonempty, sigstore)
+    del sig
+    try:
+        return decide_signed(cfg, signed, df["id"].cast(pl.String), df[cfg.keep_by] if cfg.keep_by else None,
+                             ref=(ref["id"].cast(pl.String).to_list(), ref_label) if ref is not None else None,
+                             texts_of=table_texts(tables, cfg), spill_dir=spill_dir, timings=timings)
+    finally:
+        sigstore.close()
+
+
+@dataclass
+class Signed:
+    """Phase 1's output, for :func:`decide_signed`: signatures of the input rows ``0..n-1`` then
+    of the reference rows ``n..n+m-1``, and each side's exact hashes and non-empty masks (the
+    hashes of both sides of one kind: hex strings, or digests). ``store`` holds the signatures
+    (``spilled``, ``close()``), released once the clusters are known."""
+
+    sig: Any
+    in_hash: Sequence[Any]
+    in_nonempty: np.ndarray
+    ref_hash: Sequence[Any]
+    ref_nonempty: np.ndarray
+    store: Any
+
+
+def decide_signed(cfg: Any, signed: Signed, id_series: pl.Series, keyval: pl.Series | None, *,
+                  ref: tuple[list[str], str] | None, texts_of: Callable[[np.ndarray], list[str]],
+                  spill_dir: Path, timings: dict[str, float]) -> DedupResult:
+    """Phases 2-5 from the signatures (:class:`Signed`): exact groups, band keys of the
+    representatives, verified candidate pairs, clusters and survivors. ``keyval``: the keep_by
+    column; ``ref``: the reference's ids and label; ``texts_of``: the normalised texts of
+    global rows (read only under ``verify: exact`` or ``edit``)."""
+    from thresher.progress import progress
+
+    n, m = len(signed.in_nonempty), len(signed.ref_nonempty)
+    sig = signed.sig
+    budget = parse_size(cfg.memory)
+    bands, rows = lsh_params(cfg)
 
     # 2. exact duplicates
     t = time.perf_counter()
-    rank = survivor_order(n, df[cfg.keep_by] if cfg.keep_by else None)
-    keep, target, tj, (ex_i, ex_rep), is_rep = exact_groups(in_hash, in_nonempty, ref_hash, ref_nonempty, rank)
+    rank = survivor_order(n, keyval)
+    keep, target, tj, (ex_i, ex_rep), is_rep = exact_groups(signed.in_hash, signed.in_nonempty, signed.ref_hash,
+                                                            signed.ref_nonempty, rank)
     timings["exact"] = time.perf_counter() - t
 
     # 3. band keys of representatives and reference rows
     t = time.perf_counter()
-    keystore = _band_keys(sig, np.concatenate([is_rep, ref_nonempty]), cfg, bands, rows,
+    keystore = _band_keys(sig, np.concatenate([is_rep, signed.ref_nonempty]), cfg, bands, rows,
                           BandKeyStore(budget, spill_dir), progress)
     timings["band_keys"] = time.perf_counter() - t
 
     # 4. candidate pairs and verification (updates keep/is_rep/target/tj for reference matches)
     t = time.perf_counter()
-    tables = [df] + ([ref] if ref is not None else [])
     self_ok, ref_ok, n_cand, exact = _verify(sig, keystore, cfg, n, keep, is_rep, target, tj, progress,
-                                             tables)
+                                             texts_of)
     timings["verify"] = time.perf_counter() - t
 
     # 5. clusters and survivors
     t = time.perf_counter()
     near_i, near_s, near_j = near_duplicates(sig, self_ok, cfg, n, rank, exact)
-    del exact
+    del exact, sig
     timings["clusters"] = time.perf_counter() - t
-    spilled = bool(sigstore.spilled or keystore.spilled)
-    sigstore.close()
+    spilled = bool(signed.store.spilled or keystore.spilled)
+    signed.sig = None
+    signed.store.close()
     counts = {"reference_rows": m, "candidate_pairs": int(n_cand),
               "verified_pairs": int(self_ok.height + ref_ok.height), "spilled": spilled}
     return decide(cfg, id_series, keep, target, tj, (ex_i, ex_rep), (near_i, near_s, near_j),
-                  in_nonempty, counts, timings, bands_rows=(bands, rows),
-                  against=(in_hash, ref_hash, ref_ids, ref_label) if ref is not None else None)
+                  signed.in_nonempty, counts, timings, bands_rows=(bands, rows),
+                  against=(signed.in_hash, signed.ref_hash, *ref) if ref is not None else None)
 
 
 def _band_keys(sig: Any, include: np.ndarray, cfg: Any, bands: int, rows: int, keystore: BandKeyStore,
@@ -157,7 +197,7 @@ def _band_keys(sig: Any, include: np.ndarray, cfg: Any, bands: int, rows: int, k
 
 def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray, is_rep: np.ndarray,
             target: np.ndarray, tj: np.ndarray, progress: Any,
-            tables: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame, int, Any]:
+            texts_of: Callable[[np.ndarray], list[str]]) -> tuple[pl.DataFrame, pl.DataFrame, int, Any]:
     """Phase 4: candidate pairs from the band keys, verified against the threshold (by the
     estimate, or with ``verify: exact`` by the true Jaccard of the candidate rows' shingles).
 
@@ -173,10 +213,10 @@ def _verify(sig: Any, keystore: BandKeyStore, cfg: Any, n: int, keep: np.ndarray
     self_cand = cand.filter(pl.col("b") < n)
     exact = None
     if cfg.verify in ("exact", "edit"):
-        from thresher.curate.dedup.exact import pair_verifier, table_texts
+        from thresher.curate.dedup.exact import pair_verifier
 
         rows = np.concatenate([cand["a"].to_numpy(), cand["b"].to_numpy()]).astype(np.int64)
-        exact = pair_verifier(rows, table_texts(tables, cfg), cfg)
+        exact = pair_verifier(rows, texts_of, cfg)
     del cand
     with progress(ref_cand.height + self_cand.height, "dedup: verify", unit="pairs") as bar:
         ref_ok = verify(sig, ref_cand, cfg.threshold, exact)

@@ -4,8 +4,8 @@
   does (minimise the weighted false positive + false negative probability mass).
 - :func:`band_key_frame` turns a block of signatures into long rows ``(band, key, idx)``, one
   64-bit key per document and band (these are what spill to parquet).
-- :func:`candidate_pairs` groups equal ``(band, key)`` with polars ``group_by`` and emits the
-  pairs of documents sharing a bucket (all pairs in buckets up to ``max_bucket`` members;
+- :func:`candidate_pairs` groups equal ``(band, key)`` (:func:`shared_buckets`, band by band)
+  and emits the pairs of documents sharing a bucket (all pairs in buckets up to ``max_bucket`` members;
   a star from the smallest and largest index plus a sorted chain in bigger buckets).
 - :func:`verify` keeps the pairs whose estimated (or, with ``verify: exact``, true) Jaccard
   reaches the threshold and
@@ -76,15 +76,41 @@ def band_key_frame(sig: np.ndarray, bands: int, rows: int, start: int = 0) -> pl
     )
 
 
+def shared_buckets(keys: pl.LazyFrame, streaming: bool = False) -> pl.DataFrame:
+    """The buckets ``(band, key)`` holding two or more documents: one row each, ``idx`` the
+    sorted list of its documents.
+
+    Band by band: a band's keys are sorted in numpy and only the repeated ones are grouped, so
+    the working memory is ~30 bytes per key of one band, not a hash table of every key (a
+    polars ``group_by`` with a list per key needs ~200 bytes per key of all bands)."""
+    engine = "streaming" if streaming else "auto"
+    bands = keys.select(pl.col("band").unique().sort()).collect(engine=engine)["band"].to_list()
+    parts: list[pl.DataFrame] = []
+    first = 0
+    for b in bands:
+        f = keys.filter(pl.col("band") == b).select("key", "idx").collect(engine=engine)
+        key, idx = f["key"].to_numpy(), f["idx"].to_numpy()
+        del f
+        order = np.lexsort((idx, key))  # by key, then document
+        key = key[order]
+        same = key[1:] == key[:-1]
+        shared = np.zeros(len(key), dtype=bool)
+        shared[1:] |= same
+        shared[:-1] |= same
+        key = key[shared]
+        bucket = np.cumsum(np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else np.zeros(0, bool))
+        parts.append(pl.DataFrame({"bucket": (bucket - 1 + first).astype(np.int64),
+                                   "idx": idx[order[shared]]}, schema={"bucket": pl.Int64, "idx": pl.UInt32}))
+        first += int(bucket[-1]) if len(bucket) else 0
+    if not parts:
+        return pl.DataFrame(schema={"idx": pl.List(pl.UInt32)})
+    return (pl.concat(parts).group_by("bucket", maintain_order=True).agg(pl.col("idx"))
+            .select(pl.col("idx").cast(pl.List(pl.UInt32))))
+
+
 def candidate_pairs(keys: pl.LazyFrame, max_bucket: int = 64, streaming: bool = False) -> pl.DataFrame:
     """Unique pairs ``(a < b)`` of documents that share at least one ``(band, key)`` bucket."""
-    buckets = (
-        keys.group_by("band", "key")
-        .agg(pl.col("idx"))
-        .filter(pl.col("idx").list.len() > 1)
-        .select(pl.col("idx").list.sort())
-        .collect(engine="streaming" if streaming else "auto")
-    )
+    buckets = shared_buckets(keys, streaming)
     size = buckets["idx"].list.len()
     small = buckets.filter(size <= max_bucket).with_row_index("bid").explode("idx")
     parts = [

@@ -4,13 +4,17 @@ Writes ``kept.parquet``, ``dropped.parquet`` (``drop_reason`` like
 ``near-duplicate of <id> (J=0.87)`` or ``exact duplicate of <id>``, plus ``duplicate_of`` and
 ``duplicate_jaccard`` columns), ``clusters.parquet`` (``cluster, id, kept, jaccard, match,
 kept_id``) and ``stats.json``. See :mod:`thresher.curate.dedup.engine` for the phases.
+
+Large inputs stream (``mode: minhash``, local executor): signatures a batch at a time, the
+decisions from a projection of the rows, the rows rewritten in a second pass
+(:mod:`thresher.curate.dedup.streaming`); the result is the whole-table run's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import polars as pl
 
@@ -21,6 +25,11 @@ from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
 from .normalize import DedupOn
+
+if TYPE_CHECKING:
+    from thresher.stage import StageFolder
+
+    from .decision import DedupResult
 
 
 @dataclass(frozen=True)
@@ -173,38 +182,117 @@ class DedupStage(GlobalStage):
         return [*inputs, *([ref] if ref else [])]
 
     def run_table(self, df: pl.DataFrame, context: StageContext):
+        """Deduplicate the whole table (see :mod:`.engine`)."""
         from thresher.curate.dedup.engine import deduplicate
         from thresher.curate.dedup.store import remove_spill
 
         config: Config = context.config
-        stage = context.stage
         _check_keep_by(df, config.keep_by, context.where)
-        ref_path = Path(config.against) if config.against else None
-        ref = read_table(resolve_input(ref_path)) if ref_path is not None else None
-        label = ref_path.name if ref_path else "reference"
-        spill = stage.path("spill")
+        ref, label = _reference(config)
+        spill = context.stage.path("spill")
         try:
             res = deduplicate(df, config, ref=ref, ref_label=label, spill_dir=spill)
         finally:
             remove_spill(spill)
-        keep = pl.Series(res.keep)
-        kept = df.filter(keep)
-        drop_idx = (~keep).arg_true()
-        dropped = df.filter(~keep).with_columns(
-            pl.Series("duplicate_of", [res.duplicate_of[i] for i in drop_idx], dtype=pl.String),
-            pl.Series("duplicate_jaccard", res.jaccard[drop_idx.to_numpy()], dtype=pl.Float32).round(4),
-        )
-        reasons = pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String)
-        codes = pl.Series([_code(r, label if ref is not None else None) for r in reasons], dtype=pl.String)
-        dropped = dropped_frame(dropped, "dedup", reasons, codes)
-        write_table(res.clusters, stage.path("clusters.parquet"))
-        context.artefacts["clusters"] = "clusters.parquet"
-        st = res.stats
-        # One entry per kind (the generic breakdown would make one per survivor id).
-        kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],
-                 "exact duplicate of reference": st["against_exact"],
-                 "near-duplicate of reference": st["against_near"]}
-        return kept, dropped, {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
+        return _split(df, res, label if ref is not None else None, context)
+
+    # -- streaming (thresher.executors.stream): signatures per batch, decisions from a projection
+
+    def streams(self, config: Config) -> bool:
+        """True for ``mode: minhash`` run locally. Semantic mode embeds the representatives'
+        texts, known only once every row is seen, and reads the whole table; under
+        ``--executor ray`` the distributed engine (:mod:`.distributed`) reads it too."""
+        from thresher.executors.ray_session import current
+
+        return config.mode == "minhash" and current() != "ray"
+
+    def setup(self, config: Config, where: str = "", stage: StageFolder | None = None) -> StageContext:
+        """The stream's state (:class:`.streaming.Stream`): signature log, text spill."""
+        import tempfile
+
+        from thresher.curate.dedup.streaming import start
+
+        context = StageContext(config, where, stage)
+        spill = stage.path("spill") if stage is not None else Path(tempfile.mkdtemp(prefix="thresher-dedup-"))
+        context.state["dedup"] = start(config, spill)
+        return context
+
+    def projection_columns(self, config: Config, columns: list[str]) -> list[str]:
+        """The ``keep_by`` column (id and category come anyway)."""
+        return [config.keep_by] if config.keep_by else []
+
+    def project(self, batch: pl.DataFrame, context: StageContext) -> pl.DataFrame:
+        """The batch's exact hashes and non-empty flags; its signatures go to the stream."""
+        from thresher.curate.dedup.streaming import project_batch
+        from thresher.executor import ROW_INDEX
+
+        config: Config = context.config
+        stream = context.state["dedup"]
+        stream.columns.extend(c for c in batch.columns if c != ROW_INDEX and c not in stream.columns)
+        first = int(batch[ROW_INDEX][0]) if batch.height else stream.rows
+        # Fail early, as filter's column check does: keep_by missing from the first batch, or
+        # not a number. (Missing from a later batch only: those rows' values are null.)
+        if config.keep_by and (first == 0 or config.keep_by in batch.columns) and (
+                config.keep_by not in batch.columns or batch[config.keep_by].dtype != pl.Null):
+            _check_keep_by(batch.drop(ROW_INDEX), config.keep_by, context.where)
+        return project_batch(batch, stream, first)
+
+    def run_projection(self, table: pl.DataFrame, context: StageContext):
+        """Decide from every row's projection (see :mod:`.streaming`); same result as
+        :meth:`run_table`."""
+        from thresher.curate.dedup.streaming import HASH, NONEMPTY, SCRATCH, decide_projection
+
+        config: Config = context.config
+        stream = context.state["dedup"]
+        if config.keep_by and config.keep_by not in table.columns:
+            raise ThresherError(f"{context.where}: keep_by column {config.keep_by!r} not found "
+                                f"(columns: {', '.join(stream.columns)})")
+        _check_keep_by(table, config.keep_by, context.where)
+        if HASH not in table.columns:  # no rows
+            table = table.with_columns(pl.lit(None, dtype=pl.Binary).alias(HASH),
+                                       pl.lit(None, dtype=pl.Boolean).alias(NONEMPTY))
+        ref, label = _reference(config)
+        res = decide_projection(table, stream, config.keep_by, ref=ref, ref_label=label)
+        return _split(table.drop(SCRATCH), res, label if ref is not None else None, context)
+
+    def teardown(self, context: StageContext) -> None:
+        """Remove the spill folder (signatures, texts)."""
+        from thresher.curate.dedup.store import remove_spill
+
+        stream = context.state.pop("dedup", None)
+        if stream is not None:
+            stream.log.close()
+            remove_spill(stream.spill_dir)
+
+
+def _reference(config: Config) -> tuple[pl.DataFrame | None, str]:
+    """The ``against`` reference table (None without one) and its label in the reasons."""
+    ref_path = Path(config.against) if config.against else None
+    ref = read_table(resolve_input(ref_path)) if ref_path is not None else None
+    return ref, ref_path.name if ref_path else "reference"
+
+
+def _split(df: pl.DataFrame, res: DedupResult, ref_label: str | None,
+           context: StageContext) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """``(kept, dropped, stats)`` of ``df`` under ``res``; writes clusters.parquet."""
+    keep = pl.Series(res.keep)
+    kept = df.filter(keep)
+    drop_idx = (~keep).arg_true()
+    dropped = df.filter(~keep).with_columns(
+        pl.Series("duplicate_of", [res.duplicate_of[i] for i in drop_idx], dtype=pl.String),
+        pl.Series("duplicate_jaccard", res.jaccard[drop_idx.to_numpy()], dtype=pl.Float32).round(4),
+    )
+    reasons = pl.Series([res.reasons[i] for i in drop_idx], dtype=pl.String)
+    codes = pl.Series([_code(r, ref_label) for r in reasons], dtype=pl.String)
+    dropped = dropped_frame(dropped, "dedup", reasons, codes)
+    write_table(res.clusters, context.stage.path("clusters.parquet"))
+    context.artefacts["clusters"] = "clusters.parquet"
+    st = res.stats
+    # One entry per kind (the generic breakdown would make one per survivor id).
+    kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"],
+             "exact duplicate of reference": st["against_exact"],
+             "near-duplicate of reference": st["against_near"]}
+    return kept, dropped, {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
 
 
 def _code(reason: str, ref_label: str | None) -> str:

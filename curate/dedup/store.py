@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -50,6 +51,86 @@ class SignatureStore:
         """Release the array (and flush the memory map)."""
         if isinstance(self.array, np.memmap):
             self.array.flush()
+        self.array = np.empty((0, 0), dtype=np.uint32)
+
+
+def _anonymous(shape: tuple[int, int]) -> np.ndarray:
+    """A uint32 array in its own anonymous memory map: once dropped, its memory goes back to the
+    system at once (a freed numpy block of a few MB may stay with the process's heap)."""
+    import mmap
+
+    count = int(shape[0]) * int(shape[1])
+    buf = mmap.mmap(-1, max(count * 4, 1), flags=mmap.MAP_PRIVATE)
+    return np.frombuffer(buf, dtype=np.uint32, count=count).reshape(shape)
+
+
+class SignatureLog:
+    """Signatures appended block by block while the rows stream past (their number unknown until
+    the end): in RAM within half the budget, as :class:`SignatureStore`; once over it, every
+    block goes to a raw spill file, memory-mapped by :meth:`finish`. The blocks in RAM are
+    copied into one array by :meth:`finish`, each released as soon as it is copied."""
+
+    def __init__(self, num_perm: int, budget: int, spill_dir: Path):
+        self.num_perm = num_perm
+        self.budget = budget // 2
+        self.spill_dir = spill_dir
+        self.blocks: list[np.ndarray] = []
+        self.rows = 0
+        self.path: Path | None = None
+        self._fh: Any = None
+        self.array = np.empty((0, num_perm), dtype=np.uint32)
+
+    @property
+    def spilled(self) -> bool:
+        return self.path is not None
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.num_perm * 4
+
+    def append(self, sig: np.ndarray) -> None:
+        """Add the signatures ``(k, num_perm)`` of the next ``k`` rows."""
+        sig = np.ascontiguousarray(sig, dtype=np.uint32)
+        self.rows += len(sig)
+        if not self.spilled and self.nbytes > self.budget:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.spill_dir / "signatures.u32"
+            self._fh = open(self.path, "wb")
+            for b in self.blocks:
+                self._fh.write(b.tobytes())
+            self.blocks = []
+        if self.spilled:
+            self._fh.write(sig.tobytes())
+        else:
+            block = _anonymous(sig.shape)
+            block[:] = sig
+            self.blocks.append(block)
+
+    def finish(self) -> np.ndarray:
+        """Every row's signatures as one ``(rows, num_perm)`` array (memory-mapped when spilled)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self.spilled and self.rows:
+            self.array = np.memmap(self.path, dtype=np.uint32, mode="r+", shape=(self.rows, self.num_perm))
+        elif len(self.blocks) == 1:
+            self.array = self.blocks.pop()
+        elif self.blocks:  # one array, each block freed once copied (no second copy of them all)
+            self.array = _anonymous((self.rows, self.num_perm))
+            pos = 0
+            self.blocks.reverse()
+            while self.blocks:
+                b = self.blocks.pop()
+                self.array[pos:pos + len(b)] = b
+                pos += len(b)
+        return self.array
+
+    def close(self) -> None:
+        """Release the signatures (the spill file goes with the spill folder)."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.blocks = []
         self.array = np.empty((0, 0), dtype=np.uint32)
 
 

@@ -40,10 +40,12 @@ class Source:
 
 
 def _canonical_parquet(path: Path) -> dict[str, pl.DataType] | None:
-    if path.suffix.lower() not in (".parquet", ".pq") or not path.is_file():
+    from thresher.io import parts
+
+    if path.suffix.lower() not in (".parquet", ".pq") or not parts.exists(path):  # a file or a folder of parts
         return None
     try:
-        schema = pl.read_parquet_schema(path)
+        schema = parts.schema(path)
     except (OSError, pl.exceptions.PolarsError):
         return None
     if schema.get("messages") != MESSAGES_DTYPE or schema.get("id") not in (pl.String, pl.Utf8):
@@ -51,19 +53,45 @@ def _canonical_parquet(path: Path) -> dict[str, pl.DataType] | None:
     return dict(schema)
 
 
-def open_input(path: Path, read: ReadOptions | None = None) -> Source:
-    """Open ``path``: lazily when it is canonical Parquet (and no other format is forced),
-    else read and validated in full with the read options ``read``."""
-    from thresher.io.readers import read_rows
-
+def lazy_schema(path: Path, read: ReadOptions | None = None) -> dict[str, pl.DataType] | None:
+    """The columns of ``path`` when it is read lazily (canonical Parquet and no other format
+    forced; ``category`` and ``source`` added when missing, as :func:`with_core` adds them),
+    else None."""
     read = read or ReadOptions()
     schema = _canonical_parquet(path) if read.fmt in (None, "messages") else None
     if schema is not None:
-        lf = pl.scan_parquet(path)
         for col in ("category", "source"):
-            if col not in schema:
-                lf = lf.with_columns(pl.lit(None, dtype=pl.String).alias(col))
-                schema[col] = pl.String
+            schema.setdefault(col, pl.String)
+    return schema
+
+
+def with_core(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame | pl.LazyFrame:
+    """``frame`` with null ``category`` and ``source`` columns where it has none."""
+    names = frame.collect_schema().names()
+    missing = [c for c in ("category", "source") if c not in names]
+    return frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing]) if missing else frame
+
+
+def check_messages(path: Path, ids: pl.Series, messages: pl.Series, local: pl.Series) -> None:
+    """Validate the conversations of rows of a lazily read input (``local``: their row
+    numbers in it, 0-based, in order); the first bad one is a one-line error."""
+    bad = table_problems(pl.DataFrame({"id": ids, "messages": messages}))
+    bad = bad.filter(~pl.col("reason").str.starts_with("duplicate id"))
+    if bad.height:
+        row, reason = bad.row(0)
+        raise InputError(f"{path}: row {int(local[row - 1]) + 1}: {reason}")
+
+
+def open_input(path: Path, read: ReadOptions | None = None) -> Source:
+    """Open ``path``: lazily when it is canonical Parquet (and no other format is forced),
+    else read and validated in full with the read options ``read``."""
+    from thresher.io import parts
+    from thresher.io.readers import read_rows
+
+    read = read or ReadOptions()
+    schema = lazy_schema(path, read)
+    if schema is not None:
+        lf = with_core(parts.scan(path))
         height = lf.select(pl.len()).collect().item()
         if height == 0:
             raise InputError(f"{path}: empty file (no rows)")
@@ -109,10 +137,6 @@ def messages_for(sources: list[Source], df: pl.DataFrame, rows: np.ndarray) -> p
             .collect()["messages"]
         )
         if src.lazy:
-            bad = table_problems(pl.DataFrame({"id": mine["id"], "messages": msgs}))
-            bad = bad.filter(~pl.col("reason").str.starts_with("duplicate id"))
-            if bad.height:
-                row, reason = bad.row(0)
-                raise InputError(f"{src.path}: row {int(local[row - 1]) + 1}: {reason}")
+            check_messages(src.path, mine["id"], msgs, local)
         parts.append(msgs)
     return pl.concat(parts) if parts else pl.Series("messages", [], dtype=MESSAGES_DTYPE)

@@ -10,13 +10,15 @@ conversations stay unchanged in the input, and leaving them out keeps a 10M-row 
 ``stats.json`` has, per category, the wanted, available and taken counts.
 
 Only narrow columns (ids, categories, scores) are read for the selection; conversations are
-read for the selected rows only (see :mod:`.gather`).
+read for the selected rows only (see :mod:`.gather`). Large inputs stream (:mod:`.stream`):
+the plan comes from a projection and the rows are written part by part, with the same result.
 
 Same inputs, spec and seed give the same ids in the same order.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,19 +28,35 @@ import numpy as np
 import polars as pl
 
 from thresher.curate.mix import select as sel
-from thresher.curate.mix.gather import INPUT, LOCAL, Source, messages_for, narrow, open_input
-from thresher.curate.mix.plan import CategoryPlan, make_plan
+from thresher.curate.mix import stream as mix_stream
+from thresher.curate.mix.decide import (
+    CORE,
+    ELIGIBLE,
+    NAME,
+    REPLAY_SOURCE,
+    categories_present,
+    check_columns,
+    checked_spec,
+    choose,
+    drop_rows,
+    duplicate_ids,
+    kept_columns,
+    mix_stats,
+    read_guarded,
+    replay_choice,
+    with_exclusions,
+)
+from thresher.curate.mix.gather import Source, messages_for, narrow, open_input
+from thresher.curate.mix.plan import CategoryPlan
 from thresher.curate.mix.spec import MixSpec, resolve_spec, spec_problems
-from thresher.errors import ConfigError, InputError, ThresherError
-from thresher.executor import GlobalStage, run_stage
+from thresher.errors import InputError, ThresherError
+from thresher.executor import GlobalStage, WrittenParts, run_stage
 from thresher.io import read_table
 from thresher.io.inputs import ReadOptions
-from thresher.progress import info
-from thresher.stage import StageResult, dropped_frame
+from thresher.stage import StageResult
+from thresher.stage_folder import PARTS_WORK
 
-NAME = "mix"
-CORE = ("id", "messages", "category", "source")
-REPLAY_SOURCE = "replay"
+__all__ = ["CORE", "NAME", "REPLAY_SOURCE", "Config", "MixStage", "run"]
 
 
 @dataclass(frozen=True)
@@ -106,47 +124,20 @@ def _read(
     """The spec, the opened inputs, their narrow frame and the categories present; every
     problem of the options and the spec (structure and categories missing from the data)
     is raised in one error."""
-    problems = config.check()
-    raw, where = resolve_spec(config.spec) if config.spec is not None else (None, "mix")
-    parsed, _ = spec_problems(raw) if config.spec is not None else (None, [])
-    where = "mix" if where == "mix spec" else where
-    if parsed is None:
-        raise ConfigError(problems or ["spec: unusable"], where=where)
-    try:
+    parsed, where, problems = checked_spec(config)
+
+    def opened() -> tuple[list[Source], pl.DataFrame]:
         sources = [open_input(Path(p), read) for p in inputs]
-        df = _narrow_frame(sources, parsed, config.rank_by)
-    except (ThresherError, pl.exceptions.PolarsError) as exc:
-        if problems:  # the spec's own problems come first: they may be the cause
-            raise ConfigError(problems, where=where) from None
-        if isinstance(exc, ThresherError):
-            raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError([f"rules: cannot be applied ({first})"], where=where) from None
-    present = set(df[sel.CAT].drop_nulls().unique().to_list())
-    if not parsed.rules:
-        problems.extend(f"spec.{p}" for p in parsed.unknown_category_problems(present))
-    if problems:
-        raise ConfigError(problems, where=where)
+        return sources, _narrow_frame(sources, parsed, config.rank_by)
+
+    sources, df = read_guarded(problems, where, opened)
+    present = categories_present(parsed, df, problems, where)
     return parsed, sources, df, present
 
 
 def _narrow_frame(sources: list[Source], spec: MixSpec, rank_by: str | None) -> pl.DataFrame:
-    need = {"id", "source"}
-    if spec.rules:
-        need.add("messages")
-    else:
-        need.add(spec.column)
-    if rank_by:
-        need.add(rank_by)
     for src in sources:
-        missing = sorted(c for c in need if c not in src.columns)
-        if missing:
-            what = "rank_by column" if rank_by in missing else "column"
-            raise InputError(
-                f"{src.path}: {what} {', '.join(missing)} not found (columns: {', '.join(src.columns)})"
-            )
-        if rank_by and not src.schema[rank_by].is_numeric():
-            raise InputError(f"{src.path}: rank_by column {rank_by} is not numeric")
+        check_columns(src.path, src.schema, spec, rank_by)
     extra = [sel.user_text().alias("__text")] if spec.rules else []
     df = narrow(sources, extra)
     df = df.with_columns(sel.category_expr(spec).alias(sel.CAT))
@@ -159,34 +150,13 @@ def _replay(
     config: Config, spec: MixSpec, main_n: int, main_ids: pl.Series
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Replay rows (full) to make up ``replay_fraction`` of the output, and their stats."""
-    frac = config.replay_fraction
-    wanted = round(frac * main_n / (1 - frac))
     df = read_table(config.replay)
     df = df.filter(~pl.col("id").is_in(main_ids.implode()))
-    avail = df.height
-    repeats = spec.max_repeats
-    taken = min(wanted, avail * repeats)
-    stats = {
-        "file": str(config.replay),
-        "fraction": frac,
-        "wanted": wanted,
-        "available": avail,
-        "taken": taken,
-    }
-    if taken < wanted:
-        msg = f"replay: wanted {wanted} rows, {avail} available (max_repeats {repeats}), can take {taken}"
-        if spec.on_shortfall == "fail":
-            raise ThresherError(msg + " (on_shortfall: fail)")
-        info(f"mix: {msg}")
-    frame = pl.DataFrame(
-        {sel.ROW: pl.int_range(avail, dtype=pl.Int64, eager=True), sel.CAT: [REPLAY_SOURCE] * avail}
-    ).with_columns(sel.random_keys(avail, config.seed, stream=2))
-    plan = [CategoryPlan(REPLAY_SOURCE, "replay", wanted, avail, repeats, taken)]
-    chosen = sel.select(frame, plan, ranked=False)
+    chosen, stats = replay_choice(config, spec, main_n, df.height)
     rows = (
         df.with_row_index(sel.ROW)
         .with_columns(pl.col(sel.ROW).cast(pl.Int64))
-        .join(chosen.select(sel.ROW, sel.COPY), on=sel.ROW, how="inner")
+        .join(chosen, on=sel.ROW, how="inner", maintain_order="left")
         .with_columns(
             pl.lit(REPLAY_SOURCE).alias("source"),
             pl.col("category").fill_null(REPLAY_SOURCE),
@@ -196,79 +166,7 @@ def _replay(
     return rows, stats
 
 
-def _with_copies(df: pl.DataFrame) -> pl.DataFrame:
-    """Unique ids for upsampled copies (``id#2`` ...) and the ``mix_copy`` column."""
-    return df.with_columns(
-        pl.when(pl.col(sel.COPY) > 1)
-        .then(pl.format("{}#{}", pl.col("id"), pl.col(sel.COPY)))
-        .otherwise(pl.col("id"))
-        .alias("id"),
-    ).rename({sel.COPY: "mix_copy"})
-
-
-def _duplicate_ids(ids: pl.Series) -> pl.Series:
-    """True for each id already seen in an earlier row. Exact, and fast when there are no
-    duplicates (the usual case): 64-bit hashes first, strings only where hashes repeat."""
-    hashes = ids.hash(seed=7)
-    if hashes.n_unique() == ids.len():
-        return pl.repeat(False, ids.len(), eager=True)
-    suspect = hashes.is_duplicated()
-    flags = pl.repeat(False, ids.len(), eager=True)
-    where = suspect.arg_true()
-    return flags.scatter(where, ~ids.gather(where).is_first_distinct())
-
-
-def _lookup(expr: pl.Expr, mapping: dict[str, str]) -> pl.Expr:
-    """``mapping[expr]``, null when absent. (Per-category strings rather than pl.format over
-    literals: polars 2.1 panics formatting scalars inside when/then on some frames.)"""
-    if not mapping:
-        return pl.lit(None, dtype=pl.String)
-    return expr.replace_strict(
-        list(mapping), list(mapping.values()), default=None, return_dtype=pl.String
-    )
-
-
-def _report(plan: list[CategoryPlan]) -> None:
-    for p in plan:
-        if p.taken < p.wanted:
-            info(
-                f"mix: category {p.name}: wanted {p.wanted}, available {p.available} "
-                f"(max_repeats {p.max_repeats}), taken {p.taken}"
-            )
-
-
-_INTERNAL = [sel.ROW, sel.CAT, sel.SCORE, sel.KEY, INPUT, LOCAL, "__why"]
-
-
-def _with_exclusions(df: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """``__why``: the reason a row cannot take part (duplicate id, no or unknown category)."""
-    dup = _duplicate_ids(df["id"])
-    no_cat = pl.col(sel.CAT).is_null()
-    outside = ~pl.col(sel.CAT).is_in(names)
-    return df.with_columns(
-        pl.when(dup)
-        .then(pl.lit("duplicate id (already in an earlier row or input)"))
-        .when(no_cat)
-        .then(pl.lit("no category"))
-        .when(outside)
-        .then(pl.format("category not in spec: {}", pl.col(sel.CAT)))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        .alias("__why")
-    )
-
-
-def _choose(df: pl.DataFrame, spec: MixSpec, config: Config,
-            names: list[str]) -> tuple[pl.DataFrame, list[CategoryPlan], pl.DataFrame]:
-    """The eligible rows, the per-category plan and the chosen rows (with their copy numbers)."""
-    # the selection works on row numbers, categories and scores only
-    narrow_cols = [sel.ROW, sel.CAT, *([sel.SCORE] if config.rank_by else [])]
-    candidates = df.select(*narrow_cols, "__why").filter(pl.col("__why").is_null()).drop("__why")
-    candidates = candidates.with_columns(sel.random_keys(candidates.height, config.seed, stream=0))
-    ok = sel.eligible(candidates, spec, names)
-    available = dict(ok.group_by(sel.CAT).len().iter_rows())
-    plan = make_plan(spec, available)
-    _report(plan)
-    return ok, plan, sel.select(ok, plan, ranked=config.rank_by is not None)
+_duplicate_ids = duplicate_ids  # the name the tests know
 
 
 def _gather(df: pl.DataFrame, sources: list[Source], chosen: pl.DataFrame, spec: MixSpec,
@@ -290,11 +188,7 @@ def _gather(df: pl.DataFrame, sources: list[Source], chosen: pl.DataFrame, spec:
     else:  # the same order as above, with a single gather of the conversations
         order = sel.shuffle_order(chosen.height, config.seed)
         kept = base[position[picked][order]].with_columns(labels[order])
-    kept = _with_copies(kept).drop(_INTERNAL, strict=False)
-    kept = kept.select(
-        ["id", "messages", "category", "source", *[c for c in kept.columns if c not in CORE]]
-    )
-    return kept, in_mix, replay_stats
+    return kept_columns(kept), in_mix, replay_stats
 
 
 def _dropped(df: pl.DataFrame, ok: pl.DataFrame, in_mix: np.ndarray, spec: MixSpec, plan: list[CategoryPlan],
@@ -303,62 +197,8 @@ def _dropped(df: pl.DataFrame, ok: pl.DataFrame, in_mix: np.ndarray, spec: MixSp
     the input; rows are named by id, with the reason)."""
     eligible = np.zeros(df.height, dtype=np.bool_)
     eligible[ok[sel.ROW].to_numpy()] = True
-    below = {
-        c.name: f"below min_score: {config.rank_by} < {c.min_score}"
-        for c in spec.categories
-        if c.min_score is not None
-    }
-    unpicked = {
-        p.name: f"not selected (category {p.name}: {p.taken} of {p.available} rows taken)"
-        for p in plan
-    }
-    cat = pl.col(sel.CAT)
-    reason = pl.coalesce(
-        pl.col("__why"),
-        pl.when(~pl.col("__eligible")).then(_lookup(cat, below)),
-        _lookup(cat, unpicked),
-    )
-    dropped = (
-        df.with_columns(pl.Series("__eligible", eligible))
-        .filter(pl.Series(~in_mix))
-        .with_columns(reason.alias("__reason"), cat.fill_null(pl.col("category")).alias("category"))
-    )
-    dropped = dropped_frame(dropped, NAME, pl.col("__reason")).drop(
-        [*_INTERNAL, "__eligible", "__reason"], strict=False
-    )
-    return dropped.select(
-        ["id", "category", "source", *[c for c in dropped.columns if c not in CORE]]
-    )
-
-
-def _stats(config: Config, spec: MixSpec, plan: list[CategoryPlan], replay_stats: dict[str, Any] | None,
-           seconds: dict[str, float]) -> dict[str, Any]:
-    """The stage's stats: targets, availability and takings per category, replay, timings."""
-    return {
-        "mix": {
-            "seed": config.seed,
-            "rank_by": config.rank_by,
-            "on_shortfall": spec.on_shortfall,
-            "total_wanted": sum(p.wanted for p in plan),
-            "total_taken": sum(p.taken for p in plan),
-            "categories": [
-                {
-                    "category": p.name,
-                    "target": p.kind,
-                    "wanted": p.wanted,
-                    "available": p.available,
-                    "max_repeats": p.max_repeats,
-                    "taken": p.taken,
-                    "short": max(0, p.wanted - p.taken),
-                    "received": p.received,
-                }
-                for p in plan
-            ],
-            "shortfall": [p.name for p in plan if p.taken < p.wanted],
-            "replay": replay_stats,
-            "seconds": seconds,
-        }
-    }
+    frame = df.with_columns(pl.Series(ELIGIBLE, eligible)).filter(pl.Series(~in_mix))
+    return drop_rows(frame, spec, plan, config)
 
 
 class MixStage(GlobalStage):
@@ -405,14 +245,14 @@ class MixStage(GlobalStage):
         spec, sources, df, present = _read(config, list(context.inputs), context.read)
         self.lap("read")
         names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
-        df = _with_exclusions(df, names)
-        ok, plan, chosen = _choose(df, spec, config, names)
+        df = with_exclusions(df, names)
+        ok, plan, chosen = choose(df, spec, config, names)
         self.lap("select")
         kept, in_mix, replay_stats = _gather(df, sources, chosen, spec, config)
         self.lap("gather")
         dropped = _dropped(df, ok, in_mix, spec, plan, config)
         self.lap("dropped")
-        stats = _stats(config, spec, plan, replay_stats, self.seconds)
+        stats = mix_stats(config, spec, plan, replay_stats, self.seconds)
         rejected = [s.rejected for s in sources if s.rejected is not None and s.rejected.height]
         if rejected:
             dropped = pl.concat([*rejected, dropped], how="diagonal_relaxed")
@@ -422,6 +262,16 @@ class MixStage(GlobalStage):
     def rows_in(self, table: pl.DataFrame, context: Any) -> int | None:
         return context.state["rows_in"]
 
+    def run_parts(self, context: Any) -> WrittenParts | None:
+        """Large inputs stream (:mod:`.stream`): the plan from a projection, the rows written
+        in parts; small ones (None) go through :meth:`run_table`."""
+        config = context.config
+        if not mix_stream.streams(list(context.inputs), context.read, config.replay):
+            return None
+        self._clock = time.perf_counter()
+        work = context.stage.out / PARTS_WORK
+        return mix_stream.run_streaming(config, list(context.inputs), context.read, work, self)
+
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         read: ReadOptions | dict | None = None) -> StageResult:
@@ -430,6 +280,8 @@ def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False,
         raise InputError("mix: no input given")
     impl = MixStage()
     result = run_stage(impl, inputs, out, config, force=force, read=read)
+    if "streamed" in result.stats and not result.reused:
+        shutil.rmtree(Path(out) / PARTS_WORK, ignore_errors=True)  # what finish_parts left of the work folder
     if not result.reused:
         impl.lap("write")
         result.stats["mix"]["seconds"] = impl.seconds

@@ -6,7 +6,11 @@
 - ``score-then-diversity`` (Deita): from the best ``by`` score down, a row is taken when its
   cosine similarity to every row taken is below ``max_similarity``.
 
-Rows not selected go to ``dropped.parquet`` with the reason. Randomness is a strong baseline
+Rows not selected go to ``dropped.parquet`` with the reason. ``top`` and the methods given an
+``embedding_column`` stream large inputs (:mod:`thresher.executors.stream`): they choose from
+a projection (row number, id, category, the score and the embedding), about 60 bytes a row
+plus the id and ``8 x dim`` for an embedding, and the rows are written part by part in input
+order, as the whole-table run writes them. Randomness is a strong baseline
 (Xia et al. 2025): the eval stage's random-subset student is the comparison to make.
 """
 
@@ -18,7 +22,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from thresher.errors import ConfigError, InputError
-from thresher.executor import GlobalStage, run_stage
+from thresher.executor import ROW_INDEX, GlobalStage, run_stage
+from thresher.schema import DROP_COLUMNS
 from thresher.stage import StageResult, dropped_frame
 
 NAME = "select"
@@ -98,10 +103,7 @@ def choose(df, config: Config, where: str) -> tuple[list[int], dict]:
     k = config.size(df.height)
     scores = None
     if config.by:
-        if config.by not in df.columns:
-            raise InputError(f"{where}: no score column {config.by!r} (columns: {', '.join(df.columns)})")
-        if not df.schema[config.by].is_numeric():
-            raise InputError(f"{where}: score column {config.by} is not numeric")
+        _check_by(df, config, where)
         scores = df[config.by].cast(float).fill_null(float("nan")).to_numpy()
     stats: dict = {"method": config.method, "k": k}
     if config.method == "top":
@@ -142,18 +144,75 @@ class SelectStage(GlobalStage):
         return set()
 
     def run_table(self, df: Any, context: Any) -> tuple[Any, Any, dict]:
-        import polars as pl
-
-        config = context.config
+        """The chosen rows of the whole input table, the others dropped with the reason."""
         first = context.inputs[0] if context.inputs else context.where
-        if df.height == 0:
-            raise InputError(f"{first}: no rows to select from")
-        chosen, stats = choose(df, config, str(first))
-        pos = pl.Series("_pos", range(df.height))
-        mask = pos.is_in(pl.Series(chosen).implode())
-        what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
-                "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
-        return df.filter(mask), dropped_frame(df.filter(~mask), NAME, what), stats
+        chosen, stats = _chosen(df, context.config, str(first), df.columns)
+        return _split(df, chosen, stats, context.config)
+
+    # -- streaming: top-k (and diversity on a ready embedding column) decide from a projection
+
+    def streams(self, config: Config) -> bool:
+        """True when the choice needs no conversation: ``top``, or an ``embedding_column``."""
+        return config.method == "top" or bool(config.embedding_column)
+
+    def projection_columns(self, config: Config, columns: list[str]) -> list[str]:
+        """The ``by`` score column and the ``embedding_column``."""
+        return [c for c in (config.by, config.embedding_column) if c and c in columns]
+
+    def setup(self, config: Config, where: str = "", stage: Any = None) -> Any:
+        """The streaming context; a single Parquet input has the same columns in every batch,
+        so its score column is checked on the first batch (before any part is reported)."""
+        from thresher.io import parts
+
+        context = super().setup(config, where, stage)
+        one = Path(where)
+        context.state["fixed_columns"] = one.suffix.lower() in (".parquet", ".pq") or parts.is_dataset(one)
+        return context
+
+    def project(self, batch: Any, context: Any) -> None:
+        """Nothing computed; the input's columns are noted for the error messages."""
+        seen = context.state.setdefault("columns", [])
+        if not seen and context.state.get("fixed_columns"):
+            _check_by(batch.drop(ROW_INDEX, strict=False), context.config, context.where)
+        seen.extend(c for c in batch.columns if c not in seen and c != ROW_INDEX)
+        return None
+
+    def run_projection(self, table: Any, context: Any) -> tuple[Any, Any, dict]:
+        """The whole-table choice on the projection (row order, ``by``, embeddings)."""
+        chosen, stats = _chosen(table, context.config, context.where, context.state.get("columns", table.columns))
+        kept, dropped, stats = _split(table, chosen, stats, context.config)
+        keep = [ROW_INDEX, "id", "category"]
+        return kept.select(keep), dropped.select(*keep, *DROP_COLUMNS), stats
+
+
+def _check_by(df: Any, config: Config, where: str, columns: list[str] | None = None) -> None:
+    """Raise when ``df`` (the input's ``columns``) has no numeric ``by`` column."""
+    if not config.by:
+        return
+    if config.by not in df.columns:
+        raise InputError(f"{where}: no score column {config.by!r} (columns: {', '.join(columns or df.columns)})")
+    if not df.schema[config.by].is_numeric():
+        raise InputError(f"{where}: score column {config.by} is not numeric")
+
+
+def _chosen(df: Any, config: Config, where: str, columns: list[str]) -> tuple[list[int], dict]:
+    """:func:`choose`, after the checks that name the input and its ``columns`` (``df`` may
+    be a projection of them)."""
+    if df.height == 0:
+        raise InputError(f"{where}: no rows to select from")
+    _check_by(df, config, where, columns)
+    return choose(df, config, where)
+
+
+def _split(df: Any, chosen: list[int], stats: dict, config: Config) -> tuple[Any, Any, dict]:
+    """``df`` split into the ``chosen`` rows (in input order) and the others, with the reason."""
+    import polars as pl
+
+    pos = pl.Series("_pos", range(df.height))
+    mask = pos.is_in(pl.Series(chosen).implode())
+    what = {"top": f"not in the top {stats['k']} by {config.by}", "diversity": "not among the k-center picks",
+            "score-then-diversity": "not selected (score-then-diversity)"}[config.method]
+    return df.filter(mask), dropped_frame(df.filter(~mask), NAME, what), stats
 
 
 def run(inputs: list[Path], out: Path, config: Config, *, force: bool = False, read: Any = None) -> StageResult:

@@ -171,6 +171,21 @@ def _map_options(impl: Any, config: Any) -> dict[str, Any]:
     return opts
 
 
+def actor_options(impl: Any, config: Any) -> tuple[int, Callable[[], dict[str, Any]]]:
+    """For a model stage (``loads_model``) run by actors outside ``map_batches``: how many
+    actors, and a function giving one actor's remote options (a GPU each when the cluster has
+    GPUs; a placement group of ``tensor_parallel_size`` GPUs with vLLM tensor parallelism)."""
+    opts = _map_options(impl, config)
+    count = int(opts.get("concurrency") or 1)
+
+    def one() -> dict[str, Any]:
+        out = {"num_gpus": opts["num_gpus"]} if "num_gpus" in opts else {}
+        args_fn = opts.get("ray_remote_args_fn")
+        return {**out, **(args_fn() if args_fn else {})}
+
+    return count, one
+
+
 def _shard_rows(impl: Any, n: int) -> int:
     rows = getattr(impl, "batch_rows", None)
     if rows:
@@ -207,7 +222,7 @@ def _run_dataset(impl: Any, config: Any, where: str, shard_dir: Any, slices: lis
          f"across the cluster)")
 
 
-def _user_error(exc: BaseException) -> BaseException | None:
+def user_error(exc: BaseException) -> BaseException | None:
     """The :class:`ThresherError` a Ray worker raised, found in Ray's wrapping exceptions."""
     seen: set[int] = set()
     todo: list[Any] = [exc]
@@ -275,7 +290,7 @@ def _run_shards(impl: Any, table: Any, config: Any, where: str, stage: Any) -> t
         try:
             _run_dataset(impl, config, where, shard_dir, [numbered.slice(s, r).to_arrow() for s, r in todo])
         except Exception as e:  # a worker's ThresherError arrives wrapped (with its traceback)
-            cause = _user_error(e)
+            cause = user_error(e)
             if cause is None:
                 raise
             raise ThresherError(str(cause).strip().splitlines()[0]) from None

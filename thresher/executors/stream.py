@@ -15,6 +15,10 @@ input. Three phases:
 3. **Second pass.** Each part is rewritten with what ``finalize`` decided: new columns joined
    by :data:`ROW_INDEX`, rows it dropped moved to the dropped part. The result is a folder of
    parts (one file when there is a single part) swapped in as one result set.
+
+Phases 1 and 3 are per-part functions (:func:`process_part`, :func:`reuse_part`,
+:func:`rewrite_part`, :func:`conform_part`) that touch nothing but their part's files, so the
+Ray executor (:mod:`thresher.executors.stream_ray`) runs the same code as remote tasks.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from thresher.schema import DROP_COLUMNS
 from thresher.stage_folder import DROPPED, KEPT, PARTS_WORK, kill_point
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from thresher.executor import RowStage, StageContext
     from thresher.io.inputs import ReadOptions
     from thresher.stage import StageFolder, StageResult
@@ -63,17 +69,12 @@ def should_stream(impl: RowStage, config: Any, paths: list[Path], opts: ReadOpti
     return floor <= 0 or input_bytes(paths) >= floor
 
 
-@dataclass
-class _Work:
-    """The work folder of a streaming run: finished parts and their markers."""
+@dataclass(frozen=True)
+class WorkFolder:
+    """The work folder of a streaming run (``OUT/.thresher-parts``): pass-1 parts and their
+    markers, the final parts. Only a path: a Ray task gets it as an argument."""
 
     root: Path
-    kept: list[pl.DataFrame] = field(default_factory=list)
-    dropped: list[pl.DataFrame] = field(default_factory=list)
-    bounds: list[tuple[int, int]] = field(default_factory=list)
-    """Each part's ROW_INDEX range ``[start, end)``."""
-    rows_in: int = 0
-    reused: int = 0
 
     def open(self, key: dict[str, Any]) -> None:
         """Keep the finished parts of a run with the same ``key``; start afresh otherwise."""
@@ -89,32 +90,98 @@ class _Work:
             write_text_atomic(stamp, text)
 
     def marker(self, i: int) -> Path:
+        """Part ``i``'s marker: present once both of its pass-1 files are written."""
         return self.root / "pass1" / f"part-{i:05d}.json"
 
     def part(self, which: str, i: int) -> Path:
+        """Pass-1 part ``i`` of ``which`` (``"kept"`` or ``"dropped"``)."""
         return self.root / "pass1" / which / parts.part_name(i)
+
+    @property
+    def final(self) -> Path:
+        """Where the second pass writes ``kept.parquet`` and ``dropped.parquet``."""
+        return self.root / "final"
+
+
+@dataclass
+class PartDone:
+    """What the run keeps of a finished pass-1 part: its :data:`ROW_INDEX` range
+    ``[lo, hi)``, its projections (:func:`project`), its counts and counters."""
+
+    i: int
+    lo: int
+    hi: int
+    kept: pl.DataFrame
+    dropped: pl.DataFrame
+    rows_in: int
+    counters: dict[str, float] = field(default_factory=dict)
+    reused: bool = False
+
+    @classmethod
+    def of(cls, impl: RowStage, config: Any, i: int, kept: pl.DataFrame, dropped: pl.DataFrame,
+           marker: dict[str, Any], reused: bool) -> PartDone:
+        """Part ``i`` from its rows (or projections) and its marker."""
+        return cls(i, int(marker["start"]), int(marker["end"]), project(kept, impl, config),
+                   project(dropped, impl, config), int(marker["rows"]) + int(marker["rejected"]),
+                   dict(marker.get("counters") or {}), reused)
+
+
+class DroppedTable:
+    """:meth:`thresher.stage.StageFolder.dropped_table` of stage ``name`` as a small picklable
+    callable (a Ray task gets it instead of the stage folder)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __call__(self, kept: pl.DataFrame, dropped: pl.DataFrame | None) -> pl.DataFrame:
+        from thresher.stage import StageFolder
+
+        return StageFolder.dropped_table(self, kept, dropped)  # type: ignore[arg-type]  # reads .name only
 
 
 def run_streaming(stage: StageFolder, impl: RowStage, paths: list[Path], config: Any,
                   opts: ReadOptions) -> StageResult:
     """Run the row-wise stage ``impl`` on ``paths`` into ``stage`` in parts (module docstring)."""
     rows = part_rows()
-    work = _Work(stage.out / PARTS_WORK)
+    work = WorkFolder(stage.out / PARTS_WORK)
     work.open({**stage.fingerprint, "part_rows": rows})
     where = ", ".join(str(p) for p in paths)
     context = impl.setup(config, where, stage)
     try:
-        _first_pass(impl, config, context, paths, opts, rows, work)
-        kept, dropped = _projection(work.kept), _projection(work.dropped)
-        rejected = dropped.filter(pl.col(ROW_INDEX).is_null())  # on read: never seen by the stage
-        kept, dropped, stats = impl.finalize(kept, dropped.filter(pl.col(ROW_INDEX).is_not_null()), context)
+        done = _first_pass(impl, config, context, paths, opts, rows, work)
+        kept, dropped, stats, rejected = finalize_parts(impl, context, done)
     finally:
         impl.teardown(context)
-    stats = {**stats, "streamed": {"parts": len(work.bounds), "part_rows": rows, "parts_reused": work.reused}}
-    final = _second_pass(stage, work, kept, dropped)
+    stats = {**stats, "streamed": streamed_stats(done, rows)}
+    final = _second_pass(stage, work, done, kept, dropped)
+    return finish_streamed(stage, work, final, kept, dropped, rejected, stats,
+                           rows_in=sum(p.rows_in for p in done), artefacts=context.artefacts)
+
+
+def finalize_parts(impl: RowStage, context: StageContext,
+                   done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], pl.DataFrame]:
+    """``finalize`` over the projections of every part: ``(kept, dropped, stats, rejected)``,
+    ``rejected`` being the rows rejected on read (never seen by the stage)."""
+    kept, dropped = _projection([p.kept for p in done]), _projection([p.dropped for p in done])
+    for p in done:  # the projections live on in `kept` and `dropped` only
+        p.kept = p.dropped = pl.DataFrame()
+    rejected = dropped.filter(pl.col(ROW_INDEX).is_null())
+    kept, dropped, stats = impl.finalize(kept, dropped.filter(pl.col(ROW_INDEX).is_not_null()), context)
+    return kept, dropped, stats, rejected
+
+
+def streamed_stats(done: list[PartDone], rows: int) -> dict[str, Any]:
+    """The ``streamed`` block of the stats: parts, rows a part, parts reused from a killed run."""
+    return {"parts": len(done), "part_rows": rows, "parts_reused": sum(p.reused for p in done)}
+
+
+def finish_streamed(stage: StageFolder, work: WorkFolder, final: Path, kept: pl.DataFrame,
+                    dropped: pl.DataFrame, rejected: pl.DataFrame, stats: dict[str, Any], *,
+                    rows_in: int, artefacts: dict[str, str]) -> StageResult:
+    """Swap the final parts in as the stage's result (counted from the projections), then
+    remove the work folder."""
     counted = pl.concat([rejected, _with_drop_columns(dropped)], how="diagonal_relaxed")
-    result = stage.finish_parts(final, kept, counted, stats, rows_in=work.rows_in,
-                                artefacts=context.artefacts)
+    result = stage.finish_parts(final, kept, counted, stats, rows_in=rows_in, artefacts=artefacts)
     shutil.rmtree(work.root, ignore_errors=True)
     return result
 
@@ -124,13 +191,19 @@ def _projection(frames: list[pl.DataFrame]) -> pl.DataFrame:
     return frame.sort(ROW_INDEX, nulls_last=True)
 
 
-def _project(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
-    want = [ROW_INDEX, "category", *DROP_COLUMNS, *impl.finalize_columns(config, df.columns)]
+def projection_columns(impl: RowStage, config: Any, columns: list[str]) -> list[str]:
+    """The columns of a part (of ``columns``) its projection keeps, in order."""
+    want = [ROW_INDEX, "category", *DROP_COLUMNS, *impl.finalize_columns(config, columns)]
     seen: list[str] = []
     for c in want:
-        if c in df.columns and c not in seen:
+        if c in columns and c not in seen:
             seen.append(c)
-    return df.select(seen)
+    return seen
+
+
+def project(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
+    """A part's projection: what ``finalize`` and the stats read of its rows."""
+    return df.select(projection_columns(impl, config, df.columns))
 
 
 class ProjectedStage:
@@ -176,44 +249,85 @@ class ProjectedStage:
         self.impl.teardown(context)
 
 
+def process_part(impl: RowStage, context: StageContext, batch: pl.DataFrame, rejected: pl.DataFrame,
+                 i: int, start: int, work: WorkFolder,
+                 end: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Part ``i`` through ``process_batch``: ``batch`` numbered from ``start``, its kept and
+    dropped rows (the rows ``rejected`` on read first) written as pass-1 part ``i``, then its
+    marker. Returns ``(kept, dropped, marker)``; the marker holds the part's range ``[start,
+    end)`` (``end``: ``start`` plus the batch's rows unless given), its counts and the
+    counters ``process_batch`` added."""
+    impl.check(batch, context.config, context.where)
+    before = dict(context.counters)
+    kept, dropped = impl.process_batch(batch.with_row_index(ROW_INDEX, offset=start), context)
+    if rejected.height:
+        dropped = pl.concat([rejected, dropped], how="diagonal_relaxed")
+    parts.write_part(kept, work.root / "pass1" / "kept", i)
+    parts.write_part(dropped, work.root / "pass1" / "dropped", i)
+    marker = {"rows": batch.height, "rejected": rejected.height, "start": start,
+              "end": start + batch.height if end is None else end,
+              "counters": {k: v - before.get(k, 0) for k, v in context.counters.items() if v != before.get(k, 0)}}
+    write_text_atomic(work.marker(i), json.dumps(marker))
+    return kept, dropped, marker
+
+
+def reuse_part(impl: RowStage, config: Any, work: WorkFolder, i: int,
+               full: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Finished part ``i`` of a killed run: ``(kept, dropped, marker)``, the rows read with
+    only their projection's columns unless ``full``."""
+    marker = json.loads(work.marker(i).read_text(encoding="utf-8"))
+    frames = []
+    for which in ("kept", "dropped"):
+        path = work.part(which, i)
+        cols = None if full else projection_columns(impl, config, list(parts.schema(path)))
+        frames.append(parts.read(path, cols))
+    return frames[0], frames[1], marker
+
+
 def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[Path], opts: ReadOptions,
-                rows: int, work: _Work) -> None:
+                rows: int, work: WorkFolder) -> list[PartDone]:
     """Every batch through ``process_batch`` into a part (finished parts of a killed run reused)."""
-    from thresher.executor import with_read_rejects
     from thresher.io.stream import iter_inputs
     from thresher.progress import info
 
+    extra = getattr(impl, "extra", None)  # a global stage's computed projection (needs the rows)
+    done: list[PartDone] = []
     start = 0
     for i, (batch, rejected) in enumerate(iter_inputs(paths, opts, rows)):
-        end = start + batch.height
-        if work.marker(i).is_file():
-            k, d = parts.read(work.part("kept", i)), parts.read(work.part("dropped", i))
-            work.reused += 1
+        reused = work.marker(i).is_file()
+        if reused:
+            k, d, marker = reuse_part(impl, config, work, i, full=extra is not None)
+            for name, n in (marker.get("counters") or {}).items():
+                context.count(name, n)
         else:
-            impl.check(batch, config, context.where)
-            k, d = impl.process_batch(batch.with_row_index(ROW_INDEX, offset=start), context)
-            d = with_read_rejects(d, rejected)
-            parts.write_part(k, work.root / "pass1" / "kept", i)
-            parts.write_part(d, work.root / "pass1" / "dropped", i)
-            write_text_atomic(work.marker(i), json.dumps({"rows": batch.height, "rejected": rejected.height}))
+            k, d, marker = process_part(impl, context, batch, rejected, i, start, work)
             kill_point(f"part-{i}")
-        extra = getattr(impl, "extra", None)
-        if extra is not None:  # a global stage's computed projection (recomputed for a reused part)
+        if extra is not None:  # recomputed for a reused part
             more = extra(k, context)
             if more is not None:
                 context.state["projected"].append(more)
-        work.kept.append(_project(k, impl, config))
-        work.dropped.append(_project(d, impl, config))
-        work.bounds.append((start, end))
-        work.rows_in += batch.height + rejected.height
-        start = end
+        bounds = {"start": start, "end": start + batch.height, "rows": batch.height, "rejected": rejected.height}
+        done.append(PartDone.of(impl, config, i, k, d, {**marker, **bounds}, reused))
+        start += batch.height
         if not context.stage or not context.stage.quiet:
             info(f"{impl.name}: part {i + 1} done ({start:,} rows read)")
+    return done
 
 
 def _with_drop_columns(dropped: pl.DataFrame) -> pl.DataFrame:
     return dropped.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS
                                  if c not in dropped.columns])
+
+
+def decisions(kept: pl.DataFrame, dropped: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``finalize``'s kept and dropped projections sorted by :data:`ROW_INDEX` (nulls last),
+    ready for :func:`part_decisions`."""
+    return kept.sort(ROW_INDEX, nulls_last=True), dropped.sort(ROW_INDEX, nulls_last=True)
+
+
+def part_decisions(kept: pl.DataFrame, dropped: pl.DataFrame, lo: int, hi: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of the sorted :func:`decisions` that fall in a part's range ``[lo, hi)``."""
+    return _slice(kept, lo, hi), _slice(dropped, lo, hi)
 
 
 def _slice(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
@@ -225,29 +339,36 @@ def _slice(df: pl.DataFrame, lo: int, hi: int) -> pl.DataFrame:
     return df.slice(int(a), int(b) - int(a))
 
 
-def _second_pass(stage: StageFolder, work: _Work, kept: pl.DataFrame, dropped: pl.DataFrame) -> Path:
-    """Each part rewritten with ``finalize``'s decisions; returns the folder holding the final
-    ``kept.parquet`` and ``dropped.parquet``."""
-    final = work.root / "final"
-    shutil.rmtree(final, ignore_errors=True)
-    kept, dropped = kept.sort(ROW_INDEX, nulls_last=True), dropped.sort(ROW_INDEX, nulls_last=True)
+def rewrite_part(dropped_table: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame], work: WorkFolder,
+                 i: int, kept: pl.DataFrame, dropped: pl.DataFrame) -> None:
+    """Second pass of part ``i``: its pass-1 rows with ``finalize``'s decisions for it
+    (:func:`part_decisions`: ``kept`` and ``dropped`` projections, their new columns joined
+    by :data:`ROW_INDEX`), written as final part ``i``; ``dropped_table`` shapes the dropped
+    rows (:meth:`~thresher.stage.StageFolder.dropped_table`, or :class:`DroppedTable`)."""
     kept_cols = [c for c in kept.columns if c != ROW_INDEX]
     drop_cols = [c for c in dropped.columns if c != ROW_INDEX]
-    for i, (lo, hi) in enumerate(work.bounds):
-        k_old = parts.read(work.part("kept", i))
-        d_old = parts.read(work.part("dropped", i))
-        k_dec, d_dec = _slice(kept, lo, hi), _slice(dropped, lo, hi)
-        k_new = _decide(k_old, k_dec, kept_cols)
-        moved = _decide(k_old, d_dec, drop_cols)
-        d_rest = d_old.join(d_dec.select(ROW_INDEX, *[c for c in drop_cols if c not in d_old.columns]),
-                            on=ROW_INDEX, how="left", maintain_order="left")
-        d_new = stage.dropped_table(k_new, pl.concat([d_rest, moved], how="diagonal_relaxed"))
-        parts.write_part(k_new.drop(ROW_INDEX, strict=False), final / KEPT, i)
-        parts.write_part(d_new.drop(ROW_INDEX, strict=False), final / DROPPED, i)
+    k_old = parts.read(work.part("kept", i))
+    d_old = parts.read(work.part("dropped", i))
+    k_new = _decide(k_old, kept, kept_cols)
+    moved = _decide(k_old, dropped, drop_cols)
+    d_rest = d_old.join(dropped.select(ROW_INDEX, *[c for c in drop_cols if c not in d_old.columns]),
+                        on=ROW_INDEX, how="left", maintain_order="left")
+    d_new = dropped_table(k_new, pl.concat([d_rest, moved], how="diagonal_relaxed"))
+    parts.write_part(k_new.drop(ROW_INDEX, strict=False), work.final / KEPT, i)
+    parts.write_part(d_new.drop(ROW_INDEX, strict=False), work.final / DROPPED, i)
+
+
+def _second_pass(stage: StageFolder, work: WorkFolder, done: list[PartDone], kept: pl.DataFrame,
+                 dropped: pl.DataFrame) -> Path:
+    """Each part rewritten with ``finalize``'s decisions; returns the folder holding the final
+    ``kept.parquet`` and ``dropped.parquet``."""
+    shutil.rmtree(work.final, ignore_errors=True)
+    kept, dropped = decisions(kept, dropped)
+    for p in done:
+        rewrite_part(stage.dropped_table, work, p.i, *part_decisions(kept, dropped, p.lo, p.hi))
     for name in (KEPT, DROPPED):
-        _harmonize(final / name)
-        _single_file(final / name)
-    return final
+        parts.seal(work.final / name)
+    return work.final
 
 
 def _decide(rows: pl.DataFrame, decided: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
@@ -258,26 +379,20 @@ def _decide(rows: pl.DataFrame, decided: pl.DataFrame, columns: list[str]) -> pl
     return out.select([c for c in rows.columns if c in out.columns] + [c for c in new if c not in rows.columns])
 
 
-def _harmonize(folder: Path) -> None:
-    """Give every part the same columns in the same order (a column all null in one batch is
-    typed by the parts that have values)."""
-    files = parts.files(folder)
-    schemas = [pl.read_parquet_schema(f) for f in files]
-    if all(s == schemas[0] for s in schemas):
-        return
-    target = pl.concat([pl.DataFrame(schema=s) for s in schemas], how="diagonal_relaxed").schema
-    for i, (f, s) in enumerate(zip(files, schemas)):
-        if s != target:
-            df = pl.read_parquet(f)
-            df = df.with_columns([pl.lit(None).alias(c) for c in target if c not in df.columns])
-            parts.write_part(df.select([pl.col(c).cast(t) for c, t in target.items()]), folder, i)
+def harmonize_plan(folder: Path) -> tuple[list[Path], dict[str, pl.DataType]]:
+    """The parts of ``folder`` whose columns differ from the union of every part's (read
+    from the footers), and that union (what :func:`conform_part` gives them)."""
+    found = parts.files(folder)
+    schemas = [pl.read_parquet_schema(f) for f in found]
+    if all(list(s.items()) == list(schemas[0].items()) for s in schemas):
+        return [], dict(schemas[0]) if schemas else {}
+    target = dict(pl.concat([pl.DataFrame(schema=s) for s in schemas], how="diagonal_relaxed").schema)
+    return [f for f, s in zip(found, schemas) if list(s.items()) != list(target.items())], target
 
 
-def _single_file(folder: Path) -> None:
-    """A folder holding one part becomes that one file (small outputs stay one file)."""
-    files = parts.files(folder)
-    if len(files) == 1:
-        tmp = folder.with_name(folder.name + ".one")
-        os.replace(files[0], tmp)
-        shutil.rmtree(folder)
-        os.replace(tmp, folder)
+def conform_part(path: Path, target: dict[str, pl.DataType]) -> None:
+    """Rewrite one part with the columns ``target`` names, in its order (missing ones null)."""
+    df = pl.read_parquet(path)
+    df = df.with_columns([pl.lit(None).alias(c) for c in target if c not in df.columns])
+    parts.write_part(df.select([pl.col(c).cast(t) for c, t in target.items()]), path.parent,
+                     int(path.name[len(parts.PART_PREFIX):-len(parts.PART_SUFFIX)]))

@@ -645,3 +645,14 @@ def read_tables(paths: list[str | os.PathLike] | tuple, fmt: str | None = None, 
     if not frames:
         raise InputError("no input given")
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+# The record path's pieces the streaming reader (thresher.io.stream) reads a batch at a time with.
+Collector = _Collector
+DupKeys = _DupKeys
+canonical_fast = _canonical_fast
+frame_records = _frame_records
+line_records = _line_records
+open_input = _open
+validate_records = _rows
+table_of = _table_of

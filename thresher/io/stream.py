@@ -127,10 +127,10 @@ class _TrustedIds:
 
 
 def _one_input(p: Path, opts: ReadOptions, ids, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    from thresher.io.readers import _Collector
+    from thresher.io.readers import Collector
 
     label = str(p)
-    col = _Collector(label, opts.on_bad_rows)
+    col = Collector(label, opts.on_bad_rows)
     ids.file = label
     batches = _parquet_batches(p, label, opts, col, ids, rows) if _kind(p) == "parquet" \
         else _record_batches(p, label, opts, col, ids, rows)
@@ -150,16 +150,16 @@ def _finish(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
-    from thresher.io.readers import _canonical_fast, _frame_records, _rows, _table_of
+    from thresher.io.readers import canonical_fast, frame_records, validate_records, table_of
 
     first, shape = 0, None
     try:
         source = parts.iter_batches(p, rows)
         for df in source:
-            fast = _canonical_fast(df, label, col, ids, first) if opts.fmt in (None, "messages") else None
+            fast = canonical_fast(df, label, col, ids, first) if opts.fmt in (None, "messages") else None
             if fast is None:
-                found, shape, _, _ = _rows(_frame_records(df, first), opts.fmt, label, col, ids, shape)
-                fast = _table_of(found, label)
+                found, shape, _, _ = validate_records(frame_records(df, first), opts.fmt, label, col, ids, shape)
+                fast = table_of(found, label)
             first += df.height
             yield fast
     except InputError:
@@ -173,10 +173,10 @@ def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) 
     (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
     from thresher.io.arrow_jsonl import read_block
     from thresher.io.compress import lines
-    from thresher.io.readers import _DupKeys, _line_records, _open, _rows, _table_of
+    from thresher.io.readers import DupKeys, line_records, open_input, validate_records, table_of
 
-    _open(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
-    source, first, shape, dups, unknown = lines(p, label), 0, None, _DupKeys(), set()
+    open_input(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
+    source, first, shape, dups, unknown = lines(p, label), 0, None, DupKeys(), set()
     fast_ok = opts.fmt in (None, "messages")
     while True:
         block = list(itertools.islice(source, rows))
@@ -185,9 +185,9 @@ def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) 
         fast = read_block(b"".join(block), label, ids, first) if fast_ok else None
         if fast is None:
             numbered = enumerate(block, start=first + 1)
-            found, shape, keys, _ = _rows(_line_records(numbered, col, dups), opts.fmt, label, col, ids, shape)
+            found, shape, keys, _ = validate_records(line_records(numbered, col, dups), opts.fmt, label, col, ids, shape)
             unknown |= keys
-            fast = _table_of(found, label)
+            fast = table_of(found, label)
         first += len(block)
         yield fast
     dups.warn(label)
@@ -203,19 +203,19 @@ def _ignored(label: str, keys: set[str]) -> None:
 
 
 def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
-    from thresher.io.readers import _open, _rows, _table_of
+    from thresher.io.readers import open_input, validate_records, table_of
 
     if inner_suffix(p) in (".jsonl", ".ndjson"):
         yield from _jsonl_batches(p, label, opts, col, ids, rows)
         return
-    records, _ = _open(p, label, opts.fmt, opts.split, col)
+    records, _ = open_input(p, label, opts.fmt, opts.split, col)
     shape, unknown = None, set()
     while True:
         chunk = list(itertools.islice(records, rows))
         if not chunk:
             break
-        found, shape, keys, _ = _rows(iter(chunk), opts.fmt, label, col, ids, shape)
+        found, shape, keys, _ = validate_records(iter(chunk), opts.fmt, label, col, ids, shape)
         unknown |= keys
-        yield _table_of(found, label)
+        yield table_of(found, label)
     if unknown:
         _ignored(label, unknown)

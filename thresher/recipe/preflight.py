@@ -128,9 +128,9 @@ def input_columns(recipe: Any) -> set[str] | None:
 def _file_columns(p: Path) -> set[str] | None:
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
-            import polars as pl
+            from thresher.io import parts
 
-            return set(pl.read_parquet_schema(p))
+            return set(parts.schema(p)) if parts.exists(p) else None  # one file or a folder of parts
         if p.suffix.lower() in (".jsonl", ".ndjson"):
             keys: set[str] = set()
             with open(p, encoding="utf-8-sig") as fh:

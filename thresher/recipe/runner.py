@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from thresher.errors import BatchPending
+from thresher.io import parts
 from thresher.recipe.spec import (
     Recipe,
     StageSpec,
@@ -65,11 +66,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _row_count(path: Path) -> int | None:
-    if not path.exists():
-        return None
-    import polars as pl
-
-    return pl.scan_parquet(path).select(pl.len()).collect().item()
+    """Rows of a stage's kept.parquet (one file or a folder of parts, from the footers), None when absent."""
+    return parts.count(path) if parts.exists(path) else None
 
 
 #: generate options the eval stage sets itself for the answers (the rest are kept: budget, backend)
@@ -256,7 +254,7 @@ def _run_steps(recipe: Recipe, run_dir: Path, *, force: bool, echo: Callable[[st
             lambda m=module, i=stage_in, f=folder, c=config: m.run(i, f, c, force=force),
         )
         kept = folder / "kept.parquet"
-        if kept.exists() and spec.name in data_stages():
+        if parts.exists(kept) and spec.name in data_stages():  # one file or a folder of parts
             prev_kept = dataset = kept
     _complete_summary(summary, recipe, run_dir, dataset, t_run)
     _write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

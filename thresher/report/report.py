@@ -47,6 +47,8 @@ def front_matter(run: Run, out_dir: Path) -> dict[str, Any]:
             meta["tags"].append(f"teacher:{teacher}")
     if final is not None:
         rel = os.path.relpath(final.kept_path, out_dir)
+        if final.kept_path.is_dir():  # a folder of parts: the hub reads its files by a glob
+            rel += "/*.parquet"
         meta["configs"] = [{"config_name": "default", "data_files": [{"split": "train", "path": rel}]}]
     return meta
 

@@ -15,8 +15,9 @@ from typing import Any
 import polars as pl
 
 from thresher.errors import ThresherError
+from thresher.io import parts
 from thresher.registry import data_stages
-from thresher.stage_folder import damage, recover
+from thresher.stage_folder import damage, read_manifest, recover
 
 STAGE_DIR = re.compile(r"^(\d{2})-([a-z_]+)$")
 
@@ -36,6 +37,7 @@ class StageDir:
 
     @property
     def kept_path(self) -> Path:
+        """The stage's kept rows: one Parquet file, or a folder of parts (a streaming stage)."""
         return self.path / "kept.parquet"
 
     @property
@@ -44,8 +46,6 @@ class StageDir:
 
     @property
     def finished(self) -> bool:
-        from thresher.stage_folder import read_manifest
-
         return (read_manifest(self.path) or {}).get("status") == "done"
 
     def kept(self) -> pl.DataFrame | None:
@@ -56,11 +56,12 @@ class StageDir:
 
 
 def _read_rows(path: Path) -> pl.DataFrame | None:
-    """A stage's Parquet file, None when absent; an unreadable one is a one-line error naming it."""
-    if not path.exists():
+    """A stage's rows (one Parquet file or a folder of parts), None when absent; an unreadable
+    one is a one-line error naming it."""
+    if not parts.exists(path):
         return None
     try:
-        return pl.read_parquet(path)
+        return parts.read(path)
     except Exception as e:  # noqa: BLE001 - polars raises several kinds for a torn or foreign file
         from thresher.errors import ThresherError
 
@@ -84,7 +85,7 @@ class Run:
     @property
     def data_stages(self) -> list[StageDir]:
         """Finished stages whose kept.parquet is (a version of) the dataset."""
-        return [s for s in self.stages if s.name in data_stages() and s.kept_path.exists()]
+        return [s for s in self.stages if s.name in data_stages() and parts.exists(s.kept_path)]
 
     @property
     def final(self) -> StageDir | None:
@@ -123,19 +124,25 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _damaged(folder: Path) -> str | None:
-    """Why a stage folder cannot be reported on: a result file the manifest records is
-    missing, or differs in size and no longer reads (a file edited by hand still reads)."""
+    """Why a stage folder cannot be reported on: a result file (or part) the manifest records
+    is missing, a part it does not record was added, or a file differs in size and no longer
+    reads (a file edited by hand still reads)."""
     recover(folder)  # finish (or undo) a result swap a kill interrupted
     why = damage(folder, hashes=False)
     if why is None:
         return None
+    files = (read_manifest(folder) or {}).get("files")
+    files = files if isinstance(files, dict) else {}
     for name in ("kept.parquet", "dropped.parquet"):
         p = folder / name
-        if not p.exists() and name in why:
+        recorded = [rel for rel in files if rel == name or rel.startswith(name + "/")]
+        if any(not (folder / rel).exists() for rel in recorded) or (name in why and not parts.exists(p)):
+            return why
+        if p.is_dir() and any(f"{name}/{f.name}" not in files for f in parts.files(p)):
             return why
         try:
-            if p.exists():
-                pl.scan_parquet(p).select(pl.len()).collect()
+            if parts.exists(p):
+                parts.scan(p).select(pl.len()).collect()
         except Exception:  # noqa: BLE001 - polars raises several kinds for a torn file
             return why
     return None

@@ -61,12 +61,14 @@ def stage_samples(run: Run) -> list[tuple[str, list[list[Any]]]]:
     """``[(stage folder, rows)]`` for every finished stage with rows: kept first, then dropped."""
     out = []
     for s in run.stages:
-        if not s.kept_path.exists() or s.name in ("report",):
+        if s.name in ("report",):
             continue
         try:
-            kept = s.kept()
+            kept = s.kept()  # one file or a folder of parts; None when there is none
             dropped = s.dropped()
         except Exception:  # noqa: BLE001 - an unreadable file must not break the report
+            continue
+        if kept is None:
             continue
         cols = sorted({c for df in (kept, dropped) if df is not None for c in df.columns
                        if c.startswith("score_") and not c.endswith(("_z", "_rank", "_rz"))})

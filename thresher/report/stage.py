@@ -51,14 +51,13 @@ class ReportStage(GlobalStage):
         return set()  # the dataset it was given, unchanged
 
     def run_table(self, table: Any, context: Any) -> tuple[Any, Any, dict[str, Any]]:
-        import polars as pl
-
+        from thresher.io import parts
         from thresher.report.report import write_report
 
         out, inputs = context.stage.out, context.inputs
         also = (out.parent,) if context.config.copy_to_run_dir else ()
         md, page = write_report(out.parent, out, also=also)
-        kept = pl.read_parquet(inputs[0]) if inputs and Path(inputs[0]).exists() else None
+        kept = parts.read(inputs[0]) if inputs and parts.exists(inputs[0]) else None  # a file or parts
         if kept is None:
             from thresher.schema import empty_table
 
