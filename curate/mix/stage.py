@@ -205,7 +205,7 @@ class MixStage(GlobalStage):
     """Global: the categories' shares are chosen over every input row at once. It reads its
     inputs itself (narrow columns first, conversations of the chosen rows only)."""
 
-    name = NAME
+    name = "mix"
     config_cls = Config
     cli = "thresher.curate.mix.cli:mix"
     cli_group = "curate"
