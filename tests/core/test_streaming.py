@@ -82,6 +82,58 @@ def test_batches_give_the_rows_and_rejects_of_the_whole_read(tmp_path):
     assert rejected["drop_reason"].to_list() == pl.concat([r for _, r in got])["drop_reason"].to_list()
 
 
+def _sized_rows(sizes: list[int]) -> list[dict]:
+    return [{"id": f"r{i}", "messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "x" * n}]}
+            for i, n in enumerate(sizes)]
+
+
+def test_a_batch_ends_once_its_lines_pass_the_byte_cap(tmp_path):
+    sizes = [100] * 10 + [5000, 5000, 5000] + [100] * 20  # three "reasoning traces" in the middle
+    src = _jsonl(tmp_path / "in.jsonl", _sized_rows(sizes), bad_line=False)
+    lines = [len(x) + 1 for x in src.read_text().splitlines()]
+    got = [b for b, _ in iter_inputs([src], rows=8, max_bytes=6000)]
+    heights = [b.height for b in got]
+    assert sum(heights) == 33 and max(heights) <= 8
+    first = 0
+    for h in heights[:-1]:  # every batch but the last: full, or past the cap with its last line only
+        size = sum(lines[first:first + h])
+        assert h == 8 or (size >= 6000 and size - lines[first + h - 1] < 6000), (first, h)
+        first += h
+    assert heights[:3] == [8, 4, 6]  # 8 short lines; 2 short and 2 traces; the third trace and a few short
+    assert pl.concat(got)["id"].to_list() == [f"r{i}" for i in range(33)]
+    again = [b.height for b, _ in iter_inputs([src], rows=8, max_bytes=6000)]
+    assert again == heights  # the same data cuts the same batches
+
+
+def test_the_byte_cap_holds_for_csv_and_parquet(tmp_path):
+    from thresher.io.parts import batch_rows
+    import pyarrow.parquet as pq
+
+    rows = [{"id": f"r{i}", "prompt": f"q{i}", "response": "y" * 1000} for i in range(40)]
+    csv = tmp_path / "in.csv"
+    pl.DataFrame(rows).write_csv(csv)
+    assert [b.height for b, _ in iter_inputs([csv], rows=100, max_bytes=4500)] == [5] * 8
+    pq_file = tmp_path / "in.parquet"
+    pl.DataFrame(_sized_rows([1000] * 40)).write_parquet(pq_file, row_group_size=40, compression="uncompressed")
+    per_batch = batch_rows(pq.ParquetFile(pq_file).metadata, 100, 4500)
+    assert 2 <= per_batch <= 5
+    got = [b.height for b, _ in iter_inputs([pq_file], rows=100, max_bytes=4500)]
+    assert sum(got) == 40 and max(got) == per_batch
+    assert batch_rows(pq.ParquetFile(pq_file).metadata, 3, 1 << 20) == 3  # the row count binds first
+
+
+def test_large_rows_make_more_parts_with_the_same_result(tmp_path, stream, monkeypatch):
+    from thresher.io.stream import PART_BYTES_ENV
+
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    monkeypatch.setenv(PART_BYTES_ENV, "2000")
+    res = _run(src, tmp_path / "s")
+    monkeypatch.setenv(MIN_BYTES_ENV, str(1 << 40))
+    _run(src, tmp_path / "w")
+    assert res["streamed"]["parts"] > 6 and res["streamed"]["part_bytes"] == 2000
+    _same(tmp_path / "s", tmp_path / "w")
+
+
 def test_a_duplicate_id_in_a_later_batch_names_the_first_row(tmp_path):
     rows = [{"id": f"r{i}", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
             for i in range(10)]
@@ -110,7 +162,7 @@ def test_a_streamed_stage_writes_what_the_whole_table_run_writes(tmp_path, strea
     assert parts.is_dataset(tmp_path / "s" / "kept.parquet") and len(parts.files(tmp_path / "s" / "kept.parquet")) == 6  # 201 lines
     assert (tmp_path / "w" / "kept.parquet").is_file()
     _same(tmp_path / "s", tmp_path / "w")
-    assert streamed["streamed"] == {"parts": 6, "part_rows": 40, "parts_reused": 0}
+    assert streamed["streamed"] == {"parts": 6, "part_rows": 40, "part_bytes": 32 << 20, "parts_reused": 0}
     for key in ("rows_in", "rows_out", "rows_dropped", "drop_codes", "kept_by_category", "dropped_by_rule"):
         assert streamed[key] == whole[key], key
     assert streamed["dropped_by_rule"]["min:score_q_rz"] > 0  # the global rule ran on the projection

@@ -76,6 +76,18 @@ def test_the_next_stage_reads_the_parts_on_the_workers(tmp_path, stream, ray_clu
         parts.read(tmp_path / "b-local" / "kept.parquet")["id"].to_list()  # in input order
 
 
+def test_large_rows_cut_the_same_parts_on_the_workers(tmp_path, stream, ray_cluster, monkeypatch):
+    from thresher.io.stream import PART_BYTES_ENV
+
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    _filter(src, tmp_path / "a")
+    monkeypatch.setenv(PART_BYTES_ENV, "3000")  # the driver's setting; the workers never see it
+    local = _filter(tmp_path / "a", tmp_path / "b-local", min_chars=20)
+    on_ray = _filter(tmp_path / "a", tmp_path / "b", "ray", min_chars=20)
+    assert on_ray["streamed"]["inputs"] == "parts" and on_ray["streamed"]["parts"] == local["streamed"]["parts"] > 6
+    _same(tmp_path / "b", tmp_path / "b-local")
+
+
 def test_a_failed_driver_reuses_the_finished_parts(tmp_path, stream, ray_cluster, monkeypatch):
     import thresher.executors.stream_ray as stream_ray
 

@@ -1,6 +1,7 @@
 """The streaming executor: a row-wise stage from its inputs to Parquet parts, a batch at a time.
 
-Peak memory depends on the batch (``THRESHER_PART_ROWS`` rows, default 50,000), not on the
+Peak memory depends on the batch (``THRESHER_PART_ROWS`` rows, default 50,000, and at most
+``THRESHER_PART_BYTES`` of input, default 32 MiB), not on the
 input. Three phases:
 
 1. **Parts.** Each batch of the inputs (:func:`thresher.io.stream.iter_inputs`) is numbered
@@ -35,6 +36,7 @@ import polars as pl
 from thresher.executors.rows import ROW_INDEX
 from thresher.io import parts
 from thresher.io.atomic import write_text_atomic
+from thresher.io.stream import part_bytes
 from thresher.schema import DROP_COLUMNS
 from thresher.stage_folder import DROPPED, KEPT, PARTS_WORK, kill_point
 
@@ -144,7 +146,7 @@ def run_streaming(stage: StageFolder, impl: RowStage, paths: list[Path], config:
     """Run the row-wise stage ``impl`` on ``paths`` into ``stage`` in parts (module docstring)."""
     rows = part_rows()
     work = WorkFolder(stage.out / PARTS_WORK)
-    work.open({**stage.fingerprint, "part_rows": rows})
+    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes()})
     where = ", ".join(str(p) for p in paths)
     context = impl.setup(config, where, stage)
     try:
@@ -172,7 +174,8 @@ def finalize_parts(impl: RowStage, context: StageContext,
 
 def streamed_stats(done: list[PartDone], rows: int) -> dict[str, Any]:
     """The ``streamed`` block of the stats: parts, rows a part, parts reused from a killed run."""
-    return {"parts": len(done), "part_rows": rows, "parts_reused": sum(p.reused for p in done)}
+    return {"parts": len(done), "part_rows": rows, "part_bytes": part_bytes(),
+            "parts_reused": sum(p.reused for p in done)}
 
 
 def finish_streamed(stage: StageFolder, work: WorkFolder, final: Path, kept: pl.DataFrame,

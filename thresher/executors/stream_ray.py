@@ -58,6 +58,7 @@ from thresher.executors.stream import (
 )
 from thresher.io import parts
 from thresher.io.atomic import write_text_atomic
+from thresher.io.stream import part_bytes
 from thresher.stage_folder import (
     DROPPED,
     KEPT,
@@ -106,7 +107,7 @@ def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], con
     workers read the input's own files, ``"converted"``: the driver converted it first)."""
     rows = part_rows()
     work = WorkFolder(stage.out / PARTS_WORK)
-    work.open({**stage.fingerprint, "part_rows": rows, "executor": "ray"})
+    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes(), "executor": "ray"})
     where = ", ".join(str(p) for p in paths)
     job = Job(impl, config, where, opts, rows, work)
     with session(ray_address()), _worker_errors():
@@ -166,14 +167,18 @@ def stage_sources(paths: list[Path], opts: ReadOptions, rows: int) -> list[Sourc
     ranges from the footers' row counts; None when the inputs are not that."""
     if len(paths) != 1 or opts.fmt not in (None, "messages") or not _finished_output(paths[0]):
         return None
+    import pyarrow.parquet as pq
+
+
     sources, i, start = [], 0, 0
     for f in parts.files(paths[0]):
-        n = parts.count(f)
+        meta = pq.ParquetFile(f).metadata
+        n = meta.num_rows
         if n == 0:  # the local read skips an empty part too
             continue
-        cuts = []
-        for lo in range(0, n, rows):  # pyarrow's batches: `rows` rows each, the last fewer
-            cuts.append((i, start + lo, start + min(n, lo + rows)))
+        cuts, size = [], parts.batch_rows(meta, rows, part_bytes())  # as the local read cuts them
+        for lo in range(0, n, size):  # pyarrow's batches: `size` rows each, the last fewer
+            cuts.append((i, start + lo, start + min(n, lo + size)))
             i += 1
         sources.append(Source(str(f), tuple(cuts)))
         start += n
@@ -216,7 +221,9 @@ def _batches(source: Source, opts: ReadOptions,
         yield i, lo, hi, pl.read_parquet(source.path), pl.read_parquet(source.rejected)
         return
     planned = iter(source.parts)
-    for batch, rejected in iter_inputs([source.path], opts, rows):
+    size = source.parts[0][2] - source.parts[0][1] if source.parts else rows
+    # the driver's cuts (every part of a file `size` rows but the last), not this worker's env
+    for batch, rejected in iter_inputs([source.path], opts, size, max_bytes=1 << 62):
         i, lo, hi = next(planned, (-1, 0, 0))
         if i < 0 or batch.height + rejected.height != hi - lo:
             raise RuntimeError(f"{source.path}: part {i} has {batch.height + rejected.height} rows, "

@@ -80,15 +80,29 @@ def count(path: str | os.PathLike) -> int:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files(path))
 
 
-def iter_batches(path: str | os.PathLike, rows: int, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
-    """``path`` in batches of at most ``rows`` rows (by row group, part after part)."""
+def batch_rows(metadata: Any, rows: int, max_bytes: int | None) -> int:
+    """Rows a batch of the Parquet file with footer ``metadata`` holds: ``rows``, fewer when
+    ``rows`` rows of the file's average size would pass ``max_bytes`` uncompressed (at least 1).
+    The same footer always gives the same answer, so batch boundaries are stable across runs."""
+    if not max_bytes or metadata.num_rows == 0:
+        return rows
+    raw = sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
+    per_row = max(1, raw // metadata.num_rows)
+    return max(1, min(rows, max_bytes // per_row))
+
+
+def iter_batches(path: str | os.PathLike, rows: int, columns: list[str] | None = None,
+                 max_bytes: int | None = None) -> Iterator[pl.DataFrame]:
+    """``path`` in batches of at most ``rows`` rows (by row group, part after part), fewer
+    when the rows are large (:func:`batch_rows`, ``max_bytes`` uncompressed a batch)."""
     import pyarrow.parquet as pq
 
     for f in files(path):
         pf = pq.ParquetFile(f)
         if pf.metadata.num_rows == 0:
             continue
-        for batch in pf.iter_batches(batch_size=rows, columns=columns):
+        size = batch_rows(pf.metadata, rows, max_bytes)
+        for batch in pf.iter_batches(batch_size=size, columns=columns):
             yield pl.from_arrow(batch)  # type: ignore[misc]
 
 

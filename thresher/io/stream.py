@@ -6,7 +6,11 @@ whole-table read (shapes, validation, ids unique across every input, rows reject
 input size:
 
 - JSONL and CSV/TSV (compressed or not) record by record, ``rows`` records a batch;
-- Parquet by row groups, and a folder of Parquet parts part by part.
+- Parquet by row groups, and a folder of Parquet parts part by part;
+- a batch also ends once its rows pass ``$THRESHER_PART_BYTES`` (default 32 MiB: bytes of
+  JSONL lines, of CSV field text, Parquet's uncompressed size per row), so that 30 KB reasoning
+  traces make smaller batches than 300-byte chats. Boundaries depend on the data only, so a
+  rerun cuts the same batches.
 
 What still grows with the input: the id of every row read from a file (an id given twice is a
 bad row naming the first place it appeared), about 220 bytes a row; a finished stage's own
@@ -18,7 +22,6 @@ Batch files, which meet their requests by id) make :func:`streamable` False.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -33,6 +36,9 @@ from thresher.io.inputs import ReadOptions, rejects_frame, resolve_inputs
 
 #: rows a batch holds by default (a part of a streaming stage's output)
 BATCH_ROWS = 50_000
+#: input bytes a batch holds at most by default (``$THRESHER_PART_BYTES``)
+BATCH_BYTES = 32 << 20
+PART_BYTES_ENV = "THRESHER_PART_BYTES"
 _RECORD_EXT = {".jsonl", ".ndjson", ".csv", ".tsv"}
 
 
@@ -86,10 +92,16 @@ def input_bytes(paths: list[str | os.PathLike] | tuple) -> int:
     return total
 
 
+def part_bytes() -> int:
+    """Input bytes a batch holds at most (``$THRESHER_PART_BYTES``, default 32 MiB)."""
+    return max(1, int(os.environ.get(PART_BYTES_ENV) or BATCH_BYTES))
+
+
 def iter_inputs(paths: list[str | os.PathLike] | tuple, options: ReadOptions | dict | None = None,
-                rows: int = BATCH_ROWS) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+                rows: int = BATCH_ROWS, max_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """``(rows, rejected)`` batches of every input in order (see the module docstring); a
-    batch of ``rows`` rows or fewer. Raises :class:`InputError` as the whole-table read does."""
+    batch of ``rows`` rows or fewer, and of about ``max_bytes`` (default :func:`part_bytes`)
+    or less. Raises :class:`InputError` as the whole-table read does."""
     from thresher.schema import IdAssigner
 
     opts = ReadOptions.coerce(options)
@@ -97,8 +109,34 @@ def iter_inputs(paths: list[str | os.PathLike] | tuple, options: ReadOptions | d
         raise InputError("no input given")
     resolved = resolve_inputs(paths)
     ids = _TrustedIds() if len(resolved) == 1 and _stage_output(resolved[0]) else IdAssigner()
+    cap = _Cap(rows, max_bytes or part_bytes())
     for p in resolved:
-        yield from _one_input(p, opts, ids, rows)
+        yield from _one_input(p, opts, ids, cap)
+
+
+class _Cap:
+    """A batch's limits: ``rows`` rows, ``size`` bytes (the batch that passes it ends there)."""
+
+    def __init__(self, rows: int, size: int) -> None:
+        self.rows, self.size = rows, size
+
+    def take(self, items: Iterator, weigh) -> list:  # noqa: ANN001 - any iterator, a size function
+        """The next batch of ``items``: until ``rows`` items or ``size`` bytes by ``weigh``."""
+        out, total = [], 0
+        for item in items:
+            out.append(item)
+            total += weigh(item)
+            if len(out) >= self.rows or total >= self.size:
+                break
+        return out
+
+
+def _record_size(item: object) -> int:
+    """About the bytes of a CSV record (its field texts); ``item`` is ``(where, record)``."""
+    rec = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+    if isinstance(rec, dict):
+        return sum(len(v) if isinstance(v, str) else 8 for v in rec.values())
+    return 64
 
 
 def _stage_output(p: Path) -> bool:
@@ -126,7 +164,7 @@ class _TrustedIds:
         return IdAssigner().assign(given, messages, where)
 
 
-def _one_input(p: Path, opts: ReadOptions, ids, rows: int) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+def _one_input(p: Path, opts: ReadOptions, ids, rows: _Cap) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     from thresher.io.readers import Collector
 
     label = str(p)
@@ -149,12 +187,12 @@ def _finish(table: pl.DataFrame) -> pl.DataFrame:
     return normalize_references(table)
 
 
-def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
+def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
     from thresher.io.readers import canonical_fast, frame_records, validate_records, table_of
 
     first, shape = 0, None
     try:
-        source = parts.iter_batches(p, rows)
+        source = parts.iter_batches(p, rows.rows, max_bytes=rows.size)
         for df in source:
             fast = canonical_fast(df, label, col, ids, first) if opts.fmt in (None, "messages") else None
             if fast is None:
@@ -168,18 +206,18 @@ def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int
         raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
 
 
-def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
-    """A JSONL file ``rows`` lines at a time: a clean block straight into Arrow
+def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
+    """A JSONL file a batch of lines at a time (``rows``): a clean block straight into Arrow
     (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
     from thresher.io.arrow_jsonl import read_block
     from thresher.io.compress import lines
     from thresher.io.readers import DupKeys, line_records, open_input, validate_records, table_of
 
     open_input(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
-    source, first, shape, dups, unknown = lines(p, label), 0, None, DupKeys(), set()
+    source, first, shape, dups, unknown = iter(lines(p, label)), 0, None, DupKeys(), set()
     fast_ok = opts.fmt in (None, "messages")
     while True:
-        block = list(itertools.islice(source, rows))
+        block = rows.take(source, len)
         if not block:
             break
         fast = read_block(b"".join(block), label, ids, first) if fast_ok else None
@@ -202,16 +240,16 @@ def _ignored(label: str, keys: set[str]) -> None:
          "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
 
 
-def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: int) -> Iterator[pl.DataFrame]:
+def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
     from thresher.io.readers import open_input, validate_records, table_of
 
     if inner_suffix(p) in (".jsonl", ".ndjson"):
         yield from _jsonl_batches(p, label, opts, col, ids, rows)
         return
     records, _ = open_input(p, label, opts.fmt, opts.split, col)
-    shape, unknown = None, set()
+    records, shape, unknown = iter(records), None, set()
     while True:
-        chunk = list(itertools.islice(records, rows))
+        chunk = rows.take(records, _record_size)
         if not chunk:
             break
         found, shape, keys, _ = validate_records(iter(chunk), opts.fmt, label, col, ids, shape)
