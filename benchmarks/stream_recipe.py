@@ -22,9 +22,11 @@ column; the small rows have none, so their mix assigns categories by keyword rul
   ``LocalPipelineExecutor(tasks=T, workers=T)`` (``--datatrove-tasks``, default 2). datatrove
   shards by file, so the same rows are split into T JSONL files first (not timed); thresher
   is one process.
-- ``--cap GB`` runs ``thresher run`` of the recipe under a hard memory cap (``--cap-with
-  prlimit``: ``prlimit --as``, address space; ``systemd``: ``systemd-run --scope -p
-  MemoryMax``) on the largest N and reports success, peak RSS and the input size.
+- ``--cap GB`` runs ``thresher run`` of the recipe under a hard memory cap on the largest N
+  and reports success, peak RSS and the input size. ``--cap-with cgroup`` (default): a fresh
+  memory cgroup (v2 ``memory.max`` or v1 ``memory.limit_in_bytes``; needs root), the kernel
+  killing the run past the cap; ``prlimit``: ``prlimit --as``, address space (reservations,
+  not use); ``systemd``: ``systemd-run --scope -p MemoryMax``.
 
     python benchmarks/stream_recipe.py --small --rows 100000 --rows 300000 --rows 1000000
     python benchmarks/stream_recipe.py --rows 100000 --executor ray --no-datatrove
@@ -239,16 +241,54 @@ def run_datatrove(data: Path, rows: int, tasks: int, work: Path) -> dict:
 CAP_ENV = {"MALLOC_ARENA_MAX": "2", "POLARS_MAX_THREADS": "2"}
 
 
+def cgroup_prefix(cap: int) -> tuple[list[str], Path]:
+    """A prefix that moves the command into a fresh memory cgroup limited to ``cap`` bytes (the
+    kernel's own cap: RSS and page cache counted, the process killed past it) and execs it;
+    cgroup v2 (``memory.max``) where writable, else v1's ``memory`` controller. Needs root."""
+    v2, v1 = Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/memory")
+    name = f"thresher-cap-{os.getpid()}"
+    if (v2 / "cgroup.controllers").exists():
+        group, files = v2 / name, {"memory.max": cap, "memory.swap.max": 0}
+    elif v1.is_dir():
+        group, files = v1 / name, {"memory.limit_in_bytes": cap}
+    else:
+        raise SystemExit("no memory cgroup here (neither /sys/fs/cgroup/cgroup.controllers nor /sys/fs/cgroup/memory)")
+    group.mkdir(exist_ok=True)
+    for f, v in files.items():
+        (group / f).write_text(str(v))
+    return ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh"], group
+
+
+def cgroup_peak(group: Path) -> tuple[int, int]:
+    """The cgroup's own peak usage (bytes) and how often it hit the cap."""
+    for peak, fails in (("memory.max_usage_in_bytes", "memory.failcnt"), ("memory.peak", "memory.events")):
+        if (group / peak).exists():
+            text = (group / fails).read_text()
+            hits = int(text) if fails == "memory.failcnt" else int(
+                dict(line.split() for line in text.splitlines()).get("max", 0))
+            return int((group / peak).read_text()), hits
+    return 0, 0
+
+
 def run_cap(exe: str, data: Path, rows: int, small: bool, cap_gb: float, how: str, work: Path) -> dict:
     """``thresher run`` of the recipe under a hard memory cap of ``cap_gb`` GiB. An address-space
-    cap counts reservations, not use: a 3,000-row run needs ~4 GiB of it (3 GiB with CAP_ENV)."""
-    cap = int(cap_gb * 2**30)
-    prefix = (["prlimit", f"--as={cap}"] if how == "prlimit" else
-              ["systemd-run", "--scope", "--quiet", "-p", f"MemoryMax={cap}", "-p", "MemorySwapMax=0"])
+    cap (prlimit) counts reservations, not use: a 3,000-row run needs ~4 GiB of it (3 GiB with
+    CAP_ENV); a memory cgroup (``cgroup``, ``systemd``) counts the pages really used."""
+    cap, group = int(cap_gb * 2**30), None
+    if how == "prlimit":
+        prefix = ["prlimit", f"--as={cap}"]
+    elif how == "cgroup":
+        prefix, group = cgroup_prefix(cap)
+    else:
+        prefix = ["systemd-run", "--scope", "--quiet", "-p", f"MemoryMax={cap}", "-p", "MemorySwapMax=0"]
     env = CAP_ENV if how == "prlimit" else {}
     print(f"# cap: {' '.join(f'{k}={v}' for k, v in env.items())} {' '.join(prefix)} thresher run "
           f"(input {data.stat().st_size / 1e6:,.0f} MB)", file=sys.stderr)
-    return run_recipe(exe, data, rows, small, "local", work, prefix, env)
+    m = run_recipe(exe, data, rows, small, "local", work, prefix, env)
+    if group is not None:
+        m["cgroup_peak"], m["cgroup_hits"] = cgroup_peak(group)
+        group.rmdir()
+    return m
 
 
 def _cell(m: dict | None) -> str:
@@ -324,7 +364,7 @@ def main() -> None:
     ap.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage commands")
     ap.add_argument("--no-recipe", action="store_true", help="skip the `thresher run` total")
     ap.add_argument("--cap", type=float, help="also run `thresher run` on the largest N under this cap (GB)")
-    ap.add_argument("--cap-with", choices=["prlimit", "systemd"], default="prlimit")
+    ap.add_argument("--cap-with", choices=["prlimit", "cgroup", "systemd"], default="cgroup")
     ap.add_argument("--only-cap", action="store_true", help="only the capped run")
     ap.add_argument("--json", action="store_true", help="print JSON records (the table goes to stderr)")
     args = ap.parse_args()
@@ -364,7 +404,9 @@ def main() -> None:
     for r, m in caps:
         state = "succeeded" if not m["rc"] else f"FAILED ({m['rc']}): {(m['err'].splitlines() or [''])[-1]}"
         lines.append(f"cap {args.cap:g} GiB ({args.cap_with}), thresher run, N={r['rows']:,}, input {r['mb']:,.0f} MB: "
-                     f"{state}; {m['seconds']:.0f} s, peak RSS {m['peak'] / 1e6:,.0f} MB, kept {m['kept']:,}")
+                     f"{state}; {m['seconds']:.0f} s, peak RSS {m['peak'] / 1e6:,.0f} MB, kept {m['kept']:,}"
+                     + (f"; the cgroup's peak {m['cgroup_peak'] / 1e6:,.0f} MB (page cache included), "
+                        f"{m['cgroup_hits']} reclaims at the cap" if "cgroup_peak" in m else ""))
     records = records_of(results, args.executor, args.small) + [
         record(f"stream_recipe/cap/{args.cap_with}-{args.cap:g}GB/{r['rows']}", "thresher run", "succeeded",
                int(not m["rc"]), "bool", False) for r, m in caps]

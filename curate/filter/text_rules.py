@@ -209,6 +209,7 @@ _BLOB = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[
                    r"[A-Za-z0-9+/]{24,}={0,2}(?![\w/.-])")
 _CONSONANTS = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}", re.I)
 _LETTER = re.compile(r"[^\W\d_]")
+_VOWEL = re.compile(r"[aeiouyäöüéèà]", re.I)
 
 
 def junk(text: str) -> str | None:
@@ -227,7 +228,8 @@ def junk(text: str) -> str | None:
     if m:
         return f"encoded blob {m.group(0)[:24]!r}"
     words = [w for w in _WORDS.findall(prose) if w.isalpha()]
-    mashed = [w for w in words if _CONSONANTS.search(w) or (len(w) >= 4 and not re.search(r"[aeiouyäöüéèà]", w, re.I))]
+    bad = {w for w in set(words) if _CONSONANTS.search(w) or (len(w) >= 4 and not _VOWEL.search(w))}
+    mashed = [w for w in words if w in bad] if bad else []
     if words and len(mashed) >= 1 and len(mashed) / len(words) >= 0.34:
         return f"keyboard mash {mashed[0][:20]!r}"
     return None
