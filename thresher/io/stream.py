@@ -12,9 +12,10 @@ input size:
   traces make smaller batches than 300-byte chats. Boundaries depend on the data only, so a
   rerun cuts the same batches.
 
-What still grows with the input: the id of every row read from a file (an id given twice is a
-bad row naming the first place it appeared), about 220 bytes a row; a finished stage's own
-output (a stage folder) is read without it, its ids being unique already. The record shape of a file with
+What still grows with the input: a 16-byte digest of every row's id and where it appeared
+(:class:`thresher.io.idset.CompactIds`: an id given twice is a bad row naming the first place it
+appeared), about 24 bytes a row; a finished stage's own output (a stage folder) is read
+without it, its ids being unique already. The record shape of a file with
 no ``--format`` is chosen from its first batch (the whole-table read chooses it from every
 record). Inputs that only read whole (JSON arrays, dataset folders, hub datasets, OpenAI
 Batch files, which meet their requests by id) make :func:`streamable` False.
@@ -102,13 +103,13 @@ def iter_inputs(paths: list[str | os.PathLike] | tuple, options: ReadOptions | d
     """``(rows, rejected)`` batches of every input in order (see the module docstring); a
     batch of ``rows`` rows or fewer, and of about ``max_bytes`` (default :func:`part_bytes`)
     or less. Raises :class:`InputError` as the whole-table read does."""
-    from thresher.schema import IdAssigner
+    from thresher.io.idset import CompactIds
 
     opts = ReadOptions.coerce(options)
     if not paths:
         raise InputError("no input given")
     resolved = resolve_inputs(paths)
-    ids = _TrustedIds() if len(resolved) == 1 and _stage_output(resolved[0]) else IdAssigner()
+    ids = _TrustedIds() if len(resolved) == 1 and _stage_output(resolved[0]) else CompactIds()
     cap = _Cap(rows, max_bytes or part_bytes())
     for p in resolved:
         yield from _one_input(p, opts, ids, cap)

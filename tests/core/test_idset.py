@@ -1,0 +1,72 @@
+"""CompactIds (the streamed read's id set) answers exactly as IdAssigner (the whole-table read's)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import thresher.io.idset as idset
+from thresher.io.idset import CompactIds
+from thresher.schema import IdAssigner
+
+ids_ = st.sampled_from(["a", "b", "c", "7", "x-1", "0f3c", None, "", None])
+texts = st.sampled_from(["hi", "hello", "hi there", "hi"])
+step = st.one_of(
+    st.tuples(st.just("row"), ids_, texts, st.sampled_from(["f1", "f2"])),
+    st.tuples(st.just("all"), st.lists(st.sampled_from(["a", "b", "k", "m", "n", "q"]), max_size=4), st.just(""),
+              st.sampled_from(["f1", "f2"])),
+    st.tuples(st.just("trial"), st.lists(st.tuples(ids_, texts), max_size=4), st.booleans(), st.just("f1")),
+)
+
+
+def _play(ids, steps):
+    out, n = [], 0
+    for kind, a, b, file in steps:
+        ids.file = file
+        if kind == "row":
+            n += 1
+            out.append(ids.assign(a, [{"role": "user", "content": b}], str(n) if n % 2 else f"row {n}"))
+        elif kind == "all":
+            out.append(ids.take_all(pl.Series("id", a, dtype=pl.String), file, prefix="", start=n + 1))
+            n += len(a)
+        else:
+            trial = ids.overlay()
+            got = [trial.assign(g, [{"role": "user", "content": t}], f"line {n + i}") for i, (g, t) in enumerate(a)]
+            out.append(got)
+            if b:
+                ids.commit(trial)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(step, max_size=25))
+def test_the_same_answers_as_the_whole_table_assigner(steps):
+    old = idset.FLUSH
+    idset.FLUSH = 3  # levels and merges on small inputs
+    try:
+        assert _play(CompactIds(), steps) == _play(IdAssigner(), steps)
+    finally:
+        idset.FLUSH = old
+
+
+def test_a_repeat_names_the_first_place_after_levels_merged(monkeypatch):
+    monkeypatch.setattr(idset, "FLUSH", 10)
+    ids = CompactIds()
+    ids.file = "a.jsonl"
+    for i in range(200):
+        assert ids.assign(f"r{i}", [], str(i + 1)) == (f"r{i}", None)
+    assert len(ids._levels) <= idset.MAX_LEVELS + 1
+    assert ids.assign("r5", [], "201") == ("r5", "duplicate id 'r5' (first seen at line 6)")
+    ids.file = "b.parquet"
+    assert ids.assign("r7", [], "row 3") == ("r7", "duplicate id 'r7' (first seen at a.jsonl:8)")
+
+
+def test_about_thirty_bytes_a_row():
+    ids = CompactIds()
+    ids.file = "x"
+    for i in range(250_000):
+        ids.assign(None, [{"role": "user", "content": f"q{i}"}], str(i + 1))
+    ids._flush()
+    assert len(ids) == 250_000 and ids.nbytes() / 250_000 <= 32
