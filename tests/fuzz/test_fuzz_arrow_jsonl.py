@@ -196,3 +196,19 @@ def test_fast_path_reads_compressed_files_and_leaves_long_lines_to_the_record_pa
     with mock.patch.object(arrow_jsonl, "BLOCK_BYTES", 100), mock.patch.object(arrow_jsonl, "SCAN_BYTES", 16):
         assert arrow_jsonl.read_canonical(p, str(p), IdAssigner()) is None  # the 300-byte line
         assert read_rows(p).table.equals(fast)
+
+
+@budget(150)
+@given(st.one_of(canonical_file(), data_file()), st.integers(1, 64))
+def test_the_line_scan_in_pieces_answers_as_in_one(f, piece):
+    import numpy as np
+
+    _, body = f
+    if not body:
+        return
+    a = np.frombuffer(body, dtype=np.uint8)
+    last = not body.endswith(b"\n")
+    whole = arrow_jsonl._lines_ok_piece(a, True, last)
+    with mock.patch.object(arrow_jsonl, "SCAN_BYTES", piece):
+        assert arrow_jsonl._lines_ok(a, True, last) == whole
+    count("arrow-jsonl-pieces")
