@@ -6,7 +6,8 @@ whose dict holds each id and where it appeared: ~220 bytes a row, plus the deriv
 counters). :class:`CompactIds` gives the same answers from a 16-byte digest of each id
 (BLAKE2b; two different ids share one with a chance of about n^2 / 2^129), where it appeared
 (file index, row or line number) and whether it was derived. Recent ids sit in a dict; every
-100,000 they move to sorted NumPy arrays (merged as they pile up), looked up by binary search.
+100,000 they move to a sorted NumPy level, looked up by binary search; levels of similar size
+merge (up to :data:`MERGE_MAX` ids), so there are few of them and no merge copies the whole set.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import polars as pl
 
 #: ids held in the dict before they move to a sorted level
 FLUSH = 100_000
-#: levels merged into one past this many
-MAX_LEVELS = 6
+#: the largest level a merge makes (ids): a merge's scratch memory stays under ~100 MB
+MERGE_MAX = 4_000_000
 # a place: bits 0-15 the file's index, 16-17 the kind of where ("N", "row N", another text:
 # an index into `_odd`), 18-61 the number, 62 set for a derived id
 _DERIVED = 1 << 62
@@ -116,9 +117,11 @@ class CompactIds:
             keys = np.array(list(self._recent), dtype="S16")
             self._levels.append(_Level(keys, np.fromiter(self._recent.values(), np.int64, len(self._recent))))
             self._recent = {}
-        if len(self._levels) > MAX_LEVELS:
-            self._levels = [_Level(np.concatenate([lv.keys for lv in self._levels]),
-                                   np.concatenate([lv.places for lv in self._levels]))]
+        lv = self._levels
+        while len(lv) >= 2 and len(lv[-1].keys) * 2 >= len(lv[-2].keys) \
+                and len(lv[-1].keys) + len(lv[-2].keys) <= MERGE_MAX:  # size-tiered: few levels, bounded merges
+            b, a = lv.pop(), lv.pop()
+            lv.append(_Level(np.concatenate([a.keys, b.keys]), np.concatenate([a.places, b.places])))
 
     def __len__(self) -> int:
         return len(self._recent) + sum(len(lv.keys) for lv in self._levels)
