@@ -407,6 +407,15 @@ def _second_pass(inputs: list[Input], plan: Plan, config: Any, writer: Writer) -
         _write_replay(Path(config.replay), plan, writer.rows, writer)
 
 
+def _out_rows(paths: list[Path], n_in: int, rows: int) -> int:
+    """Lines an output part holds: ``rows``, fewer when rows of the inputs' average size would
+    pass ``$THRESHER_PART_BYTES`` (a part is gathered in memory before it is written)."""
+    from thresher.io.stream import input_bytes, part_bytes
+
+    average = max(1, input_bytes(paths) // max(1, n_in))
+    return max(1, min(rows, part_bytes() // average))
+
+
 def run_streaming(config: Any, paths: list[Path], read: ReadOptions, work: Path, timer: Any) -> WrittenParts:
     """Mix ``paths`` per ``config`` in a streaming pass (module docstring); the result is
     written under ``work`` (emptied first) and returned for
@@ -434,7 +443,7 @@ def run_streaming(config: Any, paths: list[Path], read: ReadOptions, work: Path,
         if src.rejected:
             rejected_schema = _union(rejected_schema, pl.DataFrame(schema=src.rejected))
     shutil.rmtree(work, ignore_errors=True)
-    writer = Writer(work, rows, kept_target(main_schema, replay_schema),
+    writer = Writer(work, _out_rows(paths, n_in, rows), kept_target(main_schema, replay_schema),
                     dropped_target(main_schema, rejected_schema, spec, plan.plan, config))
     _second_pass(inputs, plan, config, writer)
     lap("gather")
@@ -444,6 +453,6 @@ def run_streaming(config: Any, paths: list[Path], read: ReadOptions, work: Path,
         shutil.rmtree(work / leftover, ignore_errors=True)
     lap("dropped")
     stats = {**mix_stats(config, spec, plan.plan, plan.replay_stats, timer.seconds),
-             "streamed": {"parts": max(1, math.ceil(n_lines / rows)), "part_rows": rows, "parts_reused": 0}}
+             "streamed": {"parts": max(1, math.ceil(n_lines / writer.rows)), "part_rows": writer.rows, "parts_reused": 0}}
     n_rejected = int((dropped["drop_stage"] == "read").sum()) if dropped.height else 0
     return WrittenParts(folder, plan.kept, dropped, stats, rows_in=n_in + n_rejected)
