@@ -370,6 +370,7 @@ def main() -> None:
     args = ap.parse_args()
     head = [f"# {machine()}", f"# {args.thresher} ({args.executor}); {'small' if args.small else 'realistic'} rows; "
             f"THRESHER_PART_ROWS={os.environ.get('THRESHER_PART_ROWS', 'default')}, "
+            f"THRESHER_PART_BYTES={os.environ.get('THRESHER_PART_BYTES', 'default')}, "
             f"THRESHER_STREAM_MIN_BYTES={os.environ.get('THRESHER_STREAM_MIN_BYTES', 'default')}"]
     print("\n".join(head), file=sys.stderr)
     results, caps = [], []
