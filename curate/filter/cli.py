@@ -30,11 +30,26 @@ def _limits(_ctx: Any, param: click.Parameter, items: tuple[str, ...]) -> dict[s
     return out
 
 
+def _combine(_ctx: Any, param: click.Parameter, items: tuple[str, ...]) -> dict[str, list[str]] | None:
+    """``NAME=COL,COL`` pairs: the combined column and the columns it averages."""
+    if not items:
+        return None
+    option = param.opts[0] if param.opts else param.name
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, cols = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r}: expected NAME=COL,COL", param_hint=option)
+        out[name.strip()] = [c.strip() for c in cols.split(",") if c.strip()]
+    return out
+
+
 @click.command(name="filter")
 @click.argument("inputs", metavar="IN...", nargs=-1, required=True)
 @config_options(Config, recipe_only=("language_candidates",), opts={
     "min_scores": Opt(decls=("--min",), multiple=True, metavar="COL=VALUE", callback=_limits),
     "max_scores": Opt(decls=("--max",), multiple=True, metavar="COL=VALUE", callback=_limits),
+    "combine": Opt(multiple=True, metavar="NAME=COL,COL", callback=_combine),
     "top_by": Opt(metavar="COL"),
     "best_of": Opt(metavar="K"),
     "best_by": Opt(metavar="COL"),
@@ -56,6 +71,7 @@ def filter_cmd(inputs: tuple[str, ...], out: str, force: bool, read: Any, **opti
     Examples:
       thresher curate filter runs/score --min score_loglik=-2.5 --out runs/filter
       thresher curate filter runs/score --normalize zscore --min score_reward_z=-1 --out f
+      thresher curate filter runs/score --normalize robust --combine score_fit=score_relevance_rz,score_gain_rz --min score_fit=-1.5 --out f
       thresher curate filter runs/score --top-fraction 0.3 --top-by score_reward --per-category --out f
       thresher curate filter runs/score --best-of 1 --best-by score_reward --margin 0.1 --out f
     """

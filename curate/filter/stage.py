@@ -19,7 +19,9 @@ Rules run in this order, each on the rows the previous ones kept, and a dropped 
 ``normalize: zscore | rank | robust`` first adds per-category normalised copies of the score
 columns (``score_x_z``, ``score_x_rank`` or ``score_x_rz``: median/MAD with small categories
 shrunk toward the global statistics) that any rule may name, so one threshold means the same
-in every category. A limit ``auto`` is placed from the scores (:mod:`.autocut`).
+in every category. ``combine`` then adds columns that are the mean of score columns
+(``score_fit: [score_relevance_rz, score_gain_rz]``), which the rules may name too. A limit
+``auto`` is placed from the scores (:mod:`.autocut`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from thresher.stage import StageResult, dropped_frame
 
 from . import heuristics as H
 from . import row_rules
-from .rules import NO_SCORE, NORMALIZE_SUFFIX, Reason, best_of, normalize, threshold, top
+from .rules import NO_SCORE, NORMALIZE_SUFFIX, Reason, best_of, combined, normalize, threshold, top
 
 
 def _iso(code: Any) -> bool:
@@ -61,6 +63,9 @@ class Config:
     """Add per-category score_X_z / score_X_rank / score_X_rz (median/MAD, small categories shrunk to the global) columns."""
     shrink: float = 20.0
     """normalize robust: pseudo-rows of the global median/MAD mixed into each category's (0: categories alone)."""
+    combine: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Add a column NAME = the mean of score columns, e.g. score_fit: [score_relevance_rz, score_gain_rz]
+    (two partly independent signals cut once on their mean), that any rule may name; a name -> columns mapping."""
     top_fraction: float | None = None
     """Keep this fraction of the rows, by top_by."""
     top_k: int | None = None
@@ -171,6 +176,7 @@ class Config:
             p.append("margin: must be >= 0")
         if not _is_number(self.shrink) or self.shrink < 0:
             p.append("shrink: must be >= 0")
+        p += combine_problems(self.combine)
         if any(not str(ph).strip() for ph in self.refusal_phrases):
             p.append("refusal_phrases: an empty phrase would match (and drop) every response")
         if self.margin > 0 and self.best_of is None:
@@ -198,11 +204,52 @@ class Config:
         return p + row_rules.config_problems(self)
 
 
+def combine_problems(combine: Any) -> list[str]:
+    """What is wrong with a ``combine`` mapping (NAME -> two or more score columns)."""
+    if not isinstance(combine, dict):
+        return [f"combine: expected a mapping of NAME to columns, got {combine!r}"]
+    p: list[str] = []
+    for name, cols in combine.items():
+        if not isinstance(name, str) or not name.startswith("score_"):
+            p.append(f"combine.{name}: the name must start with score_ (a score column)")
+        if isinstance(cols, str) or not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
+            p.append(f"combine.{name}: expected a list of score columns, got {cols!r}")
+            continue
+        if len(set(cols)) < 2:
+            p.append(f"combine.{name}: needs two or more different columns, got {list(cols)!r}")
+        if name in cols:
+            p.append(f"combine.{name}: a combined column cannot average itself")
+        nested = [c for c in cols if c in combine and c != name]
+        if nested:
+            p.append(f"combine.{name}: {', '.join(map(repr, nested))} is itself a combined column")
+    return p
+
+
+def _combined(df, config: Config):
+    """``df`` with the ``combine`` columns added (after the normalised ones they read)."""
+    if not config.combine:
+        return df
+    return df.with_columns([combined(df, name, cols) for name, cols in config.combine.items()])
+
+
 def _check_columns(df, config: Config, source: str) -> None:
     """Raise a one-line error when a rule names a column the table lacks."""
     present = set(df.columns)
     derived = {c + NORMALIZE_SUFFIX[config.normalize]: c for c in present
                if config.normalize != "none" and c.startswith("score_")}
+    clash = [n for n in config.combine if n in present]
+    if clash:
+        raise ThresherError(f"{source}: combine: the table already has a column {clash[0]!r}; "
+                            "name the combined column differently")
+    sources = [c for cols in config.combine.values() for c in cols]
+    missing = [c for c in dict.fromkeys(sources) if c not in present and c not in derived]
+    if missing:
+        raise ThresherError(f"{source}: combine: no column {', '.join(repr(c) for c in missing)} to combine "
+                            f"(score columns: {', '.join(sorted(c for c in present if c.startswith('score_')))})")
+    for c in dict.fromkeys(sources):
+        if not df[derived.get(c, c)].dtype.is_numeric():
+            raise ThresherError(f"{source}: column {derived.get(c, c)!r} is {df[derived.get(c, c)].dtype}, not numeric")
+    derived.update({n: None for n in config.combine})
     missing = [c for c in config.score_columns() if c not in present and c not in derived]
     if missing:
         have = sorted(c for c in present if c.startswith("score_")) or ["none"]
@@ -215,6 +262,8 @@ def _check_columns(df, config: Config, source: str) -> None:
         )
     for c in config.score_columns():
         base = derived.get(c, c)
+        if base is None:  # a combined column: its sources were checked above
+            continue
         if c in present and not df[c].dtype.is_numeric():
             raise ThresherError(f"{source}: column {c!r} is {df[c].dtype}, not numeric")
         if base != c and not df[base].dtype.is_numeric():
@@ -275,6 +324,9 @@ class FilterStage(RowStage):
         """The score columns of the thresholds, top_by/best_by (parent_id for best_of)."""
         out = [(f"min_scores.{k}", k) for k in config.min_scores] + [(f"max_scores.{k}", k) for k in config.max_scores]
         out += [(opt, v) for opt in ("top_by", "best_by") if (v := getattr(config, opt, None))]
+        # a combined column is made here from its sources: those are what the stage reads
+        out = [(opt, col) for opt, col in out if col not in config.combine]
+        out += [(f"combine.{name}", col) for name, cols in config.combine.items() for col in cols]
         suffix = {"zscore": "_z", "rank": "_rank", "robust": "_rz"}.get(config.normalize)
         if suffix:  # score_x_z / score_x_rank are made by the filter itself from score_x
             out = [(opt, col.removesuffix(suffix)) for opt, col in out]
@@ -283,7 +335,8 @@ class FilterStage(RowStage):
         return out
 
     def writes(self, config: Config) -> set[str]:
-        return set()
+        """The combined columns (``combine``)."""
+        return set(config.combine)
 
     def check(self, table, config: Config, where: str) -> None:
         _check_columns(table, config, where)
@@ -316,6 +369,7 @@ class FilterStage(RowStage):
             norm = normed.select(ROW_INDEX, *[c for c in normed.columns if c not in full.columns])
             kept = kept.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
             dropped = dropped.join(norm, on=ROW_INDEX, how="left", maintain_order="left")
+        kept = _combined(kept, config)  # the rules' rows (rows the heuristics dropped need no score)
         kept, more, stats = score_rules(kept, config)
         stats["dropped_by_rule"] = {"heuristics": dropped.height, **stats["dropped_by_rule"]}
         stats["thresholds"] = thresholds(config, stats.get("auto_thresholds"))
@@ -350,6 +404,7 @@ def apply_rules(df, config: Config) -> tuple[Any, list[str | None], dict]:
     returns ``(table with normalised columns, reason or None per row, stats)``."""
     if config.normalize != "none":
         df = _normalized(df, config)
+    df = _combined(df, config)
     reasons = heuristic_reasons(df, config)
     alive = [i for i, r in enumerate(reasons) if r is None]
     later, stats = score_reasons(df[alive], config)

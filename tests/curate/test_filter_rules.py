@@ -107,3 +107,12 @@ def test_normalize_zscore_and_rank_per_category():
     assert rk.name == "score_r_rank" and rk.to_list() == [0.0, 0.5, 1.0, 0.0, 1.0, 1.0]
     with_null = pl.DataFrame({"category": ["a", "a", "a"], "score_r": [1.0, None, 3.0]})
     assert normalize(with_null, "score_r", "zscore").to_list() == [-1.0, None, 1.0]
+
+
+def test_combined_is_the_row_mean_and_null_where_a_part_is_missing():
+    from thresher.curate.filter.rules import combined
+
+    df = pl.DataFrame({"a": [1.0, -3.0, None, float("nan")], "b": [3, -1, 2, 2], "c": [2.0, -2.0, 0.0, 0.0]})
+    assert combined(df, "score_fit", ["a", "b"]).to_list() == [2.0, -2.0, None, None]
+    assert combined(df, "score_fit", ["a", "b", "c"]).to_list() == [2.0, -2.0, None, None]
+    assert combined(df, "score_fit", ["b", "c"]).name == "score_fit"

@@ -213,3 +213,89 @@ def test_recipe_style_config_rejects_unknown_keys():
     assert "min_score: unknown key (did you mean 'min_scores'?)" in msg
     assert "top_fraction: must be in (0, 1]" in msg
     assert "top_by: needed with top_fraction / top_k" in msg
+
+
+def test_combine_cuts_on_the_mean_of_two_scores():
+    # low on one signal only: kept; low on both: dropped; a missing score is no score
+    rows = make_rows([_row("q", "An answer.", id=i, score_a=a, score_b=b) for i, a, b in [
+        ("fine", 0.0, 0.0), ("low_a", -2.0, 0.0), ("low_b", 0.0, -2.0), ("low_both", -1.2, -1.2),
+        ("no_a", None, 1.0)]])
+    config = Config(combine={"score_fit": ("score_a", "score_b")}, min_scores={"score_fit": -1.0})
+    df, reasons, stats = apply_rules(rows, config)
+    assert df["score_fit"].to_list() == [0.0, -1.0, -1.0, -1.2, None]
+    assert reasons == [None, None, None, "score_fit=-1.2 < -1", "score_fit=null (no score)"]
+    assert stats["dropped_by_rule"]["min:score_fit"] == 2
+    # the same cut on either column alone drops a row that is low on that one only
+    _, alone, _ = apply_rules(rows, Config(min_scores={"score_a": -1.0}))
+    assert alone[1] == "score_a=-2 < -1"
+
+
+def test_combine_reads_normalised_columns():
+    # per category robust z: category x scores are 10x category y's, the z-scores match
+    recs = []
+    for cat, scale in (("x", 10.0), ("y", 1.0)):
+        for j, v in enumerate([0.0, 1.0, 2.0, 3.0, 4.0, -6.0]):
+            recs.append(_row("q", "An answer.", id=f"{cat}{j}", category=cat, score_a=v * scale, score_b=v))
+    config = Config(normalize="robust", shrink=0.0, combine={"score_fit": ("score_a_rz", "score_b_rz")},
+                    min_scores={"score_fit": -2.0})
+    df, reasons, _ = apply_rules(make_rows(recs), config)
+    assert df["score_fit"].to_list() == pytest.approx(df["score_b_rz"].to_list())
+    assert [i for i, r in zip(df["id"], reasons) if r] == ["x5", "y5"]
+
+
+def test_combine_config_problems():
+    from thresher.config import from_dict
+    from thresher.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        from_dict(Config, {"combine": {"fit": ["score_a", "score_b"], "score_one": ["score_a", "score_a"],
+                                       "score_s": "score_a", "score_n": ["score_a", "score_one"]}})
+    msg = str(e.value)
+    assert "combine.fit: the name must start with score_" in msg
+    assert "combine.score_one: needs two or more different columns, got ['score_a', 'score_a']" in msg
+    assert "combine.score_s: expected a list of score columns, got 'score_a'" in msg
+    assert "combine.score_n: 'score_one' is itself a combined column" in msg
+    assert from_dict(Config, {"combine": {"score_fit": ["score_a", "score_b"]}}).check() == []
+
+
+def test_combine_will_not_overwrite_a_column():
+    from thresher.curate.filter.stage import FilterStage
+    from thresher.errors import ThresherError
+
+    rows = make_rows([_row("q", "An answer.", score_a=1.0, score_b=2.0, score_fit=0.5)])
+    config = Config(combine={"score_fit": ("score_a", "score_b")}, min_scores={"score_fit": 0.0})
+    with pytest.raises(ThresherError, match="x.parquet: combine: the table already has a column 'score_fit'"):
+        FilterStage().check(rows, config, "x.parquet")
+    FilterStage().check(rows.drop("score_fit"), config, "x.parquet")  # no clash: fine
+
+
+def test_combine_reads_its_sources_and_writes_its_name():
+    from thresher.curate.filter.stage import FilterStage
+
+    config = Config(normalize="robust", combine={"score_fit": ("score_relevance_rz", "score_gain_rz")},
+                    min_scores={"score_fit": -1.5, "score_ending_rz": -5.5})
+    assert sorted(FilterStage().reads(config)) == [
+        ("combine.score_fit", "score_gain"), ("combine.score_fit", "score_relevance"),
+        ("min_scores.score_ending_rz", "score_ending")]
+    assert FilterStage().writes(config) == {"score_fit"}
+
+
+def test_cli_combine(scored, tmp_path):
+    out = tmp_path / "f"
+    # score_loglik = -1 - 3 * reward, so the mean is -0.5 - reward: rewards above 0.4 go
+    res = _filter(scored, "--combine", "score_fit=score_reward,score_loglik", "--min", "score_fit=-0.9",
+                  "--out", out)
+    assert res.exit_code == 0, res.output
+    kept = pl.read_parquet(out / "kept.parquet")
+    assert sorted(kept["id"]) == ["p0s1", "p1s0", "p1s1", "p1s2"]
+    assert kept["score_fit"].to_list() == pytest.approx([-0.7, -0.8, -0.81, -0.6])
+    r = dict(zip(*pl.read_parquet(out / "dropped.parquet").select("id", "drop_reason")))
+    assert r["p0s0"] == "score_fit=-1.4 < -0.9"
+    res = _filter(scored, "--combine", "score_fit=score_reward,score_judge", "--min", "score_fit=0",
+                  "--out", tmp_path / "g")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "combine: no column 'score_judge' to combine (score columns: score_loglik, score_reward)" in res.output
+    res = _filter(scored, "--combine", "score_reward=score_reward,score_loglik", "--out", tmp_path / "h")
+    assert res.exit_code == 1 and "combine.score_reward: a combined column cannot average itself" in res.output
+    res = _filter(scored, "--combine", "score_reward", "--out", tmp_path / "h")
+    assert res.exit_code == 2 and "expected NAME=COL,COL" in res.output
