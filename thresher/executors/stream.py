@@ -164,9 +164,12 @@ def finalize_parts(impl: RowStage, context: StageContext,
                    done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], pl.DataFrame]:
     """``finalize`` over the projections of every part: ``(kept, dropped, stats, rejected)``,
     ``rejected`` being the rows rejected on read (never seen by the stage)."""
-    kept, dropped = _projection([p.kept for p in done]), _projection([p.dropped for p in done])
+    kept = _projection([p.kept for p in done])
     for p in done:  # the projections live on in `kept` and `dropped` only
-        p.kept = p.dropped = pl.DataFrame()
+        p.kept = pl.DataFrame()
+    dropped = _projection([p.dropped for p in done])
+    for p in done:
+        p.dropped = pl.DataFrame()
     rejected = dropped.filter(pl.col(ROW_INDEX).is_null())
     kept, dropped, stats = impl.finalize(kept, dropped.filter(pl.col(ROW_INDEX).is_not_null()), context)
     return kept, dropped, stats, rejected
@@ -191,6 +194,9 @@ def finish_streamed(stage: StageFolder, work: WorkFolder, final: Path, kept: pl.
 
 def _projection(frames: list[pl.DataFrame]) -> pl.DataFrame:
     frame = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame({ROW_INDEX: []}, schema={ROW_INDEX: pl.UInt32})
+    index = frame[ROW_INDEX]
+    if index.null_count() == 0 and index.is_sorted():  # parts come in order: no second copy
+        return frame
     return frame.sort(ROW_INDEX, nulls_last=True)
 
 
