@@ -102,15 +102,13 @@ class IdAssigner:
     def assign(self, given: Any, messages: Sequence[Mapping[str, Any]], where: str) -> tuple[str, str | None]:
         """``(id, problem)``: problem is None unless ``given`` repeats an earlier id or is not
         a string or a number (an object, a list or a bool is refused, never stringified)."""
-        if isinstance(given, (bool, Mapping, list, tuple, dict)):
-            kind = "a bool" if isinstance(given, bool) else f"an {'object' if isinstance(given, Mapping) else 'array'}"
-            return "", f"id must be a string or a number, got {kind}"
+        problem = id_type_problem(given)
+        if problem:
+            return "", problem
         if given not in (None, ""):
             rid = str(given)
             if rid in self.seen:
-                file, first = self.seen[rid]
-                place = _place(first) if file == self.file else f"{file}:{first.removeprefix('line ')}"
-                return rid, f"duplicate id '{rid}' (first seen at {place})"
+                return rid, duplicate_id_problem(rid, *self.seen[rid], self.file)
             self.seen[rid] = (self.file, where)
             return rid, None
         return self._derive(messages, where), None
@@ -119,11 +117,8 @@ class IdAssigner:
         """Register a whole column of given ids at once (rows ``row 1``, ``row 2`` ...; lines
         ``1``, ``2`` ... with ``prefix=""``) when none is null, empty, repeated or seen before;
         False (nothing registered) otherwise."""
-        col = column.cast(pl.String)
-        if col.null_count() or (col == "").any() or col.is_duplicated().any():
-            return False
-        values = col.to_list()
-        if not self.seen.keys().isdisjoint(values):
+        values = takeable_ids(column)
+        if values is None or not self.seen.keys().isdisjoint(values):
             return False
         self.seen.update((v, (file, f"{prefix}{i}")) for i, v in enumerate(values, start=start))
         return True
@@ -158,6 +153,30 @@ class IdAssigner:
 
 def _place(where: str) -> str:
     return f"line {where}" if where.isdigit() else where
+
+
+def id_type_problem(given: Any) -> str | None:
+    """Why ``given`` cannot be an id (an object, a list or a bool: never stringified), or None."""
+    if isinstance(given, (bool, Mapping, list, tuple, dict)):
+        kind = "a bool" if isinstance(given, bool) else f"an {'object' if isinstance(given, Mapping) else 'array'}"
+        return f"id must be a string or a number, got {kind}"
+    return None
+
+
+def duplicate_id_problem(rid: str, file: str, first: str, current: str) -> str:
+    """The problem of id ``rid`` given again, first seen at ``first`` of ``file`` (``current``:
+    the file being read, named only when it is another)."""
+    place = _place(first) if file == current else f"{file}:{first.removeprefix('line ')}"
+    return f"duplicate id '{rid}' (first seen at {place})"
+
+
+def takeable_ids(column: pl.Series) -> list[str] | None:
+    """The ids of ``column`` as strings when none is null, empty or repeated (a column an id
+    set may take at once), else None."""
+    col = column.cast(pl.String)
+    if col.null_count() or (col == "").any() or col.is_duplicated().any():
+        return None
+    return col.to_list()
 
 
 def fill_ids(given: Sequence[Any], messages: Sequence[Sequence[Mapping[str, Any]]]) -> list[str]:

@@ -169,7 +169,6 @@ def stage_sources(paths: list[Path], opts: ReadOptions, rows: int) -> list[Sourc
         return None
     import pyarrow.parquet as pq
 
-
     sources, i, start = [], 0, 0
     for f in parts.files(paths[0]):
         meta = pq.ParquetFile(f).metadata

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from thresher.schema import content_id, duplicate_id_problem, id_type_problem, takeable_ids
+
 #: ids held in the dict before they move to a sorted level
 FLUSH = 100_000
 #: the largest level a merge makes (ids): a merge's scratch memory stays under ~100 MB
@@ -71,17 +73,17 @@ class CompactIds:
     # -- where an id appeared, packed into an int ----------------------------------------
 
     def _pack(self, where: str, derived: bool) -> int:
-        files = self._root()._files
-        if not files or files[-1] != self.file:
-            files.append(self.file)
+        root = self._root()
+        if not root._files or root._files[-1] != self.file:
+            root._files.append(self.file)
         if where.isdigit():
             kind, num = _DIGITS, int(where)
         elif where.startswith("row ") and where[4:].isdigit():
             kind, num = _ROW, int(where[4:])
         else:
-            self._root()._odd.append(where)
-            kind, num = _OTHER, len(self._root()._odd) - 1
-        return (_DERIVED if derived else 0) | num << 18 | kind << 16 | (len(files) - 1)
+            root._odd.append(where)
+            kind, num = _OTHER, len(root._odd) - 1
+        return (_DERIVED if derived else 0) | num << 18 | kind << 16 | (len(root._files) - 1)
 
     def _unpack(self, place: int) -> tuple[str, str]:
         """``(file, where)`` of a packed place."""
@@ -134,18 +136,15 @@ class CompactIds:
 
     def assign(self, given: Any, messages: Sequence[Mapping[str, Any]], where: str) -> tuple[str, str | None]:
         """``(id, problem)`` exactly as :meth:`thresher.schema.IdAssigner.assign`."""
-        if isinstance(given, (bool, Mapping, list, tuple, dict)):
-            kind = "a bool" if isinstance(given, bool) else f"an {'object' if isinstance(given, Mapping) else 'array'}"
-            return "", f"id must be a string or a number, got {kind}"
+        problem = id_type_problem(given)
+        if problem:
+            return "", problem
         if given not in (None, ""):
             rid = str(given)
             key = digest(rid)
             place = self._find(key)
             if place is not None:
-                file, first = self._unpack(place)
-                shown = (f"line {first}" if first.isdigit() else first) if file == self.file \
-                    else f"{file}:{first.removeprefix('line ')}"
-                return rid, f"duplicate id '{rid}' (first seen at {shown})"
+                return rid, duplicate_id_problem(rid, *self._unpack(place), self.file)
             self._add(key, self._pack(where, derived=False))
             return rid, None
         return self._derive(messages, where), None
@@ -160,8 +159,6 @@ class CompactIds:
         return 1 if place is not None and place & _DERIVED else 0
 
     def _derive(self, messages: Sequence[Mapping[str, Any]], where: str) -> str:
-        from thresher.schema import content_id
-
         base = content_id(messages)
         occ = self._count(base)
         rid = base if occ == 0 else f"{base}-{occ}"
@@ -176,10 +173,10 @@ class CompactIds:
     def take_all(self, column: pl.Series, file: str, prefix: str = "row ", start: int = 1) -> bool:
         """As :meth:`thresher.schema.IdAssigner.take_all`: every id of ``column`` registered at
         once when none is null, empty, repeated or seen before; False (nothing kept) otherwise."""
-        col = column.cast(pl.String)
-        if col.null_count() or (col == "").any() or col.is_duplicated().any():
+        values = takeable_ids(column)
+        if values is None:
             return False
-        keys = np.array([digest(v) for v in col.to_list()], dtype="S16")
+        keys = np.array([digest(v) for v in values], dtype="S16")
         root = self._root()
         if any(k in root._recent for k in keys.tolist()) or (self is not root and any(k in self._recent for k in keys.tolist())):
             return False

@@ -132,9 +132,9 @@ class _Cap:
         return out
 
 
-def _record_size(item: object) -> int:
-    """About the bytes of a CSV record (its field texts); ``item`` is ``(where, record)``."""
-    rec = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+def _record_size(item: tuple[str, object]) -> int:
+    """About the bytes of a CSV record ``(where, record)``: its field texts."""
+    rec = item[1]
     if isinstance(rec, dict):
         return sum(len(v) if isinstance(v, str) else 8 for v in rec.values())
     return 64
@@ -165,14 +165,14 @@ class _TrustedIds:
         return IdAssigner().assign(given, messages, where)
 
 
-def _one_input(p: Path, opts: ReadOptions, ids, rows: _Cap) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+def _one_input(p: Path, opts: ReadOptions, ids, cap: _Cap) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     from thresher.io.readers import Collector
 
     label = str(p)
     col = Collector(label, opts.on_bad_rows)
     ids.file = label
-    batches = _parquet_batches(p, label, opts, col, ids, rows) if _kind(p) == "parquet" \
-        else _record_batches(p, label, opts, col, ids, rows)
+    batches = _parquet_batches(p, label, opts, col, ids, cap) if _kind(p) == "parquet" \
+        else _record_batches(p, label, opts, col, ids, cap)
     seen = 0
     for table in batches:
         seen += table.height + len(col.rejects)
@@ -188,12 +188,12 @@ def _finish(table: pl.DataFrame) -> pl.DataFrame:
     return normalize_references(table)
 
 
-def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
+def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) -> Iterator[pl.DataFrame]:
     from thresher.io.readers import canonical_fast, frame_records, validate_records, table_of
 
     first, shape = 0, None
     try:
-        source = parts.iter_batches(p, rows.rows, max_bytes=rows.size)
+        source = parts.iter_batches(p, cap.rows, max_bytes=cap.size)
         for df in source:
             fast = canonical_fast(df, label, col, ids, first) if opts.fmt in (None, "messages") else None
             if fast is None:
@@ -207,8 +207,8 @@ def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Ca
         raise InputError(f"{label}: cannot read Parquet ({str(e).splitlines()[0]})") from None
 
 
-def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
-    """A JSONL file a batch of lines at a time (``rows``): a clean block straight into Arrow
+def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) -> Iterator[pl.DataFrame]:
+    """A JSONL file a batch of lines at a time (``cap``): a clean block straight into Arrow
     (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
     from thresher.io.arrow_jsonl import read_block
     from thresher.io.compress import lines
@@ -218,7 +218,7 @@ def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap)
     source, first, shape, dups, unknown = iter(lines(p, label)), 0, None, DupKeys(), set()
     fast_ok = opts.fmt in (None, "messages")
     while True:
-        block = rows.take(source, len)
+        block = cap.take(source, len)
         if not block:
             break
         fast = read_block(b"".join(block), label, ids, first) if fast_ok else None
@@ -241,16 +241,16 @@ def _ignored(label: str, keys: set[str]) -> None:
          "tool_calls, tool_call_id, name, weight/train, reasoning_content/thinking)")
 
 
-def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, rows: _Cap) -> Iterator[pl.DataFrame]:
+def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) -> Iterator[pl.DataFrame]:
     from thresher.io.readers import open_input, validate_records, table_of
 
     if inner_suffix(p) in (".jsonl", ".ndjson"):
-        yield from _jsonl_batches(p, label, opts, col, ids, rows)
+        yield from _jsonl_batches(p, label, opts, col, ids, cap)
         return
     records, _ = open_input(p, label, opts.fmt, opts.split, col)
     records, shape, unknown = iter(records), None, set()
     while True:
-        chunk = rows.take(records, _record_size)
+        chunk = cap.take(records, _record_size)
         if not chunk:
             break
         found, shape, keys, _ = validate_records(iter(chunk), opts.fmt, label, col, ids, shape)
