@@ -16,18 +16,22 @@ def histogram(values: Iterable[Any], bins: int = BINS, *, digits: int | None = N
     largest); nulls, NaN and infinities are left out.
     ``digits`` rounds the edges. No values: empty lists; one distinct value: one bin.
     """
-    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not vals:
+    import numpy as np
+
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        vals = values[np.isfinite(values)]
+    else:
+        vals = np.asarray([float(v) for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if not vals.size:
         return {"edges": [], "counts": []}
-    lo, hi = min(vals), max(vals)
+    lo, hi = float(vals.min()), float(vals.max())
     bins = max(1, bins)
     if hi == lo:
-        edges, counts = [lo, hi], [len(vals)]
+        edges, counts = [lo, hi], [int(vals.size)]
     else:
         width = (hi - lo) / bins
-        counts = [0] * bins
-        for v in vals:
-            counts[min(int((v - lo) / width), bins - 1)] += 1
+        at = np.minimum(((vals - lo) / width).astype(np.int64), bins - 1)
+        counts = np.bincount(at, minlength=bins).tolist()
         edges = [lo + i * width for i in range(bins)] + [hi]
     if digits is not None:
         edges = [round(e, digits) for e in edges]
