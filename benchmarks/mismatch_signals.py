@@ -13,9 +13,13 @@ Signals, all on the all-MiniLM-L6-v2 embeddings the ``relevance`` scorer uses:
 - ``rank``: how many other questions of the set fit the answer better than its own;
 - ``pair model``: a logistic regression on (q * a, |q - a|, cosine) trained on the set's own
   pairs against random re-pairings of them (self-supervised, 5-fold: a row is scored by a
-  model that did not see it).
+  model that did not see it);
+- ``category fit``: the answer's cosine to its own category's mean answer (itself left out)
+  minus its best cosine to another category's mean answer (an answer from another topic);
+- ``cosine + category fit``: the sum of the two, each robust-z'd over the set.
 
-Usage: ``python benchmarks/mismatch_signals.py`` (about 2 minutes on 2 cores).
+Usage: ``python benchmarks/mismatch_signals.py [SEEDS]`` (the mean of SEEDS planted sets per
+split, default 4; about 5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -59,6 +63,28 @@ def pair_model(q: np.ndarray, a: np.ndarray, folds: int = 5, negatives: int = 5,
     return out
 
 
+def category_fit(a: np.ndarray, cats: list[str]) -> np.ndarray:
+    """Cosine of each answer to its category's mean answer (itself left out) minus the best
+    cosine to another category's mean answer."""
+    names = sorted(set(cats))
+    ci = np.array([names.index(c) for c in cats])
+    sums = np.zeros((len(names), a.shape[1]))
+    np.add.at(sums, ci, a)
+    n = np.bincount(ci, minlength=len(names)).astype(float)
+    means = sums / n[:, None]
+    sims = a @ (means / np.linalg.norm(means, axis=1, keepdims=True)).T
+    own = (sums[ci] - a) / np.maximum(n[ci] - 1, 1)[:, None]
+    own_sim = (a * own).sum(1) / np.maximum(np.linalg.norm(own, axis=1), 1e-9)
+    sims[np.arange(len(a)), ci] = -9.0
+    return own_sim - sims.max(1)
+
+
+def robust_z(s: np.ndarray) -> np.ndarray:
+    """``s`` centred on its median, in units of its MAD (x 1.4826)."""
+    med = np.median(s)
+    return (s - med) / (1.4826 * np.median(np.abs(s - med)) or 1.0)
+
+
 def signals(rows: list[dict], embedder) -> dict[str, np.ndarray]:
     """Every signal's score per row (lower: more likely a mismatch)."""
     qs, ans = [r["q"] for r in rows], [r["a"] for r in rows]
@@ -69,25 +95,31 @@ def signals(rows: list[dict], embedder) -> dict[str, np.ndarray]:
     own = (q * a).sum(1)
     qid = np.array([at[t] for t in qs])
     others = np.where(qid[None, :] == qid[:, None], -9.0, a @ q.T)  # [i, j]: answer i, question j
+    fit = category_fit(a, [r["category"] for r in rows])
     return {"cosine": own, "margin": own - others.max(1), "rank": -(others > own[:, None]).sum(1).astype(float),
-            "pair model": pair_model(q, a)}
+            "pair model": pair_model(q, a), "category fit": fit, "cosine + category fit": robust_z(own) + robust_z(fit)}
 
 
-def main() -> None:
+def main(seeds: int = 4) -> None:
+    """Every signal on each split, the mean of ``seeds`` planted sets (seeds 0, 1, ...)."""
     from noisy import build
 
     from thresher.embed import DEFAULT_EMBEDDER, load_embedder
 
     embedder = load_embedder(DEFAULT_EMBEDDER, device="cpu", batch_size=64)
-    print(f"{'split':6s} {'signal':11s} {'AUC':>6s} {'@2%':>5s} {'@3%':>5s} {'@5%':>5s}")
+    print(f"{'split':6s} {'signal':21s} {'AUC':>6s} {'@2%':>5s} {'@3%':>5s} {'@5%':>5s}")
     for split in ("dev", "eval"):
-        rows = build(0, split)
-        kinds = np.array([r["kind"] for r in rows])
-        good, bad = kinds == "good", kinds == "mismatch"
-        for name, s in signals(rows, embedder).items():
-            print(f"{split:6s} {name:11s} {auc(s[bad], s[good]):6.3f} "
-                  + " ".join(f"{caught_at(s[bad], s[good], x):5.2f}" for x in (0.02, 0.03, 0.05)), flush=True)
-
+        table: dict[str, list[list[float]]] = {}
+        for seed in range(seeds):
+            rows = build(seed, split)
+            kinds = np.array([r["kind"] for r in rows])
+            good, bad = kinds == "good", kinds == "mismatch"
+            for name, s in signals(rows, embedder).items():
+                table.setdefault(name, []).append(
+                    [auc(s[bad], s[good])] + [caught_at(s[bad], s[good], x) for x in (0.02, 0.03, 0.05)])
+        for name, runs in table.items():
+            m = np.mean(runs, axis=0)
+            print(f"{split:6s} {name:21s} {m[0]:6.3f} " + " ".join(f"{x:5.2f}" for x in m[1:]), flush=True)
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 4)
