@@ -168,7 +168,9 @@ class RowStage(StageFacts):
 
     def finalize_columns(self, config: Any, columns: list[str]) -> list[str]:
         """The columns (of ``columns``, a part's) :meth:`finalize` reads when the stage
-        streams; :data:`ROW_INDEX`, ``category`` and the drop columns come anyway."""
+        streams; :data:`ROW_INDEX`, ``category`` and the drop columns come anyway (``category``,
+        ``drop_stage`` and ``drop_code`` as a Categorical, and no drop column that is null for
+        every kept row of a part: :func:`thresher.executors.stream.compact`)."""
         return []
 
 
@@ -196,7 +198,7 @@ class GlobalStage(StageFacts):
 
     def projection_columns(self, config: Any, columns: list[str]) -> list[str]:
         """The columns (of ``columns``, a batch's) :meth:`run_projection` reads as they are;
-        :data:`ROW_INDEX`, ``id`` and ``category`` come anyway."""
+        :data:`ROW_INDEX`, ``id`` and ``category`` (a Categorical) come anyway."""
         return []
 
     def project(self, batch: pl.DataFrame, context: StageContext) -> pl.DataFrame | None:

@@ -157,10 +157,17 @@ def dropped_frame(df: pl.DataFrame, stage: str, reasons: str | pl.Series | pl.Ex
     )
 
 
+def _as_strings(counts: pl.DataFrame, *columns: str) -> pl.DataFrame:
+    """``counts`` (a small grouped frame) with its Categorical ``columns`` as String: a
+    streamed stage's projections hold them Categorical, and the stats sort them as text."""
+    return counts.with_columns([pl.col(c).cast(pl.String) for c in columns
+                                if isinstance(counts.schema[c], pl.Categorical)])
+
+
 def _category_counts(df: pl.DataFrame | None) -> dict[str, int]:
     if df is None or df.height == 0 or "category" not in df.columns:
         return {}
-    counts = df.group_by("category").len().sort("category", nulls_last=True)
+    counts = _as_strings(df.group_by("category").len(), "category").sort("category", nulls_last=True)
     return {str(c) if c is not None else "(none)": int(n) for c, n in counts.iter_rows()}
 
 
@@ -375,8 +382,8 @@ def _code_counts(dropped: pl.DataFrame, stage: str) -> dict[str, int]:
     """Dropped rows by ``drop_code`` (``read:<code>`` for rows another stage, e.g. the reader, dropped)."""
     if dropped.height == 0:
         return {}
-    by = (dropped.group_by(pl.col("drop_stage").fill_null(stage), pl.col("drop_code").fill_null("dropped"))
-          .len().sort(["len", "drop_code"], descending=[True, False]))
+    by = _as_strings(dropped.group_by(pl.col("drop_stage").fill_null(stage), pl.col("drop_code").fill_null("dropped"))
+                     .len(), "drop_stage", "drop_code").sort(["len", "drop_code"], descending=[True, False])
     return {code if st == stage else f"{st}:{code}": int(n) for st, code, n in by.iter_rows()}
 
 

@@ -14,10 +14,10 @@ import pytest
 
 from thresher.curate.filter.stage import Config, run
 from thresher.executor import ROW_INDEX, GlobalStage, run_stage
-from thresher.stage import dropped_frame
 from thresher.executors.stream import MIN_BYTES_ENV, PART_ROWS_ENV
 from thresher.io import parts
 from thresher.io.stream import iter_inputs, streamable
+from thresher.stage import dropped_frame
 from thresher.stage_folder import PARTS_WORK, damage, read_manifest
 
 WORDS = ["alpha", "beta", "gamma", "delta", "the", "sea", "is", "blue", "seven"]
@@ -106,8 +106,9 @@ def test_a_batch_ends_once_its_lines_pass_the_byte_cap(tmp_path):
 
 
 def test_the_byte_cap_holds_for_csv_and_parquet(tmp_path):
-    from thresher.io.parts import batch_rows
     import pyarrow.parquet as pq
+
+    from thresher.io.parts import batch_rows
 
     rows = [{"id": f"r{i}", "prompt": f"q{i}", "response": "y" * 1000} for i in range(40)]
     csv = tmp_path / "in.csv"
@@ -271,3 +272,66 @@ def test_a_global_stage_streams_from_its_projection(tmp_path, stream, monkeypatc
     _same(tmp_path / "s", tmp_path / "w")
     kept = parts.read(tmp_path / "s" / "kept.parquet")
     assert kept.height == 3 and kept["longest"].to_list() == [True] * 3 and "_len" not in kept.columns
+
+
+def _parquet_with_drop_columns(path: Path, n: int) -> Path:
+    """Rows (a category, a score) that carry null drop columns, as a dropped.parquet does."""
+    from thresher.schema import DROP_COLUMNS
+
+    rows = [{k: v for k, v in r.items() if k != "note"} for r in _rows(n)]
+    df = pl.DataFrame(rows).with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in DROP_COLUMNS])
+    df.write_parquet(path)
+    return path
+
+
+def test_a_projection_holds_categories_and_no_null_drop_columns():
+    from thresher.curate.filter.stage import FilterStage
+    from thresher.executors.stream import as_written, project
+
+    rows = pl.DataFrame({ROW_INDEX: [0, 1], "id": ["a", "b"], "category": ["x", None], "score_q": [0.5, 0.1],
+                         "drop_stage": [None, None], "drop_code": [None, None], "drop_reason": [None, None]},
+                        schema_overrides={c: pl.String for c in ("drop_stage", "drop_code", "drop_reason")})
+    kept = project(rows, FilterStage(), Config(**CONFIG), kept=True)
+    assert kept.columns == [ROW_INDEX, "category", "score_q"]
+    assert isinstance(kept.schema["category"], pl.Categorical) and kept["category"].to_list() == ["x", None]
+    dropped = project(rows.with_columns(pl.lit("filter").alias("drop_stage")), FilterStage(), Config(**CONFIG))
+    assert dropped.columns == [ROW_INDEX, "category", "drop_stage", "drop_code", "drop_reason", "score_q"]
+    assert [str(t) for t in dropped.dtypes[1:5]] == ["Categorical", "Categorical", "Categorical", "String"]
+    back = as_written(dropped, rows)
+    assert back.schema["category"] == pl.String and back.schema["drop_code"] == pl.String
+    assert back.equals(dropped.with_columns(pl.col("category", "drop_stage", "drop_code").cast(pl.String)))
+    assert as_written(dropped, rows.with_columns(pl.col("category").cast(pl.Categorical))).schema["category"] \
+        == pl.Categorical  # rows that hold a Categorical keep it
+
+
+def test_compact_projections_change_no_result(tmp_path, stream, monkeypatch):
+    import thresher.executors.stream as streaming
+
+    src = _parquet_with_drop_columns(tmp_path / "in.parquet", 200)
+    config = dict(top_by="score_q", top_fraction=0.8, per_category=True)  # the category groups a rule
+    held: list[pl.DataFrame] = []
+    finalize_parts = streaming.finalize_parts
+
+    def spy(impl, context, done):
+        held.extend(p.kept for p in done)
+        return finalize_parts(impl, context, done)
+
+    monkeypatch.setenv(PART_ROWS_ENV, "40")
+    monkeypatch.setattr(streaming, "finalize_parts", spy)
+    new = _run(src, tmp_path / "new", **config)
+    assert len(held) == 5 and all(p.columns == [ROW_INDEX, "category", "score_q"] for p in held)
+    assert all(isinstance(p.schema["category"], pl.Categorical) for p in held)
+    monkeypatch.setattr(streaming, "compact", lambda projection, kept=False: projection)  # the old projections
+    old = _run(src, tmp_path / "old", **config)
+    monkeypatch.setenv(MIN_BYTES_ENV, str(1 << 40))
+    whole = _run(src, tmp_path / "whole", **config)
+    assert {k: v for k, v in new.items() if k != "seconds"} == {k: v for k, v in old.items() if k != "seconds"}
+    assert new["dropped_by_rule"]["top"] > 0 and new["kept_by_category"] == whole["kept_by_category"]
+    for key in ("rows_in", "rows_out", "rows_dropped", "drop_codes", "dropped_by_category", "dropped_by_rule"):
+        assert new[key] == whole[key], key
+    for name in ("kept.parquet", "dropped.parquet"):
+        files = parts.files(tmp_path / "new" / name)
+        assert [pl.read_parquet_schema(f) for f in files] == [pl.read_parquet_schema(f) for f in parts.files(tmp_path / "old" / name)]
+        assert parts.read(tmp_path / "new" / name).equals(parts.read(tmp_path / "old" / name), null_equal=True), name
+        assert parts.schema(tmp_path / "new" / name)["category"] == pl.String
+    _same(tmp_path / "new", tmp_path / "whole")

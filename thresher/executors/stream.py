@@ -12,7 +12,11 @@ input. Three phases:
 2. **Projection.** ``finalize`` sees a projection of every part: :data:`ROW_INDEX` plus the
    columns the stage names in :meth:`~thresher.executor.RowStage.finalize_columns` (and
    ``category`` and the drop columns, which the stats count). Global rules (z-scores,
-   ``auto`` cuts, best-of-n) run there: a few bytes a row, never the rows themselves.
+   ``auto`` cuts, best-of-n) run there: a few bytes a row, never the rows themselves. The
+   projections are held compact (:func:`compact`): the String columns of
+   :data:`CATEGORICAL_COLUMNS` as a polars Categorical (4 bytes a row, not a 16-byte view)
+   and a kept part's drop columns left out when all null; the second pass writes them back as
+   the rows hold them (:func:`as_written`), so the parts keep their schema.
 3. **Second pass.** Each part is rewritten with what ``finalize`` decided: new columns joined
    by :data:`ROW_INDEX`, rows it dropped moved to the dropped part. The result is a folder of
    parts (one file when there is a single part) swapped in as one result set.
@@ -51,6 +55,10 @@ PART_ROWS_ENV = "THRESHER_PART_ROWS"
 MIN_BYTES_ENV = "THRESHER_STREAM_MIN_BYTES"
 #: inputs smaller than this are read whole (one batch, one file), as before streaming
 STREAM_MIN_BYTES = 64 << 20
+#: projection columns held as a polars Categorical while they are String: few distinct values
+#: each (a category, a stage, a code), 4 bytes a row instead of a 16-byte view (and the text
+#: beyond 12 characters); ``drop_reason`` (free text, often one value a row) stays String
+CATEGORICAL_COLUMNS: tuple[str, ...] = ("category", "drop_stage", "drop_code")
 
 
 def part_rows() -> int:
@@ -123,7 +131,7 @@ class PartDone:
     def of(cls, impl: RowStage, config: Any, i: int, kept: pl.DataFrame, dropped: pl.DataFrame,
            marker: dict[str, Any], reused: bool) -> PartDone:
         """Part ``i`` from its rows (or projections) and its marker."""
-        return cls(i, int(marker["start"]), int(marker["end"]), project(kept, impl, config),
+        return cls(i, int(marker["start"]), int(marker["end"]), project(kept, impl, config, kept=True),
                    project(dropped, impl, config), int(marker["rows"]) + int(marker["rejected"]),
                    dict(marker.get("counters") or {}), reused)
 
@@ -210,9 +218,31 @@ def projection_columns(impl: RowStage, config: Any, columns: list[str]) -> list[
     return seen
 
 
-def project(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
-    """A part's projection: what ``finalize`` and the stats read of its rows."""
-    return df.select(projection_columns(impl, config, df.columns))
+def project(df: pl.DataFrame, impl: RowStage, config: Any, *, kept: bool = False) -> pl.DataFrame:
+    """A part's projection: what ``finalize`` and the stats read of its rows (``kept``: of
+    its kept rows), held compact (:func:`compact`)."""
+    return compact(df.select(projection_columns(impl, config, df.columns)), kept=kept)
+
+
+def compact(projection: pl.DataFrame, *, kept: bool = False) -> pl.DataFrame:
+    """``projection`` in fewer bytes a row, with the same values: its String columns of
+    :data:`CATEGORICAL_COLUMNS` as Categorical and, for ``kept`` rows, the drop columns left
+    out where every value is null (the stats count drops from the dropped projection)."""
+    schema = projection.schema
+    null = [c for c in DROP_COLUMNS if kept and c in schema and projection[c].null_count() == projection.height]
+    cast = [pl.col(c).cast(pl.Categorical) for c in CATEGORICAL_COLUMNS
+            if c in schema and c not in null and schema[c] == pl.String]
+    return projection.drop(null).with_columns(cast)
+
+
+def as_written(decided: pl.DataFrame, *rows: pl.DataFrame) -> pl.DataFrame:
+    """``decided`` (a part's slice of ``finalize``'s decisions) with the columns
+    :func:`compact` made Categorical back to String, unless the part's ``rows`` (its pass-1
+    tables) hold them as Categorical themselves: the final parts keep the rows' dtypes."""
+    schema = decided.schema
+    back = [c for c in CATEGORICAL_COLUMNS if c in schema and isinstance(schema[c], pl.Categorical)
+            and not any(isinstance(r.schema.get(c), pl.Categorical) for r in rows)]
+    return decided.with_columns([pl.col(c).cast(pl.String) for c in back]) if back else decided
 
 
 class ProjectedStage:
@@ -352,12 +382,14 @@ def rewrite_part(dropped_table: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFr
                  i: int, kept: pl.DataFrame, dropped: pl.DataFrame) -> None:
     """Second pass of part ``i``: its pass-1 rows with ``finalize``'s decisions for it
     (:func:`part_decisions`: ``kept`` and ``dropped`` projections, their new columns joined
-    by :data:`ROW_INDEX`), written as final part ``i``; ``dropped_table`` shapes the dropped
-    rows (:meth:`~thresher.stage.StageFolder.dropped_table`, or :class:`DroppedTable`)."""
+    by :data:`ROW_INDEX`, their Categorical columns back to String, :func:`as_written`),
+    written as final part ``i``; ``dropped_table`` shapes the dropped rows
+    (:meth:`~thresher.stage.StageFolder.dropped_table`, or :class:`DroppedTable`)."""
     kept_cols = [c for c in kept.columns if c != ROW_INDEX]
     drop_cols = [c for c in dropped.columns if c != ROW_INDEX]
     k_old = parts.read(work.part("kept", i))
     d_old = parts.read(work.part("dropped", i))
+    kept, dropped = as_written(kept, k_old, d_old), as_written(dropped, k_old, d_old)
     k_new = _decide(k_old, kept, kept_cols)
     moved = _decide(k_old, dropped, drop_cols)
     d_rest = d_old.join(dropped.select(ROW_INDEX, *[c for c in drop_cols if c not in d_old.columns]),
