@@ -5,7 +5,8 @@ input, a projection of it (row number, ``category``, the drop columns, the stage
 ``finalize_columns``) in memory until ``finalize``. This script generates N rows (two short
 turns, a ``category`` of 8 values, a ``score_q`` column) as Parquet, runs ``filter`` (the
 heuristics plus a robust z-score cut, so both projections are non-empty) and ``score -s
-length`` on them in this process, streamed in parts, and reports what the parts' projections
+length`` on them in this process, streamed in parts (``--stages heuristics``: the filter's
+heuristics alone, a stage that streams in one pass), and reports what the parts' projections
 hold when ``finalize`` starts, per row, kept and dropped, and by column: polars
 ``estimated_size()`` and the Arrow buffers behind the columns (``estimated_size()`` counts a
 string column's characters but not its 16-byte views, so it under-counts short strings,
@@ -98,6 +99,10 @@ def measure(stage: str, src: Path, out: Path) -> dict[str, Any]:
             from thresher.curate.filter.stage import Config, run
 
             run([src], out, Config(min_chars=12, normalize="robust", min_scores={"score_q_rz": -1.0}), force=True)
+        elif stage == "heuristics":
+            from thresher.curate.filter.stage import Config, run
+
+            run([src], out, Config(min_chars=12), force=True)
         else:
             from thresher.curate.score.stage import Config, run
 
@@ -134,7 +139,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--part-rows", type=int, default=50_000)
-    ap.add_argument("--stages", default="filter,score")
+    ap.add_argument("--stages", default="filter,heuristics,score")
     ap.add_argument("--input-drop-columns", action="store_true", help="null drop columns in the input")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

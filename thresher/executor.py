@@ -166,6 +166,15 @@ class RowStage(StageFacts):
         True for a stage without a finalize of its own."""
         return type(self).finalize is RowStage.finalize
 
+    def decides(self, config: Any) -> bool:
+        """True when :meth:`finalize` may drop rows or add columns under ``config``; False
+        when it only computes stats from what it is given. A streamed stage that does not
+        decide writes its final parts in one pass, counts its stats part by part (a
+        :class:`~thresher.tally.Tally` each), and hands ``finalize`` only the
+        :meth:`finalize_columns` of its rows (:mod:`thresher.executors.stream`). Default: True
+        when the stage has a finalize of its own."""
+        return type(self).finalize is not RowStage.finalize
+
     def finalize_columns(self, config: Any, columns: list[str]) -> list[str]:
         """The columns (of ``columns``, a part's) :meth:`finalize` reads when the stage
         streams; :data:`ROW_INDEX`, ``category`` and the drop columns come anyway (``category``,
@@ -322,8 +331,11 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         context = StageContext(config, where, stage, inputs=paths, read=opts, force=stage.force)
         written = impl.run_parts(context) if not impl.reads_rows else None
         if written is not None:  # the stage streamed its rows into parts itself
-            return stage.finish_parts(written.folder, written.kept, written.dropped, written.stats,
-                                      rows_in=written.rows_in, artefacts=context.artefacts)
+            from thresher.tally import Tally
+
+            tally = Tally.of(stage.name, written.kept, written.dropped)
+            return stage.finish_parts(written.folder, tally, written.stats, rows_in=written.rows_in,
+                                      artefacts=context.artefacts)
         kept, dropped, stats = impl.run_table(table, context)
     n_in = impl.rows_in(table, context)
     if n_in is not None:

@@ -24,6 +24,7 @@ from thresher.config import to_dict
 from thresher.io.atomic import write_text_atomic
 from thresher.progress import info
 from thresher.schema import DROP_COLUMNS
+from thresher.tally import Tally
 from thresher.stage_folder import (
     DROPPED,
     KEPT,
@@ -155,20 +156,6 @@ def dropped_frame(df: pl.DataFrame, stage: str, reasons: str | pl.Series | pl.Ex
     return df.drop([c for c in DROP_COLUMNS if c in df.columns]).with_columns(
         pl.lit(stage, dtype=pl.String).alias("drop_stage"), code.alias("drop_code"), reason.alias("drop_reason")
     )
-
-
-def _as_strings(counts: pl.DataFrame, *columns: str) -> pl.DataFrame:
-    """``counts`` (a small grouped frame) with its Categorical ``columns`` as String: a
-    streamed stage's projections hold them Categorical, and the stats sort them as text."""
-    return counts.with_columns([pl.col(c).cast(pl.String) for c in columns
-                                if isinstance(counts.schema[c], pl.Categorical)])
-
-
-def _category_counts(df: pl.DataFrame | None) -> dict[str, int]:
-    if df is None or df.height == 0 or "category" not in df.columns:
-        return {}
-    counts = _as_strings(df.group_by("category").len(), "category").sort("category", nulls_last=True)
-    return {str(c) if c is not None else "(none)": int(n) for c, n in counts.iter_rows()}
 
 
 class StageFolder:
@@ -312,15 +299,14 @@ class StageFolder:
             write_table(dropped, folder / DROPPED)
             kill_point("dropped")
 
-        return self._commit(kept, dropped, stats, rows_in, artefacts, rows)
+        return self._commit(Tally.of(self.name, kept, dropped), stats, rows_in, artefacts, rows)
 
-    def finish_parts(self, written: Path, kept: pl.DataFrame, dropped: pl.DataFrame,
-                     stats: dict[str, Any] | None = None, *, rows_in: int | None = None,
-                     artefacts: dict[str, str] | None = None) -> StageResult:
+    def finish_parts(self, written: Path, tally: Tally, stats: dict[str, Any] | None = None, *,
+                     rows_in: int | None = None, artefacts: dict[str, str] | None = None) -> StageResult:
         """:meth:`finish` for a stage that streamed: ``written`` holds its finished
         ``kept.parquet`` and ``dropped.parquet`` (files or folders of parts, moved in as they
-        are); ``kept`` and ``dropped`` are projections of them (``category`` and the drop
-        columns) the stats are counted from."""
+        are); ``tally`` counts their rows (:class:`~thresher.tally.Tally`, summed over parts
+        or counted from projections) for the stats."""
 
         def rows(folder: Path) -> None:
             os.replace(written / KEPT, folder / KEPT)
@@ -328,11 +314,11 @@ class StageFolder:
             os.replace(written / DROPPED, folder / DROPPED)
             kill_point("dropped")
 
-        return self._commit(kept, dropped, stats, rows_in, artefacts, rows)
+        return self._commit(tally, stats, rows_in, artefacts, rows)
 
-    def _commit(self, kept: pl.DataFrame, dropped: pl.DataFrame, stats: dict[str, Any] | None,
-                rows_in: int | None, artefacts: dict[str, str] | None, rows: Any) -> StageResult:
-        full = StageStats.build(self.name, kept, dropped, rows_in, time.time() - self.started, stats).to_dict()
+    def _commit(self, tally: Tally, stats: dict[str, Any] | None, rows_in: int | None,
+                artefacts: dict[str, str] | None, rows: Any) -> StageResult:
+        full = StageStats.of_tally(self.name, tally, rows_in, time.time() - self.started, stats).to_dict()
         names = {k: str(v) for k, v in (artefacts or {}).items()}
 
         def write(folder: Path) -> None:
@@ -349,7 +335,7 @@ class StageFolder:
         finally:
             self.close()
         if not self.quiet:
-            info(f"{self.name}: {full['rows_in']} rows in, {kept.height} kept, {dropped.height} dropped -> {self.out}")
+            info(f"{self.name}: {full['rows_in']} rows in, {tally.kept} kept, {tally.dropped} dropped -> {self.out}")
         return StageResult(self.name, self.out, full, reused=False)
 
 
@@ -360,31 +346,6 @@ def _usage(stats: dict[str, Any]) -> dict[str, Any]:
         return {}
     keys = ("requests", "prompt_tokens", "completion_tokens_total", "cost_usd", "cost_usd_with_reused")
     return {"usage": {k: stats[k] for k in keys if k in stats}}
-
-
-def _reason_counts(dropped: pl.DataFrame) -> dict[str, int]:
-    """Dropped rows by rule: the reason up to its first value, id or detail (rows rejected on
-    read by their code, as their reason starts with the file name)."""
-    if dropped.height == 0:
-        return {}
-    read = pl.col("drop_stage") == "read"
-    distinct = dropped.group_by(pl.when(read).then(pl.format("read: {}", pl.col("drop_code")))
-                                .otherwise(pl.col("drop_reason").cast(pl.String))
-                                .fill_null("(no reason)").alias("drop_reason")).len()
-    rules = (distinct.with_columns(pl.col("drop_reason")
-                                   .str.replace(r"^(read: .*)$|\s+of\s.*$|[=<>:(\[].*$", "$1")
-                                   .str.strip_chars())
-             .group_by("drop_reason").agg(pl.col("len").sum()).sort("len", descending=True))
-    return {str(r) or "(no reason)": int(n) for r, n in rules.head(50).iter_rows()}
-
-
-def _code_counts(dropped: pl.DataFrame, stage: str) -> dict[str, int]:
-    """Dropped rows by ``drop_code`` (``read:<code>`` for rows another stage, e.g. the reader, dropped)."""
-    if dropped.height == 0:
-        return {}
-    by = _as_strings(dropped.group_by(pl.col("drop_stage").fill_null(stage), pl.col("drop_code").fill_null("dropped"))
-                     .len(), "drop_stage", "drop_code").sort(["len", "drop_code"], descending=[True, False])
-    return {code if st == stage else f"{st}:{code}": int(n) for st, code, n in by.iter_rows()}
 
 
 @dataclass
@@ -415,12 +376,14 @@ class StageStats:
     def build(cls, stage: str, kept: pl.DataFrame, dropped: pl.DataFrame, rows_in: int | None,
               seconds: float, extra: dict[str, Any] | None) -> StageStats:
         """The stats of a finished stage from its tables."""
-        n_read = int((dropped["drop_stage"] == "read").sum()) if dropped.height else 0
-        return cls(stage=stage, rows_in=rows_in if rows_in is not None else kept.height + dropped.height,
-                   rows_out=kept.height, rows_dropped=dropped.height, rows_rejected_on_read=n_read,
-                   kept_by_category=_category_counts(kept), dropped_by_category=_category_counts(dropped),
-                   drop_reasons=_reason_counts(dropped), drop_codes=_code_counts(dropped, stage),
-                   seconds=round(seconds, 3), extra=dict(extra or {}))
+        return cls.of_tally(stage, Tally.of(stage, kept, dropped), rows_in, seconds, extra)
+
+    @classmethod
+    def of_tally(cls, stage: str, tally: Tally, rows_in: int | None, seconds: float,
+                 extra: dict[str, Any] | None) -> StageStats:
+        """The stats of a finished stage from the :class:`~thresher.tally.Tally` of its rows."""
+        return cls(stage=stage, rows_in=rows_in if rows_in is not None else tally.kept + tally.dropped,
+                   **tally.stats(), seconds=round(seconds, 3), extra=dict(extra or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of stats.json (``extra`` flattened in; it may override a key)."""

@@ -241,6 +241,10 @@ class DecontamStage(RowStage):
         """Always: the stats need only the dropped rows' benchmark column."""
         return True
 
+    def decides(self, config: Config) -> bool:
+        """Never: finalize counts the dropped rows by benchmark."""
+        return False
+
     def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
         """The benchmark each dropped row matched."""
         return [c for c in columns if c == "benchmark"]

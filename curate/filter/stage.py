@@ -345,8 +345,16 @@ class FilterStage(RowStage):
         """Always: the score rules need only the score columns (:meth:`finalize_columns`)."""
         return True
 
+    def decides(self, config: Config) -> bool:
+        """When a score rule, a normalisation or a combined column is configured: the
+        heuristics alone are decided per batch."""
+        return bool(config.score_columns() or config.normalize != "none" or config.combine)
+
     def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
-        """The score columns (normalised and summarised), and what the rules read."""
+        """The score columns (normalised and summarised), and what the rules read (none when
+        the stage :meth:`decides` nothing)."""
+        if not self.decides(config):
+            return []
         read = [c for _, c in self.reads(config)] + [c for c in (config.only_passing, config.passrate_by) if c]
         return [c for c in columns if c.startswith("score_") or c in read]
 
@@ -362,6 +370,8 @@ class FilterStage(RowStage):
         import polars as pl
 
         config: Config = context.config
+        if not self.decides(config):  # the heuristics decided per batch: counts only
+            return kept, dropped, {"dropped_by_rule": {"heuristics": dropped.height}, "thresholds": thresholds(config)}
         if config.normalize != "none":  # over every row read, as the heuristics see them
             full = pl.concat([kept, dropped.drop(DROP_COLUMNS, strict=False)], how="diagonal_relaxed")
             full = full.sort(ROW_INDEX) if ROW_INDEX in full.columns else full

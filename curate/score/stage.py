@@ -282,6 +282,10 @@ class ScoreStage(RowStage):
         """Without pass rates: those join every sample of a prompt (a whole-table rule)."""
         return not any(spec.kind == "passrate" for spec in config.specs())
 
+    def decides(self, config: Config) -> bool:
+        """With pass rates (joined at finalize); the summaries alone decide nothing."""
+        return not self.streams(config)
+
     def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
         """Each scorer's value and error column (summarised into the stats)."""
         want = {c for spec in config.specs() for c in (spec.column, spec.error_column)}
@@ -386,9 +390,12 @@ class ScoreStage(RowStage):
         from . import passrate as P
 
         config: Config = context.config
+        rated = [s for s in config.specs() if s.kind == "passrate"]
+        if not rated:  # no per-row prompt keys (a Python string a row) for nothing
+            return kept
         verifiers = {spec.name: s for spec, s in context.state["scorers"] if spec.kind == "verify"}
         keys = P.prompt_keys(kept)
-        for spec in (s for s in config.specs() if s.kind == "passrate"):
+        for spec in rated:
             src = config.passrate_from.get(spec.name)
             rows, where = (kept, context.where) if src is None else (P.read_rows_from(resolve_input(src)), str(src))
             values = P.sample_values(spec.model or "", rows, where, verifiers, own_rows=src is None, skip=True)

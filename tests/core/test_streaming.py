@@ -163,7 +163,7 @@ def test_a_streamed_stage_writes_what_the_whole_table_run_writes(tmp_path, strea
     assert parts.is_dataset(tmp_path / "s" / "kept.parquet") and len(parts.files(tmp_path / "s" / "kept.parquet")) == 6  # 201 lines
     assert (tmp_path / "w" / "kept.parquet").is_file()
     _same(tmp_path / "s", tmp_path / "w")
-    assert streamed["streamed"] == {"parts": 6, "part_rows": 40, "part_bytes": 32 << 20, "parts_reused": 0}
+    assert streamed["streamed"] == {"parts": 6, "part_rows": 40, "part_bytes": 32 << 20, "parts_reused": 0, "passes": 2}
     for key in ("rows_in", "rows_out", "rows_dropped", "drop_codes", "kept_by_category", "dropped_by_rule"):
         assert streamed[key] == whole[key], key
     assert streamed["dropped_by_rule"]["min:score_q_rz"] > 0  # the global rule ran on the projection
@@ -198,30 +198,76 @@ def test_the_next_stage_streams_from_the_parts(tmp_path, stream):
     assert rerun.reused
 
 
-def _filter_proc(src: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:
+def _filter_proc(src: Path, out: Path, kill_at: str | None = None, config: dict = CONFIG) -> subprocess.CompletedProcess:
     env = {**os.environ, "THRESHER_PROGRESS": "0", MIN_BYTES_ENV: "0", PART_ROWS_ENV: "40"}
     env.pop("THRESHER_TEST_KILL_AT", None)
     if kill_at:
         env["THRESHER_TEST_KILL_AT"] = kill_at
     code = ("import sys, json; from pathlib import Path; from thresher.curate.filter.stage import Config, run; "
-            f"r = run([Path(sys.argv[1])], Path(sys.argv[2]), Config(**{CONFIG!r}), read={{'on_bad_rows': 'skip'}}); "
-            "print(json.dumps(r.stats['streamed']))")
+            f"r = run([Path(sys.argv[1])], Path(sys.argv[2]), Config(**{config!r}), read={{'on_bad_rows': 'skip'}}); "
+            "print(json.dumps(r.stats, default=str))")
     return subprocess.run([sys.executable, "-c", code, str(src), str(out)], env=env, capture_output=True, text=True)
 
 
+#: a filter with heuristics only: its finalize decides nothing, so it streams in one pass
+ONE_PASS = dict(min_chars=12, max_repeat_ratio=0.3)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("point", "done"), [("part-0", 1), ("part-2", 3), ("kept", 6)])
-def test_a_kill_mid_stream_redoes_only_the_unfinished_parts(point, done, tmp_path):
+@pytest.mark.parametrize(("point", "done", "config"), [
+    ("part-0", 1, CONFIG), ("part-2", 3, CONFIG), ("kept", 6, CONFIG),
+    ("part-0", 1, ONE_PASS), ("part-3", 4, ONE_PASS), ("stats", 0, ONE_PASS)])
+def test_a_kill_mid_stream_redoes_only_the_unfinished_parts(point, done, config, tmp_path):
     src = _jsonl(tmp_path / "in.jsonl", _rows(200))
-    assert _filter_proc(src, tmp_path / "whole").returncode == 0
-    killed = _filter_proc(src, tmp_path / "s", kill_at=point)
+    whole = _filter_proc(src, tmp_path / "whole", config=config)
+    assert whole.returncode == 0
+    killed = _filter_proc(src, tmp_path / "s", kill_at=point, config=config)
     assert killed.returncode == -9, killed.stderr
     assert read_manifest(tmp_path / "s")["status"] == "running"
-    again = _filter_proc(src, tmp_path / "s")
+    again = _filter_proc(src, tmp_path / "s", config=config)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout.strip().splitlines()[-1])["parts_reused"] == done
+    stats, first = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (again, whole))
+    assert stats["streamed"]["parts_reused"] == done
+    for key in ("rows_out", "rows_dropped", "drop_codes", "drop_reasons", "kept_by_category", "dropped_by_rule"):
+        assert stats[key] == first[key], key
     _same(tmp_path / "s", tmp_path / "whole")
     assert damage(tmp_path / "s") is None
+
+
+def test_a_stage_that_decides_nothing_writes_its_parts_in_one_pass(tmp_path, stream, monkeypatch):
+    from thresher.executors import stream as S
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("a one-pass run rewrote a part")
+
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    monkeypatch.setattr(S, "rewrite_part", no_second_pass)
+    streamed = _run(src, tmp_path / "s", **{"normalize": "none", "min_scores": {}, **ONE_PASS})
+    monkeypatch.setenv(MIN_BYTES_ENV, str(1 << 40))
+    whole = _run(src, tmp_path / "w", **{"normalize": "none", "min_scores": {}, **ONE_PASS})
+    _same(tmp_path / "s", tmp_path / "w")
+    assert streamed["streamed"]["passes"] == 1 and len(parts.files(tmp_path / "s" / "kept.parquet")) == 6
+    for key in ("rows_in", "rows_out", "rows_dropped", "rows_rejected_on_read", "drop_codes", "drop_reasons",
+                "kept_by_category", "dropped_by_category", "dropped_by_rule", "thresholds"):
+        assert streamed[key] == whole[key], key
+    assert streamed["rows_rejected_on_read"] == 1 and streamed["dropped_by_rule"]["heuristics"] > 0
+
+
+def test_a_lean_projection_holds_only_what_finalize_reads():
+    from thresher.curate.filter.stage import FilterStage
+    from thresher.curate.score.stage import Config as ScoreConfig
+    from thresher.curate.score.stage import ScoreStage
+    from thresher.executors.stream import lean
+
+    rows = pl.DataFrame({"id": ["a", "b"], "category": ["x", "y"], "score_length": [3.0, None],
+                         "length_error": [None, None], "drop_reason": [None, None]},
+                        schema_overrides={"length_error": pl.String, "drop_reason": pl.String})
+    got = lean(rows, ScoreStage(), ScoreConfig(scorers=["length"]))
+    assert got.columns == [ROW_INDEX, "score_length", "length_error"] and got.height == 2
+    assert got.schema[ROW_INDEX] == pl.Null and got.schema["length_error"] == pl.Null
+    assert got.estimated_size() == rows["score_length"].estimated_size()  # the scores, nothing else
+    heuristics = lean(rows, FilterStage(), Config(min_chars=3))
+    assert heuristics.columns == [ROW_INDEX] and heuristics.height == 2 and heuristics.estimated_size() == 0
 
 
 def test_a_changed_config_starts_the_parts_afresh(tmp_path, stream, monkeypatch):

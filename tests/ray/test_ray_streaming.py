@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.core.test_streaming import CONFIG, _jsonl, _rows, _same
+from tests.core.test_streaming import CONFIG, ONE_PASS, _jsonl, _rows, _same
 from thresher.curate.filter.stage import Config, run
 from thresher.executor import RowStage, run_stage
 from thresher.executors.ray_session import using
@@ -110,6 +110,32 @@ def test_a_failed_driver_reuses_the_finished_parts(tmp_path, stream, ray_cluster
     assert len(finished) <= again["streamed"]["parts_reused"] <= again["streamed"]["parts"]
     _same(tmp_path / "ray", tmp_path / "local")
     _same_stats({**again, "streamed": {**again["streamed"], "parts_reused": 0}}, _filter(src, tmp_path / "l2"))
+
+
+def test_a_one_pass_stage_on_ray_writes_its_parts_on_the_workers(tmp_path, stream, ray_cluster, monkeypatch):
+    import thresher.executors.stream_ray as stream_ray
+
+    src = _jsonl(tmp_path / "in.jsonl", _rows(200))
+    heuristics = {"normalize": "none", "min_scores": {}, **ONE_PASS}
+    local = _filter(src, tmp_path / "local", **heuristics)
+
+    def stop(point):
+        raise RuntimeError(f"stopped at {point}")
+
+    monkeypatch.setattr(stream_ray, "kill_point", stop)
+    with pytest.raises(RuntimeError, match="stopped at part-"):
+        _filter(src, tmp_path / "ray", "ray", **heuristics)
+    monkeypatch.undo()
+    monkeypatch.setenv(MIN_BYTES_ENV, "0")
+    monkeypatch.setenv(PART_ROWS_ENV, "40")
+    finished = list((tmp_path / "ray" / PARTS_WORK / "pass1").glob("part-*.json"))
+    assert finished and (tmp_path / "ray" / PARTS_WORK / "final" / "kept.parquet").is_dir()
+    again = _filter(src, tmp_path / "ray", "ray", **heuristics)
+    assert again["streamed"]["passes"] == local["streamed"]["passes"] == 1
+    assert len(finished) <= again["streamed"]["parts_reused"] <= again["streamed"]["parts"] == 6
+    _same(tmp_path / "ray", tmp_path / "local")
+    for key in (*STATS, "drop_reasons", "dropped_by_category", "rows_rejected_on_read"):
+        assert again[key] == local[key], key
 
 
 def _ray_filter_proc(src: Path, out: Path, address: str, kill_at: str | None = None) -> subprocess.CompletedProcess:

@@ -91,3 +91,14 @@ def test_the_report_and_why_read_the_parts(runs):
     rid = dropped.filter(dropped["drop_stage"] == "filter")["id"][0]
     res = invoke("why", str(streamed), rid)
     assert res.exit_code == 0 and "filter" in res.output, res.output
+
+
+def test_stages_that_decide_nothing_at_finalize_stream_in_one_pass(runs):
+    whole, streamed = runs
+    passes = {stage: json.loads((streamed / stage / "stats.json").read_text())["streamed"]["passes"]
+              for stage in ("01-filter", "02-score", "03-filter", "05-decontam")}
+    assert passes == {"01-filter": 1, "02-score": 1, "03-filter": 2, "05-decontam": 1}
+    sa, sb = (json.loads((r / "02-score" / "stats.json").read_text()) for r in runs)
+    assert sa["scorers"]["length"] == sb["scorers"]["length"]  # summarised from the lean projection
+    sa, sb = (json.loads((r / "01-filter" / "stats.json").read_text()) for r in runs)
+    assert sa["drop_reasons"] == sb["drop_reasons"] and sa["dropped_by_rule"] == sb["dropped_by_rule"]

@@ -21,6 +21,14 @@ input. Three phases:
    by :data:`ROW_INDEX`, rows it dropped moved to the dropped part. The result is a folder of
    parts (one file when there is a single part) swapped in as one result set.
 
+A stage whose ``finalize`` decides nothing under its config (it only computes stats:
+:meth:`~thresher.executor.RowStage.decides` is False, e.g. decontam, score without pass rates,
+filter without score rules) runs in **one pass**: phase 1 writes the final parts directly, each
+part's stats are counted as it is written (a :class:`~thresher.tally.Tally` in its marker), and
+``finalize`` sees only the columns it reads (:func:`lean`: no row numbers, no category, no drop
+columns, an all-null String column as a polars Null column of no bytes). Nothing is held per
+row beyond those columns, and no part is read or written twice.
+
 Phases 1 and 3 are per-part functions (:func:`process_part`, :func:`reuse_part`,
 :func:`rewrite_part`, :func:`conform_part`) that touch nothing but their part's files, so the
 Ray executor (:mod:`thresher.executors.stream_ray`) runs the same code as remote tasks.
@@ -43,6 +51,7 @@ from thresher.io.atomic import write_text_atomic
 from thresher.io.stream import part_bytes
 from thresher.schema import DROP_COLUMNS
 from thresher.stage_folder import DROPPED, KEPT, PARTS_WORK, kill_point
+from thresher.tally import Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -109,8 +118,20 @@ class WorkFolder:
 
     @property
     def final(self) -> Path:
-        """Where the second pass writes ``kept.parquet`` and ``dropped.parquet``."""
+        """Where the second pass (or a one-pass run) writes ``kept.parquet`` and ``dropped.parquet``."""
         return self.root / "final"
+
+    def final_part(self, which: str, i: int) -> Path:
+        """Final part ``i`` of ``which`` (``KEPT`` or ``DROPPED``); the file itself once a
+        single part was sealed into one file."""
+        folder = self.final / which
+        return folder if folder.is_file() else folder / parts.part_name(i)
+
+    def finished(self, i: int, one_pass: bool) -> bool:
+        """True when part ``i`` is done: its marker, and (one pass) both its final files."""
+        if not self.marker(i).is_file():
+            return False
+        return not one_pass or all(self.final_part(w, i).is_file() for w in (KEPT, DROPPED))
 
 
 @dataclass
@@ -126,14 +147,21 @@ class PartDone:
     rows_in: int
     counters: dict[str, float] = field(default_factory=dict)
     reused: bool = False
+    tally: Tally | None = None
+    """The part's counts (a one-pass run's; None when a second pass decides)."""
 
     @classmethod
     def of(cls, impl: RowStage, config: Any, i: int, kept: pl.DataFrame, dropped: pl.DataFrame,
            marker: dict[str, Any], reused: bool) -> PartDone:
-        """Part ``i`` from its rows (or projections) and its marker."""
-        return cls(i, int(marker["start"]), int(marker["end"]), project(kept, impl, config, kept=True),
-                   project(dropped, impl, config), int(marker["rows"]) + int(marker["rejected"]),
-                   dict(marker.get("counters") or {}), reused)
+        """Part ``i`` from its rows (or projections) and its marker (a one-pass part's holds
+        its tally: its projections are then :func:`lean`)."""
+        counts = marker.get("tally")
+        if counts is not None:
+            k, d, tally = lean(kept, impl, config), lean(dropped, impl, config), Tally.from_dict(counts)
+        else:
+            k, d, tally = project(kept, impl, config, kept=True), project(dropped, impl, config), None
+        return cls(i, int(marker["start"]), int(marker["end"]), k, d, int(marker["rows"]) + int(marker["rejected"]),
+                   dict(marker.get("counters") or {}), reused, tally)
 
 
 class DroppedTable:
@@ -153,25 +181,31 @@ def run_streaming(stage: StageFolder, impl: RowStage, paths: list[Path], config:
                   opts: ReadOptions) -> StageResult:
     """Run the row-wise stage ``impl`` on ``paths`` into ``stage`` in parts (module docstring)."""
     rows = part_rows()
+    one_pass = not impl.decides(config)
     work = WorkFolder(stage.out / PARTS_WORK)
-    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes()})
+    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes(), "one_pass": one_pass})
     where = ", ".join(str(p) for p in paths)
     context = impl.setup(config, where, stage)
+    shape = stage.dropped_table if one_pass else None
     try:
-        done = _first_pass(impl, config, context, paths, opts, rows, work)
-        kept, dropped, stats, rejected = finalize_parts(impl, context, done)
+        done = _first_pass(impl, config, context, paths, opts, rows, work, shape)
+        kept, dropped, stats, tally = finalize_parts(impl, context, done)
     finally:
         impl.teardown(context)
     stats = {**stats, "streamed": streamed_stats(done, rows)}
-    final = _second_pass(stage, work, done, kept, dropped)
-    return finish_streamed(stage, work, final, kept, dropped, rejected, stats,
-                           rows_in=sum(p.rows_in for p in done), artefacts=context.artefacts)
+    final = seal_final(work) if one_pass else _second_pass(stage, work, done, kept, dropped)
+    return finish_streamed(stage, work, final, tally, stats, rows_in=sum(p.rows_in for p in done),
+                           artefacts=context.artefacts)
 
 
 def finalize_parts(impl: RowStage, context: StageContext,
-                   done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], pl.DataFrame]:
-    """``finalize`` over the projections of every part: ``(kept, dropped, stats, rejected)``,
-    ``rejected`` being the rows rejected on read (never seen by the stage)."""
+                   done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Tally]:
+    """``finalize`` over the projections of every part: ``(kept, dropped, stats, tally)``,
+    ``tally`` counting the final rows (the rows rejected on read, never seen by the stage,
+    included): the parts' tallies summed in a one-pass run, else counted from ``finalize``'s
+    decisions."""
+    if done and all(p.tally is not None for p in done):
+        return _finalize_lean(impl, context, done)
     kept = _projection([p.kept for p in done])
     for p in done:  # the projections live on in `kept` and `dropped` only
         p.kept = pl.DataFrame()
@@ -180,24 +214,47 @@ def finalize_parts(impl: RowStage, context: StageContext,
         p.dropped = pl.DataFrame()
     rejected = dropped.filter(pl.col(ROW_INDEX).is_null())
     kept, dropped, stats = impl.finalize(kept, dropped.filter(pl.col(ROW_INDEX).is_not_null()), context)
-    return kept, dropped, stats, rejected
+    counted = pl.concat([rejected, _with_drop_columns(dropped)], how="diagonal_relaxed")
+    return kept, dropped, stats, Tally.of(impl.name, kept, counted)
+
+
+def _finalize_lean(impl: RowStage, context: StageContext,
+                   done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Tally]:
+    """:func:`finalize_parts` of a one-pass run: ``finalize`` over the :func:`lean`
+    projections, which must come back as many rows as they went in (it decides nothing)."""
+    kept = pl.concat([p.kept for p in done], how="diagonal_relaxed")
+    dropped = pl.concat([p.dropped for p in done], how="diagonal_relaxed")
+    for p in done:
+        p.kept = p.dropped = pl.DataFrame()
+    new_kept, new_dropped, stats = impl.finalize(kept, dropped, context)
+    if (new_kept.height, new_dropped.height) != (kept.height, dropped.height):
+        raise RuntimeError(f"{impl.name}: finalize moved rows although decides() is False for its config")
+    return new_kept, new_dropped, stats, Tally.total([p.tally for p in done if p.tally is not None])
 
 
 def streamed_stats(done: list[PartDone], rows: int) -> dict[str, Any]:
-    """The ``streamed`` block of the stats: parts, rows a part, parts reused from a killed run."""
+    """The ``streamed`` block of the stats: parts, rows a part, parts reused from a killed
+    run, passes over the rows (1: the stage decided nothing at finalize)."""
     return {"parts": len(done), "part_rows": rows, "part_bytes": part_bytes(),
-            "parts_reused": sum(p.reused for p in done)}
+            "parts_reused": sum(p.reused for p in done),
+            "passes": 1 if done and all(p.tally is not None for p in done) else 2}
 
 
-def finish_streamed(stage: StageFolder, work: WorkFolder, final: Path, kept: pl.DataFrame,
-                    dropped: pl.DataFrame, rejected: pl.DataFrame, stats: dict[str, Any], *,
+def finish_streamed(stage: StageFolder, work: WorkFolder, final: Path, tally: Tally, stats: dict[str, Any], *,
                     rows_in: int, artefacts: dict[str, str]) -> StageResult:
-    """Swap the final parts in as the stage's result (counted from the projections), then
-    remove the work folder."""
-    counted = pl.concat([rejected, _with_drop_columns(dropped)], how="diagonal_relaxed")
-    result = stage.finish_parts(final, kept, counted, stats, rows_in=rows_in, artefacts=artefacts)
+    """Swap the final parts in as the stage's result (``tally`` counts them), then remove
+    the work folder."""
+    result = stage.finish_parts(final, tally, stats, rows_in=rows_in, artefacts=artefacts)
     shutil.rmtree(work.root, ignore_errors=True)
     return result
+
+
+def seal_final(work: WorkFolder) -> Path:
+    """A one-pass run's final parts sealed (:func:`thresher.io.parts.seal`); returns their folder."""
+    for name in (KEPT, DROPPED):
+        if (work.final / name).is_dir():
+            parts.seal(work.final / name)
+    return work.final
 
 
 def _projection(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -216,6 +273,19 @@ def projection_columns(impl: RowStage, config: Any, columns: list[str]) -> list[
         if c in columns and c not in seen:
             seen.append(c)
     return seen
+
+
+def lean(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
+    """A one-pass part's projection: only the columns ``finalize`` reads
+    (:meth:`~thresher.executor.RowStage.finalize_columns`), an all-null String column as a
+    polars Null column (no bytes), and :data:`ROW_INDEX` as a Null column (it keeps the
+    count of rows, not their numbers)."""
+    def nothing(name: str) -> pl.Series:
+        return pl.Series(name, dtype=pl.Null).extend_constant(None, df.height)
+
+    cols = [c for c in impl.finalize_columns(config, df.columns) if c in df.columns and c != ROW_INDEX]
+    null = {c for c in cols if df.schema[c] == pl.String and df[c].null_count() == df.height}
+    return pl.DataFrame([nothing(ROW_INDEX), *(nothing(c) if c in null else df[c] for c in cols)])
 
 
 def project(df: pl.DataFrame, impl: RowStage, config: Any, *, kept: bool = False) -> pl.DataFrame:
@@ -257,6 +327,9 @@ class ProjectedStage:
     def streams(self, config: Any) -> bool:
         return self.impl.streams(config)
 
+    def decides(self, config: Any) -> bool:
+        return True  # its finalize is the stage's decision
+
     def setup(self, config: Any, where: str = "", stage: Any = None) -> StageContext:
         context = self.impl.setup(config, where, stage)
         context.state["projected"] = []
@@ -289,32 +362,49 @@ class ProjectedStage:
 
 
 def process_part(impl: RowStage, context: StageContext, batch: pl.DataFrame, rejected: pl.DataFrame,
-                 i: int, start: int, work: WorkFolder,
-                 end: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+                 i: int, start: int, work: WorkFolder, end: int | None = None,
+                 shape: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None = None,
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Part ``i`` through ``process_batch``: ``batch`` numbered from ``start``, its kept and
     dropped rows (the rows ``rejected`` on read first) written as pass-1 part ``i``, then its
     marker. Returns ``(kept, dropped, marker)``; the marker holds the part's range ``[start,
     end)`` (``end``: ``start`` plus the batch's rows unless given), its counts and the
-    counters ``process_batch`` added."""
+    counters ``process_batch`` added.
+
+    With ``shape`` (a one-pass run: :meth:`~thresher.stage.StageFolder.dropped_table` or
+    :class:`DroppedTable`) the rows are written as final part ``i`` instead, and the marker
+    holds their :class:`~thresher.tally.Tally`; the ``dropped`` returned is then the stage's
+    own (the rejected rows are counted, never seen by ``finalize``)."""
     impl.check(batch, context.config, context.where)
     before = dict(context.counters)
     kept, dropped = impl.process_batch(batch.with_row_index(ROW_INDEX, offset=start), context)
-    if rejected.height:
-        dropped = pl.concat([rejected, dropped], how="diagonal_relaxed")
-    parts.write_part(kept, work.root / "pass1" / "kept", i)
-    parts.write_part(dropped, work.root / "pass1" / "dropped", i)
-    marker = {"rows": batch.height, "rejected": rejected.height, "start": start,
-              "end": start + batch.height if end is None else end,
-              "counters": {k: v - before.get(k, 0) for k, v in context.counters.items() if v != before.get(k, 0)}}
+    every = pl.concat([rejected, dropped], how="diagonal_relaxed") if rejected.height else dropped
+    marker: dict[str, Any] = {
+        "rows": batch.height, "rejected": rejected.height, "start": start,
+        "end": start + batch.height if end is None else end,
+        "counters": {k: v - before.get(k, 0) for k, v in context.counters.items() if v != before.get(k, 0)}}
+    if shape is None:
+        parts.write_part(kept, work.root / "pass1" / "kept", i)
+        parts.write_part(every, work.root / "pass1" / "dropped", i)
+    else:
+        kept = kept.drop(ROW_INDEX, strict=False)
+        shaped = shape(kept, every.drop(ROW_INDEX, strict=False))
+        parts.write_part(kept, work.final / KEPT, i)
+        parts.write_part(shaped, work.final / DROPPED, i)
+        marker["tally"] = Tally.of(impl.name, kept, shaped).to_dict()
+        every = dropped
     write_text_atomic(work.marker(i), json.dumps(marker))
-    return kept, dropped, marker
+    return kept, every, marker
 
 
-def reuse_part(impl: RowStage, config: Any, work: WorkFolder, i: int,
-               full: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+def reuse_part(impl: RowStage, config: Any, work: WorkFolder, i: int, full: bool = False,
+               one_pass: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Finished part ``i`` of a killed run: ``(kept, dropped, marker)``, the rows read with
-    only their projection's columns unless ``full``."""
+    only their projection's columns unless ``full`` (``one_pass``: from its final files, the
+    stage's own dropped rows only, with the columns ``finalize`` reads)."""
     marker = json.loads(work.marker(i).read_text(encoding="utf-8"))
+    if one_pass:
+        return _final_rows(impl, config, work, i, KEPT), _final_rows(impl, config, work, i, DROPPED), marker
     frames = []
     for which in ("kept", "dropped"):
         path = work.part(which, i)
@@ -323,9 +413,26 @@ def reuse_part(impl: RowStage, config: Any, work: WorkFolder, i: int,
     return frames[0], frames[1], marker
 
 
+def _final_rows(impl: RowStage, config: Any, work: WorkFolder, i: int, which: str) -> pl.DataFrame:
+    """A one-pass part's final rows as :func:`lean` needs them: the columns ``finalize``
+    reads and a :data:`ROW_INDEX` column for the count (of dropped rows, the stage's own)."""
+    lf = parts.scan(work.final_part(which, i))
+    names = lf.collect_schema().names()
+    cols = [c for c in impl.finalize_columns(config, names) if c in names and c != ROW_INDEX]
+    if which == DROPPED:
+        lf = lf.filter(pl.col("drop_stage").fill_null("") != "read")
+    counted = lf.select(pl.lit(None, dtype=pl.Null).alias(ROW_INDEX), *cols) if cols else lf.select(pl.len())
+    df = counted.collect()
+    if cols:
+        return df
+    return pl.DataFrame([pl.Series(ROW_INDEX, dtype=pl.Null).extend_constant(None, int(df.item()))])
+
+
 def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[Path], opts: ReadOptions,
-                rows: int, work: WorkFolder) -> list[PartDone]:
-    """Every batch through ``process_batch`` into a part (finished parts of a killed run reused)."""
+                rows: int, work: WorkFolder,
+                shape: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame] | None = None) -> list[PartDone]:
+    """Every batch through ``process_batch`` into a part (finished parts of a killed run
+    reused); ``shape``: a one-pass run's (:func:`process_part`)."""
     from thresher.io.stream import iter_inputs
     from thresher.progress import info
 
@@ -333,13 +440,13 @@ def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[
     done: list[PartDone] = []
     start = 0
     for i, (batch, rejected) in enumerate(iter_inputs(paths, opts, rows)):
-        reused = work.marker(i).is_file()
+        reused = work.finished(i, shape is not None)
         if reused:
-            k, d, marker = reuse_part(impl, config, work, i, full=extra is not None)
+            k, d, marker = reuse_part(impl, config, work, i, full=extra is not None, one_pass=shape is not None)
             for name, n in (marker.get("counters") or {}).items():
                 context.count(name, n)
         else:
-            k, d, marker = process_part(impl, context, batch, rejected, i, start, work)
+            k, d, marker = process_part(impl, context, batch, rejected, i, start, work, shape=shape)
             kill_point(f"part-{i}")
         if extra is not None:  # recomputed for a reused part
             more = extra(k, context)

@@ -17,8 +17,9 @@ The phases of :mod:`thresher.executors.stream`, with the per-part work on the cl
    itself (:func:`~thresher.executors.stream.process_part`); it returns only the parts'
    projections and counters. Parts finished before a killed driver are reused: the driver reads
    only their projection columns.
-2. **finalize** on the driver, over the projections, as locally.
-3. **Second pass.** One Ray task per part (:func:`~thresher.executors.stream.rewrite_part`),
+2. **finalize** on the driver, over the projections, as locally (a one-pass run's tasks wrote
+   the final parts already, and their markers hold the parts' tallies).
+3. **Second pass** (not in a one-pass run). One Ray task per part (:func:`~thresher.executors.stream.rewrite_part`),
    each given only its part's slice of ``finalize``'s decisions; parts whose columns differ
    are conformed by tasks too; then the parts are swapped in as the stage's result.
 
@@ -98,6 +99,8 @@ class Job:
     opts: Any
     rows: int
     work: WorkFolder
+    shape: DroppedTable | None = None
+    """A one-pass run's (:func:`~thresher.executors.stream.process_part`); None with a second pass."""
 
 
 def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], config: Any,
@@ -106,23 +109,25 @@ def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], con
     docstring); the stats add ``executor: ray`` and ``streamed.inputs`` (``"parts"``: the
     workers read the input's own files, ``"converted"``: the driver converted it first)."""
     rows = part_rows()
+    one_pass = not impl.decides(config)
     work = WorkFolder(stage.out / PARTS_WORK)
-    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes(), "executor": "ray"})
+    work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes(), "executor": "ray",
+               "one_pass": one_pass})
     where = ", ".join(str(p) for p in paths)
-    job = Job(impl, config, where, opts, rows, work)
+    job = Job(impl, config, where, opts, rows, work, DroppedTable(stage.name) if one_pass else None)
     with session(ray_address()), _worker_errors():
         context = impl.setup(config, where, stage)  # on the driver too: fails fast, and for finalize
         try:
             sources, inputs = plan_sources(paths, opts, rows, work, quiet=stage.quiet)
             done = _first_pass(job, sources, quiet=stage.quiet)
             _add_counters(context, done)
-            kept, dropped, stats, rejected = finalize_parts(impl, context, done)
+            kept, dropped, stats, tally = finalize_parts(impl, context, done)
         finally:
             impl.teardown(context)
-        final = _second_pass(stage, job, done, kept, dropped)
+        final = _seal(job) if one_pass else _second_pass(stage, job, done, kept, dropped)
     stats = {**stats, "executor": "ray", "streamed": {**streamed_stats(done, rows), "inputs": inputs}}
-    return finish_streamed(stage, work, final, kept, dropped, rejected, stats,
-                           rows_in=sum(p.rows_in for p in done), artefacts=context.artefacts)
+    return finish_streamed(stage, work, final, tally, stats, rows_in=sum(p.rows_in for p in done),
+                           artefacts=context.artefacts)
 
 
 @contextlib.contextmanager
@@ -237,11 +242,12 @@ def read_source(impl: RowStage, context: StageContext, source: Source, job: Job)
     (a part finished before is reused); returns the parts' projections."""
     out = []
     for i, lo, hi, batch, rejected in _batches(source, job.opts, job.rows):
-        reused = job.work.marker(i).is_file()
+        one_pass = job.shape is not None
+        reused = job.work.finished(i, one_pass)
         if reused:
-            k, d, marker = reuse_part(impl, job.config, job.work, i)
+            k, d, marker = reuse_part(impl, job.config, job.work, i, one_pass=one_pass)
         else:
-            k, d, marker = process_part(impl, context, batch, rejected, i, lo, job.work, end=hi)
+            k, d, marker = process_part(impl, context, batch, rejected, i, lo, job.work, end=hi, shape=job.shape)
         out.append(PartDone.of(impl, job.config, i, k, d, marker, reused))
     return out
 
@@ -279,8 +285,10 @@ def _first_pass(job: Job, sources: list[Source], *, quiet: bool) -> list[PartDon
     done: list[PartDone] = []
     todo = []
     for s in sources:
-        if all(job.work.marker(i).is_file() for i, _, _ in s.parts):
-            done += [PartDone.of(job.impl, job.config, i, *reuse_part(job.impl, job.config, job.work, i), True)
+        one_pass = job.shape is not None
+        if all(job.work.finished(i, one_pass) for i, _, _ in s.parts):
+            done += [PartDone.of(job.impl, job.config, i,
+                                 *reuse_part(job.impl, job.config, job.work, i, one_pass=one_pass), True)
                      for i, _, _ in s.parts]
         else:
             todo.append(s)
@@ -349,9 +357,20 @@ def _second_pass(stage: StageFolder, job: Job, done: list[PartDone], kept: pl.Da
     rewrite = ray.remote(num_cpus=1)(rewrite_part)
     table = DroppedTable(stage.name)
     ray.get([rewrite.remote(table, work, p.i, *part_decisions(kept, dropped, p.lo, p.hi)) for p in done])
+    return _seal(job)
+
+
+def _seal(job: Job) -> Path:
+    """The final parts given the same columns by tasks, then sealed (a single part becomes one
+    file); returns their folder."""
+    import ray
+
     conform = ray.remote(num_cpus=1)(conform_part)
     for name in (KEPT, DROPPED):
-        files, target = harmonize_plan(work.final / name)
+        folder = job.work.final / name
+        if not folder.is_dir():  # sealed before a driver kill
+            continue
+        files, target = harmonize_plan(folder)
         ray.get([conform.remote(f, target) for f in files])
-        parts.seal(work.final / name)  # every part alike now: a single part becomes one file
-    return work.final
+        parts.seal(folder)  # every part alike now
+    return job.work.final
