@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import polars as pl
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,3 +69,15 @@ def test_about_thirty_bytes_a_row():
         ids.assign(None, [{"role": "user", "content": f"q{i}"}], str(i + 1))
     ids._flush()
     assert len(ids) == 250_000 and ids.nbytes() / 250_000 <= 32
+
+
+def test_merging_two_levels_keeps_every_key_sorted_with_its_place():
+    import numpy as np
+
+    from thresher.io.idset import _Level, _merge, digest
+
+    keys = np.array([digest(f"id{i}") for i in range(500)], dtype="S16")
+    places = np.arange(500, dtype=np.int64)
+    merged = _merge(_Level(keys[:180], places[:180]), _Level(keys[180:], places[180:]))
+    whole = _Level(keys, places)
+    assert np.array_equal(merged.keys, whole.keys) and np.array_equal(merged.places, whole.places)

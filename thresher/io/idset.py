@@ -23,8 +23,9 @@ from thresher.schema import content_id, duplicate_id_problem, id_type_problem, t
 
 #: ids held in the dict before they move to a sorted level
 FLUSH = 100_000
-#: the largest level a merge makes (ids): a merge's scratch memory stays under ~100 MB
-MERGE_MAX = 4_000_000
+#: the largest level a merge makes (ids): a merge's scratch memory (:func:`_merge`, ~33
+#: bytes an id beside the two levels) stays under ~70 MB
+MERGE_MAX = 2_000_000
 # a place: bits 0-15 the file's index, 16-17 the kind of where ("N", "row N", another text:
 # an index into `_odd`), 18-61 the number, 62 set for a derived id
 _DERIVED = 1 << 62
@@ -41,9 +42,11 @@ def digest(rid: str) -> bytes:
 class _Level:
     """Sorted keys and their places (file index in the low 16 bits, then the encoded where)."""
 
-    def __init__(self, keys: np.ndarray, places: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.places = keys[order], places[order]
+    def __init__(self, keys: np.ndarray, places: np.ndarray, *, presorted: bool = False) -> None:
+        if not presorted:
+            order = np.argsort(keys, kind="stable")
+            keys, places = keys[order], places[order]
+        self.keys, self.places = keys, places
 
     def find(self, key: bytes) -> int | None:
         i = int(np.searchsorted(self.keys, key))
@@ -53,6 +56,19 @@ class _Level:
         """Which of ``keys`` this level holds."""
         i = np.searchsorted(self.keys, keys).clip(0, max(len(self.keys) - 1, 0))
         return (self.keys[i] == keys) if len(self.keys) else np.zeros(len(keys), dtype=bool)
+
+
+def _merge(a: _Level, b: _Level) -> _Level:
+    """``a`` and ``b`` as one level, their sorted keys merged (no sort of the whole: the
+    scratch is the new arrays and ``b``'s positions, not a second copy and an argsort)."""
+    n = len(a.keys) + len(b.keys)
+    at = np.searchsorted(a.keys, b.keys) + np.arange(len(b.keys))  # b's places in the merged order
+    rest = np.ones(n, dtype=bool)
+    rest[at] = False
+    keys, places = np.empty(n, dtype=a.keys.dtype), np.empty(n, dtype=np.int64)
+    keys[at], keys[rest] = b.keys, a.keys
+    places[at], places[rest] = b.places, a.places
+    return _Level(keys, places, presorted=True)
 
 
 class CompactIds:
@@ -123,7 +139,7 @@ class CompactIds:
         while len(lv) >= 2 and len(lv[-1].keys) * 2 >= len(lv[-2].keys) \
                 and len(lv[-1].keys) + len(lv[-2].keys) <= MERGE_MAX:  # size-tiered: few levels, bounded merges
             b, a = lv.pop(), lv.pop()
-            lv.append(_Level(np.concatenate([a.keys, b.keys]), np.concatenate([a.places, b.places])))
+            lv.append(_merge(a, b))
 
     def __len__(self) -> int:
         return len(self._recent) + sum(len(lv.keys) for lv in self._levels)
