@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 BINS = 20
+#: values a NumPy temporary holds at most (8 MB a float64 block), whatever the number of values
+BLOCK = 1 << 20
 
 
 def histogram(values: Iterable[Any], bins: int = BINS, *, digits: int | None = None) -> dict[str, list]:
@@ -19,7 +21,8 @@ def histogram(values: Iterable[Any], bins: int = BINS, *, digits: int | None = N
     import numpy as np
 
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        vals = values[np.isfinite(values)]
+        finite = np.isfinite(values)
+        vals = values if finite.all() else values[finite]
     else:
         vals = np.asarray([float(v) for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if not vals.size:
@@ -30,8 +33,11 @@ def histogram(values: Iterable[Any], bins: int = BINS, *, digits: int | None = N
         edges, counts = [lo, hi], [int(vals.size)]
     else:
         width = (hi - lo) / bins
-        at = np.minimum(((vals - lo) / width).astype(np.int64), bins - 1)
-        counts = np.bincount(at, minlength=bins).tolist()
+        total = np.zeros(bins, dtype=np.int64)
+        for i in range(0, vals.size, BLOCK):  # bounded temporaries on millions of values
+            at = np.minimum(((vals[i:i + BLOCK] - lo) / width).astype(np.int64), bins - 1)
+            total += np.bincount(at, minlength=bins)
+        counts = total.tolist()
         edges = [lo + i * width for i in range(bins)] + [hi]
     if digits is not None:
         edges = [round(e, digits) for e in edges]

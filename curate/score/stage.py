@@ -189,21 +189,29 @@ def summarize(results: list[ScoreResult]) -> dict:
                             pl.Series([r.error for r in results], dtype=pl.String))
 
 
+#: values a NumPy temporary of the summaries holds at most (8 MB), whatever the row count
+BLOCK = 1 << 20
+
+
 def summarize_column(values: pl.Series, errors: pl.Series) -> dict:
     """:func:`summarize` of a score column and its error column (null score: ``errors``
     says why), in NumPy: a few bytes a row, not a Python object per row."""
     import numpy as np
     import polars as pl
 
-    vals = np.sort(values.drop_nulls().to_numpy().astype(np.float64, copy=False))
+    vals = values.drop_nulls().to_numpy()  # a read-only view, or a fresh copy (several chunks)
+    if not vals.flags.writeable or vals.dtype != np.float64:
+        vals = np.array(vals, dtype=np.float64)
+    vals.sort()  # in place: one copy of the scores at most
     failed = errors.filter(values.is_null())
     out: dict = {"rows": len(values), "scored": int(vals.size), "errors": len(failed)}
     if vals.size:
         n = int(vals.size)
         mean = float(vals.mean())
+        squares = sum(float(((vals[i:i + BLOCK] - mean) ** 2).sum()) for i in range(0, n, BLOCK))
         out.update(
             mean=mean,
-            std=float(np.sqrt(np.mean((vals - mean) ** 2))),
+            std=float(np.sqrt(squares / n)),
             min=float(vals[0]),
             max=float(vals[-1]),
             quantiles={str(q): float(vals[min(n - 1, int(q * n))]) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},

@@ -222,8 +222,8 @@ def _finalize_lean(impl: RowStage, context: StageContext,
                    done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Tally]:
     """:func:`finalize_parts` of a one-pass run: ``finalize`` over the :func:`lean`
     projections, which must come back as many rows as they went in (it decides nothing)."""
-    kept = pl.concat([p.kept for p in done], how="diagonal_relaxed")
-    dropped = pl.concat([p.dropped for p in done], how="diagonal_relaxed")
+    kept = pl.concat([p.kept for p in done], how="diagonal_relaxed", rechunk=False)  # no second copy
+    dropped = pl.concat([p.dropped for p in done], how="diagonal_relaxed", rechunk=False)
     for p in done:
         p.kept = p.dropped = pl.DataFrame()
     new_kept, new_dropped, stats = impl.finalize(kept, dropped, context)
