@@ -1,9 +1,10 @@
 """An index of benchmark n-gram hashes and the linear scan of data texts against it.
 
-The index holds every n-gram hash of the benchmark texts in a sorted numpy array (plus a
-bitmap of the hashes' top bits that rejects almost every data n-gram with one array gather),
-so scanning data is linear in its number of words; only the rare hits go through the sorted
-array and the polars join that names the benchmark item.
+The index holds every n-gram hash of the benchmark texts in a :class:`.ngrams.KeySet` (a
+sorted array plus a bitmap of the hashes' top bits that rejects almost every data n-gram
+with one cached lookup), so scanning data is linear in its number of words (one numba pass:
+:func:`.ngrams.scan_hits`); only the rare hits go through the polars join that names the
+benchmark item.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from thresher.curate.decontam.ngrams import Words, ngram_hashes, segment_words
-
-_BITMAP_BITS = 24
+from thresher.curate.decontam.ngrams import KeySet, ngram_hashes, scan_hits, segment_words
 
 
 @dataclass(frozen=True)
@@ -35,16 +34,14 @@ class Overlap:
 class BenchmarkIndex:
     """Sorted n-gram hashes of benchmark texts (see :func:`BenchmarkIndex.build`)."""
 
-    def __init__(self, n: int, entries: pl.DataFrame, items: pl.DataFrame, words: list[str]):
+    def __init__(self, n: int, entries: pl.DataFrame, items: pl.DataFrame, words: pl.Series):
         self.n = n
         # entries: hash (u64), item_idx (u32), start (i64: word position of the n-gram), unique per (hash, item_idx)
         self.entries = entries
         # items: item_idx, benchmark, item, ngrams (distinct n-grams of that item)
         self.items = items
         self._words = words
-        self.keys = entries["hash"].unique().sort().to_numpy()
-        self.bitmap = np.zeros(1 << _BITMAP_BITS, dtype=np.bool_)
-        self.bitmap[(self.keys >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)] = True
+        self.keys = KeySet.build(entries["hash"].to_numpy())
 
     @classmethod
     def build(cls, bench: pl.DataFrame, n: int = 13) -> BenchmarkIndex:
@@ -56,20 +53,24 @@ class BenchmarkIndex:
         words = segment_words(rows["text"], keep_words=True)
         hashes, starts = ngram_hashes(words, n)
         seg_item = rows["item_idx"].to_numpy()
-        entries = pl.DataFrame(
-            {
-                "hash": hashes,
-                "item_idx": seg_item[words.seg[starts]].astype(np.uint32),
-                "start": starts,
-            }
-        ).unique(["hash", "item_idx"], keep="first", maintain_order=True)
+        entries = (
+            pl.LazyFrame(
+                {
+                    "hash": hashes,
+                    "item_idx": seg_item[words.seg[starts]].astype(np.uint32),
+                    "start": starts,
+                }
+            )
+            .unique(["hash", "item_idx"], keep="first", maintain_order=True)
+            .collect()
+        )
         counts = entries.group_by("item_idx").agg(pl.len().cast(pl.Int64).alias("ngrams"))
         items = (
             items.join(counts, on="item_idx", how="left")
             .with_columns(pl.col("ngrams").fill_null(0))
             .with_columns(pl.col("item_idx").cast(pl.UInt32))
         )
-        return cls(n, entries, items, words.words or [])
+        return cls(n, entries, items, words.words)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -81,20 +82,11 @@ class BenchmarkIndex:
 
     def contains(self, hashes: np.ndarray) -> np.ndarray:
         """Boolean mask: which of ``hashes`` are benchmark n-grams."""
-        if len(self.keys) == 0 or len(hashes) == 0:
-            return np.zeros(len(hashes), dtype=np.bool_)
-        mask = self.bitmap[(hashes >> np.uint64(64 - _BITMAP_BITS)).astype(np.int64)]
-        cand = np.flatnonzero(mask)
-        if len(cand):
-            h = hashes[cand]
-            pos = np.searchsorted(self.keys, h)
-            pos[pos == len(self.keys)] = 0
-            mask[cand] = self.keys[pos] == h
-        return mask
+        return self.keys.contains(hashes)
 
     def ngram_text(self, start: int) -> str:
         """The normalised benchmark n-gram that starts at word ``start``."""
-        return " ".join(self._words[start : start + self.n])
+        return " ".join(self._words.slice(start, self.n).to_list())
 
     def match(self, texts: pl.DataFrame, overlap: Overlap) -> pl.DataFrame:
         """Find the contaminated rows of ``texts`` (columns ``row`` (int) and ``text``).
@@ -104,13 +96,11 @@ class BenchmarkIndex:
         (one of the shared n-grams) and ``overlap`` (distinct shared n-grams), for the item
         that shares the most n-grams with the row.
         """
-        words: Words = segment_words(texts["text"])
-        hashes, starts = ngram_hashes(words, self.n)
-        hit = self.contains(hashes)
-        if not hit.any():
+        seg, hashes = scan_hits(texts["text"], self.n, self.keys)
+        if len(hashes) == 0:
             return _empty_match()
         seg_row = texts["row"].to_numpy()
-        hits = pl.DataFrame({"row": seg_row[words.seg[starts[hit]]], "hash": hashes[hit]}).unique(
+        hits = pl.DataFrame({"row": seg_row[seg], "hash": hashes}).unique(
             maintain_order=True
         )
         per_item = (

@@ -246,8 +246,10 @@ class DecontamStage(RowStage):
         return False
 
     def finalize_columns(self, config: Config, columns: list[str]) -> list[str]:
-        """The benchmark each dropped row matched."""
-        return [c for c in columns if c == "benchmark"]
+        """The benchmark each dropped row matched (and, with ``semantic``, its drop code: the
+        paraphrases are counted apart)."""
+        want = ("benchmark", "drop_code") if config.semantic else ("benchmark",)
+        return [c for c in columns if c in want]
 
     def finalize(self, kept: pl.DataFrame, dropped: pl.DataFrame, context: StageContext):
         return kept, dropped, decontam_stats(dropped, context)
