@@ -104,8 +104,8 @@ def _tokens(row: Row) -> int:
 
 
 def _repeats(row: Row, c: Any) -> str | None:
-    r = H.repeated_ngram_ratio(row.response, c.ngram)
-    return f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}" if r > c.max_repeat_ratio else None
+    r = H.repeated_ngram_ratio_above(row.response, c.max_repeat_ratio, c.ngram)
+    return None if r is None else f"repeated_{c.ngram}grams={r:.2f} > {c.max_repeat_ratio:g}"
 
 
 def _refusal(row: Row, c: Any) -> str | None:

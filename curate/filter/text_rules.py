@@ -18,6 +18,7 @@ returns a short description of what it matched, or None.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _FENCE = re.compile(r"```|~~~")
 _CODE_BLOCK = re.compile(r"(```|~~~).*?(\1|$)", re.S)
@@ -26,6 +27,8 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 
 def strip_code(text: str) -> str:
     """``text`` without fenced code blocks (closed or not) and inline code spans."""
+    if "`" not in text and "~~~" not in text:
+        return text  # no code to strip (the patterns below need one of these)
     return _INLINE_CODE.sub(" ", _CODE_BLOCK.sub(" ", text))
 
 
@@ -210,6 +213,84 @@ _BLOB = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[a-z])(?=[
 _CONSONANTS = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}", re.I)
 _LETTER = re.compile(r"[^\W\d_]")
 _VOWEL = re.compile(r"[aeiouyäöüéèà]", re.I)
+#: a text is keyboard mash when at least this share of its words are mashed
+_MASH_SHARE = 0.34
+
+
+def _byte_classes(ascii_member: Callable[[str], object], non_ascii: bool) -> bytes:
+    """A ``bytes.translate`` table for UTF-8 text: ``x`` for the ASCII characters
+    ``ascii_member`` accepts (and for each byte of a non-ASCII character when ``non_ascii``),
+    a space for the others."""
+    member = [bool(ascii_member(chr(b))) if b < 128 else non_ascii for b in range(256)]
+    return bytes(ord("x") if m else ord(" ") for m in member)
+
+
+_BASE64_BYTES = _byte_classes(lambda c: re.match(r"[A-Za-z0-9+/]", c), non_ascii=False)
+#: vowel-free letters: any non-ASCII character may be one
+_NO_VOWEL_BYTES = _byte_classes(lambda c: c.isalpha() and not _VOWEL.match(c), non_ascii=True)
+#: an apostrophe between two letters or digits, which joins them into one word ("don't")
+_JOIN = re.compile(r"'(?<=[A-Za-z0-9]')(?=[A-Za-z0-9])")
+_NON_ALNUM_TO_SPACE = str.maketrans({chr(i): " " for i in range(128) if not chr(i).isalnum()})
+
+
+def _may_run(prose: str, utf8: bytes) -> bool:
+    """False when ``_RUN`` cannot match ``prose``: no six equal characters other than a space
+    or a line break follow each other. Worth its fixed cost on longer texts only."""
+    if len(prose) < 200:
+        return True
+    import numpy as np  # imported here: loading the rules stays cheap
+
+    codes = (np.frombuffer(utf8, np.uint8) if prose.isascii()
+             else np.frombuffer(prose.encode("utf-32-le", "surrogatepass"), np.uint32))
+    same = (codes[1:] == codes[:-1]) & (codes[1:] != ord(" ")) & (codes[1:] != ord("\n"))
+    return b"\x01" * 5 in same.tobytes()
+
+
+def _words(prose: str) -> list[str]:
+    """``_WORDS.findall(prose)``, by cheaper means for ASCII text (a joining apostrophe
+    becomes a digit, so the word stays one non-alphabetic word; other punctuation separates)."""
+    if prose.isascii():
+        return _JOIN.sub("0", prose).translate(_NON_ALNUM_TO_SPACE).split()
+    return _WORDS.findall(prose)
+
+
+#: verdicts on words seen before, shared by all rows (answers reuse their words); together
+#: they hold at most _SEEN_MAX words, then start over
+_MASHED_WORDS: set[str] = set()
+_PLAIN_WORDS: set[str] = set()
+_SEEN_MAX = 500_000
+
+
+def _mashed(distinct: set[str]) -> set[str]:
+    """The alphabetic words of ``distinct`` that look mashed: five consonants in a row, or
+    four or more letters and no vowel."""
+    bad = distinct & _MASHED_WORDS
+    new = distinct - bad - _PLAIN_WORDS
+    if len(_PLAIN_WORDS) + len(_MASHED_WORDS) + len(new) > _SEEN_MAX:
+        _PLAIN_WORDS.clear()
+        _MASHED_WORDS.clear()
+    for w in new:
+        if w.isalpha() and (_CONSONANTS.search(w) or (len(w) >= 4 and not _VOWEL.search(w))):
+            bad.add(w)
+            _MASHED_WORDS.add(w)
+        else:
+            _PLAIN_WORDS.add(w)
+    return bad
+
+
+def _keyboard_mash(prose: str, utf8: bytes) -> str | None:
+    """``keyboard mash 'word'`` when mashed words make up :data:`_MASH_SHARE` of the words."""
+    if b"xxxx" not in utf8.translate(_NO_VOWEL_BYTES):
+        return None  # a mashed word has four vowel-free letters in a row
+    tokens = _words(prose)
+    bad = _mashed(set(tokens))
+    if not bad:
+        return None
+    words = list(filter(str.isalpha, tokens))
+    mashed = [w for w in words if w in bad]
+    if len(mashed) / len(words) >= _MASH_SHARE:
+        return f"keyboard mash {mashed[0][:20]!r}"
+    return None
 
 
 def junk(text: str) -> str | None:
@@ -221,18 +302,14 @@ def junk(text: str) -> str | None:
         return "no letters or digits"
     if _PLACEHOLDER_VALUE.match(t) and not re.match(r"^\W*(?:none|n/?a|test)\W*$", t, re.I):
         return f"placeholder value {t[:30]!r}"
-    m = _RUN.search(prose)
+    utf8 = prose.encode("utf-8", "surrogatepass")  # for the byte-table pre-checks
+    m = _RUN.search(prose) if _may_run(prose, utf8) else None
     if m and not re.fullmatch(r"[-=_*#~.`+]", m.group(1)):
         return f"character run {m.group(0)[:12]!r}"
-    m = _BLOB.search(prose)
+    m = _BLOB.search(prose) if b"x" * 24 in utf8.translate(_BASE64_BYTES) else None
     if m:
         return f"encoded blob {m.group(0)[:24]!r}"
-    words = [w for w in _WORDS.findall(prose) if w.isalpha()]
-    bad = {w for w in set(words) if _CONSONANTS.search(w) or (len(w) >= 4 and not _VOWEL.search(w))}
-    mashed = [w for w in words if w in bad] if bad else []
-    if words and len(mashed) >= 1 and len(mashed) / len(words) >= 0.34:
-        return f"keyboard mash {mashed[0][:20]!r}"
-    return None
+    return _keyboard_mash(prose, utf8)
 
 
 # ---------------------------------------------------------------- refusals and disclaimers
