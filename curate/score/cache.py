@@ -42,7 +42,9 @@ def _frame(keys: Sequence[str], scores: Sequence[float | None], errors: Sequence
 
 
 class ScoreCache:
-    """Cached results of one scorer identity."""
+    """Cached results of one scorer identity. Lookups read the shards' rows for the keys
+    asked (a polars scan filtered on ``key``): memory holds a batch's results, never the
+    whole cache, however many rows it has."""
 
     def __init__(self, root: Path | str, identity: str, *, flush_every: int = 256,
                  flush_seconds: float = 60.0):
@@ -52,49 +54,71 @@ class ScoreCache:
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self._last_flush = time.monotonic()
-        self._known: dict[str, ScoreResult] = {}
         self._pending: dict[str, ScoreResult] = {}
-        self._load()
+        self._compact()
 
     def _shards(self) -> list[Path]:
-        return sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+        """The readable shards, oldest first (a torn one, from a full disk, is left out)."""
+        import polars as pl
 
-    def _load(self) -> None:
+        found = sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+        ok = []
+        for s in found:
+            try:
+                pl.read_parquet_schema(s)
+            except Exception:  # noqa: BLE001, S112 - a torn shard from a crash is ignored
+                continue
+            ok.append(s)
+        return ok
+
+    def _scan(self):
+        """Every cached row (a lazy frame; the latest result of a key last), or None."""
         import polars as pl
 
         shards = self._shards()
-        if not shards:
+        return pl.scan_parquet([str(s) for s in shards]) if shards else None
+
+    def _compact(self) -> None:
+        """Merge the shards into one when there are more than :data:`MERGE_ABOVE` (streamed
+        to disk, the latest result of each key kept)."""
+        found = sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+        if len(found) <= MERGE_ABOVE:
             return
-        frames = []
-        for s in shards:
-            try:
-                frames.append(pl.read_parquet(s))
-            except Exception:  # noqa: BLE001, S112 - a torn shard from a crash is ignored
-                continue
-        if not frames:
-            return
-        df = pl.concat(frames).unique("key", keep="last")
-        for key, score, error in df.iter_rows():
-            self._known[key] = ScoreResult(score, error)
-        if len(shards) > MERGE_ABOVE:
-            self._write(df)
-            for s in shards:
-                s.unlink(missing_ok=True)
+        import polars as pl
+
+        shards = self._shards()
+
+        merged = pl.scan_parquet([str(s) for s in shards]).unique("key", keep="last", maintain_order=True)
+        name = f"part-{time.time_ns()}-{os.getpid()}"
+        tmp = self.dir / f".{name}.tmp"
+        merged.sink_parquet(tmp)
+        os.replace(tmp, self.dir / f"{name}.parquet")
+        for s in found:  # those merged, and torn ones (a shard written meanwhile stays)
+            s.unlink(missing_ok=True)
 
     def __len__(self) -> int:
-        return len(self._known) + len(self._pending)
+        import polars as pl
+
+        lf = self._scan()
+        disk = lf.select("key").collect()["key"] if lf is not None else pl.Series("key", [], dtype=pl.String)
+        return pl.concat([disk, pl.Series("key", list(self._pending), dtype=pl.String)]).n_unique()
 
     def get(self, key: str) -> ScoreResult | None:
         """The cached result for a conversation key, or None."""
-        return self._pending.get(key) or self._known.get(key)
+        return self.lookup([key]).get(key)
 
     def lookup(self, keys: Iterable[str]) -> dict[str, ScoreResult]:
         """Cached results for those of ``keys`` that have one."""
-        out = {}
-        for k in keys:
-            r = self.get(k)
-            if r is not None:
-                out[k] = r
+        import polars as pl
+
+        wanted = list(dict.fromkeys(keys))
+        out: dict[str, ScoreResult] = {}
+        lf = self._scan()
+        if lf is not None and wanted:
+            hits = lf.filter(pl.col("key").is_in(pl.Series(wanted, dtype=pl.String))).collect()
+            for key, score, error in hits.unique("key", keep="last", maintain_order=True).iter_rows():
+                out[key] = ScoreResult(score, error)
+        out.update({k: self._pending[k] for k in wanted if k in self._pending})
         return out
 
     def add(self, keys: Sequence[str], results: Sequence[ScoreResult]) -> None:
@@ -129,5 +153,4 @@ class ScoreCache:
                 [self._pending[k].error for k in keys],
             )
         )
-        self._known.update(self._pending)
         self._pending = {}

@@ -42,3 +42,14 @@ def test_conversation_key_is_content_only():
     b = [dict(m, extra=1) for m in a]
     assert conversation_key(a) == conversation_key(b)
     assert conversation_key(a) != conversation_key(a[:1] + [{"role": "assistant", "content": "yo!"}])
+
+
+def test_a_lookup_reads_only_the_keys_asked(tmp_path):
+    c = ScoreCache(tmp_path, "x", flush_every=1000)
+    c.add([f"k{i}" for i in range(5000)], [ScoreResult(float(i)) for i in range(5000)])
+    c.flush()
+    c.add(["k7"], [ScoreResult(70.0)])  # a newer result of a key: the latest wins
+    c.flush()
+    again = ScoreCache(tmp_path, "x")
+    assert again.lookup(["k7", "k4999", "nope"]) == {"k7": ScoreResult(70.0), "k4999": ScoreResult(4999.0)}
+    assert len(again) == 5000 and not hasattr(again, "_known")  # no in-memory copy of the cache
