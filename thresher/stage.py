@@ -24,7 +24,6 @@ from thresher.config import to_dict
 from thresher.io.atomic import write_text_atomic
 from thresher.progress import info
 from thresher.schema import DROP_COLUMNS
-from thresher.tally import Tally
 from thresher.stage_folder import (
     DROPPED,
     KEPT,
@@ -44,6 +43,7 @@ from thresher.stage_folder import (
     release,
     swap_in,
 )
+from thresher.tally import Tally
 
 __all__ = ["DROPPED", "KEPT", "MANIFEST", "STATS", "StageFolder", "StageResult", "StageStats", "artefact",
            "damage", "dropped_frame", "drop_code_of"]
