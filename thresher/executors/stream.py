@@ -280,12 +280,14 @@ def lean(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
     (:meth:`~thresher.executor.RowStage.finalize_columns`), an all-null String column as a
     polars Null column (no bytes), and :data:`ROW_INDEX` as a Null column (it keeps the
     count of rows, not their numbers)."""
-    def nothing(name: str) -> pl.Series:
-        return pl.Series(name, dtype=pl.Null).extend_constant(None, df.height)
-
     cols = [c for c in impl.finalize_columns(config, df.columns) if c in df.columns and c != ROW_INDEX]
     null = {c for c in cols if df.schema[c] == pl.String and df[c].null_count() == df.height}
-    return pl.DataFrame([nothing(ROW_INDEX), *(nothing(c) if c in null else df[c] for c in cols)])
+    return pl.DataFrame([_nulls(ROW_INDEX, df.height), *(_nulls(c, df.height) if c in null else df[c] for c in cols)])
+
+
+def _nulls(name: str, n: int) -> pl.Series:
+    """``n`` nulls as a polars Null column: no bytes, whatever ``n``."""
+    return pl.Series(name, dtype=pl.Null).extend_constant(None, n)
 
 
 def project(df: pl.DataFrame, impl: RowStage, config: Any, *, kept: bool = False) -> pl.DataFrame:
@@ -425,7 +427,7 @@ def _final_rows(impl: RowStage, config: Any, work: WorkFolder, i: int, which: st
     df = counted.collect()
     if cols:
         return df
-    return pl.DataFrame([pl.Series(ROW_INDEX, dtype=pl.Null).extend_constant(None, int(df.item()))])
+    return pl.DataFrame([_nulls(ROW_INDEX, int(df.item()))])
 
 
 def _first_pass(impl: RowStage, config: Any, context: StageContext, paths: list[Path], opts: ReadOptions,

@@ -241,8 +241,8 @@ def read_source(impl: RowStage, context: StageContext, source: Source, job: Job)
     """On a worker: every part of ``source`` through ``process_batch`` into its pass-1 files
     (a part finished before is reused); returns the parts' projections."""
     out = []
+    one_pass = job.shape is not None
     for i, lo, hi, batch, rejected in _batches(source, job.opts, job.rows):
-        one_pass = job.shape is not None
         reused = job.work.finished(i, one_pass)
         if reused:
             k, d, marker = reuse_part(impl, job.config, job.work, i, one_pass=one_pass)
@@ -284,8 +284,8 @@ def _first_pass(job: Job, sources: list[Source], *, quiet: bool) -> list[PartDon
 
     done: list[PartDone] = []
     todo = []
+    one_pass = job.shape is not None
     for s in sources:
-        one_pass = job.shape is not None
         if all(job.work.finished(i, one_pass) for i, _, _ in s.parts):
             done += [PartDone.of(job.impl, job.config, i,
                                  *reuse_part(job.impl, job.config, job.work, i, one_pass=one_pass), True)
