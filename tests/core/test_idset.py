@@ -42,12 +42,12 @@ def _play(ids, steps):
 @settings(max_examples=300, deadline=None)
 @given(st.lists(step, max_size=25))
 def test_the_same_answers_as_the_whole_table_assigner(steps):
-    old = idset.FLUSH
-    idset.FLUSH = 3  # levels and merges on small inputs
+    old = idset.FLUSH, idset.SPILL
+    idset.FLUSH, idset.SPILL = 3, 6  # levels, merges and levels on disk on small inputs
     try:
         assert _play(CompactIds(), steps) == _play(IdAssigner(), steps)
     finally:
-        idset.FLUSH = old
+        idset.FLUSH, idset.SPILL = old
 
 
 def test_a_repeat_names_the_first_place_after_levels_merged(monkeypatch):
@@ -81,3 +81,41 @@ def test_merging_two_levels_keeps_every_key_sorted_with_its_place():
     merged = _merge(_Level(keys[:180], places[:180]), _Level(keys[180:], places[180:]))
     whole = _Level(keys, places)
     assert np.array_equal(merged.keys, whole.keys) and np.array_equal(merged.places, whole.places)
+
+
+def test_levels_on_disk_answer_as_in_memory_and_leave_no_folder(monkeypatch):
+    import gc
+    import os
+
+    monkeypatch.setattr(idset, "FLUSH", 1000)
+    monkeypatch.setattr(idset, "SPILL", 4000)
+    ids = CompactIds()
+    ids.file = "a.jsonl"
+    for i in range(30_000):
+        assert ids.assign(f"r{i}", [], str(i + 1)) == (f"r{i}", None)
+    assert len(ids._disk) >= 20_000 and len(ids) == 30_000
+    folder = ids._disk._folder
+    assert os.path.isdir(folder)
+    for i in (0, 3999, 12_345, 29_999):
+        assert ids.assign(f"r{i}", [], "x")[1] == f"duplicate id 'r{i}' (first seen at line {i + 1})"
+    assert ids.take_all(pl.Series("id", ["new1", "r17"]), "b.jsonl") is False
+    assert ids.take_all(pl.Series("id", ["new1", "new2"]), "b.jsonl") is True
+    del ids
+    gc.collect()
+    assert not os.path.exists(folder)
+
+
+def test_a_full_bloom_filter_doubles_and_still_finds_every_key(tmp_path):
+    import numpy as np
+
+    from thresher.io.idset import digest
+    from thresher.io.idspill import DiskLevels
+
+    disk = DiskLevels()
+    keys = np.sort(np.array([digest(f"k{i}") for i in range(50_000)], dtype="S16"))
+    for part in np.array_split(keys, 5):  # 10k, then 20k, 30k ... past the first filter's 10k
+        disk.add(np.sort(part), np.arange(len(part), dtype=np.int64))
+    assert disk._bloom.capacity >= 50_000 and disk.hits(keys).all()
+    absent = np.array([digest(f"z{i}") for i in range(20_000)], dtype="S16")
+    assert not disk.hits(absent).any() and disk._bloom.maybe(absent).mean() < 0.02
+    assert all(disk.find(k) is not None for k in keys[::997].tolist())

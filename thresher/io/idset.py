@@ -1,4 +1,4 @@
-"""The ids of a streamed read in about 30 bytes a row: :class:`CompactIds`.
+"""The ids of a streamed read in bounded memory: :class:`CompactIds`.
 
 A streamed read (:mod:`thresher.io.stream`) must still find an id given twice anywhere in its
 inputs and derive the same ids as the whole-table read (:class:`thresher.schema.IdAssigner`,
@@ -8,6 +8,11 @@ counters). :class:`CompactIds` gives the same answers from a 16-byte digest of e
 (file index, row or line number) and whether it was derived. Recent ids sit in a dict; every
 100,000 they move to a sorted NumPy level, looked up by binary search; levels of similar size
 merge (up to :data:`MERGE_MAX` ids), so there are few of them and no merge copies the whole set.
+
+A level of :data:`SPILL` ids or more moves to disk (:class:`thresher.io.idspill.DiskLevels`),
+which keeps in memory a Bloom filter and sparse fences: 1.3 to 2.6 bytes an id. So the set holds
+at most ~60 MB (the dict, the levels in memory, a merge's scratch) plus those bytes: ~25 MB at
+10M rows, against 240 MB when every level stayed in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from thresher.io.idspill import DiskLevels
 from thresher.schema import content_id, duplicate_id_problem, id_type_problem, takeable_ids
 
 #: ids held in the dict before they move to a sorted level
@@ -26,6 +32,8 @@ FLUSH = 100_000
 #: the largest level a merge makes (ids): a merge's scratch memory (:func:`_merge`, ~33
 #: bytes an id beside the two levels) stays under ~70 MB
 MERGE_MAX = 2_000_000
+#: a level of this many ids or more moves to disk (:class:`~thresher.io.idspill.DiskLevels`)
+SPILL = 500_000
 # a place: bits 0-15 the file's index, 16-17 the kind of where ("N", "row N", another text:
 # an index into `_odd`), 18-61 the number, 62 set for a derived id
 _DERIVED = 1 << 62
@@ -81,6 +89,7 @@ class CompactIds:
         self._odd: list[str] = []
         self._recent: dict[bytes, int] = {}
         self._levels: list[_Level] = []
+        self._disk = DiskLevels()
         self._multi: dict[str, int] = {}
         """Derived-id counters above 1 (a content seen three times: 3); 1 is implied by the
         content id being held as derived, 0 by its absence."""
@@ -123,7 +132,7 @@ class CompactIds:
             got = level.find(key)
             if got is not None:
                 return got
-        return None
+        return self._disk.find(key)
 
     def _add(self, key: bytes, place: int) -> None:
         self._recent[key] = place
@@ -140,13 +149,17 @@ class CompactIds:
                 and len(lv[-1].keys) + len(lv[-2].keys) <= MERGE_MAX:  # size-tiered: few levels, bounded merges
             b, a = lv.pop(), lv.pop()
             lv.append(_merge(a, b))
+        for level in [x for x in lv if len(x.keys) >= SPILL]:
+            lv.remove(level)
+            self._disk.add(level.keys, level.places)
 
     def __len__(self) -> int:
-        return len(self._recent) + sum(len(lv.keys) for lv in self._levels)
+        return len(self._recent) + sum(len(lv.keys) for lv in self._levels) + len(self._disk)
 
     def nbytes(self) -> int:
-        """About the bytes held (the arrays, plus ~100 a recent id)."""
-        return sum(lv.keys.nbytes + lv.places.nbytes for lv in self._levels) + 100 * len(self._recent)
+        """About the bytes held in memory (the arrays and filters, plus ~100 a recent id)."""
+        return sum(lv.keys.nbytes + lv.places.nbytes for lv in self._levels) + 100 * len(self._recent) \
+            + self._disk.nbytes()
 
     # -- IdAssigner's interface ----------------------------------------------------------
 
@@ -196,7 +209,7 @@ class CompactIds:
         root = self._root()
         if any(k in root._recent for k in keys.tolist()) or (self is not root and any(k in self._recent for k in keys.tolist())):
             return False
-        if any(level.hits(keys).any() for level in root._levels):
+        if any(level.hits(keys).any() for level in root._levels) or root._disk.hits(keys).any():
             return False
         old, self.file = self.file, file
         places = [self._pack(f"{prefix}{i}", derived=False) for i in range(start, start + len(keys))]
@@ -220,3 +233,4 @@ class CompactIds:
         self._multi.update(trial._multi)
         for key, place in trial._recent.items():
             self._add(key, place)
+

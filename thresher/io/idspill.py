@@ -1,0 +1,172 @@
+"""Sorted id levels on disk, for :class:`thresher.io.idset.CompactIds`: :class:`DiskLevels`.
+
+A level of sorted 16-byte keys and their 8-byte places moves to two files in a temporary
+folder (``$TMPDIR``, removed with the set). Memory keeps one Bloom filter over every spilled
+key (10 to 20 bits a key: about one lookup in 200 of an absent key reads the disk; the filter
+doubles, rebuilt from the files, when it fills) and every 256th key of each level (0.06 bytes a
+key). A lookup the filter passes reads one 4 KiB block of each level with :func:`os.pread`:
+the files are never mapped, so their pages are not the process's memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+
+import numpy as np
+
+#: bits a key when the filter is made or doubled (so 10 to 20 as it fills), and probes a key
+BLOOM_BITS, BLOOM_K = 20, 7
+#: keys between two in-memory fences of a level (one read of 4 KiB a lookup)
+FENCE = 256
+#: keys probed at once when the filter is built (bounded scratch)
+_BLOCK = 1 << 16
+_MASK = (1 << 64) - 1
+
+
+def probes(keys: np.ndarray, m: int) -> np.ndarray:
+    """The Bloom filter's bit positions of each key, ``(len(keys), BLOOM_K)``: double hashing
+    on the two 64-bit halves of the digest (uniform already)."""
+    halves = np.frombuffer(keys.tobytes(), dtype="<u8").reshape(-1, 2)
+    h1, h2 = halves[:, :1], halves[:, 1:] | np.uint64(1)
+    with np.errstate(over="ignore"):
+        return (h1 + np.arange(BLOOM_K, dtype=np.uint64) * h2) % np.uint64(m)
+
+
+class Bloom:
+    """A Bloom filter of ``capacity`` keys (``BLOOM_BITS`` bits each) over 16-byte digests."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.m = capacity, max(64, capacity * BLOOM_BITS)
+        self._bits = np.zeros((self.m + 7) // 8, dtype=np.uint8)
+
+    def add(self, keys: np.ndarray) -> None:
+        for start in range(0, len(keys), _BLOCK):
+            pos = probes(keys[start:start + _BLOCK], self.m).ravel()
+            np.bitwise_or.at(self._bits, (pos >> np.uint64(3)).astype(np.int64),
+                             (1 << (pos & np.uint64(7))).astype(np.uint8))
+
+    def seal(self) -> None:
+        """Keep the bits as ``bytes`` (a scalar probe indexes them without NumPy's overhead)."""
+        if isinstance(self._bits, np.ndarray):
+            self._bits = self._bits.tobytes()
+
+    def maybe(self, keys: np.ndarray) -> np.ndarray:
+        """Which of ``keys`` may be held (no false negatives)."""
+        pos = probes(keys, self.m)
+        bits = np.frombuffer(self._bits, dtype=np.uint8)
+        return ((bits[(pos >> np.uint64(3)).astype(np.int64)] >> (pos & np.uint64(7)).astype(np.uint8)) & 1).all(axis=1)
+
+    def maybe_one(self, key: bytes) -> bool:
+        """:meth:`maybe` of one key in plain Python (the per-row path: ~1 µs, not ~15)."""
+        h1, h2 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little") | 1
+        bits, m = self._bits, self.m
+        for i in range(BLOOM_K):
+            p = ((h1 + i * h2) & _MASK) % m
+            if not bits[p >> 3] >> (p & 7) & 1:
+                return False
+        return True
+
+    def unseal(self) -> None:
+        """Make the bits writable again (before :meth:`add`)."""
+        if not isinstance(self._bits, np.ndarray):
+            self._bits = np.frombuffer(self._bits, dtype=np.uint8).copy()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._bits)
+
+
+class _File:
+    """One spilled level: its keys and places files, and its fences."""
+
+    def __init__(self, keys: np.ndarray, places: np.ndarray, stem: str) -> None:
+        self.n = len(keys)
+        self.fences = keys[::FENCE].copy()
+        self.paths = (f"{stem}.keys", f"{stem}.places")
+        keys.tofile(self.paths[0])
+        places.tofile(self.paths[1])
+        self.fds = [os.open(p, os.O_RDONLY) for p in self.paths]
+
+    def index(self, key: bytes) -> int | None:
+        """The position of ``key`` in the level (one block read), or None."""
+        block = int(np.searchsorted(self.fences, key, side="right")) - 1
+        if block < 0:
+            return None
+        start = block * FENCE
+        count = min(FENCE, self.n - start)
+        keys = np.frombuffer(os.pread(self.fds[0], count * 16, start * 16), dtype="S16")
+        i = int(np.searchsorted(keys, key))
+        return start + i if i < count and keys[i] == key else None
+
+    def place(self, i: int) -> int:
+        return int(np.frombuffer(os.pread(self.fds[1], 8, i * 8), dtype=np.int64)[0])
+
+    def keys(self):  # noqa: ANN201 - an iterator of key arrays
+        """The level's keys in blocks (read, not mapped)."""
+        with open(self.paths[0], "rb") as fh:
+            while block := fh.read(_BLOCK * 16):
+                yield np.frombuffer(block, dtype="S16")
+
+
+class DiskLevels:
+    """Sorted levels moved to disk, looked up as one (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._files: list[_File] = []
+        self._bloom = Bloom(0)
+        self._folder: str | None = None
+
+    def __len__(self) -> int:
+        return sum(f.n for f in self._files)
+
+    def add(self, keys: np.ndarray, places: np.ndarray) -> None:
+        """Spill one sorted level (``keys`` ``S16``, ``places`` ``int64``)."""
+        if self._folder is None:
+            self._folder = tempfile.mkdtemp(prefix="thresher-ids-")
+            weakref.finalize(self, _remove, self._folder, self._files)
+        self._files.append(_File(keys, places, os.path.join(self._folder, str(len(self._files)))))
+        if len(self) > self._bloom.capacity:  # doubled, rebuilt from every file
+            self._bloom = Bloom(max(2 * self._bloom.capacity, len(self)))
+            for f in self._files:
+                for block in f.keys():
+                    self._bloom.add(block)
+        else:
+            self._bloom.unseal()
+            self._bloom.add(keys)
+        self._bloom.seal()
+
+    def find(self, key: bytes) -> int | None:
+        """The place of ``key``, or None."""
+        if not self._files or not self._bloom.maybe_one(key):
+            return None
+        for f in self._files:
+            i = f.index(key)
+            if i is not None:
+                return f.place(i)
+        return None
+
+    def hits(self, keys: np.ndarray) -> np.ndarray:
+        """Which of ``keys`` are held."""
+        if not self._files or not len(keys):
+            return np.zeros(len(keys), dtype=bool)
+        out = self._bloom.maybe(keys)
+        for j in np.flatnonzero(out):
+            key = keys[j].tobytes()
+            out[j] = any(f.index(key) is not None for f in self._files)
+        return out
+
+    def nbytes(self) -> int:
+        """The bytes held in memory (the filter and the fences)."""
+        return self._bloom.nbytes + sum(f.fences.nbytes for f in self._files)
+
+
+def _remove(folder: str, files: list[_File]) -> None:
+    """Close the levels' files and remove their folder."""
+    for f in files:
+        for fd in f.fds:
+            os.close(fd)
+        f.fds = []
+    shutil.rmtree(folder, ignore_errors=True)
