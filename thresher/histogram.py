@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 BINS = 20
@@ -21,24 +21,39 @@ def histogram(values: Iterable[Any], bins: int = BINS, *, digits: int | None = N
     import numpy as np
 
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        finite = np.isfinite(values)
-        vals = values if finite.all() else values[finite]
+        vals = values
     else:
         vals = np.asarray([float(v) for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
-    if not vals.size:
+    return histogram_of_blocks(lambda: (vals[i:i + BLOCK] for i in range(0, vals.size, BLOCK)), bins, digits=digits)
+
+
+def histogram_of_blocks(blocks: Callable[[], Iterator[Any]], bins: int = BINS, *,
+                        digits: int | None = None) -> dict[str, list]:
+    """:func:`histogram` of values given as float64 NumPy blocks: ``blocks()`` gives them
+    anew for each of the two passes (the range, then the counts), so no pass holds them all."""
+    import numpy as np
+
+    lo, hi, n = math.inf, -math.inf, 0
+    for block in blocks():
+        finite = block[np.isfinite(block)]
+        if finite.size:
+            lo, hi, n = min(lo, float(finite.min())), max(hi, float(finite.max())), n + int(finite.size)
+    if not n:
         return {"edges": [], "counts": []}
-    lo, hi = float(vals.min()), float(vals.max())
     bins = max(1, bins)
     if hi == lo:
-        edges, counts = [lo, hi], [int(vals.size)]
+        edges, counts = [lo, hi], [n]
     else:
-        width = (hi - lo) / bins
+        # a range wider than the largest float is binned at half scale (no inf, no NaN)
+        half = 1.0 if math.isfinite(hi - lo) else 0.5
+        width = (hi * half - lo * half) / bins
         total = np.zeros(bins, dtype=np.int64)
-        for i in range(0, vals.size, BLOCK):  # bounded temporaries on millions of values
-            at = np.minimum(((vals[i:i + BLOCK] - lo) / width).astype(np.int64), bins - 1)
-            total += np.bincount(at, minlength=bins)
+        for block in blocks():
+            finite = block[np.isfinite(block)]
+            at = ((finite * half - lo * half) / width).astype(np.int64)
+            total += np.bincount(np.clip(at, 0, bins - 1), minlength=bins)
         counts = total.tolist()
-        edges = [lo + i * width for i in range(bins)] + [hi]
+        edges = [(lo * half + i * width) / half for i in range(bins)] + [hi]
     if digits is not None:
         edges = [round(e, digits) for e in edges]
     return {"edges": edges, "counts": counts}

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from thresher.errors import ConfigError, ThresherError
 from thresher.executor import RowStage, StageContext, run_stage
-from thresher.histogram import histogram
 from thresher.io.inputs import ReadOptions, resolve_input
 from thresher.stage import StageResult, dropped_frame
 
@@ -31,9 +30,6 @@ from .base import ScoreResult, conversation_key
 from .options import ModelOptions, Overflow
 from .registry import parse_specs
 from .specs import ScorerSpec
-
-if TYPE_CHECKING:
-    import polars as pl
 
 _MODEL = ModelOptions()  # the model scorers' defaults, written once there
 
@@ -185,40 +181,10 @@ def summarize(results: list[ScoreResult]) -> dict:
     """Counts, moments, quantiles and a histogram of one scorer's results."""
     import polars as pl
 
+    from .summary import summarize_column
+
     return summarize_column(pl.Series([r.score for r in results], dtype=pl.Float64),
                             pl.Series([r.error for r in results], dtype=pl.String))
-
-
-#: values a NumPy temporary of the summaries holds at most (8 MB), whatever the row count
-BLOCK = 1 << 20
-
-
-def summarize_column(values: pl.Series, errors: pl.Series) -> dict:
-    """:func:`summarize` of a score column and its error column (null score: ``errors``
-    says why), in NumPy: a few bytes a row, not a Python object per row."""
-    import numpy as np
-    import polars as pl
-
-    vals = values.drop_nulls().to_numpy()  # a read-only view, or a fresh copy (several chunks)
-    if not vals.flags.writeable or vals.dtype != np.float64:
-        vals = np.array(vals, dtype=np.float64)
-    vals.sort()  # in place: one copy of the scores at most
-    failed = errors.filter(values.is_null())
-    out: dict = {"rows": len(values), "scored": int(vals.size), "errors": len(failed)}
-    if vals.size:
-        n = int(vals.size)
-        mean = float(vals.mean())
-        squares = sum(float(((vals[i:i + BLOCK] - mean) ** 2).sum()) for i in range(0, n, BLOCK))
-        out.update(
-            mean=mean,
-            std=float(np.sqrt(squares / n)),
-            min=float(vals[0]),
-            max=float(vals[-1]),
-            quantiles={str(q): float(vals[min(n - 1, int(q * n))]) for q in (0.05, 0.25, 0.5, 0.75, 0.95)},
-        )
-    out["histogram"] = histogram(vals)
-    out["error_examples"] = [e for e in failed.head(5).cast(pl.String).to_list() if e]
-    return out
 
 
 def score_rows(
@@ -371,6 +337,8 @@ class ScoreStage(RowStage):
             pl.Series([rejects[i][0] for i in bad], dtype=pl.String))
 
     def finalize(self, kept, dropped, context: StageContext):
+        from .summary import summarize_column
+
         stats: dict = {"scorers": {}}
         rate_stats: dict[str, Any] = {}
         kept = self._passrates(kept, context, rate_stats)
