@@ -145,10 +145,12 @@ def kept_info(folder: Path) -> tuple[int, bool, str]:
     return rows, kept.is_dir(), hashlib.sha1("\n".join(ids).encode()).hexdigest()[:10]
 
 
-def run_chain(exe: str, data: Path, rows: int, small: bool, executor: str, work: Path) -> list[dict]:
-    """Each stage command in turn: its input rows, seconds, peaks, kept rows and ids."""
+def run_chain(exe: str, data: Path, rows: int, small: bool, executor: str, work: Path,
+              through: str = STAGES[-1]) -> list[dict]:
+    """Each stage command in turn, up to ``through``: its input rows, seconds, peaks, kept rows and ids."""
     out, rows_in = [], rows
-    for stage, cmd in stage_commands(exe, data, work, small, executor):
+    commands = stage_commands(exe, data, work, small, executor)
+    for stage, cmd in commands[:STAGES.index(through) + 1]:
         m = measure(cmd)
         m.update(stage=stage, rows_in=rows_in, rows_per_s=rows_in / m["seconds"])
         if m["rc"]:
@@ -363,6 +365,8 @@ def main() -> None:
     ap.add_argument("--recipe-max-rows", type=int, help="run `thresher run` only up to this N")
     ap.add_argument("--no-stages", action="store_true", help="skip the stage-by-stage commands")
     ap.add_argument("--no-recipe", action="store_true", help="skip the `thresher run` total")
+    ap.add_argument("--through", choices=STAGES, default=STAGES[-1],
+                    help="run the stage-by-stage chain up to this stage only (e.g. filter)")
     ap.add_argument("--cap", type=float, help="also run `thresher run` on the largest N under this cap (GB)")
     ap.add_argument("--cap-with", choices=["prlimit", "cgroup", "systemd"], default="cgroup")
     ap.add_argument("--only-cap", action="store_true", help="only the capped run")
@@ -387,7 +391,7 @@ def main() -> None:
                 work = Path(tempfile.mkdtemp(prefix="thresher-recipe-", dir=data.parent))
                 try:
                     if step == "stages":
-                        r["runs"] += run_chain(args.thresher, data, rows, args.small, args.executor, work)
+                        r["runs"] += run_chain(args.thresher, data, rows, args.small, args.executor, work, args.through)
                     elif step == "recipe":
                         r["runs"].append(run_recipe(args.thresher, data, rows, args.small, args.executor, work))
                     else:

@@ -105,17 +105,21 @@ def test_levels_on_disk_answer_as_in_memory_and_leave_no_folder(monkeypatch):
     assert not os.path.exists(folder)
 
 
-def test_a_full_bloom_filter_doubles_and_still_finds_every_key(tmp_path):
+def test_a_full_bloom_filter_is_followed_by_one_twice_its_size(monkeypatch):
     import numpy as np
 
+    import thresher.io.idspill as idspill
     from thresher.io.idset import digest
     from thresher.io.idspill import DiskLevels
 
+    monkeypatch.setattr(idspill, "FIRST_CAPACITY", 4000)
     disk = DiskLevels()
     keys = np.sort(np.array([digest(f"k{i}") for i in range(50_000)], dtype="S16"))
-    for part in np.array_split(keys, 5):  # 10k, then 20k, 30k ... past the first filter's 10k
+    for part in np.array_split(keys, 5):  # 10k keys a level: filters of 4k, 8k, 16k, 32k
         disk.add(np.sort(part), np.arange(len(part), dtype=np.int64))
-    assert disk._bloom.capacity >= 50_000 and disk.hits(keys).all()
+    assert [b.capacity for b in disk._blooms] == [4000, 8000, 16000, 32000] and disk._filled == 50_000 - 28_000
+    assert disk.hits(keys).all()
     absent = np.array([digest(f"z{i}") for i in range(20_000)], dtype="S16")
-    assert not disk.hits(absent).any() and disk._bloom.maybe(absent).mean() < 0.02
-    assert all(disk.find(k) is not None for k in keys[::997].tolist())
+    assert not disk.hits(absent).any()
+    assert sum(b.maybe(absent).mean() for b in disk._blooms) < 0.04
+    assert all(disk.find(k) is not None for k in keys[::997].tolist()) and disk.find(absent[0].tobytes()) is None

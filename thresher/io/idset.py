@@ -10,8 +10,8 @@ counters). :class:`CompactIds` gives the same answers from a 16-byte digest of e
 merge (up to :data:`MERGE_MAX` ids), so there are few of them and no merge copies the whole set.
 
 A level of :data:`SPILL` ids or more moves to disk (:class:`thresher.io.idspill.DiskLevels`),
-which keeps in memory a Bloom filter and sparse fences: 1.3 to 2.6 bytes an id. So the set holds
-at most ~60 MB (the dict, the levels in memory, a merge's scratch) plus those bytes: ~25 MB at
+which keeps in memory Bloom filters and sparse fences: 1.3 to 2.6 bytes an id. So the set holds
+at most ~30 MB (the dict, the levels in memory, a merge's scratch) plus those bytes: ~20 MB at
 10M rows, against 240 MB when every level stayed in memory.
 """
 
@@ -33,7 +33,7 @@ FLUSH = 100_000
 #: bytes an id beside the two levels) stays under ~70 MB
 MERGE_MAX = 2_000_000
 #: a level of this many ids or more moves to disk (:class:`~thresher.io.idspill.DiskLevels`)
-SPILL = 500_000
+SPILL = 400_000
 # a place: bits 0-15 the file's index, 16-17 the kind of where ("N", "row N", another text:
 # an index into `_odd`), 18-61 the number, 62 set for a derived id
 _DERIVED = 1 << 62

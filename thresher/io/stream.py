@@ -12,10 +12,11 @@ input size:
   traces make smaller batches than 300-byte chats. Boundaries depend on the data only, so a
   rerun cuts the same batches.
 
-What still grows with the input: a 16-byte digest of every row's id and where it appeared
-(:class:`thresher.io.idset.CompactIds`: an id given twice is a bad row naming the first place it
-appeared), about 24 bytes a row; a finished stage's own output (a stage folder) is read
-without it, its ids being unique already. The record shape of a file with
+Every row's id is remembered (:class:`thresher.io.idset.CompactIds`: an id given twice is a
+bad row naming the first place it appeared) as a 16-byte digest and where it appeared; past
+400k ids they move to disk behind Bloom filters, so memory holds 1.3 to 2.6 bytes a row of it
+(and at most ~30 MB more); a finished stage's own output (a stage folder) is read without it,
+its ids being unique already. The record shape of a file with
 no ``--format`` is chosen from its first batch (the whole-table read chooses it from every
 record). Inputs that only read whole (JSON arrays, dataset folders, hub datasets, OpenAI
 Batch files, which meet their requests by id) make :func:`streamable` False.
@@ -189,7 +190,7 @@ def _finish(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def _parquet_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) -> Iterator[pl.DataFrame]:
-    from thresher.io.readers import canonical_fast, frame_records, validate_records, table_of
+    from thresher.io.readers import canonical_fast, frame_records, table_of, validate_records
 
     first, shape = 0, None
     try:
@@ -212,7 +213,7 @@ def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) 
     (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
     from thresher.io.arrow_jsonl import read_block
     from thresher.io.compress import lines
-    from thresher.io.readers import DupKeys, line_records, open_input, validate_records, table_of
+    from thresher.io.readers import DupKeys, line_records, open_input, table_of, validate_records
 
     open_input(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
     source, first, shape, dups, unknown = iter(lines(p, label)), 0, None, DupKeys(), set()
@@ -242,7 +243,7 @@ def _ignored(label: str, keys: set[str]) -> None:
 
 
 def _record_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) -> Iterator[pl.DataFrame]:
-    from thresher.io.readers import open_input, validate_records, table_of
+    from thresher.io.readers import open_input, table_of, validate_records
 
     if inner_suffix(p) in (".jsonl", ".ndjson"):
         yield from _jsonl_batches(p, label, opts, col, ids, cap)
