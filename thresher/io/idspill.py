@@ -44,18 +44,14 @@ class Bloom:
 
     def __init__(self, capacity: int) -> None:
         self.capacity, self.m = capacity, max(64, capacity * BLOOM_BITS)
-        self._bits = np.zeros((self.m + 7) // 8, dtype=np.uint8)
+        # a bytearray: a scalar probe indexes it without NumPy's overhead, NumPy writes it in place
+        self._bits = bytearray((self.m + 7) // 8)
 
     def add(self, keys: np.ndarray) -> None:
+        bits = np.frombuffer(self._bits, dtype=np.uint8)
         for start in range(0, len(keys), _BLOCK):
             pos = probes(keys[start:start + _BLOCK], self.m).ravel()
-            np.bitwise_or.at(self._bits, (pos >> np.uint64(3)).astype(np.int64),
-                             (1 << (pos & np.uint64(7))).astype(np.uint8))
-
-    def seal(self) -> None:
-        """Keep the bits as ``bytes`` (a scalar probe indexes them without NumPy's overhead)."""
-        if isinstance(self._bits, np.ndarray):
-            self._bits = self._bits.tobytes()
+            np.bitwise_or.at(bits, (pos >> np.uint64(3)).astype(np.int64), (1 << (pos & np.uint64(7))).astype(np.uint8))
 
     def maybe(self, keys: np.ndarray) -> np.ndarray:
         """Which of ``keys`` may be held (no false negatives)."""
@@ -72,11 +68,6 @@ class Bloom:
             if not bits[p >> 3] >> (p & 7) & 1:
                 return False
         return True
-
-    def unseal(self) -> None:
-        """Make the bits writable again (before :meth:`add`)."""
-        if not isinstance(self._bits, np.ndarray):
-            self._bits = np.frombuffer(self._bits, dtype=np.uint8).copy()
 
     @property
     def nbytes(self) -> int:
@@ -142,9 +133,7 @@ class DiskLevels:
                 self._filled = 0
             bloom = self._blooms[-1]
             take = min(len(keys) - start, bloom.capacity - self._filled)
-            bloom.unseal()
             bloom.add(keys[start:start + take])
-            bloom.seal()
             start, self._filled = start + take, self._filled + take
 
     def find(self, key: bytes) -> int | None:
