@@ -170,6 +170,9 @@ def quiet_libraries() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from thresher.malloc import fixed_mmap_threshold
+
+    fixed_mmap_threshold()  # batch-sized buffers mapped and given back, not a creeping heap
     quiet_libraries()
     cli(prog_name="thresher")
 
