@@ -91,7 +91,7 @@ def order_stats(blocks: Callable[[], Iterator[np.ndarray]], ranks: list[int]) ->
     return [found[i] for i in range(len(targets))]
 
 
-def _gathered(blocks, gather: dict, targets: list) -> dict[int, float]:
+def _gathered(blocks: Callable[[], Iterator[np.ndarray]], gather: dict, targets: list) -> dict[int, float]:
     """The targets whose bucket is small: its keys collected in one pass and sorted."""
     if not gather:
         return {}

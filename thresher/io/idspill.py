@@ -25,7 +25,7 @@ BLOOM_BITS, BLOOM_K = 10, 7
 FIRST_CAPACITY = 1 << 20
 #: keys between two in-memory fences of a level (one read of 4 KiB a lookup)
 FENCE = 256
-#: keys probed at once when the filter is built (bounded scratch)
+#: keys probed at once when keys are added to a filter (bounded scratch)
 _BLOCK = 1 << 16
 _MASK = (1 << 64) - 1
 
@@ -98,12 +98,6 @@ class _File:
 
     def place(self, i: int) -> int:
         return int(np.frombuffer(os.pread(self.fds[1], 8, i * 8), dtype=np.int64)[0])
-
-    def keys(self):  # noqa: ANN201 - an iterator of key arrays
-        """The level's keys in blocks (read, not mapped)."""
-        with open(self.paths[0], "rb") as fh:
-            while block := fh.read(_BLOCK * 16):
-                yield np.frombuffer(block, dtype="S16")
 
 
 class DiskLevels:
