@@ -12,7 +12,6 @@ threshold, 472 MB with it fixed. ``MALLOC_MMAP_THRESHOLD_`` in the environment w
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -28,7 +27,7 @@ def fixed_mmap_threshold() -> bool:
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, THRESHOLD))
+        # the process's own symbols: libc is loaded already (no ldconfig lookup at every start)
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, THRESHOLD))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False
