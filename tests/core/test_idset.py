@@ -17,6 +17,7 @@ step = st.one_of(
     st.tuples(st.just("all"), st.lists(st.sampled_from(["a", "b", "k", "m", "n", "q"]), max_size=4), st.just(""),
               st.sampled_from(["f1", "f2"])),
     st.tuples(st.just("trial"), st.lists(st.tuples(ids_, texts), max_size=4), st.booleans(), st.just("f1")),
+    st.tuples(st.just("settle"), st.none(), st.none(), st.just("f1")),  # a streamed read's batch ends
 )
 
 
@@ -27,6 +28,9 @@ def _play(ids, steps):
         if kind == "row":
             n += 1
             out.append(ids.assign(a, [{"role": "user", "content": b}], str(n) if n % 2 else f"row {n}"))
+        elif kind == "settle":
+            if isinstance(ids, CompactIds):
+                ids.settle()
         elif kind == "all":
             out.append(ids.take_all(pl.Series("id", a, dtype=pl.String), file, prefix="", start=n + 1))
             n += len(a)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thresher.curate.filter.stage import Config, run
 from thresher.executor import ROW_INDEX, GlobalStage, run_stage
@@ -103,6 +105,44 @@ def test_a_batch_ends_once_its_lines_pass_the_byte_cap(tmp_path):
     assert pl.concat(got)["id"].to_list() == [f"r{i}" for i in range(33)]
     again = [b.height for b, _ in iter_inputs([src], rows=8, max_bytes=6000)]
     assert again == heights  # the same data cuts the same batches
+
+
+def _taken(data: bytes, rows: int, size: int) -> list[bytes]:
+    """Batches of ``data``'s lines taken one line object at a time (the reader before
+    :func:`~thresher.io.compress.line_batches`)."""
+    import io
+
+    source, out = iter(io.BytesIO(data)), []
+    while True:
+        batch, total = [], 0
+        for line in source:
+            batch.append(line)
+            total += len(line)
+            if len(batch) >= rows or total >= size:
+                break
+        if not batch:
+            return out
+        out.append(b"".join(batch))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+       st.booleans(), st.integers(1, 6), st.integers(1, 60), st.sampled_from([1, 3, 7, 1 << 20]))
+def test_line_batches_cut_where_taking_lines_one_by_one_cuts(tmp_path_factory, lines, tail, rows, size, read):
+    import thresher.io.compress as compress
+
+    data = b"\n".join(lines) + (b"\n" if tail and lines else b"")
+    path = tmp_path_factory.mktemp("lines") / "in.jsonl"
+    path.write_bytes(data)
+    old, compress.READ_BYTES = compress.READ_BYTES, read  # blocks that cut lines anywhere
+    try:
+        got = list(compress.line_batches(path, "in.jsonl", rows, size))
+    finally:
+        compress.READ_BYTES = old
+    assert got == _taken(data, rows, size)
+    import io
+
+    assert [line for b in got for line in compress.split_lines(b)] == list(io.BytesIO(data))
 
 
 def test_the_byte_cap_holds_for_csv_and_parquet(tmp_path):

@@ -14,7 +14,7 @@ import io
 import lzma
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from thresher.errors import InputError
 
@@ -98,3 +98,80 @@ def lines(p: Path, label: str) -> Iterator[bytes]:
                 yield line
     except errors as e:  # opening or closing the stream
         raise decompress_failure(label, p, e) from None
+
+
+#: bytes read from a file at a time by :func:`line_batches`
+READ_BYTES = 4 << 20
+
+
+def _raw_blocks(p: Path, label: str) -> Iterator[bytes]:
+    """The (decompressed) bytes of ``p`` in blocks of about :data:`READ_BYTES`."""
+    errors = decompress_errors()
+    try:
+        with open_binary(p) as fh:
+            while True:
+                try:
+                    block = fh.read(READ_BYTES)
+                except errors as e:
+                    raise decompress_failure(label, p, e) from None
+                if not block:
+                    return
+                yield block
+    except errors as e:  # opening or closing the stream
+        raise decompress_failure(label, p, e) from None
+
+
+def _batch_end(ends: Any, rows: int, size: int) -> int | None:
+    """Where a batch of whole lines stops (an offset), given the offsets just past each line
+    ``ends``: after ``rows`` lines, or after the first line that brings it to ``size`` bytes,
+    whichever comes first; None when neither is within ``ends``."""
+    import numpy as np
+
+    stops = []
+    if len(ends) >= rows:
+        stops.append(int(ends[rows - 1]))
+    i = int(np.searchsorted(ends, size))
+    if i < len(ends):
+        stops.append(int(ends[i]))
+    return min(stops) if stops else None
+
+
+def line_batches(p: Path, label: str, rows: int, size: int) -> Iterator[bytes]:
+    """The (decompressed) lines of ``p``, a batch at a time as one ``bytes`` of whole lines
+    (the last line of the file may lack its newline): at most ``rows`` lines, ending with the
+    line that brings the batch to ``size`` bytes. The same batches as taking the lines of
+    :func:`lines` one by one, without a Python object a line: small lines (up to 512 bytes)
+    would come from CPython's small-object allocator, whose arenas a stream of millions of
+    them fragments, so memory crept up with the rows read."""
+    import numpy as np
+
+    pending, ends = bytearray(), np.zeros(0, dtype=np.int64)
+    blocks, eof = _raw_blocks(p, label), False
+    while True:
+        end = _batch_end(ends, rows, size)
+        while end is None and not eof:
+            block = next(blocks, None)
+            if block is None:
+                eof = True
+                break
+            found = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + (len(pending) + 1)
+            pending.extend(block)
+            ends = np.concatenate([ends, found])
+            end = _batch_end(ends, rows, size)
+        if end is None:  # the end of the file: what is left, its last line maybe unterminated
+            end = len(pending)
+        if end == 0:
+            return
+        yield bytes(pending[:end])
+        del pending[:end]
+        ends = ends[np.searchsorted(ends, end, side="right"):] - end
+
+
+def split_lines(batch: bytes) -> list[bytes]:
+    """The lines of a :func:`line_batches` batch, each with its newline (as :func:`lines`)."""
+    pieces = batch.split(b"\n")
+    last = pieces.pop()
+    out = [piece + b"\n" for piece in pieces]
+    if last:
+        out.append(last)
+    return out

@@ -153,6 +153,14 @@ class CompactIds:
             lv.remove(level)
             self._disk.add(level.keys, level.places)
 
+    def settle(self) -> None:
+        """Move the recent ids into a sorted level (a streamed read calls it after each batch).
+        Its keys and places are then NumPy arrays, not Python objects: a dict that lived across
+        batches, beside each batch's per-row objects, kept CPython's small-object arenas from
+        being released, and memory crept up with the rows read."""
+        if self._parent is None:
+            self._flush()
+
     def __len__(self) -> int:
         return len(self._recent) + sum(len(lv.keys) for lv in self._levels) + len(self._disk)
 

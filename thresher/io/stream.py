@@ -160,6 +160,9 @@ class _TrustedIds:
         col = column.cast(pl.String)
         return not (col.null_count() or (col == "").any() or col.is_duplicated().any())
 
+    def settle(self) -> None:
+        """Nothing is remembered across batches."""
+
     def assign(self, given, messages, where):  # noqa: ANN001 - IdAssigner's signature
         from thresher.schema import IdAssigner
 
@@ -176,6 +179,7 @@ def _one_input(p: Path, opts: ReadOptions, ids, cap: _Cap) -> Iterator[tuple[pl.
         else _record_batches(p, label, opts, col, ids, cap)
     seen = 0
     for table in batches:
+        ids.settle()
         seen += table.height + len(col.rejects)
         yield _finish(table), rejects_frame(col.rejects)
         col.rejects = []
@@ -212,23 +216,23 @@ def _jsonl_batches(p: Path, label: str, opts: ReadOptions, col, ids, cap: _Cap) 
     """A JSONL file a batch of lines at a time (``cap``): a clean block straight into Arrow
     (:func:`thresher.io.arrow_jsonl.read_block`), any other through the record path."""
     from thresher.io.arrow_jsonl import read_block
-    from thresher.io.compress import lines
+    from thresher.io.compress import line_batches, split_lines
     from thresher.io.readers import DupKeys, line_records, open_input, table_of, validate_records
 
     open_input(p, label, opts.fmt, opts.split, col)  # the same checks as the record path (empty, a folder ...)
-    source, first, shape, dups, unknown = iter(lines(p, label)), 0, None, DupKeys(), set()
+    first, shape, dups, unknown = 0, None, DupKeys(), set()
     fast_ok = opts.fmt in (None, "messages")
-    while True:
-        block = cap.take(source, len)
-        if not block:
-            break
-        fast = read_block(b"".join(block), label, ids, first) if fast_ok else None
+    for data in line_batches(p, label, cap.rows, cap.size):
+        fast = read_block(data, label, ids, first) if fast_ok else None
         if fast is None:
+            block = split_lines(data)
             numbered = enumerate(block, start=first + 1)
             found, shape, keys, _ = validate_records(line_records(numbered, col, dups), opts.fmt, label, col, ids, shape)
             unknown |= keys
             fast = table_of(found, label)
-        first += len(block)
+            first += len(block)
+        else:
+            first += fast.height
         yield fast
     dups.warn(label)
     if unknown:
