@@ -99,31 +99,37 @@ def recipe_file(data: Path, work: Path, small: bool) -> Path:
 
 def measure(cmd: list[str], prefix: list[str] | None = None, extra_env: dict | None = None) -> dict:
     """Run ``prefix + cmd`` (a prefix tool execs it: same pid); seconds, return code, the tree's
-    peak RSS, and apart the peaks of the root process (the driver) and of the sum of the rest."""
+    peak RSS, apart the peaks of the root process (the driver) and of the sum of the rest, and
+    ``anon``: the tree's peak of RSS not backed by a file (RSS less psutil's ``shared``: mapped
+    files such as dedup's spilled signatures, whose pages the kernel can drop)."""
     import psutil
 
     env = {**os.environ, "THRESHER_PROGRESS": "0", **(extra_env or {})}
     log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child (datatrove, Ray) never blocks
     start = time.time()
     proc = subprocess.Popen([*(prefix or []), *cmd], stdout=subprocess.DEVNULL, stderr=log, env=env)
-    root, peak, driver, others = psutil.Process(proc.pid), 0, 0, 0
+    root, peak, driver, others, anon = psutil.Process(proc.pid), 0, 0, 0, 0
     while proc.poll() is None:
         try:
-            mine, rest = root.memory_info().rss, 0
+            info = root.memory_info()
+            mine, rest, unshared = info.rss, 0, info.rss - info.shared
             for p in root.children(recursive=True):
                 try:
-                    rest += p.memory_info().rss
+                    info = p.memory_info()
+                    rest, unshared = rest + info.rss, unshared + info.rss - info.shared
                 except psutil.Error:
                     pass
         except psutil.Error:
-            mine = rest = 0
+            mine = rest = unshared = 0
         peak, driver, others = max(peak, mine + rest), max(driver, mine), max(others, rest)
+        anon = max(anon, unshared)
         time.sleep(0.02)
     seconds = time.time() - start
     log.seek(0)
     err = log.read().decode(errors="replace")
     log.close()
     return {"seconds": seconds, "rc": proc.returncode, "peak": peak, "driver": driver, "others": others,
+            "anon": anon,
             "err": err.strip()[-800:]}
 
 
@@ -159,8 +165,8 @@ def run_chain(exe: str, data: Path, rows: int, small: bool, executor: str, work:
             print(f"# {stage} failed ({m['rc']}): {m['err']}", file=sys.stderr)
             break
         m["kept"], m["parts"], m["ids"] = kept_info(work / stage)
-        print(f"# {executor} {rows:,} {stage}: {m['seconds']:.1f} s, peak {m['peak'] / 1e6:,.0f} MB, "
-              f"kept {m['kept']:,}{' (parts)' if m['parts'] else ''}", file=sys.stderr)
+        print(f"# {executor} {rows:,} {stage}: {m['seconds']:.1f} s, peak {m['peak'] / 1e6:,.0f} MB "
+              f"(not file-backed: {m['anon'] / 1e6:,.0f} MB), kept {m['kept']:,}{' (parts)' if m['parts'] else ''}", file=sys.stderr)
         out.append(m)
         rows_in = m["kept"]
     return out

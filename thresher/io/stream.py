@@ -5,7 +5,9 @@ whole-table read (shapes, validation, ids unique across every input, rows reject
 ``drop_stage = "read"`` frames), so that peak memory depends on the batch size, not on the
 input size:
 
-- JSONL and CSV/TSV (compressed or not) record by record, ``rows`` records a batch;
+- JSONL (compressed or not) as blocks of whole lines, ``rows`` lines a batch (one ``bytes``
+  a batch, not one a line: :func:`thresher.io.compress.line_batches`); CSV/TSV record by
+  record, ``rows`` records a batch;
 - Parquet by row groups, and a folder of Parquet parts part by part;
 - a batch also ends once its rows pass ``$THRESHER_PART_BYTES`` (default 32 MiB: bytes of
   JSONL lines, of CSV field text, Parquet's uncompressed size per row), so that 30 KB reasoning
