@@ -145,6 +145,7 @@ def line_batches(p: Path, label: str, rows: int, size: int) -> Iterator[bytes]:
     them fragments, so memory crept up with the rows read."""
     import numpy as np
 
+    rows = max(rows, 1)  # a batch holds one line at least
     pending, ends = bytearray(), np.zeros(0, dtype=np.int64)
     blocks, eof = _raw_blocks(p, label), False
     while True:
