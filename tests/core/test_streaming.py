@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -110,8 +111,6 @@ def test_a_batch_ends_once_its_lines_pass_the_byte_cap(tmp_path):
 def _taken(data: bytes, rows: int, size: int) -> list[bytes]:
     """Batches of ``data``'s lines taken one line object at a time (the reader before
     :func:`~thresher.io.compress.line_batches`)."""
-    import io
-
     source, out = iter(io.BytesIO(data)), []
     while True:
         batch, total = [], 0
@@ -140,9 +139,20 @@ def test_line_batches_cut_where_taking_lines_one_by_one_cuts(tmp_path_factory, l
     finally:
         compress.READ_BYTES = old
     assert got == _taken(data, rows, size)
-    import io
-
     assert [line for b in got for line in compress.split_lines(b)] == list(io.BytesIO(data))
+
+
+def test_line_batches_of_a_compressed_file_are_those_of_the_plain_one(tmp_path):
+    import gzip
+
+    from thresher.io.compress import line_batches
+
+    data = b"".join(b'{"i": %d, "pad": "%s"}\n' % (i, b"x" * (i % 50)) for i in range(3000))
+    (tmp_path / "a.jsonl").write_bytes(data)
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
+    plain = list(line_batches(tmp_path / "a.jsonl", "a.jsonl", 700, 20_000))
+    assert list(line_batches(tmp_path / "a.jsonl.gz", "a.jsonl.gz", 700, 20_000)) == plain
+    assert b"".join(plain) == data and len(plain) > 3
 
 
 def test_the_byte_cap_holds_for_csv_and_parquet(tmp_path):
