@@ -21,13 +21,13 @@ M_MMAP_THRESHOLD = -3
 THRESHOLD = 128 * 1024
 
 
-def fixed_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold at :data:`THRESHOLD` (no sliding); True when it was set.
+def fixed_mmap_threshold(threshold: int = THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes (no sliding); True when it was set.
     Does nothing off Linux, on another C library, or when the environment sets it already."""
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
     try:
         # the process's own symbols: libc is loaded already (no ldconfig lookup at every start)
-        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, THRESHOLD))
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, threshold))
     except (OSError, AttributeError):  # not glibc (musl has no mallopt)
         return False

@@ -277,17 +277,11 @@ def bound_allocator(config: TrainConfig, device: Any) -> bool:
     16k tokens). A fixed threshold keeps large blocks on mmap. Skipped when the user set
     ``MALLOC_MMAP_THRESHOLD_``, off glibc, on GPUs and for shorter sequences (where reusing
     heap blocks is faster)."""
-    import ctypes
-    import os
+    from thresher.malloc import fixed_mmap_threshold
 
-    if config.max_length < LONG_SEQUENCE or getattr(device, "type", str(device)) != "cpu" \
-            or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if config.max_length < LONG_SEQUENCE or getattr(device, "type", str(device)) != "cpu":
         return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-3, MMAP_THRESHOLD))  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
+    return fixed_mmap_threshold(MMAP_THRESHOLD)
 
 
 def _build(stage: Any, prep: Prepared, out: Path, config: TrainConfig, dist: Any, device: Any) -> _Run:

@@ -12,7 +12,7 @@ import bz2
 import gzip
 import io
 import lzma
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -79,46 +79,35 @@ def read_bytes(p: Path, label: str) -> bytes:
         raise decompress_failure(label, p, e) from None
 
 
+def _reads(p: Path, label: str, read: Callable[[IO[bytes]], bytes]) -> Iterator[bytes]:
+    """``read(fh)`` of the (decompressed) ``p`` until it gives nothing; a damaged stream is
+    :func:`decompress_failure`."""
+    errors = decompress_errors()
+    try:
+        with open_binary(p) as fh:
+            while True:
+                try:
+                    got = read(fh)
+                except errors as e:
+                    raise decompress_failure(label, p, e) from None
+                if not got:
+                    return
+                yield got
+    except errors as e:  # opening or closing the stream
+        raise decompress_failure(label, p, e) from None
+
+
 def lines(p: Path, label: str) -> Iterator[bytes]:
     """The (decompressed) lines of ``p`` as bytes, streamed."""
     if p.suffix.lower() not in COMPRESSED:
         with open(p, "rb") as fh:
             yield from fh
         return
-    errors = decompress_errors()
-    try:
-        with open_binary(p) as fh:
-            while True:
-                try:
-                    line = fh.readline()
-                except errors as e:
-                    raise decompress_failure(label, p, e) from None
-                if not line:
-                    return
-                yield line
-    except errors as e:  # opening or closing the stream
-        raise decompress_failure(label, p, e) from None
+    yield from _reads(p, label, lambda fh: fh.readline())
 
 
 #: bytes read from a file at a time by :func:`line_batches`
 READ_BYTES = 4 << 20
-
-
-def _raw_blocks(p: Path, label: str) -> Iterator[bytes]:
-    """The (decompressed) bytes of ``p`` in blocks of about :data:`READ_BYTES`."""
-    errors = decompress_errors()
-    try:
-        with open_binary(p) as fh:
-            while True:
-                try:
-                    block = fh.read(READ_BYTES)
-                except errors as e:
-                    raise decompress_failure(label, p, e) from None
-                if not block:
-                    return
-                yield block
-    except errors as e:  # opening or closing the stream
-        raise decompress_failure(label, p, e) from None
 
 
 def _batch_end(ends: Any, rows: int, size: int) -> int | None:
@@ -147,7 +136,7 @@ def line_batches(p: Path, label: str, rows: int, size: int) -> Iterator[bytes]:
 
     rows = max(rows, 1)  # a batch holds one line at least
     pending, ends = bytearray(), np.zeros(0, dtype=np.int64)
-    blocks, eof = _raw_blocks(p, label), False
+    blocks, eof = _reads(p, label, lambda fh: fh.read(READ_BYTES)), False
     while True:
         end = _batch_end(ends, rows, size)
         while end is None and not eof:
