@@ -35,7 +35,7 @@ import polars as pl
 
 from thresher.curate.dedup.decision import DedupResult, decide, lsh_params, survivor_order
 from thresher.curate.dedup.lsh import candidate_pairs
-from thresher.curate.dedup.shuffle import apply, default_partitions, gather, shuffle
+from thresher.executors.shuffle import apply, default_partitions, gather, shuffle
 from thresher.executors.ray_session import cluster_cpus, session
 
 #: label propagation stops after this many rounds even if labels still change (never seen)
