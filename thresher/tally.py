@@ -21,6 +21,19 @@ TOP_REASONS = 50
 #: quote a value, e.g. ``keyboard mash 'xqzt'``, may be distinct per row): the top ones
 #: stay exact in practice, a reason seen once per part may be undercounted
 MAX_REASONS = 20_000
+#: a projection's optional weight column: each line stands for this many rows (a projection
+#: grouped on a worker, e.g. the Ray mix's, so that the driver holds no per-row frame)
+WEIGHT = "__rows"
+
+
+def _n(df: pl.DataFrame) -> pl.Expr:
+    """The rows a group stands for: its lines, or the sum of their :data:`WEIGHT`."""
+    return pl.col(WEIGHT).sum().alias("len") if WEIGHT in df.columns else pl.len()
+
+
+def rows_of(df: pl.DataFrame) -> int:
+    """The rows ``df`` stands for (its height, or the sum of its :data:`WEIGHT` column)."""
+    return int(df[WEIGHT].sum()) if WEIGHT in df.columns else df.height
 
 
 def _as_strings(counts: pl.DataFrame, *columns: str) -> pl.DataFrame:
@@ -34,7 +47,7 @@ def category_counts(df: pl.DataFrame | None) -> dict[str, int]:
     """Rows of ``df`` by ``category`` (:data:`NO_CATEGORY` for null; empty without the column)."""
     if df is None or df.height == 0 or "category" not in df.columns:
         return {}
-    counts = _as_strings(df.group_by("category").len(), "category")
+    counts = _as_strings(df.group_by("category").agg(_n(df)), "category")
     return {str(c) if c is not None else NO_CATEGORY: int(n) for c, n in counts.iter_rows()}
 
 
@@ -46,7 +59,7 @@ def reason_counts(dropped: pl.DataFrame) -> dict[str, int]:
     read = pl.col("drop_stage") == "read"
     distinct = dropped.group_by(pl.when(read).then(pl.format("read: {}", pl.col("drop_code")))
                                 .otherwise(pl.col("drop_reason").cast(pl.String))
-                                .fill_null("(no reason)").alias("drop_reason")).len()
+                                .fill_null("(no reason)").alias("drop_reason")).agg(_n(dropped))
     rules = (distinct.with_columns(pl.col("drop_reason")
                                    .str.replace(r"^(read: .*)$|\s+of\s.*$|[=<>:(\[].*$", "$1")
                                    .str.strip_chars())
@@ -59,7 +72,7 @@ def code_counts(dropped: pl.DataFrame, stage: str) -> dict[str, int]:
     if dropped.height == 0:
         return {}
     by = _as_strings(dropped.group_by(pl.col("drop_stage").fill_null(stage), pl.col("drop_code").fill_null("dropped"))
-                     .len(), "drop_stage", "drop_code")
+                     .agg(_n(dropped)), "drop_stage", "drop_code")
     return {code if st == stage else f"{st}:{code}": int(n) for st, code, n in by.iter_rows()}
 
 
@@ -93,9 +106,10 @@ class Tally:
 
     @classmethod
     def of(cls, stage: str, kept: pl.DataFrame, dropped: pl.DataFrame) -> Tally:
-        """The tally of ``kept`` and ``dropped`` (the latter with the drop columns) of ``stage``."""
-        n_read = int((dropped["drop_stage"] == "read").sum()) if dropped.height else 0
-        return cls(kept=kept.height, dropped=dropped.height, rejected_on_read=n_read,
+        """The tally of ``kept`` and ``dropped`` (the latter with the drop columns) of ``stage``;
+        either may be grouped, with a :data:`WEIGHT` column counting the rows of each line."""
+        n_read = rows_of(dropped.filter(pl.col("drop_stage") == "read")) if dropped.height else 0
+        return cls(kept=rows_of(kept), dropped=rows_of(dropped), rejected_on_read=n_read,
                    kept_by_category=category_counts(kept), dropped_by_category=category_counts(dropped),
                    reasons=reason_counts(dropped), codes=code_counts(dropped, stage))
 

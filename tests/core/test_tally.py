@@ -45,3 +45,13 @@ def test_reasons_past_the_cap_keep_the_frequent_ones():
     t.add(Tally(reasons={"common": 1000, "extra": 1}))
     assert len(t.reasons) <= MAX_REASONS and t.reasons["common"] == 1000
     assert list(t.stats()["drop_reasons"])[0] == "common"
+
+
+def test_a_grouped_projection_counts_its_weights():
+    from thresher.tally import WEIGHT
+
+    kept, dropped = _tables()
+    cols = ["category", "drop_stage", "drop_code", "drop_reason"]
+    grouped = dropped.select(cols).group_by(cols).agg(pl.len().alias(WEIGHT))
+    kept_grouped = kept.group_by("category").agg(pl.len().alias(WEIGHT))
+    assert Tally.of("filter", kept_grouped, grouped) == Tally.of("filter", kept, dropped)
