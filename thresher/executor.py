@@ -227,6 +227,26 @@ class GlobalStage(StageFacts):
     def teardown(self, context: StageContext) -> None:
         """Release what :meth:`setup` built."""
 
+    # -- on Ray (optional): decide by Ray tasks from per-part side tables, the driver holding no row
+
+    def decides_on_ray(self, config: Any) -> bool:
+        """True when, under ``--executor ray``, a streamed run decides by Ray tasks
+        (:mod:`thresher.executors.global_ray`): :meth:`side_table` per part on the workers,
+        then :meth:`decide_on_ray`. Requires :meth:`streams`."""
+        return False
+
+    def side_table(self, batch: pl.DataFrame, context: StageContext) -> pl.DataFrame:
+        """On a worker: what :meth:`decide_on_ray` needs of a part's rows (``batch``, numbered
+        in :data:`ROW_INDEX`), a frame written beside the part."""
+        raise NotImplementedError
+
+    def decide_on_ray(self, sides: list[Any], decided: Path, context: StageContext) -> dict[str, Any]:
+        """On the driver, the work done by Ray tasks over ``sides`` (one
+        :class:`~thresher.executors.global_ray.SidePart` per part, in order): for every part
+        with rows to drop, write ``decided / parts.part_name(i)`` (:data:`ROW_INDEX`, the drop
+        columns and the stage's added columns of those rows); return the stats."""
+        raise NotImplementedError
+
     def run_parts(self, context: StageContext) -> WrittenParts | None:
         """For a stage that reads its inputs itself (``reads_rows = False``): stream them into
         ``kept.parquet`` / ``dropped.parquet`` parts under a work folder and return what was
@@ -319,6 +339,10 @@ def _run_in(stage: StageFolder, impl: RowStage | GlobalStage, paths: list[Path],
         from thresher.executors.stream import ProjectedStage, run_streaming, should_stream
 
         if should_stream(impl, config, paths, opts):  # type: ignore[arg-type]
+            if not _local() and impl.decides_on_ray(config):
+                from thresher.executors.global_ray import run_global_ray
+
+                return run_global_ray(stage, impl, paths, config, opts)  # the driver holds no row
             return run_streaming(stage, ProjectedStage(impl), paths, config, opts)  # type: ignore[arg-type]
     if table is None and impl.reads_rows:
         table, rejected = read_inputs(paths, opts)

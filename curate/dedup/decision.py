@@ -224,7 +224,23 @@ def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np
            counts: dict[str, Any], timings: dict[str, float], bands_rows: tuple[int, int],
            ref_label: str | None) -> dict[str, Any]:
     sizes = clusters.group_by("cluster").len()["len"] if clusters.height else pl.Series([], dtype=pl.UInt32)
-    hist = np.bincount(np.minimum(sizes.to_numpy(), 10)) if len(sizes) else np.zeros(0, int)
+    return dedup_stats(cfg, cluster_sizes(sizes.to_numpy()), kinds, int((~nonempty).sum()), counts, timings,
+                       bands_rows, ref_label)
+
+
+def cluster_sizes(sizes: np.ndarray) -> dict[str, Any]:
+    """``clusters``, ``largest_cluster`` and ``cluster_sizes`` (a histogram, 10+ together) of
+    the stats, from each cluster's size."""
+    hist = np.bincount(np.minimum(sizes, 10)) if len(sizes) else np.zeros(0, int)
+    return {"clusters": len(sizes), "largest_cluster": int(sizes.max()) if len(sizes) else 0,
+            "cluster_sizes": {(f"{k}" if k < 10 else "10+"): int(v) for k, v in enumerate(hist) if v}}
+
+
+def dedup_stats(cfg: Any, sizes: dict[str, Any], kinds: dict[str, int], empty_rows: int,
+                counts: dict[str, Any], timings: dict[str, float], bands_rows: tuple[int, int],
+                ref_label: str | None) -> dict[str, Any]:
+    """The dedup stage's own stats (``sizes``: :func:`cluster_sizes`; ``kinds``: rows dropped
+    by kind, ``exact``, ``near``, ``against_exact``, ``against_near``)."""
     return {
         "on": cfg.on,
         "mode": getattr(cfg, "mode", "minhash"),
@@ -241,14 +257,12 @@ def _stats(cfg: Any, clusters: pl.DataFrame, kinds: dict[str, int], nonempty: np
         "cluster": cfg.cluster,
         "against": ref_label,
         "reference_rows": counts.get("reference_rows", 0),
-        "empty_text_rows": int((~nonempty).sum()),
+        "empty_text_rows": empty_rows,
         "exact_duplicates": kinds["exact"],
         "near_duplicates": kinds["near"],
         "against_exact": kinds["against_exact"],
         "against_near": kinds["against_near"],
-        "clusters": len(sizes),
-        "largest_cluster": int(sizes.max()) if len(sizes) else 0,
-        "cluster_sizes": {(f"{k}" if k < 10 else "10+"): int(v) for k, v in enumerate(hist) if v},
+        **sizes,
         "candidate_pairs": counts["candidate_pairs"],
         "verified_pairs": counts["verified_pairs"],
         "spilled": counts.get("spilled", False),

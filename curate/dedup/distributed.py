@@ -35,14 +35,14 @@ import polars as pl
 
 from thresher.curate.dedup.decision import DedupResult, decide, lsh_params, survivor_order
 from thresher.curate.dedup.lsh import candidate_pairs
-from thresher.executors.shuffle import apply, default_partitions, gather, shuffle
 from thresher.executors.ray_session import cluster_cpus, session
+from thresher.executors.shuffle import apply, default_partitions, gather, shuffle
 
 #: label propagation stops after this many rounds even if labels still change (never seen)
 MAX_ROUNDS = 10_000
 
 
-def _fsb(values: np.ndarray) -> Any:
+def fsb(values: np.ndarray) -> Any:
     """A 2-D numpy array as a pyarrow fixed-size binary column (one row per array row)."""
     import pyarrow as pa
 
@@ -52,8 +52,8 @@ def _fsb(values: np.ndarray) -> Any:
                                                 [None, pa.py_buffer(values.tobytes())])
 
 
-def _unfsb(column: Any, dtype: Any, width: int) -> np.ndarray:
-    """Back from :func:`_fsb`: ``(rows, width)`` numpy array of ``dtype``."""
+def unfsb(column: Any, dtype: Any, width: int) -> np.ndarray:
+    """Back from :func:`fsb`: ``(rows, width)`` numpy array of ``dtype``."""
     import pyarrow as pa
 
     arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
@@ -91,8 +91,8 @@ def _sign_batch(batch: Any, cfg: dict[str, Any], bands: int, rows: int) -> Any:
         "h": pa.array(digests, pa.binary(16)),
         "hk": pa.array([int.from_bytes(d[:8], "little") for d in digests], pa.uint64()),
         "nonempty": pa.array([bool(t) for t in texts]),
-        "sig": _fsb(sig),
-        "keys": _fsb(keys),
+        "sig": fsb(sig),
+        "keys": fsb(keys),
     })
 
 
@@ -119,7 +119,7 @@ def _exact_map(t: Any) -> Any:
     return t.filter(t.column("nonempty")).select(["idx", "rank", "h", "hk"])
 
 
-def _exact_reduce(t: Any) -> Any:
+def exact_reduce(t: Any) -> Any:
     """``(i, rep)`` for each non-representative row of each exact group in this partition."""
     df = pl.from_arrow(t).sort("rank")
     groups = df.group_by("h", maintain_order=True).agg(pl.col("idx").first().alias("rep"), pl.col("idx"))
@@ -137,7 +137,7 @@ def _band_rows(t: Any, bands: int, not_rep: Any) -> Any:
     gone = ray.get(not_rep)
     idx = t.column("idx").to_numpy()
     sel = t.column("nonempty").to_numpy(zero_copy_only=False) & ~np.isin(idx, gone)
-    keys = _unfsb(t.column("keys"), np.uint64, bands)[sel]
+    keys = unfsb(t.column("keys"), np.uint64, bands)[sel]
     return pa.table({
         "band": pa.array(np.tile(np.arange(bands, dtype=np.uint16), len(keys))),
         "key": pa.array(keys.reshape(-1)),
@@ -145,11 +145,11 @@ def _band_rows(t: Any, bands: int, not_rep: Any) -> Any:
     })
 
 
-def _bucket_pairs(t: Any, max_bucket: int) -> Any:
+def bucket_pairs(t: Any, max_bucket: int) -> Any:
     return candidate_pairs(pl.from_arrow(t).lazy(), max_bucket=max_bucket).to_arrow()
 
 
-def _unique_pairs(t: Any) -> Any:
+def unique_pairs(t: Any) -> Any:
     return pl.from_arrow(t).unique().to_arrow()
 
 
@@ -176,8 +176,8 @@ def _attach(pairs: Any, sigs: Any, col: str) -> Any:
 
 def _score_pairs(t: Any, num_perm: int, threshold: float | None) -> Any:
     """Estimated Jaccard of each pair (as the local :func:`~.lsh.verify`), optionally filtered."""
-    a = _unfsb(t.column("sig_a"), np.uint32, num_perm)
-    b = _unfsb(t.column("sig_b"), np.uint32, num_perm)
+    a = unfsb(t.column("sig_a"), np.uint32, num_perm)
+    b = unfsb(t.column("sig_b"), np.uint32, num_perm)
     j = np.empty(len(a), dtype=np.float32)
     j[:] = (a == b).sum(axis=1) / num_perm
     out = pl.from_arrow(t.select(["a", "b", "ra", "rb"])).with_columns(pl.Series("j", j))
@@ -222,7 +222,7 @@ def _relabel(labels: Any, proposals: Any) -> Any:
     return out.select("v", pl.col("new").alias("l"), (pl.col("new") < pl.col("l")).alias("changed")).to_arrow()
 
 
-def _num_rows(t: Any) -> int:
+def num_rows(t: Any) -> int:
     return t.num_rows
 
 
@@ -298,14 +298,14 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         nonempty = flags["nonempty"].to_numpy()
         timings["signatures"] = time.perf_counter() - t
         t = time.perf_counter()
-        ex = pl.from_arrow(gather(apply(_exact_reduce, shuffle(signed, "hk", parts, fn=_exact_map))))
+        ex = pl.from_arrow(gather(apply(exact_reduce, shuffle(signed, "hk", parts, fn=_exact_map))))
         ex_i, ex_rep = ex["i"].to_numpy().astype(np.int64), ex["rep"].to_numpy().astype(np.int64)
         not_rep = ray.put(ex_i)
         timings["exact"] = time.perf_counter() - t
         t = time.perf_counter()
         keys = shuffle(signed, "key", parts, fn=functools.partial(_band_rows, bands=bands, not_rep=not_rep))
-        cand = apply(_unique_pairs, shuffle(apply(_bucket_pairs, keys, max_bucket=cfg.max_bucket), "a", parts))
-        n_cand = sum(ray.get(apply(_num_rows, cand)))
+        cand = apply(unique_pairs, shuffle(apply(bucket_pairs, keys, max_bucket=cfg.max_bucket), "a", parts))
+        n_cand = sum(ray.get(apply(num_rows, cand)))
         timings["candidates"] = time.perf_counter() - t
         t = time.perf_counter()
         exact = None
@@ -314,7 +314,7 @@ def ray_deduplicate(df: pl.DataFrame, cfg: Any, *, partitions: int | None = None
         else:
             sig_parts = shuffle(signed, "idx", parts, fn=functools.partial(_sig_map, not_rep=not_rep))
             verified = _jaccard_join(cand, sig_parts, cfg.num_perm, cfg.threshold)
-        n_verified = sum(ray.get(apply(_num_rows, verified)))
+        n_verified = sum(ray.get(apply(num_rows, verified)))
         timings["verify"] = time.perf_counter() - t
         t = time.perf_counter()
         member_r, surv_r, rounds = _components(verified, parts)

@@ -199,12 +199,31 @@ class DedupStage(GlobalStage):
     # -- streaming (thresher.executors.stream): signatures per batch, decisions from a projection
 
     def streams(self, config: Config) -> bool:
-        """True for ``mode: minhash`` run locally. Semantic mode embeds the representatives'
-        texts, known only once every row is seen, and reads the whole table; under
-        ``--executor ray`` the distributed engine (:mod:`.distributed`) reads it too."""
-        from thresher.executors.ray_session import current
+        """True for ``mode: minhash``. Semantic mode embeds the representatives' texts, known
+        only once every row is seen, and reads the whole table."""
+        return config.mode == "minhash"
 
-        return config.mode == "minhash" and current() != "ray"
+    def decides_on_ray(self, config: Config) -> bool:
+        """Under ``--executor ray``, MinHash components verified by the estimate with no
+        ``against`` decide in Ray tasks (:mod:`.ray_stream`); the other MinHash configs stream
+        on the driver with the local engine."""
+        return (config.mode == "minhash" and config.cluster == "components" and config.verify == "estimate"
+                and not config.against)
+
+    def side_table(self, batch: pl.DataFrame, context: StageContext) -> pl.DataFrame:
+        """Row number, id, survivor key, exact hash, signature and band keys of each row."""
+        from thresher.curate.dedup.ray_stream import side_table
+
+        return side_table(batch, context.config, context.where)
+
+    def decide_on_ray(self, sides: list, decided: Path, context: StageContext) -> dict:
+        """Every phase in Ray tasks (:mod:`.ray_decisions`); writes clusters.parquet."""
+        from thresher.curate.dedup.ray_decisions import decide
+
+        st = decide(sides, str(decided), context.config, str(context.stage.path("clusters.parquet")))
+        context.artefacts["clusters"] = "clusters.parquet"
+        kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"]}
+        return {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
 
     def setup(self, config: Config, where: str = "", stage: StageFolder | None = None) -> StageContext:
         """The stream's state (:class:`.streaming.Stream`): signature log, text spill."""

@@ -99,7 +99,7 @@ def start(cfg: Any, spill_dir: Path) -> Stream:
     return Stream(cfg, spill_dir, SignatureLog(cfg.num_perm, parse_size(cfg.memory), spill_dir), texts)
 
 
-def _sign(df: pl.DataFrame, cfg: Any, norm: NormalizeOptions) -> tuple[list[bytes], np.ndarray, np.ndarray, list[str]]:
+def sign_rows(df: pl.DataFrame, cfg: Any, norm: NormalizeOptions) -> tuple[list[bytes], np.ndarray, np.ndarray, list[str]]:
     """Digests, non-empty flags, signatures and normalised texts of the rows of ``df``."""
     import xxhash
 
@@ -124,7 +124,7 @@ def project_batch(batch: pl.DataFrame, stream: Stream, first_row: int) -> pl.Dat
     digests: list[bytes] = []
     flags: list[np.ndarray] = []
     for s in range(0, batch.height, cfg.chunk_rows):
-        d, ne, sig, texts = _sign(batch.slice(s, cfg.chunk_rows), cfg, norm)
+        d, ne, sig, texts = sign_rows(batch.slice(s, cfg.chunk_rows), cfg, norm)
         stream.log.append(sig)
         if stream.texts is not None:
             stream.texts.add(stream.rows + s, texts)
@@ -143,7 +143,7 @@ def _sign_reference(ref: pl.DataFrame, stream: Stream) -> tuple[list[bytes], np.
     digests: list[bytes] = []
     flags = [np.zeros(0, dtype=bool)]
     for s in range(0, ref.height, cfg.chunk_rows):
-        d, ne, sig, _ = _sign(ref.slice(s, cfg.chunk_rows), cfg, norm)
+        d, ne, sig, _ = sign_rows(ref.slice(s, cfg.chunk_rows), cfg, norm)
         stream.log.append(sig)
         digests.extend(d)
         flags.append(ne)

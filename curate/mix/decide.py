@@ -107,9 +107,11 @@ def duplicate_ids(ids: pl.Series) -> pl.Series:
     return flags.scatter(where, ~ids.gather(where).is_first_distinct())
 
 
-def with_exclusions(df: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """``__why``: the reason a row cannot take part (duplicate id, no or unknown category)."""
-    dup = duplicate_ids(df["id"])
+def with_exclusions(df: pl.DataFrame, names: list[str], duplicates: pl.Series | None = None) -> pl.DataFrame:
+    """``__why``: the reason a row cannot take part (duplicate id, no or unknown category);
+    ``duplicates`` (default: :func:`duplicate_ids` of ``df``) flags the rows whose id an earlier
+    row had (a Ray task's share of the whole input's flags)."""
+    dup = duplicate_ids(df["id"]) if duplicates is None else duplicates
     no_cat = pl.col(sel.CAT).is_null()
     outside = ~pl.col(sel.CAT).is_in(names)
     return df.with_columns(
@@ -152,13 +154,10 @@ def replay_choice(config: Any, spec: MixSpec, main_n: int, avail: int) -> tuple[
     """The replay rows taken to make up ``replay_fraction`` of the output: ``__row`` (the
     number among the ``avail`` replay rows whose id is not in the main inputs) and
     ``__copy``, sorted by both; and the replay stats."""
-    frac = config.replay_fraction
-    wanted = round(frac * main_n / (1 - frac))
-    repeats = spec.max_repeats
-    taken = min(wanted, avail * repeats)
-    stats = {"file": str(config.replay), "fraction": frac, "wanted": wanted, "available": avail, "taken": taken}
+    stats = replay_counts(config, spec, main_n, avail)
+    wanted, taken, repeats = stats["wanted"], stats["taken"], spec.max_repeats
     if taken < wanted:
-        msg = f"replay: wanted {wanted} rows, {avail} available (max_repeats {repeats}), can take {taken}"
+        msg = replay_shortfall(stats, repeats)
         if spec.on_shortfall == "fail":
             raise ThresherError(msg + " (on_shortfall: fail)")
         info(f"mix: {msg}")
@@ -168,6 +167,21 @@ def replay_choice(config: Any, spec: MixSpec, main_n: int, avail: int) -> tuple[
     plan = [CategoryPlan(REPLAY_SOURCE, "replay", wanted, avail, repeats, taken)]
     chosen = sel.select(frame, plan, ranked=False).select(sel.ROW, sel.COPY)
     return chosen.sort([sel.ROW, sel.COPY]), stats
+
+
+def replay_counts(config: Any, spec: MixSpec, main_n: int, avail: int) -> dict[str, Any]:
+    """The replay stats: rows wanted to make up ``replay_fraction`` of ``main_n`` lines, the
+    ``avail`` rows whose id is not in the main inputs, and the rows taken."""
+    frac = config.replay_fraction
+    wanted = round(frac * main_n / (1 - frac))
+    taken = min(wanted, avail * spec.max_repeats)
+    return {"file": str(config.replay), "fraction": frac, "wanted": wanted, "available": avail, "taken": taken}
+
+
+def replay_shortfall(stats: dict[str, Any], repeats: int) -> str:
+    """The message of a replay that cannot fill its share (``stats``: :func:`replay_counts`)."""
+    return (f"replay: wanted {stats['wanted']} rows, {stats['available']} available (max_repeats {repeats}), "
+            f"can take {stats['taken']}")
 
 
 def output_positions(main_n: int, replay_n: int, seed: int) -> np.ndarray:

@@ -90,7 +90,7 @@ def streams(inputs: list[Path], read: ReadOptions, replay: str | None) -> bool:
 # ---------------------------------------------------------------- reading
 
 
-def _union(schema: dict[str, pl.DataType], frame: pl.DataFrame) -> dict[str, pl.DataType]:
+def union(schema: dict[str, pl.DataType], frame: pl.DataFrame) -> dict[str, pl.DataType]:
     """The columns of ``schema`` and ``frame`` together (types as a relaxed concat gives them)."""
     if not schema:
         return dict(frame.schema)
@@ -110,6 +110,8 @@ class Input:
     """Every batch's columns together."""
     rejected: dict[str, pl.DataType] = field(default_factory=dict)
     """The columns of its rows rejected on read (empty: none)."""
+    only: Path | None = None
+    """Read only this part file of a canonical Parquet input (a Ray task's share of it)."""
 
     @classmethod
     def open(cls, path: Path, read: ReadOptions) -> Input:
@@ -125,7 +127,7 @@ class Input:
                 yield with_core(batch), rejected
             return
         seen = 0
-        for batch in parts.iter_batches(self.path, rows):
+        for batch in parts.iter_batches(self.only or self.path, rows):
             seen += batch.height
             yield with_core(batch), rejects_frame([])
         if seen == 0:
@@ -134,12 +136,12 @@ class Input:
     def note(self, batch: pl.DataFrame, rejected: pl.DataFrame) -> None:
         """Remember a batch's size and columns on the first read."""
         self.heights.append(batch.height)
-        self.schema = _union(self.schema, batch)
+        self.schema = union(self.schema, batch)
         if rejected.height:
-            self.rejected = _union(self.rejected, rejected)
+            self.rejected = union(self.rejected, rejected)
 
 
-def _project(batch: pl.DataFrame, spec: MixSpec, rank_by: str | None) -> pl.DataFrame:
+def project(batch: pl.DataFrame, spec: MixSpec, rank_by: str | None) -> pl.DataFrame:
     """``id``, ``__cat`` and (with ``rank_by``) ``__score`` of one batch, as the whole-table
     path computes them (a column the batch lacks is null, as in the whole input)."""
     missing = [c for c in needed_columns(spec, rank_by) if c not in batch.columns]
@@ -165,7 +167,7 @@ def _projection(inputs: list[Input], spec: MixSpec, rank_by: str | None, rows: i
             check_columns(src.path, src.lazy, spec, rank_by)
         for batch, rejected in src.batches(rows):
             src.note(batch, rejected)
-            frames.append(_project(batch, spec, rank_by))
+            frames.append(project(batch, spec, rank_by))
         if src.lazy is None:
             check_columns(src.path, src.schema, spec, rank_by)
         info(f"mix: {src.path}: {sum(src.heights):,} rows projected")
@@ -173,14 +175,14 @@ def _projection(inputs: list[Input], spec: MixSpec, rank_by: str | None, rows: i
     return df.with_row_index(sel.ROW).with_columns(pl.col(sel.ROW).cast(pl.Int64))
 
 
-def _replay_projection(path: Path, rows: int) -> tuple[pl.DataFrame, dict[str, pl.DataType]]:
+def replay_projection(path: Path, rows: int) -> tuple[pl.DataFrame, dict[str, pl.DataType]]:
     """The replay file's ``id`` and ``category`` per row, and its columns."""
     from thresher.io.stream import iter_inputs
 
     frames, schema = [], {}
     for batch, _ in iter_inputs([path], ReadOptions(), rows):
         batch = with_core(batch)
-        schema = _union(schema, batch)
+        schema = union(schema, batch)
         frames.append(batch.select("id", pl.col("category").cast(pl.String)))
     return pl.concat(frames), schema
 
@@ -358,7 +360,7 @@ def _picked(batch: pl.DataFrame, lines: Lines, lo: int) -> tuple[pl.DataFrame, n
     return picked, local
 
 
-def _write_main(src: Input, batch: pl.DataFrame, rejected: pl.DataFrame, lo: int, first: int,
+def write_main(src: Input, batch: pl.DataFrame, rejected: pl.DataFrame, lo: int, first: int,
                 plan: Plan, config: Any, writer: Writer) -> None:
     """One batch of a main input (stream rows from ``lo``; ``first``: its first row's number
     in its input): chosen lines to the spill, other rows to a dropped part."""
@@ -375,7 +377,7 @@ def _write_main(src: Input, batch: pl.DataFrame, rejected: pl.DataFrame, lo: int
     writer.batch += 1
 
 
-def _write_replay(path: Path, plan: Plan, rows: int, writer: Writer) -> None:
+def write_replay(path: Path, plan: Plan, rows: int, writer: Writer) -> None:
     """The replay rows taken, into the spill."""
     from thresher.io.stream import iter_inputs
 
@@ -398,16 +400,16 @@ def _second_pass(inputs: list[Input], plan: Plan, config: Any, writer: Writer) -
         for batch, rejected in src.batches(writer.rows):
             if next(sizes, None) != batch.height:
                 raise ThresherError(f"{src.path}: changed while the mix was reading it; run it again")
-            _write_main(src, batch, rejected, lo, first, plan, config, writer)
+            write_main(src, batch, rejected, lo, first, plan, config, writer)
             lo, first = lo + batch.height, first + batch.height
         if next(sizes, None) is not None:
             raise ThresherError(f"{src.path}: changed while the mix was reading it; run it again")
         info(f"mix: {src.path}: rows written")
     if plan.replay is not None:
-        _write_replay(Path(config.replay), plan, writer.rows, writer)
+        write_replay(Path(config.replay), plan, writer.rows, writer)
 
 
-def _out_rows(paths: list[Path], n_in: int, rows: int) -> int:
+def out_rows(paths: list[Path], n_in: int, rows: int) -> int:
     """Lines an output part holds: ``rows``, fewer when rows of the inputs' average size would
     pass ``$THRESHER_PART_BYTES`` (a part is gathered in memory before it is written)."""
     from thresher.io.stream import input_bytes, part_bytes
@@ -429,7 +431,7 @@ def run_streaming(config: Any, paths: list[Path], read: ReadOptions, work: Path,
     inputs = [Input.open(Path(p), read) for p in paths]
     df = read_guarded(problems, where, lambda: _projection(inputs, spec, config.rank_by, rows))
     present = categories_present(spec, df, problems, where)
-    replay, replay_schema = _replay_projection(Path(config.replay), rows) if config.replay else (None, None)
+    replay, replay_schema = replay_projection(Path(config.replay), rows) if config.replay else (None, None)
     lap("read")
     names = [c.name for c in spec.categories] if spec.temperature is None else sorted(present)
     plan = decide(df, spec, config, names, replay)
@@ -439,11 +441,11 @@ def run_streaming(config: Any, paths: list[Path], read: ReadOptions, work: Path,
     main_schema: dict[str, pl.DataType] = {}
     rejected_schema: dict[str, pl.DataType] = {}
     for src in inputs:
-        main_schema = _union(main_schema, pl.DataFrame(schema=src.schema))
+        main_schema = union(main_schema, pl.DataFrame(schema=src.schema))
         if src.rejected:
-            rejected_schema = _union(rejected_schema, pl.DataFrame(schema=src.rejected))
+            rejected_schema = union(rejected_schema, pl.DataFrame(schema=src.rejected))
     shutil.rmtree(work, ignore_errors=True)
-    writer = Writer(work, _out_rows(paths, n_in, rows), kept_target(main_schema, replay_schema),
+    writer = Writer(work, out_rows(paths, n_in, rows), kept_target(main_schema, replay_schema),
                     dropped_target(main_schema, rejected_schema, spec, plan.plan, config))
     _second_pass(inputs, plan, config, writer)
     lap("gather")

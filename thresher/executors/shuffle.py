@@ -26,8 +26,10 @@ def _remote(fn: Callable[..., Any], **options: Any) -> Any:
     return ray.remote(**options)(fn) if options else ray.remote(fn)
 
 
-def split_table(table: Any, key: str, parts: int, fn: Callable[[Any], Any] | None) -> tuple:
-    """Map side of a shuffle: apply ``fn``, then split rows by ``hash(key) % parts``."""
+def split_table(table: Any, key: str, parts: int, fn: Callable[[Any], Any] | None,
+                bounds: Sequence[int] | None = None) -> tuple:
+    """Map side of a shuffle: apply ``fn``, then split rows by ``hash(key) % parts``, or with
+    ``bounds`` by range (part ``p``: ``bounds[p] <= key < bounds[p + 1]``, the last unbounded)."""
     import numpy as np
     import pyarrow as pa
 
@@ -36,8 +38,13 @@ def split_table(table: Any, key: str, parts: int, fn: Callable[[Any], Any] | Non
     if table.num_rows == 0:
         empty = table.slice(0, 0)
         return tuple(empty for _ in range(parts)) if parts > 1 else empty
-    values = table.column(key).to_numpy().astype(np.uint64, copy=False)
-    part = ((values * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) % np.uint64(parts)
+    if bounds is not None:
+        values = table.column(key).to_numpy().astype(np.int64, copy=False)
+        part = np.maximum(np.searchsorted(np.asarray(bounds, dtype=np.int64), values, side="right") - 1, 0)
+        part = part.astype(np.uint64)
+    else:
+        values = table.column(key).to_numpy().astype(np.uint64, copy=False)
+        part = ((values * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) % np.uint64(parts)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(parts + 1, dtype=np.uint64))
     table = table.take(pa.array(order))
@@ -53,18 +60,26 @@ def concat(*tables: Any) -> Any:
 
 
 def shuffle(blocks: Sequence[Any], key: str, parts: int,
-            fn: Callable[[Any], Any] | None = None) -> list[Any]:
+            fn: Callable[[Any], Any] | None = None, bounds: Sequence[int] | None = None) -> list[Any]:
     """Hash-partition Arrow blocks (object refs) on the integer column ``key``.
 
-    ``fn`` (optional) transforms each block on the map side first. Returns ``parts`` object
-    refs; partition ``p`` holds every row whose ``key`` hashes to ``p``.
+    ``fn`` (optional) transforms each block on the map side first (a block may then be any
+    argument ``fn`` takes, e.g. a file name). Returns ``parts`` object refs; partition ``p``
+    holds every row whose ``key`` hashes to ``p`` (with ``bounds``: falls in range ``p``).
     """
     split = _remote(split_table, num_returns=parts)
-    maps = [split.remote(b, key, parts, fn) for b in blocks]
+    maps = [split.remote(b, key, parts, fn, bounds) for b in blocks]
     if parts == 1:
         maps = [[m] for m in maps]
     concat_task = _remote(concat)
     return [concat_task.remote(*[m[p] for m in maps]) for p in range(parts)]
+
+
+def route(blocks: Sequence[Any], key: str, bounds: Sequence[int],
+          fn: Callable[[Any], Any] | None = None) -> list[Any]:
+    """Range-partition Arrow blocks on the integer column ``key``: one object ref per range
+    ``[bounds[p], bounds[p + 1])`` (rows below ``bounds[0]`` go to the first)."""
+    return shuffle(blocks, key, len(bounds), fn, bounds)
 
 
 def apply(fn: Callable[..., Any], *partitions: Sequence[Any], **kwargs: Any) -> list[Any]:

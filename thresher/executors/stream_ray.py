@@ -115,7 +115,7 @@ def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], con
                "one_pass": one_pass})
     where = ", ".join(str(p) for p in paths)
     job = Job(impl, config, where, opts, rows, work, DroppedTable(stage.name) if one_pass else None)
-    with session(ray_address()), _worker_errors():
+    with session(ray_address()), worker_errors():
         context = impl.setup(config, where, stage)  # on the driver too: fails fast, and for finalize
         try:
             sources, inputs = plan_sources(paths, opts, rows, work, quiet=stage.quiet)
@@ -131,7 +131,7 @@ def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], con
 
 
 @contextlib.contextmanager
-def _worker_errors() -> Iterator[None]:
+def worker_errors() -> Iterator[None]:
     """A worker's :class:`~thresher.errors.ThresherError` (wrapped by Ray, whose wrapper also subclasses it) as
     the one-line error it was."""
     try:
@@ -215,7 +215,7 @@ def _convert(paths: list[Path], opts: ReadOptions, rows: int, work: WorkFolder, 
 
 # --- phase 1: the parts, on the workers -----------------------------------------------------
 
-def _batches(source: Source, opts: ReadOptions,
+def batches_of(source: Source, opts: ReadOptions,
              rows: int) -> Iterator[tuple[int, int, int, pl.DataFrame, pl.DataFrame]]:
     """``(i, lo, hi, rows, rejected)`` of each of the source's parts, checked against the plan."""
     from thresher.io.stream import iter_inputs
@@ -242,7 +242,7 @@ def read_source(impl: RowStage, context: StageContext, source: Source, job: Job)
     (a part finished before is reused); returns the parts' projections."""
     out = []
     one_pass = job.shape is not None
-    for i, lo, hi, batch, rejected in _batches(source, job.opts, job.rows):
+    for i, lo, hi, batch, rejected in batches_of(source, job.opts, job.rows):
         reused = job.work.finished(i, one_pass)
         if reused:
             k, d, marker = reuse_part(impl, job.config, job.work, i, one_pass=one_pass)
@@ -361,16 +361,20 @@ def _second_pass(stage: StageFolder, job: Job, done: list[PartDone], kept: pl.Da
 
 
 def _seal(job: Job) -> Path:
+    return seal_parts(job.work)
+
+
+def seal_parts(work: WorkFolder) -> Path:
     """The final parts given the same columns by tasks, then sealed (a single part becomes one
     file); returns their folder."""
     import ray
 
     conform = ray.remote(num_cpus=1)(conform_part)
     for name in (KEPT, DROPPED):
-        folder = job.work.final / name
+        folder = work.final / name
         if not folder.is_dir():  # sealed before a driver kill
             continue
         files, target = harmonize_plan(folder)
         ray.get([conform.remote(f, target) for f in files])
         parts.seal(folder)  # every part alike now
-    return job.work.final
+    return work.final
