@@ -242,9 +242,9 @@ class GlobalStage(StageFacts):
 
     def decide_on_ray(self, sides: list[Any], decided: Path, context: StageContext) -> dict[str, Any]:
         """On the driver, the work done by Ray tasks over ``sides`` (one
-        :class:`~thresher.executors.global_ray.SidePart` per part, in order): for every part
-        with rows to drop, write ``decided / parts.part_name(i)`` (:data:`ROW_INDEX`, the drop
-        columns and the stage's added columns of those rows); return the stats."""
+        :class:`~thresher.executors.global_ray.SidePart` per part, in order): for every part,
+        write ``decided / parts.part_name(i)`` (:data:`ROW_INDEX`, the drop columns and the
+        stage's added columns of the rows it drops; none may be dropped); return the stats."""
         raise NotImplementedError
 
     def run_parts(self, context: StageContext) -> WrittenParts | None:

@@ -63,16 +63,14 @@ def _decided_frame(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_decided(drops: Any, group: Group, decided: str) -> tuple[Any, dict[str, int]]:
-    """The decided file of each part of the group that drops rows (``drops``: the group's
+    """The decided file of each part of the group (``drops``: the group's
     dropped rows, with ``kept_id``); returns their clusters.parquet rows and counts."""
     df = pl.from_arrow(drops).sort("i")  # type: ignore[union-attr]
     own = read_rows(group, df["i"].to_numpy(), ["id"]).rename({"idx": "i"})
     df = df.join(own, on="i", how="left", maintain_order="left")
     dec = _decided_frame(df)
-    for i, lo, hi, _ in group.parts:
-        mine = dec.filter((pl.col(ROW_INDEX) >= lo) & (pl.col(ROW_INDEX) < hi))
-        if mine.height:
-            parts.write_part(mine, decided, i)
+    for i, lo, hi, _ in group.parts:  # an empty one too: the dropped rows' columns, none dropped
+        parts.write_part(dec.filter((pl.col(ROW_INDEX) >= lo) & (pl.col(ROW_INDEX) < hi)), decided, i)
     counts = {"exact": int(df["exact"].sum()), "near": int((~df["exact"]).sum())}
     return df.select("i", pl.col("target").alias("s"), "id", "kept_id", "j", "exact").to_arrow(), counts
 

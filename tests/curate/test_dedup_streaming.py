@@ -221,13 +221,13 @@ def test_a_keep_by_column_missing_from_the_first_part_is_an_error_up_front(tmp_p
         _run(bad, tmp_path / "b", keep_by="score")
 
 
-def test_semantic_mode_and_ray_do_not_stream(monkeypatch):
-    from thresher.executors import ray_session
-
+def test_semantic_mode_does_not_stream_and_ray_decides_only_what_it_can():
     assert DedupStage().streams(Config())
     assert not DedupStage().streams(Config(mode="semantic"))
-    monkeypatch.setattr(ray_session, "current", lambda: "ray")
-    assert not DedupStage().streams(Config())
+    assert DedupStage().decides_on_ray(Config(keep_by="score"))
+    for other in (Config(cluster="star"), Config(verify="exact"), Config(verify="edit"), Config(against="ref.jsonl"),
+                  Config(mode="semantic")):
+        assert not DedupStage().decides_on_ray(other)
 
 
 def _dedup_proc(src: Path, out: Path, kill_at: str | None = None) -> subprocess.CompletedProcess:

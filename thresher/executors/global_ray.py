@@ -11,8 +11,8 @@ is True for its config (dedup's MinHash components), on inputs that stream:
    dedup the exact hash, rank key, signature and band keys of each row) beside it, then the
    part's marker. A part finished before a killed driver is reused as it is.
 2. **Decisions.** :meth:`~thresher.executor.GlobalStage.decide_on_ray` runs on the driver but
-   does its work in Ray tasks over the side tables; the tasks write, for every part with rows
-   to drop, a *decided* file (:data:`~thresher.executors.rows.ROW_INDEX` and the drop columns,
+   does its work in Ray tasks over the side tables; the tasks write, for every part, a
+   *decided* file (:data:`~thresher.executors.rows.ROW_INDEX` and the drop columns,
    plus the stage's own columns) and return counts. The driver gets back only the stats.
 3. **Second pass.** One task per part moves the rows its decided file names from kept to
    dropped and writes the final parts, returning the part's :class:`~thresher.tally.Tally`;
@@ -88,7 +88,7 @@ class GlobalJob:
         return self.work.root / "side" / parts.part_name(i)
 
     def decided(self) -> Path:
-        """The folder of the decided files (one per part with rows to drop)."""
+        """The folder of the decided files (one per part)."""
         return self.work.root / "decided"
 
 
