@@ -26,6 +26,11 @@ from thresher.executors.shuffle import apply, concat, default_partitions, route,
 from thresher.io import parts
 from thresher.io.writers import write_table
 
+#: rows of input a partition of the shuffles holds at most on average (more rows: more partitions)
+PARTITION_ROWS = 1_000_000
+#: rows dropped by kind, as the stats count them
+KINDS = ("exact", "near", "against_exact", "against_near")
+
 
 def follow(ex: Any, near: Any) -> Any:
     """``(i, target, j, exact)`` of every dropped row of this partition: the near-duplicates
@@ -133,7 +138,12 @@ def decide(sides: list[Any], decided: str, cfg: Any, clusters_path: str) -> dict
 
     timings: dict[str, float] = {}
     t = t0 = time.perf_counter()
-    n_parts = default_partitions()
+    rows_in = sides[-1].hi - sides[0].lo if sides else 0
+    if not rows_in:
+        sizes = write_clusters(clusters_path)
+        counts = {"candidate_pairs": 0, "verified_pairs": 0, "executor": "ray"}
+        return dedup_stats(cfg, sizes, {k: 0 for k in KINDS}, 0, counts, timings, lsh_params(cfg), None)
+    n_parts = max(default_partitions(), -(-rows_in // PARTITION_ROWS))  # a partition's memory stays bounded
     groups = groups_of(sides, n_parts)
     bands, rows = lsh_params(cfg)
     ex = apply(exact_members, shuffle([s.path for s in sides], "hk", n_parts, fn=exact_rows))

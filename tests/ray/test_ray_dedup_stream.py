@@ -154,3 +154,16 @@ def test_a_killed_driver_then_rerun_gives_the_same_rows(tmp_path, ray_cluster, m
         assert streamed["parts_reused"] == streamed["parts"]
     _assert_same(tmp_path / "ray", tmp_path / "local")
     assert damage(tmp_path / "ray") is None
+
+
+def test_an_input_of_bad_rows_only_gives_an_empty_result(tmp_path, stream, ray_cluster):
+    src = tmp_path / "bad.jsonl"
+    src.write_text("not json\n{\"messages\": 3}\n")
+    stats = []
+    for executor in ("local", "ray"):
+        with using(executor):
+            stats.append(run([src], tmp_path / executor, Config(), read={"on_bad_rows": "skip"}).stats)
+    assert stats[1]["rows_in"] == stats[0]["rows_in"] == 2 and stats[1]["rows_out"] == 0
+    assert stats[1]["clusters"] == 0 and stats[1]["executor"] == "ray"
+    assert parts.read(tmp_path / "ray" / "dropped.parquet")["drop_stage"].to_list() == ["read", "read"]
+    assert pl.read_parquet(tmp_path / "ray" / "clusters.parquet").height == 0
