@@ -264,12 +264,21 @@ class MixStage(GlobalStage):
 
     def run_parts(self, context: Any) -> WrittenParts | None:
         """Large inputs stream (:mod:`.stream`): the plan from a projection, the rows written
-        in parts; small ones (None) go through :meth:`run_table`."""
+        in parts (under ``--executor ray`` by Ray tasks, :mod:`.ray_stream`); small ones (None)
+        go through :meth:`run_table`."""
         config = context.config
         if not mix_stream.streams(list(context.inputs), context.read, config.replay):
             return None
         self._clock = time.perf_counter()
         work = context.stage.out / PARTS_WORK
+        from thresher.executors.ray_session import current
+
+        if current() == "ray":  # the workers read, decide and write; the driver holds no row
+            from thresher.curate.mix.ray_stream import run_streaming_ray
+            from thresher.executors.ray_session import ray_address, session
+
+            with session(ray_address()):
+                return run_streaming_ray(config, list(context.inputs), context.read, work, self)
         return mix_stream.run_streaming(config, list(context.inputs), context.read, work, self)
 
 
