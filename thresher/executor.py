@@ -175,6 +175,16 @@ class RowStage(StageFacts):
         when the stage has a finalize of its own."""
         return type(self).finalize is not RowStage.finalize
 
+    def summarizes_parts(self, config: Any) -> bool:
+        """True when a streamed run that does not decide (:meth:`decides` False) computes
+        :meth:`finalize`'s stats with :meth:`summarize_parts` from the final kept parts, a
+        part at a time, instead of holding the :meth:`finalize_columns` of every row."""
+        return False
+
+    def summarize_parts(self, kept: list[Path], context: StageContext) -> dict[str, Any]:
+        """The stats :meth:`finalize` gives, read from the final kept part files ``kept``."""
+        raise NotImplementedError
+
     def finalize_columns(self, config: Any, columns: list[str]) -> list[str]:
         """The columns (of ``columns``, a part's) :meth:`finalize` reads when the stage
         streams; :data:`ROW_INDEX`, ``category`` and the drop columns come anyway (``category``,

@@ -336,14 +336,30 @@ class ScoreStage(RowStage):
             table.filter(mask), "score", pl.Series([rejects[i][1] for i in bad], dtype=pl.String),
             pl.Series([rejects[i][0] for i in bad], dtype=pl.String))
 
+    def summarizes_parts(self, config: Config) -> bool:
+        """A streamed run (no pass rates) summarises each score from the final parts."""
+        return self.streams(config)
+
+    def summarize_parts(self, kept: list, context: StageContext) -> dict:
+        """:meth:`finalize`'s stats, each score column read from the part files in turn."""
+        from .summary import summarize_files
+
+        return self._stats(lambda spec: summarize_files(kept, spec.column, spec.error_column), context, {})
+
     def finalize(self, kept, dropped, context: StageContext):
         from .summary import summarize_column
 
-        stats: dict = {"scorers": {}}
         rate_stats: dict[str, Any] = {}
         kept = self._passrates(kept, context, rate_stats)
+        stats = self._stats(lambda spec: summarize_column(kept[spec.column], kept[spec.error_column]), context,
+                            rate_stats)
+        return kept, dropped, stats
+
+    def _stats(self, summarize: Any, context: StageContext, rate_stats: dict[str, Any]) -> dict:
+        """The stats: each scorer's summary (``summarize(spec)``) and what ran it."""
+        stats: dict = {"scorers": {}}
         for spec, scorer in context.state["scorers"]:
-            summary = summarize_column(kept[spec.column], kept[spec.error_column])
+            summary = summarize(spec)
             summary.update(kind=spec.kind, identity=scorer.identity,
                            cached=int(context.counters.get(f"cached:{spec.name}", 0)))
             stats["scorers"][spec.name] = summary
@@ -357,7 +373,7 @@ class ScoreStage(RowStage):
                 summary["api"] = api
                 _add_usage(stats, api)
         stats["scorers"].update(rate_stats)
-        return kept, dropped, stats
+        return stats
 
     def _passrates(self, kept, context: StageContext, stats: dict[str, Any]):
         """Every passrate scorer's column (on the stage's rows or joined from other rows)."""

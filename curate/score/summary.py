@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -148,4 +149,45 @@ def summarize_column(values: pl.Series, errors: pl.Series) -> dict:
         out.update(mean=mean, std=std, min=lo, max=hi, quantiles={str(q): v for q, v in zip(QUANTILES, qs)})
     out["histogram"] = histogram_of_blocks(blocks)
     out["error_examples"] = [e for e in failed.head(5).cast(pl.String).to_list() if e]
+    return out
+
+
+def summarize_files(files: list[Path], column: str, error_column: str) -> dict:
+    """:func:`summarize_column` of ``column`` (and ``error_column``) over the Parquet ``files``
+    in order (a stage's final parts), reading one file's column at a time: the same answers,
+    no per-row memory."""
+    import pyarrow.parquet as pq
+
+    def series(f: Path, name: str) -> pl.Series | None:
+        if name not in pq.read_schema(f).names:
+            return None
+        return pl.from_arrow(pq.read_table(f, columns=[name]).column(0)).rename(name)  # type: ignore[union-attr]
+
+    def blocks() -> Iterator[np.ndarray]:
+        for f in files:
+            values = series(f, column)
+            if values is not None:
+                yield from blocks_of(values.cast(pl.Float64))()
+
+    rows = n = 0
+    examples: list = []
+    for f in files:
+        values = series(f, column)
+        size = pq.ParquetFile(f).metadata.num_rows
+        rows += size
+        scored = size - values.null_count() if values is not None else 0
+        n += scored
+        if scored < size and len(examples) < 5:
+            errors = series(f, error_column)
+            missing = values.is_null() if values is not None else pl.Series([True] * size)
+            got = errors.filter(missing) if errors is not None else pl.Series([None] * int(missing.sum()))
+            examples += got.head(5 - len(examples)).cast(pl.String).to_list()
+    out: dict = {"rows": rows, "scored": n, "errors": rows - n}
+    if n:
+        mean, std = moments(blocks, n)
+        ranks = [0, n - 1, *(min(n - 1, int(q * n)) for q in QUANTILES)]
+        lo, hi, *qs = order_stats(blocks, ranks)
+        out.update(mean=mean, std=std, min=lo, max=hi, quantiles={str(q): v for q, v in zip(QUANTILES, qs)})
+    out["histogram"] = histogram_of_blocks(blocks)
+    out["error_examples"] = [e for e in examples if e]
     return out

@@ -312,10 +312,16 @@ def test_a_lean_projection_holds_only_what_finalize_reads():
     rows = pl.DataFrame({"id": ["a", "b"], "category": ["x", "y"], "score_length": [3.0, None],
                          "length_error": [None, None], "drop_reason": [None, None]},
                         schema_overrides={"length_error": pl.String, "drop_reason": pl.String})
-    got = lean(rows, ScoreStage(), ScoreConfig(scorers=["length"]))
+    class FromProjections(ScoreStage):
+        def summarizes_parts(self, config):
+            return False
+
+    got = lean(rows, FromProjections(), ScoreConfig(scorers=["length"]))
     assert got.columns == [ROW_INDEX, "score_length", "length_error"] and got.height == 2
     assert got.schema[ROW_INDEX] == pl.Null and got.schema["length_error"] == pl.Null
     assert got.estimated_size() == rows["score_length"].estimated_size()  # the scores, nothing else
+    summarized = lean(rows, ScoreStage(), ScoreConfig(scorers=["length"]))  # stats from the final parts
+    assert summarized.columns == [ROW_INDEX] and summarized.estimated_size() == 0
     heuristics = lean(rows, FilterStage(), Config(min_chars=3))
     assert heuristics.columns == [ROW_INDEX] and heuristics.height == 2 and heuristics.estimated_size() == 0
 
@@ -408,9 +414,9 @@ def test_compact_projections_change_no_result(tmp_path, stream, monkeypatch):
     held: list[pl.DataFrame] = []
     finalize_parts = streaming.finalize_parts
 
-    def spy(impl, context, done):
+    def spy(impl, context, done, work=None):
         held.extend(p.kept for p in done)
-        return finalize_parts(impl, context, done)
+        return finalize_parts(impl, context, done, work)
 
     monkeypatch.setenv(PART_ROWS_ENV, "40")
     monkeypatch.setattr(streaming, "finalize_parts", spy)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import thresher.curate.score.summary as S
-from thresher.curate.score.summary import QUANTILES, order_stats, summarize_column
+from thresher.curate.score.summary import QUANTILES, order_stats, summarize_column, summarize_files
 
 
 def _reference(values: list) -> dict:
@@ -91,3 +91,28 @@ def test_no_block_holds_a_copy_of_the_column():
     blocks = list(S.blocks_of(values)())
     assert max(b.size for b in blocks) <= S.BLOCK
     assert all(not b.flags.owndata for b in blocks)  # views of the column's chunks
+
+
+@settings(max_examples=60, deadline=None)
+@given(column, st.integers(1, 5), st.booleans())
+def test_a_summary_of_part_files_is_the_summary_of_the_column(tmp_path_factory, values, cuts, tiny):
+    folder = tmp_path_factory.mktemp("parts")
+    errors = pl.Series("e", [None if v is not None else ("" if i % 3 else f"why {i}") for i, v in enumerate(values)],
+                       dtype=pl.String)
+    frame = pl.DataFrame({"v": pl.Series(values, dtype=pl.Float64), "e": errors})
+    step = max(1, len(values) // cuts)
+    files = []
+    for k, i in enumerate(range(0, len(values), step)):
+        files.append(folder / f"part-{k:05d}.parquet")
+        frame.slice(i, step).write_parquet(files[-1])
+    old = S.BLOCK, S.GATHER
+    if tiny:
+        S.BLOCK, S.GATHER = 3, 2
+    try:
+        got = summarize_files(files, "v", "e")
+        want = summarize_column(frame["v"], frame["e"])
+    finally:
+        S.BLOCK, S.GATHER = old
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == want[key] or (key in ("mean", "std") and math.isnan(got[key]) and math.isnan(want[key])), key

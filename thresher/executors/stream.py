@@ -189,7 +189,7 @@ def run_streaming(stage: StageFolder, impl: RowStage, paths: list[Path], config:
     shape = stage.dropped_table if one_pass else None
     try:
         done = _first_pass(impl, config, context, paths, opts, rows, work, shape)
-        kept, dropped, stats, tally = finalize_parts(impl, context, done)
+        kept, dropped, stats, tally = finalize_parts(impl, context, done, work)
     finally:
         impl.teardown(context)
     stats = {**stats, "streamed": streamed_stats(done, rows)}
@@ -198,13 +198,17 @@ def run_streaming(stage: StageFolder, impl: RowStage, paths: list[Path], config:
                            artefacts=context.artefacts)
 
 
-def finalize_parts(impl: RowStage, context: StageContext,
-                   done: list[PartDone]) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Tally]:
+def finalize_parts(impl: RowStage, context: StageContext, done: list[PartDone],
+                   work: WorkFolder | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any], Tally]:
     """``finalize`` over the projections of every part: ``(kept, dropped, stats, tally)``,
     ``tally`` counting the final rows (the rows rejected on read, never seen by the stage,
     included): the parts' tallies summed in a one-pass run, else counted from ``finalize``'s
-    decisions."""
+    decisions. A one-pass stage that :meth:`~thresher.executor.RowStage.summarizes_parts`
+    gets the final kept parts of ``work`` instead of projections."""
     if done and all(p.tally is not None for p in done):
+        if work is not None and impl.summarizes_parts(context.config):
+            stats = impl.summarize_parts([work.final_part(KEPT, p.i) for p in done], context)
+            return pl.DataFrame(), pl.DataFrame(), stats, Tally.total([p.tally for p in done if p.tally])
         return _finalize_lean(impl, context, done)
     kept = _projection([p.kept for p in done])
     for p in done:  # the projections live on in `kept` and `dropped` only
@@ -281,6 +285,8 @@ def lean(df: pl.DataFrame, impl: RowStage, config: Any) -> pl.DataFrame:
     polars Null column (no bytes), and :data:`ROW_INDEX` as a Null column (it keeps the
     count of rows, not their numbers)."""
     cols = [c for c in impl.finalize_columns(config, df.columns) if c in df.columns and c != ROW_INDEX]
+    if getattr(impl, "summarizes_parts", lambda _: False)(config):
+        cols = []  # its stats come from the final parts' files
     null = {c for c in cols if df.schema[c] == pl.String and df[c].null_count() == df.height}
     return pl.DataFrame([_nulls(ROW_INDEX, df.height), *(_nulls(c, df.height) if c in null else df[c] for c in cols)])
 

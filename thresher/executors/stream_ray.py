@@ -121,7 +121,7 @@ def run_streaming_ray(stage: StageFolder, impl: RowStage, paths: list[Path], con
             sources, inputs = plan_sources(paths, opts, rows, work, quiet=stage.quiet)
             done = _first_pass(job, sources, quiet=stage.quiet)
             _add_counters(context, done)
-            kept, dropped, stats, tally = finalize_parts(impl, context, done)
+            kept, dropped, stats, tally = finalize_parts(impl, context, done, work)
         finally:
             impl.teardown(context)
         final = _seal(job) if one_pass else _second_pass(stage, job, done, kept, dropped)
