@@ -91,6 +91,9 @@ def test_many_rows_per_cut_take_several_rounds(tmp_path, stream, ray_cluster, mo
     import thresher.curate.mix.ray_stream as ray_stream
 
     monkeypatch.setattr(ray_stream, "GATHER", 8)  # the driver only narrows until 8 rows are left
+    narrowed = []
+    narrow = ray_stream.Cut.narrow
+    monkeypatch.setattr(ray_stream.Cut, "narrow", lambda self, *a: (narrowed.append(self.level), narrow(self, *a)))
     df = _tied({"code": 300, "math": 200})
     df = df.with_columns(pl.Series("score_q", np.random.default_rng(1).random(500)))
     data = write(df, tmp_path / "in.parquet")
@@ -99,6 +102,7 @@ def test_many_rows_per_cut_take_several_rounds(tmp_path, stream, ray_cluster, mo
     _both([data], tmp_path / "random", spec=spec, seed=5)
     _both([write(_tied({"code": 300, "math": 200}), tmp_path / "ties.parquet")], tmp_path / "ties",
           spec=spec, rank_by="score_q")
+    assert 0 in narrowed and 1 in narrowed  # rounds on the scores, then on the keys of a tied score
 
 
 def test_several_inputs_duplicates_replay_and_rejected_rows(tmp_path, stream, ray_cluster):
