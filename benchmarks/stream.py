@@ -46,7 +46,7 @@ from _common import machine, print_json, record  # noqa: E402
 
 WORDS = ("the of and to in is that for it as with was on be by this are from at or an not but have "
          "function return value model data train loss step answer because therefore we check").split()
-STAGES = {"filter": ["curate", "filter", "--min-chars", "5"], "score": ["curate", "score", "-s", "length"],
+STAGES = {"filter": ["curate", "filter", "--min-chars", "5"], "score": ["curate", "score", "-s", "length", "--no-cache"],
           "dedup": ["curate", "dedup"]}
 
 
