@@ -7,7 +7,7 @@ ids) as a folder of canonical Parquet parts (100k rows each) under
 rows (one category upsampled), once locally and once with ``--executor ray`` (a local Ray
 cluster the driver starts). Reports the peak RSS of the thresher process alone (the driver;
 polled every 20 ms with psutil), and, on Ray, the largest of any other process of the tree
-(a worker, the raylet, the GCS).
+(a worker, the raylet, the GCS), and the kept rows with a hash of their ids in order.
 
     python benchmarks/mix_ray.py --rows 200000 --rows 2000000
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, print_json, record  # noqa: E402
+from stream import kept_ids  # noqa: E402
 
 CATEGORIES = ["code", "math", "chat", "reasoning", "writing", "science", "law", "misc"]
 SPEC = {"max_repeats": 2, "on_shortfall": "keep",
@@ -101,6 +102,7 @@ def run(exe: str, data: Path, executor: str) -> tuple[float, dict[str, int], dic
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {err.strip()[-800:]}")
     stats = json.loads((tmp / "run" / "stats.json").read_text())
+    stats["kept_ids"] = kept_ids(tmp / "run")
     shutil.rmtree(tmp, ignore_errors=True)
     return seconds, peak, stats
 
@@ -123,9 +125,9 @@ def main() -> None:
                         record(bench, args.thresher, "driver_peak_rss_mb", peak["driver"] / 1e6, "MB", False),
                         record(bench, args.thresher, "other_peak_rss_mb", peak["other"] / 1e6, "MB", False)]
             lines.append(f"{executor:8s} {rows:>10,d} {stats['rows_out']:>10,d} {seconds:8.1f} "
-                         f"{peak['driver'] / 1e6:10.0f} {peak['other'] / 1e6:9.0f}")
+                         f"{peak['driver'] / 1e6:10.0f} {peak['other'] / 1e6:9.0f}  {stats['kept_ids']}")
     head = [f"# {machine()}", f"# {args.thresher}",
-            f"{'executor':8s} {'rows':>10s} {'kept':>10s} {'seconds':>8s} {'driver MB':>10s} {'other MB':>9s}"]
+            f"{'executor':8s} {'rows':>10s} {'kept':>10s} {'seconds':>8s} {'driver MB':>10s} {'other MB':>9s}  kept:ids (in order)"]
     if args.json:
         print("\n".join(head + lines), file=sys.stderr)
         print_json(records)
