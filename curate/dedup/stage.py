@@ -217,10 +217,15 @@ class DedupStage(GlobalStage):
         return side_table(batch, context.config, context.where)
 
     def decide_on_ray(self, sides: list, decided: Path, context: StageContext) -> dict:
-        """Every phase in Ray tasks (:mod:`.ray_decisions`); writes clusters.parquet."""
+        """Every phase in Ray tasks (:mod:`.ray_decisions`), launched by one orchestrating task
+        (no CPU of its own) so that the small task results Ray keeps in their owner's memory
+        are not the driver's; writes clusters.parquet."""
+        import ray
+
         from thresher.curate.dedup.ray_decisions import decide
 
-        st = decide(sides, str(decided), context.config, str(context.stage.path("clusters.parquet")))
+        orchestrate = ray.remote(num_cpus=0)(decide)
+        st = ray.get(orchestrate.remote(sides, str(decided), context.config, str(context.stage.path("clusters.parquet"))))
         context.artefacts["clusters"] = "clusters.parquet"
         kinds = {"exact duplicate": st["exact_duplicates"], "near-duplicate": st["near_duplicates"]}
         return {**st, "drop_reasons": {k: v for k, v in kinds.items() if v}}
