@@ -47,7 +47,7 @@ from _common import machine, print_json, record  # noqa: E402
 WORDS = ("the of and to in is that for it as with was on be by this are from at or an not but have "
          "function return value model data train loss step answer because therefore we check").split()
 STAGES = {"filter": ["curate", "filter", "--min-chars", "5"], "score": ["curate", "score", "-s", "length", "--no-cache"],
-          "dedup": ["curate", "dedup"]}
+          "dedup": ["curate", "dedup"], "decontam": ["curate", "decontam", "--against", "mmlu"]}
 
 
 def _text(rng: random.Random, size: int) -> str:
@@ -185,7 +185,7 @@ def kept_ids(folder: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, action="append", help="rows (repeat for several sizes; default 100000)")
-    ap.add_argument("--stages", default="filter,score", help="comma-separated: filter, score, dedup")
+    ap.add_argument("--stages", default="filter,score", help="comma-separated: filter, score, dedup, decontam")
     ap.add_argument("--dups", type=float, default=0.0,
                     help="this fraction of rows copies a recent row (exact once normalised, or near): for dedup")
     ap.add_argument("--small", action="store_true", help="two-turn ~350-byte rows (issue 24's first figures)")
