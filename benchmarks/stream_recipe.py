@@ -363,6 +363,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, action="append", help="rows (repeat for several sizes; default 100000)")
     ap.add_argument("--small", action="store_true", help="two-turn ~450-byte rows instead of 1-30 KB rows")
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
+    ap.add_argument("--dups", type=float, default=0.0,
+                    help="this fraction of rows copies a recent row (benchmarks/stream.py's corpus)")
     beside = Path(sys.executable).with_name("thresher")
     ap.add_argument("--thresher", default=str(beside) if beside.exists() else shutil.which("thresher") or "thresher")
     ap.add_argument("--datatrove-tasks", type=int, default=2, help="datatrove's tasks = workers (default 2)")
@@ -386,7 +388,7 @@ def main() -> None:
     results, caps = [], []
     sizes = sorted(args.rows or [100_000])
     for rows in sizes:
-        data = corpus(rows, args.small)
+        data = corpus(rows, args.small, args.dups)
         r = {"rows": rows, "mb": data.stat().st_size / 1e6, "runs": []}
         if not args.only_cap:
             over = {"recipe": args.recipe_max_rows, "dt": args.datatrove_max_rows}
