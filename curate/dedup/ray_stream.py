@@ -45,6 +45,8 @@ from thresher.executors.shuffle import apply, concat, route, shuffle
 MAX_ROUNDS = 10_000
 #: the key of a row without a keep_by value (last)
 NO_KEY = np.uint64(2**64 - 1)
+#: the side table's columns besides ``idx`` that :func:`read_rows` reads
+SIDE_TYPES = {"id": pl.String, "k": pl.UInt64, "sig": pl.Binary, "keys": pl.Binary, "ne": pl.Boolean}
 
 
 # --- side tables (on the workers, per part) ------------------------------------------------------
@@ -96,7 +98,6 @@ def side_table(batch: pl.DataFrame, cfg: Any, where: str) -> pl.DataFrame:
             "h": pl.Series(digests, dtype=pl.Binary),
             "hk": np.array([int.from_bytes(d[:8], "little") for d in digests], dtype=np.uint64),
             "ne": nonempty, "sig": pl.from_arrow(fsb(sig)), "keys": pl.from_arrow(fsb(keys))}))
-        del digests
     if not frames:
         return pl.DataFrame(schema={"idx": pl.Int64, "id": pl.String, "k": pl.UInt64, "h": pl.Binary,
                                     "hk": pl.UInt64, "ne": pl.Boolean, "sig": pl.Binary, "keys": pl.Binary})
@@ -142,11 +143,9 @@ def read_rows(group: Group, idx: np.ndarray, columns: list[str]) -> pl.DataFrame
         t = pl.from_arrow(f.read_row_groups(wanted.tolist(), columns=["idx", *columns]))
         frames.append(t.filter(pl.col("idx").is_in(pl.Series(mine))))  # type: ignore[union-attr]
     if not frames:
-        return pl.DataFrame(schema={"idx": pl.Int64, **{c: _SIDE_TYPES[c] for c in columns}})
+        return pl.DataFrame(schema={"idx": pl.Int64, **{c: SIDE_TYPES[c] for c in columns}})
     return pl.concat(frames)
 
-
-_SIDE_TYPES = {"id": pl.String, "k": pl.UInt64, "sig": pl.Binary, "keys": pl.Binary, "ne": pl.Boolean}
 
 
 def attach(pairs: Any, group: Group, col: str, columns: list[str]) -> Any:
