@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, print_json, record  # noqa: E402
-from stream import kept_ids  # noqa: E402
+from stream import kept_ids, rss_of  # noqa: E402
 
 CATEGORIES = ["code", "math", "chat", "reasoning", "writing", "science", "law", "misc"]
 SPEC = {"max_repeats": 2, "on_shortfall": "keep",
@@ -65,18 +65,6 @@ def corpus(rows: int) -> Path:
     return out
 
 
-def _rss(procs: list) -> list[int]:
-    import psutil
-
-    out = []
-    for p in procs:
-        try:
-            out.append(p.memory_info().rss)
-        except psutil.Error:
-            out.append(0)
-    return out
-
-
 def run(exe: str, data: Path, executor: str) -> tuple[float, dict[str, int], dict]:
     """(seconds, peak RSS of the ``driver`` and of the largest ``other`` process, stats) of a mix."""
     import psutil
@@ -92,7 +80,7 @@ def run(exe: str, data: Path, executor: str) -> tuple[float, dict[str, int], dic
     ps, peak = psutil.Process(proc.pid), {"driver": 0, "other": 0}
     while proc.poll() is None:
         try:
-            driver, *others = _rss([ps, *ps.children(recursive=True)])
+            driver, *others = rss_of([ps, *ps.children(recursive=True)])
         except psutil.Error:
             continue
         peak = {"driver": max(peak["driver"], driver), "other": max([peak["other"], *others])}

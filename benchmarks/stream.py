@@ -123,7 +123,8 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*.parquet")) if path.is_dir() else path.stat().st_size
 
 
-def _rss(procs: list) -> list[int]:
+def rss_of(procs: list) -> list[int]:
+    """The RSS of each of ``procs`` (psutil processes; 0 for one that has ended)."""
     import psutil
 
     out = []
@@ -153,7 +154,7 @@ def run(exe: str, stage: str, data: Path, executor: str = "local", stream: bool 
     ps, peak = psutil.Process(proc.pid), {"tree": 0, "driver": 0, "other": 0}
     while proc.poll() is None:
         try:
-            driver, *others = _rss([ps, *ps.children(recursive=True)])
+            driver, *others = rss_of([ps, *ps.children(recursive=True)])
         except psutil.Error:
             continue
         peak = {"tree": max(peak["tree"], driver + sum(others)), "driver": max(peak["driver"], driver),

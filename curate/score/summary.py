@@ -138,17 +138,22 @@ def _fsum(values: Callable[[], Iterator[float]]) -> float:
 def summarize_column(values: pl.Series, errors: pl.Series) -> dict:
     """Counts, moments, quantiles and a histogram of a score column and its error column
     (a null score: ``errors`` says why), in blocks (module docstring)."""
-    blocks = blocks_of(values)
-    n = len(values) - values.null_count()
     failed = errors.filter(values.is_null())
-    out: dict = {"rows": len(values), "scored": n, "errors": len(failed)}
+    return _summary(blocks_of(values), len(values), len(values) - values.null_count(),
+                    failed.head(5).cast(pl.String).to_list())
+
+
+def _summary(blocks: Callable[[], Iterator[np.ndarray]], rows: int, n: int, examples: list) -> dict:
+    """The summary of ``n`` scored values (``blocks``) among ``rows``, with the first failed
+    rows' errors ``examples``."""
+    out: dict = {"rows": rows, "scored": n, "errors": rows - n}
     if n:
         mean, std = moments(blocks, n)
         ranks = [0, n - 1, *(min(n - 1, int(q * n)) for q in QUANTILES)]
         lo, hi, *qs = order_stats(blocks, ranks)
         out.update(mean=mean, std=std, min=lo, max=hi, quantiles={str(q): v for q, v in zip(QUANTILES, qs)})
     out["histogram"] = histogram_of_blocks(blocks)
-    out["error_examples"] = [e for e in failed.head(5).cast(pl.String).to_list() if e]
+    out["error_examples"] = [e for e in examples if e]
     return out
 
 
@@ -182,12 +187,4 @@ def summarize_files(files: list[Path], column: str, error_column: str) -> dict:
             missing = values.is_null() if values is not None else pl.Series([True] * size)
             got = errors.filter(missing) if errors is not None else pl.Series([None] * int(missing.sum()))
             examples += got.head(5 - len(examples)).cast(pl.String).to_list()
-    out: dict = {"rows": rows, "scored": n, "errors": rows - n}
-    if n:
-        mean, std = moments(blocks, n)
-        ranks = [0, n - 1, *(min(n - 1, int(q * n)) for q in QUANTILES)]
-        lo, hi, *qs = order_stats(blocks, ranks)
-        out.update(mean=mean, std=std, min=lo, max=hi, quantiles={str(q): v for q, v in zip(QUANTILES, qs)})
-    out["histogram"] = histogram_of_blocks(blocks)
-    out["error_examples"] = [e for e in examples if e]
-    return out
+    return _summary(blocks, rows, n, examples)

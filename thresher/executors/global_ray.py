@@ -42,6 +42,7 @@ from thresher.executors.stream import (
     process_part,
 )
 from thresher.executors.stream_ray import (
+    Job,
     Source,
     batches_of,
     plan_sources,
@@ -72,24 +73,14 @@ class SidePart:
     path: str
 
 
-@dataclass(frozen=True)
-class GlobalJob:
-    """What every first-pass task of one run shares (sent to the cluster once)."""
+def side_path(work: WorkFolder, i: int) -> Path:
+    """Part ``i``'s side table."""
+    return work.root / "side" / parts.part_name(i)
 
-    impl: Any
-    config: Any
-    where: str
-    opts: Any
-    rows: int
-    work: WorkFolder
 
-    def side(self, i: int) -> Path:
-        """Part ``i``'s side table."""
-        return self.work.root / "side" / parts.part_name(i)
-
-    def decided(self) -> Path:
-        """The folder of the decided files (one per part)."""
-        return self.work.root / "decided"
+def decided_folder(work: WorkFolder) -> Path:
+    """The folder of the decided files (one per part)."""
+    return work.root / "decided"
 
 
 def run_global_ray(stage: StageFolder, impl: GlobalStage, paths: list[Path], config: Any,
@@ -101,15 +92,15 @@ def run_global_ray(stage: StageFolder, impl: GlobalStage, paths: list[Path], con
     work = WorkFolder(stage.out / PARTS_WORK)
     work.open({**stage.fingerprint, "part_rows": rows, "part_bytes": part_bytes(), "executor": "ray-global"})
     where = ", ".join(str(p) for p in paths)
-    job = GlobalJob(impl, config, where, opts, rows, work)
+    job = Job(impl, config, where, opts, rows, work)
     with session(ray_address()), worker_errors():
         context = impl.setup(config, where, stage)
         try:
             sources, inputs = plan_sources(paths, opts, rows, work, quiet=stage.quiet)
             done = _first_pass(job, sources, quiet=stage.quiet)
-            sides = [SidePart(d["i"], d["start"], d["end"], str(job.side(d["i"]))) for d in done]
-            shutil.rmtree(job.decided(), ignore_errors=True)
-            stats = impl.decide_on_ray(sides, job.decided(), context)
+            sides = [SidePart(d["i"], d["start"], d["end"], str(side_path(job.work, d["i"]))) for d in done]
+            shutil.rmtree(decided_folder(job.work), ignore_errors=True)
+            stats = impl.decide_on_ray(sides, decided_folder(job.work), context)
             kill_point("decided")
         finally:
             impl.teardown(context)
@@ -124,11 +115,11 @@ def run_global_ray(stage: StageFolder, impl: GlobalStage, paths: list[Path], con
 
 # --- phase 1: rows and side tables, on the workers --------------------------------------------
 
-def _finished(job: GlobalJob, i: int) -> bool:
-    return job.work.marker(i).is_file() and job.side(i).is_file()
+def _finished(job: Job, i: int) -> bool:
+    return job.work.marker(i).is_file() and side_path(job.work, i).is_file()
 
 
-def source_parts(job: GlobalJob, source: Source) -> list[dict[str, Any]]:
+def source_parts(job: Job, source: Source) -> list[dict[str, Any]]:
     """On a worker: every unfinished part of ``source`` written (pass-1 rows, side table,
     marker); returns the parts' markers."""
     impl = ProjectedStage(job.impl)
@@ -140,7 +131,7 @@ def source_parts(job: GlobalJob, source: Source) -> list[dict[str, Any]]:
                 out.append({**_marker(job, i), "reused": True})
                 continue
             side = job.impl.side_table(batch.with_row_index(ROW_INDEX, offset=lo), context)
-            parts.write_part(side, job.side(i).parent, i, row_group_size=SIDE_GROUP_ROWS)
+            parts.write_part(side, side_path(job.work, i).parent, i, row_group_size=SIDE_GROUP_ROWS)
             _, _, marker = process_part(impl, context, batch, rejected, i, lo, job.work, end=hi)  # type: ignore[arg-type]
             out.append({**marker, "i": i})
     finally:
@@ -148,11 +139,11 @@ def source_parts(job: GlobalJob, source: Source) -> list[dict[str, Any]]:
     return out
 
 
-def _marker(job: GlobalJob, i: int) -> dict[str, Any]:
+def _marker(job: Job, i: int) -> dict[str, Any]:
     return {**json.loads(job.work.marker(i).read_text(encoding="utf-8")), "i": i}
 
 
-def _first_pass(job: GlobalJob, sources: list[Source], *, quiet: bool) -> list[dict[str, Any]]:
+def _first_pass(job: Job, sources: list[Source], *, quiet: bool) -> list[dict[str, Any]]:
     """Every part of every source, reused or written by a Ray task; their markers in order."""
     import ray
 
@@ -208,11 +199,11 @@ def apply_decided(name: str, work: WorkFolder, decided: Path, i: int) -> dict[st
     return Tally.of(name, kept, dropped).to_dict()
 
 
-def _second_pass(job: GlobalJob, name: str, indices: list[int]) -> Tally:
+def _second_pass(job: Job, name: str, indices: list[int]) -> Tally:
     """Every part's final files written by a task; the sum of their tallies."""
     import ray
 
     shutil.rmtree(job.work.final, ignore_errors=True)
     task = ray.remote(num_cpus=1)(apply_decided)
-    tallies = ray.get([task.remote(name, job.work, job.decided(), i) for i in indices])
+    tallies = ray.get([task.remote(name, job.work, decided_folder(job.work), i) for i in indices])
     return Tally.total([Tally.from_dict(t) for t in tallies])
